@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseDefinition } from "./definition.js";
+
+function errorsOf(yaml: string) {
+  return parseDefinition(yaml).errors.map((issue) => ({
+    field: issue.field,
+    message: issue.message,
+    at: issue.location ? `${issue.location.line}:${issue.location.col}` : undefined,
+  }));
+}
+
+describe("parseDefinition", () => {
+  it("reads a minimal container package", () => {
+    const { definition, errors, warnings } = parseDefinition("image: nginx\n");
+    assert.deepEqual(errors, []);
+    assert.deepEqual(warnings, []);
+    assert.equal(definition?.image?.url, "nginx");
+    assert.equal(definition?.volumes.size, 0);
+  });
+
+  it("accepts the object form of image", () => {
+    const { definition, errors } = parseDefinition("image:\n  url: ghcr.io/a/b:1\n  type: oci\n");
+    assert.deepEqual(errors, []);
+    assert.deepEqual(definition?.image, { url: "ghcr.io/a/b:1", type: "oci" });
+  });
+
+  it("turns YAML numbers and booleans into their written text where strings are expected", () => {
+    const { definition, errors } = parseDefinition(
+      [
+        "image: app",
+        "environment:",
+        "  RATIO: 1.10",
+        "  ON: true",
+        "network:",
+        "  internal:",
+        "    8080: 80",
+        "questions:",
+        "  port:",
+        "    type: port",
+        "    default: 2222",
+        "volumes:",
+        "  data:",
+        "    mountpoint: /data",
+        "    uid: 1000",
+      ].join("\n"),
+    );
+    assert.deepEqual(errors, []);
+    assert.equal(definition?.environment.get("RATIO"), "1.10");
+    assert.equal(definition?.environment.get("ON"), "true");
+    assert.deepEqual(definition?.network.internal, [{ key: "8080", value: "80" }]);
+    assert.equal(definition?.questions.get("port")?.default, "2222");
+    assert.equal(definition?.volumes.get("data")?.uid, "1000");
+  });
+
+  it("accepts empty maps and lists", () => {
+    const { errors } = parseDefinition(
+      "image: app\nenvironment: {}\nvolumes:\nquestions: {}\nsupplies: []\nnotes:\npost_update: []\n",
+    );
+    assert.deepEqual(errors, []);
+  });
+
+  it("warns about unknown top-level fields but keeps loading", () => {
+    const { definition, errors, warnings } = parseDefinition("image: app\nhomepage: https://x\n");
+    assert.deepEqual(errors, []);
+    assert.ok(definition);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]?.message ?? "", /unknown top-level field "homepage"/);
+    assert.deepEqual(warnings[0]?.location, { line: 2, col: 1 });
+  });
+
+  it("reports YAML syntax errors with line and column", () => {
+    const errors = errorsOf("image: app\nenvironment:\n  A: [unclosed\n");
+    assert.equal(errors.length > 0, true);
+    assert.match(errors[0]?.message ?? "", /^YAML:/);
+    assert.ok(errors[0]?.at);
+  });
+
+  it("reports duplicate keys", () => {
+    const errors = errorsOf("image: app\nimage: other\n");
+    assert.match(errors[0]?.message ?? "", /unique/i);
+    assert.equal(errors[0]?.at, "2:1");
+  });
+
+  it("collects every error of a file, each with its location", () => {
+    const errors = errorsOf(
+      [
+        "image: app", //                               1
+        "environment:", //                             2
+        "  1BAD: x", //                                3
+        "volumes:", //                                 4
+        "  data:", //                                  5
+        "    mountpoint: relative/path", //            6
+        "  -bad:", //                                  7
+        "    mountpoint: /x", //                       8
+        "templates:", //                               9
+        "  conf:", //                                  10
+        "    volume: missing", //                      11
+        "    path: ../etc/passwd", //                  12
+        "    content: x", //                           13
+        "questions:", //                               14
+        "  q:", //                                     15
+        "    type: colour", //                         16
+      ].join("\n"),
+    );
+    assert.deepEqual(
+      errors.map((e) => [e.field, e.at]),
+      [
+        ["environment.1BAD", "3:3"],
+        ["volumes.data.mountpoint", "6:17"],
+        ["volumes.-bad", "7:3"],
+        ["templates.conf.path", "12:11"],
+        ["questions.q.type", "16:11"],
+        ["templates.conf.volume", "11:13"],
+      ],
+    );
+  });
+
+  it("requires exactly one runtime", () => {
+    assert.match(errorsOf("description: nothing\n")[0]?.message ?? "", /exactly one runtime/);
+    assert.match(errorsOf("image: a\nvm:\n  image: disk.qcow2\n")[0]?.message ?? "", /only one runtime/);
+  });
+
+  it("reads a virtual machine with defaults", () => {
+    const { definition, errors } = parseDefinition("vm:\n  image: https://example.org/disk.qcow2\n");
+    assert.deepEqual(errors, []);
+    assert.deepEqual(definition?.vm, { image: "https://example.org/disk.qcow2", memory: "1gb", cpus: "1" });
+  });
+
+  it("refuses shell metacharacters in images", () => {
+    for (const image of ["'nginx; rm -rf /'", "'$(id)'", "'a b'", "'`x`'", "'x|y'", "'x>y'"]) {
+      assert.match(errorsOf(`image: ${image}\n`)[0]?.message ?? "", /not a valid image reference/, image);
+    }
+  });
+
+  it("refuses control characters in strings", () => {
+    const errors = errorsOf('image: app\nenvironment:\n  A: "x\\u0007y"\n');
+    assert.match(errors[0]?.message ?? "", /control character \(U\+0007\)/);
+  });
+
+  it("allows newlines in template content only", () => {
+    assert.deepEqual(
+      errorsOf("image: a\nvolumes:\n  v:\n    mountpoint: /v\ntemplates:\n  t:\n    volume: v\n    path: a\n    content: |\n      x\n      y\n"),
+      [],
+    );
+    assert.match(errorsOf('image: app\ncommand: ["a\\nb"]\n')[0]?.message ?? "", /control character/);
+  });
+
+  it("checks show_if names a boolean question", () => {
+    const errors = errorsOf("image: a\nquestions:\n  a:\n    query: x\n  b:\n    show_if: a\n");
+    assert.equal(errors[0]?.field, "questions.b.show_if");
+  });
+
+  it("bounds alias expansion", () => {
+    const responses = Array.from({ length: 1000 }, (_, i) => `r${i}: x`).join(", ");
+    const dependencies = Array.from({ length: 1000 }, (_, i) => `d${i}: *dep`).join(", ");
+    const errors = errorsOf(
+      `image: app\nx-base: &dep {package: p, responses: {${responses}}}\ndependencies: {${dependencies}}\n`,
+    );
+    assert.ok(errors.some((e) => /too many nodes/.test(e.message)), JSON.stringify(errors.slice(0, 3)));
+  });
+
+  it("refuses files larger than the limit", () => {
+    const errors = errorsOf(`image: app\ndescription: "${"x".repeat(1024 * 1024)}"\n`);
+    assert.match(errors[0]?.message ?? "", /larger than/);
+  });
+});

@@ -1,0 +1,12 @@
+export * from "./errors.js";
+export * from "./definition.js";
+export * from "./compile.js";
+export * from "./image.js";
+export * from "./markers.js";
+export * from "./names.js";
+export * from "./questions.js";
+export * from "./repository.js";
+export * from "./units.js";
+export * from "./version.js";
+export { MAX_PACKAGE_FILE_BYTES } from "./yaml-source.js";
+export { renderFileTemplate, type TemplateContext } from "./template-data.js";

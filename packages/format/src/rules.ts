@@ -1,0 +1,63 @@
+/** Name and value rules of the package format, in one place. */
+
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+export const TEMPLATE_NAME = VOLUME_NAME;
+export const QUESTION_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_]*$/;
+export const ENV_KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+export const PORT_NAME = /^[a-zA-Z][a-zA-Z0-9_]*$/;
+export const IMAGE_REFERENCE = /^[a-zA-Z0-9@][a-zA-Z0-9._:/@-]*$/;
+/**
+ * Package and repository names become DNS labels (`<name>.<repo>.<tld>`) and
+ * container names, so they follow RFC 1123 label rules, lower case.
+ */
+export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
+ * Dependency keys appear inside markers (`@dep_KEY_port_sql@`), in host
+ * aliases and in `TOWNOS_DEP_<KEY>_…` variables: no underscore, so markers
+ * split unambiguously.
+ */
+export const DEPENDENCY_KEY = /^[a-z][a-z0-9-]*$/;
+/** A single `@marker@`: its name may hold what question names and dependency keys hold. */
+export const MARKER = /@([a-zA-Z0-9_-]+)@/;
+export const MARKER_CHARS = /@[a-zA-Z0-9_-]+@/;
+
+/** Bounds on strings that come from packages or answers. */
+export const MAX_VALUE_LENGTH = 64 * 1024;
+export const MAX_TEMPLATE_CONTENT_LENGTH = 256 * 1024;
+
+/** The first control character (tab excepted) in `value`, for error messages. */
+export function findControlCharacter(value: string): string | undefined {
+  for (const char of value) {
+    const code = char.codePointAt(0) ?? 0;
+    if (char !== "\t" && (code < 0x20 || code === 0x7f || (code >= 0x80 && code < 0xa0))) {
+      return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+    }
+  }
+  return undefined;
+}
+
+export function hasMarker(value: string): boolean {
+  return MARKER_CHARS.test(value);
+}
+
+/** Relative, normalized, and never escaping its root. */
+export function relativePathProblem(path: string): string | undefined {
+  if (path === "") return "must not be empty";
+  if (path.startsWith("/")) return "must be relative (no leading /)";
+  if (path.includes("\\")) return "must not contain backslashes";
+  const parts = path.split("/");
+  if (parts.some((part) => part === "..")) return "must not contain '..'";
+  if (parts.some((part) => part === "" || part === ".")) return "must not contain empty or '.' segments";
+  return undefined;
+}
+
+export function absolutePathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return "must be an absolute path";
+  if (path.includes("\\")) return "must not contain backslashes";
+  const parts = path.split("/").slice(1);
+  if (parts.some((part) => part === "..")) return "must not contain '..'";
+  if (path !== "/" && parts.some((part) => part === "" || part === ".")) {
+    return "must not contain empty or '.' segments";
+  }
+  return undefined;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine (as root) to build and run Town OS from this
+# checkout: system packages, Node.js 20+, npm dependencies, and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_node_major=20
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+if [ "$(node_major)" -lt "$need_node_major" ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Node.js from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ "$(node_major)" -lt "$need_node_major" ]; then
+    echo "setup: Town OS needs Node.js $need_node_major or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+    exit 1
+  fi
+fi
+
+echo "setup: installing npm dependencies"
+npm ci --no-audit --no-fund --loglevel=error
+echo "setup: building"
+npm run --silent build
+echo "setup: done ($(node --version), ./town ready)"
