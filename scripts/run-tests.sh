@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .town
 mapfile -t files < <(find packages -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-node --import tsx --test "$@" \
+node --conditions=source --import tsx --test "$@" \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination=.town/test-results.tap \
   "${files[@]}"

@@ -1,8 +1,4 @@
 #!/usr/bin/env node
-import { runTown } from "./program.js";
+import { processIo, runTown } from "./program.js";
 
-process.exitCode = await runTown(process.argv.slice(2), {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-  cwd: process.cwd(),
-});
+process.exitCode = await runTown(process.argv.slice(2), processIo());

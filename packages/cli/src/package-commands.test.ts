@@ -14,6 +14,9 @@ async function town(...argv: string[]): Promise<{ code: number; stdout: string; 
     stdout: (text) => (stdout += text),
     stderr: (text) => (stderr += text),
     cwd: root,
+    env: {},
+    interactive: false,
+    ask: () => Promise.reject(new Error("no terminal in tests")),
   });
   return { code, stdout, stderr };
 }
@@ -22,7 +25,7 @@ describe("town package lint", () => {
   it("passes the bundled examples", async () => {
     const result = await town("package", "lint", examples);
     assert.equal(result.stdout, "");
-    assert.match(result.stderr, /^5 package files, 0 problems$/m);
+    assert.match(result.stderr, /^4 package files, 0 problems$/m);
     assert.equal(result.code, 0);
   });
 
@@ -33,7 +36,10 @@ describe("town package lint", () => {
       result.stdout,
       /^packages\/format\/test\/fixtures\/invalid\/packages\/template-escape\/1\.0\.yaml:8:11: templates\.conf\.path: must not contain '\.\.'$/m,
     );
-    assert.match(result.stdout, /shell-image\/1\.0\.yaml:2:8: image: "nginx;rm -rf \/" is not a valid image reference$/m);
+    assert.match(
+      result.stdout,
+      /shell-image\/1\.0\.yaml:2:8: image: "nginx;rm -rf \/" is not a valid image reference$/m,
+    );
   });
 
   it("fails on a directory without packages only if it has problems", async () => {
@@ -70,7 +76,10 @@ describe("town package compile", () => {
     };
     assert.equal(plan["name"], "guestbook");
     assert.equal(plan["repo"], "default");
-    assert.equal(plan.environment["GUESTBOOK_STORE"], "kv://:s3cr@t@town-default-guestbook-store:7379/book");
+    assert.equal(
+      plan.environment["GUESTBOOK_STORE"],
+      "kv://:s3cr@t@town-default-guestbook-store:7379/book",
+    );
     assert.equal(plan.dependencies[0]?.environment["KV_PASSWORD"], "s3cr@t");
     assert.deepEqual(
       plan.notes.find((n) => n.label === "Feed"),
@@ -80,7 +89,17 @@ describe("town package compile", () => {
   });
 
   it("honours --repo and --tld in names", async () => {
-    const result = await town("package", "compile", examples, "hello@1.0", "--repo", "family", "--tld", "lan", "--json");
+    const result = await town(
+      "package",
+      "compile",
+      examples,
+      "hello@1.0",
+      "--repo",
+      "family",
+      "--tld",
+      "lan",
+      "--json",
+    );
     const plan = JSON.parse(result.stdout) as { dnsName: string; ingress: unknown };
     assert.equal(plan.dnsName, "hello.family.lan");
     assert.deepEqual(plan.ingress, { host: "hello.family.lan", port: 8080 });
@@ -101,11 +120,14 @@ describe("town package compile", () => {
       "--json",
     );
     assert.equal(result.code, 2);
-    const body = JSON.parse(result.stdout) as { errors: { question?: string; field?: string; message: string }[] };
-    assert.deepEqual(
-      body.errors.map((e) => e.question).sort(),
-      ["colour", "feedport", "retention"],
-    );
+    const body = JSON.parse(result.stdout) as {
+      errors: { question?: string; field?: string; message: string }[];
+    };
+    assert.deepEqual(body.errors.map((e) => e.question).sort(), [
+      "colour",
+      "feedport",
+      "retention",
+    ]);
   });
 
   it("exits 2 for a package that is not there", async () => {

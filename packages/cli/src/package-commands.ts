@@ -14,7 +14,11 @@ import {
 import type { Io } from "./program.js";
 import { readRepositoryDir } from "./repository-dir.js";
 
-export function registerPackageCommands(program: Command, io: Io, setExit: (code: number) => void): void {
+export function registerPackageCommands(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+): void {
   const pkg = program.command("package").description("work with package repositories on disk");
 
   pkg
@@ -35,7 +39,10 @@ export function registerPackageCommands(program: Command, io: Io, setExit: (code
     .option("--tld <tld>", "top-level domain of the box's names", "home")
     .option("--hostname <name>", "the box's host name", hostname())
     .option("--internal-ip <address>", "the box's LAN address", lanAddress())
-    .option("--external-ip <address>", "the box's address as seen from the internet (default: LAN address)")
+    .option(
+      "--external-ip <address>",
+      "the box's address as seen from the internet (default: LAN address)",
+    )
     .option("--taken-port <port>", "a host port already in use (repeatable)", collect, [])
     .option("--json", "print the plan (or the errors) as JSON")
     .action(async (dir: string, spec: string, options: CompileFlags) => {
@@ -67,11 +74,13 @@ async function lint(dir: string, io: Io): Promise<number> {
     for (const entry of versions.values()) {
       files += 1;
       for (const issue of entry.errors) io.stdout(formatIssue(shown(entry.path), issue, ""));
-      for (const issue of entry.warnings) io.stdout(formatIssue(shown(entry.path), issue, "warning: "));
+      for (const issue of entry.warnings)
+        io.stdout(formatIssue(shown(entry.path), issue, "warning: "));
       errors += entry.errors.length;
     }
   }
-  for (const problem of repository.problems) io.stdout(formatIssue(shown(problem.path), problem, ""));
+  for (const problem of repository.problems)
+    io.stdout(formatIssue(shown(problem.path), problem, ""));
   errors += repository.problems.length;
   io.stderr(`${files} package files, ${errors} problems\n`);
   return errors === 0 ? 0 : 1;
@@ -79,7 +88,11 @@ async function lint(dir: string, io: Io): Promise<number> {
 
 function formatIssue(path: string, issue: Issue, prefix: string): string {
   const { line, col } = issue.location ?? { line: 1, col: 1 };
-  const where = issue.question ? `question ${issue.question}: ` : issue.field ? `${issue.field}: ` : "";
+  const where = issue.question
+    ? `question ${issue.question}: `
+    : issue.field
+      ? `${issue.field}: `
+      : "";
   return `${path}:${line}:${col}: ${prefix}${where}${issue.message}\n`;
 }
 
@@ -88,7 +101,8 @@ async function compile(dir: string, spec: string, flags: CompileFlags, io: Io): 
     if (flags.json) {
       io.stdout(`${JSON.stringify({ errors: issues.map(toJsonIssue) }, null, 2)}\n`);
     } else {
-      for (const issue of issues) io.stderr(`town: ${toJsonIssue(issue).field ?? ""}${describe(issue)}\n`);
+      for (const issue of issues)
+        io.stderr(`town: ${toJsonIssue(issue).field ?? ""}${describe(issue)}\n`);
     }
     return 2;
   };
@@ -96,7 +110,8 @@ async function compile(dir: string, spec: string, flags: CompileFlags, io: Io): 
   const answers: Record<string, string> = {};
   for (const assignment of flags.set) {
     const equals = assignment.indexOf("=");
-    if (equals <= 0) return fail([{ field: "--set", message: `"${assignment}" is not QUESTION=VALUE` }]);
+    if (equals <= 0)
+      return fail([{ field: "--set", message: `"${assignment}" is not QUESTION=VALUE` }]);
     answers[assignment.slice(0, equals)] = assignment.slice(equals + 1);
   }
   const takenPorts = flags.takenPort.map(Number);
@@ -107,9 +122,15 @@ async function compile(dir: string, spec: string, flags: CompileFlags, io: Io): 
   const repository = loadRepository(await readRepositoryDir(dir));
   const index = new PackageIndex([{ name: flags.repo, repository }]);
   const entry = repository.packages.get(name)?.get(version ?? "");
-  if (entry && !entry.definition) return fail(entry.errors.map((issue) => ({ ...issue, field: entry.path })));
-  const source = index.find(version === undefined ? { repo: flags.repo, name } : { repo: flags.repo, name, version });
-  if (!source) return fail([{ field: "package", message: `${name}${version ? `@${version}` : ""} is not in ${dir}` }]);
+  if (entry && !entry.definition)
+    return fail(entry.errors.map((issue) => ({ ...issue, field: entry.path })));
+  const source = index.find(
+    version === undefined ? { repo: flags.repo, name } : { repo: flags.repo, name, version },
+  );
+  if (!source)
+    return fail([
+      { field: "package", message: `${name}${version ? `@${version}` : ""} is not in ${dir}` },
+    ]);
 
   const system: SystemInfo = {
     hostname: flags.hostname,
@@ -144,7 +165,8 @@ function toJsonIssue(issue: Issue): { field?: string; question?: string; message
 }
 
 function describe(issue: Issue): string {
-  const where = issue.question !== undefined && issue.field === undefined ? `question ${issue.question}` : "";
+  const where =
+    issue.question !== undefined && issue.field === undefined ? `question ${issue.question}` : "";
   return `${where ? `${where}: ` : issue.field ? ": " : ""}${issue.message}`;
 }
 
@@ -156,9 +178,12 @@ function summarize(plan: CompiledPackage, indent = ""): string {
       (port) =>
         `  port ${port.name ?? ""}${port.name ? " " : ""}${port.host ?? "ingress"} → ${port.container} (${port.exposure})`,
     ),
-    ...(plan.ingress ? [`  https://${plan.ingress.host}/ → container port ${plan.ingress.port}`] : []),
+    ...(plan.ingress
+      ? [`  https://${plan.ingress.host}/ → container port ${plan.ingress.port}`]
+      : []),
     ...plan.volumes.map(
-      (volume) => `  volume ${volume.name} at ${volume.mountpoint}${volume.quota ? ` (quota ${volume.quota} bytes)` : ""}`,
+      (volume) =>
+        `  volume ${volume.name} at ${volume.mountpoint}${volume.quota ? ` (quota ${volume.quota} bytes)` : ""}`,
     ),
     ...plan.notes.map((note) => `  ${note.label}: ${note.value}`),
   ];

@@ -1,29 +1,60 @@
 import { Command, CommanderError } from "commander";
+import { ApiError } from "@townos/client";
 import { isTownError } from "@townos/format";
+import { registerClientCommands, UsageError } from "./client-commands.js";
+import { registerDaemonCommand } from "./daemon-command.js";
 import { registerPackageCommands } from "./package-commands.js";
+import { ask } from "./prompt.js";
 
-/** Where a command writes; tests capture it instead of the real streams. */
+/** Where a command reads and writes; tests capture it instead of the real streams. */
 export interface Io {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Whether missing credentials may be asked for on a terminal. */
+  interactive: boolean;
+  ask: (question: string, hidden: boolean) => Promise<string>;
 }
 
-/** Exit codes: 0 success, 1 failure, 2 invalid input (package or answers). */
+export function processIo(): Io {
+  return {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    cwd: process.cwd(),
+    env: process.env,
+    interactive: process.stdin.isTTY && process.stdout.isTTY,
+    ask,
+  };
+}
+
+/** Exit codes: 0 success, 1 failure, 2 invalid input (usage, package or answers). */
 export async function runTown(argv: readonly string[], io: Io): Promise<number> {
   let exitCode = 0;
   const program = new Command("town")
     .description("Town OS: a self-hosted home cloud")
+    .option("--server <url>", "daemon to talk to (env TOWN_SERVER, default http://127.0.0.1:5309)")
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerPackageCommands(program, io, (code) => {
     exitCode = code;
   });
+  registerDaemonCommand(program, io);
+  registerClientCommands(program, io);
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode;
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof ApiError) {
+      io.stderr(`town: ${error.problem.title}: ${error.problem.detail}\n`);
+      for (const issue of error.problem.issues ?? []) {
+        io.stderr(`  ${issue.field ?? issue.question ?? ""}: ${issue.message}\n`);
+      }
+      return 1;
+    }
+    if (error instanceof UsageError) {
+      io.stderr(`town: ${error.message}\n`);
+      return 2;
     }
     if (isTownError(error)) {
       io.stderr(`town: ${error.title}: ${error.message}\n`);

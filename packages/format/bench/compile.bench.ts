@@ -51,7 +51,8 @@ for (let round = 0; round < ROUNDS; round++) {
   compiled = 0;
   for (const versions of repository.packages.values()) {
     for (const entry of versions.values()) {
-      if (!entry.definition) throw new Error(`${entry.path}: ${entry.errors[0]?.message ?? "invalid"}`);
+      if (!entry.definition)
+        throw new Error(`${entry.path}: ${entry.errors[0]?.message ?? "invalid"}`);
       compilePackage(
         { repo: "default", name: entry.name, version: entry.version, definition: entry.definition },
         prefillAnswers(entry.definition.questions),
@@ -71,8 +72,12 @@ for (let round = 0; round < ROUNDS; round++) {
 const load = median(loadTimes);
 const compile = median(compileTimes);
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
-console.log(`package files:            ${files.length} (${compiled} compiled, dependencies included in each)`);
+console.log(
+  `package files:            ${files.length} (${compiled} compiled, dependencies included in each)`,
+);
 console.log(`load + validate:          ${load.toFixed(1)} ms (median of ${ROUNDS})`);
 console.log(`compile with defaults:    ${compile.toFixed(1)} ms (median of ${ROUNDS})`);
-console.log(`total per 1,000 files:    ${(((load + compile) * 1000) / files.length).toFixed(1)} ms`);
+console.log(
+  `total per 1,000 files:    ${(((load + compile) * 1000) / files.length).toFixed(1)} ms`,
+);
 console.log(`peak memory (max RSS):    ${peakRssMb.toFixed(1)} MB`);

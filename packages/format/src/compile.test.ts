@@ -1,12 +1,24 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { compilePackage, type CompileOptions, type CompiledPackage, type PackageSource } from "./compile.js";
+import {
+  compilePackage,
+  type CompileOptions,
+  type CompiledPackage,
+  type PackageSource,
+} from "./compile.js";
 import { parseDefinition } from "./definition.js";
 import { TownError } from "./errors.js";
 import { prefillAnswers } from "./questions.js";
 import { loadRepository, PackageIndex } from "./repository.js";
-import { readTree, repoRoot, seededRandom, testSystem, upstreamFixtures, upstreamMissing } from "../test/support.js";
+import {
+  readTree,
+  repoRoot,
+  seededRandom,
+  testSystem,
+  upstreamFixtures,
+  upstreamMissing,
+} from "../test/support.js";
 
 function source(yaml: string, name = "app", version = "1.0", repo = "default"): PackageSource {
   const { definition, errors } = parseDefinition(yaml);
@@ -34,12 +46,21 @@ async function indexOf(dir: string, name = "default"): Promise<PackageIndex> {
 }
 
 /** Compiles as the install form would: defaults prefilled, then the given answers. */
-function compileWithDefaults(index: PackageIndex, name: string, version: string, answers: Record<string, string> = {}): CompiledPackage {
+function compileWithDefaults(
+  index: PackageIndex,
+  name: string,
+  version: string,
+  answers: Record<string, string> = {},
+): CompiledPackage {
   const pkg = index.find({ repo: "default", name, version });
   assert.ok(pkg, `${name}@${version} is in the repository`);
-  return compilePackage(pkg, { ...prefillAnswers(pkg.definition.questions), ...answers }, options({
-    resolveDependency: (request) => index.find(request),
-  }));
+  return compilePackage(
+    pkg,
+    { ...prefillAnswers(pkg.definition.questions), ...answers },
+    options({
+      resolveDependency: (request) => index.find(request),
+    }),
+  );
 }
 
 describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, async () => {
@@ -101,7 +122,10 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
 
   it("immich 2.0: dependencies, their answers and stage-2 values", () => {
     assert.ok(index);
-    const plan = compileWithDefaults(index, "immich", "2.0", { photosize: "100gb", dbpass: "pw@home" });
+    const plan = compileWithDefaults(index, "immich", "2.0", {
+      photosize: "100gb",
+      dbpass: "pw@home",
+    });
     assert.deepEqual(
       plan.dependencies.map((d) => [d.key, d.name, d.instance, d.hostname]),
       [
@@ -112,9 +136,12 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
     );
     const db = plan.dependencies[0];
     assert.equal(db?.answers["password"], "pw@home");
-    assert.equal(db?.answers["user"], "immich");
-    assert.equal(db?.environment["POSTGRES_PASSWORD"], "pw@home");
-    assert.equal(db?.notes[0]?.value, "postgresql://immich:pw@home@immich-db.default.home:5432/immich");
+    assert.equal(db.answers["user"], "immich");
+    assert.equal(db.environment["POSTGRES_PASSWORD"], "pw@home");
+    assert.equal(
+      db.notes[0]?.value,
+      "postgresql://immich:pw@home@immich-db.default.home:5432/immich",
+    );
     assert.equal(plan.environment["DB_PORT"], "5432");
     assert.equal(plan.environment["REDIS_PORT"], "6379");
     assert.equal(plan.environment["IMMICH_MACHINE_LEARNING_URL"], "http://ml:3003");
@@ -123,7 +150,9 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
     assert.equal(plan.environment["TOWNOS_DEP_DB_PORT_5432"], "5432");
     assert.equal(plan.environment["TOWNOS_DEP_ML_PORT_HTTP"], "3003");
     assert.equal(plan.volumes[0]?.quota, 100 * 1024 ** 3);
-    assert.deepEqual(db?.ports, [{ name: "sql", host: 5432, container: 5432, exposure: "internal" }]);
+    assert.deepEqual(db.ports, [
+      { name: "sql", host: 5432, container: 5432, exposure: "internal" },
+    ]);
   });
 
   it("immich 1.0: an unanswered port question gets a free port from 10000-60000", () => {
@@ -141,9 +170,12 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
     const plan = compileWithDefaults(index, "irc", "1.0");
     const file = plan.files[0];
     assert.equal(file?.path, "bootstrap.sh");
-    assert.equal(file?.volume, "data");
-    assert.match(file?.content ?? "", /HASH=\$\(printf '%s' "\$OPER_PASSWORD" \| \/ircd-bin\/ergo genpasswd\)/);
-    assert.match(file?.content ?? "", /^exec \/ircd-bin\/ergo run$/m);
+    assert.equal(file.volume, "data");
+    assert.match(
+      file.content,
+      /HASH=\$\(printf '%s' "\$OPER_PASSWORD" \| \/ircd-bin\/ergo genpasswd\)/,
+    );
+    assert.match(file.content, /^exec \/ircd-bin\/ergo run$/m);
     assert.deepEqual(plan.entrypoint, ["sh"]);
     assert.deepEqual(plan.command, ["/ircd/bootstrap.sh"]);
     assert.equal(plan.notes.find((n) => n.label === "Server")?.value, testSystem.externalIP);
@@ -152,9 +184,14 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
 
   it("vaultwarden 1.1: booleans normalize to true/false", () => {
     assert.ok(index);
-    assert.equal(compileWithDefaults(index, "vaultwarden", "1.1").environment["SIGNUPS_ALLOWED"], "true");
     assert.equal(
-      compileWithDefaults(index, "vaultwarden", "1.1", { signups: "F" }).environment["SIGNUPS_ALLOWED"],
+      compileWithDefaults(index, "vaultwarden", "1.1").environment["SIGNUPS_ALLOWED"],
+      "true",
+    );
+    assert.equal(
+      compileWithDefaults(index, "vaultwarden", "1.1", { signups: "F" }).environment[
+        "SIGNUPS_ALLOWED"
+      ],
       "false",
     );
   });
@@ -199,14 +236,33 @@ describe("compile: the bundled examples", async () => {
     const feed = Number(plan.answers["feedport"]);
     assert.ok(feed >= 10000 && feed <= 60000);
     assert.deepEqual(plan.volumes, [
-      { name: "www", mountpoint: "/srv/www", quota: 1024 ** 3, uid: null, gid: null, archive: null, git: null },
-      { name: "www-uploads", mountpoint: "/srv/www/uploads", quota: null, uid: 1000, gid: 1000, archive: null, git: null },
+      {
+        name: "www",
+        mountpoint: "/srv/www",
+        quota: 1024 ** 3,
+        uid: null,
+        gid: null,
+        archive: null,
+        git: null,
+      },
+      {
+        name: "www-uploads",
+        mountpoint: "/srv/www/uploads",
+        quota: null,
+        uid: 1000,
+        gid: 1000,
+        archive: null,
+        git: null,
+      },
     ]);
-    assert.deepEqual(plan.notes.find((n) => n.label === "Owner"), {
-      label: "Owner",
-      value: "guestbook@guestbook.default.home",
-      type: "email",
-    });
+    assert.deepEqual(
+      plan.notes.find((n) => n.label === "Owner"),
+      {
+        label: "Owner",
+        value: "guestbook@guestbook.default.home",
+        type: "email",
+      },
+    );
     assert.deepEqual(plan.command, ["httpd", "-f", "-p", "8080", "-h", "/srv/www"]);
     assert.equal(
       plan.files[0]?.content,
@@ -225,11 +281,19 @@ describe("compile: the bundled examples", async () => {
     const hidden = compileWithDefaults(index, "hello", "1.1", { contact: "ignored@example.org" });
     assert.equal(hidden.answers["contact"], "");
     assert.doesNotMatch(hidden.files[0]?.content ?? "", /Contact/);
-    const shown = compileWithDefaults(index, "hello", "1.1", { show_contact: "t", contact: "me@example.org" });
+    const shown = compileWithDefaults(index, "hello", "1.1", {
+      show_contact: "t",
+      contact: "me@example.org",
+    });
     assert.equal(shown.answers["contact"], "me@example.org");
     assert.match(shown.files[0]?.content ?? "", /Contact: <a href="mailto:me@example.org">/);
-    const missing = compileError(() => compileWithDefaults(index, "hello", "1.1", { show_contact: "1" }));
-    assert.deepEqual(missing.issues.map((i) => i.question), ["contact"]);
+    const missing = compileError(() =>
+      compileWithDefaults(index, "hello", "1.1", { show_contact: "1" }),
+    );
+    assert.deepEqual(
+      missing.issues.map((i) => i.question),
+      ["contact"],
+    );
   });
 
   it("is deterministic for the same answers and randomness, and the hash follows changes", () => {
@@ -263,37 +327,54 @@ describe("compile: rules checked after substitution", () => {
     const error = compileError(() => compilePackage(pkg, { dir: ".." }, options()));
     assert.equal(error.code, "invalid_package");
     assert.equal(error.issues[0]?.field, "templates.t.path");
-    assert.match(error.issues[0]?.message ?? "", /must not contain '\.\.'/);
+    assert.match(error.issues[0].message, /must not contain '\.\.'/);
   });
 
   it("rejects an answer that puts shell syntax into the image", () => {
     const pkg = source("image: 'app:@tag@'\nquestions:\n  tag:\n    query: tag\n");
     const error = compileError(() => compilePackage(pkg, { tag: "1;reboot" }, options()));
-    assert.deepEqual(error.issues.map((i) => [i.field, i.message]), [["image", '"app:1;reboot" is not a valid image reference']]);
+    assert.deepEqual(
+      error.issues.map((i) => [i.field, i.message]),
+      [["image", '"app:1;reboot" is not a valid image reference']],
+    );
   });
 
   it("checks port ranges after substitution", () => {
-    const pkg = source("image: app\nnetwork:\n  external:\n    '@p@': '70000'\nquestions:\n  p:\n    type: port\n");
+    const pkg = source(
+      "image: app\nnetwork:\n  external:\n    '@p@': '70000'\nquestions:\n  p:\n    type: port\n",
+    );
     const error = compileError(() => compilePackage(pkg, { p: "8080" }, options()));
-    assert.deepEqual(error.issues.map((i) => i.message), ['"70000" is not a port number (1-65535)']);
+    assert.deepEqual(
+      error.issues.map((i) => i.message),
+      ['"70000" is not a port number (1-65535)'],
+    );
   });
 
   it("refuses a taken port and avoids it when choosing one", () => {
-    const pkg = source("image: app\nnetwork:\n  external:\n    '@p@': '80'\nquestions:\n  p:\n    type: port\n");
-    const taken = compileError(() => compilePackage(pkg, { p: "8080" }, options({ takenPorts: [8080] })));
-    assert.deepEqual(taken.issues.map((i) => [i.question, i.message]), [["p", "port 8080 is already in use"]]);
+    const pkg = source(
+      "image: app\nnetwork:\n  external:\n    '@p@': '80'\nquestions:\n  p:\n    type: port\n",
+    );
+    const taken = compileError(() =>
+      compilePackage(pkg, { p: "8080" }, options({ takenPorts: [8080] })),
+    );
+    assert.deepEqual(
+      taken.issues.map((i) => [i.question, i.message]),
+      [["p", "port 8080 is already in use"]],
+    );
     const all = Array.from({ length: 50001 }, (_, i) => 10000 + i).filter((port) => port !== 43210);
     const plan = compilePackage(pkg, { p: "auto" }, options({ takenPorts: all }));
     assert.equal(plan.ports[0]?.host, 43210);
   });
 
   it("refuses a literal host port already in use and one published twice", () => {
-    const pkg = source("image: app\nnetwork:\n  external:\n    '8080': '80'\n  internal:\n    web: '8080'\n");
+    const pkg = source(
+      "image: app\nnetwork:\n  external:\n    '8080': '80'\n  internal:\n    web: '8080'\n",
+    );
     const error = compileError(() => compilePackage(pkg, {}, options({ takenPorts: [8080] })));
-    assert.deepEqual(error.issues.map((i) => i.message), [
-      "host port 8080 is already in use",
-      "host port 8080 is published twice",
-    ]);
+    assert.deepEqual(
+      error.issues.map((i) => i.message),
+      ["host port 8080 is already in use", "host port 8080 is published twice"],
+    );
   });
 
   it("lists every answer problem at once, including unknown questions", () => {
@@ -314,7 +395,17 @@ describe("compile: rules checked after substitution", () => {
     const error = compileError(() =>
       compilePackage(
         pkg,
-        { p: "0", h: "1host", b: "lots", d: "10", t: "maybe", v: "../x", a: "", plain: "", extra: "1" },
+        {
+          p: "0",
+          h: "1host",
+          b: "lots",
+          d: "10",
+          t: "maybe",
+          v: "../x",
+          a: "",
+          plain: "",
+          extra: "1",
+        },
         options(),
       ),
     );
@@ -344,25 +435,42 @@ describe("compile: rules checked after substitution", () => {
     const pkg = source(
       "image: app\nnotes:\n  Site: {value: '@u@', type: url}\n  Call: {value: '@p@', type: phone}\n  Mail: {value: '@m@', type: email}\nquestions:\n  u: {query: u}\n  p: {query: p}\n  m: {query: m}\n",
     );
-    const error = compileError(() => compilePackage(pkg, { u: "not a url", p: "call me", m: "nobody" }, options()));
-    assert.deepEqual(error.issues.map((i) => i.field), ["notes.Site", "notes.Call", "notes.Mail"]);
-    const plan = compilePackage(pkg, { u: "https://x.example", p: "+1 (555) 010-9999", m: "me@x.example" }, options());
+    const error = compileError(() =>
+      compilePackage(pkg, { u: "not a url", p: "call me", m: "nobody" }, options()),
+    );
+    assert.deepEqual(
+      error.issues.map((i) => i.field),
+      ["notes.Site", "notes.Call", "notes.Mail"],
+    );
+    const plan = compilePackage(
+      pkg,
+      { u: "https://x.example", p: "+1 (555) 010-9999", m: "me@x.example" },
+      options(),
+    );
     assert.equal(plan.notes.length, 3);
   });
 
   it("turns @@ into @ in command and entrypoint but substitutes answers first", () => {
-    const pkg = source("image: app\nentrypoint: ['@@x']\ncommand: ['--user=@u@@@host']\nquestions:\n  u: {query: u}\n");
+    const pkg = source(
+      "image: app\nentrypoint: ['@@x']\ncommand: ['--user=@u@@@host']\nquestions:\n  u: {query: u}\n",
+    );
     const plan = compilePackage(pkg, { u: "me" }, options());
     assert.deepEqual(plan.entrypoint, ["@x"]);
     assert.deepEqual(plan.command, ["--user=me@host"]);
   });
 
   it("compiles a virtual machine", () => {
-    const pkg = source("vm:\n  image: https://images.example.org/debian.qcow2\n  memory: '@mem@'\n  cpus: 2\nquestions:\n  mem: {type: bytes, default: 2gb}\n");
+    const pkg = source(
+      "vm:\n  image: https://images.example.org/debian.qcow2\n  memory: '@mem@'\n  cpus: 2\nquestions:\n  mem: {type: bytes, default: 2gb}\n",
+    );
     const plan = compilePackage(pkg, { mem: "" }, options());
     assert.equal(plan.runtime, "vm");
     assert.equal(plan.image, null);
-    assert.deepEqual(plan.vm, { image: "https://images.example.org/debian.qcow2", memory: 2 * 1024 ** 3, cpus: 2 });
+    assert.deepEqual(plan.vm, {
+      image: "https://images.example.org/debian.qcow2",
+      memory: 2 * 1024 ** 3,
+      cpus: 2,
+    });
   });
 
   it("rejects proton packages clearly", () => {
@@ -373,7 +481,8 @@ describe("compile: rules checked after substitution", () => {
 });
 
 describe("compile: dependencies", () => {
-  const db = "image: db\nnetwork:\n  internal:\n    sql: '@port@'\nquestions:\n  port: {type: port, default: '5432'}\n  pw: {type: secret}\n";
+  const db =
+    "image: db\nnetwork:\n  internal:\n    sql: '@port@'\nquestions:\n  port: {type: port, default: '5432'}\n  pw: {type: secret}\n";
   const app = [
     "image: app",
     "environment:",
@@ -389,13 +498,20 @@ describe("compile: dependencies", () => {
     { path: "packages/loop-b/1.0.yaml", text: "image: b\ndependencies:\n  a: {package: loop-a}\n" },
     { path: "packages/db/1.0.yaml", text: db },
     { path: "packages/app/1.0.yaml", text: app },
-    { path: "packages/lost/1.0.yaml", text: "image: lost\ndependencies:\n  gone: {package: missing}\n" },
+    {
+      path: "packages/lost/1.0.yaml",
+      text: "image: lost\ndependencies:\n  gone: {package: missing}\n",
+    },
   ]);
   const index = new PackageIndex([{ name: "default", repository }]);
   const compileNamed = (name: string, answers: Record<string, string> = {}) => {
     const pkg = index.find({ repo: "default", name });
     assert.ok(pkg);
-    return compilePackage(pkg, answers, options({ resolveDependency: (request) => index.find(request) }));
+    return compilePackage(
+      pkg,
+      answers,
+      options({ resolveDependency: (request) => index.find(request) }),
+    );
   };
 
   it("detects cycles", () => {
@@ -419,8 +535,8 @@ describe("compile: dependencies", () => {
     const [main, spare] = plan.dependencies;
     assert.equal(main?.answers["pw"], "s");
     assert.equal(spare?.answers["pw"], "town-default-app-main");
-    assert.equal(main?.ports[0]?.host, 5432);
-    const sparePort = spare?.ports[0]?.host ?? 0;
+    assert.equal(main.ports[0]?.host, 5432);
+    const sparePort = spare.ports[0]?.host ?? 0;
     assert.ok(sparePort >= 10000 && sparePort <= 60000, `spare got ${sparePort}`);
   });
 });

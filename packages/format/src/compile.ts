@@ -2,8 +2,19 @@ import { createHash } from "node:crypto";
 import { isDomainName, isGitUrl, parseId, type PackageDefinition } from "./definition.js";
 import { TownError, type Issue } from "./errors.js";
 import { normalizeImage } from "./image.js";
-import { substituteMarkers, unescapeMarkers, type MarkerValues } from "./markers.js";
-import { containerName, dependencyEnvPrefix, dependencyInstanceName, packageDnsName } from "./names.js";
+import {
+  finishMarkers,
+  markText,
+  substituteMarkers,
+  type MarkedText,
+  type MarkerValues,
+} from "./markers.js";
+import {
+  containerName,
+  dependencyEnvPrefix,
+  dependencyInstanceName,
+  packageDnsName,
+} from "./names.js";
 import { compileAnswers, cryptoRandom, prefillAnswers, type RandomSource } from "./questions.js";
 import { absolutePathProblem, findControlCharacter, relativePathProblem } from "./rules.js";
 import { renderFileTemplate } from "./template-data.js";
@@ -189,26 +200,34 @@ class Compiler {
         ...(frame.field ? { field: `${frame.field}responses.${issue.question ?? ""}` } : {}),
       });
     }
+    // Everything else depends on the answers: its errors would only repeat theirs.
+    if (answerResult.issues.length > 0) return undefined;
     const answerValues = answerResult.values;
 
     const dnsName = packageDnsName(frame.instance, source.repo, this.options.tld);
-    const stage1 = new Map<string, string>([
+    const builtins = new Map<string, string>([
       ["PACKAGE_DNS", dnsName],
       ["LOCAL_EXTERNAL_HOST", this.options.system.externalIP],
       ["LOCAL_INTERNAL_HOST", this.options.system.internalIP],
     ]);
-    // Built-ins first: an answer cannot shadow them (question names exclude them anyway).
-    for (const [name, value] of answerValues) if (!stage1.has(name)) stage1.set(name, value);
 
-    const field = new FieldCompiler(stage1, (name, message) => {
-      this.fail("invalid_package", { ...locate(name), message });
-    }, definition);
+    const field = new FieldCompiler(
+      builtins,
+      answerValues,
+      (name, message) => {
+        this.fail("invalid_package", { ...locate(name), message });
+      },
+      definition,
+    );
 
     // Dependencies come first: the parent's environment and templates need them.
     const dependencies: CompiledDependency[] = [];
     const depMarkers = new Map<string, string>();
     const depEnvironment = new Map<string, string>();
-    const depTemplateData: Record<string, { host: string; ports: Record<string, number>; volumes: Record<string, string> }> = {};
+    const depTemplateData: Record<
+      string,
+      { host: string; ports: Record<string, number>; volumes: Record<string, string> }
+    > = {};
     const self = `${source.repo}/${source.name}`;
     for (const [key, dependency] of definition.dependencies) {
       const depField = `dependencies.${key}`;
@@ -223,7 +242,10 @@ class Compiler {
         continue;
       }
       if (chain.length >= MAX_DEPENDENCY_DEPTH) {
-        this.fail("invalid_package", { ...locate(depField), message: "dependencies nest too deeply" });
+        this.fail("invalid_package", {
+          ...locate(depField),
+          message: "dependencies nest too deeply",
+        });
         continue;
       }
       const request: DependencyRequest = { repo, name: dependency.package };
@@ -239,10 +261,12 @@ class Compiler {
       // Responses see the parent's answers, then the dependencies compiled before them.
       const responses: Record<string, string> = {};
       for (const [question, value] of dependency.responses) {
-        responses[question] = unescapeMarkers(substituteMarkers(substituteMarkers(value, stage1), depMarkers));
+        responses[question] = finishMarkers(substituteMarkers(field.stage1(value), depMarkers));
       }
       const depAnswers = { ...prefillAnswers(resolved.definition.questions), ...responses };
-      const unseen = new Set([...resolved.definition.questions.keys()].filter((q) => !(q in responses)));
+      const unseen = new Set(
+        [...resolved.definition.questions.keys()].filter((q) => !(q in responses)),
+      );
       const compiled = this.compile(resolved, depAnswers, {
         instance: dependencyInstanceName(frame.instance, key),
         field: `${frame.field}${depField}.`,
@@ -274,7 +298,10 @@ class Compiler {
     // Stage 1 everywhere, stage 2 (dependency values) for the environment only.
     const environment: Record<string, string> = {};
     for (const [key, value] of [...definition.environment].sort(([a], [b]) => compareText(a, b))) {
-      environment[key] = field.text(`environment.${key}`, substituteMarkers(field.stage1(value), depMarkers));
+      environment[key] = field.text(
+        `environment.${key}`,
+        substituteMarkers(field.stage1(value), depMarkers),
+      );
     }
     for (const [key, value] of depEnvironment) {
       if (!Object.hasOwn(environment, key)) environment[key] = value;
@@ -297,7 +324,9 @@ class Compiler {
     this.claimPorts(ports, answeredPorts, (message) => {
       this.fail("invalid_answers", { ...locate("network"), message });
     });
-    const domains = definition.network.domains.map((domain, i) => field.domain(`network.domains.${i}`, domain));
+    const domains = definition.network.domains.map((domain, i) =>
+      field.domain(`network.domains.${i}`, domain),
+    );
     const volumes = field.volumes();
     const volumeNames = new Set(volumes.map((volume) => volume.name));
     const archives = definition.archives.map((archive, i) => ({
@@ -307,7 +336,10 @@ class Compiler {
     }));
     const gitSources = definition.gitSources.map((git, i) => ({
       url: field.gitUrl(`git_sources.${i}.url`, git.url),
-      branch: git.branch === undefined ? null : field.text(`git_sources.${i}.branch`, field.stage1(git.branch)),
+      branch:
+        git.branch === undefined
+          ? null
+          : field.text(`git_sources.${i}.branch`, field.stage1(git.branch)),
       volume: field.volumeRef(`git_sources.${i}.volume`, git.volume, volumeNames),
     }));
     const notes = [...definition.notes].map(([label, note]) => ({
@@ -315,7 +347,9 @@ class Compiler {
       value: field.note(`notes.${label}`, note.value, note.type),
       type: note.type,
     }));
-    const postUpdate = definition.postUpdate.map((line, i) => field.text(`post_update.${i}`, field.stage1(line)));
+    const postUpdate = definition.postUpdate.map((line, i) =>
+      field.text(`post_update.${i}`, field.stage1(line)),
+    );
 
     const responses = Object.fromEntries([...answerValues].sort(([a], [b]) => compareText(a, b)));
     const files = [...definition.templates]
@@ -325,7 +359,7 @@ class Compiler {
         const path = field.path(`${templateField}.path`, template.path, "relative");
         let content = "";
         try {
-          content = renderFileTemplate(name, field.stage1(template.content), {
+          content = renderFileTemplate(name, finishMarkers(field.stage1(template.content)), {
             responses,
             package: {
               name: source.name,
@@ -335,7 +369,7 @@ class Compiler {
               description: definition.description,
             },
             system: this.options.system,
-            dependencies: depTemplateData,
+            dep: depTemplateData,
           });
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
@@ -348,7 +382,10 @@ class Compiler {
     for (const file of files) {
       const key = `${file.volume}/${file.path}`;
       if (seenFiles.has(key)) {
-        this.fail("invalid_package", { ...locate("templates"), message: `two templates write ${key}` });
+        this.fail("invalid_package", {
+          ...locate("templates"),
+          message: `two templates write ${key}`,
+        });
       }
       seenFiles.add(key);
     }
@@ -409,18 +446,20 @@ class Compiler {
 /** Compiles the fields of one package after its answers are known. */
 class FieldCompiler {
   constructor(
-    private readonly markers: MarkerValues,
+    private readonly builtins: MarkerValues,
+    private readonly answers: MarkerValues,
     private readonly report: (field: string, message: string) => void,
     private readonly definition: PackageDefinition,
   ) {}
 
-  stage1(text: string): string {
-    return substituteMarkers(text, this.markers);
+  /** Built-ins first, then answers, as the format defines. */
+  stage1(text: string): MarkedText {
+    return substituteMarkers(substituteMarkers(markText(text), this.builtins), this.answers);
   }
 
   /** Final value of a field that reaches a command line, environment or path. */
-  text(field: string, substituted: string): string {
-    const value = unescapeMarkers(substituted);
+  text(field: string, substituted: MarkedText): string {
+    const value = finishMarkers(substituted);
     const control = findControlCharacter(value);
     if (control) this.report(field, `contains a control character (${control}) after substitution`);
     return value;
@@ -443,9 +482,11 @@ class FieldCompiler {
     }
     const memoryText = this.text("vm.memory", this.stage1(vm.memory));
     const memory = parseByteSize(memoryText);
-    if (memory === undefined || memory === 0) this.report("vm.memory", `"${memoryText}" is not a byte size`);
+    if (memory === undefined || memory === 0)
+      this.report("vm.memory", `"${memoryText}" is not a byte size`);
     const cpusText = this.text("vm.cpus", this.stage1(vm.cpus));
-    if (!/^[1-9][0-9]{0,2}$/.test(cpusText)) this.report("vm.cpus", `"${cpusText}" is not a CPU count`);
+    if (!/^[1-9][0-9]{0,2}$/.test(cpusText))
+      this.report("vm.cpus", `"${cpusText}" is not a CPU count`);
     return { image, memory: memory ?? 0, cpus: Number(cpusText) || 0 };
   }
 
@@ -496,7 +537,8 @@ class FieldCompiler {
 
   volumeRef(field: string, written: string, volumes: ReadonlySet<string>): string {
     const volume = this.text(field, this.stage1(written));
-    if (!volumes.has(volume)) this.report(field, `names volume "${volume}", which this package does not define`);
+    if (!volumes.has(volume))
+      this.report(field, `names volume "${volume}", which this package does not define`);
     return volume;
   }
 
@@ -513,7 +555,11 @@ class FieldCompiler {
       const field = `volumes.${name}`;
       const mountpoint = this.path(`${field}.mountpoint`, volume.mountpoint, "absolute");
       const other = mountpoints.get(mountpoint);
-      if (other !== undefined) this.report(`${field}.mountpoint`, `${mountpoint} is also the mountpoint of volume "${other}"`);
+      if (other !== undefined)
+        this.report(
+          `${field}.mountpoint`,
+          `${mountpoint} is also the mountpoint of volume "${other}"`,
+        );
       mountpoints.set(mountpoint, name);
       volumes.push({
         name,
@@ -522,9 +568,20 @@ class FieldCompiler {
           const bytes = parseByteSize(text);
           return bytes === undefined || bytes === 0 ? `"${text}" is not a byte size` : bytes;
         }),
-        uid: this.optional(`${field}.uid`, volume.uid, (text) => parseId(text) ?? `"${text}" is not a uid`),
-        gid: this.optional(`${field}.gid`, volume.gid, (text) => parseId(text) ?? `"${text}" is not a gid`),
-        archive: volume.archive === undefined ? null : this.text(`${field}.archive`, this.stage1(volume.archive)),
+        uid: this.optional(
+          `${field}.uid`,
+          volume.uid,
+          (text) => parseId(text) ?? `"${text}" is not a uid`,
+        ),
+        gid: this.optional(
+          `${field}.gid`,
+          volume.gid,
+          (text) => parseId(text) ?? `"${text}" is not a gid`,
+        ),
+        archive:
+          volume.archive === undefined
+            ? null
+            : this.text(`${field}.archive`, this.stage1(volume.archive)),
         git: volume.git === undefined ? null : this.text(`${field}.git`, this.stage1(volume.git)),
       });
     }
@@ -532,7 +589,11 @@ class FieldCompiler {
   }
 
   /** A field that may be absent, or substitute to blank (an optional answer left empty). */
-  private optional(field: string, written: string | undefined, parse: (text: string) => number | string): number | null {
+  private optional(
+    field: string,
+    written: string | undefined,
+    parse: (text: string) => number | string,
+  ): number | null {
     if (written === undefined) return null;
     const text = this.text(field, this.stage1(written)).trim();
     if (text === "") return null;
@@ -545,7 +606,7 @@ class FieldCompiler {
   }
 
   note(field: string, written: string, type: string): string {
-    const value = unescapeMarkers(this.stage1(written));
+    const value = finishMarkers(this.stage1(written));
     const control = findControlCharacter(value);
     if (control) this.report(field, `contains a control character (${control}) after substitution`);
     const problem = noteProblem(value, type);

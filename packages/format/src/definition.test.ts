@@ -16,7 +16,7 @@ describe("parseDefinition", () => {
     assert.deepEqual(errors, []);
     assert.deepEqual(warnings, []);
     assert.equal(definition?.image?.url, "nginx");
-    assert.equal(definition?.volumes.size, 0);
+    assert.equal(definition.volumes.size, 0);
   });
 
   it("accepts the object form of image", () => {
@@ -47,10 +47,10 @@ describe("parseDefinition", () => {
     );
     assert.deepEqual(errors, []);
     assert.equal(definition?.environment.get("RATIO"), "1.10");
-    assert.equal(definition?.environment.get("ON"), "true");
-    assert.deepEqual(definition?.network.internal, [{ key: "8080", value: "80" }]);
-    assert.equal(definition?.questions.get("port")?.default, "2222");
-    assert.equal(definition?.volumes.get("data")?.uid, "1000");
+    assert.equal(definition.environment.get("ON"), "true");
+    assert.deepEqual(definition.network.internal, [{ key: "8080", value: "80" }]);
+    assert.equal(definition.questions.get("port")?.default, "2222");
+    assert.equal(definition.volumes.get("data")?.uid, "1000");
   });
 
   it("accepts empty maps and lists", () => {
@@ -118,18 +118,31 @@ describe("parseDefinition", () => {
 
   it("requires exactly one runtime", () => {
     assert.match(errorsOf("description: nothing\n")[0]?.message ?? "", /exactly one runtime/);
-    assert.match(errorsOf("image: a\nvm:\n  image: disk.qcow2\n")[0]?.message ?? "", /only one runtime/);
+    assert.match(
+      errorsOf("image: a\nvm:\n  image: disk.qcow2\n")[0]?.message ?? "",
+      /only one runtime/,
+    );
   });
 
   it("reads a virtual machine with defaults", () => {
-    const { definition, errors } = parseDefinition("vm:\n  image: https://example.org/disk.qcow2\n");
+    const { definition, errors } = parseDefinition(
+      "vm:\n  image: https://example.org/disk.qcow2\n",
+    );
     assert.deepEqual(errors, []);
-    assert.deepEqual(definition?.vm, { image: "https://example.org/disk.qcow2", memory: "1gb", cpus: "1" });
+    assert.deepEqual(definition?.vm, {
+      image: "https://example.org/disk.qcow2",
+      memory: "1gb",
+      cpus: "1",
+    });
   });
 
   it("refuses shell metacharacters in images", () => {
     for (const image of ["'nginx; rm -rf /'", "'$(id)'", "'a b'", "'`x`'", "'x|y'", "'x>y'"]) {
-      assert.match(errorsOf(`image: ${image}\n`)[0]?.message ?? "", /not a valid image reference/, image);
+      assert.match(
+        errorsOf(`image: ${image}\n`)[0]?.message ?? "",
+        /not a valid image reference/,
+        image,
+      );
     }
   });
 
@@ -140,10 +153,15 @@ describe("parseDefinition", () => {
 
   it("allows newlines in template content only", () => {
     assert.deepEqual(
-      errorsOf("image: a\nvolumes:\n  v:\n    mountpoint: /v\ntemplates:\n  t:\n    volume: v\n    path: a\n    content: |\n      x\n      y\n"),
+      errorsOf(
+        "image: a\nvolumes:\n  v:\n    mountpoint: /v\ntemplates:\n  t:\n    volume: v\n    path: a\n    content: |\n      x\n      y\n",
+      ),
       [],
     );
-    assert.match(errorsOf('image: app\ncommand: ["a\\nb"]\n')[0]?.message ?? "", /control character/);
+    assert.match(
+      errorsOf('image: app\ncommand: ["a\\nb"]\n')[0]?.message ?? "",
+      /control character/,
+    );
   });
 
   it("checks show_if names a boolean question", () => {
@@ -157,7 +175,10 @@ describe("parseDefinition", () => {
     const errors = errorsOf(
       `image: app\nx-base: &dep {package: p, responses: {${responses}}}\ndependencies: {${dependencies}}\n`,
     );
-    assert.ok(errors.some((e) => /too many nodes/.test(e.message)), JSON.stringify(errors.slice(0, 3)));
+    assert.ok(
+      errors.some((e) => /too many nodes/.test(e.message)),
+      JSON.stringify(errors.slice(0, 3)),
+    );
   });
 
   it("refuses files larger than the limit", () => {

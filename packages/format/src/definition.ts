@@ -245,7 +245,7 @@ class DefinitionReader {
     const before = this.source.issues.length;
     const value = this.text(node, field);
     if (value === undefined && this.source.issues.length === before) {
-      const [parent = "", name = field] = splitField(field);
+      const [parent, name] = splitField(field);
       this.source.keyError(parent, `${name} is required`);
     } else if (value === "") {
       this.source.error(field, node, "must not be empty");
@@ -268,13 +268,16 @@ class DefinitionReader {
   ): Map<string, YamlNode | null> {
     const entries = new Map(this.source.map(node, field));
     for (const [key, value] of entries) {
-      if (!known.includes(key)) this.source.warn(`${field}.${key}`, value, `unknown field "${key}" is ignored`);
+      if (!known.includes(key))
+        this.source.warn(`${field}.${key}`, value, `unknown field "${key}" is ignored`);
     }
     return entries;
   }
 
   private commandList(node: YamlNode | null | undefined, field: string): string[] {
-    return this.source.list(node, field).map((item, index) => this.text(item, `${field}.${index}`) ?? "");
+    return this.source
+      .list(node, field)
+      .map((item, index) => this.text(item, `${field}.${index}`) ?? "");
   }
 
   private image(node: YamlNode | null | undefined): { url: string; type: string } | undefined {
@@ -286,7 +289,11 @@ class DefinitionReader {
       url = this.required(fields.get("url"), "image.url");
       type = this.text(fields.get("type"), "image.type") ?? "";
       if (type !== "" && type !== "oci") {
-        this.source.error("image.type", fields.get("type"), `unsupported image type "${type}" (use oci)`);
+        this.source.error(
+          "image.type",
+          fields.get("type"),
+          `unsupported image type "${type}" (use oci)`,
+        );
       }
     } else {
       url = this.text(node, "image");
@@ -321,7 +328,10 @@ class DefinitionReader {
     const environment = this.stringMap(node, "environment");
     for (const key of environment.keys()) {
       if (!ENV_KEY.test(key)) {
-        this.source.keyError(`environment.${key}`, `"${key}" is not a valid environment variable name`);
+        this.source.keyError(
+          `environment.${key}`,
+          `"${key}" is not a valid environment variable name`,
+        );
       }
     }
     return environment;
@@ -350,23 +360,44 @@ class DefinitionReader {
     const volumes = new Map<string, VolumeDefinition>();
     for (const [name, value] of this.source.map(node, "volumes")) {
       const field = `volumes.${name}`;
-      if (!VOLUME_NAME.test(name)) this.source.keyError(field, `"${name}" is not a valid volume name`);
-      const fields = this.fieldsOf(value, field, ["mountpoint", "quota", "uid", "gid", "archive", "git"]);
+      if (!VOLUME_NAME.test(name))
+        this.source.keyError(field, `"${name}" is not a valid volume name`);
+      const fields = this.fieldsOf(value, field, [
+        "mountpoint",
+        "quota",
+        "uid",
+        "gid",
+        "archive",
+        "git",
+      ]);
       const mountpoint = this.required(fields.get("mountpoint"), `${field}.mountpoint`);
-      const problem = hasMarker(mountpoint) || mountpoint === "" ? undefined : absolutePathProblem(mountpoint);
+      const problem =
+        hasMarker(mountpoint) || mountpoint === "" ? undefined : absolutePathProblem(mountpoint);
       if (problem) this.source.error(`${field}.mountpoint`, fields.get("mountpoint"), problem);
       const volume: VolumeDefinition = { mountpoint };
       for (const key of ["quota", "uid", "gid", "archive", "git"] as const) {
         const text = this.text(fields.get(key), `${field}.${key}`);
         if (text !== undefined && text !== "") volume[key] = text;
       }
-      if (volume.quota !== undefined && !hasMarker(volume.quota) && parseByteSize(volume.quota) === undefined) {
-        this.source.error(`${field}.quota`, fields.get("quota"), `"${volume.quota}" is not a byte size`);
+      if (
+        volume.quota !== undefined &&
+        !hasMarker(volume.quota) &&
+        parseByteSize(volume.quota) === undefined
+      ) {
+        this.source.error(
+          `${field}.quota`,
+          fields.get("quota"),
+          `"${volume.quota}" is not a byte size`,
+        );
       }
       for (const key of ["uid", "gid"] as const) {
         const id = volume[key];
         if (id !== undefined && !hasMarker(id) && parseId(id) === undefined) {
-          this.source.error(`${field}.${key}`, fields.get(key), `"${id}" is not a ${key} (0-4294967294)`);
+          this.source.error(
+            `${field}.${key}`,
+            fields.get(key),
+            `"${id}" is not a ${key} (0-4294967294)`,
+          );
         }
       }
       volumes.set(name, volume);
@@ -383,7 +414,8 @@ class DefinitionReader {
         directory: this.required(fields.get("directory"), `${field}.directory`),
         volume: this.required(fields.get("volume"), `${field}.volume`),
       };
-      if (archive.image !== "") this.checkImage(archive.image, `${field}.image`, fields.get("image"));
+      if (archive.image !== "")
+        this.checkImage(archive.image, `${field}.image`, fields.get("image"));
       const problem =
         archive.directory === "" || hasMarker(archive.directory)
           ? undefined
@@ -404,7 +436,11 @@ class DefinitionReader {
       const branch = this.text(fields.get("branch"), `${field}.branch`);
       if (branch) source.branch = branch;
       if (source.url !== "" && !hasMarker(source.url) && !isGitUrl(source.url)) {
-        this.source.error(`${field}.url`, fields.get("url"), `"${source.url}" is not an http(s) git URL`);
+        this.source.error(
+          `${field}.url`,
+          fields.get("url"),
+          `"${source.url}" is not an http(s) git URL`,
+        );
       }
       return source;
     });
@@ -414,7 +450,8 @@ class DefinitionReader {
     const templates = new Map<string, TemplateDefinition>();
     for (const [name, value] of this.source.map(node, "templates")) {
       const field = `templates.${name}`;
-      if (!TEMPLATE_NAME.test(name)) this.source.keyError(field, `"${name}" is not a valid template name`);
+      if (!TEMPLATE_NAME.test(name))
+        this.source.keyError(field, `"${name}" is not a valid template name`);
       const fields = this.fieldsOf(value, field, ["volume", "path", "content"]);
       const template = {
         volume: this.required(fields.get("volume"), `${field}.volume`),
@@ -426,7 +463,9 @@ class DefinitionReader {
           }) ?? "",
       };
       const problem =
-        template.path === "" || hasMarker(template.path) ? undefined : relativePathProblem(template.path);
+        template.path === "" || hasMarker(template.path)
+          ? undefined
+          : relativePathProblem(template.path);
       if (problem) this.source.error(`${field}.path`, fields.get("path"), problem);
       templates.set(name, template);
     }
@@ -440,7 +479,14 @@ class DefinitionReader {
       if (!QUESTION_NAME.test(name) || BUILTIN_MARKERS.has(name)) {
         this.source.keyError(field, `"${name}" is not a valid question name`);
       }
-      const fields = this.fieldsOf(value, field, ["query", "type", "default", "optional", "show_if", "oauth"]);
+      const fields = this.fieldsOf(value, field, [
+        "query",
+        "type",
+        "default",
+        "optional",
+        "show_if",
+        "oauth",
+      ]);
       const type = this.text(fields.get("type"), `${field}.type`) ?? "";
       if (!isQuestionType(type)) {
         this.source.error(`${field}.type`, fields.get("type"), `unknown question type "${type}"`);
@@ -454,7 +500,8 @@ class DefinitionReader {
       if (defaultValue !== undefined) question.default = defaultValue;
       const showIf = this.text(fields.get("show_if"), `${field}.show_if`);
       if (showIf) question.showIf = showIf;
-      if (fields.get("oauth") != null) question.oauth = this.stringMap(fields.get("oauth"), `${field}.oauth`);
+      if (fields.get("oauth") != null)
+        question.oauth = this.stringMap(fields.get("oauth"), `${field}.oauth`);
       questions.set(name, question);
     }
     for (const [name, question] of questions) {
@@ -476,7 +523,10 @@ class DefinitionReader {
     for (const [key, value] of this.source.map(node, "dependencies")) {
       const field = `dependencies.${key}`;
       if (!DEPENDENCY_KEY.test(key)) {
-        this.source.keyError(field, `"${key}" is not a valid dependency key (lower-case letters, digits, -)`);
+        this.source.keyError(
+          field,
+          `"${key}" is not a valid dependency key (lower-case letters, digits, -)`,
+        );
       }
       const fields = this.fieldsOf(value, field, ["package", "repo", "version", "responses"]);
       const dependency: DependencyDefinition = {
@@ -484,11 +534,19 @@ class DefinitionReader {
         responses: this.stringMap(fields.get("responses"), `${field}.responses`),
       };
       if (dependency.package !== "" && !DNS_LABEL.test(dependency.package)) {
-        this.source.error(`${field}.package`, fields.get("package"), `"${dependency.package}" is not a package name`);
+        this.source.error(
+          `${field}.package`,
+          fields.get("package"),
+          `"${dependency.package}" is not a package name`,
+        );
       }
       const repo = this.text(fields.get("repo"), `${field}.repo`);
       if (repo && !DNS_LABEL.test(repo)) {
-        this.source.error(`${field}.repo`, fields.get("repo"), `"${repo}" is not a repository name`);
+        this.source.error(
+          `${field}.repo`,
+          fields.get("repo"),
+          `"${repo}" is not a repository name`,
+        );
       }
       if (repo) dependency.repo = repo;
       const version = this.text(fields.get("version"), `${field}.version`);
@@ -510,7 +568,11 @@ class DefinitionReader {
       const fields = this.fieldsOf(value, field, ["value", "type"]);
       const type = this.text(fields.get("type"), `${field}.type`) ?? "";
       if (!isNoteType(type)) {
-        this.source.error(`${field}.type`, fields.get("type"), `unknown note type "${type}" (url, phone, email)`);
+        this.source.error(
+          `${field}.type`,
+          fields.get("type"),
+          `unknown note type "${type}" (url, phone, email)`,
+        );
       }
       notes.set(label, {
         value: this.text(fields.get("value"), `${field}.value`) ?? "",
@@ -521,7 +583,9 @@ class DefinitionReader {
   }
 
   private checkRuntime(definition: PackageDefinition, root: YamlNode | null | undefined): void {
-    const runtimes = [definition.image, definition.vm, definition.proton].filter((r) => r !== undefined);
+    const runtimes = [definition.image, definition.vm, definition.proton].filter(
+      (r) => r !== undefined,
+    );
     if (runtimes.length === 0) {
       this.source.error("", root, "exactly one runtime is required: image, vm or proton");
     } else if (runtimes.length > 1) {
@@ -532,7 +596,11 @@ class DefinitionReader {
   private checkReferences(definition: PackageDefinition): void {
     const check = (volume: string, field: string): void => {
       if (volume !== "" && !hasMarker(volume) && !definition.volumes.has(volume)) {
-        this.source.error(field, null, `names volume "${volume}", which this package does not define`);
+        this.source.error(
+          field,
+          null,
+          `names volume "${volume}", which this package does not define`,
+        );
       }
     };
     definition.archives.forEach((archive, index) => {
@@ -541,7 +609,8 @@ class DefinitionReader {
     definition.gitSources.forEach((source, index) => {
       check(source.volume, `git_sources.${index}.volume`);
     });
-    for (const [name, template] of definition.templates) check(template.volume, `templates.${name}.volume`);
+    for (const [name, template] of definition.templates)
+      check(template.volume, `templates.${name}.volume`);
   }
 }
 

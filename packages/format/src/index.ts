@@ -9,4 +9,5 @@ export * from "./repository.js";
 export * from "./units.js";
 export * from "./version.js";
 export { MAX_PACKAGE_FILE_BYTES } from "./yaml-source.js";
-export { renderFileTemplate, type TemplateContext } from "./template-data.js";
+export { renderFileTemplate, type TownTemplateInput } from "./template-data.js";
+export { findControlCharacter, DNS_LABEL } from "./rules.js";

@@ -42,7 +42,9 @@ export function prefillAnswers(
 ): Record<string, string> {
   const answers: Record<string, string> = {};
   for (const [name, question] of questions) {
-    answers[name] = Object.hasOwn(previous, name) ? (previous[name] ?? "") : (question.default ?? "");
+    answers[name] = Object.hasOwn(previous, name)
+      ? (previous[name] ?? "")
+      : (question.default ?? "");
   }
   return answers;
 }
@@ -59,7 +61,8 @@ export function compileAnswers(
   const issues: Issue[] = [];
   const values = new Map<string, string>();
   for (const name of Object.keys(answers)) {
-    if (!questions.has(name)) issues.push({ question: name, message: `there is no question "${name}"` });
+    if (!questions.has(name))
+      issues.push({ question: name, message: `there is no question "${name}"` });
   }
   // Booleans first: show_if depends on them.
   const ordered = [...questions].sort(
@@ -89,10 +92,12 @@ function answerQuestion(
   given: string,
   context: AnswerContext,
 ): Outcome {
-  if (given.length > MAX_VALUE_LENGTH) return { error: `is longer than ${MAX_VALUE_LENGTH} characters` };
+  if (given.length > MAX_VALUE_LENGTH)
+    return { error: `is longer than ${MAX_VALUE_LENGTH} characters` };
   const control = findControlCharacter(given);
   if (control) return { error: `contains a control character (${control})` };
-  const generates = question.type === "port" || question.type === "hostname" || question.type === "secret";
+  const generates =
+    question.type === "port" || question.type === "hostname" || question.type === "secret";
   if (generates && (given === "" || given.toLowerCase() === "auto")) {
     // A blank optional answer stays blank: it is never generated.
     if (given === "" && question.optional) return { value: "" };
@@ -108,7 +113,7 @@ function answerQuestion(
   }
   const outcome = normalize(question, text, context);
   // An unseen dependency question whose default port is taken gets a free one instead.
-  if ("error" in outcome && question.type === "port" && given === "" && context.unseen?.has(name)) {
+  if ("error" in outcome && question.type === "port" && context.unseen?.has(name)) {
     return generate(question, context);
   }
   return outcome;

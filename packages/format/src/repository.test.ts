@@ -23,7 +23,10 @@ describe("hostile and broken package fixtures", async () => {
       assert.ok(entry, "the file is listed");
       assert.equal(entry.definition, undefined);
       const actual = entry.errors
-        .map((e) => `${e.location?.line ?? 1}:${e.location?.col ?? 1} ${e.field ? `${e.field}: ` : ""}${e.message}`)
+        .map(
+          (e) =>
+            `${e.location?.line ?? 1}:${e.location?.col ?? 1} ${e.field ? `${e.field}: ` : ""}${e.message}`,
+        )
         .sort();
       assert.equal(actual.length, expected.length, actual.join("\n"));
       expected.forEach((want, i) => {

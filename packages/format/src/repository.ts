@@ -84,10 +84,17 @@ export function loadRepository(files: Iterable<RepositoryFile>): LoadedRepositor
   }
   for (const name of featured) {
     if (!packages.has(name)) {
-      problems.push({ path: "featured.json", message: `featured package "${name}" does not exist` });
+      problems.push({
+        path: "featured.json",
+        message: `featured package "${name}" does not exist`,
+      });
     }
   }
-  return { packages: new Map([...packages].sort(([a], [b]) => (a < b ? -1 : 1))), featured, problems };
+  return {
+    packages: new Map([...packages].sort(([a], [b]) => (a < b ? -1 : 1))),
+    featured,
+    problems,
+  };
 }
 
 function readFeatured(file: RepositoryFile, problems: FileProblem[]): string[] {
@@ -110,8 +117,12 @@ function readFeatured(file: RepositoryFile, problems: FileProblem[]): string[] {
 }
 
 /** The newest valid version of a package in one repository. */
-export function latestValidVersion(versions: ReadonlyMap<string, PackageVersionEntry>): string | undefined {
-  return latestVersion([...versions.values()].filter((entry) => entry.definition).map((entry) => entry.version));
+export function latestValidVersion(
+  versions: ReadonlyMap<string, PackageVersionEntry>,
+): string | undefined {
+  return latestVersion(
+    [...versions.values()].filter((entry) => entry.definition).map((entry) => entry.version),
+  );
 }
 
 export interface NamedRepository {
@@ -134,7 +145,12 @@ export class PackageIndex {
     const version = request.version ?? latestValidVersion(versions);
     const entry = version === undefined ? undefined : versions.get(version);
     if (!entry?.definition) return undefined;
-    return { repo: request.repo, name: entry.name, version: entry.version, definition: entry.definition };
+    return {
+      repo: request.repo,
+      name: entry.name,
+      version: entry.version,
+      definition: entry.definition,
+    };
   }
 
   /** Latest of a name across repositories; ties go to the repository listed first. */

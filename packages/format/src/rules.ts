@@ -47,7 +47,8 @@ export function relativePathProblem(path: string): string | undefined {
   if (path.includes("\\")) return "must not contain backslashes";
   const parts = path.split("/");
   if (parts.some((part) => part === "..")) return "must not contain '..'";
-  if (parts.some((part) => part === "" || part === ".")) return "must not contain empty or '.' segments";
+  if (parts.some((part) => part === "" || part === "."))
+    return "must not contain empty or '.' segments";
   return undefined;
 }
 

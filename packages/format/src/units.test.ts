@@ -27,7 +27,8 @@ describe("parseDuration", () => {
     assert.equal(parseDuration("7D"), 604800);
   });
   it("requires a unit and a number", () => {
-    for (const bad of ["", "30", "s", "1w", "-1s", "1h30m"]) assert.equal(parseDuration(bad), undefined, bad);
+    for (const bad of ["", "30", "s", "1w", "-1s", "1h30m"])
+      assert.equal(parseDuration(bad), undefined, bad);
   });
 });
 
@@ -52,7 +53,17 @@ describe("normalizeImage", () => {
     });
   }
   it("refuses anything a shell would interpret", () => {
-    for (const bad of ["nginx;rm -rf /", "$(reboot)", "a b", "nginx|cat", "`id`", "@x", "a//b", "", "x\n"]) {
+    for (const bad of [
+      "nginx;rm -rf /",
+      "$(reboot)",
+      "a b",
+      "nginx|cat",
+      "`id`",
+      "@x",
+      "a//b",
+      "",
+      "x\n",
+    ]) {
       assert.equal(normalizeImage(bad), undefined, JSON.stringify(bad));
     }
   });

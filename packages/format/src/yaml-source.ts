@@ -43,7 +43,10 @@ export class YamlSource {
       });
     }
     for (const warning of document.warnings) {
-      this.warnings.push({ message: `YAML: ${warning.message}`, location: this.locate(warning.pos[0]) });
+      this.warnings.push({
+        message: `YAML: ${warning.message}`,
+        location: this.locate(warning.pos[0]),
+      });
     }
     if (document.errors.length === 0) this.document = document;
   }
@@ -87,7 +90,7 @@ export class YamlSource {
       return undefined;
     }
     if (node && isAlias(node) && this.document) {
-      return node.resolve(this.document) as YamlNode | undefined;
+      return node.resolve(this.document);
     }
     return node;
   }

@@ -40,7 +40,10 @@ export async function readTree(dir: string): Promise<RepositoryFile[]> {
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const full = join(entry.parentPath, entry.name);
-    files.push({ path: relative(dir, full).split("\\").join("/"), text: await readFile(full, "utf8") });
+    files.push({
+      path: relative(dir, full).split("\\").join("/"),
+      text: await readFile(full, "utf8"),
+    });
   }
   return files;
 }

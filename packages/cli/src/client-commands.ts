@@ -1,0 +1,365 @@
+import type { Command } from "commander";
+import { ApiError, TownClient, type Page } from "@townos/client";
+import { forgetToken, readToken, saveToken } from "./credentials.js";
+import type { Io } from "./program.js";
+
+export const DEFAULT_SERVER = "http://127.0.0.1:5309";
+
+interface GlobalFlags {
+  server?: string;
+}
+
+interface JsonFlag {
+  json?: boolean;
+}
+
+/** The commands that talk to a running daemon. */
+export function registerClientCommands(program: Command, io: Io): void {
+  const client = async (): Promise<TownClient> =>
+    new TownClient({
+      baseUrl: program.opts<GlobalFlags>().server ?? io.env["TOWN_SERVER"] ?? DEFAULT_SERVER,
+      token: await readToken(io.env),
+    });
+  const print = (text: string): void => {
+    io.stdout(text.endsWith("\n") ? text : `${text}\n`);
+  };
+  const json = (value: unknown): void => {
+    print(JSON.stringify(value, null, 2));
+  };
+  /** Asks for what was not given, when there is a terminal to ask on. */
+  const need = async (value: string | undefined, question: string, hidden = false): Promise<string> => {
+    if (value !== undefined) return value;
+    if (!io.interactive) throw usage(`${question.replace(/:\s*$/, "")} is required`);
+    return io.ask(question, hidden);
+  };
+
+  program
+    .command("setup")
+    .description("create the first administrator of a new box, and sign in")
+    .option("--username <name>")
+    .option("--password <password>")
+    .option("--email <address>")
+    .action(async (flags: { username?: string; password?: string; email?: string }) => {
+      const api = await client();
+      const signedIn = await api.setup({
+        username: await need(flags.username, "Username: "),
+        password: await need(flags.password, "Password: ", true),
+        ...(flags.email ? { email: flags.email } : {}),
+      });
+      await saveToken(io.env, signedIn.token);
+      print(`Town OS is set up; signed in as ${signedIn.account.username} (administrator)`);
+    });
+
+  program
+    .command("login")
+    .description("sign in and keep the session token for later commands")
+    .option("--username <name>")
+    .option("--password <password>")
+    .action(async (flags: { username?: string; password?: string }) => {
+      const api = await client();
+      const signedIn = await api.login({
+        username: await need(flags.username, "Username: "),
+        password: await need(flags.password, "Password: ", true),
+      });
+      await saveToken(io.env, signedIn.token);
+      print(`signed in as ${signedIn.account.username}`);
+    });
+
+  program
+    .command("logout")
+    .description("end this session")
+    .action(async () => {
+      const api = await client();
+      if (api.token) {
+        try {
+          await api.logout();
+        } catch (error) {
+          // An expired session is already over; forgetting the token is all that is left.
+          if (!(error instanceof ApiError && error.problem.code === "unauthenticated")) throw error;
+        }
+      }
+      await forgetToken(io.env);
+      print("signed out");
+    });
+
+  const user = program.command("user").description("accounts (administrators)");
+  user
+    .command("add")
+    .option("--username <name>")
+    .option("--password <password>")
+    .option("--email <address>")
+    .option("--admin", "make the account an administrator")
+    .action(async (flags: { username?: string; password?: string; email?: string; admin?: boolean }) => {
+      const account = await (
+        await client()
+      ).createAccount({
+        username: await need(flags.username, "Username: "),
+        password: await need(flags.password, "Password: ", true),
+        role: flags.admin ? "admin" : "user",
+        ...(flags.email ? { email: flags.email } : {}),
+      });
+      print(`added ${account.username} (${account.role})`);
+    });
+  user
+    .command("ls")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const page = await allPages((query) => client().then((api) => api.accounts(query)));
+      if (flags.json) return json(page);
+      print(
+        table(
+          ["USERNAME", "ROLE", "STATE", "EMAIL"],
+          page.map((a) => [a.username, a.role, a.disabled ? "disabled" : "active", a.email ?? ""]),
+        ),
+      );
+    });
+  for (const [name, disabled] of [
+    ["disable", true],
+    ["enable", false],
+  ] as const) {
+    user
+      .command(name)
+      .argument("<username>")
+      .action(async (username: string) => {
+        const account = await (await client()).updateAccount(username, { disabled });
+        print(`${account.username} is ${account.disabled ? "disabled" : "enabled"}`);
+      });
+  }
+  user
+    .command("promote")
+    .argument("<username>")
+    .action(async (username: string) => {
+      await (await client()).updateAccount(username, { role: "admin" });
+      print(`${username} is an administrator`);
+    });
+
+  const repo = program.command("repo").description("package repositories");
+  repo
+    .command("add")
+    .argument("<name>")
+    .argument("<url>")
+    .option("--username <name>")
+    .option("--password <password>")
+    .action(async (name: string, url: string, flags: { username?: string; password?: string }) => {
+      const added = await (
+        await client()
+      ).addRepository({
+        name,
+        url,
+        ...(flags.username ? { username: flags.username } : {}),
+        ...(flags.password ? { password: flags.password } : {}),
+      });
+      print(
+        added.status.error
+          ? `added ${name}, but fetching it failed: ${added.status.error}`
+          : `added ${name}: ${added.status.packages} packages`,
+      );
+    });
+  repo
+    .command("ls")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const repos = await allPages((query) => client().then((api) => api.repositories(query)));
+      if (flags.json) return json(repos);
+      print(
+        table(
+          ["#", "NAME", "URL", "PACKAGES", "REFRESHED", "ERROR"],
+          repos.map((r) => [
+            String(r.position),
+            r.name,
+            r.url,
+            String(r.status.packages),
+            r.status.refreshedAt ? new Date(r.status.refreshedAt).toISOString() : "never",
+            r.status.error ?? "",
+          ]),
+        ),
+      );
+    });
+  repo
+    .command("rm")
+    .argument("<name>")
+    .action(async (name: string) => {
+      await (await client()).removeRepository(name);
+      print(`removed ${name}`);
+    });
+  repo
+    .command("move")
+    .argument("<name>")
+    .argument("<position>", "0-based position; earlier repositories win ties")
+    .action(async (name: string, position: string) => {
+      const order = await (await client()).moveRepository(name, parseWhole(position, "position"));
+      print(order.map((r) => `${r.position} ${r.name}`).join("\n"));
+    });
+  repo
+    .command("refresh")
+    .argument("[name]", "one repository (default: all)")
+    .option("--json")
+    .action(async (name: string | undefined, flags: JsonFlag) => {
+      const api = await client();
+      const repos = name ? [await api.refreshRepository(name)] : await api.refreshRepositories();
+      if (flags.json) return json(repos);
+      for (const r of repos) {
+        const changed = r.status.changedPackages.length > 0 ? `, changed: ${r.status.changedPackages.join(", ")}` : "";
+        print(r.status.error ? `${r.name}: ${r.status.error}` : `${r.name}: ${r.status.packages} packages${changed}`);
+      }
+    });
+
+  const app = program.command("app").description("apps and the package catalog");
+  app
+    .command("search")
+    .argument("[term]")
+    .option("--json")
+    .action(async (term: string | undefined, flags: JsonFlag) => {
+      const found = await allPages((query) => client().then((api) => api.catalog({ ...query, ...(term ? { q: term } : {}) })));
+      if (flags.json) return json(found);
+      print(
+        table(
+          ["PACKAGE", "LATEST", "DESCRIPTION"],
+          found.map((p) => [
+            `${p.repo}/${p.name}${p.featured ? " *" : ""}`,
+            p.latestVersion ?? "(invalid)",
+            p.installed ? `[installed ${p.installedVersion ?? ""}] ${p.description}` : p.description,
+          ]),
+        ),
+      );
+    });
+  app
+    .command("show")
+    .argument("<package>", "REPO/NAME[@VERSION]")
+    .option("--json")
+    .action(async (spec: string, flags: JsonFlag) => {
+      const match = /^([^/@]+)\/([^/@]+)(?:@(.+))?$/.exec(spec);
+      if (!match?.[1] || !match[2]) throw usage(`"${spec}" is not REPO/NAME[@VERSION]`);
+      const api = await client();
+      const detail = await api.package(match[1], match[2]);
+      const version = match[3] ?? detail.latestVersion ?? detail.versions[0]?.version;
+      const chosen = version === undefined ? undefined : await api.packageVersion(match[1], match[2], version);
+      if (flags.json) return json({ ...detail, version: chosen });
+      const lines = [
+        `${detail.repo}/${detail.name}: ${detail.description}`,
+        `versions: ${detail.versions.map((v) => (v.valid ? v.version : `${v.version} (invalid)`)).join(", ")}`,
+      ];
+      if (chosen) {
+        lines.push(`${chosen.version}:`);
+        for (const error of chosen.errors) lines.push(`  error: ${error.field ? `${error.field}: ` : ""}${error.message}`);
+        for (const q of chosen.questions) {
+          lines.push(`  ? ${q.name} (${q.type || "text"}${q.optional ? ", optional" : ""}): ${q.query}${q.default ? ` [${q.default}]` : ""}`);
+        }
+        const preview = chosen.preview;
+        if (preview) {
+          lines.push(`  runtime: ${preview.runtime}${preview.image ? ` ${preview.image}` : ""}`);
+          for (const v of preview.volumes) lines.push(`  volume ${v.name} at ${v.mountpoint}`);
+          for (const p of preview.ports) lines.push(`  port ${p.name ?? ""} ${String(p.host ?? "ingress")} → ${String(p.container)} (${p.exposure})`);
+          if (preview.ingress) lines.push(`  https://${preview.ingress.host}/`);
+          if (preview.questionsToAnswer.length > 0) lines.push(`  needs answers: ${preview.questionsToAnswer.join(", ")}`);
+        }
+      }
+      print(lines.join("\n"));
+    });
+  app
+    .command("upgrades")
+    .option("--all", "include dismissed offers")
+    .option("--json")
+    .action(async (flags: JsonFlag & { all?: boolean }) => {
+      const offers = await (await client()).upgrades(flags.all === true);
+      if (flags.json) return json(offers);
+      print(
+        offers.length === 0
+          ? "everything is up to date"
+          : table(
+              ["APP", "INSTALLED", "OFFER", "WHY"],
+              offers.map((o) => [
+                `${o.repo}/${o.name}`,
+                o.installedVersion,
+                `${o.offerRepo}/${o.name}@${o.offerVersion}`,
+                o.reason === "newer-version" ? "newer version" : "package file changed",
+              ]),
+            ),
+      );
+    });
+
+  program
+    .command("audit")
+    .description("the audit log (administrators)")
+    .option("--search <text>")
+    .option("--user <username>")
+    .option("--limit <n>", "entries to show", "50")
+    .option("--json")
+    .action(async (flags: JsonFlag & { search?: string; user?: string; limit: string }) => {
+      const page = await (
+        await client()
+      ).audit({
+        limit: parseWhole(flags.limit, "limit"),
+        ...(flags.search ? { q: flags.search } : {}),
+        ...(flags.user ? { username: flags.user } : {}),
+      });
+      if (flags.json) return json(page);
+      print(
+        table(
+          ["WHEN", "WHO", "ACTION", "TARGET", "OUTCOME"],
+          page.items.map((e) => [
+            new Date(e.at).toISOString(),
+            e.username ?? "-",
+            e.action,
+            e.target,
+            e.error ? `${e.outcome}: ${e.error}` : e.outcome,
+          ]),
+        ),
+      );
+    });
+
+  const settings = program.command("settings").description("box settings");
+  settings
+    .command("get")
+    .argument("[key]")
+    .option("--json")
+    .action(async (key: string | undefined, flags: JsonFlag) => {
+      const all = await (await client()).settings();
+      const chosen = key === undefined ? all : all.filter((s) => s.key === key);
+      if (key !== undefined && chosen.length === 0) throw usage(`there is no setting "${key}"`);
+      if (flags.json) return json(key === undefined ? chosen : chosen[0]);
+      print(table(["KEY", "VALUE", "DEFAULT", "ABOUT"], chosen.map((s) => [s.key, String(s.value), String(s.default), s.description])));
+    });
+  settings
+    .command("set")
+    .argument("<key>")
+    .argument("<value>")
+    .action(async (key: string, value: string) => {
+      const typed = value === "true" ? true : value === "false" ? false : /^[0-9]+$/.test(value) ? Number(value) : value;
+      const setting = await (await client()).setSetting(key, typed);
+      print(`${setting.key} = ${String(setting.value)}`);
+    });
+}
+
+/** Reads every page of a listing. */
+async function allPages<T>(fetchPage: (query: { offset: number; limit: number }) => Promise<Page<T>>): Promise<T[]> {
+  const items: T[] = [];
+  for (let offset = 0; ; ) {
+    const page = await fetchPage({ offset, limit: 500 });
+    items.push(...page.items);
+    offset += page.items.length;
+    if (page.items.length === 0 || offset >= page.total) return items;
+  }
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+function parseWhole(text: string, name: string): number {
+  if (!/^[0-9]{1,9}$/.test(text)) throw usage(`${name} must be a whole number`);
+  return Number(text);
+}
+
+/** A mistake in how a command was called: reported like the API's problems. */
+export class UsageError extends Error {}
+
+function usage(message: string): UsageError {
+  return new UsageError(message);
+}

@@ -1,0 +1,29 @@
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+
+/** Where the CLI keeps its session token: `$XDG_CONFIG_HOME/town/token` (mode 0600). */
+export function tokenPath(env: NodeJS.ProcessEnv): string {
+  const base = env["XDG_CONFIG_HOME"] || join(env["HOME"] || homedir(), ".config");
+  return join(base, "town", "token");
+}
+
+export async function readToken(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (env["TOWN_TOKEN"]) return env["TOWN_TOKEN"];
+  try {
+    return (await readFile(tokenPath(env), "utf8")).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function saveToken(env: NodeJS.ProcessEnv, token: string): Promise<void> {
+  const path = tokenPath(env);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
+  await chmod(path, 0o600);
+}
+
+export async function forgetToken(env: NodeJS.ProcessEnv): Promise<void> {
+  await rm(tokenPath(env), { force: true });
+}

@@ -1,0 +1,54 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, parseListen, startDaemon } from "@townos/daemon";
+import { DEFAULT_REPOSITORY } from "@townos/daemon";
+import type { Io } from "./program.js";
+
+interface DaemonFlags {
+  dataDir?: string;
+  listen?: string;
+}
+
+export function registerDaemonCommand(program: Command, io: Io): void {
+  program
+    .command("daemon")
+    .description("run the Town OS daemon (API, state, catalog)")
+    .option("--data-dir <dir>", `state directory (env TOWN_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
+    .option("--listen <host:port>", `API address (env TOWN_LISTEN, default ${DEFAULT_LISTEN})`)
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Environment:",
+        "  TOWN_DATA_DIR, TOWN_LISTEN   as the options above",
+        `  TOWN_DEFAULT_REPOSITORY      repository added on first start (default ${DEFAULT_REPOSITORY.url}; empty: none)`,
+        "  TOWN_LOG_LEVEL               trace, debug, info (default), warn, error",
+        "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
+      ].join("\n"),
+    )
+    .action(async (flags: DaemonFlags) => {
+      const { host, port } = parseListen(flags.listen ?? io.env["TOWN_LISTEN"] ?? DEFAULT_LISTEN);
+      const daemon = await startDaemon({
+        dataDir: flags.dataDir ?? io.env["TOWN_DATA_DIR"] ?? DEFAULT_DATA_DIR,
+        host,
+        port,
+        defaultRepositoryUrl: io.env["TOWN_DEFAULT_REPOSITORY"] ?? DEFAULT_REPOSITORY.url,
+        logLevel: io.env["TOWN_LOG_LEVEL"] ?? "info",
+        extraHosts: (io.env["TOWN_EXTRA_HOSTS"] ?? "").split(",").filter((name) => name.trim() !== ""),
+        version: packageVersion(),
+      });
+      await daemon.booted;
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void daemon.stop().then(resolve);
+        };
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
+    });
+}
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return manifest.version;
+}

@@ -1,0 +1,337 @@
+/**
+ * The typed client of the Town OS API (`/api/v1`), shared by the `town`
+ * command and the dashboard. Failures arrive as `ApiError` carrying the
+ * server's RFC 9457 problem; callers switch on `problem.code`.
+ */
+
+export interface Issue {
+  field?: string;
+  question?: string;
+  message: string;
+  location?: { line: number; col: number };
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  issues?: Issue[];
+}
+
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  constructor(readonly problem: Problem) {
+    super(`${problem.title}: ${problem.detail}`);
+  }
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  offset: number;
+  limit: number;
+}
+
+export interface PageQuery {
+  offset?: number;
+  limit?: number;
+  sort?: string;
+  q?: string;
+}
+
+export interface Status {
+  state: "booting" | "ready" | "failed";
+  step: string;
+  error: string | null;
+  version: string;
+  setupNeeded: boolean | null;
+}
+
+export type Role = "admin" | "user";
+
+export interface Account {
+  username: string;
+  email: string | null;
+  role: Role;
+  disabled: boolean;
+  createdAt: number;
+}
+
+export interface SignedIn {
+  token: string;
+  account: Account;
+}
+
+export interface SessionInfo {
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  source: string;
+  userAgent: string;
+  current: boolean;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  username: string | null;
+  action: string;
+  target: string;
+  detail: Record<string, unknown>;
+  outcome: string;
+  error: string | null;
+  source: string;
+}
+
+export interface Setting {
+  key: string;
+  type: string;
+  value: string | number | boolean;
+  default: string | number | boolean;
+  description: string;
+}
+
+export interface Repository {
+  name: string;
+  url: string;
+  position: number;
+  username: string | null;
+  hasPassword: boolean;
+  status: {
+    commit: string | null;
+    refreshedAt: number | null;
+    attemptedAt: number | null;
+    error: string | null;
+    changedPackages: string[];
+    packages: number;
+    invalidFiles: number;
+    skipped: { path: string; reason: string }[];
+  };
+}
+
+export interface PackageSummary {
+  repo: string;
+  name: string;
+  latestVersion: string | null;
+  description: string;
+  supplies: string[];
+  featured: boolean;
+  installed: boolean;
+  installedVersion: string | null;
+  invalidVersions: number;
+}
+
+export interface VersionSummary {
+  version: string;
+  valid: boolean;
+  errors: Issue[];
+  warnings: Issue[];
+}
+
+export interface PackageDetail extends PackageSummary {
+  versions: VersionSummary[];
+}
+
+export interface InstallPreview {
+  runtime: "container" | "vm";
+  image: string | null;
+  volumes: { name: string; mountpoint: string; quota: number | null }[];
+  ports: { name: string | null; host: number | string | null; container: number | string; exposure: string }[];
+  ingress: { host: string; port: number } | null;
+  dependencies: { key: string; repo: string; name: string; version: string }[];
+  questionsToAnswer: string[];
+  problems: Issue[];
+}
+
+export interface VersionDetail extends VersionSummary {
+  repo: string;
+  name: string;
+  manifest: string;
+  definitionHash: string;
+  description: string;
+  questions: {
+    name: string;
+    query: string;
+    type: string;
+    default: string | null;
+    optional: boolean;
+    showIf: string | null;
+  }[];
+  preview: InstallPreview | null;
+}
+
+export interface UpgradeOffer {
+  repo: string;
+  name: string;
+  installedVersion: string;
+  offerRepo: string;
+  offerVersion: string;
+  reason: "newer-version" | "changed-definition";
+  dismissed: boolean;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+export interface ClientOptions {
+  /** e.g. `http://127.0.0.1:5309`; empty for the page's own origin (the dashboard). */
+  baseUrl: string;
+  token?: string | undefined;
+  fetch?: typeof fetch;
+}
+
+export class TownClient {
+  private readonly baseUrl: string;
+  private readonly fetchImpl: typeof fetch;
+  token: string | undefined;
+
+  constructor(options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.token = options.token;
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  /** One API call. Problems become ApiError; an unreachable daemon, a clear `unreachable` problem. */
+  async request<T>(method: string, path: string, options: { body?: unknown; query?: Query } = {}): Promise<T> {
+    // An empty base URL means "this page's origin" (the dashboard runs in a browser).
+    const origin = (globalThis as { location?: { href: string } }).location?.href;
+    const url = new URL(`${this.baseUrl}/api/v1${path}`, this.baseUrl === "" ? origin : undefined);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
+    if (this.token) headers["authorization"] = `Bearer ${this.token}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, {
+        method,
+        headers,
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      });
+    } catch (error) {
+      throw new ApiError({
+        type: "urn:town-os:problem:unreachable",
+        title: "Cannot reach Town OS",
+        status: 0,
+        detail: `${url.origin}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`,
+        code: "unreachable",
+      });
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    const body: unknown = text === "" ? undefined : JSON.parse(text);
+    if (!response.ok) {
+      const problem = body as Partial<Problem> | undefined;
+      throw new ApiError({
+        type: problem?.type ?? "about:blank",
+        title: problem?.title ?? response.statusText,
+        status: response.status,
+        detail: problem?.detail ?? text,
+        code: problem?.code ?? "unknown",
+        ...(problem?.issues ? { issues: problem.issues } : {}),
+      });
+    }
+    return body as T;
+  }
+
+  status(): Promise<Status> {
+    return this.request("GET", "/status");
+  }
+
+  setup(input: { username: string; password: string; email?: string }): Promise<SignedIn> {
+    return this.request("POST", "/setup", { body: input });
+  }
+
+  login(input: { username: string; password: string }): Promise<SignedIn> {
+    return this.request("POST", "/auth/login", { body: input });
+  }
+
+  logout(): Promise<void> {
+    return this.request("POST", "/auth/logout");
+  }
+
+  me(): Promise<Account> {
+    return this.request("GET", "/auth/me");
+  }
+
+  accounts(query: PageQuery = {}): Promise<Page<Account>> {
+    return this.request("GET", "/accounts", { query: { ...query } });
+  }
+
+  createAccount(input: { username: string; password: string; email?: string; role?: Role }): Promise<Account> {
+    return this.request("POST", "/accounts", { body: input });
+  }
+
+  updateAccount(username: string, change: { disabled?: boolean; role?: Role; password?: string }): Promise<Account> {
+    return this.request("PATCH", `/accounts/${encodeURIComponent(username)}`, { body: change });
+  }
+
+  sessions(query: PageQuery = {}): Promise<Page<SessionInfo>> {
+    return this.request("GET", "/sessions", { query: { ...query } });
+  }
+
+  revokeSession(id: string): Promise<void> {
+    return this.request("DELETE", `/sessions/${encodeURIComponent(id)}`);
+  }
+
+  audit(query: PageQuery & { action?: string; username?: string; outcome?: "success" | "failure" } = {}): Promise<Page<AuditEntry>> {
+    return this.request("GET", "/audit", { query: { ...query } });
+  }
+
+  settings(): Promise<Setting[]> {
+    return this.request("GET", "/settings");
+  }
+
+  setSetting(key: string, value: string | number | boolean): Promise<Setting> {
+    return this.request("PUT", `/settings/${encodeURIComponent(key)}`, { body: { value } });
+  }
+
+  repositories(query: PageQuery = {}): Promise<Page<Repository>> {
+    return this.request("GET", "/repositories", { query: { ...query } });
+  }
+
+  addRepository(input: { name: string; url: string; username?: string; password?: string }): Promise<Repository> {
+    return this.request("POST", "/repositories", { body: input });
+  }
+
+  removeRepository(name: string): Promise<void> {
+    return this.request("DELETE", `/repositories/${encodeURIComponent(name)}`);
+  }
+
+  moveRepository(name: string, position: number): Promise<Repository[]> {
+    return this.request("POST", `/repositories/${encodeURIComponent(name)}/move`, { body: { position } });
+  }
+
+  refreshRepository(name: string): Promise<Repository> {
+    return this.request("POST", `/repositories/${encodeURIComponent(name)}/refresh`);
+  }
+
+  refreshRepositories(): Promise<Repository[]> {
+    return this.request("POST", "/repositories/refresh");
+  }
+
+  catalog(query: PageQuery & { repo?: string; featured?: boolean; installed?: boolean } = {}): Promise<Page<PackageSummary>> {
+    return this.request("GET", "/catalog", { query: { ...query } });
+  }
+
+  package(repo: string, name: string): Promise<PackageDetail> {
+    return this.request("GET", `/catalog/${encodeURIComponent(repo)}/${encodeURIComponent(name)}`);
+  }
+
+  packageVersion(repo: string, name: string, version: string): Promise<VersionDetail> {
+    return this.request(
+      "GET",
+      `/catalog/${encodeURIComponent(repo)}/${encodeURIComponent(name)}/${encodeURIComponent(version)}`,
+    );
+  }
+
+  upgrades(all = false): Promise<UpgradeOffer[]> {
+    return this.request("GET", "/upgrades", { query: { all: all || undefined } });
+  }
+
+  dismissUpgrade(repo: string, name: string): Promise<void> {
+    return this.request("POST", `/upgrades/${encodeURIComponent(repo)}/${encodeURIComponent(name)}/dismiss`);
+  }
+}

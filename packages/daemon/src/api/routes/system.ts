@@ -1,0 +1,153 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { TownError } from "@townos/format";
+import type { Account } from "../../auth/accounts.js";
+import type { Services } from "../../services.js";
+import { SESSION_IDLE_MS } from "../../auth/sessions.js";
+import { SESSION_COOKIE, type ApiOptions } from "../server.js";
+import { accountSchema, credentialsSchema } from "./schemas.js";
+
+export function services(options: ApiOptions): Services {
+  if (!options.boot.services) throw new TownError("booting", "Town OS is starting");
+  return options.boot.services;
+}
+
+const sessionResponse = {
+  type: "object",
+  required: ["token", "account"],
+  properties: { token: { type: "string" }, account: accountSchema },
+} as const;
+
+export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions): void {
+  api.get(
+    "/status",
+    {
+      config: { access: "public", duringBoot: true },
+      schema: {
+        summary: "Whether the daemon is booting or ready, and whether first-run setup is needed",
+        response: {
+          200: {
+            type: "object",
+            required: ["state", "step", "version", "setupNeeded"],
+            properties: {
+              state: { type: "string", enum: ["booting", "ready", "failed"] },
+              step: { type: "string" },
+              error: { type: ["string", "null"] },
+              version: { type: "string" },
+              setupNeeded: { type: ["boolean", "null"] },
+            },
+          },
+        },
+      },
+    },
+    async () => ({
+      state: options.boot.state,
+      step: options.boot.step,
+      error: options.boot.error,
+      version: options.version,
+      setupNeeded: options.boot.services ? options.boot.services.accounts.setupNeeded : null,
+    }),
+  );
+
+  api.get(
+    "/openapi.json",
+    { config: { access: "public", duringBoot: true }, schema: { hide: true } },
+    async () => api.swagger(),
+  );
+
+  api.get("/metrics", { config: { access: "public" }, schema: { hide: true } }, async (request, reply) => {
+    // Prometheus on the box scrapes over loopback; anyone else must be an administrator.
+    const loopback = request.ip === "127.0.0.1" || request.ip === "::1" || request.ip === "::ffff:127.0.0.1";
+    if (!loopback && request.auth?.account.role !== "admin") {
+      throw new TownError(request.auth ? "forbidden" : "unauthenticated", "metrics are for administrators");
+    }
+    return reply.type(options.metrics.contentType).send(await options.metrics.text());
+  });
+
+  api.post<{ Body: { username: string; password: string; email?: string } }>(
+    "/setup",
+    {
+      config: { access: "public", audit: { action: "setup", target: (request) => bodyUsername(request) } },
+      schema: {
+        summary: "First run: create the first administrator (only while no account exists)",
+        body: credentialsSchema,
+        response: { 201: sessionResponse },
+      },
+    },
+    async (request, reply) => {
+      const account = await services(options).accounts.setup(request.body);
+      const { token, session } = startSession(options, account, request, reply);
+      request.auth = { account, session };
+      return reply.status(201).send({ token, account });
+    },
+  );
+
+  api.post<{ Body: { username: string; password: string } }>(
+    "/auth/login",
+    {
+      config: { access: "public", audit: { action: "auth.login", target: (request) => bodyUsername(request) } },
+      schema: {
+        summary: "Sign in; the token also comes as an HttpOnly cookie",
+        body: credentialsSchema,
+        response: { 200: sessionResponse },
+      },
+    },
+    async (request, reply) => {
+      const { accounts, throttle } = services(options);
+      if (accounts.setupNeeded) throw new TownError("setup_required", "create the first account first");
+      throttle.check(request.ip);
+      const account = await accounts.authenticate(request.body.username, request.body.password);
+      if (!account) {
+        throttle.fail(request.ip);
+        throw new TownError("unauthenticated", "wrong username or password");
+      }
+      throttle.succeed(request.ip);
+      const { token, session } = startSession(options, account, request, reply);
+      request.auth = { account, session };
+      return { token, account };
+    },
+  );
+
+  api.post(
+    "/auth/logout",
+    {
+      config: { access: "user", audit: { action: "auth.logout", target: (request) => request.auth?.account.username ?? "" } },
+      schema: { summary: "End the current session" },
+    },
+    async (request, reply) => {
+      if (request.auth) services(options).sessions.revoke(request.auth.session.id);
+      return reply
+        .header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`)
+        .status(204)
+        .send();
+    },
+  );
+
+  api.get(
+    "/auth/me",
+    {
+      config: { access: "user" },
+      schema: { summary: "The signed-in account", response: { 200: accountSchema } },
+    },
+    async (request) => request.auth?.account,
+  );
+}
+
+/** Issues a session and sets its cookie for browsers; the token is also returned for the CLI. */
+function startSession(options: ApiOptions, account: Account, request: FastifyRequest, reply: FastifyReply) {
+  const issued = services(options).sessions.issue(
+    account,
+    request.ip,
+    request.headers["user-agent"] ?? "",
+  );
+  const secure = request.protocol === "https" ? "; Secure" : "";
+  void reply.header(
+    "set-cookie",
+    `${SESSION_COOKIE}=${issued.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_IDLE_MS / 1000}${secure}`,
+  );
+  return issued;
+}
+
+function bodyUsername(request: FastifyRequest): string {
+  const body = request.body as { username?: unknown } | undefined;
+  return typeof body?.username === "string" ? body.username : "";
+}

@@ -1,0 +1,194 @@
+import { mkdir } from "node:fs/promises";
+import { hostname, networkInterfaces } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { TownError } from "@townos/format";
+import { Accounts } from "./auth/accounts.js";
+import { Sessions } from "./auth/sessions.js";
+import { LoginThrottle } from "./auth/throttle.js";
+import { Catalog, type RepositoryFetcher } from "./catalog/catalog.js";
+import { gitFetcher } from "./catalog/git-fetcher.js";
+import { systemClock, type Clock } from "./clock.js";
+import { Metrics } from "./api/metrics.js";
+import { buildApi, type BootState } from "./api/server.js";
+import { AuditLog } from "./store/audit.js";
+import { openDatabase, type Db } from "./store/database.js";
+import { Installs } from "./store/installs.js";
+import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
+import { Settings } from "./store/settings.js";
+import type { Services } from "./services.js";
+
+export interface DaemonConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** URL of the repository added on first start; empty for none. */
+  defaultRepositoryUrl: string;
+  logLevel: string;
+  /** Extra host names browsers may use to reach the box (behind a proxy, say). */
+  extraHosts: string[];
+  version: string;
+  clock?: Clock;
+  fetcher?: RepositoryFetcher;
+  /** Where log lines go; stdout by default. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export const DEFAULT_DATA_DIR = "/var/lib/town";
+export const DEFAULT_LISTEN = "0.0.0.0:5309";
+
+/** `host:port`, `[v6]:port` or `:port`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(listen.trim());
+  const port = Number(match?.[3]);
+  if (!match || port < 0 || port > 65535) {
+    throw new TownError("invalid_argument", `"${listen}" is not HOST:PORT`);
+  }
+  return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
+}
+
+export interface RunningDaemon {
+  app: FastifyInstance;
+  boot: BootState;
+  /** Where the API listens, e.g. http://127.0.0.1:5309. */
+  url: string;
+  /** Resolves when booting finished (or failed). */
+  booted: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the daemon. The port is bound first and answers `/status` while the
+ * rest boots, so a dashboard can show progress instead of a dead page.
+ */
+export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  const clock = config.clock ?? systemClock;
+  const boot: BootState = { state: "booting", step: "starting", error: null, services: undefined };
+  const metrics = new Metrics();
+  const ownHosts = boxHosts(config);
+  const app = await buildApi({
+    version: config.version,
+    boot,
+    metrics,
+    // The dashboard's name follows the TLD setting, which may change at any time.
+    isAllowedHost: (host) =>
+      ownHosts.has(host) || (boot.services !== undefined && host === `town.${boot.services.settings.string("dns.tld")}`),
+    logger: { level: config.logLevel, ...(config.logStream ? { stream: config.logStream } : {}) },
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const hostForUrl = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const url = `http://${hostForUrl.includes(":") ? `[${hostForUrl}]` : hostForUrl}:${port}`;
+
+  let db: Db | undefined;
+  let stopBackgroundWork = (): void => undefined;
+  const booted = (async () => {
+    try {
+      boot.step = "opening the state database";
+      await mkdir(config.dataDir, { recursive: true, mode: 0o750 });
+      db = openDatabase(join(config.dataDir, "town.db"));
+      const services = createServices(db, clock, config);
+      addDefaultRepository(db, services.repositories, config.defaultRepositoryUrl);
+      boot.step = "loading package repositories";
+      await services.catalog.loadLocal();
+      boot.services = services;
+      boot.state = "ready";
+      boot.step = "ready";
+      app.log.info({ dataDir: config.dataDir, url }, "Town OS is ready");
+      stopBackgroundWork = startBackgroundWork(services, app);
+    } catch (error) {
+      boot.state = "failed";
+      boot.error = error instanceof Error ? error.message : String(error);
+      app.log.error({ err: error }, "Town OS failed to start");
+    }
+  })();
+
+  return {
+    app,
+    boot,
+    url,
+    booted,
+    async stop() {
+      await booted;
+      stopBackgroundWork();
+      await app.close();
+      db?.close();
+    },
+  };
+}
+
+function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
+  const accounts = new Accounts(db, clock);
+  const repositories = new Repositories(db, clock);
+  const installs = new Installs(db, clock);
+  return {
+    accounts,
+    sessions: new Sessions(db, accounts, clock),
+    throttle: new LoginThrottle({ maxFailures: 5, windowMs: 60_000 }, clock),
+    audit: new AuditLog(db, clock),
+    settings: new Settings(db),
+    repositories,
+    installs,
+    catalog: new Catalog(
+      db,
+      repositories,
+      installs,
+      config.fetcher ?? gitFetcher,
+      join(config.dataDir, "repositories"),
+      clock,
+    ),
+  };
+}
+
+/** On the very first start only: a box with no repository cannot install anything. */
+function addDefaultRepository(db: Db, repositories: Repositories, url: string): void {
+  const done = db.prepare("SELECT value FROM meta WHERE key = 'default_repository_added'").get();
+  if (done) return;
+  if (url !== "") repositories.add({ name: DEFAULT_REPOSITORY.name, url });
+  db.prepare("INSERT INTO meta (key, value) VALUES ('default_repository_added', '1')").run();
+}
+
+/** Repository refreshes on the configured interval, and session sweeps. Returns a stop function. */
+function startBackgroundWork(services: Services, app: FastifyInstance): () => void {
+  let stopped = false;
+  let refreshTimer: NodeJS.Timeout | undefined;
+  const scheduleRefresh = (delayMs: number): void => {
+    refreshTimer = setTimeout(() => {
+      const interval = services.settings.number("repositories.refresh_interval");
+      const run = interval > 0 ? services.catalog.refreshAll() : Promise.resolve([]);
+      void run
+        .then((outcomes) => {
+          for (const outcome of outcomes.filter((o) => !o.ok)) {
+            app.log.warn({ repository: outcome.name, error: outcome.error }, "repository refresh failed");
+          }
+        })
+        .finally(() => {
+          // A zero interval is looked at again each minute, in case it is turned on.
+          if (!stopped) scheduleRefresh(Math.max(interval, 60) * 1000);
+        });
+    }, delayMs);
+    refreshTimer.unref();
+  };
+  scheduleRefresh(1000);
+  const sweep = setInterval(() => services.sessions.sweep(), 3600_000);
+  sweep.unref();
+  return () => {
+    stopped = true;
+    clearTimeout(refreshTimer);
+    clearInterval(sweep);
+  };
+}
+
+/** The box's own names and addresses: browser requests naming anything else are refused. */
+function boxHosts(config: DaemonConfig): ReadonlySet<string> {
+  const names = new Set(["localhost", "127.0.0.1", "[::1]", hostname().toLowerCase(), `${hostname().toLowerCase()}.local`]);
+  names.add("town-os.local");
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      names.add(address.family === "IPv6" ? `[${address.address.toLowerCase()}]` : address.address);
+    }
+  }
+  for (const extra of config.extraHosts) names.add(extra.toLowerCase());
+  return names;
+}

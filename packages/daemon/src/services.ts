@@ -1,0 +1,20 @@
+import type { Accounts } from "./auth/accounts.js";
+import type { Sessions } from "./auth/sessions.js";
+import type { LoginThrottle } from "./auth/throttle.js";
+import type { Catalog } from "./catalog/catalog.js";
+import type { AuditLog } from "./store/audit.js";
+import type { Installs } from "./store/installs.js";
+import type { Repositories } from "./store/repositories.js";
+import type { Settings } from "./store/settings.js";
+
+/** Everything the API works with once the daemon has booted. */
+export interface Services {
+  accounts: Accounts;
+  sessions: Sessions;
+  throttle: LoginThrottle;
+  audit: AuditLog;
+  settings: Settings;
+  repositories: Repositories;
+  installs: Installs;
+  catalog: Catalog;
+}

@@ -1,0 +1,96 @@
+/**
+ * Schema migrations, applied in order; the database's `user_version` says
+ * how many have run. Never edit one that has shipped: add another.
+ *
+ * Tables hold desired state (what should exist) and observed facts (what a
+ * refresh saw); never transitional verbs like "installing".
+ */
+export const migrations: readonly string[] = [
+  `
+  CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    email TEXT,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    user_agent TEXT NOT NULL
+  );
+  CREATE INDEX sessions_account ON sessions(account_id);
+
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    account_id INTEGER,
+    username TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    source TEXT NOT NULL
+  );
+  CREATE INDEX audit_at ON audit(at);
+
+  -- Facts the daemon keeps about itself, e.g. that first-start work is done.
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE repositories (
+    name TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    username TEXT,
+    password TEXT,
+    position INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  -- What the last refresh of a repository saw.
+  CREATE TABLE repository_status (
+    name TEXT PRIMARY KEY REFERENCES repositories(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    commit_id TEXT,
+    refreshed_at INTEGER,
+    attempted_at INTEGER,
+    error TEXT,
+    changed_packages TEXT NOT NULL DEFAULT '[]'
+  );
+
+  -- Installed packages: desired state. The runtime that makes them real
+  -- reads this table; the catalog reads it for "installed" and upgrades.
+  CREATE TABLE installs (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    answers TEXT NOT NULL DEFAULT '{}',
+    enabled INTEGER NOT NULL DEFAULT 1,
+    installed_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, name)
+  );
+
+  -- An upgrade offer a person dismissed: hidden until something newer appears.
+  CREATE TABLE upgrade_dismissals (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    offer TEXT NOT NULL,
+    dismissed_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, name)
+  );
+  `,
+];

@@ -1,0 +1,140 @@
+import { parseByteSize, parseDuration, TownError } from "@townos/format";
+import type { Db } from "./database.js";
+
+type SettingType = "bytes" | "seconds" | "dns-label" | "boolean";
+
+interface SettingDefinition {
+  type: SettingType;
+  default: number | string | boolean;
+  description: string;
+  min?: number;
+}
+
+/** Every setting there is, with its type and default. Unknown keys are refused. */
+export const SETTINGS = {
+  "storage.default_quota": {
+    type: "bytes",
+    default: 10 * 1024 ** 3,
+    min: 1024 ** 2,
+    description: "Quota of a new user volume",
+  },
+  "uploads.max_size": {
+    type: "bytes",
+    default: 10 * 1024 ** 3,
+    min: 1024 ** 2,
+    description: "Largest archive that may be uploaded",
+  },
+  "uploads.unpack_timeout": {
+    type: "seconds",
+    default: 1800,
+    min: 10,
+    description: "Longest an archive may take to unpack",
+  },
+  "dns.tld": {
+    type: "dns-label",
+    default: "home",
+    description: "Top-level domain of the box's names (<app>.<repo>.<tld>)",
+  },
+  "repositories.refresh_interval": {
+    type: "seconds",
+    default: 3600,
+    min: 0,
+    description: "How often package repositories are refreshed (0: never on its own)",
+  },
+} as const satisfies Record<string, SettingDefinition>;
+
+export type SettingKey = keyof typeof SETTINGS;
+export type SettingValue = number | string | boolean;
+
+export interface SettingView {
+  key: SettingKey;
+  type: SettingType;
+  value: SettingValue;
+  default: SettingValue;
+  description: string;
+}
+
+export function isSettingKey(key: string): key is SettingKey {
+  return Object.hasOwn(SETTINGS, key);
+}
+
+/** Typed settings with defaults; a value is stored only once somebody sets it. */
+export class Settings {
+  constructor(private readonly db: Db) {}
+
+  get(key: SettingKey): SettingValue {
+    const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as SettingValue) : SETTINGS[key].default;
+  }
+
+  number(key: SettingKey): number {
+    const value = this.get(key);
+    return typeof value === "number" ? value : Number(value);
+  }
+
+  string(key: SettingKey): string {
+    return String(this.get(key));
+  }
+
+  list(): SettingView[] {
+    return (Object.keys(SETTINGS) as SettingKey[]).map((key) => this.view(key));
+  }
+
+  view(key: SettingKey): SettingView {
+    const definition: SettingDefinition = SETTINGS[key];
+    return {
+      key,
+      type: definition.type,
+      value: this.get(key),
+      default: definition.default,
+      description: definition.description,
+    };
+  }
+
+  /** Validates and stores; sizes and durations may be given with units ("2gb", "1h"). */
+  set(key: string, input: unknown): SettingView {
+    if (!isSettingKey(key)) throw new TownError("not_found", `there is no setting "${key}"`);
+    const value = parseSetting(SETTINGS[key], input, key);
+    this.db
+      .prepare("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+      .run(key, JSON.stringify(value));
+    return this.view(key);
+  }
+}
+
+function parseSetting(definition: SettingDefinition, input: unknown, key: string): SettingValue {
+  const bad = (expected: string): never => {
+    throw new TownError("invalid_argument", `${key} must be ${expected}`, {
+      issues: [{ field: key, message: `must be ${expected}` }],
+    });
+  };
+  switch (definition.type) {
+    case "bytes":
+    case "seconds": {
+      let value: number | undefined;
+      if (typeof input === "number") value = Number.isSafeInteger(input) ? input : undefined;
+      else if (typeof input === "string") {
+        value = definition.type === "bytes" ? parseByteSize(input) : (parseDuration(input) ?? parseWhole(input));
+      }
+      const unit = definition.type === "bytes" ? "a size such as 10gb" : "a duration such as 30m";
+      if (value === undefined || value < (definition.min ?? 0)) return bad(unit + minimum(definition));
+      return value;
+    }
+    case "dns-label":
+      if (typeof input !== "string" || !/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(input)) {
+        return bad("a lower-case DNS label such as home");
+      }
+      return input;
+    case "boolean":
+      if (typeof input !== "boolean") return bad("true or false");
+      return input;
+  }
+}
+
+function parseWhole(text: string): number | undefined {
+  return /^[0-9]{1,12}$/.test(text.trim()) ? Number(text) : undefined;
+}
+
+function minimum(definition: SettingDefinition): string {
+  return definition.min ? ` (at least ${definition.min})` : "";
+}
