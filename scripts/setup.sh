@@ -5,7 +5,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_node_major=20
+# Debian packages: git for the tests' repositories (served by git http-backend),
+# and a C++ toolchain to build better-sqlite3 when npm has no prebuilt binary.
+debian_packages=(git python3 make g++ ca-certificates)
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+missing=()
+for package in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install these Debian packages: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
 
 if [ "$(node_major)" -lt "$need_node_major" ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Sets up and starts Town OS with its embedded defaults. Until the daemon
-# lands, "starting" means: check the bundled example repository and show
-# what installing its apps would create.
+# Sets up and starts Town OS with its embedded defaults: state in
+# /var/lib/town (TOWN_DATA_DIR), the API on port 5309 (TOWN_LISTEN), and the
+# public Town OS package repository added on first start. Runs in the
+# foreground; Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo
-echo "== Checking the bundled package repository (examples/repository)"
-./town package lint examples/repository
-for app in hello guestbook; do
-  echo
-  echo "== What installing $app would create"
-  ./town package compile examples/repository "$app" --set feedport=auto
-done
+cat <<'TXT'
+
+Town OS is starting. In another terminal, from this directory:
+  ./town setup                      # first run: create the administrator
+  ./town repo add NAME URL          # add a package repository (git over http/https)
+  ./town app search                 # browse the catalog
+  ./town --help                     # everything else
+TXT
+exec ./town daemon

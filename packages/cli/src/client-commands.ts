@@ -27,7 +27,11 @@ export function registerClientCommands(program: Command, io: Io): void {
     print(JSON.stringify(value, null, 2));
   };
   /** Asks for what was not given, when there is a terminal to ask on. */
-  const need = async (value: string | undefined, question: string, hidden = false): Promise<string> => {
+  const need = async (
+    value: string | undefined,
+    question: string,
+    hidden = false,
+  ): Promise<string> => {
     if (value !== undefined) return value;
     if (!io.interactive) throw usage(`${question.replace(/:\s*$/, "")} is required`);
     return io.ask(question, hidden);
@@ -89,23 +93,28 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--password <password>")
     .option("--email <address>")
     .option("--admin", "make the account an administrator")
-    .action(async (flags: { username?: string; password?: string; email?: string; admin?: boolean }) => {
-      const account = await (
-        await client()
-      ).createAccount({
-        username: await need(flags.username, "Username: "),
-        password: await need(flags.password, "Password: ", true),
-        role: flags.admin ? "admin" : "user",
-        ...(flags.email ? { email: flags.email } : {}),
-      });
-      print(`added ${account.username} (${account.role})`);
-    });
+    .action(
+      async (flags: { username?: string; password?: string; email?: string; admin?: boolean }) => {
+        const account = await (
+          await client()
+        ).createAccount({
+          username: await need(flags.username, "Username: "),
+          password: await need(flags.password, "Password: ", true),
+          role: flags.admin ? "admin" : "user",
+          ...(flags.email ? { email: flags.email } : {}),
+        });
+        print(`added ${account.username} (${account.role})`);
+      },
+    );
   user
     .command("ls")
     .option("--json")
     .action(async (flags: JsonFlag) => {
       const page = await allPages((query) => client().then((api) => api.accounts(query)));
-      if (flags.json) return json(page);
+      if (flags.json) {
+        json(page);
+        return;
+      }
       print(
         table(
           ["USERNAME", "ROLE", "STATE", "EMAIL"],
@@ -160,7 +169,10 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--json")
     .action(async (flags: JsonFlag) => {
       const repos = await allPages((query) => client().then((api) => api.repositories(query)));
-      if (flags.json) return json(repos);
+      if (flags.json) {
+        json(repos);
+        return;
+      }
       print(
         table(
           ["#", "NAME", "URL", "PACKAGES", "REFRESHED", "ERROR"],
@@ -197,10 +209,20 @@ export function registerClientCommands(program: Command, io: Io): void {
     .action(async (name: string | undefined, flags: JsonFlag) => {
       const api = await client();
       const repos = name ? [await api.refreshRepository(name)] : await api.refreshRepositories();
-      if (flags.json) return json(repos);
+      if (flags.json) {
+        json(repos);
+        return;
+      }
       for (const r of repos) {
-        const changed = r.status.changedPackages.length > 0 ? `, changed: ${r.status.changedPackages.join(", ")}` : "";
-        print(r.status.error ? `${r.name}: ${r.status.error}` : `${r.name}: ${r.status.packages} packages${changed}`);
+        const changed =
+          r.status.changedPackages.length > 0
+            ? `, changed: ${r.status.changedPackages.join(", ")}`
+            : "";
+        print(
+          r.status.error
+            ? `${r.name}: ${r.status.error}`
+            : `${r.name}: ${r.status.packages} packages${changed}`,
+        );
       }
     });
 
@@ -210,15 +232,22 @@ export function registerClientCommands(program: Command, io: Io): void {
     .argument("[term]")
     .option("--json")
     .action(async (term: string | undefined, flags: JsonFlag) => {
-      const found = await allPages((query) => client().then((api) => api.catalog({ ...query, ...(term ? { q: term } : {}) })));
-      if (flags.json) return json(found);
+      const found = await allPages((query) =>
+        client().then((api) => api.catalog({ ...query, ...(term ? { q: term } : {}) })),
+      );
+      if (flags.json) {
+        json(found);
+        return;
+      }
       print(
         table(
           ["PACKAGE", "LATEST", "DESCRIPTION"],
           found.map((p) => [
             `${p.repo}/${p.name}${p.featured ? " *" : ""}`,
             p.latestVersion ?? "(invalid)",
-            p.installed ? `[installed ${p.installedVersion ?? ""}] ${p.description}` : p.description,
+            p.installed
+              ? `[installed ${p.installedVersion ?? ""}] ${p.description}`
+              : p.description,
           ]),
         ),
       );
@@ -233,25 +262,39 @@ export function registerClientCommands(program: Command, io: Io): void {
       const api = await client();
       const detail = await api.package(match[1], match[2]);
       const version = match[3] ?? detail.latestVersion ?? detail.versions[0]?.version;
-      const chosen = version === undefined ? undefined : await api.packageVersion(match[1], match[2], version);
-      if (flags.json) return json({ ...detail, version: chosen });
+      const chosen =
+        version === undefined ? undefined : await api.packageVersion(match[1], match[2], version);
+      if (flags.json) {
+        json({ ...detail, version: chosen });
+        return;
+      }
       const lines = [
         `${detail.repo}/${detail.name}: ${detail.description}`,
         `versions: ${detail.versions.map((v) => (v.valid ? v.version : `${v.version} (invalid)`)).join(", ")}`,
       ];
       if (chosen) {
         lines.push(`${chosen.version}:`);
-        for (const error of chosen.errors) lines.push(`  error: ${error.field ? `${error.field}: ` : ""}${error.message}`);
+        for (const error of chosen.errors)
+          lines.push(`  error: ${error.field ? `${error.field}: ` : ""}${error.message}`);
         for (const q of chosen.questions) {
-          lines.push(`  ? ${q.name} (${q.type || "text"}${q.optional ? ", optional" : ""}): ${q.query}${q.default ? ` [${q.default}]` : ""}`);
+          lines.push(
+            `  ? ${q.name} (${q.type || "text"}${q.optional ? ", optional" : ""}): ${q.query}${q.default ? ` [${q.default}]` : ""}`,
+          );
         }
         const preview = chosen.preview;
         if (preview) {
           lines.push(`  runtime: ${preview.runtime}${preview.image ? ` ${preview.image}` : ""}`);
           for (const v of preview.volumes) lines.push(`  volume ${v.name} at ${v.mountpoint}`);
-          for (const p of preview.ports) lines.push(`  port ${p.name ?? ""} ${String(p.host ?? "ingress")} → ${String(p.container)} (${p.exposure})`);
+          for (const p of preview.ports)
+            lines.push(
+              `  port ${p.name ?? ""} ${String(p.host ?? "ingress")} → ${String(p.container)} (${p.exposure})`,
+            );
           if (preview.ingress) lines.push(`  https://${preview.ingress.host}/`);
-          if (preview.questionsToAnswer.length > 0) lines.push(`  needs answers: ${preview.questionsToAnswer.join(", ")}`);
+          if (preview.questionsToAnswer.length > 0)
+            lines.push(`  needs answers: ${preview.questionsToAnswer.join(", ")}`);
+          for (const problem of preview.problems) {
+            lines.push(`  problem: ${problem.field ? `${problem.field}: ` : ""}${problem.message}`);
+          }
         }
       }
       print(lines.join("\n"));
@@ -262,7 +305,10 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--json")
     .action(async (flags: JsonFlag & { all?: boolean }) => {
       const offers = await (await client()).upgrades(flags.all === true);
-      if (flags.json) return json(offers);
+      if (flags.json) {
+        json(offers);
+        return;
+      }
       print(
         offers.length === 0
           ? "everything is up to date"
@@ -293,7 +339,10 @@ export function registerClientCommands(program: Command, io: Io): void {
         ...(flags.search ? { q: flags.search } : {}),
         ...(flags.user ? { username: flags.user } : {}),
       });
-      if (flags.json) return json(page);
+      if (flags.json) {
+        json(page);
+        return;
+      }
       print(
         table(
           ["WHEN", "WHO", "ACTION", "TARGET", "OUTCOME"],
@@ -317,24 +366,41 @@ export function registerClientCommands(program: Command, io: Io): void {
       const all = await (await client()).settings();
       const chosen = key === undefined ? all : all.filter((s) => s.key === key);
       if (key !== undefined && chosen.length === 0) throw usage(`there is no setting "${key}"`);
-      if (flags.json) return json(key === undefined ? chosen : chosen[0]);
-      print(table(["KEY", "VALUE", "DEFAULT", "ABOUT"], chosen.map((s) => [s.key, String(s.value), String(s.default), s.description])));
+      if (flags.json) {
+        json(key === undefined ? chosen : chosen[0]);
+        return;
+      }
+      print(
+        table(
+          ["KEY", "VALUE", "DEFAULT", "ABOUT"],
+          chosen.map((s) => [s.key, String(s.value), String(s.default), s.description]),
+        ),
+      );
     });
   settings
     .command("set")
     .argument("<key>")
     .argument("<value>")
     .action(async (key: string, value: string) => {
-      const typed = value === "true" ? true : value === "false" ? false : /^[0-9]+$/.test(value) ? Number(value) : value;
+      const typed =
+        value === "true"
+          ? true
+          : value === "false"
+            ? false
+            : /^[0-9]+$/.test(value)
+              ? Number(value)
+              : value;
       const setting = await (await client()).setSetting(key, typed);
       print(`${setting.key} = ${String(setting.value)}`);
     });
 }
 
 /** Reads every page of a listing. */
-async function allPages<T>(fetchPage: (query: { offset: number; limit: number }) => Promise<Page<T>>): Promise<T[]> {
+async function allPages<T>(
+  fetchPage: (query: { offset: number; limit: number }) => Promise<Page<T>>,
+): Promise<T[]> {
   const items: T[] = [];
-  for (let offset = 0; ; ) {
+  for (let offset = 0; ;) {
     const page = await fetchPage({ offset, limit: 500 });
     items.push(...page.items);
     offset += page.items.length;
@@ -343,7 +409,9 @@ async function allPages<T>(fetchPage: (query: { offset: number; limit: number })
 }
 
 function table(header: string[], rows: string[][]): string {
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const widths = header.map((title, i) =>
+    Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)),
+  );
   const line = (cells: string[]) =>
     cells
       .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))

@@ -34,7 +34,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         port,
         defaultRepositoryUrl: io.env["TOWN_DEFAULT_REPOSITORY"] ?? DEFAULT_REPOSITORY.url,
         logLevel: io.env["TOWN_LOG_LEVEL"] ?? "info",
-        extraHosts: (io.env["TOWN_EXTRA_HOSTS"] ?? "").split(",").filter((name) => name.trim() !== ""),
+        extraHosts: (io.env["TOWN_EXTRA_HOSTS"] ?? "")
+          .split(",")
+          .filter((name) => name.trim() !== ""),
         version: packageVersion(),
       });
       await daemon.booted;
@@ -49,6 +51,8 @@ export function registerDaemonCommand(program: Command, io: Io): void {
 }
 
 function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  const manifest = JSON.parse(
+    readFileSync(new URL("../package.json", import.meta.url), "utf8"),
+  ) as { version: string };
   return manifest.version;
 }

@@ -1,4 +1,3 @@
-import { hostname, networkInterfaces } from "node:os";
 import { relative, resolve } from "node:path";
 import type { Command } from "commander";
 import {
@@ -11,6 +10,7 @@ import {
   type Issue,
   type SystemInfo,
 } from "@townos/format";
+import { systemInfo } from "@townos/daemon";
 import type { Io } from "./program.js";
 import { readRepositoryDir } from "./repository-dir.js";
 
@@ -37,8 +37,8 @@ export function registerPackageCommands(
     .option("--set <question=value>", "answer a question (repeatable)", collect, [])
     .option("--repo <name>", "repository name the package is installed from", "default")
     .option("--tld <tld>", "top-level domain of the box's names", "home")
-    .option("--hostname <name>", "the box's host name", hostname())
-    .option("--internal-ip <address>", "the box's LAN address", lanAddress())
+    .option("--hostname <name>", "the box's host name", systemInfo().hostname)
+    .option("--internal-ip <address>", "the box's LAN address", systemInfo().internalIP)
     .option(
       "--external-ip <address>",
       "the box's address as seen from the internet (default: LAN address)",
@@ -189,14 +189,4 @@ function summarize(plan: CompiledPackage, indent = ""): string {
   ];
   const own = lines.map((line) => `${indent}${line}\n`).join("");
   return own + plan.dependencies.map((dependency) => summarize(dependency, `${indent}  `)).join("");
-}
-
-/** The first non-internal IPv4 address, which is what LAN clients reach. */
-function lanAddress(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family === "IPv4" && !address.internal) return address.address;
-    }
-  }
-  return "127.0.0.1";
 }

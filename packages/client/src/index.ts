@@ -113,6 +113,7 @@ export interface Repository {
 
 export interface PackageSummary {
   repo: string;
+  repoPosition: number;
   name: string;
   latestVersion: string | null;
   description: string;
@@ -138,7 +139,12 @@ export interface InstallPreview {
   runtime: "container" | "vm";
   image: string | null;
   volumes: { name: string; mountpoint: string; quota: number | null }[];
-  ports: { name: string | null; host: number | string | null; container: number | string; exposure: string }[];
+  ports: {
+    name: string | null;
+    host: number | string | null;
+    container: number | string;
+    exposure: string;
+  }[];
   ingress: { host: string; port: number } | null;
   dependencies: { key: string; repo: string; name: string; version: string }[];
   questionsToAnswer: string[];
@@ -193,14 +199,20 @@ export class TownClient {
   }
 
   /** One API call. Problems become ApiError; an unreachable daemon, a clear `unreachable` problem. */
-  async request<T>(method: string, path: string, options: { body?: unknown; query?: Query } = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    options: { body?: unknown; query?: Query } = {},
+  ): Promise<T> {
     // An empty base URL means "this page's origin" (the dashboard runs in a browser).
     const origin = (globalThis as { location?: { href: string } }).location?.href;
     const url = new URL(`${this.baseUrl}/api/v1${path}`, this.baseUrl === "" ? origin : undefined);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
+    const headers: Record<string, string> = {
+      accept: "application/json, application/problem+json",
+    };
     if (this.token) headers["authorization"] = `Bearer ${this.token}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
     let response: Response;
@@ -260,11 +272,19 @@ export class TownClient {
     return this.request("GET", "/accounts", { query: { ...query } });
   }
 
-  createAccount(input: { username: string; password: string; email?: string; role?: Role }): Promise<Account> {
+  createAccount(input: {
+    username: string;
+    password: string;
+    email?: string;
+    role?: Role;
+  }): Promise<Account> {
     return this.request("POST", "/accounts", { body: input });
   }
 
-  updateAccount(username: string, change: { disabled?: boolean; role?: Role; password?: string }): Promise<Account> {
+  updateAccount(
+    username: string,
+    change: { disabled?: boolean; role?: Role; password?: string },
+  ): Promise<Account> {
     return this.request("PATCH", `/accounts/${encodeURIComponent(username)}`, { body: change });
   }
 
@@ -276,7 +296,9 @@ export class TownClient {
     return this.request("DELETE", `/sessions/${encodeURIComponent(id)}`);
   }
 
-  audit(query: PageQuery & { action?: string; username?: string; outcome?: "success" | "failure" } = {}): Promise<Page<AuditEntry>> {
+  audit(
+    query: PageQuery & { action?: string; username?: string; outcome?: "success" | "failure" } = {},
+  ): Promise<Page<AuditEntry>> {
     return this.request("GET", "/audit", { query: { ...query } });
   }
 
@@ -292,7 +314,12 @@ export class TownClient {
     return this.request("GET", "/repositories", { query: { ...query } });
   }
 
-  addRepository(input: { name: string; url: string; username?: string; password?: string }): Promise<Repository> {
+  addRepository(input: {
+    name: string;
+    url: string;
+    username?: string;
+    password?: string;
+  }): Promise<Repository> {
     return this.request("POST", "/repositories", { body: input });
   }
 
@@ -301,7 +328,9 @@ export class TownClient {
   }
 
   moveRepository(name: string, position: number): Promise<Repository[]> {
-    return this.request("POST", `/repositories/${encodeURIComponent(name)}/move`, { body: { position } });
+    return this.request("POST", `/repositories/${encodeURIComponent(name)}/move`, {
+      body: { position },
+    });
   }
 
   refreshRepository(name: string): Promise<Repository> {
@@ -312,7 +341,9 @@ export class TownClient {
     return this.request("POST", "/repositories/refresh");
   }
 
-  catalog(query: PageQuery & { repo?: string; featured?: boolean; installed?: boolean } = {}): Promise<Page<PackageSummary>> {
+  catalog(
+    query: PageQuery & { repo?: string; featured?: boolean; installed?: boolean } = {},
+  ): Promise<Page<PackageSummary>> {
     return this.request("GET", "/catalog", { query: { ...query } });
   }
 
@@ -332,6 +363,9 @@ export class TownClient {
   }
 
   dismissUpgrade(repo: string, name: string): Promise<void> {
-    return this.request("POST", `/upgrades/${encodeURIComponent(repo)}/${encodeURIComponent(name)}/dismiss`);
+    return this.request(
+      "POST",
+      `/upgrades/${encodeURIComponent(repo)}/${encodeURIComponent(name)}/dismiss`,
+    );
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -17,10 +18,15 @@ const USER_PASSWORD = "user-secret-90aa3e";
 /** The bundled example repository, as files for a git repository. */
 async function exampleFiles(): Promise<Record<string, string>> {
   const base = join(root, "examples/repository");
-  const files: Record<string, string> = { "featured.json": await readFile(join(base, "featured.json"), "utf8") };
+  const files: Record<string, string> = {
+    "featured.json": await readFile(join(base, "featured.json"), "utf8"),
+  };
   for (const name of await readdir(join(base, "packages"))) {
     for (const file of await readdir(join(base, "packages", name))) {
-      files[`packages/${name}/${file}`] = await readFile(join(base, "packages", name, file), "utf8");
+      files[`packages/${name}/${file}`] = await readFile(
+        join(base, "packages", name, file),
+        "utf8",
+      );
     }
   }
   return files;
@@ -36,7 +42,9 @@ describe("the daemon with real git repositories", () => {
   let admin: TownClient;
   const cliOutput: string[] = [];
 
-  async function town(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  async function town(
+    ...argv: string[]
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     let stdout = "";
     let stderr = "";
     const code = await runTown(argv, {
@@ -87,7 +95,15 @@ describe("the daemon with real git repositories", () => {
   });
 
   it("walks setup → login → add repo → refresh → search → show → new version → upgrade detected", async () => {
-    const setup = await town("setup", "--username", "alice", "--password", ADMIN_PASSWORD, "--email", "alice@example.org");
+    const setup = await town(
+      "setup",
+      "--username",
+      "alice",
+      "--password",
+      ADMIN_PASSWORD,
+      "--email",
+      "alice@example.org",
+    );
     assert.equal(setup.code, 0, setup.stderr);
     assert.match(setup.stdout, /signed in as alice \(administrator\)/);
 
@@ -107,7 +123,12 @@ describe("the daemon with real git repositories", () => {
     assert.match(refresh.stdout, /^family: 3 packages$/m);
 
     const search = await town("app", "search", "guest", "--json");
-    const found = JSON.parse(search.stdout) as { repo: string; name: string; latestVersion: string; featured: boolean }[];
+    const found = JSON.parse(search.stdout) as {
+      repo: string;
+      name: string;
+      latestVersion: string;
+      featured: boolean;
+    }[];
     assert.deepEqual(
       found.map((p) => [p.repo, p.name, p.latestVersion, p.featured]),
       [["family", "guestbook", "1.0", true]],
@@ -133,9 +154,16 @@ describe("the daemon with real git repositories", () => {
     assert.match((await town("app", "upgrades")).stdout, /everything is up to date/);
 
     const hello11 = await readFile(join(familyRepo, "packages/hello/1.1.yaml"), "utf8");
-    await commitFiles(familyRepo, { "packages/hello/1.2.yaml": hello11.replace("1.1 adds", "1.2 keeps") }, "hello 1.2");
+    await commitFiles(
+      familyRepo,
+      { "packages/hello/1.2.yaml": hello11.replace("1.1 adds", "1.2 keeps") },
+      "hello 1.2",
+    );
     const refreshed = await town("repo", "refresh", "--json");
-    const repos = JSON.parse(refreshed.stdout) as { name: string; status: { changedPackages: string[] } }[];
+    const repos = JSON.parse(refreshed.stdout) as {
+      name: string;
+      status: { changedPackages: string[] };
+    }[];
     assert.deepEqual(repos.find((r) => r.name === "family")?.status.changedPackages, ["hello"]);
 
     const upgrades = JSON.parse((await town("app", "upgrades", "--json")).stdout) as {
@@ -143,7 +171,10 @@ describe("the daemon with real git repositories", () => {
       offerVersion: string;
       reason: string;
     }[];
-    assert.deepEqual(upgrades.map((u) => [u.name, u.offerVersion, u.reason]), [["hello", "1.2", "newer-version"]]);
+    assert.deepEqual(
+      upgrades.map((u) => [u.name, u.offerVersion, u.reason]),
+      [["hello", "1.2", "newer-version"]],
+    );
 
     admin = new TownClient({
       baseUrl: daemon.url,
@@ -154,13 +185,21 @@ describe("the daemon with real git repositories", () => {
     assert.equal((await admin.upgrades(true))[0]?.dismissed, true);
 
     // Editing the offered file re-offers the upgrade.
-    await commitFiles(familyRepo, { "packages/hello/1.2.yaml": hello11.replace("1.1 adds", "1.2 fixes") }, "hello 1.2 fix");
+    await commitFiles(
+      familyRepo,
+      { "packages/hello/1.2.yaml": hello11.replace("1.1 adds", "1.2 fixes") },
+      "hello 1.2 fix",
+    );
     await admin.refreshRepository("family");
     assert.equal((await admin.upgrades()).length, 1);
   });
 
   it("lists invalid packages with their errors instead of hiding them", async () => {
-    await commitFiles(familyRepo, { "packages/broken/1.0.yaml": "image: 'bad;image'\n" }, "a broken package");
+    await commitFiles(
+      familyRepo,
+      { "packages/broken/1.0.yaml": "image: 'bad;image'\n" },
+      "a broken package",
+    );
     const repo = await admin.refreshRepository("family");
     assert.equal(repo.status.invalidFiles, 1);
     const broken = await admin.package("family", "broken");
@@ -177,7 +216,12 @@ describe("the daemon with real git repositories", () => {
       auth: { username: "family", password: REPO_PASSWORD },
     });
     try {
-      const wrong = await admin.addRepository({ name: "private", url: privateServer.url("private.git"), username: "family", password: "wrong-password" });
+      const wrong = await admin.addRepository({
+        name: "private",
+        url: privateServer.url("private.git"),
+        username: "family",
+        password: "wrong-password",
+      });
       assert.ok(wrong.status.error);
       await admin.removeRepository("private");
       const right = await admin.addRepository({
@@ -193,17 +237,32 @@ describe("the daemon with real git repositories", () => {
       await privateServer.close();
     }
     const list = await admin.repositories();
-    assert.deepEqual(list.items.map((r) => r.name), ["family", "gone", "private"]);
+    assert.deepEqual(
+      list.items.map((r) => r.name),
+      ["family", "gone", "private"],
+    );
     const moved = await admin.moveRepository("private", 0);
-    assert.deepEqual(moved.map((r) => r.name), ["private", "family", "gone"]);
+    assert.deepEqual(
+      moved.map((r) => r.name),
+      ["private", "family", "gone"],
+    );
     // Same package and version in two repositories: the first listed wins "latest".
     assert.equal((await admin.catalog({ q: "keyvalue" })).total, 2);
   });
 
   it("fails closed for anonymous and non-admin callers", async () => {
     const anonymous = new TownClient({ baseUrl: daemon.url });
-    for (const call of [() => anonymous.accounts(), () => anonymous.audit(), () => anonymous.catalog(), () => anonymous.refreshRepositories()]) {
-      await assert.rejects(call, (error: ApiError) => error.problem.status === 401 && error.problem.code === "unauthenticated");
+    for (const call of [
+      () => anonymous.accounts(),
+      () => anonymous.audit(),
+      () => anonymous.catalog(),
+      () => anonymous.refreshRepositories(),
+    ]) {
+      await assert.rejects(
+        call,
+        (error: ApiError) =>
+          error.problem.status === 401 && error.problem.code === "unauthenticated",
+      );
     }
     await admin.createAccount({ username: "bob", password: USER_PASSWORD });
     const bob = await signIn("bob", USER_PASSWORD);
@@ -216,7 +275,10 @@ describe("the daemon with real git repositories", () => {
       () => bob.setSetting("dns.tld", "evil"),
       () => bob.refreshRepositories(),
     ]) {
-      await assert.rejects(call, (error: ApiError) => error.problem.status === 403 && error.problem.code === "forbidden");
+      await assert.rejects(
+        call,
+        (error: ApiError) => error.problem.status === 403 && error.problem.code === "forbidden",
+      );
     }
   });
 
@@ -225,34 +287,69 @@ describe("the daemon with real git repositories", () => {
     const mine = await carol.sessions();
     assert.equal(mine.items.length, 1);
     assert.equal(mine.items[0]?.current, true);
-    await carol.revokeSession(mine.items[0]?.id ?? "");
-    await assert.rejects(() => carol.me(), (error: ApiError) => error.problem.code === "unauthenticated");
+    await carol.revokeSession(mine.items[0].id);
+    await assert.rejects(
+      () => carol.me(),
+      (error: ApiError) => error.problem.code === "unauthenticated",
+    );
 
     const dave = await signInAfterCreate(admin, "dave");
     assert.equal((await dave.me()).username, "dave");
     await admin.updateAccount("dave", { disabled: true });
-    await assert.rejects(() => dave.me(), (error: ApiError) => error.problem.code === "unauthenticated");
-    await assert.rejects(() => signIn("dave", USER_PASSWORD), (error: ApiError) => error.problem.code === "unauthenticated");
+    await assert.rejects(
+      () => dave.me(),
+      (error: ApiError) => error.problem.code === "unauthenticated",
+    );
+    await assert.rejects(
+      () => signIn("dave", USER_PASSWORD),
+      (error: ApiError) => error.problem.code === "unauthenticated",
+    );
     await admin.updateAccount("dave", { disabled: false });
     assert.equal((await (await signIn("dave", USER_PASSWORD)).me()).username, "dave");
 
-    const forged = new TownClient({ baseUrl: daemon.url, token: `${mine.items[0]?.id ?? ""}.forged-signature` });
-    await assert.rejects(() => forged.me(), (error: ApiError) => error.problem.code === "unauthenticated");
+    const forged = new TownClient({
+      baseUrl: daemon.url,
+      token: `${mine.items[0].id}.forged-signature`,
+    });
+    await assert.rejects(
+      () => forged.me(),
+      (error: ApiError) => error.problem.code === "unauthenticated",
+    );
   });
 
   it("refuses browser requests for foreign host names (DNS rebinding)", async () => {
-    const response = await fetch(`${daemon.url}/api/v1/status`, { headers: { host: "evil.example:5309" } });
-    assert.equal(response.status, 403);
-    const body = (await response.json()) as { code: string };
-    assert.equal(body.code, "forbidden");
+    // fetch() will not send a foreign Host header; a plain HTTP request does, as a rebound page's would.
+    const { status, body } = await new Promise<{ status: number; body: string }>(
+      (resolve, reject) => {
+        const request = httpRequest(
+          `${daemon.url}/api/v1/status`,
+          { headers: { host: "evil.example:5309" } },
+          (response) => {
+            let text = "";
+            response.on("data", (chunk: Buffer) => (text += chunk.toString()));
+            response.on("end", () => {
+              resolve({ status: response.statusCode ?? 0, body: text });
+            });
+          },
+        );
+        request.on("error", reject);
+        request.end();
+      },
+    );
+    assert.equal(status, 403);
+    assert.equal((JSON.parse(body) as { code: string }).code, "forbidden");
   });
 
   it("answers problems with stable codes and every invalid field", async () => {
     await assert.rejects(
       () => admin.setSetting("dns.tld", "Not A Label"),
-      (error: ApiError) => error.problem.code === "invalid_argument" && error.problem.issues?.[0]?.field === "dns.tld",
+      (error: ApiError) =>
+        error.problem.code === "invalid_argument" && error.problem.issues?.[0]?.field === "dns.tld",
     );
-    await assert.rejects(() => admin.setSetting("no.such", 1), (error: ApiError) => error.problem.code === "not_found");
+    await assert.rejects(
+      () => admin.setSetting("no.such", 1),
+      (error: ApiError) => error.problem.code === "not_found",
+    );
     assert.equal((await admin.setSetting("storage.default_quota", "20gb")).value, 20 * 1024 ** 3);
     await assert.rejects(
       () => admin.createAccount({ username: "x y", password: "short" }),
@@ -261,7 +358,9 @@ describe("the daemon with real git repositories", () => {
     const response = await fetch(`${daemon.url}/api/v1/nothing-here`);
     assert.equal(response.status, 404);
     assert.equal(((await response.json()) as { code: string }).code, "not_found");
-    const openapi = (await (await fetch(`${daemon.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    const openapi = (await (await fetch(`${daemon.url}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+    };
     assert.ok(openapi.paths["/api/v1/catalog/{repo}/{name}/{version}"]);
   });
 
@@ -291,18 +390,34 @@ describe("the daemon with real git repositories", () => {
   it("records state changes in the audit log, with real outcomes and no secrets", async () => {
     const page = await admin.audit({ limit: 500 });
     const actions = new Set(page.items.map((e) => `${e.action}:${e.outcome}`));
-    for (const expected of ["setup:success", "setup:already_set_up", "auth.login:unauthenticated", "auth.login:rate_limited", "repository.add:success", "account.update:success", "session.revoke:success"]) {
+    for (const expected of [
+      "setup:success",
+      "setup:already_set_up",
+      "auth.login:unauthenticated",
+      "auth.login:rate_limited",
+      "repository.add:success",
+      "account.update:success",
+      "session.revoke:success",
+    ]) {
       assert.ok(actions.has(expected), `audit has ${expected}: ${[...actions].join(", ")}`);
     }
-    const repoAdd = page.items.find((e) => e.action === "repository.add" && e.target === "private" && e.outcome === "success");
-    assert.deepEqual((repoAdd?.detail["body"] as Record<string, unknown>)["password"], "[redacted]");
+    const repoAdd = page.items.find(
+      (e) => e.action === "repository.add" && e.target === "private" && e.outcome === "success",
+    );
+    assert.deepEqual(
+      (repoAdd?.detail["body"] as Record<string, unknown>)["password"],
+      "[redacted]",
+    );
     const searched = await admin.audit({ q: "repository.remove" });
     assert.ok(searched.items.every((e) => e.action === "repository.remove"));
   });
 
   it("serves Prometheus metrics to loopback", async () => {
     const text = await (await fetch(`${daemon.url}/api/v1/metrics`)).text();
-    assert.match(text, /^town_http_requests_total\{method="POST",route="\/api\/v1\/auth\/login",status="401"\} \d+$/m);
+    assert.match(
+      text,
+      /^town_http_requests_total\{method="POST",route="\/api\/v1\/auth\/login",status="401"\} \d+$/m,
+    );
     assert.match(text, /^town_process_resident_memory_bytes \d+/m);
   });
 
@@ -319,7 +434,11 @@ describe("the daemon with real git repositories", () => {
       assert.equal(cliOutput.join("").includes(secret), false, "the CLI printed a secret");
     }
     assert.ok(logLines.length > 10, "logs were captured");
-    assert.equal(logLines.join("").includes(admin.token ?? "unset"), false, "a log line holds a session token");
+    assert.equal(
+      logLines.join("").includes(admin.token ?? "unset"),
+      false,
+      "a log line holds a session token",
+    );
   });
 
   async function signIn(username: string, password: string): Promise<TownClient> {

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { TownError } from "@townos/format";
+import { TownError, type SystemInfo } from "@townos/format";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
 import { LoginThrottle } from "./auth/throttle.js";
@@ -12,7 +12,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { Metrics } from "./api/metrics.js";
 import { buildApi, type BootState } from "./api/server.js";
 import { AuditLog } from "./store/audit.js";
-import { openDatabase, type Db } from "./store/database.js";
+import { sql, openDatabase, type Db } from "./store/database.js";
 import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { Settings } from "./store/settings.js";
@@ -72,7 +72,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metrics,
     // The dashboard's name follows the TLD setting, which may change at any time.
     isAllowedHost: (host) =>
-      ownHosts.has(host) || (boot.services !== undefined && host === `town.${boot.services.settings.string("dns.tld")}`),
+      ownHosts.has(host) ||
+      (boot.services !== undefined && host === `town.${boot.services.settings.string("dns.tld")}`),
     logger: { level: config.logLevel, ...(config.logStream ? { stream: config.logStream } : {}) },
   });
   await app.listen({ host: config.host, port: config.port });
@@ -138,15 +139,32 @@ function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
       join(config.dataDir, "repositories"),
       clock,
     ),
+    system: systemInfo,
   };
+}
+
+/**
+ * The box's host name and LAN address. The address seen from the internet
+ * is the LAN one until the router tells us better (UPnP, a later step).
+ */
+export function systemInfo(): SystemInfo {
+  let lan = "127.0.0.1";
+  for (const addresses of Object.values(networkInterfaces())) {
+    const found = addresses?.find((address) => address.family === "IPv4" && !address.internal);
+    if (found) {
+      lan = found.address;
+      break;
+    }
+  }
+  return { hostname: hostname(), internalIP: lan, externalIP: lan };
 }
 
 /** On the very first start only: a box with no repository cannot install anything. */
 function addDefaultRepository(db: Db, repositories: Repositories, url: string): void {
-  const done = db.prepare("SELECT value FROM meta WHERE key = 'default_repository_added'").get();
+  const done = sql(db, "SELECT value FROM meta WHERE key = 'default_repository_added'").get();
   if (done) return;
   if (url !== "") repositories.add({ name: DEFAULT_REPOSITORY.name, url });
-  db.prepare("INSERT INTO meta (key, value) VALUES ('default_repository_added', '1')").run();
+  sql(db, "INSERT INTO meta (key, value) VALUES ('default_repository_added', '1')").run();
 }
 
 /** Repository refreshes on the configured interval, and session sweeps. Returns a stop function. */
@@ -160,7 +178,10 @@ function startBackgroundWork(services: Services, app: FastifyInstance): () => vo
       void run
         .then((outcomes) => {
           for (const outcome of outcomes.filter((o) => !o.ok)) {
-            app.log.warn({ repository: outcome.name, error: outcome.error }, "repository refresh failed");
+            app.log.warn(
+              { repository: outcome.name, error: outcome.error },
+              "repository refresh failed",
+            );
           }
         })
         .finally(() => {
@@ -182,7 +203,13 @@ function startBackgroundWork(services: Services, app: FastifyInstance): () => vo
 
 /** The box's own names and addresses: browser requests naming anything else are refused. */
 function boxHosts(config: DaemonConfig): ReadonlySet<string> {
-  const names = new Set(["localhost", "127.0.0.1", "[::1]", hostname().toLowerCase(), `${hostname().toLowerCase()}.local`]);
+  const names = new Set([
+    "localhost",
+    "127.0.0.1",
+    "[::1]",
+    hostname().toLowerCase(),
+    `${hostname().toLowerCase()}.local`,
+  ]);
   names.add("town-os.local");
   for (const addresses of Object.values(networkInterfaces())) {
     for (const address of addresses ?? []) {

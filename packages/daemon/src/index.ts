@@ -1,3 +1,11 @@
-export { DEFAULT_DATA_DIR, DEFAULT_LISTEN, parseListen, startDaemon, type DaemonConfig, type RunningDaemon } from "./daemon.js";
+export {
+  DEFAULT_DATA_DIR,
+  DEFAULT_LISTEN,
+  parseListen,
+  startDaemon,
+  systemInfo,
+  type DaemonConfig,
+  type RunningDaemon,
+} from "./daemon.js";
 export { DEFAULT_REPOSITORY } from "./store/repositories.js";
 export type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js";

@@ -1,3 +1,4 @@
+import type { SystemInfo } from "@townos/format";
 import type { Accounts } from "./auth/accounts.js";
 import type { Sessions } from "./auth/sessions.js";
 import type { LoginThrottle } from "./auth/throttle.js";
@@ -17,4 +18,6 @@ export interface Services {
   repositories: Repositories;
   installs: Installs;
   catalog: Catalog;
+  /** The box as packages see it (`@LOCAL_INTERNAL_HOST@`, `.System`), read when needed. */
+  system: () => SystemInfo;
 }

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { finishMarkers, markerNames, markText, renderMarkers, substituteMarkers } from "./markers.js";
+import {
+  finishMarkers,
+  markerNames,
+  markText,
+  renderMarkers,
+  substituteMarkers,
+} from "./markers.js";
 
 const values = (entries: Record<string, string>) => new Map(Object.entries(entries));
 
@@ -21,7 +27,11 @@ function pipeline(
 describe("markers", () => {
   it("gitea's SSH note", () => {
     assert.equal(
-      pipeline("ssh://git@@@PACKAGE_DNS@:@sshport@", { PACKAGE_DNS: "gitea.default.home" }, { sshport: "2222" }),
+      pipeline(
+        "ssh://git@@@PACKAGE_DNS@:@sshport@",
+        { PACKAGE_DNS: "gitea.default.home" },
+        { sshport: "2222" },
+      ),
       "ssh://git@gitea.default.home:2222",
     );
   });

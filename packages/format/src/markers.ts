@@ -31,16 +31,20 @@ export function substituteMarkers(text: MarkedText, values: MarkerValues): Marke
       continue;
     }
     let literal = "";
-    scanMarkers(segment, (name) => {
-      const value = values.get(name);
-      if (value === undefined) return false;
-      if (literal !== "") out.push(literal);
-      literal = "";
-      out.push({ value });
-      return true;
-    }, (plain) => {
-      literal += plain;
-    });
+    scanMarkers(
+      segment,
+      (name) => {
+        const value = values.get(name);
+        if (value === undefined) return false;
+        if (literal !== "") out.push(literal);
+        literal = "";
+        out.push({ value });
+        return true;
+      },
+      (plain) => {
+        literal += plain;
+      },
+    );
     if (literal !== "") out.push(literal);
   }
   return out;
@@ -48,7 +52,9 @@ export function substituteMarkers(text: MarkedText, values: MarkerValues): Marke
 
 /** The final string: `@@` → `@` in the package's text, values as inserted. */
 export function finishMarkers(text: MarkedText): string {
-  return text.map((segment) => (typeof segment === "string" ? segment.replaceAll("@@", "@") : segment.value)).join("");
+  return text
+    .map((segment) => (typeof segment === "string" ? segment.replaceAll("@@", "@") : segment.value))
+    .join("");
 }
 
 /** Substitutes one pass and finishes: for fields with a single stage. */

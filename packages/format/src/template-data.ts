@@ -1,4 +1,9 @@
-import { executeTemplate, parseTemplate, townTemplateData, type TownTemplateInput } from "./gotemplate/index.js";
+import {
+  executeTemplate,
+  parseTemplate,
+  townTemplateData,
+  type TownTemplateInput,
+} from "./gotemplate/index.js";
 
 export type { TownTemplateInput };
 

@@ -34,7 +34,10 @@ export class Metrics {
     const route = request.routeOptions.url ?? "unmatched";
     this.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     if (start !== undefined) {
-      this.latency.observe({ method: request.method, route }, Number(process.hrtime.bigint() - start) / 1e9);
+      this.latency.observe(
+        { method: request.method, route },
+        Number(process.hrtime.bigint() - start) / 1e9,
+      );
     }
   }
 

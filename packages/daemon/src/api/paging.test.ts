@@ -11,20 +11,35 @@ const items = [
 ];
 const sortable = {
   defaultSort: "name",
-  fields: { name: (i: (typeof items)[number]) => i.name, size: (i: (typeof items)[number]) => i.size },
+  fields: {
+    name: (i: (typeof items)[number]) => i.name,
+    size: (i: (typeof items)[number]) => i.size,
+  },
   text: (i: (typeof items)[number]) => i.name,
 };
 
 describe("pageOf", () => {
   it("searches, sorts both ways and pages", () => {
-    assert.deepEqual(pageOf(items, {}, sortable).items.map((i) => i.name), ["gitea", "immich", "redis"]);
-    assert.deepEqual(pageOf(items, { sort: "-size" }, sortable).items.map((i) => i.name), ["gitea", "redis", "immich"]);
+    assert.deepEqual(
+      pageOf(items, {}, sortable).items.map((i) => i.name),
+      ["gitea", "immich", "redis"],
+    );
+    assert.deepEqual(
+      pageOf(items, { sort: "-size" }, sortable).items.map((i) => i.name),
+      ["gitea", "redis", "immich"],
+    );
     const page = pageOf(items, { offset: 1, limit: 1 }, sortable);
-    assert.deepEqual([page.items.map((i) => i.name), page.total, page.offset, page.limit], [["immich"], 3, 1, 1]);
+    assert.deepEqual(
+      [page.items.map((i) => i.name), page.total, page.offset, page.limit],
+      [["immich"], 3, 1, 1],
+    );
     assert.equal(pageOf(items, { q: "IMM" }, sortable).total, 1);
   });
   it("refuses an unknown sort field", () => {
-    assert.throws(() => pageOf(items, { sort: "colour" }, sortable), (e) => e instanceof TownError && e.code === "invalid_argument");
+    assert.throws(
+      () => pageOf(items, { sort: "colour" }, sortable),
+      (e) => e instanceof TownError && e.code === "invalid_argument",
+    );
   });
 });
 

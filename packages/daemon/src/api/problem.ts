@@ -48,11 +48,18 @@ export function asTownError(error: unknown): TownError {
   if (failure.validation) {
     const issues = failure.validation.map((item) => {
       const missing = item.params?.["missingProperty"];
-      const path = `${failure.validationContext ?? ""}${item.instancePath ?? ""}`.replace(/\//g, ".");
+      const path = `${failure.validationContext ?? ""}${item.instancePath ?? ""}`.replace(
+        /\//g,
+        ".",
+      );
       const field = typeof missing === "string" ? `${path}.${missing}` : path;
       return { field: field.replace(/^\./, ""), message: item.message ?? "is not valid" };
     });
-    return new TownError("invalid_argument", issues.map((i) => `${i.field}: ${i.message}`).join("; "), { issues });
+    return new TownError(
+      "invalid_argument",
+      issues.map((i) => `${i.field}: ${i.message}`).join("; "),
+      { issues },
+    );
   }
   if (failure.statusCode === 413 || failure.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
     return new TownError("payload_too_large", "the request body is too large");
@@ -60,7 +67,11 @@ export function asTownError(error: unknown): TownError {
   if (failure.statusCode !== undefined && failure.statusCode >= 400 && failure.statusCode < 500) {
     return new TownError("invalid_argument", failure.message);
   }
-  return new TownError("internal", "something went wrong inside Town OS; the daemon log has details", {
-    cause: error,
-  });
+  return new TownError(
+    "internal",
+    "something went wrong inside Town OS; the daemon log has details",
+    {
+      cause: error,
+    },
+  );
 }

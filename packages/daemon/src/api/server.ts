@@ -1,5 +1,10 @@
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
 import { TownError } from "@townos/format";
 import type { Authenticated } from "../auth/sessions.js";
 import type { Services } from "../services.js";
@@ -62,7 +67,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ? false
       : {
           level: options.logger === true ? "info" : options.logger.level,
-          ...(options.logger !== true && options.logger.stream ? { stream: options.logger.stream } : {}),
+          ...(options.logger !== true && options.logger.stream
+            ? { stream: options.logger.stream }
+            : {}),
           redact: {
             paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'],
             censor: "[redacted]",
@@ -71,8 +78,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
+    // Metrics count requests and the audit log records changes; a log line per request is noise on a small box.
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: "127.0.0.1",
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: true } },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: "array",
+        allErrors: true,
+        allowUnionTypes: true,
+      },
+    },
   });
   app.decorateRequest("auth", undefined);
   app.decorateRequest("failure", undefined);
@@ -98,7 +114,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     void sendProblem(reply, failure);
   });
   app.setNotFoundHandler((request, reply) => {
-    const failure = new TownError("not_found", `there is no ${request.method} ${request.url.split("?")[0] ?? ""}`);
+    const failure = new TownError(
+      "not_found",
+      `there is no ${request.method} ${request.url.split("?")[0] ?? ""}`,
+    );
     request.failure = failure;
     void sendProblem(reply, failure);
   });
@@ -116,6 +135,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     }
     authenticate(request, options);
+    // Unknown URLs answer 404 to everyone: the API is documented, so nothing is revealed.
+    if (request.is404) return;
     const access = config.access ?? "admin";
     if (access !== "public" && !request.auth) {
       throw new TownError("unauthenticated", "sign in first");
@@ -164,7 +185,8 @@ function safeTarget(audit: AuditConfig, request: FastifyRequest): string {
 }
 
 async function sendProblem(reply: FastifyReply, failure: TownError): Promise<void> {
-  if (failure.retryAfter !== undefined) void reply.header("retry-after", String(failure.retryAfter));
+  if (failure.retryAfter !== undefined)
+    void reply.header("retry-after", String(failure.retryAfter));
   await reply.status(failure.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(failure));
 }
 
@@ -181,7 +203,10 @@ function authenticate(request: FastifyRequest, options: ApiOptions): void {
   if (bearer === undefined) {
     const host = hostOf(request.headers.host ?? "");
     if (!options.isAllowedHost(host)) {
-      throw new TownError("forbidden", `requests for "${host}" are refused; use the box's own name or address`);
+      throw new TownError(
+        "forbidden",
+        `requests for "${host}" are refused; use the box's own name or address`,
+      );
     }
   }
   const token = bearer ?? cookie(request, SESSION_COOKIE);

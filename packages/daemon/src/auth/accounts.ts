@@ -1,6 +1,6 @@
 import { TownError } from "@townos/format";
 import type { Clock } from "../clock.js";
-import type { Db } from "../store/database.js";
+import { sql, type Db } from "../store/database.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 
 export type Role = "admin" | "user";
@@ -48,7 +48,7 @@ export class Accounts {
   ) {}
 
   count(): number {
-    return (this.db.prepare("SELECT COUNT(*) AS n FROM accounts").get() as { n: number }).n;
+    return (sql(this.db, "SELECT COUNT(*) AS n FROM accounts").get() as { n: number }).n;
   }
 
   get setupNeeded(): boolean {
@@ -60,7 +60,8 @@ export class Accounts {
     const passwordHash = await this.validate({ ...account, role: "admin" });
     // Check and insert in one transaction: two racing setups cannot both win.
     return this.db.transaction(() => {
-      if (this.count() > 0) throw new TownError("already_set_up", "Town OS is already set up; sign in instead");
+      if (this.count() > 0)
+        throw new TownError("already_set_up", "Town OS is already set up; sign in instead");
       return this.insert({ ...account, role: "admin" }, passwordHash);
     })();
   }
@@ -72,9 +73,13 @@ export class Accounts {
 
   private async validate(account: NewAccount): Promise<string> {
     if (!USERNAME.test(account.username)) {
-      throw new TownError("invalid_argument", "a username is 1-64 letters, digits, '.', '_' or '-'", {
-        issues: [{ field: "username", message: "letters, digits, '.', '_' or '-'" }],
-      });
+      throw new TownError(
+        "invalid_argument",
+        "a username is 1-64 letters, digits, '.', '_' or '-'",
+        {
+          issues: [{ field: "username", message: "letters, digits, '.', '_' or '-'" }],
+        },
+      );
     }
     if (account.email !== undefined && account.email !== "" && !EMAIL.test(account.email)) {
       throw new TownError("invalid_argument", "that is not an e-mail address", {
@@ -86,12 +91,17 @@ export class Accounts {
 
   private insert(account: NewAccount, passwordHash: string): Account {
     try {
-      const row = this.db
-        .prepare(
-          `INSERT INTO accounts (username, email, password_hash, role, created_at)
+      const row = sql(
+        this.db,
+        `INSERT INTO accounts (username, email, password_hash, role, created_at)
            VALUES (?, ?, ?, ?, ?) RETURNING *`,
-        )
-        .get(account.username, account.email || null, passwordHash, account.role, this.clock()) as AccountRow;
+      ).get(
+        account.username,
+        account.email || null,
+        passwordHash,
+        account.role,
+        this.clock(),
+      ) as AccountRow;
       return toAccount(row);
     } catch (error) {
       if (error instanceof Error && /UNIQUE/.test(error.message)) {
@@ -119,11 +129,13 @@ export class Accounts {
   }
 
   private row(username: string): AccountRow | undefined {
-    return this.db.prepare("SELECT * FROM accounts WHERE username = ?").get(username) as AccountRow | undefined;
+    return sql(this.db, "SELECT * FROM accounts WHERE username = ?").get(username) as
+      AccountRow | undefined;
   }
 
   byId(id: number): Account | undefined {
-    const row = this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(id) as AccountRow | undefined;
+    const row = sql(this.db, "SELECT * FROM accounts WHERE id = ?").get(id) as
+      AccountRow | undefined;
     return row && toAccount(row);
   }
 
@@ -134,22 +146,33 @@ export class Accounts {
   }
 
   list(): Account[] {
-    return (this.db.prepare("SELECT * FROM accounts ORDER BY username").all() as AccountRow[]).map(toAccount);
+    return (sql(this.db, "SELECT * FROM accounts ORDER BY username").all() as AccountRow[]).map(
+      toAccount,
+    );
   }
 
   /** Disabling takes effect at once: the session check reads this flag on every request. */
-  update(username: string, change: { disabled?: boolean | undefined; role?: Role | undefined }): Account {
+  update(
+    username: string,
+    change: { disabled?: boolean | undefined; role?: Role | undefined },
+  ): Account {
     return this.db.transaction(() => {
       const account = this.byUsername(username);
       const demotes = change.role === "user" || change.disabled === true;
       if (account.role === "admin" && !account.disabled && demotes && this.activeAdmins() === 1) {
-        throw new TownError("conflict", "the last active administrator cannot be disabled or demoted");
+        throw new TownError(
+          "conflict",
+          "the last active administrator cannot be disabled or demoted",
+        );
       }
       if (change.disabled !== undefined) {
-        this.db.prepare("UPDATE accounts SET disabled = ? WHERE id = ?").run(change.disabled ? 1 : 0, account.id);
+        sql(this.db, "UPDATE accounts SET disabled = ? WHERE id = ?").run(
+          change.disabled ? 1 : 0,
+          account.id,
+        );
       }
       if (change.role !== undefined) {
-        this.db.prepare("UPDATE accounts SET role = ? WHERE id = ?").run(change.role, account.id);
+        sql(this.db, "UPDATE accounts SET role = ? WHERE id = ?").run(change.role, account.id);
       }
       return this.byUsername(username);
     })();
@@ -158,12 +181,18 @@ export class Accounts {
   async setPassword(username: string, password: string): Promise<void> {
     const account = this.byUsername(username);
     const passwordHash = await hashPassword(password);
-    this.db.prepare("UPDATE accounts SET password_hash = ? WHERE id = ?").run(passwordHash, account.id);
+    sql(this.db, "UPDATE accounts SET password_hash = ? WHERE id = ?").run(
+      passwordHash,
+      account.id,
+    );
   }
 
   private activeAdmins(): number {
     return (
-      this.db.prepare("SELECT COUNT(*) AS n FROM accounts WHERE role = 'admin' AND disabled = 0").get() as {
+      sql(
+        this.db,
+        "SELECT COUNT(*) AS n FROM accounts WHERE role = 'admin' AND disabled = 0",
+      ).get() as {
         n: number;
       }
     ).n;

@@ -22,13 +22,21 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
 
 export function checkPassword(password: string): void {
   if (password.length < MIN_PASSWORD_LENGTH) {
-    throw new TownError("invalid_argument", `a password needs at least ${MIN_PASSWORD_LENGTH} characters`, {
-      issues: [{ field: "password", message: `at least ${MIN_PASSWORD_LENGTH} characters` }],
-    });
+    throw new TownError(
+      "invalid_argument",
+      `a password needs at least ${MIN_PASSWORD_LENGTH} characters`,
+      {
+        issues: [{ field: "password", message: `at least ${MIN_PASSWORD_LENGTH} characters` }],
+      },
+    );
   }
   if (password.length > MAX_PASSWORD_LENGTH) {
-    throw new TownError("invalid_argument", `a password may have at most ${MAX_PASSWORD_LENGTH} characters`, {
-      issues: [{ field: "password", message: `at most ${MAX_PASSWORD_LENGTH} characters` }],
-    });
+    throw new TownError(
+      "invalid_argument",
+      `a password may have at most ${MAX_PASSWORD_LENGTH} characters`,
+      {
+        issues: [{ field: "password", message: `at most ${MAX_PASSWORD_LENGTH} characters` }],
+      },
+    );
   }
 }

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { TownError } from "@townos/format";
 import type { Clock } from "../clock.js";
-import type { Db } from "../store/database.js";
+import { sql, type Db } from "../store/database.js";
 import type { Account, Accounts } from "./accounts.js";
 
 /** A session ends after this long without a request. */
@@ -45,17 +45,16 @@ export class Sessions {
     private readonly accounts: Accounts,
     private readonly clock: Clock,
   ) {
-    db.prepare("DELETE FROM sessions").run();
+    sql(db, "DELETE FROM sessions").run();
   }
 
   issue(account: Account, source: string, userAgent: string): { token: string; session: Session } {
     const id = randomBytes(18).toString("base64url");
     const now = this.clock();
-    this.db
-      .prepare(
-        "INSERT INTO sessions (id, account_id, created_at, last_seen_at, source, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
-      )
-      .run(id, account.id, now, now, source, userAgent.slice(0, 256));
+    sql(
+      this.db,
+      "INSERT INTO sessions (id, account_id, created_at, last_seen_at, source, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(id, account.id, now, now, source, userAgent.slice(0, 256));
     return {
       token: `${id}.${this.sign(id)}`,
       session: { id, accountId: account.id, createdAt: now, lastSeenAt: now, source, userAgent },
@@ -79,16 +78,18 @@ export class Sessions {
     if (id === "" || given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new TownError("unauthenticated", "the session token is not valid; sign in again");
     }
-    const row = this.db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as SessionRow | undefined;
+    const row = sql(this.db, "SELECT * FROM sessions WHERE id = ?").get(id) as
+      SessionRow | undefined;
     const now = this.clock();
     if (!row || now - row.last_seen_at > SESSION_IDLE_MS) {
       if (row) this.revoke(row.id);
       throw new TownError("unauthenticated", "the session has ended; sign in again");
     }
     const account = this.accounts.byId(row.account_id);
-    if (!account || account.disabled) throw new TownError("unauthenticated", "this account is disabled");
+    if (!account || account.disabled)
+      throw new TownError("unauthenticated", "this account is disabled");
     if (now - row.last_seen_at > TOUCH_EVERY_MS) {
-      this.db.prepare("UPDATE sessions SET last_seen_at = ? WHERE id = ?").run(now, id);
+      sql(this.db, "UPDATE sessions SET last_seen_at = ? WHERE id = ?").run(now, id);
       row.last_seen_at = now;
     }
     return { account, session: toSession(row) };
@@ -97,25 +98,31 @@ export class Sessions {
   listFor(accountId: number): Session[] {
     const cutoff = this.clock() - SESSION_IDLE_MS;
     return (
-      this.db
-        .prepare("SELECT * FROM sessions WHERE account_id = ? AND last_seen_at >= ? ORDER BY last_seen_at DESC")
-        .all(accountId, cutoff) as SessionRow[]
+      sql(
+        this.db,
+        "SELECT * FROM sessions WHERE account_id = ? AND last_seen_at >= ? ORDER BY last_seen_at DESC",
+      ).all(accountId, cutoff) as SessionRow[]
     ).map(toSession);
   }
 
   /** Revokes one of an account's own sessions. */
   revokeOwn(accountId: number, id: string): void {
-    const result = this.db.prepare("DELETE FROM sessions WHERE id = ? AND account_id = ?").run(id, accountId);
+    const result = sql(this.db, "DELETE FROM sessions WHERE id = ? AND account_id = ?").run(
+      id,
+      accountId,
+    );
     if (result.changes === 0) throw new TownError("not_found", "there is no such session");
   }
 
   revoke(id: string): void {
-    this.db.prepare("DELETE FROM sessions WHERE id = ?").run(id);
+    sql(this.db, "DELETE FROM sessions WHERE id = ?").run(id);
   }
 
   /** Drops idle sessions; called now and then, not needed for correctness. */
   sweep(): number {
-    return this.db.prepare("DELETE FROM sessions WHERE last_seen_at < ?").run(this.clock() - SESSION_IDLE_MS).changes;
+    return sql(this.db, "DELETE FROM sessions WHERE last_seen_at < ?").run(
+      this.clock() - SESSION_IDLE_MS,
+    ).changes;
   }
 }
 

@@ -27,10 +27,17 @@ export class LoginThrottle {
     const recent = this.recent(source);
     if (recent.length >= this.options.maxFailures) {
       const oldest = recent[0] ?? this.clock();
-      const retryAfter = Math.max(1, Math.ceil((oldest + this.options.windowMs - this.clock()) / 1000));
-      throw new TownError("rate_limited", `too many failed sign-ins; try again in ${retryAfter} s`, {
-        retryAfter,
-      });
+      const retryAfter = Math.max(
+        1,
+        Math.ceil((oldest + this.options.windowMs - this.clock()) / 1000),
+      );
+      throw new TownError(
+        "rate_limited",
+        `too many failed sign-ins; try again in ${retryAfter} s`,
+        {
+          retryAfter,
+        },
+      );
     }
   }
 

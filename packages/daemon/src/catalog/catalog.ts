@@ -9,11 +9,12 @@ import {
   type LoadedRepository,
   type PackageVersionEntry,
   type RepositoryFile,
+  type SystemInfo,
 } from "@townos/format";
 import { TownError } from "@townos/format";
 import type { InstallRecord, Installs } from "../store/installs.js";
 import type { Repositories, RepositoryConfig } from "../store/repositories.js";
-import type { Db } from "../store/database.js";
+import { sql, type Db } from "../store/database.js";
 import type { Clock } from "../clock.js";
 import { previewInstall, type InstallPreview } from "./preview.js";
 
@@ -44,6 +45,8 @@ interface Loaded {
 
 export interface PackageSummary {
   repo: string;
+  /** The repository's place in the ordered list. */
+  repoPosition: number;
   name: string;
   latestVersion: string | null;
   description: string;
@@ -112,6 +115,10 @@ export interface RefreshOutcome {
 export class Catalog {
   private readonly loaded = new Map<string, Loaded>();
   private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
+  /** Bumped whenever a repository's contents change. */
+  private generation = 0;
+  /** Package summaries are read on every catalog call; they change only with contents, installs or order. */
+  private summaries: { key: string; value: PackageSummary[] } | undefined;
 
   constructor(
     private readonly db: Db,
@@ -159,7 +166,13 @@ export class Catalog {
       const changed = changedPackages(fetched, previous);
       this.store(config.name, fetched);
       this.repositories.recordSuccess(config.name, fetched.commit, changed);
-      return { name: config.name, ok: true, commit: fetched.commit, changedPackages: changed, error: null };
+      return {
+        name: config.name,
+        ok: true,
+        commit: fetched.commit,
+        changedPackages: changed,
+        error: null,
+      };
     } catch (error) {
       const message = errorText(error);
       this.repositories.recordFailure(config.name, message);
@@ -168,6 +181,7 @@ export class Catalog {
   }
 
   private store(name: string, fetched: FetchedRepository): void {
+    this.generation += 1;
     this.loaded.set(name, {
       repository: loadRepository(fetched.files),
       texts: new Map(fetched.files.map((file) => [file.path, file.text])),
@@ -177,6 +191,7 @@ export class Catalog {
 
   /** Forgets a removed repository and deletes its clone. */
   async forget(name: string): Promise<void> {
+    this.generation += 1;
     this.loaded.delete(name);
     await this.fetcher.remove(this.dirOf(name));
   }
@@ -189,38 +204,54 @@ export class Catalog {
   /** Index over the repositories in their configured order. */
   index(): PackageIndex {
     return new PackageIndex(
-      this.repositories
-        .list()
-        .flatMap((config) => {
-          const loaded = this.loaded.get(config.name);
-          return loaded ? [{ name: config.name, repository: loaded.repository }] : [];
-        }),
+      this.repositories.list().flatMap((config) => {
+        const loaded = this.loaded.get(config.name);
+        return loaded ? [{ name: config.name, repository: loaded.repository }] : [];
+      }),
     );
   }
 
-  packages(): PackageSummary[] {
+  packages(): readonly PackageSummary[] {
+    const order = this.repositories.list();
+    const key = `${this.generation}/${this.installs.generation}/${order.map((config) => config.name).join(",")}`;
+    if (this.summaries?.key === key) return this.summaries.value;
     const installs = this.installsByKey();
-    return this.repositories.list().flatMap((config) => {
+    const value = order.flatMap((config) => {
       const loaded = this.loaded.get(config.name);
       if (!loaded) return [];
       return [...loaded.repository.packages.entries()].map(([name, versions]) =>
-        summarize(config.name, name, versions, loaded.repository.featured, installs),
+        summarize(config, name, versions, loaded.repository.featured, installs),
       );
     });
+    this.summaries = { key, value };
+    return value;
   }
 
   package(repo: string, name: string): PackageDetail {
     const versions = this.versionsOf(repo, name);
     const loaded = this.loaded.get(repo);
     return {
-      ...summarize(repo, name, versions, loaded?.repository.featured ?? [], this.installsByKey()),
+      ...summarize(
+        this.repositories.get(repo),
+        name,
+        versions,
+        loaded?.repository.featured ?? [],
+        this.installsByKey(),
+      ),
       versions: [...versions.values()].map(versionSummary),
     };
   }
 
-  version(repo: string, name: string, version: string, tld: string): VersionDetail {
+  version(
+    repo: string,
+    name: string,
+    version: string,
+    tld: string,
+    system: SystemInfo,
+  ): VersionDetail {
     const entry = this.versionsOf(repo, name).get(version);
-    if (!entry) throw new TownError("not_found", `there is no version ${version} of ${repo}/${name}`);
+    if (!entry)
+      throw new TownError("not_found", `there is no version ${version} of ${repo}/${name}`);
     const manifest = this.loaded.get(repo)?.texts.get(entry.path) ?? "";
     const definition = entry.definition;
     return {
@@ -241,7 +272,7 @@ export class Catalog {
           }))
         : [],
       preview: definition
-        ? previewInstall({ repo, name, version, definition }, this.index(), tld)
+        ? previewInstall({ repo, name, version, definition }, this.index(), tld, system)
         : null,
     };
   }
@@ -255,13 +286,16 @@ export class Catalog {
   }
 
   private installsByKey(): Map<string, InstallRecord> {
-    return new Map(this.installs.list().map((install) => [`${install.repo}/${install.name}`, install]));
+    return new Map(
+      this.installs.list().map((install) => [`${install.repo}/${install.name}`, install]),
+    );
   }
 
   /** The hash an install records: of the package file's text, so any edit is seen. */
   definitionHash(repo: string, name: string, version: string): string {
     const entry = this.versionsOf(repo, name).get(version);
-    if (!entry) throw new TownError("not_found", `there is no version ${version} of ${repo}/${name}`);
+    if (!entry)
+      throw new TownError("not_found", `there is no version ${version} of ${repo}/${name}`);
     return hashText(this.loaded.get(repo)?.texts.get(entry.path) ?? "");
   }
 
@@ -270,7 +304,9 @@ export class Catalog {
    * repository (ties to the first listed), or a changed file for the
    * installed version. Dismissed offers stay hidden until the offer changes.
    */
-  upgrades(options: { includeDismissed?: boolean } = {}): (UpgradeOffer & { dismissed: boolean })[] {
+  upgrades(
+    options: { includeDismissed?: boolean } = {},
+  ): (UpgradeOffer & { dismissed: boolean })[] {
     const index = this.index();
     const offers: (UpgradeOffer & { dismissed: boolean })[] = [];
     for (const install of this.installs.list()) {
@@ -296,7 +332,10 @@ export class Catalog {
     }
     const loaded = this.loaded.get(install.repo);
     const entry = loaded?.repository.packages.get(install.name)?.get(install.version);
-    if (entry?.definition && this.definitionHash(install.repo, install.name, install.version) !== install.definitionHash) {
+    if (
+      entry?.definition &&
+      this.definitionHash(install.repo, install.name, install.version) !== install.definitionHash
+    ) {
       return {
         repo: install.repo,
         name: install.name,
@@ -313,18 +352,18 @@ export class Catalog {
     const install = this.installs.list().find((item) => item.repo === repo && item.name === name);
     const offer = install && this.offerFor(install, this.index());
     if (!offer) throw new TownError("not_found", `there is no upgrade offer for ${repo}/${name}`);
-    this.db
-      .prepare(
-        `INSERT INTO upgrade_dismissals (repo, name, offer, dismissed_at) VALUES (?, ?, ?, ?)
+    sql(
+      this.db,
+      `INSERT INTO upgrade_dismissals (repo, name, offer, dismissed_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (repo, name) DO UPDATE SET offer = excluded.offer, dismissed_at = excluded.dismissed_at`,
-      )
-      .run(repo, name, offerKey(offer, this), this.clock());
+    ).run(repo, name, offerKey(offer, this), this.clock());
   }
 
   private dismissedOffer(repo: string, name: string): string | undefined {
-    const row = this.db
-      .prepare("SELECT offer FROM upgrade_dismissals WHERE repo = ? AND name = ?")
-      .get(repo, name) as { offer: string } | undefined;
+    const row = sql(
+      this.db,
+      "SELECT offer FROM upgrade_dismissals WHERE repo = ? AND name = ?",
+    ).get(repo, name) as { offer: string } | undefined;
     return row?.offer;
   }
 }
@@ -335,7 +374,7 @@ function offerKey(offer: UpgradeOffer, catalog: Catalog): string {
 }
 
 function summarize(
-  repo: string,
+  config: RepositoryConfig,
   name: string,
   versions: ReadonlyMap<string, PackageVersionEntry>,
   featured: readonly string[],
@@ -343,9 +382,10 @@ function summarize(
 ): PackageSummary {
   const latest = latestValidVersion(versions);
   const definition = latest === undefined ? undefined : versions.get(latest)?.definition;
-  const install = installs.get(`${repo}/${name}`);
+  const install = installs.get(`${config.name}/${name}`);
   return {
-    repo,
+    repo: config.name,
+    repoPosition: config.position,
     name,
     latestVersion: latest ?? null,
     description: definition?.description ?? "",

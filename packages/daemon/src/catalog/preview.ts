@@ -7,6 +7,7 @@ import {
   type Issue,
   type PackageIndex,
   type PackageSource,
+  type SystemInfo,
 } from "@townos/format";
 
 /**
@@ -18,7 +19,12 @@ export interface InstallPreview {
   runtime: "container" | "vm";
   image: string | null;
   volumes: { name: string; mountpoint: string; quota: number | null }[];
-  ports: { name: string | null; host: number | string | null; container: number | string; exposure: string }[];
+  ports: {
+    name: string | null;
+    host: number | string | null;
+    container: number | string;
+    exposure: string;
+  }[];
   ingress: { host: string; port: number } | null;
   dependencies: { key: string; repo: string; name: string; version: string }[];
   /** Questions that need an answer before an install can go ahead. */
@@ -27,16 +33,26 @@ export interface InstallPreview {
   problems: Issue[];
 }
 
-export function previewInstall(source: PackageSource, index: PackageIndex, tld: string): InstallPreview {
+export function previewInstall(
+  source: PackageSource,
+  index: PackageIndex,
+  tld: string,
+  system: SystemInfo,
+): InstallPreview {
   const { definition } = source;
   const needed = [...definition.questions]
-    .filter(([, question]) => !question.optional && !question.showIf && (question.default ?? "") === "" && !generates(question.type))
+    .filter(
+      ([, question]) =>
+        !question.optional &&
+        !question.showIf &&
+        (question.default ?? "") === "" &&
+        !generates(question.type),
+    )
     .map(([name]) => name);
   try {
     const plan = compilePackage(source, prefillAnswers(definition.questions), {
       tld,
-      // The preview shows a plan's shape; the box's own addresses are filled in at install.
-      system: { hostname: "town", externalIP: "", internalIP: "" },
+      system,
       random: cryptoRandom,
       resolveDependency: (request) => index.find(request),
     });
@@ -47,7 +63,11 @@ export function previewInstall(source: PackageSource, index: PackageIndex, tld: 
     return {
       runtime: definition.vm ? "vm" : "container",
       image: definition.image?.url ?? null,
-      volumes: [...definition.volumes].map(([name, volume]) => ({ name, mountpoint: volume.mountpoint, quota: null })),
+      volumes: [...definition.volumes].map(([name, volume]) => ({
+        name,
+        mountpoint: volume.mountpoint,
+        quota: null,
+      })),
       ports: (["external", "internal"] as const).flatMap((exposure) =>
         definition.network[exposure].map((entry) => ({
           name: /^[0-9]+$/.test(entry.key) || entry.key.includes("@") ? null : entry.key,
@@ -63,7 +83,9 @@ export function previewInstall(source: PackageSource, index: PackageIndex, tld: 
         name: dependency.package,
         version: dependency.version ?? "latest",
       })),
-      questionsToAnswer: [...new Set([...needed, ...answerProblems.map((issue) => issue.question ?? "")])],
+      questionsToAnswer: [
+        ...new Set([...needed, ...answerProblems.map((issue) => issue.question ?? "")]),
+      ],
       problems: error.issues.filter((issue) => issue.question === undefined),
     };
   }
@@ -77,7 +99,11 @@ function fromPlan(plan: CompiledPackage, needed: string[]): InstallPreview {
   return {
     runtime: plan.runtime,
     image: plan.image ?? plan.vm?.image ?? null,
-    volumes: plan.volumes.map((volume) => ({ name: volume.name, mountpoint: volume.mountpoint, quota: volume.quota })),
+    volumes: plan.volumes.map((volume) => ({
+      name: volume.name,
+      mountpoint: volume.mountpoint,
+      quota: volume.quota,
+    })),
     ports: plan.ports,
     ingress: plan.ingress,
     dependencies: plan.dependencies.map((dependency) => ({

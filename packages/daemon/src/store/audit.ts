@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import type { Db } from "./database.js";
+import { sql, type Db } from "./database.js";
 
 export interface AuditEntry {
   id: number;
@@ -47,7 +47,9 @@ export function redact(value: unknown, depth = 0): unknown {
     return Object.fromEntries(
       Object.entries(value).map(([key, inner]) => [
         key,
-        SECRET_KEY.test(key) && inner !== undefined && inner !== null && inner !== "" ? "[redacted]" : redact(inner, depth + 1),
+        SECRET_KEY.test(key) && inner !== undefined && inner !== null && inner !== ""
+          ? "[redacted]"
+          : redact(inner, depth + 1),
       ]),
     );
   }
@@ -63,30 +65,32 @@ export class AuditLog {
 
   record(entry: AuditRecord): void {
     let detail = JSON.stringify(redact(entry.detail ?? {}));
-    if (detail.length > MAX_DETAIL_CHARS) detail = JSON.stringify({ truncated: detail.slice(0, MAX_DETAIL_CHARS) });
-    this.db
-      .prepare(
-        `INSERT INTO audit (at, account_id, username, action, target, detail, outcome, error, source)
+    if (detail.length > MAX_DETAIL_CHARS)
+      detail = JSON.stringify({ truncated: detail.slice(0, MAX_DETAIL_CHARS) });
+    sql(
+      this.db,
+      `INSERT INTO audit (at, account_id, username, action, target, detail, outcome, error, source)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        this.clock(),
-        entry.accountId,
-        entry.username,
-        entry.action,
-        entry.target,
-        detail,
-        entry.outcome,
-        entry.error,
-        entry.source,
-      );
+    ).run(
+      this.clock(),
+      entry.accountId,
+      entry.username,
+      entry.action,
+      entry.target,
+      detail,
+      entry.outcome,
+      entry.error,
+      entry.source,
+    );
   }
 
   search(query: AuditQuery): { items: AuditEntry[]; total: number } {
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (query.search) {
-      where.push("(action LIKE ? ESCAPE '\\' OR target LIKE ? ESCAPE '\\' OR username LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')");
+      where.push(
+        "(action LIKE ? ESCAPE '\\' OR target LIKE ? ESCAPE '\\' OR username LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')",
+      );
       const like = `%${query.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       params.push(like, like, like, like);
     }
@@ -98,12 +102,16 @@ export class AuditLog {
       where.push("username = ? COLLATE NOCASE");
       params.push(query.username);
     }
-    if (query.outcome) where.push(query.outcome === "success" ? "outcome = 'success'" : "outcome <> 'success'");
+    if (query.outcome)
+      where.push(query.outcome === "success" ? "outcome = 'success'" : "outcome <> 'success'");
     const clause = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM audit ${clause}`).get(...params) as { n: number }).n;
-    const rows = this.db
-      .prepare(`SELECT * FROM audit ${clause} ORDER BY id ${query.order === "asc" ? "ASC" : "DESC"} LIMIT ? OFFSET ?`)
-      .all(...params, query.limit, query.offset) as {
+    const total = (
+      sql(this.db, `SELECT COUNT(*) AS n FROM audit ${clause}`).get(...params) as { n: number }
+    ).n;
+    const rows = sql(
+      this.db,
+      `SELECT * FROM audit ${clause} ORDER BY id ${query.order === "asc" ? "ASC" : "DESC"} LIMIT ? OFFSET ?`,
+    ).all(...params, query.limit, query.offset) as {
       id: number;
       at: number;
       username: string | null;
@@ -116,7 +124,10 @@ export class AuditLog {
     }[];
     return {
       total,
-      items: rows.map((row) => ({ ...row, detail: JSON.parse(row.detail) as Record<string, unknown> })),
+      items: rows.map((row) => ({
+        ...row,
+        detail: JSON.parse(row.detail) as Record<string, unknown>,
+      })),
     };
   }
 }

@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import type { Db } from "./database.js";
+import { sql, type Db } from "./database.js";
 
 /** An installed package as desired state: what should run, from which definition. */
 export interface InstallRecord {
@@ -24,36 +24,42 @@ interface InstallRow {
 }
 
 export class Installs {
+  /** Bumped on every change, so readers can cache what they derive from installs. */
+  generation = 0;
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
   ) {}
 
   list(): InstallRecord[] {
-    return (this.db.prepare("SELECT * FROM installs ORDER BY repo, name").all() as InstallRow[]).map(toRecord);
+    return (sql(this.db, "SELECT * FROM installs ORDER BY repo, name").all() as InstallRow[]).map(
+      toRecord,
+    );
   }
 
   /** Records (or replaces) the desired state of one installed package. */
   put(install: Omit<InstallRecord, "installedAt">): InstallRecord {
-    this.db
-      .prepare(
-        `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, installed_at)
+    sql(
+      this.db,
+      `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, installed_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (repo, name) DO UPDATE SET version = excluded.version,
            definition_hash = excluded.definition_hash, answers = excluded.answers, enabled = excluded.enabled`,
-      )
-      .run(
-        install.repo,
-        install.name,
-        install.version,
-        install.definitionHash,
-        JSON.stringify(install.answers),
-        install.enabled ? 1 : 0,
-        this.clock(),
-      );
-    const row = this.db
-      .prepare("SELECT * FROM installs WHERE repo = ? AND name = ?")
-      .get(install.repo, install.name) as InstallRow;
+    ).run(
+      install.repo,
+      install.name,
+      install.version,
+      install.definitionHash,
+      JSON.stringify(install.answers),
+      install.enabled ? 1 : 0,
+      this.clock(),
+    );
+    this.generation += 1;
+    const row = sql(this.db, "SELECT * FROM installs WHERE repo = ? AND name = ?").get(
+      install.repo,
+      install.name,
+    ) as InstallRow;
     return toRecord(row);
   }
 }

@@ -1,6 +1,6 @@
 import { findControlCharacter, TownError } from "@townos/format";
 import type { Clock } from "../clock.js";
-import type { Db } from "./database.js";
+import { sql, type Db } from "./database.js";
 
 export const DEFAULT_REPOSITORY = {
   name: "default",
@@ -51,30 +51,44 @@ export class Repositories {
   ) {}
 
   list(): RepositoryConfig[] {
-    return this.db.prepare("SELECT * FROM repositories ORDER BY position").all() as RepositoryRow[];
+    return sql(this.db, "SELECT * FROM repositories ORDER BY position").all() as RepositoryRow[];
   }
 
   get(name: string): RepositoryConfig {
-    const row = this.db.prepare("SELECT * FROM repositories WHERE name = ?").get(name) as RepositoryRow | undefined;
+    const row = sql(this.db, "SELECT * FROM repositories WHERE name = ?").get(name) as
+      RepositoryRow | undefined;
     if (!row) throw new TownError("not_found", `there is no repository "${name}"`);
     return row;
   }
 
-  add(input: { name: string; url: string; username?: string | undefined; password?: string | undefined }): RepositoryConfig {
+  add(input: {
+    name: string;
+    url: string;
+    username?: string | undefined;
+    password?: string | undefined;
+  }): RepositoryConfig {
     checkRepository(input);
     return this.db.transaction(() => {
-      if (this.db.prepare("SELECT 1 FROM repositories WHERE name = ?").get(input.name)) {
+      if (sql(this.db, "SELECT 1 FROM repositories WHERE name = ?").get(input.name)) {
         throw new TownError("conflict", `a repository named "${input.name}" exists already`, {
           issues: [{ field: "name", message: "taken" }],
         });
       }
-      const position = (this.db.prepare("SELECT COUNT(*) AS n FROM repositories").get() as { n: number }).n;
-      this.db
-        .prepare(
-          "INSERT INTO repositories (name, url, username, password, position, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .run(input.name, input.url, input.username || null, input.password || null, position, this.clock());
-      this.db.prepare("INSERT INTO repository_status (name) VALUES (?)").run(input.name);
+      const position = (
+        sql(this.db, "SELECT COUNT(*) AS n FROM repositories").get() as { n: number }
+      ).n;
+      sql(
+        this.db,
+        "INSERT INTO repositories (name, url, username, password, position, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(
+        input.name,
+        input.url,
+        input.username || null,
+        input.password || null,
+        position,
+        this.clock(),
+      );
+      sql(this.db, "INSERT INTO repository_status (name) VALUES (?)").run(input.name);
       return this.get(input.name);
     })();
   }
@@ -82,7 +96,7 @@ export class Repositories {
   remove(name: string): void {
     this.db.transaction(() => {
       this.get(name);
-      this.db.prepare("DELETE FROM repositories WHERE name = ?").run(name);
+      sql(this.db, "DELETE FROM repositories WHERE name = ?").run(name);
       this.renumber(this.list().map((repo) => repo.name));
     })();
   }
@@ -91,7 +105,8 @@ export class Repositories {
   move(name: string, position: number): RepositoryConfig[] {
     return this.db.transaction(() => {
       const names = this.list().map((repo) => repo.name);
-      if (!names.includes(name)) throw new TownError("not_found", `there is no repository "${name}"`);
+      if (!names.includes(name))
+        throw new TownError("not_found", `there is no repository "${name}"`);
       if (!Number.isInteger(position) || position < 0 || position >= names.length) {
         throw new TownError("invalid_argument", `position must be 0-${names.length - 1}`);
       }
@@ -104,12 +119,13 @@ export class Repositories {
 
   private renumber(names: string[]): void {
     // Two steps: positions are not unique-constrained, but a clean 0..n-1 is what readers expect.
-    const update = this.db.prepare("UPDATE repositories SET position = ? WHERE name = ?");
+    const update = sql(this.db, "UPDATE repositories SET position = ? WHERE name = ?");
     names.forEach((name, index) => update.run(index, name));
   }
 
   status(name: string): RepositoryStatus {
-    const row = this.db.prepare("SELECT * FROM repository_status WHERE name = ?").get(name) as StatusRow | undefined;
+    const row = sql(this.db, "SELECT * FROM repository_status WHERE name = ?").get(name) as
+      StatusRow | undefined;
     return {
       commit: row?.commit_id ?? null,
       refreshedAt: row?.refreshed_at ?? null,
@@ -121,30 +137,36 @@ export class Repositories {
 
   recordSuccess(name: string, commit: string, changedPackages: string[]): void {
     const now = this.clock();
-    this.db
-      .prepare(
-        `INSERT INTO repository_status (name, commit_id, refreshed_at, attempted_at, error, changed_packages)
+    sql(
+      this.db,
+      `INSERT INTO repository_status (name, commit_id, refreshed_at, attempted_at, error, changed_packages)
          VALUES (?, ?, ?, ?, NULL, ?)
          ON CONFLICT (name) DO UPDATE SET commit_id = excluded.commit_id, refreshed_at = excluded.refreshed_at,
            attempted_at = excluded.attempted_at, error = NULL, changed_packages = excluded.changed_packages`,
-      )
-      .run(name, commit, now, now, JSON.stringify(changedPackages));
+    ).run(name, commit, now, now, JSON.stringify(changedPackages));
   }
 
   recordFailure(name: string, error: string): void {
-    this.db
-      .prepare(
-        `INSERT INTO repository_status (name, attempted_at, error) VALUES (?, ?, ?)
+    sql(
+      this.db,
+      `INSERT INTO repository_status (name, attempted_at, error) VALUES (?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET attempted_at = excluded.attempted_at, error = excluded.error`,
-      )
-      .run(name, this.clock(), error);
+    ).run(name, this.clock(), error);
   }
 }
 
-function checkRepository(input: { name: string; url: string; username?: string | undefined; password?: string | undefined }): void {
+function checkRepository(input: {
+  name: string;
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+}): void {
   const issues: { field: string; message: string }[] = [];
   if (!REPOSITORY_NAME.test(input.name)) {
-    issues.push({ field: "name", message: "lower-case letters, digits and - (it becomes part of app names)" });
+    issues.push({
+      field: "name",
+      message: "lower-case letters, digits and - (it becomes part of app names)",
+    });
   }
   let url: URL | undefined;
   try {
@@ -156,7 +178,10 @@ function checkRepository(input: { name: string; url: string; username?: string |
     issues.push({ field: "url", message: "only http(s) git URLs are supported" });
   }
   if (url && (url.username || url.password)) {
-    issues.push({ field: "url", message: "put credentials in username and password, not in the URL" });
+    issues.push({
+      field: "url",
+      message: "put credentials in username and password, not in the URL",
+    });
   }
   if (input.url.length > 2048) issues.push({ field: "url", message: "too long" });
   for (const field of ["username", "password"] as const) {
@@ -166,8 +191,12 @@ function checkRepository(input: { name: string; url: string; username?: string |
     }
   }
   if (issues.length > 0) {
-    throw new TownError("invalid_argument", issues.map((issue) => `${issue.field}: ${issue.message}`).join("; "), {
-      issues,
-    });
+    throw new TownError(
+      "invalid_argument",
+      issues.map((issue) => `${issue.field}: ${issue.message}`).join("; "),
+      {
+        issues,
+      },
+    );
   }
 }

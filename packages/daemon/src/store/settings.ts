@@ -1,5 +1,5 @@
 import { parseByteSize, parseDuration, TownError } from "@townos/format";
-import type { Db } from "./database.js";
+import { sql, type Db } from "./database.js";
 
 type SettingType = "bytes" | "seconds" | "dns-label" | "boolean";
 
@@ -63,7 +63,8 @@ export class Settings {
   constructor(private readonly db: Db) {}
 
   get(key: SettingKey): SettingValue {
-    const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as { value: string } | undefined;
+    const row = sql(this.db, "SELECT value FROM settings WHERE key = ?").get(key) as
+      { value: string } | undefined;
     return row ? (JSON.parse(row.value) as SettingValue) : SETTINGS[key].default;
   }
 
@@ -95,9 +96,10 @@ export class Settings {
   set(key: string, input: unknown): SettingView {
     if (!isSettingKey(key)) throw new TownError("not_found", `there is no setting "${key}"`);
     const value = parseSetting(SETTINGS[key], input, key);
-    this.db
-      .prepare("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-      .run(key, JSON.stringify(value));
+    sql(
+      this.db,
+      "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ).run(key, JSON.stringify(value));
     return this.view(key);
   }
 }
@@ -114,10 +116,14 @@ function parseSetting(definition: SettingDefinition, input: unknown, key: string
       let value: number | undefined;
       if (typeof input === "number") value = Number.isSafeInteger(input) ? input : undefined;
       else if (typeof input === "string") {
-        value = definition.type === "bytes" ? parseByteSize(input) : (parseDuration(input) ?? parseWhole(input));
+        value =
+          definition.type === "bytes"
+            ? parseByteSize(input)
+            : (parseDuration(input) ?? parseWhole(input));
       }
       const unit = definition.type === "bytes" ? "a size such as 10gb" : "a duration such as 30m";
-      if (value === undefined || value < (definition.min ?? 0)) return bad(unit + minimum(definition));
+      if (value === undefined || value < (definition.min ?? 0))
+        return bad(unit + minimum(definition));
       return value;
     }
     case "dns-label":

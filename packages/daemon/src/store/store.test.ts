@@ -27,9 +27,18 @@ describe("accounts and sessions", () => {
     assert.equal(accounts.setupNeeded, true);
     const alice = await accounts.setup({ username: "alice", password: "correct horse" });
     assert.equal(alice.role, "admin");
-    await assert.rejects(() => accounts.setup({ username: "eve", password: "12345678" }), (e) => code(e) === "already_set_up");
-    await assert.rejects(() => accounts.create({ username: "bob", password: "short", role: "user" }), (e) => code(e) === "invalid_argument");
-    await assert.rejects(() => accounts.create({ username: "ALICE", password: "12345678", role: "user" }), (e) => code(e) === "conflict");
+    await assert.rejects(
+      () => accounts.setup({ username: "eve", password: "12345678" }),
+      (e) => code(e) === "already_set_up",
+    );
+    await assert.rejects(
+      () => accounts.create({ username: "bob", password: "short", role: "user" }),
+      (e) => code(e) === "invalid_argument",
+    );
+    await assert.rejects(
+      () => accounts.create({ username: "ALICE", password: "12345678", role: "user" }),
+      (e) => code(e) === "conflict",
+    );
     assert.equal(await accounts.authenticate("alice", "wrong password"), undefined);
     assert.equal(await accounts.authenticate("nobody", "correct horse"), undefined);
     assert.equal((await accounts.authenticate("Alice", "correct horse"))?.username, "alice");
@@ -37,25 +46,43 @@ describe("accounts and sessions", () => {
     const sessions = new Sessions(db, accounts, clock);
     const { token } = sessions.issue(alice, "127.0.0.1", "test");
     assert.equal(sessions.verify(token).account.username, "alice");
-    assert.throws(() => sessions.verify(`${token}x`), (e) => code(e) === "unauthenticated");
-    assert.throws(() => sessions.verify("garbage"), (e) => code(e) === "unauthenticated");
+    assert.throws(
+      () => sessions.verify(`${token}x`),
+      (e) => code(e) === "unauthenticated",
+    );
+    assert.throws(
+      () => sessions.verify("garbage"),
+      (e) => code(e) === "unauthenticated",
+    );
     advance(SESSION_IDLE_MS - 1000);
     assert.equal(sessions.verify(token).account.username, "alice");
     advance(SESSION_IDLE_MS + 1);
-    assert.throws(() => sessions.verify(token), (e) => code(e) === "unauthenticated");
+    assert.throws(
+      () => sessions.verify(token),
+      (e) => code(e) === "unauthenticated",
+    );
 
     // A new start has a new key: old tokens die.
     const fresh = sessions.issue(alice, "127.0.0.1", "test").token;
     const restarted = new Sessions(db, accounts, clock);
-    assert.throws(() => restarted.verify(fresh), (e) => code(e) === "unauthenticated");
+    assert.throws(
+      () => restarted.verify(fresh),
+      (e) => code(e) === "unauthenticated",
+    );
   });
 
   it("keeps at least one active administrator", async () => {
     const db = openDatabase(":memory:");
     const accounts = new Accounts(db, fakeClock().clock);
     await accounts.setup({ username: "alice", password: "12345678" });
-    assert.throws(() => accounts.update("alice", { disabled: true }), (e) => code(e) === "conflict");
-    assert.throws(() => accounts.update("alice", { role: "user" }), (e) => code(e) === "conflict");
+    assert.throws(
+      () => accounts.update("alice", { disabled: true }),
+      (e) => code(e) === "conflict",
+    );
+    assert.throws(
+      () => accounts.update("alice", { role: "user" }),
+      (e) => code(e) === "conflict",
+    );
     await accounts.create({ username: "bob", password: "12345678", role: "admin" });
     assert.equal(accounts.update("alice", { role: "user" }).role, "user");
   });
@@ -69,17 +96,27 @@ describe("login throttle", () => {
       throttle.check("a");
       throttle.fail("a");
     }
-    assert.throws(() => throttle.check("a"), (e) => e instanceof TownError && e.code === "rate_limited" && e.retryAfter === 60);
+    assert.throws(
+      () => {
+        throttle.check("a");
+      },
+      (e) => e instanceof TownError && e.code === "rate_limited" && e.retryAfter === 60,
+    );
     throttle.check("b");
     advance(60_001);
     throttle.check("a");
   });
 
   it("forgets the oldest sources beyond its bound", () => {
-    const throttle = new LoginThrottle({ maxFailures: 1, windowMs: 60_000, maxSources: 2 }, fakeClock().clock);
+    const throttle = new LoginThrottle(
+      { maxFailures: 1, windowMs: 60_000, maxSources: 2 },
+      fakeClock().clock,
+    );
     for (const source of ["a", "b", "c"]) throttle.fail(source);
     throttle.check("a");
-    assert.throws(() => throttle.check("c"));
+    assert.throws(() => {
+      throttle.check("c");
+    });
   });
 });
 
@@ -90,9 +127,18 @@ describe("settings", () => {
     assert.equal(settings.set("storage.default_quota", "2gb").value, 2 * 1024 ** 3);
     assert.equal(settings.set("repositories.refresh_interval", "30m").value, 1800);
     assert.equal(settings.set("repositories.refresh_interval", 0).value, 0);
-    assert.throws(() => settings.set("dns.tld", "Home!"), (e) => code(e) === "invalid_argument");
-    assert.throws(() => settings.set("uploads.max_size", "1kb"), (e) => code(e) === "invalid_argument");
-    assert.throws(() => settings.set("nope", 1), (e) => code(e) === "not_found");
+    assert.throws(
+      () => settings.set("dns.tld", "Home!"),
+      (e) => code(e) === "invalid_argument",
+    );
+    assert.throws(
+      () => settings.set("uploads.max_size", "1kb"),
+      (e) => code(e) === "invalid_argument",
+    );
+    assert.throws(
+      () => settings.set("nope", 1),
+      (e) => code(e) === "not_found",
+    );
     assert.equal(settings.list().length, 5);
   });
 });
@@ -103,37 +149,86 @@ describe("repositories", () => {
     repos.add({ name: "a", url: "https://example.org/a.git" });
     repos.add({ name: "b", url: "https://example.org/b.git", username: "u", password: "p" });
     repos.add({ name: "c", url: "http://127.0.0.1/c.git" });
-    assert.deepEqual(repos.move("c", 0).map((r) => r.name), ["c", "a", "b"]);
+    assert.deepEqual(
+      repos.move("c", 0).map((r) => r.name),
+      ["c", "a", "b"],
+    );
     repos.remove("a");
-    assert.deepEqual(repos.list().map((r) => [r.name, r.position]), [["c", 0], ["b", 1]]);
-    assert.throws(() => repos.add({ name: "b", url: "https://example.org/b.git" }), (e) => code(e) === "conflict");
+    assert.deepEqual(
+      repos.list().map((r) => [r.name, r.position]),
+      [
+        ["c", 0],
+        ["b", 1],
+      ],
+    );
+    assert.throws(
+      () => repos.add({ name: "b", url: "https://example.org/b.git" }),
+      (e) => code(e) === "conflict",
+    );
     for (const bad of [
       { name: "Bad_Name", url: "https://example.org/x.git" },
       { name: "x", url: "file:///etc" },
       { name: "x", url: "https://user:pw@example.org/x.git" },
       { name: "x", url: "not a url" },
     ]) {
-      assert.throws(() => repos.add(bad), (e) => code(e) === "invalid_argument", JSON.stringify(bad));
+      assert.throws(
+        () => repos.add(bad),
+        (e) => code(e) === "invalid_argument",
+        JSON.stringify(bad),
+      );
     }
   });
 });
 
 describe("audit", () => {
   it("redacts secrets at any depth and searches", () => {
-    assert.deepEqual(redact({ body: { username: "a", password: "p", nested: [{ apiToken: "t" }] }, secretless: "" }), {
-      body: { username: "a", password: "[redacted]", nested: [{ apiToken: "[redacted]" }] },
-      secretless: "",
-    });
+    assert.deepEqual(
+      redact({
+        body: { username: "a", password: "p", nested: [{ apiToken: "t" }] },
+        secretless: "",
+      }),
+      {
+        body: { username: "a", password: "[redacted]", nested: [{ apiToken: "[redacted]" }] },
+        secretless: "",
+      },
+    );
     const log = new AuditLog(openDatabase(":memory:"), fakeClock().clock);
     for (const action of ["setup", "auth.login", "repository.add"]) {
-      log.record({ accountId: null, username: "alice", action, target: "x", detail: { password: "p" }, outcome: "success", error: null, source: "127.0.0.1" });
+      log.record({
+        accountId: null,
+        username: "alice",
+        action,
+        target: "x",
+        detail: { password: "p" },
+        outcome: "success",
+        error: null,
+        source: "127.0.0.1",
+      });
     }
-    log.record({ accountId: null, username: null, action: "auth.login", target: "bob", detail: {}, outcome: "unauthenticated", error: "wrong username or password", source: "127.0.0.1" });
+    log.record({
+      accountId: null,
+      username: null,
+      action: "auth.login",
+      target: "bob",
+      detail: {},
+      outcome: "unauthenticated",
+      error: "wrong username or password",
+      source: "127.0.0.1",
+    });
     const failures = log.search({ offset: 0, limit: 10, outcome: "failure", order: "desc" });
-    assert.deepEqual(failures.items.map((e) => e.target), ["bob"]);
-    assert.equal(log.search({ offset: 0, limit: 10, search: "repository", order: "desc" }).total, 1);
+    assert.deepEqual(
+      failures.items.map((e) => e.target),
+      ["bob"],
+    );
+    assert.equal(
+      log.search({ offset: 0, limit: 10, search: "repository", order: "desc" }).total,
+      1,
+    );
     assert.equal(log.search({ offset: 0, limit: 10, search: "100%", order: "desc" }).total, 0);
     assert.equal(log.search({ offset: 1, limit: 2, order: "asc" }).items[0]?.action, "auth.login");
-    assert.equal(JSON.stringify(log.search({ offset: 0, limit: 10, order: "asc" })).includes('"p"'), false);
+    assert.equal(
+      JSON.stringify(log.search({ offset: 0, limit: 10, order: "asc" })).includes('"p"'),
+      false,
+    );
   });
 });

@@ -45,26 +45,47 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
   api.post<{ Body: { username: string; password: string; email?: string; role?: Role } }>(
     "/accounts",
     {
-      config: { access: "admin", audit: { action: "account.create", target: (r) => (r.body as { username: string }).username } },
+      config: {
+        access: "admin",
+        audit: {
+          action: "account.create",
+          target: (r) => (r.body as { username: string }).username,
+        },
+      },
       schema: {
         summary: "Create an account",
         body: {
           ...credentialsSchema,
-          properties: { ...credentialsSchema.properties, role: { type: "string", enum: ["admin", "user"] } },
+          properties: {
+            ...credentialsSchema.properties,
+            role: { type: "string", enum: ["admin", "user"] },
+          },
         },
         response: { 201: accountSchema },
       },
     },
     async (request, reply) => {
-      const account = await services(options).accounts.create({ ...request.body, role: request.body.role ?? "user" });
+      const account = await services(options).accounts.create({
+        ...request.body,
+        role: request.body.role ?? "user",
+      });
       return reply.status(201).send(account);
     },
   );
 
-  api.patch<{ Params: { username: string }; Body: { disabled?: boolean; role?: Role; password?: string } }>(
+  api.patch<{
+    Params: { username: string };
+    Body: { disabled?: boolean; role?: Role; password?: string };
+  }>(
     "/accounts/:username",
     {
-      config: { access: "admin", audit: { action: "account.update", target: (r) => (r.params as { username: string }).username } },
+      config: {
+        access: "admin",
+        audit: {
+          action: "account.update",
+          target: (r) => (r.params as { username: string }).username,
+        },
+      },
       schema: {
         summary: "Disable, enable, promote or demote an account, or set its password",
         params: { type: "object", properties: { username: nameParam } },
@@ -83,7 +104,8 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
     },
     async (request) => {
       const { accounts } = services(options);
-      if (request.body.password !== undefined) await accounts.setPassword(request.params.username, request.body.password);
+      if (request.body.password !== undefined)
+        await accounts.setPassword(request.params.username, request.body.password);
       return accounts.update(request.params.username, request.body);
     },
   );
@@ -101,7 +123,10 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
     async (request) => {
       const auth = request.auth;
       const sessions = auth ? services(options).sessions.listFor(auth.account.id) : [];
-      const items = sessions.map((session) => ({ ...session, current: session.id === auth?.session.id }));
+      const items = sessions.map((session) => ({
+        ...session,
+        current: session.id === auth?.session.id,
+      }));
       return pageOf(items, request.query, {
         defaultSort: "-lastSeenAt",
         fields: { lastSeenAt: (s) => s.lastSeenAt, createdAt: (s) => s.createdAt },
@@ -113,7 +138,10 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
   api.delete<{ Params: { id: string } }>(
     "/sessions/:id",
     {
-      config: { access: "user", audit: { action: "session.revoke", target: (r) => r.auth?.account.username ?? "" } },
+      config: {
+        access: "user",
+        audit: { action: "session.revoke", target: (r) => r.auth?.account.username ?? "" },
+      },
       schema: {
         summary: "Revoke one of my sessions",
         params: { type: "object", properties: { id: { type: "string", maxLength: 64 } } },

@@ -32,7 +32,11 @@ const settingSchema = {
   },
 } as const;
 
-type AuditQuery = PageQuery & { action?: string; username?: string; outcome?: "success" | "failure" };
+type AuditQuery = PageQuery & {
+  action?: string;
+  username?: string;
+  outcome?: "success" | "failure";
+};
 
 export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): void {
   api.get<{ Querystring: AuditQuery }>(
@@ -75,7 +79,10 @@ export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): 
     "/settings",
     {
       config: { access: "user" },
-      schema: { summary: "All settings with their values and defaults", response: { 200: { type: "array", items: settingSchema } } },
+      schema: {
+        summary: "All settings with their values and defaults",
+        response: { 200: { type: "array", items: settingSchema } },
+      },
     },
     async () => services(options).settings.list(),
   );
@@ -83,7 +90,10 @@ export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): 
   api.put<{ Params: { key: string }; Body: { value: unknown } }>(
     "/settings/:key",
     {
-      config: { access: "admin", audit: { action: "setting.set", target: (r) => (r.params as { key: string }).key } },
+      config: {
+        access: "admin",
+        audit: { action: "setting.set", target: (r) => (r.params as { key: string }).key },
+      },
       schema: {
         summary: "Change a setting (sizes and durations may carry units: 20gb, 1h)",
         params: { type: "object", properties: { key: { type: "string", maxLength: 64 } } },
@@ -97,7 +107,8 @@ export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): 
       },
     },
     async (request) => {
-      if (request.body.value === undefined) throw new TownError("invalid_argument", "value is required");
+      if (request.body.value === undefined)
+        throw new TownError("invalid_argument", "value is required");
       return services(options).settings.set(request.params.key, request.body.value);
     },
   );

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../../services.js";
 import type { RepositoryConfig } from "../../store/repositories.js";
-import { pageOf, pageQuerySchema, pageSchema, type PageQuery } from "../paging.js";
+import type { PackageSummary } from "../../catalog/catalog.js";
+import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { issueSchema, nameParam } from "./schemas.js";
 import { services } from "./system.js";
@@ -27,7 +28,10 @@ const repositorySchema = {
         invalidFiles: { type: "integer" },
         skipped: {
           type: "array",
-          items: { type: "object", properties: { path: { type: "string" }, reason: { type: "string" } } },
+          items: {
+            type: "object",
+            properties: { path: { type: "string" }, reason: { type: "string" } },
+          },
         },
       },
     },
@@ -38,6 +42,7 @@ const packageSummarySchema = {
   type: "object",
   properties: {
     repo: { type: "string" },
+    repoPosition: { type: "integer" },
     name: { type: "string" },
     latestVersion: { type: ["string", "null"] },
     description: { type: "string" },
@@ -68,7 +73,11 @@ const previewSchema = {
       type: "array",
       items: {
         type: "object",
-        properties: { name: { type: "string" }, mountpoint: { type: "string" }, quota: { type: ["integer", "null"] } },
+        properties: {
+          name: { type: "string" },
+          mountpoint: { type: "string" },
+          quota: { type: ["integer", "null"] },
+        },
       },
     },
     ports: {
@@ -119,6 +128,17 @@ const upgradeSchema = {
 
 const repoParams = { type: "object", properties: { repo: nameParam, name: nameParam } } as const;
 
+/** Names sort alphabetically, equal names in repository order: the order "latest" uses for ties. */
+const packageSortable: Sortable<PackageSummary> = {
+  defaultSort: "name",
+  fields: {
+    name: (p) => `${p.name}\u0000${String(p.repoPosition).padStart(4, "0")}`,
+    repo: (p) => `${String(p.repoPosition).padStart(4, "0")}\u0000${p.name}`,
+    featured: (p) => `${p.featured ? 0 : 1}\u0000${p.name}`,
+  },
+  text: (p) => `${p.name} ${p.description} ${p.supplies.join(" ")}`,
+};
+
 type RepoBody = { name: string; url: string; username?: string; password?: string };
 type CatalogQuery = PageQuery & { repo?: string; featured?: boolean; installed?: boolean };
 
@@ -146,7 +166,10 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
   api.post<{ Body: RepoBody }>(
     "/repositories",
     {
-      config: { access: "admin", audit: { action: "repository.add", target: (r) => (r.body as RepoBody).name } },
+      config: {
+        access: "admin",
+        audit: { action: "repository.add", target: (r) => (r.body as RepoBody).name },
+      },
       schema: {
         summary: "Add a repository at the end of the list and fetch it",
         body: {
@@ -175,8 +198,14 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
   api.delete<{ Params: { name: string } }>(
     "/repositories/:name",
     {
-      config: { access: "admin", audit: { action: "repository.remove", target: (r) => (r.params as { name: string }).name } },
-      schema: { summary: "Remove a repository", params: { type: "object", properties: { name: nameParam } } },
+      config: {
+        access: "admin",
+        audit: { action: "repository.remove", target: (r) => (r.params as { name: string }).name },
+      },
+      schema: {
+        summary: "Remove a repository",
+        params: { type: "object", properties: { name: nameParam } },
+      },
     },
     async (request, reply) => {
       const { repositories, catalog } = services(options);
@@ -189,9 +218,13 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
   api.post<{ Params: { name: string }; Body: { position: number } }>(
     "/repositories/:name/move",
     {
-      config: { access: "admin", audit: { action: "repository.move", target: (r) => (r.params as { name: string }).name } },
+      config: {
+        access: "admin",
+        audit: { action: "repository.move", target: (r) => (r.params as { name: string }).name },
+      },
       schema: {
-        summary: "Move a repository to a 0-based position (earlier ones win ties between equal versions)",
+        summary:
+          "Move a repository to a 0-based position (earlier ones win ties between equal versions)",
         params: { type: "object", properties: { name: nameParam } },
         body: {
           type: "object",
@@ -202,13 +235,17 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
         response: { 200: { type: "array", items: repositorySchema } },
       },
     },
-    async (request) => services(options).repositories.move(request.params.name, request.body.position).map(view),
+    async (request) =>
+      services(options).repositories.move(request.params.name, request.body.position).map(view),
   );
 
   api.post<{ Params: { name: string } }>(
     "/repositories/:name/refresh",
     {
-      config: { access: "admin", audit: { action: "repository.refresh", target: (r) => (r.params as { name: string }).name } },
+      config: {
+        access: "admin",
+        audit: { action: "repository.refresh", target: (r) => (r.params as { name: string }).name },
+      },
       schema: {
         summary: "Fetch a repository now",
         params: { type: "object", properties: { name: nameParam } },
@@ -226,7 +263,10 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     "/repositories/refresh",
     {
       config: { access: "admin", audit: { action: "repository.refresh", target: () => "*" } },
-      schema: { summary: "Fetch every repository now", response: { 200: { type: "array", items: repositorySchema } } },
+      schema: {
+        summary: "Fetch every repository now",
+        response: { 200: { type: "array", items: repositorySchema } },
+      },
     },
     async () => {
       const { repositories, catalog } = services(options);
@@ -255,24 +295,15 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
     async (request) => {
       const { repo, featured, installed } = request.query;
-      const packages = services(options)
-        .catalog.packages()
-        .filter(
-          (pkg) =>
-            (repo === undefined || pkg.repo === repo) &&
-            (featured === undefined || pkg.featured === featured) &&
-            (installed === undefined || pkg.installed === installed),
-        );
-      const order = new Map(services(options).repositories.list().map((r) => [r.name, r.position]));
-      return pageOf(packages, request.query, {
-        defaultSort: "name",
-        fields: {
-          name: (p) => `${p.name}\u0000${String(order.get(p.repo) ?? 0).padStart(4, "0")}`,
-          repo: (p) => `${String(order.get(p.repo) ?? 0).padStart(4, "0")}\u0000${p.name}`,
-          featured: (p) => (p.featured ? 0 : 1),
-        },
-        text: (p) => `${p.name} ${p.description} ${p.supplies.join(" ")}`,
-      });
+      return pageOf(
+        services(options).catalog.packages(),
+        request.query,
+        packageSortable,
+        (pkg) =>
+          (repo === undefined || pkg.repo === repo) &&
+          (featured === undefined || pkg.featured === featured) &&
+          (installed === undefined || pkg.installed === installed),
+      );
     },
   );
 
@@ -286,7 +317,10 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
         response: {
           200: {
             type: "object",
-            properties: { ...packageSummarySchema.properties, versions: { type: "array", items: versionSummarySchema } },
+            properties: {
+              ...packageSummarySchema.properties,
+              versions: { type: "array", items: versionSummarySchema },
+            },
           },
         },
       },
@@ -335,9 +369,9 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
       },
     },
     async (request) => {
-      const { catalog, settings } = services(options);
+      const { catalog, settings, system } = services(options);
       const { repo, name, version } = request.params;
-      return catalog.version(repo, name, version, settings.string("dns.tld"));
+      return catalog.version(repo, name, version, settings.string("dns.tld"), system());
     },
   );
 
@@ -351,7 +385,8 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
         response: { 200: { type: "array", items: upgradeSchema } },
       },
     },
-    async (request) => services(options).catalog.upgrades({ includeDismissed: request.query.all === true }),
+    async (request) =>
+      services(options).catalog.upgrades({ includeDismissed: request.query.all === true }),
   );
 
   api.post<{ Params: { repo: string; name: string } }>(
@@ -359,7 +394,11 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     {
       config: {
         access: "admin",
-        audit: { action: "upgrade.dismiss", target: (r) => `${(r.params as { repo: string }).repo}/${(r.params as { name: string }).name}` },
+        audit: {
+          action: "upgrade.dismiss",
+          target: (r) =>
+            `${(r.params as { repo: string }).repo}/${(r.params as { name: string }).name}`,
+        },
       },
       schema: { summary: "Hide an upgrade offer until a newer one appears", params: repoParams },
     },

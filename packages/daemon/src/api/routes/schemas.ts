@@ -36,4 +36,9 @@ export const issueSchema = {
   },
 } as const;
 
-export const nameParam = { type: "string", minLength: 1, maxLength: 64, pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]*$" };
+export const nameParam = {
+  type: "string",
+  minLength: 1,
+  maxLength: 64,
+  pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]*$",
+};

@@ -54,19 +54,30 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
     async () => api.swagger(),
   );
 
-  api.get("/metrics", { config: { access: "public" }, schema: { hide: true } }, async (request, reply) => {
-    // Prometheus on the box scrapes over loopback; anyone else must be an administrator.
-    const loopback = request.ip === "127.0.0.1" || request.ip === "::1" || request.ip === "::ffff:127.0.0.1";
-    if (!loopback && request.auth?.account.role !== "admin") {
-      throw new TownError(request.auth ? "forbidden" : "unauthenticated", "metrics are for administrators");
-    }
-    return reply.type(options.metrics.contentType).send(await options.metrics.text());
-  });
+  api.get(
+    "/metrics",
+    { config: { access: "public" }, schema: { hide: true } },
+    async (request, reply) => {
+      // Prometheus on the box scrapes over loopback; anyone else must be an administrator.
+      const loopback =
+        request.ip === "127.0.0.1" || request.ip === "::1" || request.ip === "::ffff:127.0.0.1";
+      if (!loopback && request.auth?.account.role !== "admin") {
+        throw new TownError(
+          request.auth ? "forbidden" : "unauthenticated",
+          "metrics are for administrators",
+        );
+      }
+      return reply.type(options.metrics.contentType).send(await options.metrics.text());
+    },
+  );
 
   api.post<{ Body: { username: string; password: string; email?: string } }>(
     "/setup",
     {
-      config: { access: "public", audit: { action: "setup", target: (request) => bodyUsername(request) } },
+      config: {
+        access: "public",
+        audit: { action: "setup", target: (request) => bodyUsername(request) },
+      },
       schema: {
         summary: "First run: create the first administrator (only while no account exists)",
         body: credentialsSchema,
@@ -84,7 +95,10 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
   api.post<{ Body: { username: string; password: string } }>(
     "/auth/login",
     {
-      config: { access: "public", audit: { action: "auth.login", target: (request) => bodyUsername(request) } },
+      config: {
+        access: "public",
+        audit: { action: "auth.login", target: (request) => bodyUsername(request) },
+      },
       schema: {
         summary: "Sign in; the token also comes as an HttpOnly cookie",
         body: credentialsSchema,
@@ -93,7 +107,8 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
     },
     async (request, reply) => {
       const { accounts, throttle } = services(options);
-      if (accounts.setupNeeded) throw new TownError("setup_required", "create the first account first");
+      if (accounts.setupNeeded)
+        throw new TownError("setup_required", "create the first account first");
       throttle.check(request.ip);
       const account = await accounts.authenticate(request.body.username, request.body.password);
       if (!account) {
@@ -110,7 +125,10 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
   api.post(
     "/auth/logout",
     {
-      config: { access: "user", audit: { action: "auth.logout", target: (request) => request.auth?.account.username ?? "" } },
+      config: {
+        access: "user",
+        audit: { action: "auth.logout", target: (request) => request.auth?.account.username ?? "" },
+      },
       schema: { summary: "End the current session" },
     },
     async (request, reply) => {
@@ -133,7 +151,12 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
 }
 
 /** Issues a session and sets its cookie for browsers; the token is also returned for the CLI. */
-function startSession(options: ApiOptions, account: Account, request: FastifyRequest, reply: FastifyReply) {
+function startSession(
+  options: ApiOptions,
+  account: Account,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
   const issued = services(options).sessions.issue(
     account,
     request.ip,
