@@ -69,7 +69,8 @@ describe("the daemon with real git repositories", () => {
       host: "127.0.0.1",
       port: 0,
       defaultRepositoryUrl: "",
-      logLevel: "info",
+      // Debug logs every request with its headers: the secrets test reads them all.
+      logLevel: "debug",
       extraHosts: [],
       version: "test",
       logStream: new Writable({

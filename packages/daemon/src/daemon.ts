@@ -114,6 +114,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await booted;
       stopBackgroundWork();
       await app.close();
+      await boot.services?.catalog.settle();
       db?.close();
     },
   };

@@ -78,8 +78,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
-    // Metrics count requests and the audit log records changes; a log line per request is noise on a small box.
-    logController: new LogController({ disableRequestLogging: true }),
+    // Metrics count requests and the audit log records changes: a line per request only when debugging.
+    logController: new LogController({
+      disableRequestLogging: logger === false || !["trace", "debug"].includes(logger.level),
+    }),
     trustProxy: "127.0.0.1",
     ajv: {
       customOptions: {

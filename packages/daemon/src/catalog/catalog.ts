@@ -155,6 +155,11 @@ export class Catalog {
     return work;
   }
 
+  /** Resolves once no refresh is running: shutdown waits for it so no clone is left half-written. */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+  }
+
   async refreshAll(): Promise<RefreshOutcome[]> {
     return Promise.all(this.repositories.list().map((config) => this.refresh(config.name)));
   }

@@ -65,7 +65,7 @@ const keywords: ReadonlyMap<string, ItemType> = new Map<string, ItemType>([
   ["with", "with"],
 ]);
 
-export function isKeyword(t: ItemType): boolean {
+function isKeyword(t: ItemType): boolean {
   return [...keywords.values()].includes(t);
 }
 
@@ -91,7 +91,7 @@ function isSpace(r: number): boolean {
   return r === 0x20 || r === 0x09 || r === 0x0d || r === 0x0a;
 }
 
-export function isAlphaNumeric(r: number): boolean {
+function isAlphaNumeric(r: number): boolean {
   return r === 0x5f || isLetter(r) || isDigit(r);
 }
 
@@ -104,7 +104,7 @@ function hasRightTrimMarker(s: string, at: number): boolean {
 }
 
 /** Go's %#U: "U+0041 'A'". */
-export function formatRuneU(r: number): string {
+function formatRuneU(r: number): string {
   const hex = "U+" + r.toString(16).toUpperCase().padStart(4, "0");
   return isPrint(r) ? `${hex} '${String.fromCodePoint(r)}'` : hex;
 }
@@ -112,11 +112,12 @@ export function formatRuneU(r: number): string {
 type StateFn = (l: Lexer) => StateFn | null;
 
 export class Lexer {
-  private pos = 0;
-  private start = 0;
+  // Scanner state, shared with the state functions below.
+  pos = 0;
+  start = 0;
+  parenDepth = 0;
+  line = 1;
   private atEOF = false;
-  private parenDepth = 0;
-  private line = 1;
   private startLine = 1;
   private readonly items: Item[] = [];
   private state: StateFn | null = lexText;
@@ -222,26 +223,6 @@ export class Lexer {
     }
     return this.input.startsWith(RIGHT_DELIM, this.pos);
   }
-
-  // Accessors the state functions need.
-  get position(): number {
-    return this.pos;
-  }
-  set position(p: number) {
-    this.pos = p;
-  }
-  get startPos(): number {
-    return this.start;
-  }
-  get depth(): number {
-    return this.parenDepth;
-  }
-  set depth(d: number) {
-    this.parenDepth = d;
-  }
-  addLines(n: number): void {
-    this.line += n;
-  }
 }
 
 function countNewlines(s: string, from: number, to: number): number {
@@ -252,26 +233,26 @@ function countNewlines(s: string, from: number, to: number): number {
 
 function lexText(l: Lexer): StateFn | null {
   const input = l.input;
-  const x = input.indexOf(LEFT_DELIM, l.position);
+  const x = input.indexOf(LEFT_DELIM, l.pos);
   if (x >= 0) {
-    l.position = x;
+    l.pos = x;
     let trimLength = 0;
     if (hasLeftTrimMarker(input, x + LEFT_DELIM.length)) {
-      const text = input.slice(l.startPos, x);
+      const text = input.slice(l.start, x);
       trimLength = text.length - text.replace(/[ \t\r\n]+$/, "").length;
     }
-    l.position = x - trimLength;
-    if (l.position > l.startPos) {
-      l.addLines(countNewlines(input, l.startPos, l.position));
+    l.pos = x - trimLength;
+    if (l.pos > l.start) {
+      l.line += countNewlines(input, l.start, l.pos);
       l.emit("text");
     }
-    l.position = x;
+    l.pos = x;
     l.ignore();
     return lexLeftDelim;
   }
-  l.position = input.length;
-  if (l.position > l.startPos) {
-    l.addLines(countNewlines(input, l.startPos, l.position));
+  l.pos = input.length;
+  if (l.pos > l.start) {
+    l.line += countNewlines(input, l.start, l.pos);
     l.emit("text");
   }
   l.emit("EOF");
@@ -285,45 +266,45 @@ function leftTrimLength(s: string, at: number): number {
 }
 
 function lexLeftDelim(l: Lexer): StateFn | null {
-  l.position += LEFT_DELIM.length;
-  const trimSpace = hasLeftTrimMarker(l.input, l.position);
+  l.pos += LEFT_DELIM.length;
+  const trimSpace = hasLeftTrimMarker(l.input, l.pos);
   const afterMarker = trimSpace ? TRIM_MARKER_LEN : 0;
-  if (l.input.startsWith(LEFT_COMMENT, l.position + afterMarker)) {
-    l.position += afterMarker;
+  if (l.input.startsWith(LEFT_COMMENT, l.pos + afterMarker)) {
+    l.pos += afterMarker;
     l.ignore();
     return lexComment;
   }
   l.emit("leftDelim");
-  l.position += afterMarker;
+  l.pos += afterMarker;
   l.ignore();
-  l.depth = 0;
+  l.parenDepth = 0;
   return lexInsideAction;
 }
 
 function lexComment(l: Lexer): StateFn | null {
-  l.position += LEFT_COMMENT.length;
-  const i = l.input.indexOf(RIGHT_COMMENT, l.position);
+  l.pos += LEFT_COMMENT.length;
+  const i = l.input.indexOf(RIGHT_COMMENT, l.pos);
   if (i < 0) return l.errorf("unclosed comment");
-  l.position = i + RIGHT_COMMENT.length;
+  l.pos = i + RIGHT_COMMENT.length;
   const { delim, trimSpaces } = l.atRightDelim();
   if (!delim) return l.errorf("comment ends before closing delimiter");
-  if (trimSpaces) l.position += TRIM_MARKER_LEN;
-  l.position += RIGHT_DELIM.length;
-  if (trimSpaces) l.position += leftTrimLength(l.input, l.position);
+  if (trimSpaces) l.pos += TRIM_MARKER_LEN;
+  l.pos += RIGHT_DELIM.length;
+  if (trimSpaces) l.pos += leftTrimLength(l.input, l.pos);
   l.ignore();
   return lexText;
 }
 
 function lexRightDelim(l: Lexer): StateFn | null {
-  const trimSpace = hasRightTrimMarker(l.input, l.position);
+  const trimSpace = hasRightTrimMarker(l.input, l.pos);
   if (trimSpace) {
-    l.position += TRIM_MARKER_LEN;
+    l.pos += TRIM_MARKER_LEN;
     l.ignore();
   }
-  l.position += RIGHT_DELIM.length;
+  l.pos += RIGHT_DELIM.length;
   l.emit("rightDelim");
   if (trimSpace) {
-    l.position += leftTrimLength(l.input, l.position);
+    l.pos += leftTrimLength(l.input, l.pos);
     l.ignore();
   }
   return lexText;
@@ -332,7 +313,7 @@ function lexRightDelim(l: Lexer): StateFn | null {
 function lexInsideAction(l: Lexer): StateFn | null {
   const { delim } = l.atRightDelim();
   if (delim) {
-    if (l.depth === 0) return lexRightDelim;
+    if (l.parenDepth === 0) return lexRightDelim;
     return l.errorf("unclosed left paren");
   }
   const r = l.next();
@@ -362,18 +343,18 @@ function lexInsideAction(l: Lexer): StateFn | null {
       return lexChar;
     case 0x28: // (
       l.emit("leftParen");
-      l.depth++;
+      l.parenDepth++;
       return lexInsideAction;
     case 0x29: // )
       l.emit("rightParen");
-      l.depth--;
-      if (l.depth < 0) return l.errorf(`unexpected right paren ${formatRuneU(r)}`);
+      l.parenDepth--;
+      if (l.parenDepth < 0) return l.errorf(`unexpected right paren ${formatRuneU(r)}`);
       return lexInsideAction;
   }
   if (r === 0x2e) {
     // Special look-ahead for ".field" so we don't break backup().
-    const c = l.input.charCodeAt(l.position);
-    if (l.position < l.input.length && (c < 0x30 || c > 0x39)) return lexField;
+    const c = l.input.charCodeAt(l.pos);
+    if (l.pos < l.input.length && (c < 0x30 || c > 0x39)) return lexField;
   }
   if (r === 0x2e || r === 0x2b || r === 0x2d || (r >= 0x30 && r <= 0x39)) {
     l.backup();
@@ -398,8 +379,8 @@ function lexSpace(l: Lexer): StateFn | null {
   }
   // A trim-marked right delimiter starts with a space: leave it to lexRightDelim.
   if (
-    hasRightTrimMarker(l.input, l.position - 1) &&
-    l.input.startsWith(RIGHT_DELIM, l.position - 1 + TRIM_MARKER_LEN)
+    hasRightTrimMarker(l.input, l.pos - 1) &&
+    l.input.startsWith(RIGHT_DELIM, l.pos - 1 + TRIM_MARKER_LEN)
   ) {
     l.backup(); // Before the space.
     if (numSpaces === 1) return lexRightDelim;
@@ -413,7 +394,7 @@ function lexIdentifier(l: Lexer): StateFn | null {
     const r = l.next();
     if (isAlphaNumeric(r)) continue;
     l.backup();
-    const word = l.input.slice(l.startPos, l.position);
+    const word = l.input.slice(l.start, l.pos);
     if (!l.atTerminator()) return l.errorf(`bad character ${formatRuneU(r)}`);
     const key = keywords.get(word);
     if (key !== undefined) l.emit(key);
@@ -469,13 +450,12 @@ function lexChar(l: Lexer): StateFn | null {
 }
 
 function lexNumber(l: Lexer): StateFn | null {
-  const bad = (): null =>
-    l.errorf(`bad number syntax: ${quote(l.input.slice(l.startPos, l.position))}`);
+  const bad = (): null => l.errorf(`bad number syntax: ${quote(l.input.slice(l.start, l.pos))}`);
   if (!scanNumber(l)) return bad();
   const sign = l.peek();
   if (sign === 0x2b || sign === 0x2d) {
     // Complex: 1+2i. No spaces, must end in 'i'.
-    if (!scanNumber(l) || l.input[l.position - 1] !== "i") return bad();
+    if (!scanNumber(l) || l.input[l.pos - 1] !== "i") return bad();
     l.emit("complex");
   } else {
     l.emit("number");

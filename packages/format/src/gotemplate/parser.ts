@@ -39,7 +39,6 @@ interface EndNode {
 interface ElseNode {
   readonly type: "else";
   readonly pos: number;
-  readonly line: number;
 }
 
 type ListItem = Node | EndNode | ElseNode;
@@ -58,21 +57,15 @@ interface ParseContext {
   depth: number;
 }
 
+/** Go's zero item, what the token buffer holds before anything is read. */
 const ZERO_ITEM: Item = { typ: "error", pos: 0, val: "", line: 0 };
 
-/** Go's unicode.IsSpace, used by bytes.TrimSpace in IsEmptyTree. */
-function isUnicodeSpace(c: string): boolean {
-  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/.test(c);
-}
-
-function isBlank(s: string): boolean {
-  for (const c of s) if (!isUnicodeSpace(c)) return false;
-  return true;
-}
+/** Text that bytes.TrimSpace empties (Go's unicode.IsSpace characters only). */
+const blank = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
 
 /** parse.IsEmptyTree: only whitespace text. */
 function isEmptyTree(list: ListNode): boolean {
-  return list.nodes.every((n) => n.type === "text" && isBlank(n.text));
+  return list.nodes.every((n) => n.type === "text" && blank.test(n.text));
 }
 
 /** Parses the `text` of one template (Go's Tree while parsing). */
@@ -423,9 +416,8 @@ class TreeParser {
   private elseControl(): ElseNode {
     const peek = this.peekNonSpace();
     // "{{else if …" is rewritten to "{{else}}{{if …"; leave the "if" pending.
-    if (peek.typ === "if") return { type: "else", pos: peek.pos, line: peek.line };
-    const token = this.expect("rightDelim", "else");
-    return { type: "else", pos: token.pos, line: token.line };
+    if (peek.typ === "if") return { type: "else", pos: peek.pos };
+    return { type: "else", pos: this.expect("rightDelim", "else").pos };
   }
 
   private blockControl(): TemplateNode {

@@ -12,7 +12,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 export const MAX_RUNE = 0x10ffff;
-export const RUNE_ERROR = 0xfffd;
+const RUNE_ERROR = 0xfffd;
 
 export function utf8Bytes(s: string): Uint8Array {
   return encoder.encode(s);
@@ -42,7 +42,7 @@ export function runeCount(s: string): number {
 }
 
 /** Go's utf8.ValidRune. */
-export function validRune(r: number): boolean {
+function validRune(r: number): boolean {
   return (r >= 0 && r < 0xd800) || (r > 0xdfff && r <= MAX_RUNE);
 }
 
@@ -424,7 +424,7 @@ function scaleByPowerOfTwo(m: bigint, e: number): number {
 }
 
 /** Error text of Go's strconv.ParseFloat syntax errors. */
-export function parseFloatSyntaxError(s: string): string {
+function parseFloatSyntaxError(s: string): string {
   return `strconv.ParseFloat: parsing ${quote(s)}: invalid syntax`;
 }
 

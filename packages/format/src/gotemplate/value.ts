@@ -65,8 +65,8 @@ export const goTypes = Object.freeze({
   any: anyType,
 });
 
-export const uint8Type = basic("uint8");
-export const complex128Type = basic("complex128");
+const uint8Type = basic("uint8");
+const complex128Type = basic("complex128");
 
 export function sliceOf(elem: GoType): SliceType {
   return Object.freeze({ kind: "slice", elem });
@@ -156,18 +156,6 @@ export type ConcreteValue = Exclude<ValidValue, { k: "interface" }>;
 
 export const INVALID: Value = Object.freeze({ k: "invalid" });
 
-export function boolValue(v: boolean): Value {
-  return { k: "bool", v };
-}
-
-export function intValue(v: bigint): Value {
-  return { k: "int", v };
-}
-
-export function stringValue(v: string): Value {
-  return { k: "string", v };
-}
-
 export function typeOf(v: ConcreteValue): GoType {
   switch (v.k) {
     case "bool":
@@ -188,7 +176,7 @@ export function typeOf(v: ConcreteValue): GoType {
 }
 
 /** Static type of a valid value, as reflect.Value.Type() reports it. */
-export function valueType(v: ValidValue): GoType {
+function valueType(v: ValidValue): GoType {
   return v.k === "interface" ? goTypes.any : typeOf(v);
 }
 
