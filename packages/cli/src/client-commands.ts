@@ -304,7 +304,9 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--all", "include dismissed offers")
     .option("--json")
     .action(async (flags: JsonFlag & { all?: boolean }) => {
-      const offers = await (await client()).upgrades(flags.all === true);
+      const offers = await allPages((query) =>
+        client().then((api) => api.upgrades({ ...query, all: flags.all === true })),
+      );
       if (flags.json) {
         json(offers);
         return;
@@ -363,7 +365,7 @@ export function registerClientCommands(program: Command, io: Io): void {
     .argument("[key]")
     .option("--json")
     .action(async (key: string | undefined, flags: JsonFlag) => {
-      const all = await (await client()).settings();
+      const all = await allPages((query) => client().then((api) => api.settings(query)));
       const chosen = key === undefined ? all : all.filter((s) => s.key === key);
       if (key !== undefined && chosen.length === 0) throw usage(`there is no setting "${key}"`);
       if (flags.json) {

@@ -302,8 +302,8 @@ export class TownClient {
     return this.request("GET", "/audit", { query: { ...query } });
   }
 
-  settings(): Promise<Setting[]> {
-    return this.request("GET", "/settings");
+  settings(query: PageQuery = {}): Promise<Page<Setting>> {
+    return this.request("GET", "/settings", { query: { ...query } });
   }
 
   setSetting(key: string, value: string | number | boolean): Promise<Setting> {
@@ -358,8 +358,8 @@ export class TownClient {
     );
   }
 
-  upgrades(all = false): Promise<UpgradeOffer[]> {
-    return this.request("GET", "/upgrades", { query: { all: all || undefined } });
+  upgrades(query: PageQuery & { all?: boolean } = {}): Promise<Page<UpgradeOffer>> {
+    return this.request("GET", "/upgrades", { query: { ...query } });
   }
 
   dismissUpgrade(repo: string, name: string): Promise<void> {

@@ -54,7 +54,6 @@ class Printer {
   private length = 0;
   private arg: FmtArg = null;
   private value: Value | null = null;
-  private erroring = false;
   private reordered = false;
   private goodArgNum = true;
 
@@ -134,7 +133,6 @@ class Printer {
   // Verb handlers (pp methods).
 
   private badVerb(verb: string): void {
-    this.erroring = true;
     this.write("%!" + verb + "(");
     if (this.arg !== null) {
       this.write(typeString(typeOf(this.arg)) + "=");
@@ -146,7 +144,6 @@ class Printer {
       this.write("<nil>");
     }
     this.write(")");
-    this.erroring = false;
   }
 
   private fmtBool(v: boolean, verb: string): void {

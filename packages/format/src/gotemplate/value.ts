@@ -134,6 +134,11 @@ export interface SliceData {
   readonly cap: number;
 }
 
+/**
+ * A runtime value, discriminated by its kind `k`. "invalid" is Go's zero
+ * reflect.Value: what nil data, a missing map key or an unset pipeline yields;
+ * it prints as <no value>.
+ */
 export type Value =
   | { readonly k: "invalid" }
   | { readonly k: "bool"; readonly v: boolean }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
-import type { Role } from "../../auth/accounts.js";
-import { pageOf, pageQuerySchema, pageSchema, type PageQuery } from "../paging.js";
+import type { Account, Role } from "../../auth/accounts.js";
+import type { Session } from "../../auth/sessions.js";
+import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { accountSchema, credentialsSchema, nameParam } from "./schemas.js";
 import { services } from "./system.js";
@@ -18,6 +19,23 @@ const sessionSchema = {
   },
 } as const;
 
+const accountSortable: Sortable<Account> = {
+  defaultSort: "username",
+  fields: {
+    username: (a) => a.username.toLowerCase(),
+    role: (a) => a.role,
+    disabled: (a) => a.disabled,
+    createdAt: (a) => a.createdAt,
+  },
+  text: (a) => `${a.username} ${a.email ?? ""}`,
+};
+
+const sessionSortable: Sortable<Session & { current: boolean }> = {
+  defaultSort: "-lastSeenAt",
+  fields: { lastSeenAt: (s) => s.lastSeenAt, createdAt: (s) => s.createdAt },
+  text: (s) => `${s.source} ${s.userAgent}`,
+};
+
 export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions): void {
   api.get<{ Querystring: PageQuery }>(
     "/accounts",
@@ -29,17 +47,7 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
         response: { 200: pageSchema(accountSchema) },
       },
     },
-    async (request) =>
-      pageOf(services(options).accounts.list(), request.query, {
-        defaultSort: "username",
-        fields: {
-          username: (a) => a.username.toLowerCase(),
-          role: (a) => a.role,
-          disabled: (a) => a.disabled,
-          createdAt: (a) => a.createdAt,
-        },
-        text: (a) => `${a.username} ${a.email ?? ""}`,
-      }),
+    async (request) => pageOf(services(options).accounts.list(), request.query, accountSortable),
   );
 
   api.post<{ Body: { username: string; password: string; email?: string; role?: Role } }>(
@@ -127,11 +135,7 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
         ...session,
         current: session.id === auth?.session.id,
       }));
-      return pageOf(items, request.query, {
-        defaultSort: "-lastSeenAt",
-        fields: { lastSeenAt: (s) => s.lastSeenAt, createdAt: (s) => s.createdAt },
-        text: (s) => `${s.source} ${s.userAgent}`,
-      });
+      return pageOf(items, request.query, sessionSortable);
     },
   );
 

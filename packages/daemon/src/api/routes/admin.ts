@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { TownError } from "@townos/format";
-import { pageQuerySchema, pageSchema, type PageQuery } from "../paging.js";
+import type { SettingView } from "../../store/settings.js";
+import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { services } from "./system.js";
 
@@ -31,6 +32,12 @@ const settingSchema = {
     description: { type: "string" },
   },
 } as const;
+
+const settingSortable: Sortable<SettingView> = {
+  defaultSort: "key",
+  fields: { key: (setting) => setting.key },
+  text: (setting) => `${setting.key} ${setting.description}`,
+};
 
 type AuditQuery = PageQuery & {
   action?: string;
@@ -75,16 +82,17 @@ export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): 
     },
   );
 
-  api.get(
+  api.get<{ Querystring: PageQuery }>(
     "/settings",
     {
       config: { access: "user" },
       schema: {
         summary: "All settings with their values and defaults",
-        response: { 200: { type: "array", items: settingSchema } },
+        querystring: { type: "object", properties: pageQuerySchema },
+        response: { 200: pageSchema(settingSchema) },
       },
     },
-    async () => services(options).settings.list(),
+    async (request) => pageOf(services(options).settings.list(), request.query, settingSortable),
   );
 
   api.put<{ Params: { key: string }; Body: { value: unknown } }>(

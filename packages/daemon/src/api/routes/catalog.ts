@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../../services.js";
 import type { RepositoryConfig } from "../../store/repositories.js";
-import type { PackageSummary } from "../../catalog/catalog.js";
+import type { PackageSummary, UpgradeOffer } from "../../catalog/catalog.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { issueSchema, nameParam } from "./schemas.js";
@@ -139,6 +139,21 @@ const packageSortable: Sortable<PackageSummary> = {
   text: (p) => `${p.name} ${p.description} ${p.supplies.join(" ")}`,
 };
 
+const upgradeSortable: Sortable<UpgradeOffer> = {
+  defaultSort: "name",
+  fields: {
+    name: (offer) => `${offer.name}\u0000${offer.repo}`,
+    repo: (offer) => `${offer.repo}\u0000${offer.name}`,
+  },
+  text: (offer) => `${offer.repo}/${offer.name}`,
+};
+
+const repositorySortable: Sortable<ReturnType<typeof repositoryView>> = {
+  defaultSort: "position",
+  fields: { position: (r) => r.position, name: (r) => r.name },
+  text: (r) => `${r.name} ${r.url}`,
+};
+
 type RepoBody = { name: string; url: string; username?: string; password?: string };
 type CatalogQuery = PageQuery & { repo?: string; featured?: boolean; installed?: boolean };
 
@@ -156,11 +171,7 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
       },
     },
     async (request) =>
-      pageOf(services(options).repositories.list().map(view), request.query, {
-        defaultSort: "position",
-        fields: { position: (r) => r.position, name: (r) => r.name },
-        text: (r) => `${r.name} ${r.url}`,
-      }),
+      pageOf(services(options).repositories.list().map(view), request.query, repositorySortable),
   );
 
   api.post<{ Body: RepoBody }>(
@@ -375,18 +386,25 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.get<{ Querystring: { all?: boolean } }>(
+  api.get<{ Querystring: PageQuery & { all?: boolean } }>(
     "/upgrades",
     {
       config: { access: "user" },
       schema: {
         summary: "Upgrades available for installed packages (all=true includes dismissed ones)",
-        querystring: { type: "object", properties: { all: { type: "boolean" } } },
-        response: { 200: { type: "array", items: upgradeSchema } },
+        querystring: {
+          type: "object",
+          properties: { ...pageQuerySchema, all: { type: "boolean" } },
+        },
+        response: { 200: pageSchema(upgradeSchema) },
       },
     },
     async (request) =>
-      services(options).catalog.upgrades({ includeDismissed: request.query.all === true }),
+      pageOf(
+        services(options).catalog.upgrades({ includeDismissed: request.query.all === true }),
+        request.query,
+        upgradeSortable,
+      ),
   );
 
   api.post<{ Params: { repo: string; name: string } }>(
