@@ -41,4 +41,6 @@ echo "setup: installing npm dependencies"
 npm ci --no-audit --no-fund --loglevel=error
 echo "setup: building"
 npm run --silent build
+# npm links a workspace's bin only once its target exists: link town now that it is built.
+npm rebuild --silent @townos/cli
 echo "setup: done ($(node --version), ./town ready)"

@@ -24,6 +24,8 @@ const port = 20000 + Math.floor(Math.random() * 20000);
 const daemon = spawn(
   process.execPath,
   [
+    // The flag the town command's own first line sets.
+    "--max-semi-space-size=4",
     join(root, "packages/cli/dist/main.js"),
     "daemon",
     "--data-dir",
