@@ -1,24 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { runTown } from "./program.js";
+import { runTownCaptured, type TownRun } from "../test/run-town.js";
 
 const root = join(import.meta.dirname, "../../..");
 const examples = join(root, "examples/repository");
 const invalid = join(root, "packages/format/test/fixtures/invalid");
 
-async function town(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runTown(argv, {
-    stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
-    cwd: root,
-    env: {},
-    interactive: false,
-    ask: () => Promise.reject(new Error("no terminal in tests")),
-  });
-  return { code, stdout, stderr };
+function town(...argv: string[]): Promise<TownRun> {
+  return runTownCaptured(argv, { cwd: root });
 }
 
 describe("town package lint", () => {

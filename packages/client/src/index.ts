@@ -1,44 +1,48 @@
 /**
  * The typed client of the Town OS API (`/api/v1`), shared by the `town`
  * command and the dashboard. Failures arrive as `ApiError` carrying the
- * server's RFC 9457 problem; callers switch on `problem.code`.
+ * server's RFC 9457 problem; callers switch on `problem.code`. Response
+ * types come from the daemon itself (type-only imports, erased at build), so
+ * client and server cannot drift apart.
  */
 
-export interface Issue {
-  field?: string;
-  question?: string;
-  message: string;
-  location?: { line: number; col: number };
-}
+import type { Issue } from "@townos/format";
+import type {
+  AuditEntry,
+  InstallPreview,
+  Page,
+  PageQuery,
+  PackageDetail,
+  PackageSummary,
+  Problem,
+  SettingView as Setting,
+  UpgradeOffer as Offer,
+  VersionDetail,
+  VersionSummary,
+} from "@townos/daemon";
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  issues?: Issue[];
-}
+export type {
+  AuditEntry,
+  InstallPreview,
+  Issue,
+  Page,
+  PageQuery,
+  PackageDetail,
+  PackageSummary,
+  Problem,
+  Setting,
+  VersionDetail,
+  VersionSummary,
+};
+
+/** An upgrade offer as listed: with whether somebody dismissed it. */
+export type UpgradeOffer = Offer & { dismissed: boolean };
 
 export class ApiError extends Error {
   override readonly name = "ApiError";
   constructor(readonly problem: Problem) {
     super(`${problem.title}: ${problem.detail}`);
   }
-}
-
-export interface Page<T> {
-  items: T[];
-  total: number;
-  offset: number;
-  limit: number;
-}
-
-export interface PageQuery {
-  offset?: number;
-  limit?: number;
-  sort?: string;
-  q?: string;
 }
 
 export interface Status {
@@ -73,26 +77,6 @@ export interface SessionInfo {
   current: boolean;
 }
 
-export interface AuditEntry {
-  id: number;
-  at: number;
-  username: string | null;
-  action: string;
-  target: string;
-  detail: Record<string, unknown>;
-  outcome: string;
-  error: string | null;
-  source: string;
-}
-
-export interface Setting {
-  key: string;
-  type: string;
-  value: string | number | boolean;
-  default: string | number | boolean;
-  description: string;
-}
-
 export interface Repository {
   name: string;
   url: string;
@@ -109,73 +93,6 @@ export interface Repository {
     invalidFiles: number;
     skipped: { path: string; reason: string }[];
   };
-}
-
-export interface PackageSummary {
-  repo: string;
-  repoPosition: number;
-  name: string;
-  latestVersion: string | null;
-  description: string;
-  supplies: string[];
-  featured: boolean;
-  installed: boolean;
-  installedVersion: string | null;
-  invalidVersions: number;
-}
-
-export interface VersionSummary {
-  version: string;
-  valid: boolean;
-  errors: Issue[];
-  warnings: Issue[];
-}
-
-export interface PackageDetail extends PackageSummary {
-  versions: VersionSummary[];
-}
-
-export interface InstallPreview {
-  runtime: "container" | "vm";
-  image: string | null;
-  volumes: { name: string; mountpoint: string; quota: number | null }[];
-  ports: {
-    name: string | null;
-    host: number | string | null;
-    container: number | string;
-    exposure: string;
-  }[];
-  ingress: { host: string; port: number } | null;
-  dependencies: { key: string; repo: string; name: string; version: string }[];
-  questionsToAnswer: string[];
-  problems: Issue[];
-}
-
-export interface VersionDetail extends VersionSummary {
-  repo: string;
-  name: string;
-  manifest: string;
-  definitionHash: string;
-  description: string;
-  questions: {
-    name: string;
-    query: string;
-    type: string;
-    default: string | null;
-    optional: boolean;
-    showIf: string | null;
-  }[];
-  preview: InstallPreview | null;
-}
-
-export interface UpgradeOffer {
-  repo: string;
-  name: string;
-  installedVersion: string;
-  offerRepo: string;
-  offerVersion: string;
-  reason: "newer-version" | "changed-definition";
-  dismissed: boolean;
 }
 
 type Query = Record<string, string | number | boolean | undefined>;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
-import { runTown } from "../../cli/src/program.js";
+import { runTownCaptured, type TownRun } from "../../cli/test/run-town.js";
 import { startDaemon, type RunningDaemon } from "./daemon.js";
 import { commitFiles, createRepo, startGitServer, type GitServer } from "../test/git-server.js";
 
@@ -42,21 +42,13 @@ describe("the daemon with real git repositories", () => {
   let admin: TownClient;
   const cliOutput: string[] = [];
 
-  async function town(
-    ...argv: string[]
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = "";
-    let stderr = "";
-    const code = await runTown(argv, {
-      stdout: (text) => (stdout += text),
-      stderr: (text) => (stderr += text),
+  async function town(...argv: string[]): Promise<TownRun> {
+    const run = await runTownCaptured(argv, {
       cwd: root,
       env: { TOWN_SERVER: daemon.url, XDG_CONFIG_HOME: join(scratch, "config") },
-      interactive: false,
-      ask: () => Promise.reject(new Error("no terminal in tests")),
     });
-    cliOutput.push(stdout, stderr);
-    return { code, stdout, stderr };
+    cliOutput.push(run.stdout, run.stderr);
+    return run;
   }
 
   before(async () => {

@@ -9,3 +9,15 @@ export {
 } from "./daemon.js";
 export { DEFAULT_REPOSITORY } from "./store/repositories.js";
 export type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js";
+export type { Page, PageQuery } from "./api/paging.js";
+export type { Problem } from "./api/problem.js";
+export type {
+  PackageDetail,
+  PackageSummary,
+  UpgradeOffer,
+  VersionDetail,
+  VersionSummary,
+} from "./catalog/catalog.js";
+export type { InstallPreview } from "./catalog/preview.js";
+export type { AuditEntry } from "./store/audit.js";
+export type { SettingView } from "./store/settings.js";
