@@ -311,26 +311,17 @@ describe("the daemon with real git repositories", () => {
   });
 
   it("refuses browser requests for foreign host names (DNS rebinding)", async () => {
-    // fetch() will not send a foreign Host header; a plain HTTP request does, as a rebound page's would.
-    const { status, body } = await new Promise<{ status: number; body: string }>(
-      (resolve, reject) => {
-        const request = httpRequest(
-          `${daemon.url}/api/v1/status`,
-          { headers: { host: "evil.example:5309" } },
-          (response) => {
-            let text = "";
-            response.on("data", (chunk: Buffer) => (text += chunk.toString()));
-            response.on("end", () => {
-              resolve({ status: response.statusCode ?? 0, body: text });
-            });
-          },
-        );
-        request.on("error", reject);
-        request.end();
-      },
-    );
-    assert.equal(status, 403);
-    assert.equal((JSON.parse(body) as { code: string }).code, "forbidden");
+    const asBrowser = (host: string) => ({
+      host,
+      origin: `http://${host}`,
+      cookie: `town_session=${admin.token ?? ""}`,
+    });
+    const foreign = await rawGet("/api/v1/auth/me", asBrowser("evil.example:5309"));
+    assert.equal(foreign.status, 403);
+    assert.equal((JSON.parse(foreign.body) as { code: string }).code, "forbidden");
+    const own = await rawGet("/api/v1/auth/me", asBrowser(new URL(daemon.url).host));
+    assert.equal(own.status, 200);
+    assert.equal((JSON.parse(own.body) as { username: string }).username, "alice");
   });
 
   it("answers problems with stable codes and every invalid field", async () => {
@@ -433,6 +424,24 @@ describe("the daemon with real git repositories", () => {
       "a log line holds a session token",
     );
   });
+
+  /** fetch() will not send a foreign Host header; a plain HTTP request does, as a rebound page's would. */
+  function rawGet(
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(`${daemon.url}${path}`, { headers }, (response) => {
+        let text = "";
+        response.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        response.on("end", () => {
+          resolve({ status: response.statusCode ?? 0, body: text });
+        });
+      });
+      request.on("error", reject);
+      request.end();
+    });
+  }
 
   async function signIn(username: string, password: string): Promise<TownClient> {
     const client = new TownClient({ baseUrl: daemon.url });

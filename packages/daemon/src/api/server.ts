@@ -194,15 +194,17 @@ async function sendProblem(reply: FastifyReply, failure: TownError): Promise<voi
 
 /**
  * Finds who is calling: a bearer token (CLI, scripts) or the session cookie
- * (browsers). Requests without a bearer token must name one of the box's own
- * hosts, so a web page that rebinds DNS cannot reach the API. An invalid
+ * (browsers). Browser requests — those carrying the cookie or an `Origin` —
+ * must name one of the box's own hosts, so a web page that rebinds DNS to the
+ * box can neither use a session nor run the first-run setup. An invalid
  * token fails the request even on public routes: nobody is silently
  * downgraded to anonymous.
  */
 function authenticate(request: FastifyRequest, options: ApiOptions): void {
   const header = request.headers.authorization;
   const bearer = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
-  if (bearer === undefined) {
+  const fromCookie = bearer === undefined ? cookie(request, SESSION_COOKIE) : undefined;
+  if (fromCookie !== undefined || (bearer === undefined && request.headers.origin !== undefined)) {
     const host = hostOf(request.headers.host ?? "");
     if (!options.isAllowedHost(host)) {
       throw new TownError(
@@ -211,7 +213,7 @@ function authenticate(request: FastifyRequest, options: ApiOptions): void {
       );
     }
   }
-  const token = bearer ?? cookie(request, SESSION_COOKIE);
+  const token = bearer ?? fromCookie;
   if (token === undefined || token === "") return;
   const services = options.boot.services;
   if (!services) return;
