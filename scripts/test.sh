@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The runtime's integration tests need Podman set up for this host.
+bash scripts/setup-podman.sh
 npm run --silent check

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Prepares this machine (Debian 12, as root) for Town OS's Podman driver.
+# Idempotent, and fast when everything is in place (one probe container run):
+#   1. installs podman, runc and busybox-static when missing;
+#   2. builds the local test image localhost/town/busybox:latest when absent
+#      (no container registry is reachable here: images are made locally);
+#   3. probes whether containers start, and only when they do not, finds the
+#      fix and writes it to /etc/containers/containers.conf, keeping every
+#      other setting of that file:
+#        - an OCI runtime that fails (crun on hybrid cgroups) → [engine] runtime = "runc"
+#        - Podman's default rlimits (nofile/nproc 1048576) above this host's hard
+#          limits → [containers] default_ulimits below the hard limits.
+# Prints each change it makes. Exits non-zero when no fix makes containers start.
+set -euo pipefail
+
+readonly conf=/etc/containers/containers.conf
+readonly image=localhost/town/busybox:latest
+readonly probe_name=town-setup-probe
+# Podman asks for 1048576 open files and processes by default; stay far below.
+readonly nofile_cap=65536
+readonly nproc_cap=32768
+
+say() { echo "setup-podman: $*"; }
+die() {
+  echo "setup-podman: $*" >&2
+  exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "run me as root (Podman runs rootful containers for Town OS)"
+
+# --- 1. packages -----------------------------------------------------------
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+missing=()
+for package in podman runc busybox-static; do
+  installed "$package" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 2. the test image -------------------------------------------------------
+if ! podman image exists "$image"; then
+  rootfs=$(mktemp -d)
+  trap 'rm -rf "$rootfs"' EXIT
+  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/www"
+  chmod 1777 "$rootfs/tmp"
+  # busybox-static's binary needs no libraries: it is the whole userland.
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $("$rootfs/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  tar -C "$rootfs" -c . |
+    podman import --quiet --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - "$image" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+  say "built $image from busybox-static $(dpkg-query -W -f='${Version}' busybox-static)"
+fi
+
+# --- 3. probe, and fix what fails ----------------------------------------------
+# Runs a container that does nothing; extra podman-run flags come as arguments.
+probe() {
+  podman rm --force --ignore "$probe_name" >/dev/null 2>&1 || true
+  local status=0
+  probe_output=$(podman run --rm --name "$probe_name" --network none "$@" "$image" /bin/true 2>&1) || status=$?
+  podman rm --force --ignore "$probe_name" >/dev/null 2>&1 || true
+  return "$status"
+}
+
+# The largest power of two ≤ min(hard limit, cap): clearly below the hard limit.
+below_hard() {
+  local hard=$1 cap=$2 value=1
+  [ "$hard" = unlimited ] && hard=$cap
+  [ "$hard" -lt "$cap" ] || hard=$cap
+  while [ $((value * 2)) -le "$hard" ]; do value=$((value * 2)); done
+  echo "$value"
+}
+
+# Prints the value of KEY in [SECTION] of the config (joined onto one line).
+conf_get() {
+  local section=$1 key=$2
+  [ -f "$conf" ] || return 0
+  awk -v sec="[$section]" -v key="$key" '
+    function header(line) { sub(/^[ \t]+/, "", line); sub(/[ \t]*(#.*)?$/, "", line); return line }
+    /^[ \t]*\[/ { insec = (header($0) == sec); collecting = 0; next }
+    collecting { value = value " " $0; if ($0 ~ /\]/) collecting = 0; next }
+    insec && $0 ~ "^[ \t]*" key "[ \t]*=" {
+      value = $0; sub(/^[^=]*=[ \t]*/, "", value)
+      if (value ~ /^\[/ && value !~ /\]/) collecting = 1
+    }
+    END { print value }' "$conf"
+}
+
+# Sets KEY = VALUE (raw TOML) in [SECTION], keeping everything else of the file.
+# Replaces the key where it is (multi-line arrays included); a missing key goes
+# right below its section header, a missing section at the end of the file.
+conf_set() {
+  local section=$1 key=$2 value=$3 next
+  next=$(mktemp)
+  if [ -f "$conf" ]; then cat "$conf"; fi | awk -v sec="[$section]" -v key="$key" -v val="$value" '
+    function header(line) { sub(/^[ \t]+/, "", line); sub(/[ \t]*(#.*)?$/, "", line); return line }
+    skipping { if ($0 ~ /\]/) skipping = 0; next }
+    /^[ \t]*\[/ {
+      if (insec && !done) { print key " = " val; done = 1 }
+      insec = (header($0) == sec)
+      print
+      next
+    }
+    insec && $0 ~ "^[ \t]*" key "[ \t]*=" {
+      rest = $0; sub(/^[^=]*=[ \t]*/, "", rest)
+      if (rest ~ /^\[/ && rest !~ /\]/) skipping = 1
+      if (!done) { print key " = " val; done = 1 }
+      next
+    }
+    { print }
+    END {
+      if (insec && !done) { print key " = " val; done = 1 }
+      if (!done) { if (NR > 0) print ""; print sec; print key " = " val }
+    }' >"$next"
+  mkdir -p "$(dirname "$conf")"
+  if [ -f "$conf" ] && cmp -s "$next" "$conf"; then
+    rm -f "$next"
+    return 0
+  fi
+  # Copy rather than move: keeps the file's owner, mode and inode.
+  cat "$next" >"$conf"
+  rm -f "$next"
+  say "set [$section] $key = $value in $conf"
+}
+
+nofile=$(below_hard "$(ulimit -Hn)" "$nofile_cap")
+nproc=$(below_hard "$(ulimit -Hu)" "$nproc_cap")
+limits=(--ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
+
+# Keeps the file's other default_ulimits entries and sets ours for nofile/nproc.
+configure_ulimits() {
+  local entries=() entry joined
+  while IFS= read -r entry; do
+    case "$entry" in nofile=* | nproc=* | "") ;; *) entries+=("\"$entry\"") ;; esac
+  done < <(conf_get containers default_ulimits | grep -o '"[^"]*"' | tr -d '"')
+  entries+=("\"nofile=$nofile:$nofile\"" "\"nproc=$nproc:$nproc\"")
+  joined=$(printf '%s, ' "${entries[@]}")
+  conf_set containers default_ulimits "[${joined%, }]"
+}
+
+probe_output=""
+if probe; then
+  say "ok: containers start with this configuration"
+  exit 0
+fi
+say "a test container does not start: $probe_output"
+
+if probe "${limits[@]}"; then
+  say "containers start with explicit ulimits (hard limits here: nofile $(ulimit -Hn), nproc $(ulimit -Hu))"
+  configure_ulimits
+elif [ "$(conf_get engine runtime)" != '"runc"' ] && probe --runtime runc "${limits[@]}"; then
+  say "the default OCI runtime fails and runc works"
+  conf_set engine runtime '"runc"'
+  probe --runtime runc || configure_ulimits
+else
+  die "no known fix makes containers start: $probe_output"
+fi
+
+probe || die "containers still do not start after the changes: $probe_output"
+say "ok: containers start now; restart any running 'podman system service' so that it reads $conf"
