@@ -298,7 +298,14 @@ describe("the daemon with real git repositories", () => {
       (error: ApiError) => error.problem.code === "unauthenticated",
     );
     await admin.updateAccount("dave", { disabled: false });
-    assert.equal((await (await signIn("dave", USER_PASSWORD)).me()).username, "dave");
+    const daveAgain = await signIn("dave", USER_PASSWORD);
+    assert.equal((await daveAgain.me()).username, "dave");
+    await admin.updateAccount("dave", { password: "dave-new-password" });
+    await assert.rejects(
+      () => daveAgain.me(),
+      (error: ApiError) => error.problem.code === "unauthenticated",
+    );
+    assert.equal((await (await signIn("dave", "dave-new-password")).me()).username, "dave");
 
     const forged = new TownClient({
       baseUrl: daemon.url,

@@ -114,6 +114,11 @@ export class Sessions {
     if (result.changes === 0) throw new TownError("not_found", "there is no such session");
   }
 
+  /** Ends every session of an account, e.g. after its password changed. */
+  revokeAllFor(accountId: number): number {
+    return sql(this.db, "DELETE FROM sessions WHERE account_id = ?").run(accountId).changes;
+  }
+
   revoke(id: string): void {
     sql(this.db, "DELETE FROM sessions WHERE id = ?").run(id);
   }

@@ -111,9 +111,12 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
       },
     },
     async (request) => {
-      const { accounts } = services(options);
-      if (request.body.password !== undefined)
+      const { accounts, sessions } = services(options);
+      if (request.body.password !== undefined) {
         await accounts.setPassword(request.params.username, request.body.password);
+        // Whoever knew the old password is signed out with it.
+        sessions.revokeAllFor(accounts.byUsername(request.params.username).id);
+      }
       return accounts.update(request.params.username, request.body);
     },
   );
