@@ -1,0 +1,135 @@
+/**
+ * The storage driver contract: volumes (one directory tree each, named by
+ * `names.ts`), their quotas, usage and snapshots.
+ *
+ * Contract shared by every implementation:
+ * - **Idempotent.** Every operation may be repeated, and repeating one that
+ *   completed changes nothing: `create` of an existing volume only applies the
+ *   quota, `remove` of an absent one does nothing, `rename` that already
+ *   happened succeeds. An operation interrupted by a crash is completed or
+ *   undone by the next call or by the next `open` of the driver (work in
+ *   progress lives in `<root>/tmp`, which `open` empties).
+ * - **Absent** means: no directory at the volume's path. A volume that is
+ *   absent has no snapshots, no quota and no usage.
+ * - **Names are validated** (`names.ts`) on every call: a bad name is
+ *   TownError `invalid_argument`; a missing volume where one is needed is
+ *   `not_found`; a name already taken by another volume is `conflict`.
+ * - **Serialized per volume** within one process; different volumes proceed
+ *   in parallel. One daemon owns a storage root.
+ * - **Errors** are TownErrors with context (`storage: create pkg.x.y.z: …`).
+ *
+ * Cost is stated per method; "cheap" means a few system calls and no child
+ * process.
+ */
+import type { Owner } from "./safe-fs.js";
+
+export type { Owner };
+
+/** What a driver can do, so the API and UI can state plainly what is not enforced. */
+export interface StorageCapabilities {
+  /** Quotas are enforced by the file system: writing past one fails with EDQUOT. When false, quotas are not kept at all. */
+  quotas: boolean;
+  /** `atomic`: read-only, copy-on-write, instant. `copy`: a full copy, slow and not read-only. */
+  snapshots: "atomic" | "copy";
+  /** `accounted`: kept by the file system, cheap to read. `walked`: measured by walking the tree, slow and bounded. */
+  usage: "accounted" | "walked";
+}
+
+export interface CreateVolumeOptions {
+  /** Quota in bytes; null: none; undefined: leave an existing volume's as it is (new: none). */
+  quota?: number | null;
+  /** Owner of the volume's root directory when it is created. */
+  owner?: Owner;
+}
+
+export interface VolumeInfo {
+  name: string;
+  /** Absolute path of the volume's root directory: what gets mounted. */
+  path: string;
+}
+
+export interface VolumeUsage {
+  /** Bytes the volume takes (btrfs: referenced bytes, shared with snapshots included). */
+  usedBytes: number;
+  /** Bytes only this volume holds (freed by removing it); null when the driver cannot tell. */
+  exclusiveBytes: number | null;
+  /** The figure is a lower bound: a walk stopped at its limits. */
+  partial: boolean;
+}
+
+export interface VolumeDetails extends VolumeInfo {
+  /** The quota the file system enforces; null when none (always null without `capabilities.quotas`). */
+  quota: number | null;
+  /** Owner of the volume's root directory. */
+  owner: Owner;
+  usage: VolumeUsage;
+}
+
+export interface SnapshotInfo {
+  volume: string;
+  name: string;
+  path: string;
+  createdAt: Date;
+}
+
+export interface StorageDriver {
+  readonly kind: "btrfs" | "directory";
+  /** The storage root (see `names.ts` for its layout). */
+  readonly root: string;
+  readonly capabilities: StorageCapabilities;
+
+  /** Where a volume is (or would be). Pure: validates the name, touches nothing. */
+  path(name: string): string;
+
+  /**
+   * Makes the volume exist. A new volume appears complete (owner, quota) or
+   * not at all. An existing one keeps its data and owner; `quota`, when
+   * given, is applied to it. Cheap (btrfs: two or three `btrfs` runs).
+   */
+  create(
+    name: string,
+    options?: CreateVolumeOptions,
+  ): Promise<{ created: boolean; volume: VolumeInfo }>;
+
+  /** Deletes a volume with its snapshots. False when it was absent. Cost: directory driver deletes file by file. */
+  remove(name: string): Promise<boolean>;
+
+  /** Cheap. */
+  exists(name: string): Promise<boolean>;
+
+  /** Path, quota, owner and usage; undefined when absent. Cost: as `usage`. */
+  get(name: string): Promise<VolumeDetails | undefined>;
+
+  /** Every volume, sorted by name, without figures. Cheap (one directory read). */
+  list(): Promise<VolumeInfo[]>;
+
+  /** Sets (bytes) or lifts (null) the quota. A no-op when quotas are not enforced. @throws `not_found` */
+  setQuota(name: string, bytes: number | null): Promise<void>;
+
+  /**
+   * How much the volume takes. btrfs: one `btrfs qgroup show`; figures lag
+   * writes until the next transaction commit (up to 30 s) unless `sync`.
+   * Directory: a walk of the whole tree, bounded. @throws `not_found`
+   */
+  usage(name: string, options?: { sync?: boolean }): Promise<VolumeUsage>;
+
+  /**
+   * Takes a snapshot of the volume under `snapshot` unless one of that name
+   * exists (then nothing changes and `created` is false). Cost: see
+   * `capabilities.snapshots`. @throws `not_found`
+   */
+  snapshot(name: string, snapshot: string): Promise<{ created: boolean; snapshot: SnapshotInfo }>;
+
+  /** The volume's snapshots, sorted by name; empty for an absent volume. Cheap. */
+  listSnapshots(name: string): Promise<SnapshotInfo[]>;
+
+  /** False when there was no such snapshot. */
+  removeSnapshot(name: string, snapshot: string): Promise<boolean>;
+
+  /**
+   * Renames a volume, its snapshots following: how volumes move aside as
+   * "uninstalled" and come back. Done already (`from` absent, `to` present)
+   * is success. @throws `not_found` when neither exists, `conflict` when both do.
+   */
+  rename(from: string, to: string): Promise<void>;
+}

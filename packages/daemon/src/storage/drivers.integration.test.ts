@@ -1,0 +1,304 @@
+/**
+ * Both storage drivers against real file systems: btrfs on a loop file this
+ * test makes (root only) and plain directories in a temporary directory.
+ * The shared contract runs against each; what only one can do is tested
+ * on its own.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
+import { TownError } from "@townos/format";
+import {
+  btrfsUnavailable,
+  mountLoopBtrfs,
+  sh,
+  type LoopBtrfs,
+} from "../../test/storage/loop-btrfs.js";
+import { BtrfsDriver } from "./btrfs.js";
+import { DirectoryDriver } from "./directory.js";
+import type { StorageDriver } from "./driver.js";
+import { packageVolumeName, uninstalledVolumeName, userVolumeName } from "./names.js";
+
+const MiB = 1024 * 1024;
+/** Giving files away needs root; otherwise the daemon's own ids stand in. */
+const owner =
+  process.getuid?.() === 0
+    ? { uid: 1234, gid: 2345 }
+    : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+const skipBtrfs = await btrfsUnavailable();
+if (skipBtrfs) console.log(`# btrfs driver tests skipped: ${skipBtrfs}`);
+
+async function expectError(promise: Promise<unknown>, code: TownError["code"], pattern: RegExp) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof TownError, String(error));
+    assert.equal(error.code, code, error.message);
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+/** The contract every driver keeps. */
+function contract(open: () => Promise<StorageDriver>) {
+  const data = packageVolumeName("default", "gitea", "data");
+  const music = userVolumeName("music");
+
+  it("creates volumes idempotently, complete with owner and mode", async () => {
+    const driver = await open();
+    const made = await driver.create(data, { owner });
+    assert.deepEqual(made, { created: true, volume: { name: data, path: driver.path(data) } });
+    const stats = await stat(made.volume.path);
+    assert.equal(stats.uid, owner.uid);
+    assert.equal(stats.gid, owner.gid);
+    assert.equal(stats.mode & 0o7777, 0o755);
+    await writeFile(join(made.volume.path, "keep.txt"), "kept");
+    const again = await driver.create(data, { owner: { uid: 1, gid: 1 } });
+    assert.equal(again.created, false);
+    assert.equal(await readFile(join(made.volume.path, "keep.txt"), "utf8"), "kept");
+    assert.equal(
+      (await stat(made.volume.path)).uid,
+      owner.uid,
+      "an existing volume keeps its owner",
+    );
+    assert.equal(await driver.exists(data), true);
+    assert.deepEqual(await readdir(join(driver.root, "tmp")), [], "nothing left in tmp/");
+  });
+
+  it("lists volumes sorted and ignores what is not one", async () => {
+    const driver = await open();
+    await driver.create(music);
+    await mkdir(join(driver.root, "volumes", "not-a-volume"), { recursive: true });
+    assert.deepEqual(
+      (await driver.list()).map((volume) => volume.name),
+      [data, music],
+    );
+  });
+
+  it("describes a volume, and says absent plainly", async () => {
+    const driver = await open();
+    const details = await driver.get(music);
+    assert.ok(details);
+    assert.equal(details.path, driver.path(music));
+    assert.equal(details.owner.uid, process.getuid?.());
+    assert.equal(typeof details.usage.usedBytes, "number");
+    const absent = userVolumeName("absent");
+    assert.equal(await driver.get(absent), undefined);
+    assert.equal(await driver.exists(absent), false);
+    await expectError(driver.usage(absent), "not_found", /no volume user\.absent/);
+    await expectError(driver.setQuota(absent, 8 * MiB), "not_found", /no volume/);
+    await expectError(driver.snapshot(absent, "s"), "not_found", /no volume/);
+    assert.deepEqual(await driver.listSnapshots(absent), []);
+    assert.equal(await driver.removeSnapshot(absent, "s"), false);
+    assert.equal(await driver.remove(absent), false);
+  });
+
+  it("validates names and quotas before touching anything", async () => {
+    const driver = await open();
+    await expectError(driver.create("../etc"), "invalid_argument", /not a valid volume name/);
+    await expectError(driver.create("pkg.x.y"), "invalid_argument", /not a valid volume name/);
+    await expectError(driver.create(music, { quota: 5 }), "invalid_argument", /at least/);
+    await expectError(
+      driver.create(music, { quota: MiB + 0.5 }),
+      "invalid_argument",
+      /whole number/,
+    );
+    await expectError(driver.snapshot(music, "../x"), "invalid_argument", /snapshot name/);
+    await expectError(driver.rename(music, music), "invalid_argument", /itself/);
+  });
+
+  it("takes snapshots that keep the content of their moment", async () => {
+    const driver = await open();
+    const path = driver.path(music);
+    await writeFile(join(path, "song.txt"), "la la");
+    const first = await driver.snapshot(music, "before");
+    assert.equal(first.created, true);
+    assert.equal(first.snapshot.name, "before");
+    await writeFile(join(path, "song.txt"), "changed");
+    const again = await driver.snapshot(music, "before");
+    assert.equal(again.created, false);
+    assert.equal(await readFile(join(first.snapshot.path, "song.txt"), "utf8"), "la la");
+    await driver.snapshot(music, "after");
+    assert.deepEqual(
+      (await driver.listSnapshots(music)).map((snapshot) => snapshot.name),
+      ["after", "before"],
+    );
+    assert.ok((await driver.listSnapshots(music))[0]?.createdAt instanceof Date);
+    assert.equal(await driver.removeSnapshot(music, "after"), true);
+    assert.equal(await driver.removeSnapshot(music, "after"), false);
+  });
+
+  it("renames volumes with their snapshots, idempotently", async () => {
+    const driver = await open();
+    const aside = uninstalledVolumeName(data, new Date("2024-01-02T03:04:05Z"));
+    await driver.snapshot(data, "pre-uninstall");
+    await driver.rename(data, aside);
+    assert.equal(await driver.exists(data), false);
+    assert.equal(await readFile(join(driver.path(aside), "keep.txt"), "utf8"), "kept");
+    assert.deepEqual(
+      (await driver.listSnapshots(aside)).map((snapshot) => snapshot.name),
+      ["pre-uninstall"],
+    );
+    assert.deepEqual(await driver.listSnapshots(data), []);
+    await driver.rename(data, aside); // done already: fine
+    await driver.create(data);
+    await expectError(driver.rename(data, aside), "conflict", /exists already/);
+    await driver.remove(data);
+    await driver.rename(aside, data); // and back
+    assert.equal(await readFile(join(driver.path(data), "keep.txt"), "utf8"), "kept");
+    await driver.rename(aside, data); // done already
+    await expectError(
+      driver.rename(userVolumeName("nobody"), aside),
+      "not_found",
+      /no volume user\.nobody/,
+    );
+  });
+
+  it("removes volumes with their snapshots, idempotently", async () => {
+    const driver = await open();
+    assert.equal(await driver.remove(data), true);
+    assert.equal(await driver.exists(data), false);
+    assert.equal(await driver.remove(data), false);
+    assert.deepEqual(await driver.listSnapshots(data), []);
+    await assert.rejects(lstat(join(driver.root, "snapshots", data)), /ENOENT/);
+  });
+
+  it("empties tmp/ when it opens: interrupted work is discarded", async () => {
+    const driver = await open();
+    const leftover = join(driver.root, "tmp", "0123456789abcdef");
+    await mkdir(join(leftover, "half"), { recursive: true });
+    await writeFile(join(leftover, "half", "file"), "x");
+    await open();
+    assert.deepEqual(await readdir(join(driver.root, "tmp")), []);
+  });
+}
+
+describe("DirectoryDriver", () => {
+  let base: string;
+  before(async () => {
+    base = await mkdtemp(join(os.tmpdir(), "town-dirdriver-"));
+  });
+  after(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+  const open = () => DirectoryDriver.open(join(base, "storage"));
+
+  describe("contract", () => {
+    contract(open);
+  });
+
+  it("says plainly that quotas are not enforced, and keeps none", async () => {
+    const driver = await open();
+    assert.deepEqual(driver.capabilities, { quotas: false, snapshots: "copy", usage: "walked" });
+    const name = userVolumeName("big");
+    await driver.create(name, { quota: 2 * MiB });
+    await writeFile(join(driver.path(name), "blob"), Buffer.alloc(4 * MiB, 1));
+    await driver.setQuota(name, 2 * MiB);
+    const details = await driver.get(name);
+    assert.ok(details);
+    assert.equal(details.quota, null);
+    assert.ok(details.usage.usedBytes >= 4 * MiB);
+    assert.equal(details.usage.exclusiveBytes, null);
+    assert.equal(details.usage.partial, false);
+  });
+
+  it("walks usage without following links, and marks a bounded walk partial", async () => {
+    const driver = await DirectoryDriver.open(join(base, "bounded"), { maxUsageEntries: 3 });
+    const name = userVolumeName("walked");
+    await driver.create(name);
+    const path = driver.path(name);
+    for (let i = 0; i < 5; i++) await writeFile(join(path, `f${i}`), Buffer.alloc(64 * 1024, 1));
+    await sh("ln", ["-s", "/usr", join(path, "usr")]);
+    const usage = await driver.usage(name);
+    assert.equal(usage.partial, true);
+    assert.ok(usage.usedBytes < 5 * 64 * 1024, String(usage.usedBytes));
+    const full = await (await DirectoryDriver.open(join(base, "bounded"))).usage(name);
+    assert.equal(full.partial, false);
+    assert.ok(
+      full.usedBytes >= 5 * 64 * 1024 && full.usedBytes < 1024 * 1024,
+      String(full.usedBytes),
+    );
+  });
+});
+
+describe("BtrfsDriver", { skip: skipBtrfs ?? false }, () => {
+  let loop: LoopBtrfs;
+  before(async () => {
+    loop = await mountLoopBtrfs();
+  });
+  after(async () => {
+    await loop.close();
+  });
+  const open = () => BtrfsDriver.open(join(loop.mountPoint, "storage"));
+
+  describe("contract", () => {
+    contract(open);
+  });
+
+  it("makes each volume a subvolume and each snapshot read-only", async () => {
+    const driver = await open();
+    const name = userVolumeName("sub");
+    await driver.create(name);
+    assert.equal((await stat(driver.path(name))).ino, 256);
+    const { snapshot } = await driver.snapshot(name, "ro");
+    await assert.rejects(writeFile(join(snapshot.path, "x"), "x"), /EROFS/);
+    await driver.remove(name);
+  });
+
+  it("enforces quotas: writing past one fails with EDQUOT", async () => {
+    const driver = await open();
+    assert.deepEqual(driver.capabilities, {
+      quotas: true,
+      snapshots: "atomic",
+      usage: "accounted",
+    });
+    const name = packageVolumeName("default", "small", "data");
+    await driver.create(name, { quota: 8 * MiB });
+    assert.equal((await driver.get(name))?.quota, 8 * MiB);
+    const file = join(driver.path(name), "fill");
+    await assert.rejects(writeFile(file, Buffer.alloc(16 * MiB, 7)), (error: unknown) => {
+      // libuv has no name for EDQUOT: Node says "Unknown system error -122".
+      assert.equal((error as { errno?: unknown }).errno, -os.constants.errno.EDQUOT);
+      return true;
+    });
+    await rm(file);
+    await driver.setQuota(name, null);
+    assert.equal((await driver.get(name))?.quota, null);
+    await writeFile(file, Buffer.alloc(16 * MiB, 7));
+    await driver.create(name, { quota: 32 * MiB }); // an existing volume takes the new quota
+    assert.equal((await driver.get(name))?.quota, 32 * MiB);
+  });
+
+  it("reports usage from the quota groups", async () => {
+    const driver = await open();
+    const name = packageVolumeName("default", "small", "data");
+    const usage = await driver.usage(name, { sync: true });
+    assert.ok(usage.usedBytes >= 16 * MiB && usage.usedBytes < 17 * MiB, String(usage.usedBytes));
+    assert.ok(usage.exclusiveBytes !== null && usage.exclusiveBytes >= 16 * MiB);
+    await driver.snapshot(name, "shared");
+    await writeFile(join(driver.path(name), "more"), Buffer.alloc(4 * MiB, 9));
+    const after = await driver.usage(name, { sync: true });
+    assert.ok(after.usedBytes >= 20 * MiB, String(after.usedBytes));
+    // The first 16 MiB are shared with the snapshot now: no longer exclusive.
+    assert.ok((after.exclusiveBytes ?? 0) < 5 * MiB, String(after.exclusiveBytes));
+  });
+
+  it("removes volumes holding subvolumes an app made", async () => {
+    const driver = await open();
+    const name = userVolumeName("nested");
+    await driver.create(name);
+    await sh("btrfs", ["subvolume", "create", join(driver.path(name), "inner")]);
+    await sh("btrfs", ["subvolume", "create", join(driver.path(name), "inner", "deeper")]);
+    assert.equal(await driver.remove(name), true);
+    assert.equal(await driver.exists(name), false);
+  });
+
+  it("refuses a root that is not on btrfs", async () => {
+    const plain = await mkdtemp(join(os.tmpdir(), "town-notbtrfs-"));
+    try {
+      await expectError(BtrfsDriver.open(plain), "invalid_argument", /not on a btrfs/);
+    } finally {
+      await rm(plain, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,365 @@
+/**
+ * Seeding volumes for real: templates written only where nothing is (and
+ * never through a link out of the volume), git clones over smart HTTP from a
+ * local `git http-backend`, host directories and archives copied into empty
+ * volumes, and recovery from interrupted seeds.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { TownError } from "@townos/format";
+import { buildTar } from "../../test/storage/archives.js";
+import { sh } from "../../test/storage/loop-btrfs.js";
+import { createRepo, git, startGitServer, type GitServer } from "../../test/git-server.js";
+import {
+  seedFromArchive,
+  seedFromDirectory,
+  seedFromGit,
+  writeTemplates,
+  type TemplateVolume,
+} from "./seed.js";
+
+const isRoot = process.getuid?.() === 0;
+const owner = isRoot ? { uid: 1234, gid: 2345 } : undefined;
+let base: string;
+let counter = 0;
+
+before(async () => {
+  base = await mkdtemp(join(os.tmpdir(), "town-seed-"));
+});
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+async function freshVolume(): Promise<string> {
+  const dir = join(base, `volume-${++counter}`);
+  await mkdir(dir);
+  return dir;
+}
+
+async function expectError(
+  promise: Promise<unknown>,
+  code: TownError["code"],
+  pattern: RegExp,
+): Promise<TownError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof TownError, `expected a TownError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.match(caught.message, pattern);
+  return caught;
+}
+
+describe("templates", () => {
+  it("writes files only where nothing is, 0600 in new 0750 directories", async () => {
+    const dir = await freshVolume();
+    await mkdir(join(dir, "existing"), { mode: 0o711 });
+    const volumes: Record<string, TemplateVolume> = { config: owner ? { dir, owner } : { dir } };
+    const files = [
+      { volume: "config", path: "app/conf.d/main.ini", content: "[main]\nport = 8080\n" },
+      { volume: "config", path: "existing/extra.ini", content: "extra" },
+    ];
+    assert.deepEqual(await writeTemplates(files, volumes), [
+      { volume: "config", path: "app/conf.d/main.ini", written: true },
+      { volume: "config", path: "existing/extra.ini", written: true },
+    ]);
+    const main = join(dir, "app", "conf.d", "main.ini");
+    assert.equal(await readFile(main, "utf8"), "[main]\nport = 8080\n");
+    assert.equal((await stat(main)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(dir, "app"))).mode & 0o777, 0o750);
+    assert.equal((await stat(join(dir, "app", "conf.d"))).mode & 0o777, 0o750);
+    assert.equal(
+      (await stat(join(dir, "existing"))).mode & 0o777,
+      0o711,
+      "existing directories keep their mode",
+    );
+    if (owner) {
+      for (const path of ["app", "app/conf.d", "app/conf.d/main.ini", "existing/extra.ini"]) {
+        const stats = await stat(join(dir, path));
+        assert.deepEqual([stats.uid, stats.gid], [owner.uid, owner.gid], path);
+      }
+      assert.equal(
+        (await stat(join(dir, "existing"))).uid,
+        0,
+        "existing directories keep their owner",
+      );
+    }
+    // An edit survives the next render.
+    await writeFile(main, "edited by hand");
+    const again = await writeTemplates(files, volumes);
+    assert.deepEqual(
+      again.map((outcome) => outcome.written),
+      [false, false],
+    );
+    assert.equal(await readFile(main, "utf8"), "edited by hand");
+    assert.deepEqual(
+      (await readdir(join(dir, "app", "conf.d"))).filter((name) => name.startsWith(".town-")),
+      [],
+    );
+  });
+
+  it("never writes through a link out of the volume, and says which files it refused", async () => {
+    const dir = await freshVolume();
+    const outside = join(base, `outside-${counter}`);
+    await mkdir(outside);
+    await symlink(outside, join(dir, "conf"));
+    await symlink(join(outside, "planted"), join(dir, "direct.ini"));
+    await writeFile(join(dir, "plain"), "a file");
+    const error = await expectError(
+      writeTemplates(
+        [
+          { volume: "v", path: "conf/app.ini", content: "x" },
+          { volume: "v", path: "direct.ini", content: "x" },
+          { volume: "v", path: "plain/below.ini", content: "x" },
+          { volume: "v", path: "good.ini", content: "good" },
+        ],
+        { v: { dir } },
+      ),
+      "conflict",
+      /2 file\(s\) could not be written safely/,
+    );
+    assert.deepEqual(error.issues, [
+      { field: "v:conf/app.ini", message: 'goes through the symbolic link "conf"' },
+      { field: "v:plain/below.ini", message: '"plain" is not a directory' },
+    ]);
+    assert.deepEqual(await readdir(outside), [], "nothing outside the volume");
+    assert.equal(
+      await readlink(join(dir, "direct.ini")),
+      join(outside, "planted"),
+      "a link at the path is kept",
+    );
+    assert.equal(await readFile(join(dir, "good.ini"), "utf8"), "good");
+  });
+
+  it("checks every file before writing any", async () => {
+    const dir = await freshVolume();
+    const error = await expectError(
+      writeTemplates(
+        [
+          { volume: "v", path: "ok.ini", content: "x" },
+          { volume: "v", path: "../escape.ini", content: "x" },
+          { volume: "v", path: "/etc/passwd", content: "x" },
+          { volume: "nope", path: "a", content: "x" },
+          { volume: "v", path: "ok.ini", content: "again" },
+        ],
+        { v: { dir } },
+      ),
+      "invalid_argument",
+      /4 invalid file\(s\)/,
+    );
+    assert.deepEqual(
+      error.issues.map((issue) => `${issue.field ?? ""}: ${issue.message}`),
+      [
+        "v:../escape.ini: '..' in path",
+        "v:/etc/passwd: absolute path",
+        "nope:a: no such volume",
+        "v:ok.ini: listed twice",
+      ],
+    );
+    assert.deepEqual(await readdir(dir), []);
+  });
+});
+
+describe("seeding from git", () => {
+  let server: GitServer;
+  let served: string;
+  before(async () => {
+    served = join(base, "served");
+    await mkdir(served);
+    const repo = await createRepo(served, "site.git", {
+      "index.html": "<h1>hello</h1>\n",
+      "assets/app.js": "console.log(1);\n",
+      "bin/start.sh": "#!/bin/sh\nexec httpd\n",
+    });
+    await sh("chmod", ["+x", join(repo, "bin", "start.sh")]);
+    await symlink("index.html", join(repo, "home.html"));
+    await git(repo, ["add", "--all"]);
+    await git(repo, ["commit", "--quiet", "-m", "executable and link"]);
+    await git(repo, ["checkout", "--quiet", "-b", "stable"]);
+    await writeFile(join(repo, "index.html"), "<h1>stable</h1>\n");
+    await git(repo, ["commit", "--quiet", "-am", "stable"]);
+    await git(repo, ["checkout", "--quiet", "main"]);
+    server = await startGitServer({ root: served });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it("clones a branch with its work tree into an empty volume", async () => {
+    const dir = await freshVolume();
+    const phases = new Set<string>();
+    const result = await seedFromGit(
+      dir,
+      { url: server.url("site.git"), branch: "stable" },
+      { ...(owner ? { owner } : {}), onProgress: (progress) => phases.add(progress.phase) },
+    );
+    assert.ok(result.seeded);
+    assert.match(result.commit, /^[0-9a-f]{40}$/);
+    assert.ok(phases.size > 0, "progress was reported");
+    assert.equal(await readFile(join(dir, "index.html"), "utf8"), "<h1>stable</h1>\n");
+    assert.equal(await readlink(join(dir, "home.html")), "index.html");
+    assert.equal((await stat(join(dir, "bin", "start.sh"))).mode & 0o111, 0o111);
+    assert.deepEqual((await readdir(dir)).sort(), [
+      ".git",
+      "assets",
+      "bin",
+      "home.html",
+      "index.html",
+    ]);
+    // A real work tree: git sees nothing changed.
+    assert.equal(await git(dir, ["-c", "safe.directory=*", "status", "--porcelain"]), "");
+    if (owner) assert.equal((await lstat(join(dir, ".git", "HEAD"))).uid, owner.uid);
+    const again = await seedFromGit(dir, { url: server.url("site.git") });
+    assert.deepEqual(again, { seeded: false, reason: "the volume is not empty" });
+  });
+
+  it("follows the remote's default branch when none is named", async () => {
+    const dir = await freshVolume();
+    await seedFromGit(dir, { url: server.url("site.git") });
+    assert.equal(await readFile(join(dir, "index.html"), "utf8"), "<h1>hello</h1>\n");
+  });
+
+  it("leaves a volume that holds anything alone", async () => {
+    const dir = await freshVolume();
+    await writeFile(join(dir, "user-data"), "precious");
+    const result = await seedFromGit(dir, { url: server.url("site.git") });
+    assert.equal(result.seeded, false);
+    assert.deepEqual(await readdir(dir), ["user-data"]);
+  });
+
+  it("fails cleanly: no branch, bad URLs, too large", async () => {
+    const dir = await freshVolume();
+    await expectError(
+      seedFromGit(dir, { url: server.url("site.git"), branch: "nope" }),
+      "not_found",
+      /no branch "nope"/,
+    );
+    await expectError(seedFromGit(dir, { url: "file:///etc" }), "invalid_argument", /only http/);
+    await expectError(
+      seedFromGit(dir, { url: server.url("site.git"), branch: "-x" }),
+      "invalid_argument",
+      /not a valid branch/,
+    );
+    await expectError(
+      seedFromGit(dir, { url: server.url("site.git") }, { maxDownloadBytes: 100 }),
+      "invalid_argument",
+      /larger than 100 bytes/,
+    );
+    await expectError(seedFromGit(dir, { url: server.url("missing.git") }), "io", /HTTP 404/);
+    assert.deepEqual(await readdir(dir), [], "nothing left behind");
+  });
+
+  it("gives up on a server that never answers", async () => {
+    const silent = http.createServer(() => {
+      // Never answers.
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    const dir = await freshVolume();
+    try {
+      await expectError(
+        seedFromGit(dir, { url: `http://127.0.0.1:${port}/x.git` }, { timeoutMs: 300 }),
+        "io",
+        /timed out after 300 ms/,
+      );
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+    assert.deepEqual(await readdir(dir), []);
+  });
+});
+
+describe("seeding from a host directory", () => {
+  it("copies links as links, skips special files, and only into an empty volume", async () => {
+    const source = join(base, "exported");
+    await mkdir(join(source, "etc", "nginx"), { recursive: true });
+    await writeFile(join(source, "etc", "nginx", "nginx.conf"), "events {}\n");
+    await symlink("/etc/passwd", join(source, "etc", "absolute-link"));
+    await sh("mkfifo", [join(source, "etc", "pipe")]);
+    const dir = await freshVolume();
+    const result = await seedFromDirectory(dir, source, {
+      maxBytes: 1024 * 1024,
+      maxEntries: 100,
+      ...(owner ? { owner } : {}),
+    });
+    assert.ok(result.seeded);
+    assert.deepEqual(result.skipped, [{ path: "etc/pipe", reason: "FIFO not copied" }]);
+    assert.equal(await readFile(join(dir, "etc", "nginx", "nginx.conf"), "utf8"), "events {}\n");
+    assert.equal(
+      await readlink(join(dir, "etc", "absolute-link")),
+      "/etc/passwd",
+      "copied as a link, not followed",
+    );
+    if (owner) assert.equal((await lstat(join(dir, "etc", "absolute-link"))).uid, owner.uid);
+    assert.equal(
+      (await seedFromDirectory(dir, source, { maxBytes: 1024, maxEntries: 10 })).seeded,
+      false,
+    );
+    const small = await freshVolume();
+    await expectError(
+      seedFromDirectory(small, source, { maxBytes: 3, maxEntries: 100 }),
+      "payload_too_large",
+      /more than 3 bytes/,
+    );
+    assert.deepEqual(await readdir(small), []);
+  });
+});
+
+describe("seeding from an archive", () => {
+  it("unpacks into an empty volume only", async () => {
+    const dir = await freshVolume();
+    const archive = buildTar([{ path: "data/db.sqlite", body: "SQLite" }]);
+    const result = await seedFromArchive(dir, Readable.from([archive]), "auto", { maxBytes: 1024 });
+    assert.ok(result.seeded && result.result.entries === 1);
+    assert.equal(await readFile(join(dir, "data", "db.sqlite"), "utf8"), "SQLite");
+    const input = Readable.from([archive]);
+    assert.equal((await seedFromArchive(dir, input, "auto", { maxBytes: 1024 })).seeded, false);
+    assert.equal(input.destroyed, true);
+  });
+});
+
+describe("recovering interrupted seeds", () => {
+  it("finishes a complete staged tree and discards an incomplete one", async () => {
+    const finished = await freshVolume();
+    await mkdir(join(finished, ".town-ready-0a", "tree", "sub"), { recursive: true });
+    await writeFile(join(finished, ".town-ready-0a", "tree", "sub", "f"), "done");
+    const result = await seedFromDirectory(finished, await freshVolume(), {
+      maxBytes: 10,
+      maxEntries: 10,
+    });
+    assert.equal(result.seeded, false, "the interrupted seed counts as done");
+    assert.deepEqual(await readdir(finished), ["sub"]);
+
+    const unfinished = await freshVolume();
+    await mkdir(join(unfinished, ".town-staging-0b", "tree"), { recursive: true });
+    await writeFile(join(unfinished, ".town-staging-0b", "tree", "half"), "half");
+    const source = await freshVolume();
+    await writeFile(join(source, "whole"), "whole");
+    assert.equal(
+      (await seedFromDirectory(unfinished, source, { maxBytes: 10, maxEntries: 10 })).seeded,
+      true,
+    );
+    assert.deepEqual(await readdir(unfinished), ["whole"]);
+  });
+});
