@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { upstreamFixtures, upstreamMissing } from "../../format/test/support.js";
 import { runTownCaptured, type TownRun } from "../test/run-town.js";
 
 const root = join(import.meta.dirname, "../../..");
@@ -30,6 +31,13 @@ describe("town package lint", () => {
       result.stdout,
       /shell-image\/1\.0\.yaml:2:8: image: "nginx;rm -rf \/" is not a valid image reference$/m,
     );
+  });
+
+  it("passes the upstream Town OS packages", { skip: upstreamMissing }, async () => {
+    const result = await town("package", "lint", upstreamFixtures);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^15 package files, 0 problems$/m);
+    assert.equal(result.code, 0);
   });
 
   it("fails on a directory without packages only if it has problems", async () => {
