@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Apps run in Podman: install and configure it for this host.
+bash scripts/setup-podman.sh
+# Volumes: a btrfs file system in a sparse loop file under the data dir (quotas
+# enforced) unless the data dir is btrfs already; plain directories otherwise.
+export TOWN_STORAGE_LOOP_BYTES="${TOWN_STORAGE_LOOP_BYTES:-$((20 * 1024 * 1024 * 1024))}"
 cat <<'TXT'
 
 Town OS is starting. In another terminal, from this directory:

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { ApiError, TownClient, type Page } from "@townos/client";
+import { ApiError, TownClient, type AppView, type Page } from "@townos/client";
 import { forgetToken, readToken, saveToken } from "./credentials.js";
 import type { Io } from "./program.js";
 
@@ -257,13 +257,12 @@ export function registerClientCommands(program: Command, io: Io): void {
     .argument("<package>", "REPO/NAME[@VERSION]")
     .option("--json")
     .action(async (spec: string, flags: JsonFlag) => {
-      const match = /^([^/@]+)\/([^/@]+)(?:@(.+))?$/.exec(spec);
-      if (!match?.[1] || !match[2]) throw usage(`"${spec}" is not REPO/NAME[@VERSION]`);
+      const { repo, name, version: asked } = packageSpec(spec);
       const api = await client();
-      const detail = await api.package(match[1], match[2]);
-      const version = match[3] ?? detail.latestVersion ?? detail.versions[0]?.version;
+      const detail = await api.package(repo, name);
+      const version = asked ?? detail.latestVersion ?? detail.versions[0]?.version;
       const chosen =
-        version === undefined ? undefined : await api.packageVersion(match[1], match[2], version);
+        version === undefined ? undefined : await api.packageVersion(repo, name, version);
       if (flags.json) {
         json({ ...detail, version: chosen });
         return;
@@ -323,6 +322,82 @@ export function registerClientCommands(program: Command, io: Io): void {
                 o.reason === "newer-version" ? "newer version" : "package file changed",
               ]),
             ),
+      );
+    });
+
+  app
+    .command("install")
+    .description("install a package and wait for it to run")
+    .argument("<package>", "REPO/NAME[@VERSION]")
+    .option("--set <answer>", "QUESTION=VALUE (repeatable)", collect, [])
+    .option("--json")
+    .action(async (spec: string, flags: JsonFlag & { set: string[] }) => {
+      const { repo, name, version } = packageSpec(spec);
+      const answers: Record<string, string> = {};
+      for (const pair of flags.set) {
+        const equals = pair.indexOf("=");
+        if (equals <= 0) throw usage(`--set "${pair}" is not QUESTION=VALUE`);
+        answers[pair.slice(0, equals)] = pair.slice(equals + 1);
+      }
+      const view = await (
+        await client()
+      ).installApp({ repo, name, ...(version === undefined ? {} : { version }), answers });
+      if (flags.json) {
+        json(view);
+        return;
+      }
+      print(appLines(view).join("\n"));
+    });
+  app
+    .command("ls")
+    .description("installed apps")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const apps = await allPages((query) => client().then((api) => api.apps(query)));
+      if (flags.json) {
+        json(apps);
+        return;
+      }
+      print(
+        apps.length === 0
+          ? "no apps are installed"
+          : table(
+              ["APP", "VERSION", "CONTAINERS", "ERROR"],
+              apps.map((a) => [
+                `${a.repo}/${a.name}`,
+                a.version,
+                a.containers.map((c) => c.state).join(","),
+                a.lastError ?? "",
+              ]),
+            ),
+      );
+    });
+  app
+    .command("info")
+    .description("an installed app: ports, volumes, notes, containers, last error")
+    .argument("<app>", "REPO/NAME")
+    .option("--json")
+    .action(async (spec: string, flags: JsonFlag) => {
+      const { repo, name, version } = packageSpec(spec);
+      if (version !== undefined) throw usage(`give the app as REPO/NAME, without a version`);
+      const view = await (await client()).app(repo, name);
+      if (flags.json) {
+        json(view);
+        return;
+      }
+      print(appLines(view).join("\n"));
+    });
+  app
+    .command("uninstall")
+    .description("uninstall an app; its volumes are kept aside unless --purge")
+    .argument("<app>", "REPO/NAME")
+    .option("--purge", "delete the app's volumes")
+    .action(async (spec: string, flags: { purge?: boolean }) => {
+      const { repo, name, version } = packageSpec(spec);
+      if (version !== undefined) throw usage(`give the app as REPO/NAME, without a version`);
+      await (await client()).uninstallApp(repo, name, { purge: flags.purge === true });
+      print(
+        `${repo}/${name} is uninstalled${flags.purge ? " and its volumes deleted" : "; its volumes are kept aside"}`,
       );
     });
 
@@ -395,6 +470,32 @@ export function registerClientCommands(program: Command, io: Io): void {
       const setting = await (await client()).setSetting(key, typed);
       print(`${setting.key} = ${String(setting.value)}`);
     });
+}
+
+/** `REPO/NAME[@VERSION]`. */
+function packageSpec(spec: string): { repo: string; name: string; version: string | undefined } {
+  const match = /^([^/@]+)\/([^/@]+)(?:@(.+))?$/.exec(spec);
+  if (!match?.[1] || !match[2]) throw usage(`"${spec}" is not REPO/NAME[@VERSION]`);
+  return { repo: match[1], name: match[2], version: match[3] };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function appLines(view: AppView): string[] {
+  const lines = [`${view.repo}/${view.name} ${view.version}${view.enabled ? "" : " (disabled)"}`];
+  for (const p of view.ports) {
+    const role = p.name === null ? "" : ` ${p.name}`;
+    lines.push(
+      `  port${role} ${String(p.host ?? "ingress")} → ${String(p.container)} (${p.exposure})`,
+    );
+  }
+  for (const v of view.volumes) lines.push(`  volume ${v.instance}/${v.name} at ${v.mountpoint}`);
+  for (const n of view.notes) lines.push(`  ${n.label}: ${n.value}`);
+  for (const c of view.containers) lines.push(`  container ${c.name}: ${c.state}`);
+  if (view.lastError) lines.push(`  last error: ${view.lastError}`);
+  return lines;
 }
 
 /** Reads every page of a listing. */

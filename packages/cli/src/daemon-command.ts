@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, parseListen, startDaemon } from "@townos/daemon";
 import { DEFAULT_REPOSITORY } from "@townos/daemon";
+import { UsageError } from "./client-commands.js";
 import type { Io } from "./program.js";
 
 interface DaemonFlags {
@@ -24,6 +25,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         `  TOWN_DEFAULT_REPOSITORY      repository added on first start (default ${DEFAULT_REPOSITORY.url}; empty: none)`,
         "  TOWN_LOG_LEVEL               trace, debug, info (default), warn, error",
         "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
+        "  TOWN_STORAGE_LOOP_BYTES      size of a btrfs loop file for volumes when the data dir is not btrfs",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -38,6 +40,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
           .split(",")
           .filter((name) => name.trim() !== ""),
         version: packageVersion(),
+        apps: loopBytes(io.env["TOWN_STORAGE_LOOP_BYTES"]),
       });
       await daemon.booted;
       await new Promise<void>((resolve) => {
@@ -48,6 +51,15 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         process.once("SIGINT", stop);
       });
     });
+}
+
+/** The apps configuration from the environment: a loop file size, whole bytes. */
+function loopBytes(text: string | undefined): { storageLoopBytes?: number } {
+  if (text === undefined || text === "") return {};
+  if (!/^[0-9]{1,15}$/.test(text)) {
+    throw new UsageError(`TOWN_STORAGE_LOOP_BYTES must be a whole number of bytes, not "${text}"`);
+  }
+  return { storageLoopBytes: Number(text) };
 }
 
 function packageVersion(): string {

@@ -8,8 +8,10 @@
 
 import type { Issue } from "@townos/format";
 import type {
+  AppView,
   AuditEntry,
   InstallPreview,
+  InstallRequest,
   Page,
   PageQuery,
   PackageDetail,
@@ -22,8 +24,10 @@ import type {
 } from "@townos/daemon";
 
 export type {
+  AppView,
   AuditEntry,
   InstallPreview,
+  InstallRequest,
   Issue,
   Page,
   PageQuery,
@@ -284,5 +288,29 @@ export class TownClient {
       "POST",
       `/upgrades/${encodeURIComponent(repo)}/${encodeURIComponent(name)}/dismiss`,
     );
+  }
+
+  apps(query: PageQuery = {}): Promise<Page<AppView>> {
+    return this.request("GET", "/apps", { query: { ...query } });
+  }
+
+  app(repo: string, name: string): Promise<AppView> {
+    return this.request("GET", `/apps/${encodeURIComponent(repo)}/${encodeURIComponent(name)}`);
+  }
+
+  /**
+   * Installs a package. Resolves once its first reconcile finished, or after
+   * about a minute with the state so far (the install goes on). Invalid
+   * answers fail with `invalid_answers` and every issue.
+   */
+  installApp(request: InstallRequest): Promise<AppView> {
+    return this.request("POST", "/apps", { body: request });
+  }
+
+  /** Uninstalls an app; its volumes are moved aside, or deleted with `purge`. */
+  uninstallApp(repo: string, name: string, options: { purge?: boolean } = {}): Promise<void> {
+    return this.request("DELETE", `/apps/${encodeURIComponent(repo)}/${encodeURIComponent(name)}`, {
+      query: { purge: options.purge === true ? true : undefined },
+    });
   }
 }

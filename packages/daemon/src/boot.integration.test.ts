@@ -32,6 +32,7 @@ describe("the daemon while it boots", () => {
       extraHosts: [],
       version: "test",
       fetcher,
+      apps: false,
     });
     try {
       const client = new TownClient({ baseUrl: daemon.url });

@@ -65,6 +65,8 @@ describe("the daemon with real git repositories", () => {
       logLevel: "debug",
       extraHosts: [],
       version: "test",
+      // Apps run in apps/apps.integration.test.ts; here they are off, so no Podman service starts.
+      apps: false,
       logStream: new Writable({
         write(chunk: Buffer, _encoding, callback) {
           logLines.push(chunk.toString());
@@ -353,6 +355,11 @@ describe("the daemon with real git repositories", () => {
       paths: Record<string, unknown>;
     };
     assert.ok(openapi.paths["/api/v1/catalog/{repo}/{name}/{version}"]);
+    await assert.rejects(
+      () => admin.apps(),
+      (error: ApiError) =>
+        error.problem.code === "unavailable" && /turned off/.test(error.problem.detail),
+    );
   });
 
   it("throttles failed sign-ins per source without saying whether the user exists", async () => {

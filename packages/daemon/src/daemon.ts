@@ -3,6 +3,8 @@ import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { TownError, type SystemInfo } from "@townos/format";
+import { Apps } from "./apps/apps.js";
+import { AppReconciler } from "./apps/reconciler.js";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
 import { LoginThrottle } from "./auth/throttle.js";
@@ -16,6 +18,9 @@ import { sql, openDatabase, type Db } from "./store/database.js";
 import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { Settings } from "./store/settings.js";
+import { Podman, type PodmanOptions } from "./runtime/podman.js";
+import { writeTemplates } from "./storage/seed.js";
+import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
 
 export interface DaemonConfig {
@@ -32,6 +37,19 @@ export interface DaemonConfig {
   fetcher?: RepositoryFetcher;
   /** Where log lines go; stdout by default. */
   logStream?: NodeJS.WritableStream;
+  /** Running apps: Podman and storage settings, or false for none (apps answer `unavailable`). */
+  apps?: AppsConfig | false;
+}
+
+export interface AppsConfig {
+  podman?: PodmanOptions;
+  /**
+   * Make a btrfs loop file of this size when the data directory is not on
+   * btrfs; absent: plain directories.
+   */
+  storageLoopBytes?: number;
+  /** How often every app is reconciled even without a change; default 60 s. */
+  resyncMs?: number;
 }
 
 export const DEFAULT_DATA_DIR = "/var/lib/town";
@@ -84,6 +102,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
 
   let db: Db | undefined;
   let stopBackgroundWork = (): void => undefined;
+  let stopApps = (): Promise<void> => Promise.resolve();
   const booted = (async () => {
     try {
       boot.step = "opening the state database";
@@ -98,6 +117,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       boot.step = "ready";
       app.log.info({ dataDir: config.dataDir, url }, "Town OS is ready");
       stopBackgroundWork = startBackgroundWork(services, app);
+      stopApps = startApps(services, config, clock, app);
     } catch (error) {
       boot.state = "failed";
       boot.error = error instanceof Error ? error.message : String(error);
@@ -113,6 +133,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     async stop() {
       await booted;
       stopBackgroundWork();
+      await stopApps();
       await app.close();
       await boot.services?.catalog.settle();
       db?.close();
@@ -124,23 +145,85 @@ function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
   const accounts = new Accounts(db, clock);
   const repositories = new Repositories(db, clock);
   const installs = new Installs(db, clock);
+  const settings = new Settings(db);
+  const catalog = new Catalog(
+    db,
+    repositories,
+    installs,
+    config.fetcher ?? gitFetcher,
+    join(config.dataDir, "repositories"),
+    clock,
+  );
   return {
     accounts,
     sessions: new Sessions(db, accounts, clock),
     throttle: new LoginThrottle({ maxFailures: 5, windowMs: 60_000 }, clock),
     audit: new AuditLog(db, clock),
-    settings: new Settings(db),
+    settings,
     repositories,
     installs,
-    catalog: new Catalog(
-      db,
-      repositories,
+    catalog,
+    apps: new Apps({
       installs,
-      config.fetcher ?? gitFetcher,
-      join(config.dataDir, "repositories"),
-      clock,
-    ),
+      catalog,
+      tld: () => settings.string("dns.tld"),
+      system: systemInfo,
+    }),
     system: systemInfo,
+  };
+}
+
+/**
+ * Sets storage and Podman up in the background (the API is ready without
+ * them) and then starts reconciling apps. When either fails, the daemon runs
+ * on and app calls answer `unavailable` with the reason. Returns a stop function.
+ */
+function startApps(
+  services: Services,
+  config: DaemonConfig,
+  clock: Clock,
+  app: FastifyInstance,
+): () => Promise<void> {
+  if (config.apps === false) {
+    services.apps.setUnavailable("running apps is turned off in this daemon's configuration");
+    return () => Promise.resolve();
+  }
+  const options = config.apps ?? {};
+  const podman = new Podman(options.podman ?? {});
+  const stopping = new AbortController();
+  const started = (async () => {
+    try {
+      const loopBytes = options.storageLoopBytes;
+      const storage = await setupStorage({
+        dataDir: config.dataDir,
+        ...(loopBytes === undefined ? {} : { loopFileBytes: loopBytes }),
+      });
+      app.log.info({ mode: storage.mode, reason: storage.reason }, "storage is set up");
+      await podman.ensureService();
+      if (stopping.signal.aborted) return;
+      services.apps.attach({
+        runtime: podman,
+        reconciler: new AppReconciler({
+          runtime: podman,
+          storage: storage.driver,
+          writeTemplates,
+          desired: services.installs,
+          clock,
+        }),
+        events: (eventOptions) => podman.events(eventOptions),
+        ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      services.apps.setUnavailable(reason);
+      app.log.warn({ reason }, "apps cannot run");
+    }
+  })();
+  return async () => {
+    stopping.abort();
+    await started;
+    await services.apps.stop();
+    podman.close();
   };
 }
 

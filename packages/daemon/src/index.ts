@@ -19,5 +19,6 @@ export type {
   VersionSummary,
 } from "./catalog/catalog.js";
 export type { InstallPreview } from "./catalog/preview.js";
+export type { AppView, InstallRequest } from "./apps/apps.js";
 export type { AuditEntry } from "./store/audit.js";
 export type { SettingView } from "./store/settings.js";

@@ -1,4 +1,5 @@
 import type { SystemInfo } from "@townos/format";
+import type { Apps } from "./apps/apps.js";
 import type { Accounts } from "./auth/accounts.js";
 import type { Sessions } from "./auth/sessions.js";
 import type { LoginThrottle } from "./auth/throttle.js";
@@ -18,6 +19,8 @@ export interface Services {
   repositories: Repositories;
   installs: Installs;
   catalog: Catalog;
+  /** Installed apps; answers `unavailable` while no container runtime is attached. */
+  apps: Apps;
   /** The box as packages see it (`@LOCAL_INTERNAL_HOST@`, `.System`), read when needed. */
   system: () => SystemInfo;
 }

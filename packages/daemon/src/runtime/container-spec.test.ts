@@ -132,8 +132,9 @@ describe("containerSpec", () => {
       ...inputFor(hello, plan),
       hostAddress: { external: "0.0.0.0", internal: "127.0.0.1" },
     });
+    // Every address is "" to libpod (see portMappings).
     assert.deepEqual(byMap.portmappings, [
-      { host_ip: "0.0.0.0", host_port: 443, container_port: 8443, protocol: "tcp" },
+      { host_ip: "", host_port: 443, container_port: 8443, protocol: "tcp" },
       { host_ip: "127.0.0.1", host_port: 2222, container_port: 22, protocol: "tcp" },
     ]);
     const byFunction = containerSpec({

@@ -62,6 +62,7 @@ export interface SpecGenerator {
 }
 
 export interface PortMapping {
+  /** An IP address, or "" for all of them (what 0.0.0.0 becomes). */
   host_ip: string;
   host_port: number;
   container_port: number;
@@ -190,7 +191,9 @@ function portMappings(
     if (isIP(address) === 0)
       fail(`"${address}" is not an IP address to publish port ${port.host} on`);
     mappings.push({
-      host_ip: address,
+      // Libpod takes "" for every address; netavark (Podman 4.3) turns a literal
+      // 0.0.0.0 into a rule for that one address, which no connection ever matches.
+      host_ip: address === "0.0.0.0" ? "" : address,
       host_port: port.host,
       container_port: port.container,
       protocol: "tcp",

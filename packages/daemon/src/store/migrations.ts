@@ -93,4 +93,29 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (repo, name)
   );
   `,
+  `
+  -- The compiled plan an install was made with: what the app reconciler applies.
+  ALTER TABLE installs ADD COLUMN plan TEXT NOT NULL DEFAULT 'null';
+
+  -- An uninstall that is not finished yet: desired state too, so that a
+  -- crash part-way still ends with containers gone and volumes moved aside
+  -- (or deleted when purge was asked for).
+  CREATE TABLE app_removals (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    purge INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, name)
+  );
+
+  -- What the last reconcile of an app saw go wrong (observed, not desired).
+  CREATE TABLE app_status (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    last_error TEXT,
+    attempted_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, name)
+  );
+  `,
 ];

@@ -1,0 +1,240 @@
+/**
+ * Apps end to end with real Podman: a daemon installs a package from a git
+ * repository served over smart HTTP, the container serves its template, a
+ * container removed by hand comes back, and an uninstall keeps the volume.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { ApiError, TownClient, type AppView } from "@townos/client";
+import { runTownCaptured, type TownRun } from "../../../cli/test/run-town.js";
+import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
+import {
+  freePort,
+  podmanMissing,
+  preparePodmanHost,
+  TEST_IMAGE,
+} from "../../test/runtime/podman-host.js";
+import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { Podman, type ServiceState } from "../runtime/podman.js";
+import { writeTemplates } from "../storage/seed.js";
+import { setupStorage } from "../storage/setup.js";
+import { appNetworkName, AppReconciler, LABEL_APP } from "./reconciler.js";
+
+if (podmanMissing) console.log(`# skipping the apps integration test: ${podmanMissing}`);
+
+const PAGE_TEXT = "hello from a Town OS app";
+
+/** A web page served by busybox httpd on a host port the installer picks. */
+const WEB_PACKAGE = `
+image: ${TEST_IMAGE}
+description: A test page
+entrypoint: ["/bin/busybox"]
+command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+network:
+  external:
+    "@port@": "8080"
+volumes:
+  www:
+    mountpoint: /www
+questions:
+  port:
+    query: "Port for the page"
+    type: port
+templates:
+  index:
+    volume: www
+    path: index.html
+    content: "${PAGE_TEXT}\\n"
+`;
+
+/** Polls until `check` holds, for at most `ms`. */
+async function until<T>(
+  what: string,
+  ms: number,
+  read: () => Promise<T>,
+  check: (value: T) => boolean,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read().catch(() => undefined);
+    if (value !== undefined && check(value)) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () => {
+  // A repository name of this run only: container and network names are host-wide.
+  const repo = `t${randomBytes(4).toString("hex")}`;
+  const appLabel = { [LABEL_APP]: `${repo}/web` };
+  let scratch: string;
+  let server: GitServer | undefined;
+  let daemon: RunningDaemon | undefined;
+  let podman: Podman;
+  let service: ServiceState = { started: false, pid: null };
+  let admin: TownClient;
+  let port: number;
+
+  /** The `town` command, signed in as the administrator. */
+  async function town(...argv: string[]): Promise<TownRun> {
+    assert.ok(daemon);
+    return runTownCaptured(argv, {
+      cwd: scratch,
+      env: { TOWN_SERVER: daemon.url, XDG_CONFIG_HOME: join(scratch, "config") },
+    });
+  }
+
+  before(async () => {
+    await preparePodmanHost();
+    scratch = await mkdtemp(join(tmpdir(), "town-apps-"));
+    // A service of its own, which the daemon finds answering on the socket.
+    podman = new Podman({ socketPath: join(scratch, "podman.sock") });
+    service = await podman.ensureService();
+    await createRepo(join(scratch, "git"), "apps.git", { "packages/web/1.0.yaml": WEB_PACKAGE });
+    server = await startGitServer({ root: join(scratch, "git") });
+    daemon = await startDaemon({
+      dataDir: join(scratch, "data"),
+      host: "127.0.0.1",
+      port: 0,
+      defaultRepositoryUrl: "",
+      logLevel: "silent",
+      extraHosts: [],
+      version: "test",
+      apps: { podman: { socketPath: podman.socketPath } },
+    });
+    await daemon.booted;
+    const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
+      username: "admin",
+      password: "admin-password-3f9c",
+    });
+    admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+    await admin.addRepository({ name: repo, url: server.url("apps.git") });
+    const login = await town("login", "--username", "admin", "--password", "admin-password-3f9c");
+    assert.equal(login.code, 0, login.stderr);
+    // Storage and Podman come up after boot: app calls answer `unavailable` until then.
+    await until(
+      "apps to be available",
+      20_000,
+      () => admin.apps(),
+      () => true,
+    );
+    port = await freePort();
+  });
+
+  after(async () => {
+    try {
+      await daemon?.stop();
+      await server?.close();
+      for (const container of await podman.listContainers(appLabel)) {
+        await podman.removeContainer(container.id, { timeoutSeconds: 0 });
+      }
+      await podman.removeNetwork(appNetworkName(repo, "web"));
+    } finally {
+      podman.close();
+      if (service.pid !== null) process.kill(service.pid);
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses invalid answers before creating anything, with every issue", async () => {
+    await assert.rejects(
+      () => admin.installApp({ repo, name: "web", answers: { port: "not-a-port" } }),
+      (error: ApiError) =>
+        error.problem.status === 422 &&
+        error.problem.code === "invalid_answers" &&
+        error.problem.issues?.some((issue) => issue.question === "port") === true,
+    );
+    assert.deepEqual(await podman.listContainers(appLabel), []);
+    assert.equal((await admin.apps()).total, 0);
+    // The audit log says which questions were answered, never the answers.
+    const [entry] = (await admin.audit({ action: "app.install" })).items;
+    assert.equal(entry?.outcome, "invalid_answers");
+    assert.deepEqual(entry.detail, { answered: ["port"] });
+  });
+
+  it("installs, serves the template, comes back after a hand removal, and converges to no change", async () => {
+    const install = await town("app", "install", `${repo}/web@1.0`, "--set", `port=${port}`);
+    assert.equal(install.code, 0, install.stderr);
+    assert.match(install.stdout, new RegExp(`container town-${repo}-web: running`));
+    const view = await admin.app(repo, "web");
+    assert.equal(view.lastError, null);
+    assert.equal(view.version, "1.0");
+    assert.deepEqual(view.containers, [{ name: `town-${repo}-web`, state: "running" }]);
+    assert.deepEqual(
+      view.ports.map((p) => [p.host, p.container]),
+      [[port, 8080]],
+    );
+
+    const text = await until(
+      "the page",
+      10_000,
+      async () =>
+        (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2_000) })).text(),
+      () => true,
+    );
+    assert.equal(text.trim(), PAGE_TEXT);
+
+    const [before] = await podman.listContainers(appLabel);
+    assert.ok(before);
+    await podman.removeContainer(before.id, { timeoutSeconds: 0 });
+    // The `remove` event enqueues the app; the reconciler makes a new container.
+    const back = await until(
+      "the container to come back",
+      20_000,
+      () => admin.app(repo, "web"),
+      (app: AppView) => app.containers.every((c) => c.state === "running"),
+    );
+    assert.equal(back.lastError, null);
+    const [after] = await podman.listContainers(appLabel);
+    assert.ok(after);
+    assert.notEqual(after.id, before.id);
+
+    // A pass over the converged app, against the real Podman and storage, changes nothing.
+    const services = daemon?.boot.services;
+    assert.ok(services);
+    await services.apps.idle();
+    const storage = await setupStorage({ dataDir: join(scratch, "data") });
+    const reconciler = new AppReconciler({
+      runtime: podman,
+      storage: storage.driver,
+      writeTemplates,
+      desired: services.installs,
+      clock: Date.now,
+    });
+    assert.deepEqual((await reconciler.reconcile(repo, "web")).mutations, []);
+
+    const listed = await town("app", "ls", "--json");
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as AppView[]).map((app) => `${app.repo}/${app.name}`),
+      [`${repo}/web`],
+    );
+    const info = await town("app", "info", `${repo}/web`);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, new RegExp(`port ${port} → 8080 \\(external\\)`));
+    assert.match(info.stdout, /volume web\/www at \/www/);
+  });
+
+  it("uninstalls: containers and network go, the volume is moved aside", async () => {
+    const uninstall = await town("app", "uninstall", `${repo}/web`);
+    assert.equal(uninstall.code, 0, uninstall.stderr);
+    assert.match(uninstall.stdout, /volumes are kept aside/);
+    assert.deepEqual(await podman.listContainers(appLabel), []);
+    assert.equal(await podman.inspectNetwork(appNetworkName(repo, "web")), undefined);
+    const volumes = await readdir(join(scratch, "data/storage/volumes"));
+    assert.ok(!volumes.includes(`pkg.${repo}.web.www`), volumes.join(", "));
+    assert.ok(
+      volumes.some((name) => name.startsWith(`uninstalled.${repo}.web.www.`)),
+      volumes.join(", "),
+    );
+    await assert.rejects(
+      () => admin.app(repo, "web"),
+      (error: ApiError) => error.problem.code === "not_found",
+    );
+  });
+});

@@ -1,0 +1,488 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { TownError, type CompiledPackage } from "@townos/format";
+import { readTree, repoRoot, testSystem } from "../../../format/test/support.js";
+import { compileExample } from "../../test/runtime/examples.js";
+import { Catalog, type RepositoryFetcher } from "../catalog/catalog.js";
+import { LABEL_SPEC_HASH, type SpecGenerator } from "../runtime/container-spec.js";
+import type { NetworkSpec } from "../runtime/podman.js";
+import type { CreateVolumeOptions } from "../storage/driver.js";
+import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
+import { openDatabase } from "../store/database.js";
+import { Installs } from "../store/installs.js";
+import { Repositories } from "../store/repositories.js";
+import { Apps, takenPorts } from "./apps.js";
+import {
+  appKey,
+  appNetworkName,
+  AppReconciler,
+  LABEL_APP,
+  parseAppKey,
+  type AppRuntime,
+  type AppStorage,
+} from "./reconciler.js";
+
+const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
+
+// --- fakes: in-memory Podman and storage that count every mutating call ---
+
+/** The fakes answer asynchronously, as the real drivers do. */
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** In-memory Podman: counts every mutating call so tests can assert there were none. */
+class FakeRuntime implements AppRuntime {
+  readonly containers = new Map<string, { state: string; spec: SpecGenerator }>();
+  readonly networks = new Map<string, NetworkSpec>();
+  readonly calls: string[] = [];
+  failCreate: string | undefined;
+
+  async listContainers(labels: Readonly<Record<string, string>>) {
+    await tick();
+    return [...this.containers.values()]
+      .filter(({ spec }) => Object.entries(labels).every(([k, v]) => spec.labels[k] === v))
+      .map(({ spec, state }) => ({ name: spec.name, state, labels: { ...spec.labels } }));
+  }
+  async createContainer(spec: SpecGenerator) {
+    await tick();
+    this.calls.push(`create ${spec.name}`);
+    if (this.failCreate === spec.name) throw new TownError("io", "disk on fire");
+    if (this.containers.has(spec.name)) throw new TownError("conflict", "name taken");
+    this.containers.set(spec.name, { state: "created", spec });
+    return spec.name;
+  }
+  async startContainer(name: string) {
+    await tick();
+    this.calls.push(`start ${name}`);
+    const container = this.containers.get(name);
+    if (!container) throw new TownError("not_found", `no container ${name}`);
+    container.state = "running";
+    return true;
+  }
+  async stopContainer(name: string) {
+    await tick();
+    this.calls.push(`stop ${name}`);
+    const container = this.containers.get(name);
+    if (container) container.state = "exited";
+    return container !== undefined;
+  }
+  async removeContainer(name: string) {
+    await tick();
+    this.calls.push(`remove ${name}`);
+    return this.containers.delete(name);
+  }
+  async inspectNetwork(name: string) {
+    await tick();
+    return this.networks.get(name);
+  }
+  async createNetwork(spec: NetworkSpec) {
+    await tick();
+    this.calls.push(`create network ${spec.name}`);
+    this.networks.set(spec.name, spec);
+    return spec;
+  }
+  async removeNetwork(name: string) {
+    await tick();
+    this.calls.push(`remove network ${name}`);
+    return this.networks.delete(name);
+  }
+}
+
+class FakeStorage implements AppStorage {
+  readonly volumes = new Map<string, CreateVolumeOptions | undefined>();
+  readonly calls: string[] = [];
+  path(name: string) {
+    return `/storage/volumes/${name}`;
+  }
+  async exists(name: string) {
+    await tick();
+    return this.volumes.has(name);
+  }
+  async create(name: string, options?: CreateVolumeOptions) {
+    await tick();
+    this.calls.push(`create ${name}`);
+    this.volumes.set(name, options);
+  }
+  async remove(name: string) {
+    await tick();
+    this.calls.push(`remove ${name}`);
+    return this.volumes.delete(name);
+  }
+  async rename(from: string, to: string) {
+    await tick();
+    this.calls.push(`rename ${from} ${to}`);
+    this.volumes.set(to, this.volumes.get(from));
+    this.volumes.delete(from);
+  }
+}
+
+/** A template writer over `files` (path → content) that, like the real one, keeps what is there. */
+function fakeTemplateWriter(files: Map<string, string>) {
+  return async (
+    templates: readonly TemplateFile[],
+    volumes: Readonly<Record<string, TemplateVolume>>,
+  ): Promise<TemplateOutcome[]> => {
+    await tick();
+    return templates.map((file) => {
+      const path = `${volumes[file.volume]?.dir ?? "?"}/${file.path}`;
+      const written = !files.has(path);
+      if (written) files.set(path, file.content);
+      return { volume: file.volume, path: file.path, written };
+    });
+  };
+}
+
+describe("AppReconciler", () => {
+  let runtime: FakeRuntime;
+  let storage: FakeStorage;
+  let files: Map<string, string>;
+  let installs: Installs;
+  let reconciler: AppReconciler;
+
+  const install = (plan: CompiledPackage, enabled = true): void => {
+    installs.put({
+      repo: plan.repo,
+      name: plan.name,
+      version: plan.version,
+      definitionHash: "x",
+      answers: plan.answers,
+      enabled,
+      plan,
+    });
+  };
+  const mutatingCalls = (): number => runtime.calls.length + storage.calls.length;
+
+  beforeEach(() => {
+    runtime = new FakeRuntime();
+    storage = new FakeStorage();
+    files = new Map();
+    installs = new Installs(openDatabase(":memory:"), () => NOW);
+    reconciler = new AppReconciler({
+      runtime,
+      storage,
+      writeTemplates: fakeTemplateWriter(files),
+      desired: installs,
+      clock: () => NOW,
+    });
+  });
+
+  it("creates network, volumes, templates and containers, dependencies first, and starts them", async () => {
+    const plan = compileExample("guestbook", "1.0", { feedport: "9091" });
+    install(plan);
+    const report = await reconciler.reconcile("default", "guestbook");
+    assert.deepEqual(report.mutations, [
+      "create network town-default-guestbook",
+      "create volume pkg.default.guestbook-store.data",
+      "write template data:serve.sh",
+      "create volume pkg.default.guestbook.www",
+      "create volume pkg.default.guestbook.www-uploads",
+      "write template www:index.html",
+      "create container town-default-guestbook-store",
+      "start container town-default-guestbook-store",
+      "create container town-default-guestbook",
+      "start container town-default-guestbook",
+    ]);
+    // Dependencies before the app; the dependency joins the app network under its key.
+    assert.deepEqual(
+      [...runtime.containers.keys()],
+      ["town-default-guestbook-store", "town-default-guestbook"],
+    );
+    const store = runtime.containers.get("town-default-guestbook-store");
+    assert.ok(store);
+    assert.deepEqual(store.spec.networks, { "town-default-guestbook": { aliases: ["store"] } });
+    assert.equal(store.spec.labels[LABEL_APP], "default/guestbook");
+    assert.equal(store.state, "running");
+    assert.deepEqual(
+      runtime.containers.get("town-default-guestbook")?.spec.portmappings.map((p) => p.host_ip),
+      [""],
+    );
+    assert.ok(files.has("/storage/volumes/pkg.default.guestbook.www/index.html"));
+  });
+
+  it("makes no mutating call on a pass over an unchanged system", async () => {
+    install(compileExample("guestbook", "1.0", { feedport: "9091" }));
+    await reconciler.reconcile("default", "guestbook");
+    const before = mutatingCalls();
+    const report = await reconciler.reconcile("default", "guestbook");
+    assert.deepEqual(report.mutations, []);
+    assert.equal(mutatingCalls(), before);
+  });
+
+  it("recreates a container whose spec hash changed and leaves the others alone", async () => {
+    install(compileExample("hello", "1.0"));
+    await reconciler.reconcile("default", "hello");
+    const container = runtime.containers.get("town-default-hello");
+    assert.ok(container);
+    container.spec.labels[LABEL_SPEC_HASH] = "stale";
+    const report = await reconciler.reconcile("default", "hello");
+    assert.deepEqual(report.mutations, [
+      "remove container town-default-hello",
+      "create container town-default-hello",
+      "start container town-default-hello",
+    ]);
+    assert.notEqual(
+      runtime.containers.get("town-default-hello")?.spec.labels[LABEL_SPEC_HASH],
+      "stale",
+    );
+  });
+
+  it("applies a changed plan by recreating only the changed container", async () => {
+    const plan = compileExample("guestbook", "1.0", { feedport: "9091" });
+    install(plan);
+    await reconciler.reconcile("default", "guestbook");
+    install({ ...plan, environment: { ...plan.environment, GREETING: "hi" } });
+    const report = await reconciler.reconcile("default", "guestbook");
+    assert.deepEqual(report.mutations, [
+      "remove container town-default-guestbook",
+      "create container town-default-guestbook",
+      "start container town-default-guestbook",
+    ]);
+  });
+
+  it("recreates a container removed by hand and starts one that stopped", async () => {
+    install(compileExample("guestbook", "1.0", { feedport: "9091" }));
+    await reconciler.reconcile("default", "guestbook");
+    runtime.containers.delete("town-default-guestbook");
+    const store = runtime.containers.get("town-default-guestbook-store");
+    assert.ok(store);
+    store.state = "exited";
+    const report = await reconciler.reconcile("default", "guestbook");
+    assert.deepEqual(report.mutations, [
+      "start container town-default-guestbook-store",
+      "create container town-default-guestbook",
+      "start container town-default-guestbook",
+    ]);
+  });
+
+  it("stops the containers of a disabled app", async () => {
+    const plan = compileExample("hello", "1.0");
+    install(plan);
+    await reconciler.reconcile("default", "hello");
+    install(plan, false);
+    const report = await reconciler.reconcile("default", "hello");
+    assert.deepEqual(report.mutations, ["stop container town-default-hello"]);
+  });
+
+  it("uninstall removes containers and network and moves the volumes aside", async () => {
+    install(compileExample("guestbook", "1.0", { feedport: "9091" }));
+    await reconciler.reconcile("default", "guestbook");
+    assert.equal(installs.remove("default", "guestbook", false), true);
+    const report = await reconciler.reconcile("default", "guestbook");
+    assert.deepEqual(runtime.containers.size, 0);
+    assert.deepEqual(runtime.networks.size, 0);
+    assert.deepEqual([...storage.volumes.keys()].sort(), [
+      "uninstalled.default.guestbook-store.data.20261127T120000Z",
+      "uninstalled.default.guestbook.www-uploads.20261127T120000Z",
+      "uninstalled.default.guestbook.www.20261127T120000Z",
+    ]);
+    assert.ok(report.mutations.includes("remove network town-default-guestbook"));
+    assert.equal(installs.removal("default", "guestbook"), undefined);
+    // Done: the next pass changes nothing.
+    assert.deepEqual((await reconciler.reconcile("default", "guestbook")).mutations, []);
+  });
+
+  it("uninstall with purge deletes the volumes", async () => {
+    install(compileExample("hello", "1.0"));
+    await reconciler.reconcile("default", "hello");
+    installs.remove("default", "hello", true);
+    const report = await reconciler.reconcile("default", "hello");
+    assert.deepEqual(report.mutations, [
+      "remove container town-default-hello",
+      "remove network town-default-hello",
+      "delete volume pkg.default.hello.www",
+    ]);
+    assert.equal(storage.volumes.size, 0);
+  });
+
+  it("a failed uninstall keeps its intent and converges on the next pass", async () => {
+    install(compileExample("hello", "1.0"));
+    await reconciler.reconcile("default", "hello");
+    installs.remove("default", "hello", false);
+    const rename = storage.rename.bind(storage);
+    storage.rename = () => Promise.reject(new TownError("io", "device busy"));
+    await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
+      assert.equal(error.code, "io");
+      assert.match(error.message, /^uninstall hello: move volume www aside: device busy$/);
+      return true;
+    });
+    assert.ok(installs.removal("default", "hello"));
+    storage.rename = rename;
+    await reconciler.reconcile("default", "hello");
+    assert.deepEqual(
+      [...storage.volumes.keys()],
+      ["uninstalled.default.hello.www.20261127T120000Z"],
+    );
+    assert.equal(installs.removal("default", "hello"), undefined);
+  });
+
+  it("names the failing step and keeps the error's code", async () => {
+    install(compileExample("hello", "1.0"));
+    runtime.failCreate = "town-default-hello";
+    await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
+      assert.equal(error.code, "io");
+      assert.equal(
+        error.message,
+        "install hello: create container town-default-hello: disk on fire",
+      );
+      return true;
+    });
+  });
+
+  it("cleans up leftover containers of an app that is neither installed nor being removed", async () => {
+    install(compileExample("hello", "1.0"));
+    await reconciler.reconcile("default", "hello");
+    installs.finishRemoval("default", "hello");
+    installs.remove("default", "hello", false);
+    installs.finishRemoval("default", "hello");
+    const report = await reconciler.reconcile("default", "hello");
+    assert.deepEqual(report.mutations, [
+      "remove container town-default-hello",
+      "remove network town-default-hello",
+    ]);
+    // Volumes are data: only an explicit uninstall touches them.
+    assert.deepEqual([...storage.volumes.keys()], ["pkg.default.hello.www"]);
+  });
+});
+
+describe("app keys and names", () => {
+  it("round-trips keys and refuses others", () => {
+    assert.deepEqual(parseAppKey(appKey("default", "hello")), { repo: "default", name: "hello" });
+    assert.equal(parseAppKey("page/x"), undefined);
+    assert.equal(parseAppKey("app/a/b/c"), undefined);
+    assert.equal(appNetworkName("default", "hello"), "town-default-hello");
+  });
+});
+
+describe("Apps: install and uninstall requests", () => {
+  let runtime: FakeRuntime;
+  let storage: FakeStorage;
+  let installs: Installs;
+  let apps: Apps;
+  const exampleFiles = readTree(join(repoRoot, "examples/repository"));
+
+  beforeEach(async () => {
+    const db = openDatabase(":memory:");
+    const clock = (): number => NOW;
+    const repositories = new Repositories(db, clock);
+    repositories.add({ name: "default", url: "https://packages.invalid/default" });
+    installs = new Installs(db, clock);
+    const files = await exampleFiles;
+    const fetcher: RepositoryFetcher = {
+      sync: () => Promise.reject(new Error("offline in this test")),
+      readLocal: () => Promise.resolve({ commit: "c1", files, changedPaths: null, skipped: [] }),
+      remove: () => Promise.resolve(),
+    };
+    const catalog = new Catalog(db, repositories, installs, fetcher, "/nonexistent", clock);
+    await catalog.loadLocal();
+    apps = new Apps({ installs, catalog, tld: () => "home", system: () => testSystem });
+    runtime = new FakeRuntime();
+    storage = new FakeStorage();
+  });
+
+  afterEach(async () => {
+    await apps.stop();
+  });
+
+  const attach = (): void => {
+    apps.attach({
+      runtime,
+      reconciler: new AppReconciler({
+        runtime,
+        storage,
+        writeTemplates: fakeTemplateWriter(new Map()),
+        desired: installs,
+        clock: () => NOW,
+      }),
+    });
+  };
+
+  it("answers unavailable, with the reason, until a runtime is attached", async () => {
+    apps.setUnavailable("podman is not installed");
+    await assert.rejects(apps.list(), (error: TownError) => {
+      assert.equal(error.code, "unavailable");
+      assert.match(error.message, /podman is not installed/);
+      return true;
+    });
+    await assert.rejects(
+      apps.install({ repo: "default", name: "hello", answers: {} }),
+      (error: TownError) => error.code === "unavailable",
+    );
+    assert.deepEqual(installs.list(), []);
+  });
+
+  it("refuses invalid answers with every issue before recording or creating anything", async () => {
+    attach();
+    await assert.rejects(
+      apps.install({ repo: "default", name: "guestbook", answers: { feedport: "no" } }),
+      (error: TownError) => {
+        assert.equal(error.code, "invalid_answers");
+        assert.ok(error.issues.some((issue) => issue.question === "feedport"));
+        return true;
+      },
+    );
+    assert.deepEqual(installs.list(), []);
+    assert.deepEqual(runtime.calls, []);
+  });
+
+  it("installs, answers after the first reconcile, and refuses a second install", async () => {
+    attach();
+    const { app, settled } = await apps.install({ repo: "default", name: "hello", answers: {} });
+    assert.equal(settled, true);
+    assert.equal(app.version, "1.1");
+    assert.deepEqual(app.containers, [{ name: "town-default-hello", state: "running" }]);
+    assert.deepEqual(
+      app.volumes.map((v) => `${v.instance}/${v.name}`),
+      ["hello/www"],
+    );
+    assert.equal(app.lastError, null);
+    assert.equal(installs.get("default", "hello")?.plan?.name, "hello");
+    await assert.rejects(
+      apps.install({ repo: "default", name: "hello", answers: {} }),
+      (error: TownError) => error.code === "conflict",
+    );
+  });
+
+  it("keeps the host ports of installed apps taken", async () => {
+    attach();
+    await apps.install({
+      repo: "default",
+      name: "keyvalue",
+      version: "1.0",
+      answers: { port: "7379" },
+    });
+    assert.deepEqual(takenPorts(installs.list()), [7379]);
+    await assert.rejects(
+      apps.install({ repo: "default", name: "guestbook", answers: { feedport: "7379" } }),
+      (error: TownError) => error.code === "invalid_answers",
+    );
+  });
+
+  it("records a reconcile error on the app and clears it once a pass succeeds", async () => {
+    attach();
+    runtime.failCreate = "town-default-hello";
+    const { app } = await apps.install({ repo: "default", name: "hello", answers: {} });
+    assert.equal(app.lastError, "install hello: create container town-default-hello: disk on fire");
+    assert.deepEqual(app.containers, [{ name: "town-default-hello", state: "missing" }]);
+    runtime.failCreate = undefined;
+    apps.enqueueAll();
+    await apps.idle();
+    assert.equal((await apps.view("default", "hello")).lastError, null);
+  });
+
+  it("uninstalls: the volumes move aside and the app is gone", async () => {
+    attach();
+    await assert.rejects(
+      apps.uninstall("default", "hello", false),
+      (error: TownError) => error.code === "not_found",
+    );
+    await apps.install({ repo: "default", name: "hello", answers: {} });
+    assert.equal(await apps.uninstall("default", "hello", false), true);
+    assert.deepEqual(
+      [...storage.volumes.keys()],
+      ["uninstalled.default.hello.www.20261127T120000Z"],
+    );
+    assert.deepEqual(runtime.containers.size, 0);
+    assert.deepEqual(await apps.list(), []);
+    assert.equal(installs.removal("default", "hello"), undefined);
+  });
+});
