@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import { ApiError, TownClient, type AppView, type Page } from "@townos/client";
+import { collect, parseAnswers } from "./answers.js";
 import { forgetToken, readToken, saveToken } from "./credentials.js";
 import type { Io } from "./program.js";
+import { UsageError } from "./usage.js";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:5309";
 
@@ -333,15 +335,16 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--json")
     .action(async (spec: string, flags: JsonFlag & { set: string[] }) => {
       const { repo, name, version } = packageSpec(spec);
-      const answers: Record<string, string> = {};
-      for (const pair of flags.set) {
-        const equals = pair.indexOf("=");
-        if (equals <= 0) throw usage(`--set "${pair}" is not QUESTION=VALUE`);
-        answers[pair.slice(0, equals)] = pair.slice(equals + 1);
-      }
-      const view = await (
-        await client()
-      ).installApp({ repo, name, ...(version === undefined ? {} : { version }), answers });
+      const api = await client();
+      // Questions start from their defaults, as in the install form; --set answers them.
+      const chosen = version ?? (await api.package(repo, name)).latestVersion;
+      if (chosen === null) throw usage(`${repo}/${name} has no valid version to install`);
+      const { questions } = await api.packageVersion(repo, name, chosen);
+      const answers = {
+        ...Object.fromEntries(questions.map((q) => [q.name, q.default ?? ""])),
+        ...parseAnswers(flags.set),
+      };
+      const view = await api.installApp({ repo, name, version: chosen, answers });
       if (flags.json) {
         json(view);
         return;
@@ -479,10 +482,6 @@ function packageSpec(spec: string): { repo: string; name: string; version: strin
   return { repo: match[1], name: match[2], version: match[3] };
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
 function appLines(view: AppView): string[] {
   const lines = [`${view.repo}/${view.name} ${view.version}${view.enabled ? "" : " (disabled)"}`];
   for (const p of view.ports) {
@@ -527,9 +526,6 @@ function parseWhole(text: string, name: string): number {
   if (!/^[0-9]{1,9}$/.test(text)) throw usage(`${name} must be a whole number`);
   return Number(text);
 }
-
-/** A mistake in how a command was called: reported like the API's problems. */
-export class UsageError extends Error {}
 
 function usage(message: string): UsageError {
   return new UsageError(message);

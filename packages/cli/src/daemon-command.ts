@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, parseListen, startDaemon } from "@townos/daemon";
 import { DEFAULT_REPOSITORY } from "@townos/daemon";
-import { UsageError } from "./client-commands.js";
+import { UsageError } from "./usage.js";
 import type { Io } from "./program.js";
 
 interface DaemonFlags {

@@ -11,6 +11,7 @@ import {
   type SystemInfo,
 } from "@townos/format";
 import { systemInfo } from "@townos/daemon";
+import { collect, parseAnswers } from "./answers.js";
 import type { Io } from "./program.js";
 import { readRepositoryDir } from "./repository-dir.js";
 
@@ -61,10 +62,6 @@ interface CompileFlags {
   json?: boolean;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
 async function lint(dir: string, io: Io): Promise<number> {
   const repository = loadRepository(await readRepositoryDir(dir));
   const shown = (path: string): string => relative(io.cwd, resolve(dir, path)) || path;
@@ -107,13 +104,7 @@ async function compile(dir: string, spec: string, flags: CompileFlags, io: Io): 
     return 2;
   };
   const [name = "", version] = spec.split("@", 2);
-  const answers: Record<string, string> = {};
-  for (const assignment of flags.set) {
-    const equals = assignment.indexOf("=");
-    if (equals <= 0)
-      return fail([{ field: "--set", message: `"${assignment}" is not QUESTION=VALUE` }]);
-    answers[assignment.slice(0, equals)] = assignment.slice(equals + 1);
-  }
+  const answers = parseAnswers(flags.set);
   const takenPorts = flags.takenPort.map(Number);
   if (takenPorts.some((port) => !Number.isInteger(port) || port < 1 || port > 65535)) {
     return fail([{ field: "--taken-port", message: "ports are integers 1-65535" }]);

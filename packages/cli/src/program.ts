@@ -1,10 +1,11 @@
 import { Command, CommanderError } from "commander";
 import { ApiError } from "@townos/client";
 import { isTownError } from "@townos/format";
-import { registerClientCommands, UsageError } from "./client-commands.js";
+import { registerClientCommands } from "./client-commands.js";
 import { registerDaemonCommand } from "./daemon-command.js";
 import { registerPackageCommands } from "./package-commands.js";
 import { ask } from "./prompt.js";
+import { UsageError } from "./usage.js";
 
 /** Where a command reads and writes; tests capture it instead of the real streams. */
 export interface Io {
