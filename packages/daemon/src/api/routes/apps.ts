@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppView } from "../../apps/apps.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
-import { nameParam } from "./schemas.js";
+import { nameParam, portSchema, volumeSchema } from "./schemas.js";
 import { services } from "./system.js";
 
 const appSchema = {
@@ -14,30 +14,8 @@ const appSchema = {
     version: { type: "string" },
     enabled: { type: "boolean" },
     installedAt: { type: "integer" },
-    ports: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          name: { type: ["string", "null"] },
-          host: { type: ["integer", "null"] },
-          container: { type: "integer" },
-          exposure: { type: "string" },
-        },
-      },
-    },
-    volumes: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          instance: { type: "string" },
-          name: { type: "string" },
-          mountpoint: { type: "string" },
-          quota: { type: ["integer", "null"] },
-        },
-      },
-    },
+    ports: { type: "array", items: portSchema },
+    volumes: { type: "array", items: volumeSchema },
     notes: {
       type: "array",
       items: {

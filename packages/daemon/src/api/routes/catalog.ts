@@ -4,7 +4,7 @@ import type { RepositoryConfig } from "../../store/repositories.js";
 import type { PackageSummary, UpgradeOffer } from "../../catalog/catalog.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
-import { issueSchema, nameParam } from "./schemas.js";
+import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
 import { services } from "./system.js";
 
 const repositorySchema = {
@@ -69,29 +69,8 @@ const previewSchema = {
   properties: {
     runtime: { type: "string" },
     image: { type: ["string", "null"] },
-    volumes: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          name: { type: "string" },
-          mountpoint: { type: "string" },
-          quota: { type: ["integer", "null"] },
-        },
-      },
-    },
-    ports: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          name: { type: ["string", "null"] },
-          host: { type: ["integer", "string", "null"] },
-          container: { type: ["integer", "string"] },
-          exposure: { type: "string" },
-        },
-      },
-    },
+    volumes: { type: "array", items: volumeSchema },
+    ports: { type: "array", items: portSchema },
     ingress: {
       type: ["object", "null"],
       properties: { host: { type: "string" }, port: { type: "integer" } },

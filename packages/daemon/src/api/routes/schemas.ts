@@ -42,3 +42,25 @@ export const nameParam = {
   maxLength: 64,
   pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]*$",
 };
+
+/** A published port: in a plan (numbers) or in a preview (as written while answers are missing). */
+export const portSchema = {
+  type: "object",
+  properties: {
+    name: { type: ["string", "null"] },
+    host: { type: ["integer", "string", "null"] },
+    container: { type: ["integer", "string"] },
+    exposure: { type: "string" },
+  },
+} as const;
+
+/** A volume of a plan; `instance` names the package of the tree it belongs to. */
+export const volumeSchema = {
+  type: "object",
+  properties: {
+    instance: { type: "string" },
+    name: { type: "string" },
+    mountpoint: { type: "string" },
+    quota: { type: ["integer", "null"] },
+  },
+} as const;
