@@ -1,8 +1,14 @@
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RandomSource, RepositoryFile, SystemInfo } from "../src/index.js";
+import {
+  TownError,
+  type RandomSource,
+  type RepositoryFile,
+  type SystemInfo,
+} from "../src/index.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -46,4 +52,22 @@ export async function readTree(dir: string): Promise<RepositoryFile[]> {
     });
   }
   return files;
+}
+
+/** Awaits a promise that must fail with a TownError of `code` whose message matches. */
+export async function expectTownError(
+  promise: Promise<unknown>,
+  code: TownError["code"],
+  pattern: RegExp,
+): Promise<TownError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof TownError, `expected a TownError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.match(caught.message, pattern);
+  return caught;
 }

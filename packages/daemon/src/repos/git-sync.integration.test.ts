@@ -6,7 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { join } from "node:path";
-import { MAX_PACKAGE_FILE_BYTES, TownError } from "@townos/format";
+import { MAX_PACKAGE_FILE_BYTES } from "@townos/format";
 import {
   commitFiles,
   createRepo,
@@ -23,6 +23,7 @@ import {
   syncRepository,
   type SyncProgress,
 } from "./git-sync.js";
+import { expectTownError } from "../../../format/test/support.js";
 
 interface Fixture {
   /** Served repositories live here. */
@@ -64,23 +65,6 @@ const familyFiles = {
   "packages/gitea/nested/3.0.0.yaml": pkg("gitea", "3.0.0"),
   "other/packages/x/1.0.0.yaml": pkg("x", "1.0.0"),
 };
-
-async function expectTownError(
-  promise: Promise<unknown>,
-  code: TownError["code"],
-  pattern: RegExp,
-): Promise<TownError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof TownError, `expected a TownError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.match(caught.message, pattern);
-  return caught;
-}
 
 describe("syncRepository against a smart-HTTP git server", () => {
   it("clones, then reports added, modified and deleted files", async () => {

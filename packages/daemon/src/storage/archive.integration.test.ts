@@ -27,6 +27,7 @@ import { createGzip, gunzipSync } from "node:zlib";
 import { TownError } from "@townos/format";
 import { buildTar, buildZip, generatedTar, type TarSpec } from "../../test/storage/archives.js";
 import { packVolume, unpackArchive, type ArchiveFormat, type UnpackResult } from "./archive.js";
+import { expectTownError } from "../../../format/test/support.js";
 
 const MiB = 1024 * 1024;
 let base: string;
@@ -70,15 +71,6 @@ function unpack(
     maxBytes: options.maxBytes ?? 64 * MiB,
     ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-  });
-}
-
-async function expectError(promise: Promise<unknown>, code: TownError["code"], pattern: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof TownError, String(error));
-    assert.equal(error.code, code, error.message);
-    assert.match(error.message, pattern);
-    return true;
   });
 }
 
@@ -184,22 +176,22 @@ describe("round trips", () => {
       (await describeTree(target)).map((line) => line.split(" ")[0]),
       ["docs/", "docs/deep/", "docs/deep/blob.bin", "docs/deep/up-link", "run.sh"],
     );
-    await expectError(
+    await expectTownError(
       packVolume(source, { format: "tar.gz", paths: ["../etc"] }),
       "invalid_argument",
       /'\.\.'/,
     );
-    await expectError(
+    await expectTownError(
       packVolume(source, { format: "tar.gz", paths: ["/etc"] }),
       "invalid_argument",
       /absolute/,
     );
-    await expectError(
+    await expectTownError(
       packVolume(source, { format: "tar.gz", paths: ["readme-link/x"] }),
       "invalid_argument",
       /symbolic link "readme-link"/,
     );
-    await expectError(
+    await expectTownError(
       packVolume(source, { format: "tar.gz", paths: ["nope"] }),
       "not_found",
       /does not exist/,
@@ -286,18 +278,18 @@ describe("hostile tar archives", () => {
       { path: "a", body: Buffer.alloc(600 * 1024) },
       { path: "b", body: Buffer.alloc(600 * 1024) },
     ]);
-    await expectError(
+    await expectTownError(
       unpack(big, target, { maxBytes: MiB }),
       "payload_too_large",
       /more than 1048576 bytes/,
     );
     const many = buildTar(Array.from({ length: 20 }, (_, i) => ({ path: `f${i}`, body: "x" })));
-    await expectError(
+    await expectTownError(
       unpack(many, target, { maxEntries: 10 }),
       "payload_too_large",
       /more than 10 entries/,
     );
-    await expectError(
+    await expectTownError(
       unpackArchive(Readable.from([big]), "auto", target, {
         maxBytes: 10 * MiB,
         maxArchiveBytes: 100_000,
@@ -311,24 +303,24 @@ describe("hostile tar archives", () => {
 
   it("refuses what is not an archive, a wrong format and corrupt data", async () => {
     const { parent, target } = await freshTarget();
-    await expectError(
+    await expectTownError(
       unpack(Buffer.from("just text\n".repeat(100)), target),
       "invalid_argument",
       /not a tar/,
     );
     const tar = buildTar([{ path: "a", body: "x" }]);
-    await expectError(
+    await expectTownError(
       unpack(tar, target, { format: "zip" }),
       "invalid_argument",
       /expected zip, but this is tar/,
     );
     const gz = await collect(Readable.from([tar]).pipe(createGzip()));
     gz[gz.length - 6] = (gz[gz.length - 6] ?? 0) ^ 0xff; // the CRC
-    await expectError(unpack(gz, target), "invalid_argument", /gzip data is corrupt/);
+    await expectTownError(unpack(gz, target), "invalid_argument", /gzip data is corrupt/);
     const xz = spawnSync("xz", ["-c"], {
       input: buildTar([{ path: "a", body: Buffer.alloc(200_000, 3) }]),
     }).stdout;
-    await expectError(
+    await expectTownError(
       unpack(xz.subarray(0, xz.length - 40), target),
       "invalid_argument",
       /^archive: xz: Unexpected end of input$/,
@@ -340,7 +332,7 @@ describe("hostile tar archives", () => {
   it("fails when a top-level name is taken, before moving anything", async () => {
     const { target } = await freshTarget();
     await writeFile(join(target, "taken"), "mine");
-    await expectError(
+    await expectTownError(
       unpack(
         buildTar([
           { path: "fresh", body: "x" },
@@ -382,7 +374,11 @@ describe("hostile tar archives", () => {
     const { parent, target } = await freshTarget();
     const stalled = new Readable({ read() {} });
     stalled.push(buildTar([{ path: "a", body: "x".repeat(2000) }]).subarray(0, 1024));
-    await expectError(unpack(stalled, target, { timeoutMs: 300 }), "io", /timed out after 300 ms/);
+    await expectTownError(
+      unpack(stalled, target, { timeoutMs: 300 }),
+      "io",
+      /timed out after 300 ms/,
+    );
     assert.equal(stalled.destroyed, true);
     assert.deepEqual(await readdir(target), []);
     await assertContained(parent);
@@ -428,7 +424,7 @@ describe("hostile zip archives", () => {
   it("stops a zip bomb, honest or lying about its size", async () => {
     const { parent, target } = await freshTarget();
     const zeros = Buffer.alloc(20 * MiB);
-    await expectError(
+    await expectTownError(
       unpack(buildZip([{ name: "bomb", data: zeros, deflate: true }]), target, { maxBytes: MiB }),
       "payload_too_large",
       /more than 1048576 bytes/,
@@ -448,7 +444,7 @@ describe("hostile zip archives", () => {
   it("refuses a broken zip", async () => {
     const { target } = await freshTarget();
     const zip = buildZip([{ name: "a", data: "x" }]);
-    await expectError(
+    await expectTownError(
       unpack(zip.subarray(0, zip.length - 10), target),
       "invalid_argument",
       /not a valid zip/,

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { TownError } from "@townos/format";
 import {
   btrfsUnavailable,
   mountLoopBtrfs,
@@ -20,6 +19,7 @@ import { BtrfsDriver } from "./btrfs.js";
 import { DirectoryDriver } from "./directory.js";
 import type { StorageDriver } from "./driver.js";
 import { packageVolumeName, uninstalledVolumeName, userVolumeName } from "./names.js";
+import { expectTownError } from "../../../format/test/support.js";
 
 const MiB = 1024 * 1024;
 /** Giving files away needs root; otherwise the daemon's own ids stand in. */
@@ -29,15 +29,6 @@ const owner =
     : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 const skipBtrfs = await btrfsUnavailable();
 if (skipBtrfs) console.log(`# btrfs driver tests skipped: ${skipBtrfs}`);
-
-async function expectError(promise: Promise<unknown>, code: TownError["code"], pattern: RegExp) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof TownError, String(error));
-    assert.equal(error.code, code, error.message);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 /** The contract every driver keeps. */
 function contract(open: () => Promise<StorageDriver>) {
@@ -85,9 +76,9 @@ function contract(open: () => Promise<StorageDriver>) {
     const absent = userVolumeName("absent");
     assert.equal(await driver.get(absent), undefined);
     assert.equal(await driver.exists(absent), false);
-    await expectError(driver.usage(absent), "not_found", /no volume user\.absent/);
-    await expectError(driver.setQuota(absent, 8 * MiB), "not_found", /no volume/);
-    await expectError(driver.snapshot(absent, "s"), "not_found", /no volume/);
+    await expectTownError(driver.usage(absent), "not_found", /no volume user\.absent/);
+    await expectTownError(driver.setQuota(absent, 8 * MiB), "not_found", /no volume/);
+    await expectTownError(driver.snapshot(absent, "s"), "not_found", /no volume/);
     assert.deepEqual(await driver.listSnapshots(absent), []);
     assert.equal(await driver.removeSnapshot(absent, "s"), false);
     assert.equal(await driver.remove(absent), false);
@@ -95,16 +86,16 @@ function contract(open: () => Promise<StorageDriver>) {
 
   it("validates names and quotas before touching anything", async () => {
     const driver = await open();
-    await expectError(driver.create("../etc"), "invalid_argument", /not a valid volume name/);
-    await expectError(driver.create("pkg.x.y"), "invalid_argument", /not a valid volume name/);
-    await expectError(driver.create(music, { quota: 5 }), "invalid_argument", /at least/);
-    await expectError(
+    await expectTownError(driver.create("../etc"), "invalid_argument", /not a valid volume name/);
+    await expectTownError(driver.create("pkg.x.y"), "invalid_argument", /not a valid volume name/);
+    await expectTownError(driver.create(music, { quota: 5 }), "invalid_argument", /at least/);
+    await expectTownError(
       driver.create(music, { quota: MiB + 0.5 }),
       "invalid_argument",
       /whole number/,
     );
-    await expectError(driver.snapshot(music, "../x"), "invalid_argument", /snapshot name/);
-    await expectError(driver.rename(music, music), "invalid_argument", /itself/);
+    await expectTownError(driver.snapshot(music, "../x"), "invalid_argument", /snapshot name/);
+    await expectTownError(driver.rename(music, music), "invalid_argument", /itself/);
   });
 
   it("takes snapshots that keep the content of their moment", async () => {
@@ -142,12 +133,12 @@ function contract(open: () => Promise<StorageDriver>) {
     assert.deepEqual(await driver.listSnapshots(data), []);
     await driver.rename(data, aside); // done already: fine
     await driver.create(data);
-    await expectError(driver.rename(data, aside), "conflict", /exists already/);
+    await expectTownError(driver.rename(data, aside), "conflict", /exists already/);
     await driver.remove(data);
     await driver.rename(aside, data); // and back
     assert.equal(await readFile(join(driver.path(data), "keep.txt"), "utf8"), "kept");
     await driver.rename(aside, data); // done already
-    await expectError(
+    await expectTownError(
       driver.rename(userVolumeName("nobody"), aside),
       "not_found",
       /no volume user\.nobody/,
@@ -296,7 +287,7 @@ describe("BtrfsDriver", { skip: skipBtrfs ?? false }, () => {
   it("refuses a root that is not on btrfs", async () => {
     const plain = await mkdtemp(join(os.tmpdir(), "town-notbtrfs-"));
     try {
-      await expectError(BtrfsDriver.open(plain), "invalid_argument", /not on a btrfs/);
+      await expectTownError(BtrfsDriver.open(plain), "invalid_argument", /not on a btrfs/);
     } finally {
       await rm(plain, { recursive: true, force: true });
     }

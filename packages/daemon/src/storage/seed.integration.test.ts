@@ -23,7 +23,6 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { TownError } from "@townos/format";
 import { buildTar } from "../../test/storage/archives.js";
 import { sh } from "../../test/storage/loop-btrfs.js";
 import { createRepo, git, startGitServer, type GitServer } from "../../test/git-server.js";
@@ -34,6 +33,7 @@ import {
   writeTemplates,
   type TemplateVolume,
 } from "./seed.js";
+import { expectTownError } from "../../../format/test/support.js";
 
 const isRoot = process.getuid?.() === 0;
 const owner = isRoot ? { uid: 1234, gid: 2345 } : undefined;
@@ -51,23 +51,6 @@ async function freshVolume(): Promise<string> {
   const dir = join(base, `volume-${++counter}`);
   await mkdir(dir);
   return dir;
-}
-
-async function expectError(
-  promise: Promise<unknown>,
-  code: TownError["code"],
-  pattern: RegExp,
-): Promise<TownError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof TownError, `expected a TownError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.match(caught.message, pattern);
-  return caught;
 }
 
 describe("templates", () => {
@@ -125,7 +108,7 @@ describe("templates", () => {
     await symlink(outside, join(dir, "conf"));
     await symlink(join(outside, "planted"), join(dir, "direct.ini"));
     await writeFile(join(dir, "plain"), "a file");
-    const error = await expectError(
+    const error = await expectTownError(
       writeTemplates(
         [
           { volume: "v", path: "conf/app.ini", content: "x" },
@@ -153,7 +136,7 @@ describe("templates", () => {
 
   it("checks every file before writing any", async () => {
     const dir = await freshVolume();
-    const error = await expectError(
+    const error = await expectTownError(
       writeTemplates(
         [
           { volume: "v", path: "ok.ini", content: "x" },
@@ -249,23 +232,27 @@ describe("seeding from git", () => {
 
   it("fails cleanly: no branch, bad URLs, too large", async () => {
     const dir = await freshVolume();
-    await expectError(
+    await expectTownError(
       seedFromGit(dir, { url: server.url("site.git"), branch: "nope" }),
       "not_found",
       /no branch "nope"/,
     );
-    await expectError(seedFromGit(dir, { url: "file:///etc" }), "invalid_argument", /only http/);
-    await expectError(
+    await expectTownError(
+      seedFromGit(dir, { url: "file:///etc" }),
+      "invalid_argument",
+      /only http/,
+    );
+    await expectTownError(
       seedFromGit(dir, { url: server.url("site.git"), branch: "-x" }),
       "invalid_argument",
       /not a valid branch/,
     );
-    await expectError(
+    await expectTownError(
       seedFromGit(dir, { url: server.url("site.git") }, { maxDownloadBytes: 100 }),
       "invalid_argument",
       /larger than 100 bytes/,
     );
-    await expectError(seedFromGit(dir, { url: server.url("missing.git") }), "io", /HTTP 404/);
+    await expectTownError(seedFromGit(dir, { url: server.url("missing.git") }), "io", /HTTP 404/);
     assert.deepEqual(await readdir(dir), [], "nothing left behind");
   });
 
@@ -277,7 +264,7 @@ describe("seeding from git", () => {
     const { port } = silent.address() as AddressInfo;
     const dir = await freshVolume();
     try {
-      await expectError(
+      await expectTownError(
         seedFromGit(dir, { url: `http://127.0.0.1:${port}/x.git` }, { timeoutMs: 300 }),
         "io",
         /timed out after 300 ms/,
@@ -317,7 +304,7 @@ describe("seeding from a host directory", () => {
       false,
     );
     const small = await freshVolume();
-    await expectError(
+    await expectTownError(
       seedFromDirectory(small, source, { maxBytes: 3, maxEntries: 100 }),
       "payload_too_large",
       /more than 3 bytes/,
