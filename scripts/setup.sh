@@ -8,7 +8,10 @@ need_node_major=20
 # Debian packages: git for the tests' repositories (served by git http-backend),
 # and a C++ toolchain to build better-sqlite3 when npm has no prebuilt binary.
 # btrfs-progs, xz-utils and bzip2 for storage (volumes, quotas, archives).
-debian_packages=(git python3 make g++ ca-certificates btrfs-progs xz-utils bzip2)
+# Networking: caddy (HTTPS ingress), dnsmasq-base (DNS), miniupnpd (the
+# tests' router), dnsutils and curl (the tests' clients), iproute2 (namespaces).
+debian_packages=(git python3 make g++ ca-certificates btrfs-progs xz-utils bzip2
+  caddy dnsmasq-base miniupnpd dnsutils curl iproute2)
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 missing=()
