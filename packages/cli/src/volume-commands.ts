@@ -1,0 +1,236 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm, stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import type { VolumeView } from "@townos/client";
+import { collect } from "./answers.js";
+import { allPages, connect, table } from "./client-commands.js";
+import type { Io } from "./program.js";
+import { UsageError } from "./usage.js";
+
+interface JsonFlag {
+  json?: boolean;
+}
+
+/** How often upload progress is redrawn on a terminal. */
+const PROGRESS_MS = 250;
+
+/** `town volume …`: volumes, their quotas, snapshots and archives. */
+export function registerVolumeCommands(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+): void {
+  const client = () => connect(program, io);
+  const print = (text: string): void => {
+    io.stdout(text.endsWith("\n") ? text : `${text}\n`);
+  };
+  const json = (value: unknown): void => {
+    print(JSON.stringify(value, null, 2));
+  };
+
+  const volume = program.command("volume").description("volumes: quotas, snapshots, archives");
+  volume
+    .command("ls")
+    .description("every volume with the app using it, usage, quota and snapshots")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const api = await client();
+      const [volumes, storage] = await Promise.all([
+        allPages((query) => api.volumes(query)),
+        api.storage(),
+      ]);
+      if (flags.json) {
+        json({ storage, volumes });
+        return;
+      }
+      print(
+        volumes.length === 0
+          ? "there are no volumes"
+          : table(
+              ["NAME", "KIND", "APP", "USED", "QUOTA", "SNAPSHOTS"],
+              volumes.map((v) => [
+                v.name,
+                v.kind,
+                appOf(v),
+                `${formatBytes(v.usedBytes)}${v.usagePartial ? "+" : ""}`,
+                v.quota === null ? "-" : formatBytes(v.quota),
+                String(v.snapshots),
+              ]),
+            ),
+      );
+      if (!storage.capabilities.quotas) print(`note: ${storage.notes[0] ?? storage.reason}`);
+    });
+
+  volume
+    .command("create")
+    .description("make a user volume (named user.NAME)")
+    .argument("<name>")
+    .option("--quota <size>", "e.g. 10gb (default: the storage.default_quota setting)")
+    .action(async (name: string, flags: { quota?: string }) => {
+      const created = await (
+        await client()
+      ).createVolume({ name, ...(flags.quota === undefined ? {} : { quota: flags.quota }) });
+      print(
+        `created ${created.name}${created.quota === null ? "" : ` (quota ${formatBytes(created.quota)})`}`,
+      );
+    });
+
+  volume
+    .command("rm")
+    .description("delete a volume and its snapshots")
+    .argument("<name>")
+    .action(async (name: string) => {
+      await (await client()).removeVolume(name);
+      print(`deleted ${name}`);
+    });
+
+  volume
+    .command("quota")
+    .description("set a volume's quota, or lift it with 'none'")
+    .argument("<name>")
+    .argument("<size>", "e.g. 10gb, or none")
+    .action(async (name: string, size: string) => {
+      const view = await (await client()).setVolumeQuota(name, size === "none" ? null : size);
+      print(`${view.name}: quota ${view.quota === null ? "none" : formatBytes(view.quota)}`);
+    });
+
+  volume
+    .command("upload")
+    .description("unpack an archive (tar, tar.gz, tar.xz, tar.bz2, zip) into a volume")
+    .argument("<name>")
+    .argument("<file>")
+    .option("--json")
+    .action(async (name: string, file: string, flags: JsonFlag) => {
+      const path = resolve(io.cwd, file);
+      const total = (await stat(path)).size;
+      const progress = io.interactive ? progressLine(io, total) : undefined;
+      const result = await (
+        await client()
+      ).uploadVolumeArchive(name, counted(createReadStream(path), progress));
+      progress?.(total, true);
+      if (flags.json) json(result);
+      else {
+        print(
+          `unpacked ${result.entries - result.refusedCount} entries (${formatBytes(result.bytes)}) into ${result.volume}` +
+            (result.heldApp ? `; ${result.heldApp} was stopped meanwhile` : ""),
+        );
+      }
+      if (result.refusedCount > 0) {
+        io.stderr(`town: refused ${result.refusedCount} entries:\n`);
+        for (const entry of result.refused) io.stderr(`  ${entry.path}: ${entry.reason}\n`);
+        if (result.refusedCount > result.refused.length) {
+          io.stderr(`  … and ${result.refusedCount - result.refused.length} more\n`);
+        }
+        setExit(1);
+      }
+    });
+
+  volume
+    .command("download")
+    .description("save a volume, or chosen paths in it, as an archive")
+    .argument("<name>")
+    .argument("[file]", "where to save it (default: NAME.tar.gz or NAME.tar.xz here)")
+    .option("--format <format>", "tar.gz or tar.xz", "tar.gz")
+    .option("--path <path>", "a path inside the volume (repeatable)", collect, [])
+    .action(
+      async (name: string, file: string | undefined, flags: { format: string; path: string[] }) => {
+        if (flags.format !== "tar.gz" && flags.format !== "tar.xz") {
+          throw new UsageError(`--format must be tar.gz or tar.xz, not "${flags.format}"`);
+        }
+        const target = resolve(io.cwd, file ?? `${name}.${flags.format}`);
+        const body = await (
+          await client()
+        ).downloadVolumeArchive(name, { format: flags.format, paths: flags.path });
+        // Written aside and renamed when complete: a cut-off download leaves no half archive.
+        const partial = `${target}.part`;
+        try {
+          await pipeline(
+            Readable.fromWeb(body),
+            createWriteStream(partial, { flags: "wx", mode: 0o600 }),
+          );
+          await rename(partial, target);
+        } catch (error) {
+          await rm(partial, { force: true });
+          throw error;
+        }
+        print(`saved ${name} to ${target} (${formatBytes((await stat(target)).size)})`);
+      },
+    );
+
+  volume
+    .command("snapshot")
+    .description("take a snapshot of a volume (name default: the time)")
+    .argument("<name>")
+    .argument("[snapshot]")
+    .action(async (name: string, snapshot: string | undefined) => {
+      const taken = await (await client()).snapshotVolume(name, snapshot);
+      print(`took snapshot ${taken.name} of ${taken.volume}`);
+    });
+
+  volume
+    .command("snapshots")
+    .description("a volume's snapshots")
+    .argument("<name>")
+    .option("--json")
+    .action(async (name: string, flags: JsonFlag) => {
+      const snapshots = await (await client()).volumeSnapshots(name);
+      if (flags.json) {
+        json(snapshots);
+        return;
+      }
+      print(
+        snapshots.length === 0
+          ? `${name} has no snapshots`
+          : table(
+              ["SNAPSHOT", "TAKEN"],
+              snapshots.map((s) => [s.name, new Date(s.createdAt).toISOString()]),
+            ),
+      );
+    });
+}
+
+function appOf(volume: VolumeView): string {
+  if (volume.usedBy) return volume.usedBy;
+  if (volume.package) return `(${volume.package.repo}/${volume.package.instance})`;
+  return "-";
+}
+
+/** The file's chunks, reporting the bytes read so far. */
+async function* counted(
+  source: AsyncIterable<Buffer>,
+  report: ((sent: number) => void) | undefined,
+): AsyncGenerator<Uint8Array> {
+  let sent = 0;
+  for await (const chunk of source) {
+    sent += chunk.length;
+    report?.(sent);
+    yield chunk;
+  }
+}
+
+/** Redraws "sent / total" on one line of stderr, at most every PROGRESS_MS. */
+function progressLine(io: Io, total: number): (sent: number, last?: boolean) => void {
+  let drawn = 0;
+  return (sent, last = false) => {
+    const now = Date.now();
+    if (!last && now - drawn < PROGRESS_MS) return;
+    drawn = now;
+    const percent = total > 0 ? Math.floor((sent / total) * 100) : 100;
+    io.stderr(`\r${formatBytes(sent)} / ${formatBytes(total)} (${percent}%)${last ? "\n" : ""}`);
+  };
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit] ?? ""}`;
+}
