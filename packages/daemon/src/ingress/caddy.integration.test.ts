@@ -1,0 +1,259 @@
+/**
+ * The ingress against the real Caddy (Debian's 2.6.2) on free high ports
+ * with a temporary data directory: an app on loopback reached by its name
+ * over HTTPS with the downloaded local CA root, the HTTP redirect, a config
+ * Caddy refuses while the old one keeps serving, restart after kill -9, and
+ * adoption by a second supervisor. The real ACME exchange cannot run here
+ * (no public CA reachable, no public name): only that Caddy accepts the
+ * generated ACME configuration is tested.
+ */
+import assert from "node:assert/strict";
+import { execFile, spawnSync } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { TownError } from "@townos/format";
+import { freePort } from "../../test/runtime/podman-host.js";
+import { compileIngress, type IngressInput } from "./config.js";
+import { CaddySupervisor, type IngressStatus } from "./supervisor.js";
+
+const caddyMissing =
+  spawnSync("caddy", ["version"]).error === undefined ? false : "caddy is not installed";
+const curlMissing = spawnSync("curl", ["--version"]).error === undefined ? false : "no curl";
+
+interface CurlResult {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+function curl(args: string[]): Promise<CurlResult> {
+  return new Promise((resolve, reject) => {
+    execFile("curl", ["-sS", "--max-time", "10", "-D", "-", ...args], (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`curl ${args.join(" ")}: ${stderr}`));
+        return;
+      }
+      const split = stdout.indexOf("\r\n\r\n");
+      const headers = stdout.slice(0, split);
+      resolve({
+        status: Number(/^HTTP\/[0-9.]+ (\d+)/.exec(headers)?.[1] ?? 0),
+        headers,
+        body: stdout.slice(split + 4),
+      });
+    });
+  });
+}
+
+/** Caddy processes started with this test's config file. */
+async function caddyProcesses(configFile: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const command = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+      if (command.includes(configFile) && !/^\d+ \(.*\) Z/s.test(stat)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+async function until(
+  supervisor: CaddySupervisor,
+  check: (status: IngressStatus) => boolean,
+  what: string,
+): Promise<IngressStatus> {
+  for (let i = 0; i < 150; i++) {
+    const status = supervisor.status();
+    if (check(status)) return status;
+    await sleep(100);
+  }
+  throw new Error(`${what} did not happen: ${JSON.stringify(supervisor.status())}`);
+}
+
+describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, () => {
+  let dir = "";
+  let app: http.Server;
+  let blocker: http.Server;
+  let appPort = 0;
+  let blockedPort = 0;
+  let input: IngressInput;
+  let supervisor: CaddySupervisor;
+  let rootPem = "";
+  const host = "app.default.home";
+  const url = (path = "/"): string => `https://${host}:${input.httpsPort}${path}`;
+  const viaCaddy = (path = "/"): Promise<CurlResult> =>
+    curl(["--cacert", rootPem, "--resolve", `${host}:${input.httpsPort}:127.0.0.1`, url(path)]);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "town-ingress-it-"));
+    // The app: echoes what reached it.
+    app = http.createServer((request, response) => {
+      response.setHeader("content-type", "application/json");
+      response.end(
+        JSON.stringify({
+          app: "hello",
+          path: request.url,
+          proto: request.headers["x-forwarded-proto"],
+          forwardedHost: request.headers["x-forwarded-host"],
+          forwardedFor: request.headers["x-forwarded-for"],
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    appPort = (app.address() as { port: number }).port;
+    // Holds a port so that a config using it is refused by Caddy (not by our validation).
+    blocker = http.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, resolve));
+    blockedPort = (blocker.address() as { port: number }).port;
+
+    supervisor = new CaddySupervisor({
+      dataDir: join(dir, "ingress"),
+      pollIntervalMs: 200,
+      backoffInitialMs: 200,
+    });
+    input = {
+      routes: [{ host, upstream: `127.0.0.1:${appPort}` }],
+      publicDomains: [],
+      dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
+      httpsPort: await freePort(),
+      httpPort: await freePort(),
+      adminAddress: supervisor.paths.adminAddress,
+      storageDir: supervisor.paths.storageDir,
+    };
+  });
+
+  after(async () => {
+    await supervisor.stop();
+    assert.deepEqual(await caddyProcesses(supervisor.paths.configFile), []);
+    await new Promise((resolve) => app.close(resolve));
+    await new Promise((resolve) => blocker.close(resolve));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("starts Caddy and loads the config once", async () => {
+    const started = await supervisor.start();
+    assert.equal(started.state, "running", JSON.stringify(started));
+    assert.ok(started.pid !== null && started.pid > 0);
+    const compiled = compileIngress(input);
+    assert.equal(await supervisor.apply(compiled), "loaded");
+    assert.equal(await supervisor.apply(compileIngress(input)), "unchanged");
+    const status = supervisor.status();
+    assert.equal(status.configCurrent, true);
+    assert.equal(status.appliedHash, compiled.hash);
+    assert.equal(status.httpsPort, input.httpsPort);
+    assert.equal(status.lastError, null);
+    // What Caddy starts with after a restart is what it accepted last.
+    assert.deepEqual(
+      JSON.parse(await readFile(supervisor.paths.configFile, "utf8")),
+      compiled.config,
+    );
+  });
+
+  it("serves the app by its name over HTTPS, trusted through the local CA's root", async () => {
+    const pem = await supervisor.rootCertificate();
+    assert.match(pem, /^-----BEGIN CERTIFICATE-----/);
+    // The same root Caddy keeps in its storage, which survives restarts.
+    assert.equal(
+      pem.trim(),
+      (await readFile(join(input.storageDir, "pki/authorities/local/root.crt"), "utf8")).trim(),
+    );
+    rootPem = join(dir, "root.pem");
+    await writeFile(rootPem, pem);
+    const answer = await viaCaddy("/some/path?x=1");
+    assert.equal(answer.status, 200, answer.headers);
+    const echoed = JSON.parse(answer.body) as Record<string, string>;
+    assert.equal(echoed["app"], "hello");
+    assert.equal(echoed["path"], "/some/path?x=1");
+    assert.equal(echoed["proto"], "https");
+    assert.equal(echoed["forwardedHost"], `${host}:${input.httpsPort}`);
+    assert.equal(echoed["forwardedFor"], "127.0.0.1");
+    // The dashboard's fixed name, on the same CA.
+    const dashboard = await curl([
+      "--cacert",
+      rootPem,
+      "--resolve",
+      `town.home:${input.httpsPort}:127.0.0.1`,
+      `https://town.home:${input.httpsPort}/`,
+    ]);
+    assert.equal(dashboard.status, 200);
+  });
+
+  it("redirects plain HTTP to HTTPS", async () => {
+    const answer = await curl(["-H", `Host: ${host}`, `http://127.0.0.1:${input.httpPort}/a?b=c`]);
+    assert.equal(answer.status, 308);
+    assert.match(answer.headers, new RegExp(`^location: ${url("/a\\?b=c")}\r?$`, "im"));
+  });
+
+  it("keeps the old config serving when Caddy refuses a new one", async () => {
+    const good = compileIngress(input);
+    // Passes our validation; Caddy cannot bind the port another server holds.
+    const refused = compileIngress({ ...input, httpPort: blockedPort });
+    const error = await supervisor.apply(refused).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    assert.ok(error instanceof TownError, String(error));
+    assert.match(error.message, /^caddy: load config: .*address already in use/);
+    const status = supervisor.status();
+    assert.equal(status.configCurrent, false);
+    assert.equal(status.appliedHash, good.hash);
+    assert.match(status.lastError?.message ?? "", /address already in use/);
+    assert.equal((await viaCaddy()).status, 200);
+    // Back to the good one: nothing to load, the error is gone.
+    assert.equal(await supervisor.apply(good), "unchanged");
+    assert.equal(supervisor.status().lastError, null);
+    assert.equal(supervisor.status().configCurrent, true);
+  });
+
+  it("restarts Caddy after kill -9 and serves the routes again", async () => {
+    const before = supervisor.status();
+    assert.ok(before.pid !== null);
+    process.kill(before.pid, "SIGKILL");
+    const after = await until(
+      supervisor,
+      (status) =>
+        status.state === "running" &&
+        status.pid !== before.pid &&
+        status.configCurrent &&
+        status.restarts === before.restarts + 1,
+      "a restart",
+    );
+    assert.ok(after.pid !== null);
+    const answer = await viaCaddy();
+    assert.equal(answer.status, 200);
+    assert.deepEqual(await caddyProcesses(supervisor.paths.configFile), [after.pid]);
+  });
+
+  it("a second supervisor adopts the running Caddy instead of starting another", async () => {
+    const running = supervisor.status();
+    const second = new CaddySupervisor({ dataDir: supervisor.paths.dir, pollIntervalMs: 200 });
+    try {
+      const adopted = await second.start();
+      assert.equal(adopted.state, "adopted");
+      assert.equal(adopted.pid, running.pid);
+      assert.equal(await second.apply(compileIngress(input)), "unchanged");
+      assert.equal(second.status().configCurrent, true);
+      assert.deepEqual(await caddyProcesses(supervisor.paths.configFile), [running.pid]);
+    } finally {
+      second.close();
+    }
+  });
+
+  it("Caddy accepts the generated ACME configuration for public names", async () => {
+    // The exchange itself fails here (no public CA reachable); Caddy retries it in the background.
+    const withPublic = compileIngress({
+      ...input,
+      publicDomains: [{ host: "town-test.example.org", upstream: `127.0.0.1:${appPort}` }],
+    });
+    assert.equal(await supervisor.apply(withPublic), "loaded");
+    assert.equal((await viaCaddy()).status, 200);
+    assert.equal(await supervisor.apply(compileIngress(input)), "loaded");
+  });
+});

@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { TownError } from "@townos/format";
+import { compileIngress, configHash, type IngressInput, type JsonObject } from "./config.js";
+
+const base: IngressInput = {
+  routes: [
+    { host: "wiki.default.home", upstream: "127.0.0.1:10002" },
+    { host: "gitea.default.home", upstream: "127.0.0.1:10001" },
+  ],
+  publicDomains: [{ host: "git.example.org", upstream: "127.0.0.1:10001" }],
+  dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
+  httpsPort: 443,
+  httpPort: 80,
+  adminAddress: "unix//var/lib/town/ingress/admin.sock",
+  storageDir: "/var/lib/town/ingress/storage",
+};
+
+function path(config: JsonObject, ...keys: (string | number)[]): unknown {
+  let value: unknown = config;
+  for (const key of keys) value = (value as Record<string | number, unknown>)[key];
+  return value;
+}
+
+function compileFails(input: IngressInput, field: string, pattern: RegExp): void {
+  assert.throws(
+    () => compileIngress(input),
+    (error: unknown) => {
+      assert.ok(error instanceof TownError);
+      assert.equal(error.code, "invalid_argument");
+      const issue = error.issues.find((candidate) => candidate.field === field);
+      assert.ok(issue, `no issue for ${field}: ${JSON.stringify(error.issues)}`);
+      assert.match(issue.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe("compileIngress", () => {
+  it("serves every name over HTTPS, sorted by host, with the right issuer", () => {
+    const { config, localHosts, publicHosts } = compileIngress(base);
+    assert.deepEqual(localHosts, ["gitea.default.home", "town.home", "wiki.default.home"]);
+    assert.deepEqual(publicHosts, ["git.example.org"]);
+    const routes = path(config, "apps", "http", "servers", "https", "routes") as JsonObject[];
+    assert.deepEqual(
+      routes.map((route) => path(route, "match", 0, "host", 0)),
+      ["git.example.org", "gitea.default.home", "town.home", "wiki.default.home"],
+    );
+    assert.deepEqual(path(routes[1] as JsonObject, "handle", 0, "upstreams"), [
+      { dial: "127.0.0.1:10001" },
+    ]);
+    assert.deepEqual(path(config, "apps", "tls", "automation", "policies"), [
+      { subjects: localHosts, issuers: [{ module: "internal" }] },
+      { subjects: publicHosts, issuers: [{ module: "acme" }] },
+    ]);
+    assert.equal(
+      path(config, "apps", "pki", "certificate_authorities", "local", "install_trust"),
+      false,
+    );
+    assert.deepEqual(path(config, "storage"), {
+      module: "file_system",
+      root: "/var/lib/town/ingress/storage",
+    });
+    assert.equal(path(config, "admin", "listen"), base.adminAddress);
+    assert.deepEqual(path(config, "apps", "http", "servers", "https", "listen"), [":443"]);
+    assert.deepEqual(
+      path(config, "apps", "http", "servers", "https", "automatic_https", "disable_redirects"),
+      true,
+    );
+  });
+
+  it("redirects the HTTP port to HTTPS, naming the port only when it is not 443", () => {
+    const location = (input: IngressInput): unknown =>
+      path(
+        compileIngress(input).config,
+        "apps",
+        "http",
+        "servers",
+        "http",
+        "routes",
+        0,
+        "handle",
+        0,
+        "headers",
+        "Location",
+        0,
+      );
+    assert.equal(location(base), "https://{http.request.host}{http.request.uri}");
+    assert.equal(
+      location({ ...base, httpsPort: 8443, httpPort: 8080 }),
+      "https://{http.request.host}:8443{http.request.uri}",
+    );
+  });
+
+  it("leaves out the ACME policy when there are no public names", () => {
+    const { config } = compileIngress({ ...base, publicDomains: [] });
+    assert.equal((path(config, "apps", "tls", "automation", "policies") as unknown[]).length, 1);
+  });
+
+  it("gives the same config and hash whatever the input order, and a new hash on change", () => {
+    const first = compileIngress(base);
+    const reordered = compileIngress({ ...base, routes: [...base.routes].reverse() });
+    assert.equal(JSON.stringify(reordered.config), JSON.stringify(first.config));
+    assert.equal(reordered.hash, first.hash);
+    assert.equal(configHash(JSON.parse(JSON.stringify(first.config))), first.hash);
+    const changed = compileIngress({
+      ...base,
+      routes: [...base.routes, { host: "new.default.home", upstream: "127.0.0.1:10003" }],
+    });
+    assert.notEqual(changed.hash, first.hash);
+    const moved = compileIngress({
+      ...base,
+      routes: base.routes.map((route, i) =>
+        i === 0 ? { ...route, upstream: "127.0.0.1:10009" } : route,
+      ),
+    });
+    assert.notEqual(moved.hash, first.hash);
+    assert.match(first.hash, /^[0-9a-f]{64}$/);
+  });
+
+  it("lower-cases names", () => {
+    const { localHosts } = compileIngress({
+      ...base,
+      routes: [{ host: "Wiki.Default.HOME", upstream: "127.0.0.1:1" }],
+    });
+    assert.ok(localHosts.includes("wiki.default.home"));
+  });
+
+  it("refuses hosts that are not DNS names", () => {
+    const route = (host: string): IngressInput => ({
+      ...base,
+      routes: [{ host, upstream: "127.0.0.1:10001" }],
+    });
+    compileFails(route("bad\u0000.home"), "routes[0].host", /control character U\+0000/);
+    compileFails(route("bad\n.home"), "routes[0].host", /control character U\+000A/);
+    compileFails(route("under_score.home"), "routes[0].host", /not a DNS name/);
+    compileFails(route("-x.home"), "routes[0].host", /not a DNS name/);
+    compileFails(route("a..home"), "routes[0].host", /not a DNS name/);
+    compileFails(route("localhost"), "routes[0].host", /with a domain/);
+    compileFails(route("10.0.0.1"), "routes[0].host", /IP address/);
+    compileFails(route("*.example.org"), "routes[0].host", /not a DNS name/);
+    compileFails(route(`${"a".repeat(63)}.`.repeat(4) + "home"), "routes[0].host", /longer/);
+    compileFails(route("{http.request.host}.home"), "routes[0].host", /not a DNS name/);
+  });
+
+  it("refuses a name served twice", () => {
+    compileFails(
+      { ...base, publicDomains: [{ host: "Gitea.default.home", upstream: "127.0.0.1:1" }] },
+      "publicDomains[0].host",
+      /already served by routes\[1\]/,
+    );
+    compileFails(
+      { ...base, routes: [{ host: "town.home", upstream: "127.0.0.1:1" }] },
+      "routes[0].host",
+      /already served by dashboard/,
+    );
+  });
+
+  it("refuses upstreams that are not HOST:PORT", () => {
+    const upstream = (value: string): IngressInput => ({
+      ...base,
+      routes: [{ host: "a.default.home", upstream: value }],
+    });
+    compileFails(upstream("127.0.0.1"), "routes[0].upstream", /not HOST:PORT/);
+    compileFails(upstream("127.0.0.1:0"), "routes[0].upstream", /invalid port/);
+    compileFails(upstream("127.0.0.1:65536"), "routes[0].upstream", /invalid port/);
+    compileFails(upstream("127.0.0.1:080"), "routes[0].upstream", /invalid port/);
+    compileFails(upstream("http://x:1"), "routes[0].upstream", /not HOST:PORT|neither/);
+    compileFails(upstream("[1::2::3]:80"), "routes[0].upstream", /IPv6/);
+    compileFails(upstream("bad host:80"), "routes[0].upstream", /neither an IP address nor/);
+    compileFails(upstream("127.0.0.1:80\r"), "routes[0].upstream", /control character/);
+    for (const good of ["[::1]:8080", "localhost:80", "10.88.0.4:3000", "db.internal.home:5432"])
+      assert.doesNotThrow(() => compileIngress(upstream(good)), good);
+  });
+
+  it("refuses bad ports, a non-loopback admin endpoint and a relative storage path", () => {
+    compileFails({ ...base, httpsPort: 0 }, "httpsPort", /not a port/);
+    compileFails({ ...base, httpPort: 70000 }, "httpPort", /not a port/);
+    compileFails({ ...base, httpPort: 443 }, "httpPort", /must differ/);
+    compileFails({ ...base, adminAddress: "0.0.0.0:2019" }, "adminAddress", /loopback/);
+    compileFails({ ...base, adminAddress: "192.168.1.2:2019" }, "adminAddress", /loopback/);
+    compileFails({ ...base, adminAddress: "unix/relative.sock" }, "adminAddress", /absolute/);
+    compileFails({ ...base, storageDir: "data/caddy" }, "storageDir", /absolute/);
+    compileFails({ ...base, storageDir: "/data/../etc" }, "storageDir", /normalized/);
+    for (const good of ["127.0.0.1:2019", "localhost:2019", "[::1]:2019"])
+      assert.doesNotThrow(() => compileIngress({ ...base, adminAddress: good }), good);
+  });
+
+  it("reports every problem at once", () => {
+    assert.throws(
+      () =>
+        compileIngress({
+          ...base,
+          httpsPort: -1,
+          routes: [{ host: "x", upstream: "y" }],
+        }),
+      (error: unknown) => error instanceof TownError && error.issues.length === 3,
+    );
+  });
+});

@@ -1,0 +1,475 @@
+/**
+ * Keeps exactly one Caddy running with the desired ingress config: adopts a
+ * Caddy already answering on the admin address, or starts one detached (its
+ * own process group, so it keeps serving while the daemon exits or
+ * restarts), watches it through the admin API and restarts it with backoff
+ * when it dies, then loads the desired config again.
+ *
+ * Caddy is started with the last config it accepted (or only its admin
+ * endpoint), never with one it has not accepted yet: the desired config
+ * always goes through `POST /load`, so a refusal comes back as Caddy's message
+ * instead of a process that will not start.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { TownError } from "@townos/format";
+import { systemClock, type Clock } from "../clock.js";
+import { CaddyAdmin, CaddyDriver } from "./caddy.js";
+import { bootstrapConfig, type CompiledIngress } from "./config.js";
+
+/** Where the ingress keeps its files, below its own data directory. */
+export interface IngressPaths {
+  dir: string;
+  /** Caddy's storage: the local CA and all certificates. */
+  storageDir: string;
+  /** The config `caddy run` starts with. */
+  configFile: string;
+  logFile: string;
+  pidFile: string;
+  /** The default admin endpoint: a socket only root can reach. */
+  adminAddress: string;
+}
+
+export function ingressPaths(dir: string): IngressPaths {
+  return {
+    dir,
+    storageDir: join(dir, "storage"),
+    configFile: join(dir, "caddy.json"),
+    logFile: join(dir, "caddy.log"),
+    pidFile: join(dir, "caddy.pid"),
+    adminAddress: `unix/${join(dir, "admin.sock")}`,
+  };
+}
+
+export type IngressState = "starting" | "running" | "adopted" | "restarting" | "failed" | "stopped";
+
+export interface IngressStatus {
+  /**
+   * `running`: started by this supervisor; `adopted`: found running;
+   * `restarting`: down, a start is due; `failed`: several starts in a row
+   * failed (still retrying, slower); `stopped`: not watched any more.
+   */
+  state: IngressState;
+  pid: number | null;
+  adminAddress: string;
+  httpsPort: number | null;
+  httpPort: number | null;
+  /** Caddy runs the desired config (false while none is set). */
+  configCurrent: boolean;
+  desiredHash: string | null;
+  appliedHash: string | null;
+  /** Restarts after a crash since this supervisor started. */
+  restarts: number;
+  lastError: { code: string; message: string; at: number } | null;
+}
+
+export interface IngressLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface SupervisorOptions {
+  /** The ingress data directory (see `ingressPaths`). */
+  dataDir: string;
+  /** Defaults to the unix socket in `dataDir`; must match the compiled configs. */
+  adminAddress?: string;
+  caddyPath?: string;
+  pollIntervalMs?: number;
+  /** How long a started Caddy may take to answer. */
+  startTimeoutMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  clock?: Clock;
+  log?: IngressLog;
+}
+
+/** A Caddy that ran shorter than this before dying counts towards `failed`. */
+const STABLE_AFTER_MS = 30_000;
+const FAILED_AFTER_ATTEMPTS = 3;
+/** A live process that misses this many polls in a row is killed and restarted. */
+const HUNG_AFTER_POLLS = 3;
+const LOG_TAIL_BYTES = 2048;
+
+export class CaddySupervisor {
+  readonly paths: IngressPaths;
+  readonly driver: CaddyDriver;
+  private readonly admin: CaddyAdmin;
+  private readonly caddyPath: string;
+  private readonly pollIntervalMs: number;
+  private readonly startTimeoutMs: number;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly clock: Clock;
+  private readonly log: IngressLog;
+
+  private state: IngressState = "stopped";
+  private pid: number | null = null;
+  private desired: CompiledIngress | undefined;
+  /** A desired config Caddy refused is not sent again until it changes or Caddy restarts. */
+  private refusedHash: string | undefined;
+  private lastError: IngressStatus["lastError"] = null;
+  private restarts = 0;
+  private failedStarts = 0;
+  private lastSpawnFailed = false;
+  private startedAt = 0;
+  private missedPolls = 0;
+  private nextStartAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private watching = false;
+  /** Every step that talks to Caddy runs in this chain, one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: SupervisorOptions) {
+    this.paths = ingressPaths(options.dataDir);
+    this.admin = new CaddyAdmin(options.adminAddress ?? this.paths.adminAddress, 3_000);
+    this.driver = new CaddyDriver(this.admin, this.paths.storageDir);
+    this.caddyPath = options.caddyPath ?? "caddy";
+    this.pollIntervalMs = options.pollIntervalMs ?? 2_000;
+    this.startTimeoutMs = options.startTimeoutMs ?? 15_000;
+    this.backoffInitialMs = options.backoffInitialMs ?? 500;
+    this.backoffMaxMs = options.backoffMaxMs ?? 30_000;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? { info: () => undefined, warn: () => undefined };
+  }
+
+  /**
+   * Adopts or starts Caddy, applies the desired config if one is set, and
+   * keeps watching. Never throws for Caddy's own failures: they show in
+   * `status()` while the watch keeps retrying.
+   */
+  async start(): Promise<IngressStatus> {
+    if (!this.watching) {
+      this.watching = true;
+      this.state = "starting";
+      await mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
+      await this.serialized(() => this.tick());
+      this.schedule();
+    }
+    return this.status();
+  }
+
+  /**
+   * Sets the desired config and loads it now when Caddy is up (later, when
+   * it comes up, otherwise). Resolves `unchanged` when Caddy runs it already;
+   * throws Caddy's refusal as a TownError (the previous config keeps serving).
+   */
+  async apply(compiled: CompiledIngress): Promise<"unchanged" | "loaded" | "pending"> {
+    const admin = (compiled.config["admin"] as { listen?: unknown } | undefined)?.listen;
+    if (admin !== this.admin.address)
+      throw new TownError(
+        "invalid_argument",
+        `ingress: the config's admin address ${String(admin)} is not the supervisor's ${this.admin.address}`,
+      );
+    return this.serialized(async () => {
+      if (this.desired?.hash !== compiled.hash) this.refusedHash = undefined;
+      this.desired = compiled;
+      if (this.state !== "running" && this.state !== "adopted") return "pending";
+      return this.load(compiled);
+    });
+  }
+
+  status(): IngressStatus {
+    const desiredHash = this.desired?.hash ?? null;
+    const appliedHash = this.driver.appliedHash ?? null;
+    return {
+      state: this.state,
+      pid: this.pid,
+      adminAddress: this.admin.address,
+      httpsPort: this.desired?.httpsPort ?? null,
+      httpPort: this.desired?.httpPort ?? null,
+      configCurrent: desiredHash !== null && desiredHash === appliedHash,
+      desiredHash,
+      appliedHash,
+      restarts: this.restarts,
+      lastError: this.lastError,
+    };
+  }
+
+  /** The local CA's root certificate (PEM), for `/tls/ca.crt`. */
+  rootCertificate(): Promise<string> {
+    return this.driver.rootCertificate();
+  }
+
+  /** Stops watching; Caddy keeps running (what the daemon does when it exits). */
+  close(): void {
+    this.watching = false;
+    this.state = "stopped";
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Tests only: stops watching and stops Caddy, waiting until its process is gone. */
+  async stop(): Promise<void> {
+    this.close();
+    await this.queue;
+    const pid = this.pid ?? (await this.readPidFile());
+    try {
+      await this.admin.stop();
+    } catch {
+      // Not answering: the signal below ends it.
+    }
+    if (pid !== null) {
+      const deadline = Date.now() + 5_000;
+      while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+      if (isAlive(pid)) killGroup(pid, "SIGKILL");
+    }
+    this.pid = null;
+  }
+
+  private serialized<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(step, step);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private schedule(): void {
+    if (!this.watching) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.serialized(() => this.tick()).finally(() => {
+        this.schedule();
+      });
+    }, this.pollIntervalMs);
+    // The daemon's server keeps the process alive; the watch alone must not.
+    this.timer.unref();
+  }
+
+  /** One level-based pass: is Caddy up, does it run the desired config? */
+  private async tick(): Promise<void> {
+    if (!this.watching) return;
+    let answering = true;
+    try {
+      await this.driver.observe();
+    } catch {
+      answering = false;
+    }
+    if (answering) {
+      this.missedPolls = 0;
+      if (this.state !== "running" && this.state !== "adopted") {
+        // Up without a start of ours (at boot, or started by someone else meanwhile): adopted.
+        this.state = "adopted";
+        this.lastError = null;
+        this.pid = await this.readPidFile();
+        this.log.info(`ingress: adopted the running Caddy (pid ${String(this.pid)})`);
+      }
+      await this.converge();
+      return;
+    }
+    if (this.pid !== null && isAlive(this.pid) && this.state !== "starting") {
+      this.missedPolls += 1;
+      if (this.missedPolls < HUNG_AFTER_POLLS) return;
+      this.log.warn(`ingress: Caddy (pid ${this.pid}) stopped answering; killing it`);
+      killGroup(this.pid, "SIGKILL");
+    }
+    await this.restart();
+  }
+
+  private async converge(): Promise<void> {
+    const desired = this.desired;
+    if (!desired || desired.hash === this.driver.appliedHash || desired.hash === this.refusedHash)
+      return;
+    try {
+      await this.load(desired);
+    } catch {
+      // Kept in lastError and status; the daemon sees it there.
+    }
+  }
+
+  private async load(compiled: CompiledIngress): Promise<"unchanged" | "loaded"> {
+    try {
+      const result = await this.driver.apply(compiled);
+      // Caddy runs the desired config: an earlier refusal is history.
+      this.refusedHash = undefined;
+      this.lastError = null;
+      if (result === "loaded") {
+        await this.writeConfigFile(compiled.config);
+        this.log.info(`ingress: Caddy loaded config ${compiled.hash.slice(0, 12)}`);
+      }
+      return result;
+    } catch (error) {
+      const failure = error instanceof TownError ? error : new TownError("io", String(error));
+      if (failure.code !== "unavailable") this.refusedHash = compiled.hash;
+      this.recordError(failure);
+      throw failure;
+    }
+  }
+
+  /** Starts a new Caddy once the backoff allows, and waits until it answers. */
+  private async restart(): Promise<void> {
+    const now = this.clock();
+    if (this.state !== "starting" && this.state !== "restarting" && this.state !== "failed") {
+      // It was up and is gone: a crash.
+      this.restarts += 1;
+      if (now - this.startedAt < STABLE_AFTER_MS) this.failedStarts += 1;
+      else this.failedStarts = 0;
+      this.nextStartAt = now + this.backoff();
+      this.state = this.failedStarts >= FAILED_AFTER_ATTEMPTS ? "failed" : "restarting";
+      this.log.warn(`ingress: Caddy is down; restarting (restart ${this.restarts})`);
+    }
+    if (now < this.nextStartAt) return;
+    this.driver.appliedHash = undefined;
+    this.refusedHash = undefined;
+    try {
+      await this.spawnCaddy();
+      this.lastSpawnFailed = false;
+      this.startedAt = this.clock();
+      this.state = "running";
+      this.lastError = null;
+      await this.driver.observe();
+      await this.converge();
+    } catch (error) {
+      this.lastSpawnFailed = true;
+      this.failedStarts += 1;
+      this.nextStartAt = this.clock() + this.backoff();
+      this.state = this.failedStarts >= FAILED_AFTER_ATTEMPTS ? "failed" : "restarting";
+      this.recordError(
+        error instanceof TownError ? error : new TownError("io", String(error), { cause: error }),
+      );
+    }
+  }
+
+  private backoff(): number {
+    return Math.min(
+      this.backoffMaxMs,
+      this.backoffInitialMs * 2 ** Math.max(0, this.failedStarts - 1),
+    );
+  }
+
+  private async spawnCaddy(): Promise<void> {
+    const { dir, configFile, logFile, pidFile, storageDir } = this.paths;
+    // After a failed start, the admin endpoint alone: it starts, and /load says what is wrong.
+    const config =
+      this.lastSpawnFailed || this.driver.lastAccepted === undefined
+        ? bootstrapConfig(this.admin.address, storageDir)
+        : this.driver.lastAccepted;
+    await this.writeConfigFile(config);
+    const logFd = openSync(logFile, "a", 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn(this.caddyPath, ["run", "--config", configFile, "--pidfile", pidFile], {
+        // Its own process group: signals to the daemon's group do not reach it.
+        detached: true,
+        stdio: ["ignore", logFd, logFd],
+        cwd: dir,
+        env: {
+          PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+          HOME: dir,
+          XDG_DATA_HOME: join(dir, "xdg-data"),
+          XDG_CONFIG_HOME: join(dir, "xdg-config"),
+        },
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    child.unref();
+    let exited: string | undefined;
+    child.once("error", (error) => {
+      exited = error.message;
+    });
+    child.once("exit", (code, signal) => {
+      exited = `exited with ${signal ?? `code ${String(code)}`}`;
+      // Look at once instead of at the next poll.
+      if (this.watching && this.state !== "starting") {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        void this.serialized(() => this.tick()).finally(() => {
+          this.schedule();
+        });
+      }
+    });
+    this.pid = child.pid ?? null;
+    this.log.info(`ingress: started Caddy (pid ${String(this.pid)})`);
+    const deadline = this.clock() + this.startTimeoutMs;
+    for (;;) {
+      if (exited !== undefined) {
+        throw new TownError(
+          "unavailable",
+          `caddy: ${this.caddyPath} ${exited} before answering: ${await this.logTail()}`,
+        );
+      }
+      try {
+        await this.admin.config();
+        return;
+      } catch {
+        // Not listening yet.
+      }
+      if (this.clock() > deadline) {
+        if (this.pid !== null) killGroup(this.pid, "SIGKILL");
+        throw new TownError(
+          "unavailable",
+          `caddy: no answer on ${this.admin.address} within ${this.startTimeoutMs} ms: ${await this.logTail()}`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  private async writeConfigFile(config: unknown): Promise<void> {
+    const temporary = `${this.paths.configFile}.tmp`;
+    await writeFile(temporary, JSON.stringify(config), { mode: 0o600 });
+    await rename(temporary, this.paths.configFile);
+  }
+
+  /** The pid Caddy wrote, if that process is still a Caddy. */
+  private async readPidFile(): Promise<number | null> {
+    try {
+      const pid = Number((await readFile(this.paths.pidFile, "utf8")).trim());
+      if (!Number.isInteger(pid) || pid <= 0) return null;
+      const command = await readFile(`/proc/${pid}/cmdline`, "utf8");
+      return command.split("\0").some((part) => part.endsWith("caddy")) ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async logTail(): Promise<string> {
+    try {
+      const file = await open(this.paths.logFile, "r");
+      try {
+        const { size } = await file.stat();
+        const start = Math.max(0, size - LOG_TAIL_BYTES);
+        const buffer = Buffer.alloc(size - start);
+        await file.read(buffer, 0, buffer.length, start);
+        const lines = buffer.toString("utf8").trim().split("\n");
+        return lines.slice(-3).join(" | ");
+      } finally {
+        await file.close();
+      }
+    } catch {
+      return "(no log)";
+    }
+  }
+
+  private recordError(error: TownError): void {
+    this.lastError = { code: error.code, message: error.message, at: this.clock() };
+    this.log.warn(`ingress: ${error.message}`);
+  }
+}
+
+/** Alive and not a zombie (an adopted Caddy's zombie may never be reaped in a container). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
