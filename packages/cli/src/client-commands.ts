@@ -1,9 +1,17 @@
 import type { Command } from "commander";
-import { ApiError, TownClient, type AppView, type Page } from "@townos/client";
+import {
+  ApiError,
+  TownClient,
+  type AppInstallPreview,
+  type AppProgress,
+  type AppView,
+  type Page,
+} from "@townos/client";
 import { collect, parseAnswers } from "./answers.js";
 import { forgetToken, readToken, saveToken } from "./credentials.js";
 import type { Io } from "./program.js";
 import { UsageError } from "./usage.js";
+import { formatBytes } from "./volume-commands.js";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:5309";
 
@@ -15,13 +23,17 @@ interface JsonFlag {
   json?: boolean;
 }
 
+/** A client for the daemon `--server` (or TOWN_SERVER) names, with the saved session token. */
+export async function connect(program: Command, io: Io): Promise<TownClient> {
+  return new TownClient({
+    baseUrl: program.opts<GlobalFlags>().server ?? io.env["TOWN_SERVER"] ?? DEFAULT_SERVER,
+    token: await readToken(io.env),
+  });
+}
+
 /** The commands that talk to a running daemon. */
 export function registerClientCommands(program: Command, io: Io): void {
-  const client = async (): Promise<TownClient> =>
-    new TownClient({
-      baseUrl: program.opts<GlobalFlags>().server ?? io.env["TOWN_SERVER"] ?? DEFAULT_SERVER,
-      token: await readToken(io.env),
-    });
+  const client = (): Promise<TownClient> => connect(program, io);
   const print = (text: string): void => {
     io.stdout(text.endsWith("\n") ? text : `${text}\n`);
   };
@@ -63,6 +75,8 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--password <password>")
     .action(async (flags: { username?: string; password?: string }) => {
       const api = await client();
+      // A token saved before the daemon restarted is no longer valid: signing in must not send it.
+      api.token = undefined;
       const signedIn = await api.login({
         username: await need(flags.username, "Username: "),
         password: await need(flags.password, "Password: ", true),
@@ -327,30 +341,112 @@ export function registerClientCommands(program: Command, io: Io): void {
       );
     });
 
+  /** Progress lines of a change on stderr, so stdout stays the result (and --json stays JSON). */
+  const showProgress = (progress: AppProgress): void => {
+    if (progress.state === "started" && progress.detail === undefined)
+      io.stderr(`… ${progress.step}\n`);
+    else if (progress.detail !== undefined) io.stderr(`  ${progress.detail}\n`);
+  };
+  const finish = (result: { app: AppView; settled: boolean }, flags: JsonFlag): void => {
+    if (flags.json) {
+      json(result.app);
+      return;
+    }
+    const lines = appLines(result.app);
+    if (!result.settled) lines.push("  (still converging: see `town app info`)");
+    print(lines.join("\n"));
+  };
+
   app
     .command("install")
-    .description("install a package and wait for it to run")
+    .description("install a package and wait for it to run, showing each step")
     .argument("<package>", "REPO/NAME[@VERSION]")
     .option("--set <answer>", "QUESTION=VALUE (repeatable)", collect, [])
+    .option("--preview", "show what the install would do, and change nothing")
+    .option("--no-reuse", "make new volumes instead of taking back ones an uninstall kept")
+    .option("--import-from <version>", "take back the volumes kept from this version")
+    .option("--json")
+    .action(
+      async (
+        spec: string,
+        flags: JsonFlag & { set: string[]; preview?: boolean; reuse: boolean; importFrom?: string },
+      ) => {
+        const { repo, name, version } = packageSpec(spec);
+        const api = await client();
+        // Questions start from their defaults, then the answers given last time, as in the install form.
+        const chosen = version ?? (await api.package(repo, name)).latestVersion;
+        if (chosen === null) throw usage(`${repo}/${name} has no valid version to install`);
+        const { questions } = await api.packageVersion(repo, name, chosen);
+        const last = await api.lastAnswers(repo, name).catch((error: unknown) => {
+          if (error instanceof ApiError && error.problem.code === "not_found") return undefined;
+          throw error;
+        });
+        const known = new Set(questions.map((q) => q.name));
+        const answers = {
+          ...Object.fromEntries(questions.map((q) => [q.name, q.default ?? ""])),
+          ...Object.fromEntries(
+            Object.entries(last?.answers ?? {}).filter(([question]) => known.has(question)),
+          ),
+          ...parseAnswers(flags.set),
+        };
+        const request = {
+          repo,
+          name,
+          version: chosen,
+          answers,
+          reuseVolumes: flags.reuse,
+          ...(flags.importFrom === undefined ? {} : { importFromVersion: flags.importFrom }),
+        };
+        if (flags.preview) {
+          const preview = await api.previewInstall(request);
+          if (flags.json) json(preview);
+          else print(previewLines(preview).join("\n"));
+          return;
+        }
+        finish(await api.changeApp({ action: "install", request }, showProgress), flags);
+      },
+    );
+  app
+    .command("upgrade")
+    .description("upgrade an app (default: to the latest version), keeping its data and answers")
+    .argument("<app>", "REPO/NAME[@VERSION]")
+    .option("--set <answer>", "change an answer: QUESTION=VALUE (repeatable)", collect, [])
     .option("--json")
     .action(async (spec: string, flags: JsonFlag & { set: string[] }) => {
       const { repo, name, version } = packageSpec(spec);
-      const api = await client();
-      // Questions start from their defaults, as in the install form; --set answers them.
-      const chosen = version ?? (await api.package(repo, name)).latestVersion;
-      if (chosen === null) throw usage(`${repo}/${name} has no valid version to install`);
-      const { questions } = await api.packageVersion(repo, name, chosen);
-      const answers = {
-        ...Object.fromEntries(questions.map((q) => [q.name, q.default ?? ""])),
-        ...parseAnswers(flags.set),
-      };
-      const view = await api.installApp({ repo, name, version: chosen, answers });
-      if (flags.json) {
-        json(view);
-        return;
-      }
-      print(appLines(view).join("\n"));
+      const answers = parseAnswers(flags.set);
+      const result = await (
+        await client()
+      ).changeApp(
+        {
+          action: "upgrade",
+          repo,
+          name,
+          ...(version === undefined ? {} : { version }),
+          ...(Object.keys(answers).length === 0 ? {} : { answers }),
+        },
+        showProgress,
+      );
+      finish(result, flags);
     });
+  for (const [action, description] of [
+    ["start", "start an app and its dependencies"],
+    ["stop", "stop an app and its dependencies (it stays stopped until started)"],
+    ["restart", "stop and start an app's containers"],
+    ["enable", "keep an app running, also after the box starts"],
+    ["disable", "stop an app and keep it stopped, also after the box starts"],
+  ] as const) {
+    app
+      .command(action)
+      .description(description)
+      .argument("<app>", "REPO/NAME")
+      .option("--json")
+      .action(async (spec: string, flags: JsonFlag) => {
+        const { repo, name, version } = packageSpec(spec);
+        if (version !== undefined) throw usage(`give the app as REPO/NAME, without a version`);
+        finish(await (await client()).changeApp({ action, repo, name }, showProgress), flags);
+      });
+  }
   app
     .command("ls")
     .description("installed apps")
@@ -476,14 +572,26 @@ export function registerClientCommands(program: Command, io: Io): void {
 }
 
 /** `REPO/NAME[@VERSION]`. */
-function packageSpec(spec: string): { repo: string; name: string; version: string | undefined } {
+export function packageSpec(spec: string): {
+  repo: string;
+  name: string;
+  version: string | undefined;
+} {
   const match = /^([^/@]+)\/([^/@]+)(?:@(.+))?$/.exec(spec);
   if (!match?.[1] || !match[2]) throw usage(`"${spec}" is not REPO/NAME[@VERSION]`);
   return { repo: match[1], name: match[2], version: match[3] };
 }
 
 function appLines(view: AppView): string[] {
-  const lines = [`${view.repo}/${view.name} ${view.version}${view.enabled ? "" : " (disabled)"}`];
+  const state = [
+    view.enabled ? "" : "disabled",
+    view.running ? "" : "stopped",
+    view.held ? "held for a volume upload" : "",
+    view.postUpdatePending ? "post_update pending" : "",
+  ].filter((part) => part !== "");
+  const lines = [
+    `${view.repo}/${view.name} ${view.version}${state.length > 0 ? ` (${state.join(", ")})` : ""}`,
+  ];
   for (const p of view.ports) {
     const role = p.name === null ? "" : ` ${p.name}`;
     lines.push(
@@ -497,8 +605,36 @@ function appLines(view: AppView): string[] {
   return lines;
 }
 
+function previewLines(preview: AppInstallPreview): string[] {
+  const lines = [`${preview.repo}/${preview.name} ${preview.version} (${preview.runtime})`];
+  for (const image of preview.images) lines.push(`  image ${image}`);
+  for (const v of preview.volumes) {
+    const size = v.quota === null ? "no quota" : formatBytes(v.quota);
+    lines.push(
+      `  volume ${v.instance}/${v.name} at ${v.mountpoint}, ${size}: ${v.action === "reuse" ? `taken back from ${v.from ?? "?"}` : "new"}`,
+    );
+  }
+  for (const p of preview.ports) {
+    lines.push(
+      `  port ${p.name ?? ""} ${String(p.host ?? "ingress")} → ${String(p.container)} (${p.exposure})`,
+    );
+  }
+  const { disk } = preview;
+  const free = disk.freeBytes === null ? "unknown" : formatBytes(disk.freeBytes);
+  lines.push(
+    `  disk: up to ${formatBytes(disk.quotaBytes)} in quotas${disk.unboundedVolumes > 0 ? ` and ${disk.unboundedVolumes} volume(s) without one` : ""}; ${free} free${disk.quotasEnforced ? "" : " (quotas are not enforced on this storage)"}${disk.fits ? "" : " — NOT ENOUGH SPACE"}`,
+  );
+  if (preview.questionsToAnswer.length > 0) {
+    lines.push(`  needs answers: ${preview.questionsToAnswer.join(", ")}`);
+  }
+  for (const problem of preview.problems) {
+    lines.push(`  problem: ${problem.field ? `${problem.field}: ` : ""}${problem.message}`);
+  }
+  return lines;
+}
+
 /** Reads every page of a listing. */
-async function allPages<T>(
+export async function allPages<T>(
   fetchPage: (query: { offset: number; limit: number }) => Promise<Page<T>>,
 ): Promise<T[]> {
   const items: T[] = [];
@@ -510,7 +646,7 @@ async function allPages<T>(
   }
 }
 
-function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][]): string {
   const widths = header.map((title, i) =>
     Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)),
   );
@@ -522,7 +658,7 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-function parseWhole(text: string, name: string): number {
+export function parseWhole(text: string, name: string): number {
   if (!/^[0-9]{1,9}$/.test(text)) throw usage(`${name} must be a whole number`);
   return Number(text);
 }

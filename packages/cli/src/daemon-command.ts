@@ -26,6 +26,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_LOG_LEVEL               trace, debug, info (default), warn, error",
         "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
         "  TOWN_STORAGE_LOOP_BYTES      size of a btrfs loop file for volumes when the data dir is not btrfs",
+        "  TOWN_PODMAN_SOCKET           Podman's API socket (default /run/podman/podman.sock; started if silent)",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -40,7 +41,12 @@ export function registerDaemonCommand(program: Command, io: Io): void {
           .split(",")
           .filter((name) => name.trim() !== ""),
         version: packageVersion(),
-        apps: loopBytes(io.env["TOWN_STORAGE_LOOP_BYTES"]),
+        apps: {
+          ...loopBytes(io.env["TOWN_STORAGE_LOOP_BYTES"]),
+          ...(io.env["TOWN_PODMAN_SOCKET"]
+            ? { podman: { socketPath: io.env["TOWN_PODMAN_SOCKET"] } }
+            : {}),
+        },
       });
       await daemon.booted;
       await new Promise<void>((resolve) => {

@@ -3,9 +3,11 @@ import { ApiError } from "@townos/client";
 import { isTownError } from "@townos/format";
 import { registerClientCommands } from "./client-commands.js";
 import { registerDaemonCommand } from "./daemon-command.js";
+import { registerLogCommands } from "./log-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
 import { ask } from "./prompt.js";
 import { UsageError } from "./usage.js";
+import { registerVolumeCommands } from "./volume-commands.js";
 
 /** Where a command reads and writes; tests capture it instead of the real streams. */
 export interface Io {
@@ -42,6 +44,10 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
   });
   registerDaemonCommand(program, io);
   registerClientCommands(program, io);
+  registerLogCommands(program, io);
+  registerVolumeCommands(program, io, (code) => {
+    exitCode = code;
+  });
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {

@@ -8,35 +8,57 @@
 
 import type { Issue } from "@townos/format";
 import type {
+  AppHealth,
+  AppInstallPreview,
+  AppProgress,
   AppView,
   AuditEntry,
+  ContainerHealth,
   InstallPreview,
   InstallRequest,
+  LogEntry,
+  LogEvent,
+  LogPage,
   Page,
   PageQuery,
   PackageDetail,
   PackageSummary,
   Problem,
   SettingView as Setting,
+  SnapshotView,
+  StorageView,
   UpgradeOffer as Offer,
+  UploadResult,
   VersionDetail,
   VersionSummary,
+  VolumeView,
 } from "@townos/daemon";
 
 export type {
+  AppHealth,
+  AppInstallPreview,
+  AppProgress,
   AppView,
   AuditEntry,
+  ContainerHealth,
   InstallPreview,
   InstallRequest,
   Issue,
+  LogEntry,
+  LogEvent,
+  LogPage,
   Page,
   PageQuery,
   PackageDetail,
   PackageSummary,
   Problem,
   Setting,
+  SnapshotView,
+  StorageView,
+  UploadResult,
   VersionDetail,
   VersionSummary,
+  VolumeView,
 };
 
 /** An upgrade offer as listed: with whether somebody dismissed it. */
@@ -99,7 +121,17 @@ export interface Repository {
   };
 }
 
-type Query = Record<string, string | number | boolean | undefined>;
+type Query = Record<string, string | number | boolean | readonly string[] | undefined>;
+
+/** An upload's body: a web stream, or any async iterable of bytes (a Node Readable is one). */
+export type UploadBody = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+function isStream(body: object): boolean {
+  return (
+    (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) ||
+    Symbol.asyncIterator in body
+  );
+}
 
 export interface ClientOptions {
   /** e.g. `http://127.0.0.1:5309`; empty for the page's own origin (the dashboard). */
@@ -125,24 +157,55 @@ export class TownClient {
     path: string,
     options: { body?: unknown; query?: Query } = {},
   ): Promise<T> {
+    const response = await this.send(method, path, {
+      ...(options.query ? { query: options.query } : {}),
+      ...(options.body !== undefined
+        ? { body: JSON.stringify(options.body), contentType: "application/json" }
+        : {}),
+    });
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    return (text === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** The HTTP exchange under every call: the response when it is a success, else ApiError. */
+  private async send(
+    method: string,
+    path: string,
+    options: {
+      query?: Query;
+      body?: string | UploadBody | Blob;
+      contentType?: string;
+      accept?: string;
+    },
+  ): Promise<Response> {
     // An empty base URL means "this page's origin" (the dashboard runs in a browser).
     const origin = (globalThis as { location?: { href: string } }).location?.href;
     const url = new URL(`${this.baseUrl}/api/v1${path}`, this.baseUrl === "" ? origin : undefined);
     for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
+      for (const item of Array.isArray(value) ? value : [value]) {
+        if (item !== undefined) url.searchParams.append(key, String(item));
+      }
     }
     const headers: Record<string, string> = {
-      accept: "application/json, application/problem+json",
+      accept: options.accept ?? "application/json, application/problem+json",
     };
     if (this.token) headers["authorization"] = `Bearer ${this.token}`;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
+    if (options.contentType !== undefined) headers["content-type"] = options.contentType;
+    // A streamed body needs `duplex: "half"` (fetch's rule); DOM typings know neither it nor async iterables.
+    const init: RequestInit & { duplex?: "half" } = {
+      method,
+      headers,
+      ...(options.body !== undefined
+        ? { body: options.body as NonNullable<RequestInit["body"]> }
+        : {}),
+      ...(options.body !== undefined && typeof options.body === "object" && isStream(options.body)
+        ? { duplex: "half" as const }
+        : {}),
+    };
     let response: Response;
     try {
-      response = await this.fetchImpl(url, {
-        method,
-        headers,
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-      });
+      response = await this.fetchImpl(url, init);
     } catch (error) {
       throw new ApiError({
         type: "urn:town-os:problem:unreachable",
@@ -152,21 +215,22 @@ export class TownClient {
         code: "unreachable",
       });
     }
-    if (response.status === 204) return undefined as T;
+    if (response.ok) return response;
     const text = await response.text();
-    const body: unknown = text === "" ? undefined : JSON.parse(text);
-    if (!response.ok) {
-      const problem = body as Partial<Problem> | undefined;
-      throw new ApiError({
-        type: problem?.type ?? "about:blank",
-        title: problem?.title ?? response.statusText,
-        status: response.status,
-        detail: problem?.detail ?? text,
-        code: problem?.code ?? "unknown",
-        ...(problem?.issues ? { issues: problem.issues } : {}),
-      });
+    let problem: Partial<Problem> | undefined;
+    try {
+      problem = text === "" ? undefined : (JSON.parse(text) as Partial<Problem>);
+    } catch {
+      problem = undefined;
     }
-    return body as T;
+    throw new ApiError({
+      type: problem?.type ?? "about:blank",
+      title: problem?.title ?? response.statusText,
+      status: response.status,
+      detail: problem?.detail ?? text,
+      code: problem?.code ?? "unknown",
+      ...(problem?.issues ? { issues: problem.issues } : {}),
+    });
   }
 
   status(): Promise<Status> {
@@ -307,10 +371,235 @@ export class TownClient {
     return this.request("POST", "/apps", { body: request });
   }
 
+  /** What installing with these answers would do; nothing is changed. */
+  previewInstall(request: InstallRequest): Promise<AppInstallPreview> {
+    return this.request("POST", "/apps/preview", { body: request });
+  }
+
+  /** The answers last given for a package, to offer again; `not_found` when never installed. */
+  lastAnswers(
+    repo: string,
+    name: string,
+  ): Promise<{ version: string; answers: Record<string, string> }> {
+    return this.request("GET", `${appPath(repo, name)}/answers`);
+  }
+
+  /**
+   * Installs, upgrades, starts, stops, restarts, enables or disables an app,
+   * calling `onProgress` with each step as the daemon reports it; resolves
+   * with the app once its reconcile finished (`settled`) or after about a
+   * minute (the change goes on).
+   */
+  async changeApp(
+    change:
+      | { action: "install"; request: InstallRequest }
+      | {
+          action: "upgrade";
+          repo: string;
+          name: string;
+          version?: string;
+          answers?: Record<string, string>;
+        }
+      | { action: "start" | "stop" | "restart" | "enable" | "disable"; repo: string; name: string },
+    onProgress: (progress: AppProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const { path, body } =
+      change.action === "install"
+        ? { path: "/apps", body: change.request }
+        : change.action === "upgrade"
+          ? {
+              path: `${appPath(change.repo, change.name)}/upgrade`,
+              body: {
+                ...(change.version === undefined ? {} : { version: change.version }),
+                ...(change.answers === undefined ? {} : { answers: change.answers }),
+              },
+            }
+          : { path: `${appPath(change.repo, change.name)}/${change.action}`, body: undefined };
+    const response = await this.send("POST", path, {
+      accept: "text/event-stream",
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), contentType: "application/json" }),
+    });
+    for await (const event of readEvents<ChangeEvent>(response, signal)) {
+      if (event.type === "progress") onProgress(event.progress);
+      else return { app: event.app, settled: event.settled };
+    }
+    throw new ApiError({
+      type: "about:blank",
+      title: "Unavailable",
+      status: 503,
+      code: "unavailable",
+      detail: "the daemon ended the progress stream before the result",
+    });
+  }
+
   /** Uninstalls an app; its volumes are moved aside, or deleted with `purge`. */
   uninstallApp(repo: string, name: string, options: { purge?: boolean } = {}): Promise<void> {
     return this.request("DELETE", `/apps/${encodeURIComponent(repo)}/${encodeURIComponent(name)}`, {
       query: { purge: options.purge === true ? true : undefined },
     });
   }
+  /** A page of an app's logs (all its containers, or one `instance`), newest last. */
+  appLogs(
+    repo: string,
+    name: string,
+    query: { instance?: string; search?: string; before?: string; limit?: number } = {},
+  ): Promise<LogPage> {
+    return this.request("GET", `${appPath(repo, name)}/logs`, { query: { ...query } });
+  }
+
+  /**
+   * Follows an app's logs live (server-sent events): the last `tail` lines,
+   * then new ones, until `signal` aborts (the iteration then ends quietly)
+   * or the daemon ends the stream. A failure on the way arrives as ApiError.
+   */
+  async *followAppLogs(
+    repo: string,
+    name: string,
+    query: { instance?: string; search?: string; tail?: number },
+    signal: AbortSignal,
+  ): AsyncGenerator<LogEvent> {
+    const response = await this.send("GET", `${appPath(repo, name)}/logs/stream`, {
+      query: { ...query },
+    });
+    yield* readEvents<LogEvent>(response, signal);
+  }
+
+  /** State, exit code, restarts and healthcheck of each of an app's containers. */
+  appHealth(repo: string, name: string): Promise<AppHealth> {
+    return this.request("GET", `${appPath(repo, name)}/health`);
+  }
+
+  /** How volumes are stored and what that enforces (quotas, snapshots). */
+  storage(): Promise<StorageView> {
+    return this.request("GET", "/storage");
+  }
+
+  volumes(query: PageQuery = {}): Promise<Page<VolumeView>> {
+    return this.request("GET", "/volumes", { query: { ...query } });
+  }
+
+  volume(name: string): Promise<VolumeView> {
+    return this.request("GET", `/volumes/${encodeURIComponent(name)}`);
+  }
+
+  /** Makes the user volume `user.<name>`; `quota` in bytes or like "10gb" (default: the setting). */
+  createVolume(input: { name: string; quota?: number | string }): Promise<VolumeView> {
+    return this.request("POST", "/volumes", { body: input });
+  }
+
+  removeVolume(name: string): Promise<void> {
+    return this.request("DELETE", `/volumes/${encodeURIComponent(name)}`);
+  }
+
+  /** Sets a quota (bytes or like "10gb"), or lifts it with null. */
+  setVolumeQuota(name: string, quota: number | string | null): Promise<VolumeView> {
+    return this.request("PUT", `/volumes/${encodeURIComponent(name)}/quota`, { body: { quota } });
+  }
+
+  volumeSnapshots(name: string): Promise<SnapshotView[]> {
+    return this.request("GET", `/volumes/${encodeURIComponent(name)}/snapshots`);
+  }
+
+  /** Takes a snapshot; its name defaults to the time. */
+  snapshotVolume(name: string, snapshot?: string): Promise<SnapshotView> {
+    return this.request("POST", `/volumes/${encodeURIComponent(name)}/snapshots`, {
+      body: snapshot === undefined ? {} : { name: snapshot },
+    });
+  }
+
+  removeVolumeSnapshot(name: string, snapshot: string): Promise<void> {
+    return this.request(
+      "DELETE",
+      `/volumes/${encodeURIComponent(name)}/snapshots/${encodeURIComponent(snapshot)}`,
+    );
+  }
+
+  /**
+   * Uploads an archive (tar, tar.gz, tar.xz, tar.bz2, zip) into a volume,
+   * streamed. Entries that would escape the volume are refused and listed
+   * in the result.
+   */
+  async uploadVolumeArchive(name: string, body: UploadBody | Blob): Promise<UploadResult> {
+    const response = await this.send("PUT", `/volumes/${encodeURIComponent(name)}/archive`, {
+      body,
+      contentType: "application/octet-stream",
+    });
+    return (await response.json()) as UploadResult;
+  }
+
+  /** A volume, or chosen paths in it, as a tar.gz or tar.xz byte stream. */
+  async downloadVolumeArchive(
+    name: string,
+    options: { format?: "tar.gz" | "tar.xz"; paths?: readonly string[] } = {},
+  ): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.send("GET", `/volumes/${encodeURIComponent(name)}/archive`, {
+      query: { format: options.format, path: options.paths },
+    });
+    if (!response.body) throw new Error("the download has no body");
+    return response.body;
+  }
+}
+
+type ChangeEvent =
+  { type: "progress"; progress: AppProgress } | { type: "done"; settled: boolean; app: AppView };
+
+/**
+ * The events of a server-sent-event response, one JSON object per event,
+ * until the stream ends or `signal` aborts (then quietly). An error event
+ * (`{"type":"error","problem":…}`) is thrown as ApiError.
+ */
+async function* readEvents<T>(response: Response, signal?: AbortSignal): AsyncGenerator<T> {
+  const reader = response.body?.getReader();
+  if (!reader) return;
+  // Cancelling the body closes the connection: the daemon then stops its side.
+  const cancel = (): void => {
+    void reader.cancel().catch(() => undefined);
+  };
+  signal?.addEventListener("abort", cancel, { once: true });
+  if (signal?.aborted) cancel();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  try {
+    for (;;) {
+      const chunk = await reader.read().catch((error: unknown) => {
+        if (signal?.aborted) return { done: true as const, value: undefined };
+        throw error;
+      });
+      if (chunk.done || signal?.aborted) return;
+      buffered += decoder.decode(chunk.value, { stream: true });
+      for (let end = buffered.indexOf("\n\n"); end !== -1; end = buffered.indexOf("\n\n")) {
+        const block = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        // Comment lines (`: heartbeat`) keep the stream open and carry nothing.
+        const data = block
+          .split("\n")
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(5).trimStart())
+          .join("\n");
+        if (data === "") continue;
+        const event = JSON.parse(data) as T | { type: "error"; problem: Problem };
+        if (isErrorEvent(event)) throw new ApiError(event.problem);
+        yield event;
+      }
+    }
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    cancel();
+  }
+}
+
+function isErrorEvent(event: unknown): event is { type: "error"; problem: Problem } {
+  return (
+    typeof event === "object" &&
+    event !== null &&
+    (event as { type?: unknown }).type === "error" &&
+    "problem" in event
+  );
+}
+
+function appPath(repo: string, name: string): string {
+  return `/apps/${encodeURIComponent(repo)}/${encodeURIComponent(name)}`;
 }

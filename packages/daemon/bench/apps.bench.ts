@@ -14,9 +14,9 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
-import { AppReconciler, appNetworkName, LABEL_APP } from "../src/apps/reconciler.js";
+import { appNetworkName, LABEL_APP } from "../src/apps/reconciler.js";
+import { podmanReconciler } from "../src/apps/seeder.js";
 import { Podman } from "../src/runtime/podman.js";
-import { writeTemplates } from "../src/storage/seed.js";
 import { setupStorage } from "../src/storage/setup.js";
 import { createRepo, startGitServer } from "../test/git-server.js";
 import {
@@ -140,17 +140,17 @@ try {
   });
   // The daemon's own periodic pass: every app through its work queue, four at a time.
   const queuedStart = performance.now();
-  services.apps.enqueueAll();
+  await services.apps.resync();
   await services.apps.idle();
   const queued = performance.now() - queuedStart;
 
   const storage = await setupStorage({ dataDir: join(scratch, "data") });
-  const reconciler = new AppReconciler({
-    runtime: counted,
+  const reconciler = podmanReconciler({
+    podman: counted,
     storage: storage.driver,
-    writeTemplates,
     desired: services.installs,
     clock: Date.now,
+    box: services.apps.box,
   });
   const passStart = performance.now();
   let mutations = 0;

@@ -1,10 +1,12 @@
-import { mkdir } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { TownError, type SystemInfo } from "@townos/format";
 import { Apps } from "./apps/apps.js";
-import { AppReconciler } from "./apps/reconciler.js";
+import { AppMonitor } from "./apps/monitor.js";
+import { podmanReconciler } from "./apps/seeder.js";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
 import { LoginThrottle } from "./auth/throttle.js";
@@ -19,9 +21,9 @@ import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { Settings } from "./store/settings.js";
 import { Podman, type PodmanOptions } from "./runtime/podman.js";
-import { writeTemplates } from "./storage/seed.js";
 import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
+import { volumeUsers, Volumes } from "./volumes/volumes.js";
 
 export interface DaemonConfig {
   dataDir: string;
@@ -108,7 +110,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       boot.step = "opening the state database";
       await mkdir(config.dataDir, { recursive: true, mode: 0o750 });
       db = openDatabase(join(config.dataDir, "town.db"));
-      const services = createServices(db, clock, config);
+      const services = createServices(db, clock, config, app.log);
       addDefaultRepository(db, services.repositories, config.defaultRepositoryUrl);
       boot.step = "loading package repositories";
       await services.catalog.loadLocal();
@@ -117,7 +119,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       boot.step = "ready";
       app.log.info({ dataDir: config.dataDir, url }, "Town OS is ready");
       stopBackgroundWork = startBackgroundWork(services, app);
-      stopApps = startApps(services, config, clock, app);
+      stopApps = startApps(db, services, config, clock, app);
     } catch (error) {
       boot.state = "failed";
       boot.error = error instanceof Error ? error.message : String(error);
@@ -141,7 +143,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   };
 }
 
-function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
+function createServices(
+  db: Db,
+  clock: Clock,
+  config: DaemonConfig,
+  log: FastifyInstance["log"],
+): Services {
   const accounts = new Accounts(db, clock);
   const repositories = new Repositories(db, clock);
   const installs = new Installs(db, clock);
@@ -154,6 +161,16 @@ function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
     join(config.dataDir, "repositories"),
     clock,
   );
+  const apps = new Apps({
+    installs,
+    catalog,
+    tld: () => settings.string("dns.tld"),
+    system: systemInfo,
+    box: boxId(db),
+    log: (message, fields) => {
+      log.warn(fields, message);
+    },
+  });
   return {
     accounts,
     sessions: new Sessions(db, accounts, clock),
@@ -163,11 +180,12 @@ function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
     repositories,
     installs,
     catalog,
-    apps: new Apps({
-      installs,
-      catalog,
-      tld: () => settings.string("dns.tld"),
-      system: systemInfo,
+    apps,
+    monitor: new AppMonitor({ installs, clock }),
+    volumes: new Volumes({
+      settings,
+      volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
+      holder: apps,
     }),
     system: systemInfo,
   };
@@ -179,6 +197,7 @@ function createServices(db: Db, clock: Clock, config: DaemonConfig): Services {
  * on and app calls answer `unavailable` with the reason. Returns a stop function.
  */
 function startApps(
+  db: Db,
   services: Services,
   config: DaemonConfig,
   clock: Clock,
@@ -186,6 +205,8 @@ function startApps(
 ): () => Promise<void> {
   if (config.apps === false) {
     services.apps.setUnavailable("running apps is turned off in this daemon's configuration");
+    services.monitor.setUnavailable("running apps is turned off in this daemon's configuration");
+    services.volumes.setUnavailable("storage is turned off in this daemon's configuration");
     return () => Promise.resolve();
   }
   const options = config.apps ?? {};
@@ -199,16 +220,21 @@ function startApps(
         ...(loopBytes === undefined ? {} : { loopFileBytes: loopBytes }),
       });
       app.log.info({ mode: storage.mode, reason: storage.reason }, "storage is set up");
+      services.volumes.attach(storage);
       await podman.ensureService();
+      await startEnabledAfterBoot(db, services.installs);
       if (stopping.signal.aborted) return;
+      services.monitor.attach(podman);
       services.apps.attach({
         runtime: podman,
-        reconciler: new AppReconciler({
-          runtime: podman,
+        storage: storage.driver,
+        reconciler: podmanReconciler({
+          podman,
           storage: storage.driver,
-          writeTemplates,
           desired: services.installs,
           clock,
+          box: services.apps.box,
+          held: (repo, name) => services.apps.isHeld(repo, name),
         }),
         events: (eventOptions) => podman.events(eventOptions),
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
@@ -216,6 +242,9 @@ function startApps(
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       services.apps.setUnavailable(reason);
+      services.monitor.setUnavailable(reason);
+      // Ignored when storage was set up and only the container runtime failed.
+      services.volumes.setUnavailable(reason);
       app.log.warn({ reason }, "apps cannot run");
     }
   })();
@@ -223,6 +252,7 @@ function startApps(
     stopping.abort();
     await started;
     await services.apps.stop();
+    await services.monitor.stop();
     podman.close();
   };
 }
@@ -241,6 +271,38 @@ export function systemInfo(): SystemInfo {
     }
   }
   return { hostname: hostname(), internalIP: lan, externalIP: lan };
+}
+
+/**
+ * When the machine has booted since the daemon last ran, apps a person
+ * stopped but left enabled run again: "enabled" means started with the box.
+ * A daemon restart alone keeps them stopped.
+ */
+async function startEnabledAfterBoot(db: Db, installs: Installs): Promise<void> {
+  let bootId: string;
+  try {
+    bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
+  } catch {
+    return;
+  }
+  const row = sql(db, "SELECT value FROM meta WHERE key = 'boot_id'").get() as
+    { value: string } | undefined;
+  if (row?.value === bootId) return;
+  installs.startEnabled();
+  sql(
+    db,
+    "INSERT INTO meta (key, value) VALUES ('boot_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  ).run(bootId);
+}
+
+/** This install's id, made on its first start: labels its containers as its own. */
+function boxId(db: Db): string {
+  const row = sql(db, "SELECT value FROM meta WHERE key = 'box_id'").get() as
+    { value: string } | undefined;
+  if (row) return row.value;
+  const id = randomBytes(6).toString("hex");
+  sql(db, "INSERT INTO meta (key, value) VALUES ('box_id', ?)").run(id);
+  return id;
 }
 
 /** On the very first start only: a box with no repository cannot install anything. */

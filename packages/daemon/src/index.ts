@@ -19,6 +19,10 @@ export type {
   VersionSummary,
 } from "./catalog/catalog.js";
 export type { InstallPreview } from "./catalog/preview.js";
-export type { AppView, InstallRequest } from "./apps/apps.js";
+export type { AppInstallPreview, AppProgress, AppView, InstallRequest } from "./apps/apps.js";
+export type { LogEntry, LogEvent, LogPage } from "./apps/logs.js";
+export type { ContainerHealth } from "./apps/health.js";
+export type { AppHealth } from "./apps/monitor.js";
 export type { AuditEntry } from "./store/audit.js";
 export type { SettingView } from "./store/settings.js";
+export type { SnapshotView, StorageView, UploadResult, VolumeView } from "./volumes/volumes.js";

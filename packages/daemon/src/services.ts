@@ -1,5 +1,6 @@
 import type { SystemInfo } from "@townos/format";
 import type { Apps } from "./apps/apps.js";
+import type { AppMonitor } from "./apps/monitor.js";
 import type { Accounts } from "./auth/accounts.js";
 import type { Sessions } from "./auth/sessions.js";
 import type { LoginThrottle } from "./auth/throttle.js";
@@ -8,6 +9,7 @@ import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
 import type { Settings } from "./store/settings.js";
+import type { Volumes } from "./volumes/volumes.js";
 
 /** Everything the API works with once the daemon has booted. */
 export interface Services {
@@ -21,6 +23,10 @@ export interface Services {
   catalog: Catalog;
   /** Installed apps; answers `unavailable` while no container runtime is attached. */
   apps: Apps;
+  /** Logs and health of installed apps; answers `unavailable` while no container runtime is attached. */
+  monitor: AppMonitor;
+  /** Volumes, their archives and snapshots; answers `unavailable` until storage is set up. */
+  volumes: Volumes;
   /** The box as packages see it (`@LOCAL_INTERNAL_HOST@`, `.System`), read when needed. */
   system: () => SystemInfo;
 }

@@ -12,10 +12,12 @@ import { redact } from "../store/audit.js";
 import type { Metrics } from "./metrics.js";
 import { asTownError, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { registerAppRoutes } from "./routes/apps.js";
+import { registerAppLogRoutes } from "./routes/app-logs.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerSystemRoutes } from "./routes/system.js";
+import { registerVolumeRoutes } from "./routes/volumes.js";
 
 export const API_PREFIX = "/api/v1";
 export const SESSION_COOKIE = "town_session";
@@ -86,6 +88,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       disableRequestLogging: logger === false || !["trace", "debug"].includes(logger.level),
     }),
     trustProxy: "127.0.0.1",
+    // Volume names reach 255 bytes (uninstalled ones are long): the default of 100 would 404 them.
+    routerOptions: { maxParamLength: 256 },
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -180,6 +184,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAdminRoutes(api, options);
       registerCatalogRoutes(api, options);
       registerAppRoutes(api, options);
+      registerAppLogRoutes(api, options);
+      registerVolumeRoutes(api, options);
     },
     { prefix: API_PREFIX },
   );

@@ -21,9 +21,9 @@ import {
 } from "../../test/runtime/podman-host.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
-import { writeTemplates } from "../storage/seed.js";
 import { setupStorage } from "../storage/setup.js";
-import { appNetworkName, AppReconciler, LABEL_APP } from "./reconciler.js";
+import { appNetworkName, LABEL_APP } from "./reconciler.js";
+import { podmanReconciler } from "./seeder.js";
 
 if (podmanMissing) console.log(`# skipping the apps integration test: ${podmanMissing}`);
 
@@ -199,12 +199,12 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     assert.ok(services);
     await services.apps.idle();
     const storage = await setupStorage({ dataDir: join(scratch, "data") });
-    const reconciler = new AppReconciler({
-      runtime: podman,
+    const reconciler = podmanReconciler({
+      podman: podman,
       storage: storage.driver,
-      writeTemplates,
       desired: services.installs,
       clock: Date.now,
+      box: services.apps.box,
     });
     assert.deepEqual((await reconciler.reconcile(repo, "web")).mutations, []);
 

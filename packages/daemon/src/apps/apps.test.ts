@@ -7,7 +7,7 @@ import { compileExample } from "../../test/runtime/examples.js";
 import { Catalog, type RepositoryFetcher } from "../catalog/catalog.js";
 import { LABEL_SPEC_HASH, type SpecGenerator } from "../runtime/container-spec.js";
 import type { NetworkSpec } from "../runtime/podman.js";
-import type { CreateVolumeOptions } from "../storage/driver.js";
+import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
@@ -18,12 +18,16 @@ import {
   appNetworkName,
   AppReconciler,
   LABEL_APP,
+  LABEL_BOX,
   parseAppKey,
   type AppRuntime,
   type AppStorage,
+  type ReconcileProgress,
+  type VolumeSeeder,
 } from "./reconciler.js";
 
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
+const BOX = "b0x";
 
 // --- fakes: in-memory Podman and storage that count every mutating call ---
 
@@ -35,7 +39,10 @@ class FakeRuntime implements AppRuntime {
   readonly containers = new Map<string, { state: string; spec: SpecGenerator }>();
   readonly networks = new Map<string, NetworkSpec>();
   readonly calls: string[] = [];
+  readonly images = new Set<string>(["localhost/town/busybox:latest"]);
   failCreate: string | undefined;
+  /** Exit code of every exec. */
+  execExitCode = 0;
 
   async listContainers(labels: Readonly<Record<string, string>>) {
     await tick();
@@ -86,11 +93,50 @@ class FakeRuntime implements AppRuntime {
     this.calls.push(`remove network ${name}`);
     return this.networks.delete(name);
   }
+  async imageExists(reference: string) {
+    await tick();
+    return this.images.has(reference);
+  }
+  async pullImage(reference: string, options: { onProgress?: (line: string) => void }) {
+    await tick();
+    this.calls.push(`pull ${reference}`);
+    if (reference.includes("missing")) throw new TownError("not_found", "no such image");
+    options.onProgress?.("Copying blob 1");
+    this.images.add(reference);
+    return { id: "x", images: [reference] };
+  }
+  async exec(name: string, command: readonly string[]) {
+    await tick();
+    this.calls.push(`exec ${name} ${command.join(" ")}`);
+    return { exitCode: this.execExitCode, stdout: "", stderr: "oops", truncated: false };
+  }
 }
 
 class FakeStorage implements AppStorage {
   readonly volumes = new Map<string, CreateVolumeOptions | undefined>();
   readonly calls: string[] = [];
+  readonly root = "/storage";
+  readonly capabilities = { quotas: true };
+  async list() {
+    await tick();
+    return [...this.volumes.keys()].sort().map((name) => ({ name, path: this.path(name) }));
+  }
+  async attributes(name: string) {
+    await tick();
+    const options = this.volumes.get(name);
+    if (!this.volumes.has(name)) return undefined;
+    return { quota: options?.quota ?? null, owner: options?.owner ?? { uid: 0, gid: 0 } };
+  }
+  async setQuota(name: string, quota: number | null) {
+    await tick();
+    this.calls.push(`quota ${name} ${quota ?? "none"}`);
+    this.volumes.set(name, { ...this.volumes.get(name), quota });
+  }
+  async setOwner(name: string, owner: Owner) {
+    await tick();
+    this.calls.push(`owner ${name} ${owner.uid}:${owner.gid}`);
+    this.volumes.set(name, { ...this.volumes.get(name), owner });
+  }
   path(name: string) {
     return `/storage/volumes/${name}`;
   }
@@ -114,6 +160,20 @@ class FakeStorage implements AppStorage {
     this.volumes.set(to, this.volumes.get(from));
     this.volumes.delete(from);
   }
+}
+
+/** Seeds by writing a marker file into `files` when the volume holds none yet. */
+function fakeSeeder(files: Map<string, string>): VolumeSeeder {
+  const seed = async (dir: string, what: string): Promise<boolean> => {
+    await tick();
+    if ([...files.keys()].some((path) => path.startsWith(`${dir}/`))) return false;
+    files.set(`${dir}/seeded`, what);
+    return true;
+  };
+  return {
+    fromGit: (dir, source) => seed(dir, source.url),
+    fromImage: (dir, source) => seed(dir, `${source.image}:${source.directory}`),
+  };
 }
 
 /** A template writer over `files` (path → content) that, like the real one, keeps what is there. */
@@ -161,8 +221,10 @@ describe("AppReconciler", () => {
       runtime,
       storage,
       writeTemplates: fakeTemplateWriter(files),
+      seeder: fakeSeeder(files),
       desired: installs,
       clock: () => NOW,
+      box: BOX,
     });
   });
 
@@ -302,7 +364,10 @@ describe("AppReconciler", () => {
     storage.rename = () => Promise.reject(new TownError("io", "device busy"));
     await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
       assert.equal(error.code, "io");
-      assert.match(error.message, /^uninstall hello: move volume www aside: device busy$/);
+      assert.equal(
+        error.message,
+        "uninstall hello: move volume pkg.default.hello.www to uninstalled.default.hello.www.20261127T120000Z: device busy",
+      );
       return true;
     });
     assert.ok(installs.removal("default", "hello"));
@@ -342,6 +407,146 @@ describe("AppReconciler", () => {
     // Volumes are data: only an explicit uninstall touches them.
     assert.deepEqual([...storage.volumes.keys()], ["pkg.default.hello.www"]);
   });
+
+  it("stops the app before its dependencies, and starts dependencies first", async () => {
+    install(compileExample("guestbook", "1.0", { feedport: "9091" }));
+    await reconciler.reconcile("default", "guestbook");
+    installs.setRunning("default", "guestbook", false);
+    assert.deepEqual((await reconciler.reconcile("default", "guestbook")).mutations, [
+      "stop container town-default-guestbook",
+      "stop container town-default-guestbook-store",
+    ]);
+    installs.setRunning("default", "guestbook", true);
+    assert.deepEqual((await reconciler.reconcile("default", "guestbook")).mutations, [
+      "start container town-default-guestbook-store",
+      "start container town-default-guestbook",
+    ]);
+  });
+
+  it("seeds empty volumes from images and git before the container first starts, never twice", async () => {
+    const plan = compileExample("hello", "1.0");
+    install({
+      ...plan,
+      archives: [{ image: "localhost/town/site:1", directory: "/site", volume: "www" }],
+      gitSources: [{ url: "http://git.invalid/site.git", branch: null, volume: "www" }],
+    });
+    const progress: ReconcileProgress[] = [];
+    const report = await reconciler.reconcile("default", "hello", (p) => progress.push(p));
+    assert.deepEqual(report.mutations.slice(0, 4), [
+      "create network town-default-hello",
+      "create volume pkg.default.hello.www",
+      "seed volume www from localhost/town/site:1:/site",
+      "write template www:index.html",
+    ]);
+    // The git source found the volume full: nothing overwritten.
+    assert.equal(
+      files.get("/storage/volumes/pkg.default.hello.www/seeded"),
+      "localhost/town/site:1:/site",
+    );
+    assert.deepEqual(
+      progress
+        .filter((p) => p.state === "started")
+        .map((p) => p.step)
+        .slice(1, 4),
+      [
+        "create volume pkg.default.hello.www",
+        "seed volume www from localhost/town/site:1:/site",
+        "seed volume www from http://git.invalid/site.git",
+      ],
+    );
+    assert.deepEqual((await reconciler.reconcile("default", "hello")).mutations, []);
+  });
+
+  it("pulls a missing image with progress, and a missing one everywhere fails for good", async () => {
+    const plan = compileExample("hello", "1.0");
+    install({ ...plan, image: "registry.example/web:2" });
+    const details: string[] = [];
+    await reconciler.reconcile("default", "hello", (p) => {
+      if (p.detail) details.push(p.detail);
+    });
+    assert.ok(runtime.calls.includes("pull registry.example/web:2"));
+    assert.deepEqual(details, ["Copying blob 1"]);
+    install({ ...plan, image: "registry.example/missing:1" });
+    await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
+      assert.equal(error.code, "not_found");
+      assert.equal(error.terminal, true);
+      assert.equal(
+        error.message,
+        "install hello: pull image registry.example/missing:1: no such image",
+      );
+      return true;
+    });
+  });
+
+  it("puts back a quota or owner changed by hand", async () => {
+    reconciler = new AppReconciler({
+      runtime,
+      storage,
+      writeTemplates: fakeTemplateWriter(files),
+      seeder: fakeSeeder(files),
+      desired: installs,
+      clock: () => NOW,
+      box: BOX,
+      volumeCheckMs: 0,
+    });
+    install(compileExample("hello", "1.0"));
+    await reconciler.reconcile("default", "hello");
+    assert.deepEqual((await reconciler.reconcile("default", "hello")).mutations, []);
+    storage.volumes.set("pkg.default.hello.www", { quota: 1024 ** 3 });
+    assert.deepEqual((await reconciler.reconcile("default", "hello")).mutations, [
+      `set quota of pkg.default.hello.www`,
+    ]);
+    assert.equal(storage.volumes.get("pkg.default.hello.www")?.quota, 64 * 1024 ** 2);
+  });
+
+  it("runs post_update commands once after an upgrade, and fails the pass when one fails", async () => {
+    const plan = { ...compileExample("hello", "1.0"), postUpdate: ["migrate --all"] };
+    installs.put({
+      repo: "default",
+      name: "hello",
+      version: "1.0",
+      definitionHash: "x",
+      answers: {},
+      enabled: true,
+      plan,
+      postUpdateFor: plan.hash,
+    });
+    runtime.execExitCode = 3;
+    await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
+      assert.equal(error.message, 'install hello: post_update "migrate --all" exited with 3: oops');
+      return true;
+    });
+    runtime.execExitCode = 0;
+    const report = await reconciler.reconcile("default", "hello");
+    assert.deepEqual(report.mutations, ['run post_update "migrate --all"']);
+    assert.ok(runtime.calls.includes("exec town-default-hello /bin/sh -c migrate --all"));
+    assert.equal(installs.get("default", "hello")?.postUpdateFor, null);
+    assert.deepEqual((await reconciler.reconcile("default", "hello")).mutations, []);
+  });
+
+  it("reattaches the uninstalled volumes an install asked for instead of making new ones", async () => {
+    const plan = compileExample("hello", "1.0");
+    install(plan);
+    await reconciler.reconcile("default", "hello");
+    installs.remove("default", "hello", false);
+    await reconciler.reconcile("default", "hello");
+    const aside = "uninstalled.default.hello.www.20261127T120000Z";
+    assert.equal(installs.uninstalledVolumeVersion(aside), "1.0");
+    installs.put({
+      repo: "default",
+      name: "hello",
+      version: "1.1",
+      definitionHash: "x",
+      answers: {},
+      enabled: true,
+      plan,
+      reused: [aside],
+    });
+    const report = await reconciler.reconcile("default", "hello");
+    assert.equal(report.mutations[1], `reattach volume pkg.default.hello.www from ${aside}`);
+    assert.deepEqual([...storage.volumes.keys()], ["pkg.default.hello.www"]);
+    assert.equal(installs.uninstalledVolumeVersion(aside), undefined);
+  });
 });
 
 describe("app keys and names", () => {
@@ -374,7 +579,7 @@ describe("Apps: install and uninstall requests", () => {
     };
     const catalog = new Catalog(db, repositories, installs, fetcher, "/nonexistent", clock);
     await catalog.loadLocal();
-    apps = new Apps({ installs, catalog, tld: () => "home", system: () => testSystem });
+    apps = new Apps({ installs, catalog, tld: () => "home", system: () => testSystem, box: BOX });
     runtime = new FakeRuntime();
     storage = new FakeStorage();
   });
@@ -384,14 +589,19 @@ describe("Apps: install and uninstall requests", () => {
   });
 
   const attach = (): void => {
+    const files = new Map<string, string>();
     apps.attach({
       runtime,
+      storage,
       reconciler: new AppReconciler({
         runtime,
         storage,
-        writeTemplates: fakeTemplateWriter(new Map()),
+        writeTemplates: fakeTemplateWriter(files),
+        seeder: fakeSeeder(files),
         desired: installs,
         clock: () => NOW,
+        box: BOX,
+        held: (repo, name) => apps.isHeld(repo, name),
       }),
     });
   };
@@ -464,7 +674,7 @@ describe("Apps: install and uninstall requests", () => {
     assert.equal(app.lastError, "install hello: create container town-default-hello: disk on fire");
     assert.deepEqual(app.containers, [{ name: "town-default-hello", state: "missing" }]);
     runtime.failCreate = undefined;
-    apps.enqueueAll();
+    await apps.resync();
     await apps.idle();
     assert.equal((await apps.view("default", "hello")).lastError, null);
   });
@@ -484,5 +694,155 @@ describe("Apps: install and uninstall requests", () => {
     assert.deepEqual(runtime.containers.size, 0);
     assert.deepEqual(await apps.list(), []);
     assert.equal(installs.removal("default", "hello"), undefined);
+  });
+
+  it("a first reconcile that fails for good removes what it made and names the step", async () => {
+    attach();
+    runtime.images.clear();
+    const catalogImage = "localhost/town/busybox:latest";
+    runtime.pullImage = (reference) => {
+      runtime.calls.push(`pull ${reference}`);
+      return Promise.reject(new TownError("not_found", "no such image"));
+    };
+    await assert.rejects(
+      apps.install({ repo: "default", name: "hello", answers: {} }),
+      (error: TownError) => {
+        assert.equal(error.code, "not_found");
+        assert.equal(error.message, `install hello: pull image ${catalogImage}: no such image`);
+        return true;
+      },
+    );
+    assert.deepEqual(installs.list(), []);
+    assert.equal(installs.removal("default", "hello"), undefined);
+    assert.equal(storage.volumes.size, 0);
+    assert.equal(runtime.containers.size, 0);
+    assert.equal(runtime.networks.size, 0);
+  });
+
+  it("reinstall takes back the kept volumes, or those of the version asked for, and the preview says so", async () => {
+    attach();
+    await apps.install({ repo: "default", name: "hello", version: "1.0", answers: {} });
+    await apps.uninstall("default", "hello", false);
+    const kept = "uninstalled.default.hello.www.20261127T120000Z";
+    const preview = await apps.preview({ repo: "default", name: "hello", answers: {} });
+    assert.deepEqual(
+      preview.volumes.map((v) => [v.volume, v.action, v.from]),
+      [["pkg.default.hello.www", "reuse", kept]],
+    );
+    assert.equal(preview.disk.quotaBytes, 0);
+    assert.deepEqual(
+      (
+        await apps.preview({
+          repo: "default",
+          name: "hello",
+          answers: {},
+          importFromVersion: "0.9",
+        })
+      ).volumes.map((v) => v.action),
+      ["create"],
+    );
+    const fresh = await apps.preview({
+      repo: "default",
+      name: "hello",
+      answers: {},
+      reuseVolumes: false,
+    });
+    assert.deepEqual(fresh.disk.quotaBytes, 64 * 1024 ** 2);
+    assert.equal(fresh.disk.quotasEnforced, true);
+    await apps.install({ repo: "default", name: "hello", answers: {}, importFromVersion: "1.0" });
+    assert.deepEqual([...storage.volumes.keys()], ["pkg.default.hello.www"]);
+    assert.deepEqual(apps.lastAnswers("default", "hello")?.version, "1.1");
+  });
+
+  it("a preview with bad answers lists the questions and changes nothing", async () => {
+    attach();
+    const preview = await apps.preview({
+      repo: "default",
+      name: "guestbook",
+      answers: { feedport: "no" },
+    });
+    assert.deepEqual(preview.questionsToAnswer, ["feedport"]);
+    assert.deepEqual(runtime.calls, []);
+    assert.deepEqual(storage.calls, []);
+  });
+
+  it("upgrades in place keeping volumes and answers, then runs post_update once", async () => {
+    attach();
+    await apps.install({
+      repo: "default",
+      name: "hello",
+      version: "1.0",
+      answers: { title: "Mine" },
+    });
+    const { app } = await apps.upgrade({ repo: "default", name: "hello" });
+    assert.equal(app.version, "1.1");
+    assert.equal(app.postUpdatePending, false);
+    assert.equal(installs.get("default", "hello")?.answers["title"], "Mine");
+    assert.ok(
+      runtime.calls.includes(
+        "exec town-default-hello /bin/sh -c echo upgraded to 1.1 > /www/upgraded.txt",
+      ),
+    );
+    assert.deepEqual(
+      storage.calls.filter((call) => call.startsWith("create")),
+      ["create pkg.default.hello.www"],
+    );
+    await assert.rejects(
+      apps.upgrade({ repo: "default", name: "hello" }),
+      (error: TownError) => error.code === "conflict",
+    );
+  });
+
+  it("start, stop, enable, disable and restart change the desired state and converge", async () => {
+    attach();
+    await apps.install({ repo: "default", name: "hello", answers: {} });
+    let { app } = await apps.setState("default", "hello", "stop");
+    assert.deepEqual([app.running, app.enabled, app.containers[0]?.state], [false, true, "exited"]);
+    ({ app } = await apps.setState("default", "hello", "start"));
+    assert.equal(app.containers[0]?.state, "running");
+    ({ app } = await apps.setState("default", "hello", "disable"));
+    assert.deepEqual(
+      [app.running, app.enabled, app.containers[0]?.state],
+      [false, false, "exited"],
+    );
+    ({ app } = await apps.setState("default", "hello", "enable"));
+    assert.deepEqual([app.running, app.enabled, app.containers[0]?.state], [true, true, "running"]);
+    runtime.calls.length = 0;
+    ({ app } = await apps.restart("default", "hello"));
+    assert.deepEqual(runtime.calls, ["stop town-default-hello", "start town-default-hello"]);
+    await assert.rejects(
+      apps.setState("default", "nope", "start"),
+      (error: TownError) => error.code === "not_found",
+    );
+  });
+
+  it("holds an app stopped while its volume is worked on, then starts it again", async () => {
+    attach();
+    await apps.install({ repo: "default", name: "hello", answers: {} });
+    const release = await apps.holdVolume("pkg.default.hello.www");
+    let app = await apps.view("default", "hello");
+    assert.deepEqual([app.held, app.containers[0]?.state], [true, "exited"]);
+    await release();
+    app = await apps.view("default", "hello");
+    assert.deepEqual([app.held, app.containers[0]?.state], [false, "running"]);
+    // Not a package volume of an installed app: nothing to hold.
+    await (
+      await apps.holdVolume("user.photos")
+    )();
+  });
+
+  it("a resync removes containers left by an app nobody installed", async () => {
+    attach();
+    await apps.idle();
+    runtime.containers.set("town-default-ghost", {
+      state: "running",
+      spec: {
+        name: "town-default-ghost",
+        labels: { [LABEL_APP]: "default/ghost", [LABEL_BOX]: BOX },
+      } as unknown as SpecGenerator,
+    });
+    await apps.resync();
+    await apps.idle();
+    assert.equal(runtime.containers.has("town-default-ghost"), false);
   });
 });

@@ -4,26 +4,34 @@
  * the loop that keeps the reconciler fed (boot, periodic resync, Podman
  * events).
  */
+import { statfs } from "node:fs/promises";
 import {
   compilePackage,
   cryptoRandom,
   isTownError,
   TownError,
   type CompiledPackage,
+  type Issue,
+  type PackageSource,
   type SystemInfo,
 } from "@townos/format";
 import type { Catalog } from "../catalog/catalog.js";
+import { previewInstall } from "../catalog/preview.js";
 import { WorkQueue } from "../reconcile/queue.js";
 import type { Podman } from "../runtime/podman.js";
+import { packageVolumeName, parseVolumeName } from "../storage/names.js";
 import type { Installs, InstallRecord } from "../store/installs.js";
 import {
   appKey,
+  appLabels,
   AppReconciler,
   checkAppNames,
   flattenPlan,
   LABEL_APP,
+  LABEL_BOX,
   parseAppKey,
   type AppRuntime,
+  type ReconcileProgress,
 } from "./reconciler.js";
 
 export interface InstallRequest {
@@ -32,6 +40,58 @@ export interface InstallRequest {
   /** Absent: the latest valid version in that repository. */
   version?: string;
   answers: Record<string, string>;
+  /** Take back volumes an earlier uninstall kept (default true): the newest of each. */
+  reuseVolumes?: boolean;
+  /** Take back only volumes kept from this version (implies reuseVolumes). */
+  importFromVersion?: string;
+}
+
+/** What an install would do, with the answers given; nothing is changed. */
+export interface AppInstallPreview {
+  repo: string;
+  name: string;
+  version: string;
+  runtime: "container" | "vm";
+  images: string[];
+  /** One per volume of the app and its dependencies. */
+  volumes: {
+    instance: string;
+    name: string;
+    volume: string;
+    mountpoint: string;
+    quota: number | null;
+    /** `create`: new and empty; `reuse`: taken back from an uninstall (`from`). */
+    action: "create" | "reuse";
+    from: string | null;
+  }[];
+  ports: { name: string | null; host: number | null; container: number; exposure: string }[];
+  disk: {
+    /** Quotas of the volumes to create, added up: the most they can take. */
+    quotaBytes: number;
+    /** Volumes to create that have no quota: their growth is bounded only by the disk. */
+    unboundedVolumes: number;
+    freeBytes: number | null;
+    quotasEnforced: boolean;
+    fits: boolean;
+  };
+  /** Questions that still need an answer (or a better one). */
+  questionsToAnswer: string[];
+  problems: Issue[];
+}
+
+/** What an upgrade changes: a newer version, or the same one re-read. */
+export interface UpgradeRequest {
+  repo: string;
+  name: string;
+  /** Absent: the latest valid version. */
+  version?: string;
+  /** Changed answers; the others are kept. */
+  answers?: Record<string, string>;
+}
+
+/** One line of an install's (or any change's) progress, as the API streams it. */
+export interface AppProgress extends ReconcileProgress {
+  at: number;
 }
 
 export interface AppView {
@@ -39,6 +99,11 @@ export interface AppView {
   name: string;
   version: string;
   enabled: boolean;
+  /** Should run now (false once stopped); `held` while an upload into its volume goes on. */
+  running: boolean;
+  held: boolean;
+  /** An upgrade's post_update commands have not run yet. */
+  postUpdatePending: boolean;
   installedAt: number;
   ports: { name: string | null; host: number | null; container: number; exposure: string }[];
   volumes: { instance: string; name: string; mountpoint: string; quota: number | null }[];
@@ -53,12 +118,22 @@ export interface AppsOptions {
   catalog: Catalog;
   tld: () => string;
   system: () => SystemInfo;
+  /** This install's id: only containers carrying it are looked at (`LABEL_BOX`). */
+  box: string;
+  /** Told about reconcile failures (they are also recorded on the app). */
+  log?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 /** What the apps need once a container runtime is there. */
 export interface AppsRuntime {
   runtime: AppRuntime;
   reconciler: AppReconciler;
+  /** Where volumes live: for previews (free space) and reinstalls (kept volumes). */
+  storage: {
+    readonly root: string;
+    readonly capabilities: { quotas: boolean };
+    list(): Promise<{ name: string }[]>;
+  };
   /** Podman's event stream, to notice containers changed by hand; absent in tests. */
   events?: Podman["events"];
   /** How often every app is looked at even without a change. Default 60 s. */
@@ -71,14 +146,29 @@ const EVENT_RETRY_MS = 5_000;
 
 export class Apps {
   private attached:
-    | { runtime: AppRuntime; queue: WorkQueue; stop: () => void; done: Map<string, Waiter[]> }
+    | {
+        runtime: AppRuntime;
+        storage: AppsRuntime["storage"];
+        queue: WorkQueue;
+        stop: () => void;
+        done: Map<string, Waiter[]>;
+      }
     | undefined;
   /** Why apps cannot run, while no runtime is attached. */
   private unavailableReason = "the container runtime is starting";
-  /** Per key: the number of the latest install or uninstall request; waiters wait for a reconcile that started after theirs. */
+  /** Per key: the number of the latest request; waiters wait for a reconcile that started after theirs. */
   private readonly requested = new Map<string, number>();
+  /** Per key: how many holds keep the app stopped. */
+  private readonly holds = new Map<string, number>();
+  /** Per key: who follows the progress of its reconciles. */
+  private readonly followers = new Map<string, Set<(progress: AppProgress) => void>>();
 
   constructor(private readonly options: AppsOptions) {}
+
+  /** This install's id, on every container it makes (`LABEL_BOX`). */
+  get box(): string {
+    return this.options.box;
+  }
 
   /** Says why apps cannot run (Podman missing, say); app calls answer `unavailable` with it. */
   setUnavailable(reason: string): void {
@@ -89,14 +179,14 @@ export class Apps {
   attach(options: AppsRuntime): void {
     const done = new Map<string, Waiter[]>();
     const started = new Map<string, number>();
-    const settle = (key: string): void => {
+    const settle = (key: string, outcome: Outcome): void => {
       const seen = started.get(key) ?? 0;
       const waiting = done.get(key) ?? [];
       done.set(
         key,
         waiting.filter((waiter) => {
           if (waiter.generation > seen) return true;
-          waiter.resolve();
+          waiter.resolve(outcome);
           return false;
         }),
       );
@@ -106,7 +196,9 @@ export class Apps {
         started.set(key, this.requested.get(key) ?? 0);
         const app = parseAppKey(key);
         if (!app) return undefined;
-        await options.reconciler.reconcile(app.repo, app.name);
+        await options.reconciler.reconcile(app.repo, app.name, (progress) => {
+          this.tell(key, { ...progress, at: Date.now() });
+        });
         return undefined;
       },
       onSuccess: (key) => {
@@ -114,25 +206,32 @@ export class Apps {
         if (app && this.options.installs.get(app.repo, app.name)) {
           this.options.installs.recordOutcome(app.repo, app.name, null);
         }
-        settle(key);
+        settle(key, { error: undefined, terminal: false });
       },
-      onError: (key, error) => {
+      onError: (key, error, failure) => {
         const app = parseAppKey(key);
         const { installs } = this.options;
+        this.options.log?.("app reconcile failed", {
+          app: key,
+          error: errorText(error),
+          attempt: failure.attempt,
+          retryInMs: failure.retryInMs,
+        });
         // Errors of apps that are neither installed nor being removed (leftovers) have nowhere to show.
         if (app && (installs.get(app.repo, app.name) || installs.removal(app.repo, app.name))) {
           installs.recordOutcome(app.repo, app.name, errorText(error));
         }
-        settle(key);
+        settle(key, { error, terminal: failure.terminal });
       },
     });
     const abort = new AbortController();
     const resync = setInterval(() => {
-      this.enqueueAll();
+      void this.resync();
     }, options.resyncMs ?? 60_000);
     resync.unref();
     this.attached = {
       runtime: options.runtime,
+      storage: options.storage,
       queue,
       done,
       stop: () => {
@@ -141,7 +240,7 @@ export class Apps {
       },
     };
     if (options.events) void this.watchEvents(options.events, abort.signal);
-    this.enqueueAll();
+    void this.resync();
   }
 
   /** Stops taking work and waits for running reconciles. */
@@ -152,11 +251,22 @@ export class Apps {
     await attached.queue.stop();
   }
 
-  /** Enqueues every installed app and every pending removal. */
-  enqueueAll(): void {
-    for (const install of this.options.installs.list()) this.enqueue(install.repo, install.name);
-    for (const removal of this.options.installs.removals())
-      this.enqueue(removal.repo, removal.name);
+  /** Enqueues every installed app, every pending removal, and the apps of leftover containers. */
+  async resync(): Promise<void> {
+    const { installs } = this.options;
+    for (const install of installs.list()) this.enqueue(install.repo, install.name);
+    for (const removal of installs.removals()) this.enqueue(removal.repo, removal.name);
+    const runtime = this.attached?.runtime;
+    if (!runtime) return;
+    try {
+      // Containers of apps nobody installed (a crash between steps, a hand-made copy): removed.
+      for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
+        const app = splitApp(container.labels[LABEL_APP]);
+        if (app && !installs.get(app.repo, app.name)) this.enqueue(app.repo, app.name);
+      }
+    } catch (error) {
+      this.options.log?.("listing containers for leftovers failed", { error: errorText(error) });
+    }
   }
 
   private enqueue(repo: string, name: string): void {
@@ -177,10 +287,30 @@ export class Apps {
     return this.attached;
   }
 
+  /** Calls `listener` with each progress line of the app's reconciles until the returned function is called. */
+  follow(repo: string, name: string, listener: (progress: AppProgress) => void): () => void {
+    const key = appKey(repo, name);
+    const set = this.followers.get(key) ?? new Set();
+    set.add(listener);
+    this.followers.set(key, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.followers.delete(key);
+    };
+  }
+
+  private tell(key: string, progress: AppProgress): void {
+    for (const listener of this.followers.get(key) ?? []) listener(progress);
+  }
+
   /**
    * Compiles the package with the answers (every problem reported at once,
    * before anything is created), records the install and waits up to
    * `waitMs` for its first reconcile. `settled` is false when it took longer.
+   * A first reconcile that fails for good (an image that exists nowhere,
+   * say) removes everything it made and throws its error, which names the
+   * step; one that may succeed later leaves the app installed, converging,
+   * with the error shown.
    * @throws `invalid_answers`, `invalid_package`, `not_found`, `conflict` (installed already)
    */
   async install(
@@ -192,8 +322,159 @@ export class Apps {
     if (installs.get(request.repo, request.name)) {
       throw new TownError("conflict", `${request.repo}/${request.name} is installed already`);
     }
-    const index = catalog.index();
-    const source = index.find({
+    const { source, plan } = this.compile(request);
+    const reused = reusedVolumes(plan, await attached.storage.list(), request, (volume) =>
+      installs.uninstalledVolumeVersion(volume),
+    );
+    installs.put({
+      repo: request.repo,
+      name: request.name,
+      version: source.version,
+      definitionHash: catalog.definitionHash(request.repo, request.name, source.version),
+      answers: plan.answers,
+      enabled: true,
+      plan,
+      reused: reused.map((volume) => volume.from),
+    });
+    const outcome = await this.request(attached, request.repo, request.name, waitMs);
+    if (outcome?.terminal && installs.get(request.repo, request.name)) {
+      // Undo: volumes made for this install go, volumes it took back are moved aside again.
+      installs.remove(
+        request.repo,
+        request.name,
+        true,
+        reused.map((volume) => volume.from),
+      );
+      await this.request(attached, request.repo, request.name, waitMs);
+      throw outcome.error;
+    }
+    return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
+  }
+
+  /** What `install` would do with these answers: volumes made or taken back, ports, disk. Changes nothing. */
+  async preview(request: InstallRequest): Promise<AppInstallPreview> {
+    const attached = this.runtime();
+    const { installs } = this.options;
+    const freeBytes = await freeSpace(attached.storage.root);
+    const quotasEnforced = attached.storage.capabilities.quotas;
+    let compiled: { source: PackageSource; plan: CompiledPackage };
+    try {
+      compiled = this.compile(request);
+    } catch (error) {
+      if (!isTownError(error) || error.issues.length === 0) throw error;
+      const source = this.source(request);
+      const fallback = previewInstall(
+        source,
+        this.options.catalog.index(),
+        this.options.tld(),
+        this.options.system(),
+      );
+      return {
+        repo: request.repo,
+        name: request.name,
+        version: source.version,
+        runtime: fallback.runtime,
+        images: fallback.image === null ? [] : [fallback.image],
+        volumes: [],
+        ports: [],
+        disk: { quotaBytes: 0, unboundedVolumes: 0, freeBytes, quotasEnforced, fits: true },
+        questionsToAnswer: [
+          ...new Set(error.issues.flatMap((issue) => (issue.question ? [issue.question] : []))),
+        ],
+        problems: error.issues.filter((issue) => issue.question === undefined),
+      };
+    }
+    const { source, plan } = compiled;
+    const reused = reusedVolumes(plan, await attached.storage.list(), request, (volume) =>
+      installs.uninstalledVolumeVersion(volume),
+    );
+    const nodes = flattenPlan(plan).map(({ plan: node }) => node);
+    const volumes = nodes.flatMap((node) =>
+      node.volumes.map((volume) => {
+        const storageName = packageVolumeName(node.repo, node.instance, volume.name);
+        const from = reused.find((r) => r.volume === storageName)?.from ?? null;
+        return {
+          instance: node.instance,
+          name: volume.name,
+          volume: storageName,
+          mountpoint: volume.mountpoint,
+          quota: volume.quota,
+          action: from === null ? ("create" as const) : ("reuse" as const),
+          from,
+        };
+      }),
+    );
+    const created = volumes.filter((volume) => volume.action === "create");
+    const quotaBytes = created.reduce((sum, volume) => sum + (volume.quota ?? 0), 0);
+    return {
+      repo: request.repo,
+      name: request.name,
+      version: source.version,
+      runtime: plan.runtime,
+      images: [...new Set(nodes.flatMap((node) => (node.image === null ? [] : [node.image])))],
+      volumes,
+      ports: nodes.flatMap((node) => node.ports),
+      disk: {
+        quotaBytes,
+        unboundedVolumes: created.filter((volume) => volume.quota === null).length,
+        freeBytes,
+        quotasEnforced,
+        fits: freeBytes === null || quotaBytes <= freeBytes,
+      },
+      questionsToAnswer: [],
+      problems: [],
+    };
+  }
+
+  /**
+   * Moves an installed app to another version (default: the latest) or
+   * re-reads a changed definition of its version, keeping its volumes and
+   * answers (changed answers given override them). Containers whose spec
+   * changed are recreated; the package's `post_update` commands then run.
+   * @throws `not_found`, `invalid_answers`, `conflict` (nothing would change)
+   */
+  async upgrade(
+    request: UpgradeRequest,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const { installs, catalog } = this.options;
+    const install = installs.get(request.repo, request.name);
+    if (!install)
+      throw new TownError("not_found", `${request.repo}/${request.name} is not installed`);
+    const answers = { ...install.answers, ...request.answers };
+    const { source, plan } = this.compile(
+      {
+        repo: request.repo,
+        name: request.name,
+        ...(request.version === undefined ? {} : { version: request.version }),
+        answers,
+      },
+      install,
+    );
+    const definitionHash = catalog.definitionHash(request.repo, request.name, source.version);
+    if (plan.hash === install.plan?.hash && definitionHash === install.definitionHash) {
+      throw new TownError(
+        "conflict",
+        `${request.repo}/${request.name} is at ${install.version} already, with the same definition and answers`,
+      );
+    }
+    installs.put({
+      repo: request.repo,
+      name: request.name,
+      version: source.version,
+      definitionHash,
+      answers: plan.answers,
+      enabled: install.enabled,
+      plan,
+      postUpdateFor: plan.postUpdate.length > 0 ? plan.hash : null,
+    });
+    const outcome = await this.request(attached, request.repo, request.name, waitMs);
+    return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
+  }
+
+  private source(request: Pick<InstallRequest, "repo" | "name" | "version">): PackageSource {
+    const source = this.options.catalog.index().find({
       repo: request.repo,
       name: request.name,
       ...(request.version === undefined ? {} : { version: request.version }),
@@ -204,11 +485,25 @@ export class Apps {
         `there is no valid ${request.repo}/${request.name}${request.version ? `@${request.version}` : ""}`,
       );
     }
+    return source;
+  }
+
+  /** Compiles a request (ports of `replacing` count as free: they are its own). */
+  private compile(
+    request: Pick<InstallRequest, "repo" | "name" | "version" | "answers">,
+    replacing?: InstallRecord,
+  ): { source: PackageSource; plan: CompiledPackage } {
+    const { installs, catalog } = this.options;
+    const source = this.source(request);
+    const index = catalog.index();
+    const others = installs
+      .list()
+      .filter((install) => install.repo !== replacing?.repo || install.name !== replacing.name);
     const plan = compilePackage(source, request.answers, {
       tld: this.options.tld(),
       system: this.options.system(),
       random: cryptoRandom,
-      takenPorts: takenPorts(installs.list()),
+      takenPorts: takenPorts(others),
       resolveDependency: (dependency) => index.find(dependency),
     });
     if (plan.runtime !== "container") {
@@ -218,17 +513,7 @@ export class Apps {
       );
     }
     checkAppNames(plan);
-    installs.put({
-      repo: request.repo,
-      name: request.name,
-      version: source.version,
-      definitionHash: catalog.definitionHash(request.repo, request.name, source.version),
-      answers: plan.answers,
-      enabled: true,
-      plan,
-    });
-    const settled = await this.request(attached, request.repo, request.name, waitMs);
-    return { app: await this.view(request.repo, request.name), settled };
+    return { source, plan };
   }
 
   /**
@@ -246,32 +531,114 @@ export class Apps {
     if (!this.options.installs.remove(repo, name, purge)) {
       throw new TownError("not_found", `${repo}/${name} is not installed`);
     }
-    return this.request(attached, repo, name, waitMs);
+    return (await this.request(attached, repo, name, waitMs)) !== undefined;
   }
 
-  /** Enqueues and waits for a reconcile that started after this call; true when one finished in time. */
+  /**
+   * Starts or stops an app and its dependencies (dependencies first on
+   * start, last on stop), or enables/disables it (disabled apps stay stopped
+   * when the box starts). Waits like `install`. @throws `not_found`
+   */
+  async setState(
+    repo: string,
+    name: string,
+    change: "start" | "stop" | "enable" | "disable",
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const { installs } = this.options;
+    const found =
+      change === "start" || change === "stop"
+        ? installs.setRunning(repo, name, change === "start")
+        : installs.setEnabled(repo, name, change === "enable");
+    if (!found && !installs.get(repo, name)) {
+      throw new TownError("not_found", `${repo}/${name} is not installed`);
+    }
+    const outcome = await this.request(attached, repo, name, waitMs);
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /** Stops the app's containers (the app first) and starts them again (dependencies first). */
+  async restart(
+    repo: string,
+    name: string,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const install = this.options.installs.get(repo, name);
+    if (!install?.plan) throw new TownError("not_found", `${repo}/${name} is not installed`);
+    const nodes = flattenPlan(install.plan);
+    for (const { plan } of [...nodes].reverse())
+      await attached.runtime.stopContainer(plan.hostname);
+    const outcome = await this.request(attached, repo, name, waitMs);
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /** True while a hold keeps the app stopped. */
+  isHeld(repo: string, name: string): boolean {
+    return (this.holds.get(appKey(repo, name)) ?? 0) > 0;
+  }
+
+  /**
+   * Stops the installed app that owns a package volume, and keeps it stopped
+   * until the returned release is called (which starts it again if it
+   * should run). For anything else (user volumes, no such app) a no-op.
+   */
+  async holdVolume(volumeName: string): Promise<() => Promise<void>> {
+    const parsed = parseVolumeName(volumeName);
+    const attached = this.attached;
+    const owner =
+      parsed?.kind === "package" && attached
+        ? this.options.installs
+            .list()
+            .find((install) =>
+              install.plan
+                ? flattenPlan(install.plan).some(
+                    ({ plan }) => plan.repo === parsed.repo && plan.instance === parsed.instance,
+                  )
+                : false,
+            )
+        : undefined;
+    if (!owner || !attached) return () => Promise.resolve();
+    const key = appKey(owner.repo, owner.name);
+    this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
+    await this.request(attached, owner.repo, owner.name, INSTALL_WAIT_MS);
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      const left = (this.holds.get(key) ?? 1) - 1;
+      if (left > 0) this.holds.set(key, left);
+      else this.holds.delete(key);
+      await this.request(attached, owner.repo, owner.name, INSTALL_WAIT_MS);
+    };
+  }
+
+  /** The answers to offer when the package is installed again: the last ones given. */
+  lastAnswers(
+    repo: string,
+    name: string,
+  ): { version: string; answers: Record<string, string> } | undefined {
+    return this.options.installs.lastAnswers(repo, name);
+  }
+
+  /** Enqueues and waits for a reconcile that started after this call; undefined when none finished in time. */
   private async request(
     attached: NonNullable<Apps["attached"]>,
     repo: string,
     name: string,
     waitMs: number,
-  ): Promise<boolean> {
+  ): Promise<Outcome | undefined> {
     const key = appKey(repo, name);
     const generation = (this.requested.get(key) ?? 0) + 1;
     this.requested.set(key, generation);
     let timer: NodeJS.Timeout | undefined;
-    const finished = new Promise<boolean>((resolve) => {
+    const finished = new Promise<Outcome | undefined>((resolve) => {
       const waiters = attached.done.get(key) ?? [];
-      // An error is recorded on the app and shown in its view: the request itself went through.
-      waiters.push({
-        generation,
-        resolve: () => {
-          resolve(true);
-        },
-      });
+      waiters.push({ generation, resolve });
       attached.done.set(key, waiters);
       timer = setTimeout(() => {
-        resolve(false);
+        resolve(undefined);
       }, waitMs);
       timer.unref();
     });
@@ -287,7 +654,7 @@ export class Apps {
   async list(): Promise<AppView[]> {
     const { runtime } = this.runtime();
     const states = new Map<string, Map<string, string>>();
-    for (const container of await runtime.listContainers({})) {
+    for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
       const app = container.labels[LABEL_APP];
       if (app === undefined) continue;
       const byName = states.get(app) ?? new Map<string, string>();
@@ -306,7 +673,7 @@ export class Apps {
     const install = this.options.installs.get(repo, name);
     if (!install) throw new TownError("not_found", `${repo}/${name} is not installed`);
     const { runtime } = this.runtime();
-    const existing = await runtime.listContainers({ [LABEL_APP]: `${repo}/${name}` });
+    const existing = await runtime.listContainers(appLabels(this.options.box, repo, name));
     return this.viewOf(install, new Map(existing.map((c) => [c.name, c.state])));
   }
 
@@ -317,6 +684,9 @@ export class Apps {
       name: install.name,
       version: install.version,
       enabled: install.enabled,
+      running: install.running,
+      held: this.isHeld(install.repo, install.name),
+      postUpdatePending: install.postUpdateFor !== null,
       installedAt: install.installedAt,
       ports: nodes.flatMap(({ plan }) => plan.ports),
       volumes: nodes.flatMap(({ plan }) =>
@@ -341,9 +711,9 @@ export class Apps {
     while (!signal.aborted) {
       try {
         for await (const event of await events({ types: ["container"], signal })) {
-          const app = event.attributes[LABEL_APP];
-          const slash = app?.indexOf("/") ?? -1;
-          if (app && slash > 0) this.enqueue(app.slice(0, slash), app.slice(slash + 1));
+          if (event.attributes[LABEL_BOX] !== this.options.box) continue;
+          const app = splitApp(event.attributes[LABEL_APP]);
+          if (app) this.enqueue(app.repo, app.name);
         }
       } catch {
         // The service restarted or went away: the periodic resync covers the gap.
@@ -353,9 +723,70 @@ export class Apps {
   }
 }
 
+/** How a reconcile a request waited for ended. */
+interface Outcome {
+  error: unknown;
+  terminal: boolean;
+}
+
 interface Waiter {
   generation: number;
-  resolve: () => void;
+  resolve: (outcome: Outcome) => void;
+}
+
+/** `<repo>/<name>` from an app label; undefined for anything else. */
+function splitApp(label: string | undefined): { repo: string; name: string } | undefined {
+  const slash = label?.indexOf("/") ?? -1;
+  if (label === undefined || slash <= 0 || slash === label.length - 1) return undefined;
+  return { repo: label.slice(0, slash), name: label.slice(slash + 1) };
+}
+
+/**
+ * The uninstalled volumes an install takes back: for each package volume of
+ * the plan that does not exist, the newest uninstalled copy (of the asked
+ * version, if one is asked for). None when reuse is turned off.
+ */
+export function reusedVolumes(
+  plan: CompiledPackage,
+  existing: readonly { name: string }[],
+  request: Pick<InstallRequest, "reuseVolumes" | "importFromVersion">,
+  versionOf: (volume: string) => string | undefined,
+): { volume: string; from: string }[] {
+  if (request.reuseVolumes === false && request.importFromVersion === undefined) return [];
+  const names = new Set(existing.map((volume) => volume.name));
+  const out: { volume: string; from: string }[] = [];
+  for (const { plan: node } of flattenPlan(plan)) {
+    for (const volume of node.volumes) {
+      const target = packageVolumeName(node.repo, node.instance, volume.name);
+      if (names.has(target)) continue;
+      let newest: { name: string; at: number } | undefined;
+      for (const name of names) {
+        const parsed = parseVolumeName(name);
+        if (parsed?.kind !== "uninstalled") continue;
+        if (packageVolumeName(parsed.repo, parsed.instance, parsed.volume) !== target) continue;
+        if (
+          request.importFromVersion !== undefined &&
+          versionOf(name) !== request.importFromVersion
+        ) {
+          continue;
+        }
+        const at = parsed.uninstalledAt.getTime();
+        if (!newest || at > newest.at) newest = { name, at };
+      }
+      if (newest) out.push({ volume: target, from: newest.name });
+    }
+  }
+  return out;
+}
+
+/** Bytes free for an unprivileged writer on the file system of `path`; null when it cannot be read. */
+async function freeSpace(path: string): Promise<number | null> {
+  try {
+    const stats = await statfs(path);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return null;
+  }
 }
 
 /** Host ports the plans of installed apps publish: a new install must not pick them. */

@@ -13,14 +13,25 @@ import {
   PODMAN_NAME,
   type SpecGenerator,
 } from "../runtime/container-spec.js";
-import type { NetworkSpec } from "../runtime/podman.js";
-import type { CreateVolumeOptions } from "../storage/driver.js";
-import { packageVolumeName, uninstalledVolumeName } from "../storage/names.js";
+import type { ExecResult, NetworkSpec } from "../runtime/podman.js";
+import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
+import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
 import type { InstallRecord, RemovalRecord } from "../store/installs.js";
 
 /** Label on every container and network of an app (dependencies included): `<repo>/<name>`. */
 export const LABEL_APP = "town.app";
+/**
+ * Label naming the Town OS install (its data directory) that made a
+ * container: a daemon only ever removes its own, so two daemons on one host
+ * (a test beside a real box) leave each other alone.
+ */
+export const LABEL_BOX = "town.box";
+
+/** The labels that select one app's containers and network. */
+export function appLabels(box: string, repo: string, name: string): Record<string, string> {
+  return { [LABEL_BOX]: box, [LABEL_APP]: `${repo}/${name}` };
+}
 const KEY_PREFIX = "app/";
 
 /** The work-queue key of an app. */
@@ -87,15 +98,24 @@ export interface AppRuntime {
   createNetwork(spec: NetworkSpec): Promise<object>;
   /** False when absent; fails while containers use it. */
   removeNetwork(name: string): Promise<boolean>;
+  imageExists(reference: string): Promise<boolean>;
+  /** `not_found` when no registry has it. */
+  pullImage(reference: string, options: { onProgress?: (line: string) => void }): Promise<unknown>;
+  /** Runs a command in a running container. */
+  exec(name: string, command: readonly string[]): Promise<ExecResult>;
 }
 
 /** The volume storage as the reconciler uses it; every StorageDriver satisfies it (see driver.ts). */
 export interface AppStorage {
+  readonly capabilities: { quotas: boolean };
   path(name: string): string;
   exists(name: string): Promise<boolean>;
   create(name: string, options?: CreateVolumeOptions): Promise<unknown>;
   remove(name: string): Promise<boolean>;
   rename(from: string, to: string): Promise<void>;
+  attributes(name: string): Promise<{ quota: number | null; owner: Owner } | undefined>;
+  setQuota(name: string, bytes: number | null): Promise<void>;
+  setOwner(name: string, owner: Owner): Promise<void>;
 }
 
 /** Writes template files only where nothing is (`writeTemplates`). */
@@ -104,20 +124,57 @@ export type TemplateWriter = (
   volumes: Readonly<Record<string, TemplateVolume>>,
 ) => Promise<TemplateOutcome[]>;
 
+/** Fills empty volumes; each answers false (and changes nothing) when the volume is not empty. */
+export interface VolumeSeeder {
+  fromGit(
+    dir: string,
+    source: { url: string; branch: string | null },
+    owner: Owner | undefined,
+  ): Promise<boolean>;
+  /** `labels` go on the short-lived container the directory is read from. */
+  fromImage(
+    dir: string,
+    source: { image: string; directory: string },
+    owner: Owner | undefined,
+    labels: Readonly<Record<string, string>>,
+  ): Promise<boolean>;
+}
+
 /** Where the desired state comes from. */
 export interface AppDesiredState {
   get(repo: string, name: string): InstallRecord | undefined;
   removal(repo: string, name: string): RemovalRecord | undefined;
   /** Called once a removal is fully carried out. */
   finishRemoval(repo: string, name: string): void;
+  /** The post_update commands of that plan ran. */
+  finishPostUpdate(repo: string, name: string, planHash: string): void;
+  /** A volume was moved aside: remember its version for a later reinstall. */
+  recordUninstalledVolume(volume: string, version: string): void;
+  /** An uninstalled volume was taken back. */
+  forgetUninstalledVolume(volume: string): void;
 }
 
 export interface AppReconcilerOptions {
   runtime: AppRuntime;
   storage: AppStorage;
   writeTemplates: TemplateWriter;
+  seeder: VolumeSeeder;
   desired: AppDesiredState;
   clock: Clock;
+  /** This install's id (`LABEL_BOX`). */
+  box: string;
+  /** Apps held stopped for a while (an upload into their volume), whatever their desired state. */
+  held?: (repo: string, name: string) => boolean;
+  /** How long a volume's quota and owner are trusted before being read again. Default 10 minutes. */
+  volumeCheckMs?: number;
+}
+
+/** One step of a reconcile that changes something, as it starts and as it ends. */
+export interface ReconcileProgress {
+  step: string;
+  state: "started" | "done";
+  /** A line of what the step is doing (pull progress, say). */
+  detail?: string;
 }
 
 export interface ReconcileReport {
@@ -127,8 +184,12 @@ export interface ReconcileReport {
 
 /** Host address published ports bind to; both exposures listen everywhere until routing exists. */
 const HOST_ADDRESS = { external: "0.0.0.0", internal: "0.0.0.0" } as const;
+const VOLUME_CHECK_MS = 10 * 60_000;
 
 export class AppReconciler {
+  /** Per volume: the quota and owner last seen equal to the plan, and when. */
+  private readonly checkedVolumes = new Map<string, { key: string; at: number }>();
+
   constructor(private readonly options: AppReconcilerOptions) {}
 
   /**
@@ -136,20 +197,23 @@ export class AppReconciler {
    * (`install gitea: create volume data: …`), keeping the cause's code so
    * the queue knows whether retrying can help.
    */
-  async reconcile(repo: string, name: string): Promise<ReconcileReport> {
+  async reconcile(
+    repo: string,
+    name: string,
+    onProgress?: (progress: ReconcileProgress) => void,
+  ): Promise<ReconcileReport> {
     const install = this.options.desired.get(repo, name);
-    const mutations: string[] = [];
+    const steps = new Steps(install ? `install ${name}` : `uninstall ${name}`, onProgress);
     if (install) {
-      await this.apply(install, mutations);
+      await this.apply(install, steps);
     } else {
-      await this.remove(repo, name, this.options.desired.removal(repo, name), mutations);
+      await this.remove(repo, name, this.options.desired.removal(repo, name), steps);
     }
-    return { mutations };
+    return { mutations: steps.mutations };
   }
 
-  private async apply(install: InstallRecord, mutations: string[]): Promise<void> {
+  private async apply(install: InstallRecord, steps: Steps): Promise<void> {
     const { runtime, storage } = this.options;
-    const step = stepper(`install ${install.name}`);
     const plan = install.plan;
     if (!plan) {
       throw new TownError(
@@ -157,153 +221,345 @@ export class AppReconciler {
         `install ${install.name}: the install has no compiled plan; install it again`,
       );
     }
-    const appLabel = { [LABEL_APP]: `${install.repo}/${install.name}` };
+    const appLabel = appLabels(this.options.box, install.repo, install.name);
     const network = appNetworkName(install.repo, install.name);
-    if (!(await step("inspect network", () => runtime.inspectNetwork(network)))) {
-      await step(`create network ${network}`, () =>
-        runtime.createNetwork({ name: network, labels: appLabel }),
-      );
-      mutations.push(`create network ${network}`);
-    }
-
-    const desired = new Map<string, SpecGenerator>();
-    for (const { plan: node, alias } of flattenPlan(plan)) {
-      const volumePaths: Record<string, string> = {};
-      const templateVolumes: Record<string, TemplateVolume> = {};
-      for (const volume of node.volumes) {
-        const volumeName = await step(`volume ${volume.name}`, () =>
-          Promise.resolve(packageVolumeName(node.repo, node.instance, volume.name)),
-        );
-        // A uid without a gid gets the same number as its group, as `chown uid:` would.
-        const owner =
-          volume.uid !== null ? { uid: volume.uid, gid: volume.gid ?? volume.uid } : undefined;
-        if (!(await step(`inspect volume ${volume.name}`, () => storage.exists(volumeName)))) {
-          await step(`create volume ${volume.name}`, () =>
-            storage.create(volumeName, { quota: volume.quota, ...(owner ? { owner } : {}) }),
-          );
-          mutations.push(`create volume ${volumeName}`);
-        }
-        // Quota and owner are applied on creation only: changing them on a live volume is a later step.
-        const path = storage.path(volumeName);
-        volumePaths[volume.name] = path;
-        templateVolumes[volume.name] = { dir: path, ...(owner ? { owner } : {}) };
-      }
-      if (node.files.length > 0) {
-        const outcomes = await step(`write templates of ${node.instance}`, () =>
-          this.options.writeTemplates(node.files, templateVolumes),
-        );
-        for (const outcome of outcomes.filter((o) => o.written)) {
-          mutations.push(`write template ${outcome.volume}:${outcome.path}`);
-        }
-      }
-      const spec = await step(`container spec ${node.hostname}`, () =>
-        Promise.resolve(
-          containerSpec({
-            plan: node,
-            network,
-            ...(alias === undefined ? {} : { alias }),
-            volumePaths,
-            hostAddress: HOST_ADDRESS,
-            labels: appLabel,
-          }),
+    const nodes = flattenPlan(plan).map(({ plan: node, alias }) => ({
+      node,
+      spec: containerSpec({
+        plan: node,
+        network,
+        ...(alias === undefined ? {} : { alias }),
+        volumePaths: Object.fromEntries(
+          node.volumes.map((volume) => [
+            volume.name,
+            storage.path(packageVolumeName(node.repo, node.instance, volume.name)),
+          ]),
         ),
-      );
-      desired.set(spec.name, spec);
-    }
+        hostAddress: HOST_ADDRESS,
+        labels: appLabel,
+      }),
+    }));
 
-    const existing = await step("list containers", () => runtime.listContainers(appLabel));
-    const states = new Map<string, string>();
+    const existing = await steps.look("list containers", () => runtime.listContainers(appLabel));
+    const current = new Map<string, string>();
     for (const container of existing) {
-      const spec = desired.get(container.name);
-      if (spec && container.labels[LABEL_SPEC_HASH] === spec.labels[LABEL_SPEC_HASH]) {
-        states.set(container.name, container.state);
+      const wanted = nodes.find(({ spec }) => spec.name === container.name)?.spec;
+      if (wanted && container.labels[LABEL_SPEC_HASH] === wanted.labels[LABEL_SPEC_HASH]) {
+        current.set(container.name, container.state);
         continue;
       }
       // Out of date or no longer part of the app.
-      await step(`remove container ${container.name}`, () =>
+      await steps.act(`remove container ${container.name}`, () =>
         runtime.removeContainer(container.name),
       );
-      mutations.push(`remove container ${container.name}`);
     }
-    // Map order is dependency order: dependencies are created and started first.
-    for (const [containerName, spec] of desired) {
-      if (!states.has(containerName)) {
-        await step(`create container ${containerName}`, () => runtime.createContainer(spec));
-        mutations.push(`create container ${containerName}`);
-        states.set(containerName, "created");
-      }
-      const running = states.get(containerName) === "running";
-      if (install.enabled && !running) {
-        await step(`start container ${containerName}`, () => runtime.startContainer(containerName));
-        mutations.push(`start container ${containerName}`);
-      } else if (!install.enabled && running) {
-        await step(`stop container ${containerName}`, () => runtime.stopContainer(containerName));
-        mutations.push(`stop container ${containerName}`);
+    // Running containers of this app prove its network exists: skip that call then.
+    if (current.size < nodes.length) {
+      if (!(await steps.look("inspect network", () => runtime.inspectNetwork(network)))) {
+        await steps.act(`create network ${network}`, () =>
+          runtime.createNetwork({ name: network, labels: appLabel }),
+        );
       }
     }
+
+    for (const { node, spec } of nodes) {
+      const { volumes, reattached } = await this.volumes(install, node, steps);
+      if (!current.has(spec.name)) {
+        // Volumes taken back from an uninstall hold the app's data: never seeded again.
+        const seedable = Object.fromEntries(
+          Object.entries(volumes).filter(([name]) => !reattached.has(name)),
+        );
+        await this.seed(node, seedable, appLabel, steps);
+        await this.ensureImage(spec.image, steps);
+      }
+      if (node.files.length > 0) {
+        const outcomes = await steps.look(`write templates of ${node.instance}`, () =>
+          this.options.writeTemplates(node.files, volumes),
+        );
+        for (const outcome of outcomes.filter((o) => o.written)) {
+          steps.record(`write template ${outcome.volume}:${outcome.path}`);
+        }
+      }
+    }
+
+    const running = install.running && !(this.options.held?.(install.repo, install.name) ?? false);
+    // Dependencies first on start; the app first on stop (reverse order).
+    for (const { spec } of nodes) {
+      if (!current.has(spec.name)) {
+        await steps.act(`create container ${spec.name}`, () => runtime.createContainer(spec));
+        current.set(spec.name, "created");
+      }
+      if (running && current.get(spec.name) !== "running") {
+        await steps.act(`start container ${spec.name}`, () => runtime.startContainer(spec.name));
+      }
+    }
+    for (const { spec } of [...nodes].reverse()) {
+      if (!running && current.get(spec.name) === "running") {
+        await steps.act(`stop container ${spec.name}`, () => runtime.stopContainer(spec.name));
+      }
+    }
+    const main = nodes[nodes.length - 1]?.spec.name;
+    if (running && main !== undefined && install.postUpdateFor === plan.hash) {
+      for (const command of plan.postUpdate) {
+        const result = await steps.act(`run post_update "${command}"`, () =>
+          runtime.exec(main, ["/bin/sh", "-c", command]),
+        );
+        if (result.exitCode !== 0) {
+          const output = (result.stderr || result.stdout).trim().slice(-500);
+          throw new TownError(
+            "io",
+            `install ${install.name}: post_update "${command}" exited with ${result.exitCode}${output ? `: ${output}` : ""}`,
+          );
+        }
+      }
+      this.options.desired.finishPostUpdate(install.repo, install.name, plan.hash);
+    }
+  }
+
+  /**
+   * Makes the node's volumes exist with the plan's quota and owner; returns
+   * them for templates and seeding, and which were taken back in this pass.
+   */
+  private async volumes(
+    install: InstallRecord,
+    node: CompiledPackage,
+    steps: Steps,
+  ): Promise<{ volumes: Record<string, TemplateVolume>; reattached: Set<string> }> {
+    const { storage } = this.options;
+    const out: Record<string, TemplateVolume> = {};
+    const reattached = new Set<string>();
+    for (const volume of node.volumes) {
+      const volumeName = packageVolumeName(node.repo, node.instance, volume.name);
+      // A uid without a gid gets the same number as its group, as `chown uid:` would.
+      const owner =
+        volume.uid !== null ? { uid: volume.uid, gid: volume.gid ?? volume.uid } : undefined;
+      out[volume.name] = { dir: storage.path(volumeName), ...(owner ? { owner } : {}) };
+      if (!(await steps.look(`inspect volume ${volume.name}`, () => storage.exists(volumeName)))) {
+        const reuse = await this.reusable(install, volumeName);
+        if (reuse) {
+          await steps.act(`reattach volume ${volumeName} from ${reuse}`, () =>
+            storage.rename(reuse, volumeName),
+          );
+          this.options.desired.forgetUninstalledVolume(reuse);
+          reattached.add(volume.name);
+        } else {
+          await steps.act(`create volume ${volumeName}`, () =>
+            storage.create(volumeName, { quota: volume.quota, ...(owner ? { owner } : {}) }),
+          );
+          this.checkedVolumes.set(volumeName, {
+            key: volumeKey(volume.quota, owner),
+            at: this.options.clock(),
+          });
+          continue;
+        }
+      }
+      await this.checkVolume(volumeName, volume.quota, owner, steps);
+    }
+    return { volumes: out, reattached };
+  }
+
+  /** An uninstalled volume the install asked to take back for this package volume, when it is still there. */
+  private async reusable(install: InstallRecord, volumeName: string): Promise<string | undefined> {
+    for (const candidate of install.reused) {
+      const parsed = parseVolumeName(candidate);
+      if (parsed?.kind !== "uninstalled") continue;
+      if (packageVolumeName(parsed.repo, parsed.instance, parsed.volume) !== volumeName) continue;
+      if (await this.options.storage.exists(candidate)) return candidate;
+    }
+    return undefined;
+  }
+
+  /** Applies a quota or owner that differs from the plan (changed by hand, or by an upgrade). */
+  private async checkVolume(
+    volumeName: string,
+    quota: number | null,
+    owner: Owner | undefined,
+    steps: Steps,
+  ): Promise<void> {
+    const { storage, clock } = this.options;
+    const key = volumeKey(quota, owner);
+    const checked = this.checkedVolumes.get(volumeName);
+    const maxAge = this.options.volumeCheckMs ?? VOLUME_CHECK_MS;
+    if (checked?.key === key && clock() - checked.at < maxAge) return;
+    const seen = await steps.look(`inspect volume ${volumeName}`, () =>
+      storage.attributes(volumeName),
+    );
+    if (!seen) return;
+    if (storage.capabilities.quotas && seen.quota !== quota) {
+      await steps.act(`set quota of ${volumeName}`, () => storage.setQuota(volumeName, quota));
+    }
+    if (owner && (seen.owner.uid !== owner.uid || seen.owner.gid !== owner.gid)) {
+      await steps.act(`set owner of ${volumeName}`, () => storage.setOwner(volumeName, owner));
+    }
+    this.checkedVolumes.set(volumeName, { key, at: clock() });
+  }
+
+  /** Fills the node's empty volumes from images and git, before its container first starts. */
+  private async seed(
+    node: CompiledPackage,
+    volumes: Readonly<Record<string, TemplateVolume>>,
+    labels: Readonly<Record<string, string>>,
+    steps: Steps,
+  ): Promise<void> {
+    const { seeder } = this.options;
+    const sources: {
+      volume: string;
+      what: string;
+      run: (v: TemplateVolume) => Promise<boolean>;
+    }[] = [
+      ...node.archives.map((archive) => ({
+        volume: archive.volume,
+        what: `${archive.image}:${archive.directory}`,
+        run: (v: TemplateVolume) => seeder.fromImage(v.dir, archive, v.owner, labels),
+      })),
+      ...node.gitSources.map((git) => ({
+        volume: git.volume,
+        what: git.url,
+        run: (v: TemplateVolume) => seeder.fromGit(v.dir, git, v.owner),
+      })),
+      ...node.volumes.flatMap((volume) =>
+        volume.git === null
+          ? []
+          : [
+              {
+                volume: volume.name,
+                what: volume.git,
+                run: (v: TemplateVolume) =>
+                  seeder.fromGit(v.dir, { url: volume.git ?? "", branch: null }, v.owner),
+              },
+            ],
+      ),
+    ];
+    for (const source of sources) {
+      const volume = volumes[source.volume];
+      if (!volume) continue;
+      const step = `seed volume ${source.volume} from ${source.what}`;
+      steps.announce(step);
+      if (await steps.look(step, () => source.run(volume))) steps.record(step);
+    }
+  }
+
+  /** Pulls the image unless it is here already. */
+  private async ensureImage(image: string, steps: Steps): Promise<void> {
+    const { runtime } = this.options;
+    if (await steps.look(`inspect image ${image}`, () => runtime.imageExists(image))) return;
+    await steps.act(`pull image ${image}`, () =>
+      runtime.pullImage(image, {
+        onProgress: (line) => {
+          steps.detail(`pull image ${image}`, line);
+        },
+      }),
+    );
   }
 
   private async remove(
     repo: string,
     name: string,
     removal: RemovalRecord | undefined,
-    mutations: string[],
+    steps: Steps,
   ): Promise<void> {
     const { runtime, storage } = this.options;
-    const step = stepper(`uninstall ${name}`);
-    const appLabel = { [LABEL_APP]: `${repo}/${name}` };
-    const existing = await step("list containers", () => runtime.listContainers(appLabel));
-    for (const container of existing) {
-      await step(`remove container ${container.name}`, () =>
+    const appLabel = appLabels(this.options.box, repo, name);
+    const existing = await steps.look("list containers", () => runtime.listContainers(appLabel));
+    // The app first, its dependencies last (the reverse of their start order).
+    for (const container of [...existing].reverse()) {
+      await steps.act(`remove container ${container.name}`, () =>
         runtime.removeContainer(container.name),
       );
-      mutations.push(`remove container ${container.name}`);
     }
     const network = appNetworkName(repo, name);
-    if (await step("inspect network", () => runtime.inspectNetwork(network))) {
-      await step(`remove network ${network}`, () => runtime.removeNetwork(network));
-      mutations.push(`remove network ${network}`);
+    if (await steps.look("inspect network", () => runtime.inspectNetwork(network))) {
+      await steps.act(`remove network ${network}`, () => runtime.removeNetwork(network));
     }
     // Without a pending removal the volumes are not ours to touch: only leftovers were cleaned.
     if (!removal) return;
     const at = new Date(this.options.clock());
     for (const { plan: node } of removal.plan ? flattenPlan(removal.plan) : []) {
       for (const volume of node.volumes) {
-        const volumeName = await step(`volume ${volume.name}`, () =>
-          Promise.resolve(packageVolumeName(node.repo, node.instance, volume.name)),
-        );
-        if (!(await step(`inspect volume ${volume.name}`, () => storage.exists(volumeName)))) {
+        const volumeName = packageVolumeName(node.repo, node.instance, volume.name);
+        if (
+          !(await steps.look(`inspect volume ${volume.name}`, () => storage.exists(volumeName)))
+        ) {
           continue;
         }
-        if (removal.purge) {
-          await step(`delete volume ${volume.name}`, () => storage.remove(volumeName));
-          mutations.push(`delete volume ${volumeName}`);
+        const reused = removal.keep.some((kept) => {
+          const parsed = parseVolumeName(kept);
+          return (
+            parsed?.kind === "uninstalled" &&
+            packageVolumeName(parsed.repo, parsed.instance, parsed.volume) === volumeName
+          );
+        });
+        if (removal.purge && !reused) {
+          await steps.act(`delete volume ${volumeName}`, () => storage.remove(volumeName));
         } else {
           const aside = uninstalledVolumeName(volumeName, at);
-          await step(`move volume ${volume.name} aside`, () => storage.rename(volumeName, aside));
-          mutations.push(`move volume ${volumeName} to ${aside}`);
+          this.options.desired.recordUninstalledVolume(aside, removal.version);
+          await steps.act(`move volume ${volumeName} to ${aside}`, () =>
+            storage.rename(volumeName, aside),
+          );
         }
+        this.checkedVolumes.delete(volumeName);
       }
     }
     this.options.desired.finishRemoval(repo, name);
   }
 }
 
+function volumeKey(quota: number | null, owner: Owner | undefined): string {
+  return `${quota ?? "none"}:${owner ? `${owner.uid}:${owner.gid}` : "any"}`;
+}
+
+/**
+ * The steps of one reconcile: reads (`look`) and changes (`act`, recorded
+ * and reported as progress). Errors get `<what>: <step>: ` in front, keeping
+ * their code.
+ */
+class Steps {
+  readonly mutations: string[] = [];
+
+  constructor(
+    private readonly what: string,
+    private readonly onProgress: ((progress: ReconcileProgress) => void) | undefined,
+  ) {}
+
+  look<T>(step: string, run: () => Promise<T>): Promise<T> {
+    return withContext(this.what, step, run);
+  }
+
+  async act<T>(step: string, run: () => Promise<T>): Promise<T> {
+    this.announce(step);
+    const result = await withContext(this.what, step, run);
+    this.record(step);
+    return result;
+  }
+
+  announce(step: string): void {
+    this.onProgress?.({ step, state: "started" });
+  }
+
+  detail(step: string, detail: string): void {
+    this.onProgress?.({ step, state: "started", detail });
+  }
+
+  record(step: string): void {
+    this.mutations.push(step);
+    this.onProgress?.({ step, state: "done" });
+  }
+}
+
 /** Runs one step, adding `<what>: <step>: ` to any error while keeping its code. */
-function stepper(what: string): <T>(step: string, run: () => Promise<T>) => Promise<T> {
-  return async (step, run) => {
-    try {
-      return await run();
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      throw new TownError(
-        isTownError(error) ? error.code : "internal",
-        `${what}: ${step}: ${message}`,
-        {
-          cause: error,
-          ...(isTownError(error) ? { issues: error.issues } : {}),
-        },
-      );
-    }
-  };
+async function withContext<T>(what: string, step: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new TownError(
+      isTownError(error) ? error.code : "internal",
+      `${what}: ${step}: ${message}`,
+      {
+        cause: error,
+        ...(isTownError(error) ? { issues: error.issues } : {}),
+      },
+    );
+  }
 }

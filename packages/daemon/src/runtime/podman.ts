@@ -107,6 +107,15 @@ export interface HealthState {
   log: { start: Date | null; end: Date | null; exitCode: number; output: string }[];
 }
 
+/** A container's healthcheck as configured (from its image or its spec); durations in ms. */
+export interface HealthcheckConfig {
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  startPeriodMs: number;
+  retries: number;
+}
+
 export interface ContainerInfo {
   id: string;
   name: string;
@@ -128,6 +137,10 @@ export interface ContainerInfo {
     error: string;
   };
   restartCount: number;
+  /** `no`, `always`, `unless-stopped`, `on-failure` (libpod's "" reads as `no`). */
+  restartPolicy: string;
+  /** Null for a container without a healthcheck. */
+  healthcheck: HealthcheckConfig | null;
   /** Null for a container without a healthcheck. */
   health: HealthState | null;
 }
@@ -602,6 +615,9 @@ export class Podman {
     const config = d.optionalObject(root, "Config") ?? {};
     const state = d.optionalObject(root, "State") ?? {};
     const health = d.optionalObject(state, "Health");
+    const check = d.optionalObject(config, "Healthcheck");
+    const test = check ? d.strings(check, "Test") : [];
+    const restart = d.optionalObject(d.optionalObject(root, "HostConfig") ?? {}, "RestartPolicy");
     return {
       id: d.string(root, "Id"),
       name: d.string(root, "Name"),
@@ -620,6 +636,19 @@ export class Podman {
         error: d.string(state, "Error"),
       },
       restartCount: d.number(root, "RestartCount"),
+      restartPolicy: (restart && d.string(restart, "Name")) || "no",
+      // `NONE` is how an image's healthcheck is switched off.
+      healthcheck:
+        check && test.length > 0 && test[0] !== "NONE"
+          ? {
+              test,
+              // Go durations in nanoseconds; zero means Podman's default.
+              intervalMs: d.number(check, "Interval") / 1e6 || 30_000,
+              timeoutMs: d.number(check, "Timeout") / 1e6 || 30_000,
+              startPeriodMs: d.number(check, "StartPeriod") / 1e6,
+              retries: d.number(check, "Retries") || 3,
+            }
+          : null,
       health: health && d.string(health, "Status") !== "" ? healthState(health, d) : null,
     };
   }
@@ -669,6 +698,32 @@ export class Podman {
     const { body } = await this.client.request(request);
     if (typeof body !== "number") return new Decoder(context).fail("the exit code is not a number");
     return body;
+  }
+
+  /**
+   * Streams the contents of a directory inside a container (created or
+   * running) as an uncompressed tar whose entries are relative to that
+   * directory: how `archives` copy a directory out of an image. The caller
+   * consumes or destroys the stream; aborting `signal` ends it.
+   */
+  async copyFromContainer(
+    name: string,
+    directory: string,
+    signal?: AbortSignal,
+  ): Promise<NodeJS.ReadableStream> {
+    const context = `copy ${directory} out of container ${name}`;
+    if (!directory.startsWith("/") || directory.includes("\0")) {
+      throw new TownError("invalid_argument", `podman: ${context}: not an absolute path`);
+    }
+    // "<dir>/." names the directory's contents, so entries carry no leading directory.
+    const request: LibpodRequest = {
+      method: "GET",
+      path: `/containers/${namePath(name, context)}/archive`,
+      query: { path: `${directory.replace(/\/+$/, "")}/.` },
+      context,
+    };
+    if (signal) request.signal = signal;
+    return this.client.stream(request);
   }
 
   /**

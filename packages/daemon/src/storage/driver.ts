@@ -100,6 +100,16 @@ export interface StorageDriver {
   /** Path, quota, owner and usage; undefined when absent. Cost: as `usage`. */
   get(name: string): Promise<VolumeDetails | undefined>;
 
+  /**
+   * Quota and root owner, without usage: what the reconciler compares with
+   * the plan. Cheap (btrfs: one `btrfs` run; directories: one lstat).
+   * Undefined when absent.
+   */
+  attributes(name: string): Promise<{ quota: number | null; owner: Owner } | undefined>;
+
+  /** Gives the volume's whole tree to `owner` (files an app made included). @throws `not_found` */
+  setOwner(name: string, owner: Owner): Promise<void>;
+
   /** Every volume, sorted by name, without figures. Cheap (one directory read). */
   list(): Promise<VolumeInfo[]>;
 

@@ -29,7 +29,14 @@ import {
   volumePath,
   VOLUMES_DIR,
 } from "./names.js";
-import { checkOwner, errnoCode, ioError, lstatOrUndefined } from "./safe-fs.js";
+import {
+  checkOwner,
+  chownTree,
+  errnoCode,
+  ioError,
+  lstatOrUndefined,
+  type Owner,
+} from "./safe-fs.js";
 
 /** Smallest quota accepted: anything less leaves a volume unusable. */
 export const MIN_QUOTA_BYTES = 1024 * 1024;
@@ -133,6 +140,25 @@ export abstract class LayoutDriver implements StorageDriver {
       if (!stats?.isDirectory()) return undefined;
       const { quota, usage } = await this.account(path, false);
       return { name, path, quota, owner: { uid: stats.uid, gid: stats.gid }, usage };
+    });
+  }
+
+  async attributes(name: string): Promise<{ quota: number | null; owner: Owner } | undefined> {
+    const path = this.path(name);
+    return this.locked([name], `attributes of ${name}`, async () => {
+      const stats = await lstatOrUndefined(path);
+      if (!stats?.isDirectory()) return undefined;
+      const quota = this.capabilities.quotas ? (await this.account(path, false)).quota : null;
+      return { quota, owner: { uid: stats.uid, gid: stats.gid } };
+    });
+  }
+
+  async setOwner(name: string, owner: Owner): Promise<void> {
+    const path = this.path(name);
+    checkOwner(owner);
+    await this.locked([name], `set owner of ${name}`, async () => {
+      await this.mustExist(name, path);
+      await chownTree(path, owner);
     });
   }
 

@@ -10,9 +10,16 @@ export interface InstallRecord {
   /** sha256 of the package file the install was made from: a change means an upgrade is offered. */
   definitionHash: string;
   answers: Record<string, string>;
+  /** Kept running, and started again when the box starts. */
   enabled: boolean;
+  /** Should be running now: false once a person stopped it (or disabled it). */
+  running: boolean;
   /** The compiled plan the runtime applies; null for records made without one. */
   plan: CompiledPackage | null;
+  /** The plan hash whose `post_update` commands are still to run (set by an upgrade). */
+  postUpdateFor: string | null;
+  /** Volumes taken back from an earlier uninstall: a failed install moves them aside again. */
+  reused: string[];
   installedAt: number;
 }
 
@@ -24,11 +31,20 @@ export interface RemovalRecord {
   purge: boolean;
   /** The plan of the removed install: which volumes it had. */
   plan: CompiledPackage | null;
+  /** Volumes moved aside even when purging (ones a failed install had reused). */
+  keep: string[];
+  /** The version that was installed, recorded with the volumes moved aside. */
+  version: string;
   requestedAt: number;
 }
 
-export type InstallInput = Omit<InstallRecord, "installedAt" | "plan"> & {
+export type InstallInput = Omit<
+  InstallRecord,
+  "installedAt" | "plan" | "running" | "postUpdateFor" | "reused"
+> & {
   plan?: CompiledPackage | null;
+  postUpdateFor?: string | null;
+  reused?: string[];
 };
 
 interface InstallRow {
@@ -38,7 +54,10 @@ interface InstallRow {
   definition_hash: string;
   answers: string;
   enabled: number;
+  running: number;
   plan: string;
+  post_update_for: string | null;
+  reused: string;
   installed_at: number;
 }
 
@@ -47,6 +66,8 @@ interface RemovalRow {
   name: string;
   purge: number;
   plan: string;
+  keep: string;
+  version: string;
   requested_at: number;
 }
 
@@ -74,8 +95,9 @@ export class Installs {
   }
 
   /**
-   * Records (or replaces) the desired state of one installed package. A
-   * pending removal of the same app is dropped: installing again wins.
+   * Records (or replaces) the desired state of one installed package, running
+   * when enabled, and saves its answers for that version. A pending removal
+   * of the same app is dropped: installing again wins.
    */
   put(install: InstallInput): InstallRecord {
     this.db.transaction(() => {
@@ -85,11 +107,13 @@ export class Installs {
       );
       sql(
         this.db,
-        `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, plan, installed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, running,
+             plan, post_update_for, reused, installed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (repo, name) DO UPDATE SET version = excluded.version,
              definition_hash = excluded.definition_hash, answers = excluded.answers,
-             enabled = excluded.enabled, plan = excluded.plan`,
+             enabled = excluded.enabled, running = excluded.running, plan = excluded.plan,
+             post_update_for = excluded.post_update_for, reused = excluded.reused`,
       ).run(
         install.repo,
         install.name,
@@ -97,7 +121,22 @@ export class Installs {
         install.definitionHash,
         JSON.stringify(install.answers),
         install.enabled ? 1 : 0,
+        install.enabled ? 1 : 0,
         JSON.stringify(install.plan ?? null),
+        install.postUpdateFor ?? null,
+        JSON.stringify(install.reused ?? []),
+        this.clock(),
+      );
+      sql(
+        this.db,
+        `INSERT INTO answers (repo, name, version, answers, saved_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (repo, name, version) DO UPDATE SET answers = excluded.answers,
+             saved_at = excluded.saved_at`,
+      ).run(
+        install.repo,
+        install.name,
+        install.version,
+        JSON.stringify(install.answers),
         this.clock(),
       );
     })();
@@ -107,25 +146,113 @@ export class Installs {
     return record;
   }
 
+  /** Sets whether the app should run now. False when not installed. */
+  setRunning(repo: string, name: string, running: boolean): boolean {
+    return this.update(
+      "UPDATE installs SET running = ? WHERE repo = ? AND name = ?",
+      running ? 1 : 0,
+      repo,
+      name,
+    );
+  }
+
+  /** Enabling also starts the app; disabling also stops it. False when not installed. */
+  setEnabled(repo: string, name: string, enabled: boolean): boolean {
+    return this.update(
+      "UPDATE installs SET enabled = ?, running = ? WHERE repo = ? AND name = ?",
+      enabled ? 1 : 0,
+      enabled ? 1 : 0,
+      repo,
+      name,
+    );
+  }
+
+  /** The post_update commands of that plan ran; an upgrade made since keeps its own. */
+  finishPostUpdate(repo: string, name: string, planHash: string): void {
+    this.update(
+      "UPDATE installs SET post_update_for = NULL WHERE repo = ? AND name = ? AND post_update_for = ?",
+      repo,
+      name,
+      planHash,
+    );
+  }
+
+  /** After boot: enabled apps run again, whatever a person stopped before. */
+  startEnabled(): void {
+    this.update("UPDATE installs SET running = 1 WHERE enabled = 1 AND running = 0");
+  }
+
+  private update(statement: string, ...values: (string | number)[]): boolean {
+    const changed = sql(this.db, statement).run(...values).changes > 0;
+    if (changed) this.generation += 1;
+    return changed;
+  }
+
   /**
    * Replaces the install by a pending removal, in one transaction, so a crash
-   * leaves either the app or the intent to remove it. False when not installed.
+   * leaves either the app or the intent to remove it. `keep`: volumes moved
+   * aside even when purging. False when not installed.
    */
-  remove(repo: string, name: string, purge: boolean): boolean {
+  remove(repo: string, name: string, purge: boolean, keep: readonly string[] = []): boolean {
     const removed = this.db.transaction(() => {
       const install = this.get(repo, name);
       if (!install) return false;
       sql(this.db, "DELETE FROM installs WHERE repo = ? AND name = ?").run(repo, name);
       sql(
         this.db,
-        `INSERT INTO app_removals (repo, name, purge, plan, requested_at) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO app_removals (repo, name, purge, plan, keep, version, requested_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (repo, name) DO UPDATE SET purge = excluded.purge, plan = excluded.plan,
-             requested_at = excluded.requested_at`,
-      ).run(repo, name, purge ? 1 : 0, JSON.stringify(install.plan), this.clock());
+             keep = excluded.keep, version = excluded.version, requested_at = excluded.requested_at`,
+      ).run(
+        repo,
+        name,
+        purge ? 1 : 0,
+        JSON.stringify(install.plan),
+        JSON.stringify(keep),
+        install.version,
+        this.clock(),
+      );
       return true;
     })();
     if (removed) this.generation += 1;
     return removed;
+  }
+
+  /** Notes which version a volume moved aside came from. */
+  recordUninstalledVolume(volume: string, version: string): void {
+    sql(
+      this.db,
+      `INSERT INTO uninstalled_volumes (name, version, uninstalled_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version`,
+    ).run(volume, version, this.clock());
+  }
+
+  /** The version an uninstalled volume came from; undefined when not recorded. */
+  uninstalledVolumeVersion(volume: string): string | undefined {
+    const row = sql(this.db, "SELECT version FROM uninstalled_volumes WHERE name = ?").get(
+      volume,
+    ) as { version: string } | undefined;
+    return row?.version;
+  }
+
+  /** Forgets a volume that is no longer uninstalled (reattached or deleted). */
+  forgetUninstalledVolume(volume: string): void {
+    sql(this.db, "DELETE FROM uninstalled_volumes WHERE name = ?").run(volume);
+  }
+
+  /** The answers last given for the package (any version), newest first; undefined when never installed. */
+  lastAnswers(
+    repo: string,
+    name: string,
+  ): { version: string; answers: Record<string, string> } | undefined {
+    const row = sql(
+      this.db,
+      "SELECT version, answers FROM answers WHERE repo = ? AND name = ? ORDER BY saved_at DESC, rowid DESC LIMIT 1",
+    ).get(repo, name) as { version: string; answers: string } | undefined;
+    return (
+      row && { version: row.version, answers: JSON.parse(row.answers) as Record<string, string> }
+    );
   }
 
   removals(): RemovalRecord[] {
@@ -177,7 +304,10 @@ function toRecord(row: InstallRow): InstallRecord {
     definitionHash: row.definition_hash,
     answers: JSON.parse(row.answers) as Record<string, string>,
     enabled: row.enabled === 1,
+    running: row.running === 1,
     plan: JSON.parse(row.plan) as CompiledPackage | null,
+    postUpdateFor: row.post_update_for,
+    reused: JSON.parse(row.reused) as string[],
     installedAt: row.installed_at,
   };
 }
@@ -188,6 +318,8 @@ function toRemoval(row: RemovalRow): RemovalRecord {
     name: row.name,
     purge: row.purge === 1,
     plan: JSON.parse(row.plan) as CompiledPackage | null,
+    keep: JSON.parse(row.keep) as string[],
+    version: row.version,
     requestedAt: row.requested_at,
   };
 }

@@ -118,4 +118,34 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (repo, name)
   );
   `,
+  `
+  -- Started or stopped by a person, apart from enabled (kept running, and
+  -- started again when the box starts).
+  ALTER TABLE installs ADD COLUMN running INTEGER NOT NULL DEFAULT 1;
+  -- The plan hash whose post_update commands are still to run after an upgrade.
+  ALTER TABLE installs ADD COLUMN post_update_for TEXT;
+  -- Volumes the install took back from an earlier uninstall: if the install
+  -- fails, they are moved aside again, never deleted.
+  ALTER TABLE installs ADD COLUMN reused TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE app_removals ADD COLUMN keep TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE app_removals ADD COLUMN version TEXT NOT NULL DEFAULT '';
+
+  -- Which version each volume moved aside by an uninstall came from, so a
+  -- reinstall can import the volumes of a chosen version.
+  CREATE TABLE uninstalled_volumes (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    uninstalled_at INTEGER NOT NULL
+  );
+
+  -- The answers given per installed version: offered again on reinstall.
+  CREATE TABLE answers (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    answers TEXT NOT NULL,
+    saved_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, name, version)
+  );
+  `,
 ];

@@ -1,18 +1,34 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AppView } from "../../apps/apps.js";
+import { Readable } from "node:stream";
+import { TownError } from "@townos/format";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AppProgress, Apps, AppView } from "../../apps/apps.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
-import { nameParam, portSchema, volumeSchema } from "./schemas.js";
+import { SSE_HEADERS, sseStream } from "../sse.js";
+import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
 import { services } from "./system.js";
 
 const appSchema = {
   type: "object",
-  required: ["repo", "name", "version", "enabled", "containers", "lastError"],
+  required: [
+    "repo",
+    "name",
+    "version",
+    "enabled",
+    "running",
+    "held",
+    "postUpdatePending",
+    "containers",
+    "lastError",
+  ],
   properties: {
     repo: { type: "string" },
     name: { type: "string" },
     version: { type: "string" },
     enabled: { type: "boolean" },
+    running: { type: "boolean" },
+    held: { type: "boolean" },
+    postUpdatePending: { type: "boolean" },
     installedAt: { type: "integer" },
     ports: { type: "array", items: portSchema },
     volumes: { type: "array", items: volumeSchema },
@@ -50,13 +66,152 @@ const appSortable: Sortable<AppView> = {
   text: (app) => `${app.repo}/${app.name}`,
 };
 
+const answersSchema = {
+  type: "object",
+  maxProperties: 200,
+  additionalProperties: { type: "string", maxLength: 4096 },
+} as const;
+
+const versionParam = { type: "string", minLength: 1, maxLength: 64 } as const;
+
+const installBodySchema = {
+  type: "object",
+  required: ["repo", "name"],
+  additionalProperties: false,
+  properties: {
+    repo: nameParam,
+    name: nameParam,
+    version: versionParam,
+    answers: answersSchema,
+    reuseVolumes: { type: "boolean" },
+    importFromVersion: versionParam,
+  },
+} as const;
+
+const previewSchema = {
+  type: "object",
+  properties: {
+    repo: { type: "string" },
+    name: { type: "string" },
+    version: { type: "string" },
+    runtime: { type: "string" },
+    images: { type: "array", items: { type: "string" } },
+    volumes: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          instance: { type: "string" },
+          name: { type: "string" },
+          volume: { type: "string" },
+          mountpoint: { type: "string" },
+          quota: { type: ["integer", "null"] },
+          action: { type: "string", enum: ["create", "reuse"] },
+          from: { type: ["string", "null"] },
+        },
+      },
+    },
+    ports: { type: "array", items: portSchema },
+    disk: {
+      type: "object",
+      properties: {
+        quotaBytes: { type: "integer" },
+        unboundedVolumes: { type: "integer" },
+        freeBytes: { type: ["integer", "null"] },
+        quotasEnforced: { type: "boolean" },
+        fits: { type: "boolean" },
+      },
+    },
+    questionsToAnswer: { type: "array", items: { type: "string" } },
+    problems: { type: "array", items: issueSchema },
+  },
+} as const;
+
 type InstallBody = {
   repo: string;
   name: string;
   version?: string;
   answers?: Record<string, string>;
+  reuseVolumes?: boolean;
+  importFromVersion?: string;
 };
+type UpgradeBody = { version?: string; answers?: Record<string, string> };
 type AppParams = { repo: string; name: string };
+
+/** The request asks for live progress (`Accept: text/event-stream`) instead of one answer at the end. */
+function wantsProgress(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? "").includes("text/event-stream");
+}
+
+/**
+ * Runs a change of an app and answers either once it is done (201 when its
+ * reconcile finished, 202 while it goes on), or, when the client asked for
+ * it, as a stream of progress events ending with
+ * `{"type":"done","settled":…,"app":…}` (or an error event with the problem).
+ */
+async function answerChange(
+  apps: Apps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  target: { repo: string; name: string },
+  change: () => Promise<{ app: AppView; settled: boolean }>,
+): Promise<FastifyReply> {
+  if (!wantsProgress(request)) {
+    const { app, settled } = await change();
+    return reply.status(settled ? 201 : 202).send(app);
+  }
+  const gone = new AbortController();
+  reply.raw.once("close", () => {
+    gone.abort();
+  });
+  const events = progressEvents(apps, target, change, gone.signal);
+  return reply
+    .status(200)
+    .headers(SSE_HEADERS)
+    .send(Readable.from(sseStream(events, { signal: gone.signal }), { objectMode: false }));
+}
+
+/** Progress lines of the app while `change` runs, then its result; its failure is thrown. */
+async function* progressEvents(
+  apps: Apps,
+  target: { repo: string; name: string },
+  change: () => Promise<{ app: AppView; settled: boolean }>,
+  signal: AbortSignal,
+): AsyncGenerator<
+  { type: "progress"; progress: AppProgress } | { type: "done"; settled: boolean; app: AppView }
+> {
+  const pending: AppProgress[] = [];
+  let wake: () => void = () => undefined;
+  const stopFollowing = apps.follow(target.repo, target.name, (progress) => {
+    pending.push(progress);
+    wake();
+  });
+  // An object, so the loop below sees the callback's write.
+  const state = { finished: false };
+  const result = change().finally(() => {
+    state.finished = true;
+    wake();
+  });
+  // Handled below; this keeps an early failure from counting as unhandled meanwhile.
+  result.catch(() => undefined);
+  try {
+    while (!signal.aborted) {
+      const next = pending.shift();
+      if (next) {
+        yield { type: "progress", progress: next };
+        continue;
+      }
+      if (state.finished) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    const { app, settled } = await result;
+    yield { type: "done", settled, app };
+  } finally {
+    stopFollowing();
+  }
+}
 
 const appTarget = (request: FastifyRequest): string => {
   const { repo, name } = request.params as AppParams;
@@ -94,36 +249,147 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       },
       schema: {
         summary:
-          "Install a package: 201 once its first reconcile finished, 202 when that takes longer than a minute",
+          "Install a package: 201 once its first reconcile finished, 202 when that takes longer than a minute; with Accept: text/event-stream, live progress events ending with the result",
+        body: installBodySchema,
+        response: { 201: appSchema, 202: appSchema },
+      },
+    },
+    async (request, reply) => {
+      const { repo, name, version, answers, reuseVolumes, importFromVersion } = request.body;
+      const apps = services(options).apps;
+      return answerChange(apps, request, reply, { repo, name }, () =>
+        apps.install({
+          repo,
+          name,
+          ...(version === undefined ? {} : { version }),
+          answers: answers ?? {},
+          ...(reuseVolumes === undefined ? {} : { reuseVolumes }),
+          ...(importFromVersion === undefined ? {} : { importFromVersion }),
+        }),
+      );
+    },
+  );
+
+  api.post<{ Body: InstallBody }>(
+    "/apps/preview",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary:
+          "What installing with these answers would do: volumes made or taken back, ports, disk against free space, questions still to answer. Changes nothing",
+        body: installBodySchema,
+        response: { 200: previewSchema },
+      },
+    },
+    async (request) => {
+      const { repo, name, version, answers, reuseVolumes, importFromVersion } = request.body;
+      return services(options).apps.preview({
+        repo,
+        name,
+        ...(version === undefined ? {} : { version }),
+        answers: answers ?? {},
+        ...(reuseVolumes === undefined ? {} : { reuseVolumes }),
+        ...(importFromVersion === undefined ? {} : { importFromVersion }),
+      });
+    },
+  );
+
+  api.get<{ Params: AppParams }>(
+    "/apps/:repo/:name/answers",
+    {
+      // Answers hold passwords: only administrators, who may reinstall, see them.
+      config: { access: "admin" },
+      schema: {
+        summary:
+          "The answers last given for a package (installed now or before): offered again on reinstall or upgrade",
+        params: appParams,
+        response: {
+          200: {
+            type: "object",
+            properties: { version: { type: "string" }, answers: answersSchema },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const last = services(options).apps.lastAnswers(request.params.repo, request.params.name);
+      if (!last) {
+        throw new TownError(
+          "not_found",
+          `${request.params.repo}/${request.params.name} was never installed here`,
+        );
+      }
+      return last;
+    },
+  );
+
+  api.post<{ Params: AppParams; Body: UpgradeBody }>(
+    "/apps/:repo/:name/upgrade",
+    {
+      config: {
+        access: "admin",
+        audit: {
+          action: "app.upgrade",
+          target: appTarget,
+          detail: (r) => {
+            const body = r.body as UpgradeBody | undefined;
+            return { version: body?.version, answered: Object.keys(body?.answers ?? {}).sort() };
+          },
+        },
+      },
+      schema: {
+        summary:
+          "Upgrade an app to a version (default: the latest) or to its changed definition, keeping volumes and answers; post_update commands run after. Progress as for install",
+        params: appParams,
         body: {
           type: "object",
-          required: ["repo", "name"],
           additionalProperties: false,
-          properties: {
-            repo: nameParam,
-            name: nameParam,
-            version: { type: "string", minLength: 1, maxLength: 64 },
-            answers: {
-              type: "object",
-              maxProperties: 200,
-              additionalProperties: { type: "string", maxLength: 4096 },
-            },
-          },
+          properties: { version: versionParam, answers: answersSchema },
         },
         response: { 201: appSchema, 202: appSchema },
       },
     },
     async (request, reply) => {
-      const { repo, name, version, answers } = request.body;
-      const { app, settled } = await services(options).apps.install({
-        repo,
-        name,
-        ...(version === undefined ? {} : { version }),
-        answers: answers ?? {},
-      });
-      return reply.status(settled ? 201 : 202).send(app);
+      const { repo, name } = request.params;
+      const { version, answers } = request.body;
+      const apps = services(options).apps;
+      return answerChange(apps, request, reply, { repo, name }, () =>
+        apps.upgrade({
+          repo,
+          name,
+          ...(version === undefined ? {} : { version }),
+          ...(answers === undefined ? {} : { answers }),
+        }),
+      );
     },
   );
+
+  for (const action of ["start", "stop", "restart", "enable", "disable"] as const) {
+    api.post<{ Params: AppParams }>(
+      `/apps/:repo/:name/${action}`,
+      {
+        config: { access: "admin", audit: { action: `app.${action}`, target: appTarget } },
+        schema: {
+          summary: {
+            start: "Start an app and its dependencies (dependencies first)",
+            stop: "Stop an app and its dependencies (the app first); it stays stopped until started",
+            restart: "Stop and start an app's containers",
+            enable: "Keep an app running, also after the box starts; starts it now",
+            disable: "Stop an app and keep it stopped, also after the box starts",
+          }[action],
+          params: appParams,
+          response: { 201: appSchema, 202: appSchema },
+        },
+      },
+      async (request, reply) => {
+        const { repo, name } = request.params;
+        const apps = services(options).apps;
+        return answerChange(apps, request, reply, { repo, name }, () =>
+          action === "restart" ? apps.restart(repo, name) : apps.setState(repo, name, action),
+        );
+      },
+    );
+  }
 
   api.get<{ Params: AppParams }>(
     "/apps/:repo/:name",

@@ -1,0 +1,86 @@
+/**
+ * Seeding of package volumes with the real programs: directories copied out
+ * of container images (`archives`) and git clones (`git_sources`, a
+ * volume's `git`), and the reconciler put together from Podman and a
+ * storage driver.
+ */
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import type { Clock } from "../clock.js";
+import type { SpecGenerator } from "../runtime/container-spec.js";
+import type { Podman } from "../runtime/podman.js";
+import type { StorageDriver } from "../storage/driver.js";
+import { seedFromArchive, seedFromGit, writeTemplates } from "../storage/seed.js";
+import { AppReconciler, type AppDesiredState, type VolumeSeeder } from "./reconciler.js";
+
+/** Most bytes a directory copied out of an image may hold. */
+export const MAX_IMAGE_SEED_BYTES = 16 * 1024 ** 3;
+
+/** Seeds from images through a stopped, short-lived container, and from git with isomorphic-git. */
+export function podmanSeeder(podman: Podman): VolumeSeeder {
+  return {
+    async fromGit(dir, source, owner) {
+      const outcome = await seedFromGit(
+        dir,
+        { url: source.url, ...(source.branch === null ? {} : { branch: source.branch }) },
+        owner ? { owner } : {},
+      );
+      return outcome.seeded;
+    },
+    async fromImage(dir, source, owner, labels) {
+      if (!(await podman.imageExists(source.image))) await podman.pullImage(source.image);
+      // Labelled as the app's: one left by a crash is removed by the app's next reconcile.
+      const name = `town-seed-${randomBytes(6).toString("hex")}`;
+      await podman.createContainer({ ...seedContainerSpec(name, source.image), labels });
+      try {
+        const tar = await podman.copyFromContainer(name, source.directory);
+        const outcome = await seedFromArchive(dir, Readable.from(tar), "tar", {
+          maxBytes: MAX_IMAGE_SEED_BYTES,
+          ...(owner ? { owner } : {}),
+        });
+        return outcome.seeded;
+      } finally {
+        await podman.removeContainer(name);
+      }
+    },
+  };
+}
+
+/** A container that is never started: only its file system is read. */
+function seedContainerSpec(name: string, image: string): SpecGenerator {
+  return {
+    name,
+    hostname: name,
+    image,
+    command: ["true"],
+    env: {},
+    labels: {},
+    portmappings: [],
+    mounts: [],
+    netns: { nsmode: "bridge" },
+    networks: {},
+    restart_policy: "no",
+    privileged: false,
+  };
+}
+
+/** The app reconciler over Podman and a storage driver, as the daemon runs it. */
+export function podmanReconciler(options: {
+  podman: Podman;
+  storage: StorageDriver;
+  desired: AppDesiredState;
+  clock: Clock;
+  box: string;
+  held?: (repo: string, name: string) => boolean;
+}): AppReconciler {
+  return new AppReconciler({
+    runtime: options.podman,
+    storage: options.storage,
+    writeTemplates,
+    seeder: podmanSeeder(options.podman),
+    desired: options.desired,
+    clock: options.clock,
+    box: options.box,
+    ...(options.held ? { held: options.held } : {}),
+  });
+}
