@@ -161,7 +161,7 @@ try {
     `reconcile pass over ${APPS} converged apps, one after another: ${pass.toFixed(0)} ms, ${calls} Podman calls, ${mutations} mutating`,
   );
   console.log(
-    `the daemon's pass through its work queue: ${queued.toFixed(0)} ms (target < 200 ms, 0 mutating)`,
+    `the daemon's resync pass (one container listing for all apps, then its work queue): ${queued.toFixed(0)} ms (target < 200 ms, 0 mutating)`,
   );
 } finally {
   await daemon.stop();

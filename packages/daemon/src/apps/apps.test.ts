@@ -44,8 +44,10 @@ class FakeRuntime implements AppRuntime {
   /** Exit code of every exec. */
   execExitCode = 0;
 
+  listings = 0;
   async listContainers(labels: Readonly<Record<string, string>>) {
     await tick();
+    this.listings += 1;
     return [...this.containers.values()]
       .filter(({ spec }) => Object.entries(labels).every(([k, v]) => spec.labels[k] === v))
       .map(({ spec, state }) => ({ name: spec.name, state, labels: { ...spec.labels } }));
@@ -844,5 +846,21 @@ describe("Apps: install and uninstall requests", () => {
     await apps.resync();
     await apps.idle();
     assert.equal(runtime.containers.has("town-default-ghost"), false);
+  });
+
+  it("a resync lists Podman's containers once for all apps, and changes nothing when converged", async () => {
+    attach();
+    await apps.install({ repo: "default", name: "hello", answers: {} });
+    await apps.install({ repo: "default", name: "keyvalue", answers: { port: "7379" } });
+    await apps.idle();
+    runtime.listings = 0;
+    runtime.calls.length = 0;
+    await apps.resync();
+    await apps.idle();
+    assert.equal(runtime.listings, 1);
+    assert.deepEqual(runtime.calls, []);
+    // The listing serves one pass per app only: the next request lists again.
+    await apps.setState("default", "hello", "start");
+    assert.equal(runtime.listings, 3);
   });
 });

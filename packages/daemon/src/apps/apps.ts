@@ -160,6 +160,10 @@ export class Apps {
   private readonly requested = new Map<string, number>();
   /** Per key: how many holds keep the app stopped. */
   private readonly holds = new Map<string, number>();
+  /** Podman events seen: a listing taken before the latest one may be out of date. */
+  private events = 0;
+  private snapshot:
+    { events: number; pending: Set<string>; byKey: Map<string, ContainerList> } | undefined;
   /** Per key: who follows the progress of its reconciles. */
   private readonly followers = new Map<string, Set<(progress: AppProgress) => void>>();
 
@@ -196,9 +200,14 @@ export class Apps {
         started.set(key, this.requested.get(key) ?? 0);
         const app = parseAppKey(key);
         if (!app) return undefined;
-        await options.reconciler.reconcile(app.repo, app.name, (progress) => {
-          this.tell(key, { ...progress, at: Date.now() });
-        });
+        await options.reconciler.reconcile(
+          app.repo,
+          app.name,
+          (progress) => {
+            this.tell(key, { ...progress, at: Date.now() });
+          },
+          this.takeSnapshot(key),
+        );
         return undefined;
       },
       onSuccess: (key) => {
@@ -254,19 +263,42 @@ export class Apps {
   /** Enqueues every installed app, every pending removal, and the apps of leftover containers. */
   async resync(): Promise<void> {
     const { installs } = this.options;
-    for (const install of installs.list()) this.enqueue(install.repo, install.name);
-    for (const removal of installs.removals()) this.enqueue(removal.repo, removal.name);
+    const keys = new Set([
+      ...installs.list().map((install) => appKey(install.repo, install.name)),
+      ...installs.removals().map((removal) => appKey(removal.repo, removal.name)),
+    ]);
     const runtime = this.attached?.runtime;
-    if (!runtime) return;
-    try {
-      // Containers of apps nobody installed (a crash between steps, a hand-made copy): removed.
-      for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
-        const app = splitApp(container.labels[LABEL_APP]);
-        if (app && !installs.get(app.repo, app.name)) this.enqueue(app.repo, app.name);
+    if (runtime) {
+      try {
+        // One listing for every app: each pass then starts from it instead of asking again.
+        const events = this.events;
+        const byKey = new Map<string, ContainerList>();
+        for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
+          const app = splitApp(container.labels[LABEL_APP]);
+          if (!app) continue;
+          const key = appKey(app.repo, app.name);
+          // Containers of apps nobody installed (a crash between steps, a hand-made copy) go too.
+          keys.add(key);
+          byKey.set(key, [...(byKey.get(key) ?? []), container]);
+        }
+        if (events === this.events) this.snapshot = { events, pending: new Set(keys), byKey };
+      } catch (error) {
+        this.options.log?.("listing containers failed", { error: errorText(error) });
       }
-    } catch (error) {
-      this.options.log?.("listing containers for leftovers failed", { error: errorText(error) });
     }
+    for (const key of keys) this.attached?.queue.enqueue(key);
+  }
+
+  /**
+   * The app's containers from the last resync's listing, once, while no
+   * Podman event has come in since (an event means the listing may be old).
+   */
+  private takeSnapshot(key: string): ContainerList | undefined {
+    const snapshot = this.snapshot;
+    if (!snapshot || snapshot.events !== this.events || !snapshot.pending.delete(key)) {
+      return undefined;
+    }
+    return snapshot.byKey.get(key) ?? [];
   }
 
   private enqueue(repo: string, name: string): void {
@@ -712,6 +744,7 @@ export class Apps {
       try {
         for await (const event of await events({ types: ["container"], signal })) {
           if (event.attributes[LABEL_BOX] !== this.options.box) continue;
+          this.events += 1;
           const app = splitApp(event.attributes[LABEL_APP]);
           if (app) this.enqueue(app.repo, app.name);
         }
@@ -722,6 +755,8 @@ export class Apps {
     }
   }
 }
+
+type ContainerList = Awaited<ReturnType<AppRuntime["listContainers"]>>;
 
 /** How a reconcile a request waited for ended. */
 interface Outcome {

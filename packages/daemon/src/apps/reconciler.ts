@@ -81,9 +81,7 @@ export function flattenPlan(plan: CompiledPackage): { plan: CompiledPackage; ali
 /** The container runtime as the reconciler uses it; the Podman driver satisfies it. */
 export interface AppRuntime {
   /** All containers (running or not) carrying all the labels. Cheap. */
-  listContainers(
-    labels: Readonly<Record<string, string>>,
-  ): Promise<{ name: string; state: string; labels: Record<string, string> }[]>;
+  listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerList>;
   /** Creates (does not start); `conflict` when the name is taken. */
   createContainer(spec: SpecGenerator): Promise<string>;
   /** Idempotent: false when it ran already. */
@@ -104,6 +102,8 @@ export interface AppRuntime {
   /** Runs a command in a running container. */
   exec(name: string, command: readonly string[]): Promise<ExecResult>;
 }
+
+export type ContainerList = { name: string; state: string; labels: Record<string, string> }[];
 
 /** The volume storage as the reconciler uses it; every StorageDriver satisfies it (see driver.ts). */
 export interface AppStorage {
@@ -201,18 +201,28 @@ export class AppReconciler {
     repo: string,
     name: string,
     onProgress?: (progress: ReconcileProgress) => void,
+    known?: ContainerList,
   ): Promise<ReconcileReport> {
     const install = this.options.desired.get(repo, name);
     const steps = new Steps(install ? `install ${name}` : `uninstall ${name}`, onProgress);
+    // A fresh listing of the app's containers, unless the caller has one (a resync lists all apps at once).
+    const containers = (labels: Record<string, string>): Promise<ContainerList> =>
+      known
+        ? Promise.resolve(known)
+        : steps.look("list containers", () => this.options.runtime.listContainers(labels));
     if (install) {
-      await this.apply(install, steps);
+      await this.apply(install, steps, containers);
     } else {
-      await this.remove(repo, name, this.options.desired.removal(repo, name), steps);
+      await this.remove(repo, name, this.options.desired.removal(repo, name), steps, containers);
     }
     return { mutations: steps.mutations };
   }
 
-  private async apply(install: InstallRecord, steps: Steps): Promise<void> {
+  private async apply(
+    install: InstallRecord,
+    steps: Steps,
+    containers: (labels: Record<string, string>) => Promise<ContainerList>,
+  ): Promise<void> {
     const { runtime, storage } = this.options;
     const plan = install.plan;
     if (!plan) {
@@ -240,7 +250,7 @@ export class AppReconciler {
       }),
     }));
 
-    const existing = await steps.look("list containers", () => runtime.listContainers(appLabel));
+    const existing = await containers(appLabel);
     const current = new Map<string, string>();
     for (const container of existing) {
       const wanted = nodes.find(({ spec }) => spec.name === container.name)?.spec;
@@ -457,10 +467,11 @@ export class AppReconciler {
     name: string,
     removal: RemovalRecord | undefined,
     steps: Steps,
+    containers: (labels: Record<string, string>) => Promise<ContainerList>,
   ): Promise<void> {
     const { runtime, storage } = this.options;
     const appLabel = appLabels(this.options.box, repo, name);
-    const existing = await steps.look("list containers", () => runtime.listContainers(appLabel));
+    const existing = await containers(appLabel);
     // The app first, its dependencies last (the reverse of their start order).
     for (const container of [...existing].reverse()) {
       await steps.act(`remove container ${container.name}`, () =>
