@@ -429,6 +429,41 @@ export function registerClientCommands(program: Command, io: Io): void {
       );
       finish(result, flags);
     });
+  app
+    .command("expose")
+    .description(
+      "set who can reach a published port: local (this box), lan (home network), internet (router forward too)",
+    )
+    .argument("<app>", "REPO/NAME")
+    .argument("<port>", "a host port the app publishes")
+    .argument("<exposure>", "local, lan or internet")
+    .option("--json")
+    .action(async (spec: string, portText: string, exposure: string, flags: JsonFlag) => {
+      const { repo, name, version } = packageSpec(spec);
+      if (version !== undefined) throw usage(`give the app as REPO/NAME, without a version`);
+      if (exposure !== "local" && exposure !== "lan" && exposure !== "internet") {
+        throw usage(`exposure must be local, lan or internet, not "${exposure}"`);
+      }
+      const port = parseWhole(portText, "port");
+      finish(
+        await (
+          await client()
+        ).changeApp({ action: "expose", repo, name, port, exposure }, showProgress),
+        flags,
+      );
+    });
+  app
+    .command("dns")
+    .description("publish (on) or hide (off) an app's names in the box's DNS")
+    .argument("<app>", "REPO/NAME")
+    .argument("<state>", "on or off")
+    .action(async (spec: string, state: string) => {
+      const { repo, name, version } = packageSpec(spec);
+      if (version !== undefined) throw usage(`give the app as REPO/NAME, without a version`);
+      if (state !== "on" && state !== "off") throw usage(`give on or off, not "${state}"`);
+      await (await client()).publishAppNames(repo, name, state === "on");
+      print(`${repo}/${name}: names ${state === "on" ? "published" : "hidden"}`);
+    });
   for (const [action, description] of [
     ["start", "start an app and its dependencies"],
     ["stop", "stop an app and its dependencies (it stays stopped until started)"],
@@ -592,11 +627,10 @@ function appLines(view: AppView): string[] {
   const lines = [
     `${view.repo}/${view.name} ${view.version}${state.length > 0 ? ` (${state.join(", ")})` : ""}`,
   ];
+  for (const url of view.urls) lines.push(`  ${url}`);
   for (const p of view.ports) {
     const role = p.name === null ? "" : ` ${p.name}`;
-    lines.push(
-      `  port${role} ${String(p.host ?? "ingress")} → ${String(p.container)} (${p.exposure})`,
-    );
+    lines.push(`  port${role} ${p.host} → ${p.container} (${p.exposure})`);
   }
   for (const v of view.volumes) lines.push(`  volume ${v.instance}/${v.name} at ${v.mountpoint}`);
   for (const n of view.notes) lines.push(`  ${n.label}: ${n.value}`);

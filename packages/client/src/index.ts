@@ -19,6 +19,7 @@ import type {
   LogEntry,
   LogEvent,
   LogPage,
+  NetworkStatus,
   Page,
   PageQuery,
   PackageDetail,
@@ -47,6 +48,7 @@ export type {
   LogEntry,
   LogEvent,
   LogPage,
+  NetworkStatus,
   Page,
   PageQuery,
   PackageDetail,
@@ -177,11 +179,14 @@ export class TownClient {
       body?: string | UploadBody | Blob;
       contentType?: string;
       accept?: string;
+      /** `path` is from the server's root, not under `/api/v1` (the CA download). */
+      outsideApi?: boolean;
     },
   ): Promise<Response> {
     // An empty base URL means "this page's origin" (the dashboard runs in a browser).
     const origin = (globalThis as { location?: { href: string } }).location?.href;
-    const url = new URL(`${this.baseUrl}/api/v1${path}`, this.baseUrl === "" ? origin : undefined);
+    const prefix = options.outsideApi === true ? "" : "/api/v1";
+    const url = new URL(`${this.baseUrl}${prefix}${path}`, this.baseUrl === "" ? origin : undefined);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       for (const item of Array.isArray(value) ? value : [value]) {
         if (item !== undefined) url.searchParams.append(key, String(item));
@@ -400,7 +405,14 @@ export class TownClient {
           version?: string;
           answers?: Record<string, string>;
         }
-      | { action: "start" | "stop" | "restart" | "enable" | "disable"; repo: string; name: string },
+      | { action: "start" | "stop" | "restart" | "enable" | "disable"; repo: string; name: string }
+      | {
+          action: "expose";
+          repo: string;
+          name: string;
+          port: number;
+          exposure: "local" | "lan" | "internet";
+        },
     onProgress: (progress: AppProgress) => void,
     signal?: AbortSignal,
   ): Promise<{ app: AppView; settled: boolean }> {
@@ -415,7 +427,12 @@ export class TownClient {
                 ...(change.answers === undefined ? {} : { answers: change.answers }),
               },
             }
-          : { path: `${appPath(change.repo, change.name)}/${change.action}`, body: undefined };
+          : change.action === "expose"
+            ? {
+                path: `${appPath(change.repo, change.name)}/expose`,
+                body: { port: change.port, exposure: change.exposure },
+              }
+            : { path: `${appPath(change.repo, change.name)}/${change.action}`, body: undefined };
     const response = await this.send("POST", path, {
       accept: "text/event-stream",
       ...(body === undefined
@@ -433,6 +450,11 @@ export class TownClient {
       code: "unavailable",
       detail: "the daemon ended the progress stream before the result",
     });
+  }
+
+  /** Publishes or hides an app's names in the box's DNS. */
+  publishAppNames(repo: string, name: string, published: boolean): Promise<AppView> {
+    return this.request("POST", `${appPath(repo, name)}/dns`, { body: { published } });
   }
 
   /** Uninstalls an app; its volumes are moved aside, or deleted with `purge`. */
@@ -540,6 +562,20 @@ export class TownClient {
     });
     if (!response.body) throw new Error("the download has no body");
     return response.body;
+  }
+
+  /** State of the HTTPS ingress, DNS, mDNS and UPnP (`state: "off"` without networking). */
+  netStatus(): Promise<NetworkStatus> {
+    return this.request("GET", "/net/status");
+  }
+
+  /** The root certificate of the box's local CA (PEM); no login needed. */
+  async caCertificate(): Promise<string> {
+    const response = await this.send("GET", "/tls/ca.crt", {
+      accept: "application/x-pem-file, application/problem+json",
+      outsideApi: true,
+    });
+    return response.text();
   }
 }
 

@@ -15,7 +15,13 @@ import {
   dependencyInstanceName,
   packageDnsName,
 } from "./names.js";
-import { compileAnswers, cryptoRandom, prefillAnswers, type RandomSource } from "./questions.js";
+import {
+  compileAnswers,
+  cryptoRandom,
+  portInUse,
+  prefillAnswers,
+  type RandomSource,
+} from "./questions.js";
 import { absolutePathProblem, findControlCharacter, relativePathProblem } from "./rules.js";
 import { renderFileTemplate } from "./template-data.js";
 import { parseByteSize } from "./units.js";
@@ -48,6 +54,8 @@ export interface CompileOptions {
   system: SystemInfo;
   /** Host ports used by installed packages and the system. */
   takenPorts?: Iterable<number>;
+  /** Who holds some of the taken ports (`default/gitea`, `a program on the host`), named in errors. */
+  portHolders?: ReadonlyMap<number, string>;
   random?: RandomSource;
   /** Finds a dependency's definition; undefined when there is none. */
   resolveDependency?: (request: DependencyRequest) => PackageSource | undefined;
@@ -191,6 +199,7 @@ class Compiler {
     const answerResult = compileAnswers(definition.questions, answers, {
       packageName: frame.instance,
       takenPorts: this.takenPorts,
+      ...(this.options.portHolders ? { portHolders: this.options.portHolders } : {}),
       random: this.random,
       ...(frame.unseen ? { unseen: frame.unseen } : {}),
     });
@@ -435,7 +444,7 @@ class Compiler {
       if (port.host === null) continue;
       if (seen.has(port.host)) report(`host port ${port.host} is published twice`);
       else if (this.takenPorts.has(port.host) && !answeredPorts.has(port.host)) {
-        report(`host port ${port.host} is already in use`);
+        report(`host ${portInUse(port.host, this.options.portHolders)}`);
       }
       seen.add(port.host);
     }

@@ -18,6 +18,8 @@ export interface AnswerContext {
   packageName: string;
   /** Host ports already used; ports chosen here are added to it. */
   takenPorts: Set<number>;
+  /** Who holds some of the taken ports (`default/gitea`), for the error message. */
+  portHolders?: ReadonlyMap<number, string>;
   random: RandomSource;
   /**
    * Questions whose blank answers may fall back to a generated value when
@@ -125,7 +127,7 @@ function normalize(question: QuestionDefinition, text: string, context: AnswerCo
       if (!/^[0-9]{1,5}$/.test(text.trim())) return { error: `"${text}" is not a port number` };
       const port = Number(text.trim());
       if (port < 1 || port > 65535) return { error: `port ${port} is outside 1-65535` };
-      if (context.takenPorts.has(port)) return { error: `port ${port} is already in use` };
+      if (context.takenPorts.has(port)) return { error: portInUse(port, context.portHolders) };
       context.takenPorts.add(port);
       return { value: String(port) };
     }
@@ -194,4 +196,10 @@ function freePort(context: AnswerContext): number | undefined {
     if (!context.takenPorts.has(port)) return port;
   }
   return undefined;
+}
+
+/** `port 80 is already in use (by default/web)`: who holds it, when known. */
+export function portInUse(port: number, holders: ReadonlyMap<number, string> | undefined): string {
+  const holder = holders?.get(port);
+  return `port ${port} is already in use${holder === undefined ? "" : ` (by ${holder})`}`;
 }

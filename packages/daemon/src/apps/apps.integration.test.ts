@@ -19,7 +19,7 @@ import {
   preparePodmanHost,
   TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { startDaemon, systemInfo, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
 import { setupStorage } from "../storage/setup.js";
 import { appNetworkName, LABEL_APP } from "./reconciler.js";
@@ -216,8 +216,49 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     );
     const info = await town("app", "info", `${repo}/web`);
     assert.equal(info.code, 0, info.stderr);
-    assert.match(info.stdout, new RegExp(`port ${port} → 8080 \\(external\\)`));
+    assert.match(info.stdout, new RegExp(`port ${port} → 8080 \\(internet\\)`));
     assert.match(info.stdout, /volume web\/www at \/www/);
+  });
+
+  it("changes a port's exposure live: local answers on loopback only", async () => {
+    const lan = systemInfo().internalIP;
+    const local = await town("app", "expose", `${repo}/web`, String(port), "local");
+    assert.equal(local.code, 0, local.stderr);
+    assert.match(local.stdout, new RegExp(`port ${port} → 8080 \\(local\\)`));
+    const page = (host: string): Promise<string> =>
+      fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2_000) }).then((r) =>
+        r.text(),
+      );
+    assert.equal(
+      (
+        await until(
+          "the page on loopback",
+          10_000,
+          () => page("127.0.0.1"),
+          () => true,
+        )
+      ).trim(),
+      PAGE_TEXT,
+    );
+    if (lan !== "127.0.0.1") await assert.rejects(page(lan));
+    const back = await town("app", "expose", `${repo}/web`, String(port), "lan");
+    assert.equal(back.code, 0, back.stderr);
+    if (lan !== "127.0.0.1") {
+      assert.equal(
+        (
+          await until(
+            "the page on the LAN",
+            10_000,
+            () => page(lan),
+            () => true,
+          )
+        ).trim(),
+        PAGE_TEXT,
+      );
+    }
+    const bad = await town("app", "expose", `${repo}/web`, "1", "lan");
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /publishes no host port 1/);
   });
 
   it("uninstalls: containers and network go, the volume is moved aside", async () => {

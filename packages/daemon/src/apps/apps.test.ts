@@ -12,7 +12,7 @@ import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/s
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
 import { Repositories } from "../store/repositories.js";
-import { Apps, takenPorts } from "./apps.js";
+import { Apps, portHolders } from "./apps.js";
 import {
   appKey,
   appNetworkName,
@@ -561,6 +561,7 @@ describe("app keys and names", () => {
 });
 
 describe("Apps: install and uninstall requests", () => {
+  let hostPorts: Set<number>;
   let runtime: FakeRuntime;
   let storage: FakeStorage;
   let installs: Installs;
@@ -581,7 +582,15 @@ describe("Apps: install and uninstall requests", () => {
     };
     const catalog = new Catalog(db, repositories, installs, fetcher, "/nonexistent", clock);
     await catalog.loadLocal();
-    apps = new Apps({ installs, catalog, tld: () => "home", system: () => testSystem, box: BOX });
+    hostPorts = new Set();
+    apps = new Apps({
+      installs,
+      catalog,
+      tld: () => "home",
+      system: () => testSystem,
+      box: BOX,
+      hostPorts: () => Promise.resolve(hostPorts),
+    });
     runtime = new FakeRuntime();
     storage = new FakeStorage();
   });
@@ -662,10 +671,25 @@ describe("Apps: install and uninstall requests", () => {
       version: "1.0",
       answers: { port: "7379" },
     });
-    assert.deepEqual(takenPorts(installs.list()), [7379]);
+    assert.deepEqual([...portHolders(installs.list())], [[7379, "default/keyvalue"]]);
     await assert.rejects(
       apps.install({ repo: "default", name: "guestbook", answers: { feedport: "7379" } }),
-      (error: TownError) => error.code === "invalid_answers",
+      (error: TownError) => {
+        assert.equal(error.code, "invalid_answers");
+        assert.match(error.message, /port 7379 is already in use \(by default\/keyvalue\)/);
+        return true;
+      },
+    );
+    // A port some other program listens on is refused too, before anything is made.
+    hostPorts.add(9091);
+    await assert.rejects(
+      apps.install({ repo: "default", name: "guestbook", answers: { feedport: "9091" } }),
+      (error: TownError) =>
+        /9091 is already in use \(by a program on this host\)/.test(error.message),
+    );
+    assert.deepEqual(
+      runtime.calls.filter((call) => call.includes("guestbook")),
+      [],
     );
   });
 

@@ -4,8 +4,11 @@
  * the loop that keeps the reconciler fed (boot, periodic resync, Podman
  * events).
  */
+import { randomInt } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import {
+  AUTO_PORT_MAX,
+  AUTO_PORT_MIN,
   compilePackage,
   cryptoRandom,
   isTownError,
@@ -18,9 +21,16 @@ import {
 import type { Catalog } from "../catalog/catalog.js";
 import { previewInstall } from "../catalog/preview.js";
 import { WorkQueue } from "../reconcile/queue.js";
+import { listeningPorts } from "../net/host-ports.js";
 import type { Podman } from "../runtime/podman.js";
 import { packageVolumeName, parseVolumeName } from "../storage/names.js";
-import type { Installs, InstallRecord } from "../store/installs.js";
+import {
+  EXPOSURE_LEVELS,
+  type ExposureLevel,
+  type InstallRecord,
+  type Installs,
+} from "../store/installs.js";
+import type { NetworkInputs } from "../net/network.js";
 import {
   appKey,
   appLabels,
@@ -30,6 +40,7 @@ import {
   LABEL_APP,
   LABEL_BOX,
   parseAppKey,
+  portExposure,
   type AppRuntime,
   type ReconcileProgress,
 } from "./reconciler.js";
@@ -105,7 +116,18 @@ export interface AppView {
   /** An upgrade's post_update commands have not run yet. */
   postUpdatePending: boolean;
   installedAt: number;
-  ports: { name: string | null; host: number | null; container: number; exposure: string }[];
+  /** Published host ports, with who can reach them (the ingress's loopback ports left out). */
+  ports: {
+    instance: string;
+    name: string | null;
+    host: number;
+    container: number;
+    exposure: ExposureLevel;
+  }[];
+  /** Where people open the app: its HTTPS name (and public domains) through the ingress. */
+  urls: string[];
+  /** The app's names are in the box's DNS. */
+  dnsPublished: boolean;
   volumes: { instance: string; name: string; mountpoint: string; quota: number | null }[];
   notes: { label: string; value: string; type: string }[];
   /** One per container of the app (dependencies first); `missing` when it does not exist. */
@@ -120,6 +142,8 @@ export interface AppsOptions {
   system: () => SystemInfo;
   /** This install's id: only containers carrying it are looked at (`LABEL_BOX`). */
   box: string;
+  /** Ports something on the host listens on; default: read from /proc. */
+  hostPorts?: () => Promise<Set<number>>;
   /** Told about reconcile failures (they are also recorded on the app). */
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -164,6 +188,9 @@ export class Apps {
   private events = 0;
   private snapshot:
     { events: number; pending: Set<string>; byKey: Map<string, ContainerList> } | undefined;
+  private readonly networkListeners: (() => void)[] = [];
+  /** The installs' generation networking was last told about. */
+  private networkGeneration = -1;
   /** Per key: who follows the progress of its reconciles. */
   private readonly followers = new Map<string, Set<(progress: AppProgress) => void>>();
 
@@ -211,6 +238,10 @@ export class Apps {
         return undefined;
       },
       onSuccess: (key) => {
+        if (this.options.installs.generation !== this.networkGeneration) {
+          this.networkGeneration = this.options.installs.generation;
+          this.networkChanged();
+        }
         const app = parseAppKey(key);
         if (app && this.options.installs.get(app.repo, app.name)) {
           this.options.installs.recordOutcome(app.repo, app.name, null);
@@ -354,7 +385,7 @@ export class Apps {
     if (installs.get(request.repo, request.name)) {
       throw new TownError("conflict", `${request.repo}/${request.name} is installed already`);
     }
-    const { source, plan } = this.compile(request);
+    const { source, plan, ingressPorts } = await this.compile(request);
     const reused = reusedVolumes(plan, await attached.storage.list(), request, (volume) =>
       installs.uninstalledVolumeVersion(volume),
     );
@@ -367,6 +398,7 @@ export class Apps {
       enabled: true,
       plan,
       reused: reused.map((volume) => volume.from),
+      ingressPorts,
     });
     const outcome = await this.request(attached, request.repo, request.name, waitMs);
     if (outcome?.terminal && installs.get(request.repo, request.name)) {
@@ -391,7 +423,7 @@ export class Apps {
     const quotasEnforced = attached.storage.capabilities.quotas;
     let compiled: { source: PackageSource; plan: CompiledPackage };
     try {
-      compiled = this.compile(request);
+      compiled = await this.compile(request);
     } catch (error) {
       if (!isTownError(error) || error.issues.length === 0) throw error;
       const source = this.source(request);
@@ -475,7 +507,7 @@ export class Apps {
     if (!install)
       throw new TownError("not_found", `${request.repo}/${request.name} is not installed`);
     const answers = { ...install.answers, ...request.answers };
-    const { source, plan } = this.compile(
+    const { source, plan, ingressPorts } = await this.compile(
       {
         repo: request.repo,
         name: request.name,
@@ -500,6 +532,9 @@ export class Apps {
       enabled: install.enabled,
       plan,
       postUpdateFor: plan.postUpdate.length > 0 ? plan.hash : null,
+      exposures: install.exposures,
+      ingressPorts,
+      dnsPublished: install.dnsPublished,
     });
     const outcome = await this.request(attached, request.repo, request.name, waitMs);
     return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
@@ -520,22 +555,38 @@ export class Apps {
     return source;
   }
 
-  /** Compiles a request (ports of `replacing` count as free: they are its own). */
-  private compile(
+  /**
+   * Compiles a request against the ports in use on the box (those of
+   * `replacing` count as free: they are its own), and picks the loopback
+   * port each `http` port is published on for the ingress (kept from
+   * `replacing` where it had one).
+   */
+  private async compile(
     request: Pick<InstallRequest, "repo" | "name" | "version" | "answers">,
     replacing?: InstallRecord,
-  ): { source: PackageSource; plan: CompiledPackage } {
+  ): Promise<{
+    source: PackageSource;
+    plan: CompiledPackage;
+    ingressPorts: Record<string, number>;
+  }> {
     const { installs, catalog } = this.options;
     const source = this.source(request);
     const index = catalog.index();
-    const others = installs
-      .list()
-      .filter((install) => install.repo !== replacing?.repo || install.name !== replacing.name);
+    const holders = new Map<number, string>();
+    for (const port of await (this.options.hostPorts ?? listeningPorts)()) {
+      holders.set(port, "a program on this host");
+    }
+    const own = new Set(replacing ? [...portHolders([replacing]).keys()] : []);
+    for (const port of own) holders.delete(port);
+    for (const [port, holder] of portHolders(installs.list())) {
+      if (!own.has(port)) holders.set(port, holder);
+    }
     const plan = compilePackage(source, request.answers, {
       tld: this.options.tld(),
       system: this.options.system(),
       random: cryptoRandom,
-      takenPorts: takenPorts(others),
+      takenPorts: holders.keys(),
+      portHolders: holders,
       resolveDependency: (dependency) => index.find(dependency),
     });
     if (plan.runtime !== "container") {
@@ -545,7 +596,16 @@ export class Apps {
       );
     }
     checkAppNames(plan);
-    return { source, plan };
+    const taken = new Set([...holders.keys(), ...portHolders([{ plan, ingressPorts: {} }]).keys()]);
+    const ingressPorts: Record<string, number> = {};
+    for (const { plan: node } of flattenPlan(plan)) {
+      if (!node.ingress) continue;
+      const kept = replacing?.ingressPorts[node.instance];
+      const port = kept !== undefined && !taken.has(kept) ? kept : freePort(taken);
+      ingressPorts[node.instance] = port;
+      taken.add(port);
+    }
+    return { source, plan, ingressPorts };
   }
 
   /**
@@ -604,6 +664,92 @@ export class Apps {
       await attached.runtime.stopContainer(plan.hostname);
     const outcome = await this.request(attached, repo, name, waitMs);
     return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /**
+   * Sets who can reach one of the app's published host ports; the container
+   * is published anew and the router mapping follows. Waits like `install`.
+   * @throws `not_found` (app or port), `invalid_argument` (level)
+   */
+  async expose(
+    repo: string,
+    name: string,
+    hostPort: number,
+    level: ExposureLevel,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const install = this.options.installs.get(repo, name);
+    if (!install) throw new TownError("not_found", `${repo}/${name} is not installed`);
+    if (!EXPOSURE_LEVELS.includes(level)) {
+      throw new TownError(
+        "invalid_argument",
+        `exposure must be one of ${EXPOSURE_LEVELS.join(", ")}`,
+      );
+    }
+    if (!publishedPorts(install).some((port) => port.host === hostPort)) {
+      throw new TownError("not_found", `${repo}/${name} publishes no host port ${hostPort}`);
+    }
+    this.options.installs.setExposure(repo, name, hostPort, level);
+    const outcome = await this.request(attached, repo, name, waitMs);
+    this.networkChanged();
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /** Publishes or hides the app's names in the box's DNS. @throws `not_found` */
+  async publishNames(repo: string, name: string, published: boolean): Promise<AppView> {
+    if (!this.options.installs.setDnsPublished(repo, name, published)) {
+      if (!this.options.installs.get(repo, name)) {
+        throw new TownError("not_found", `${repo}/${name} is not installed`);
+      }
+    }
+    this.networkChanged();
+    return this.view(repo, name);
+  }
+
+  /** What networking serves for the installed apps: names, ingress routes, ports and exposures. */
+  networkInputs(dashboardPort: number): NetworkInputs {
+    return {
+      tld: this.options.tld(),
+      dashboardPort,
+      apps: this.options.installs.list().flatMap((install) => {
+        const plan = install.plan;
+        if (!plan) return [];
+        const ingressPort = install.ingressPorts[plan.instance];
+        return [
+          {
+            repo: install.repo,
+            name: install.name,
+            names: install.dnsPublished
+              ? flattenPlan(plan).map(({ plan: node }) => node.dnsName)
+              : [],
+            ingress:
+              plan.ingress && ingressPort !== undefined
+                ? { host: plan.ingress.host, port: ingressPort }
+                : null,
+            domains: plan.domains,
+            // A disabled app keeps nothing open to the internet.
+            ports: install.enabled
+              ? publishedPorts(install).map((port) => ({
+                  host: port.host,
+                  protocol: "tcp" as const,
+                  exposure: port.exposure,
+                  instance: port.instance,
+                }))
+              : [],
+          },
+        ];
+      }),
+    };
+  }
+
+  /** Calls `listener` whenever what `networkInputs` returns may have changed. */
+  onNetworkChange(listener: () => void): void {
+    this.networkListeners.push(listener);
+  }
+
+  private networkChanged(): void {
+    for (const listener of this.networkListeners) listener();
   }
 
   /** True while a hold keeps the app stopped. */
@@ -720,7 +866,9 @@ export class Apps {
       held: this.isHeld(install.repo, install.name),
       postUpdatePending: install.postUpdateFor !== null,
       installedAt: install.installedAt,
-      ports: nodes.flatMap(({ plan }) => plan.ports),
+      ports: publishedPorts(install),
+      urls: appUrls(install),
+      dnsPublished: install.dnsPublished,
       volumes: nodes.flatMap(({ plan }) =>
         plan.volumes.map((volume) => ({
           instance: plan.instance,
@@ -824,15 +972,58 @@ async function freeSpace(path: string): Promise<number | null> {
   }
 }
 
-/** Host ports the plans of installed apps publish: a new install must not pick them. */
-export function takenPorts(installs: readonly InstallRecord[]): number[] {
-  return installs.flatMap((install) =>
-    install.plan
-      ? flattenPlan(install.plan).flatMap(({ plan }: { plan: CompiledPackage }) =>
-          plan.ports.flatMap((port) => (port.host === null ? [] : [port.host])),
-        )
-      : [],
+/** Host ports the installed apps publish (the ingress's loopback ports too), each with its app. */
+export function portHolders(
+  installs: readonly Pick<InstallRecord, "plan" | "ingressPorts">[],
+): Map<number, string> {
+  const holders = new Map<number, string>();
+  for (const install of installs) {
+    if (!install.plan) continue;
+    const holder = `${install.plan.repo}/${install.plan.name}`;
+    for (const { plan } of flattenPlan(install.plan)) {
+      for (const port of plan.ports) if (port.host !== null) holders.set(port.host, holder);
+    }
+    for (const port of Object.values(install.ingressPorts)) holders.set(port, holder);
+  }
+  return holders;
+}
+
+/** The app's published host ports with their exposure; the ingress's loopback ports are not listed. */
+function publishedPorts(install: InstallRecord): AppView["ports"] {
+  if (!install.plan) return [];
+  return flattenPlan(install.plan).flatMap(({ plan: node }) =>
+    node.ports.flatMap((port) =>
+      port.host === null
+        ? []
+        : [
+            {
+              instance: node.instance,
+              name: port.name,
+              host: port.host,
+              container: port.container,
+              exposure: portExposure(install, node, port),
+            },
+          ],
+    ),
   );
+}
+
+/** The app's HTTPS name and its public domains, when it serves `http`. */
+function appUrls(install: InstallRecord): string[] {
+  const plan = install.plan;
+  if (!plan?.ingress) return [];
+  return [plan.ingress.host, ...plan.domains].map((host) => `https://${host}/`);
+}
+
+/** A random port in the auto range that is not taken. */
+function freePort(taken: ReadonlySet<number>): number {
+  const span = AUTO_PORT_MAX - AUTO_PORT_MIN + 1;
+  const start = randomInt(span);
+  for (let i = 0; i < span; i++) {
+    const port = AUTO_PORT_MIN + ((start + i) % span);
+    if (!taken.has(port)) return port;
+  }
+  throw new TownError("unavailable", "every port from 10000 to 60000 is taken");
 }
 
 function errorText(error: unknown): string {

@@ -5,7 +5,7 @@
  * trusts a cache, so it converges after a crash, a hand-made change or a
  * restart. A pass over an unchanged system makes no mutating call.
  */
-import { isTownError, TownError, type CompiledPackage } from "@townos/format";
+import { isTownError, TownError, type CompiledPackage, type CompiledPort } from "@townos/format";
 import type { Clock } from "../clock.js";
 import {
   containerSpec,
@@ -17,7 +17,12 @@ import type { ExecResult, NetworkSpec } from "../runtime/podman.js";
 import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
-import type { InstallRecord, RemovalRecord } from "../store/installs.js";
+import {
+  defaultExposure,
+  type ExposureLevel,
+  type InstallRecord,
+  type RemovalRecord,
+} from "../store/installs.js";
 
 /** Label on every container and network of an app (dependencies included): `<repo>/<name>`. */
 export const LABEL_APP = "town.app";
@@ -182,8 +187,37 @@ export interface ReconcileReport {
   mutations: string[];
 }
 
-/** Host address published ports bind to; both exposures listen everywhere until routing exists. */
-const HOST_ADDRESS = { external: "0.0.0.0", internal: "0.0.0.0" } as const;
+/** The host address a port is published on, per exposure: `internet` adds a router mapping to `lan`. */
+const HOST_ADDRESS: Readonly<Record<ExposureLevel, string>> = {
+  local: "127.0.0.1",
+  lan: "0.0.0.0",
+  internet: "0.0.0.0",
+};
+
+/** The node's plan with its `http` port published on the loopback port the ingress proxies to. */
+export function publishedPlan(install: InstallRecord, node: CompiledPackage): CompiledPackage {
+  const ingressPort = install.ingressPorts[node.instance];
+  if (ingressPort === undefined) return node;
+  return {
+    ...node,
+    ports: node.ports.map((port) =>
+      port.host === null && port.name === "http" ? { ...port, host: ingressPort } : port,
+    ),
+  };
+}
+
+/** Who can reach a port: the ingress's own port is loopback only; others as set, or their default. */
+export function portExposure(
+  install: InstallRecord,
+  node: CompiledPackage,
+  port: CompiledPort,
+): ExposureLevel {
+  if (port.name === "http" && port.host === install.ingressPorts[node.instance]) return "local";
+  return (
+    (port.host === null ? undefined : install.exposures[String(port.host)]) ??
+    defaultExposure(port.exposure)
+  );
+}
 const VOLUME_CHECK_MS = 10 * 60_000;
 
 export class AppReconciler {
@@ -233,22 +267,25 @@ export class AppReconciler {
     }
     const appLabel = appLabels(this.options.box, install.repo, install.name);
     const network = appNetworkName(install.repo, install.name);
-    const nodes = flattenPlan(plan).map(({ plan: node, alias }) => ({
-      node,
-      spec: containerSpec({
-        plan: node,
-        network,
-        ...(alias === undefined ? {} : { alias }),
-        volumePaths: Object.fromEntries(
-          node.volumes.map((volume) => [
-            volume.name,
-            storage.path(packageVolumeName(node.repo, node.instance, volume.name)),
-          ]),
-        ),
-        hostAddress: HOST_ADDRESS,
-        labels: appLabel,
-      }),
-    }));
+    const nodes = flattenPlan(plan).map(({ plan: node, alias }) => {
+      const published = publishedPlan(install, node);
+      return {
+        node,
+        spec: containerSpec({
+          plan: published,
+          network,
+          ...(alias === undefined ? {} : { alias }),
+          volumePaths: Object.fromEntries(
+            node.volumes.map((volume) => [
+              volume.name,
+              storage.path(packageVolumeName(node.repo, node.instance, volume.name)),
+            ]),
+          ),
+          hostAddress: (port) => HOST_ADDRESS[portExposure(install, node, port)],
+          labels: appLabel,
+        }),
+      };
+    });
 
     const existing = await containers(appLabel);
     const current = new Map<string, string>();

@@ -20,7 +20,22 @@ export interface InstallRecord {
   postUpdateFor: string | null;
   /** Volumes taken back from an earlier uninstall: a failed install moves them aside again. */
   reused: string[];
+  /** Host port → exposure, where a person changed it from the default (`defaultExposure`). */
+  exposures: Record<string, ExposureLevel>;
+  /** Instance → the loopback host port its `http` port is published on for the ingress. */
+  ingressPorts: Record<string, number>;
+  /** The app's names are in the box's DNS. */
+  dnsPublished: boolean;
   installedAt: number;
+}
+
+/** Who can reach a published port: the box itself, the home network, or the internet too. */
+export type ExposureLevel = "local" | "lan" | "internet";
+export const EXPOSURE_LEVELS: readonly ExposureLevel[] = ["local", "lan", "internet"];
+
+/** A port's exposure until a person changes it: `external` ports reach the internet, `internal` ones the LAN. */
+export function defaultExposure(exposure: "external" | "internal"): ExposureLevel {
+  return exposure === "external" ? "internet" : "lan";
 }
 
 /** An uninstall still to be carried out: the install is gone, its volumes are not yet dealt with. */
@@ -40,11 +55,21 @@ export interface RemovalRecord {
 
 export type InstallInput = Omit<
   InstallRecord,
-  "installedAt" | "plan" | "running" | "postUpdateFor" | "reused"
+  | "installedAt"
+  | "plan"
+  | "running"
+  | "postUpdateFor"
+  | "reused"
+  | "exposures"
+  | "ingressPorts"
+  | "dnsPublished"
 > & {
   plan?: CompiledPackage | null;
   postUpdateFor?: string | null;
   reused?: string[];
+  exposures?: Record<string, ExposureLevel>;
+  ingressPorts?: Record<string, number>;
+  dnsPublished?: boolean;
 };
 
 interface InstallRow {
@@ -58,6 +83,9 @@ interface InstallRow {
   plan: string;
   post_update_for: string | null;
   reused: string;
+  exposures: string;
+  ingress_ports: string;
+  dns_published: number;
   installed_at: number;
 }
 
@@ -108,12 +136,14 @@ export class Installs {
       sql(
         this.db,
         `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, running,
-             plan, post_update_for, reused, installed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             plan, post_update_for, reused, exposures, ingress_ports, dns_published, installed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (repo, name) DO UPDATE SET version = excluded.version,
              definition_hash = excluded.definition_hash, answers = excluded.answers,
              enabled = excluded.enabled, running = excluded.running, plan = excluded.plan,
-             post_update_for = excluded.post_update_for, reused = excluded.reused`,
+             post_update_for = excluded.post_update_for, reused = excluded.reused,
+             exposures = excluded.exposures, ingress_ports = excluded.ingress_ports,
+             dns_published = excluded.dns_published`,
       ).run(
         install.repo,
         install.name,
@@ -125,6 +155,9 @@ export class Installs {
         JSON.stringify(install.plan ?? null),
         install.postUpdateFor ?? null,
         JSON.stringify(install.reused ?? []),
+        JSON.stringify(install.exposures ?? {}),
+        JSON.stringify(install.ingressPorts ?? {}),
+        install.dnsPublished === false ? 0 : 1,
         this.clock(),
       );
       sql(
@@ -162,6 +195,28 @@ export class Installs {
       "UPDATE installs SET enabled = ?, running = ? WHERE repo = ? AND name = ?",
       enabled ? 1 : 0,
       enabled ? 1 : 0,
+      repo,
+      name,
+    );
+  }
+
+  /** Sets who can reach one published host port. False when not installed. */
+  setExposure(repo: string, name: string, hostPort: number, level: ExposureLevel): boolean {
+    const install = this.get(repo, name);
+    if (!install) return false;
+    return this.update(
+      "UPDATE installs SET exposures = ? WHERE repo = ? AND name = ?",
+      JSON.stringify({ ...install.exposures, [String(hostPort)]: level }),
+      repo,
+      name,
+    );
+  }
+
+  /** Publishes or hides the app's names in the box's DNS. False when not installed. */
+  setDnsPublished(repo: string, name: string, published: boolean): boolean {
+    return this.update(
+      "UPDATE installs SET dns_published = ? WHERE repo = ? AND name = ?",
+      published ? 1 : 0,
       repo,
       name,
     );
@@ -308,6 +363,9 @@ function toRecord(row: InstallRow): InstallRecord {
     plan: JSON.parse(row.plan) as CompiledPackage | null,
     postUpdateFor: row.post_update_for,
     reused: JSON.parse(row.reused) as string[],
+    exposures: JSON.parse(row.exposures) as Record<string, ExposureLevel>,
+    ingressPorts: JSON.parse(row.ingress_ports) as Record<string, number>,
+    dnsPublished: row.dns_published === 1,
     installedAt: row.installed_at,
   };
 }

@@ -148,4 +148,13 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (repo, name, version)
   );
   `,
+  `
+  -- Per published host port: local (loopback), lan or internet, when a
+  -- person changed it from the package's default.
+  ALTER TABLE installs ADD COLUMN exposures TEXT NOT NULL DEFAULT '{}';
+  -- Per instance with an \`http\` port: the loopback host port the ingress proxies to.
+  ALTER TABLE installs ADD COLUMN ingress_ports TEXT NOT NULL DEFAULT '{}';
+  -- Whether the app's names are published in the box's DNS.
+  ALTER TABLE installs ADD COLUMN dns_published INTEGER NOT NULL DEFAULT 1;
+  `,
 ];

@@ -60,7 +60,14 @@ export function isSettingKey(key: string): key is SettingKey {
 
 /** Typed settings with defaults; a value is stored only once somebody sets it. */
 export class Settings {
+  private readonly listeners: ((key: SettingKey) => void)[] = [];
+
   constructor(private readonly db: Db) {}
+
+  /** Calls `listener` after every change made through `set` (the TLD re-registers names). */
+  onChange(listener: (key: SettingKey) => void): void {
+    this.listeners.push(listener);
+  }
 
   get(key: SettingKey): SettingValue {
     const row = sql(this.db, "SELECT value FROM settings WHERE key = ?").get(key) as
@@ -100,6 +107,7 @@ export class Settings {
       this.db,
       "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     ).run(key, JSON.stringify(value));
+    for (const listener of this.listeners) listener(key);
     return this.view(key);
   }
 }

@@ -5,6 +5,7 @@ import type { AppProgress, Apps, AppView } from "../../apps/apps.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { SSE_HEADERS, sseStream } from "../sse.js";
+import type { ExposureLevel } from "../../store/installs.js";
 import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
 import { services } from "./system.js";
 
@@ -29,8 +30,22 @@ const appSchema = {
     running: { type: "boolean" },
     held: { type: "boolean" },
     postUpdatePending: { type: "boolean" },
+    urls: { type: "array", items: { type: "string" } },
+    dnsPublished: { type: "boolean" },
     installedAt: { type: "integer" },
-    ports: { type: "array", items: portSchema },
+    ports: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          instance: { type: "string" },
+          name: { type: ["string", "null"] },
+          host: { type: "integer" },
+          container: { type: "integer" },
+          exposure: { type: "string", enum: ["local", "lan", "internet"] },
+        },
+      },
+    },
     volumes: { type: "array", items: volumeSchema },
     notes: {
       type: "array",
@@ -362,6 +377,73 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         }),
       );
     },
+  );
+
+  api.post<{ Params: AppParams; Body: { port: number; exposure: ExposureLevel } }>(
+    "/apps/:repo/:name/expose",
+    {
+      config: {
+        access: "admin",
+        audit: {
+          action: "app.expose",
+          target: appTarget,
+          detail: (r) => r.body as Record<string, unknown>,
+        },
+      },
+      schema: {
+        summary:
+          "Set who can reach a published port: local (this box), lan (the home network) or internet (also a router port forward)",
+        params: appParams,
+        body: {
+          type: "object",
+          required: ["port", "exposure"],
+          additionalProperties: false,
+          properties: {
+            port: { type: "integer", minimum: 1, maximum: 65535 },
+            exposure: { type: "string", enum: ["local", "lan", "internet"] },
+          },
+        },
+        response: { 201: appSchema, 202: appSchema },
+      },
+    },
+    async (request, reply) => {
+      const { repo, name } = request.params;
+      const apps = services(options).apps;
+      return answerChange(apps, request, reply, { repo, name }, () =>
+        apps.expose(repo, name, request.body.port, request.body.exposure),
+      );
+    },
+  );
+
+  api.post<{ Params: AppParams; Body: { published: boolean } }>(
+    "/apps/:repo/:name/dns",
+    {
+      config: {
+        access: "admin",
+        audit: {
+          action: "app.dns",
+          target: appTarget,
+          detail: (r) => r.body as Record<string, unknown>,
+        },
+      },
+      schema: {
+        summary: "Publish or hide the app's names in the box's DNS",
+        params: appParams,
+        body: {
+          type: "object",
+          required: ["published"],
+          additionalProperties: false,
+          properties: { published: { type: "boolean" } },
+        },
+        response: { 200: appSchema },
+      },
+    },
+    async (request) =>
+      services(options).apps.publishNames(
+        request.params.repo,
+        request.params.name,
+        request.body.published,
+      ),
   );
 
   for (const action of ["start", "stop", "restart", "enable", "disable"] as const) {
