@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, parseListen, startDaemon } from "@townos/daemon";
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_LISTEN,
+  parseListen,
+  startDaemon,
+  type DaemonConfig,
+} from "@townos/daemon";
 import { DEFAULT_REPOSITORY } from "@townos/daemon";
 import { UsageError } from "./usage.js";
 import type { Io } from "./program.js";
@@ -8,6 +14,9 @@ import type { Io } from "./program.js";
 interface DaemonFlags {
   dataDir?: string;
   listen?: string;
+  httpsPort?: string;
+  httpPort?: string;
+  dnsPort?: string;
 }
 
 export function registerDaemonCommand(program: Command, io: Io): void {
@@ -16,6 +25,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
     .description("run the Town OS daemon (API, state, catalog)")
     .option("--data-dir <dir>", `state directory (env TOWN_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
     .option("--listen <host:port>", `API address (env TOWN_LISTEN, default ${DEFAULT_LISTEN})`)
+    .option("--https-port <port>", "HTTPS port of the ingress (env TOWN_HTTPS_PORT, default 443)")
+    .option("--http-port <port>", "HTTP port, redirecting to HTTPS (env TOWN_HTTP_PORT, default 80)")
+    .option("--dns-port <port>", "port of the box's DNS server (env TOWN_DNS_PORT, default 53)")
     .addHelpText(
       "after",
       [
@@ -27,6 +39,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
         "  TOWN_STORAGE_LOOP_BYTES      size of a btrfs loop file for volumes when the data dir is not btrfs",
         "  TOWN_PODMAN_SOCKET           Podman's API socket (default /run/podman/podman.sock; started if silent)",
+        "  TOWN_HTTPS_PORT, TOWN_HTTP_PORT, TOWN_DNS_PORT   as the options above",
+        "  TOWN_UPNP_GATEWAY_URL        the router's UPnP description URL (default: found by SSDP)",
+        "  TOWN_NETWORK=off             no ingress, DNS, mDNS or UPnP",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -47,6 +62,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
             ? { podman: { socketPath: io.env["TOWN_PODMAN_SOCKET"] } }
             : {}),
         },
+        network: networkConfig(flags, io.env),
       });
       await daemon.booted;
       await new Promise<void>((resolve) => {
@@ -57,6 +73,29 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         process.once("SIGINT", stop);
       });
     });
+}
+
+/** Networking from flags and environment: on unless TOWN_NETWORK=off. */
+function networkConfig(
+  flags: DaemonFlags,
+  env: NodeJS.ProcessEnv,
+): NonNullable<DaemonConfig["network"]> {
+  if (env["TOWN_NETWORK"] === "off") return false;
+  const gatewayUrl = env["TOWN_UPNP_GATEWAY_URL"];
+  return {
+    httpsPort: port(flags.httpsPort ?? env["TOWN_HTTPS_PORT"], "--https-port", 443),
+    httpPort: port(flags.httpPort ?? env["TOWN_HTTP_PORT"], "--http-port", 80),
+    dnsPort: port(flags.dnsPort ?? env["TOWN_DNS_PORT"], "--dns-port", 53),
+    ...(gatewayUrl ? { gatewayUrl } : {}),
+  };
+}
+
+function port(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!/^[0-9]{1,5}$/.test(text) || value < 1 || value > 65535)
+    throw new UsageError(`${name} must be a port (1-65535), not "${text}"`);
+  return value;
 }
 
 /** The apps configuration from the environment: a loop file size, whole bytes. */

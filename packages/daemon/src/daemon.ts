@@ -15,6 +15,7 @@ import { gitFetcher } from "./catalog/git-fetcher.js";
 import { systemClock, type Clock } from "./clock.js";
 import { Metrics } from "./api/metrics.js";
 import { buildApi, type BootState } from "./api/server.js";
+import { hostLanAddresses, Network } from "./net/network.js";
 import { AuditLog } from "./store/audit.js";
 import { sql, openDatabase, type Db } from "./store/database.js";
 import { Installs } from "./store/installs.js";
@@ -41,6 +42,20 @@ export interface DaemonConfig {
   logStream?: NodeJS.WritableStream;
   /** Running apps: Podman and storage settings, or false for none (apps answer `unavailable`). */
   apps?: AppsConfig | false;
+  /** HTTPS ingress, DNS, mDNS and UPnP; absent or false: off (the net status says so). */
+  network?: NetworkConfig | false;
+}
+
+export interface NetworkConfig {
+  httpsPort: number;
+  httpPort: number;
+  dnsPort: number;
+  /** The router's UPnP description URL; absent: found by SSDP. */
+  gatewayUrl?: string;
+  /** The LAN addresses served (tests: 127.0.0.1); default: the host's. */
+  lanAddresses?: string[];
+  /** Where dnsmasq's files go (tests: their own); default /run/town/dns. */
+  dnsDir?: string;
 }
 
 export interface AppsConfig {
@@ -105,6 +120,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let db: Db | undefined;
   let stopBackgroundWork = (): void => undefined;
   let stopApps = (): Promise<void> => Promise.resolve();
+  let stopNetwork = (): Promise<void> => Promise.resolve();
   const booted = (async () => {
     try {
       boot.step = "opening the state database";
@@ -120,6 +136,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       app.log.info({ dataDir: config.dataDir, url }, "Town OS is ready");
       stopBackgroundWork = startBackgroundWork(services, app);
       stopApps = startApps(db, services, config, clock, app);
+      stopNetwork = startNetwork(services, port, app);
     } catch (error) {
       boot.state = "failed";
       boot.error = error instanceof Error ? error.message : String(error);
@@ -135,6 +152,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     async stop() {
       await booted;
       stopBackgroundWork();
+      await stopNetwork();
       await stopApps();
       await app.close();
       await boot.services?.catalog.settle();
@@ -187,7 +205,72 @@ function createServices(
       volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
       holder: apps,
     }),
+    network: config.network ? createNetwork(config.network, config.dataDir, log) : undefined,
     system: systemInfo,
+  };
+}
+
+function createNetwork(
+  network: NetworkConfig,
+  dataDir: string,
+  log: FastifyInstance["log"],
+): Network {
+  const lanAddresses = network.lanAddresses;
+  return new Network({
+    dataDir: join(dataDir, "network"),
+    ...(network.dnsDir === undefined ? {} : { dnsDir: network.dnsDir }),
+    httpsPort: network.httpsPort,
+    httpPort: network.httpPort,
+    dnsPort: network.dnsPort,
+    ...(network.gatewayUrl === undefined ? {} : { gatewayUrl: network.gatewayUrl }),
+    lanAddresses: lanAddresses === undefined ? hostLanAddresses : () => [...lanAddresses],
+    log: {
+      info: (message) => {
+        log.info(message);
+      },
+      warn: (message) => {
+        log.warn(message);
+      },
+    },
+  });
+}
+
+/** How often the network is updated even without a change (LAN addresses, resolv.conf, retries). */
+const NETWORK_RESYNC_MS = 60_000;
+
+/**
+ * Starts networking in the background and keeps it fed: at start, whenever
+ * the installs' networking changes or the TLD setting does, and every minute.
+ * Returns a stop function that leaves Caddy and dnsmasq serving.
+ */
+function startNetwork(
+  services: Services,
+  dashboardPort: number,
+  app: FastifyInstance,
+): () => Promise<void> {
+  const network = services.network;
+  if (network === undefined) return () => Promise.resolve();
+  let stopped = false;
+  const update = (): void => {
+    if (stopped) return;
+    try {
+      void network.update(services.apps.networkInputs(dashboardPort));
+    } catch (error) {
+      app.log.warn({ err: error }, "network: the inputs could not be read");
+    }
+  };
+  void network.start();
+  update();
+  services.apps.onNetworkChange(update);
+  services.settings.onChange((key) => {
+    if (key === "dns.tld") update();
+  });
+  const timer = setInterval(update, NETWORK_RESYNC_MS);
+  timer.unref();
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await network.close();
   };
 }
 

@@ -25,4 +25,5 @@ export type { ContainerHealth } from "./apps/health.js";
 export type { AppHealth } from "./apps/monitor.js";
 export type { AuditEntry } from "./store/audit.js";
 export type { SettingView } from "./store/settings.js";
+export type { NetworkStatus } from "./net/network.js";
 export type { SnapshotView, StorageView, UploadResult, VolumeView } from "./volumes/volumes.js";

@@ -5,6 +5,7 @@ import type { Accounts } from "./auth/accounts.js";
 import type { Sessions } from "./auth/sessions.js";
 import type { LoginThrottle } from "./auth/throttle.js";
 import type { Catalog } from "./catalog/catalog.js";
+import type { Network } from "./net/network.js";
 import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
@@ -27,6 +28,8 @@ export interface Services {
   monitor: AppMonitor;
   /** Volumes, their archives and snapshots; answers `unavailable` until storage is set up. */
   volumes: Volumes;
+  /** HTTPS ingress, DNS, mDNS and UPnP; undefined when this daemon runs without networking. */
+  network: Network | undefined;
   /** The box as packages see it (`@LOCAL_INTERNAL_HOST@`, `.System`), read when needed. */
   system: () => SystemInfo;
 }

@@ -16,6 +16,7 @@ import { registerAppLogRoutes } from "./routes/app-logs.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
+import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerSystemRoutes } from "./routes/system.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
 
@@ -186,9 +187,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAppRoutes(api, options);
       registerAppLogRoutes(api, options);
       registerVolumeRoutes(api, options);
+      registerNetRoutes(api, options);
     },
     { prefix: API_PREFIX },
   );
+  // Outside the API: the address people type or scan to trust the box's CA.
+  registerCaRoute(app, options);
   return app;
 }
 

@@ -387,7 +387,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         audit: {
           action: "app.expose",
           target: appTarget,
-          detail: (r) => r.body as Record<string, unknown>,
+          detail: (r) => r.body,
         },
       },
       schema: {
@@ -423,7 +423,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         audit: {
           action: "app.dns",
           target: appTarget,
-          detail: (r) => r.body as Record<string, unknown>,
+          detail: (r) => r.body,
         },
       },
       schema: {
