@@ -10,8 +10,9 @@ need_node_major=20
 # btrfs-progs, xz-utils and bzip2 for storage (volumes, quotas, archives).
 # Networking: caddy (HTTPS ingress), dnsmasq-base (DNS), miniupnpd (the
 # tests' router), dnsutils and curl (the tests' clients), iproute2 (namespaces).
+# chromium and a font for the dashboard's browser tests (Playwright drives it).
 debian_packages=(git python3 make g++ ca-certificates btrfs-progs xz-utils bzip2
-  caddy dnsmasq-base miniupnpd dnsutils curl iproute2)
+  caddy dnsmasq-base miniupnpd dnsutils curl iproute2 chromium fonts-dejavu-core)
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 missing=()

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import {
   DEFAULT_DATA_DIR,
@@ -26,7 +27,10 @@ export function registerDaemonCommand(program: Command, io: Io): void {
     .option("--data-dir <dir>", `state directory (env TOWN_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
     .option("--listen <host:port>", `API address (env TOWN_LISTEN, default ${DEFAULT_LISTEN})`)
     .option("--https-port <port>", "HTTPS port of the ingress (env TOWN_HTTPS_PORT, default 443)")
-    .option("--http-port <port>", "HTTP port, redirecting to HTTPS (env TOWN_HTTP_PORT, default 80)")
+    .option(
+      "--http-port <port>",
+      "HTTP port, redirecting to HTTPS (env TOWN_HTTP_PORT, default 80)",
+    )
     .option("--dns-port <port>", "port of the box's DNS server (env TOWN_DNS_PORT, default 53)")
     .addHelpText(
       "after",
@@ -56,6 +60,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
           .split(",")
           .filter((name) => name.trim() !== ""),
         version: packageVersion(),
+        // The dashboard's build beside this package (packages/web/dist) unless TOWN_WEB_ROOT names one.
+        webRoot:
+          io.env["TOWN_WEB_ROOT"] ?? fileURLToPath(new URL("../../web/dist", import.meta.url)),
         apps: {
           ...loopBytes(io.env["TOWN_STORAGE_LOOP_BYTES"]),
           ...(io.env["TOWN_PODMAN_SOCKET"]

@@ -38,6 +38,8 @@ export interface DaemonConfig {
   version: string;
   clock?: Clock;
   fetcher?: RepositoryFetcher;
+  /** A dashboard build served at `/` (packages/web/dist); absent: the API only. */
+  webRoot?: string;
   /** Where log lines go; stdout by default. */
   logStream?: NodeJS.WritableStream;
   /** Running apps: Podman and storage settings, or false for none (apps answer `unavailable`). */
@@ -110,6 +112,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       ownHosts.has(host) ||
       (boot.services !== undefined && host === `town.${boot.services.settings.string("dns.tld")}`),
     logger: { level: config.logLevel, ...(config.logStream ? { stream: config.logStream } : {}) },
+    ...(config.webRoot === undefined ? {} : { webRoot: config.webRoot }),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -19,6 +19,7 @@ import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerSystemRoutes } from "./routes/system.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
+import { isWebRequest, registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
 
 export const API_PREFIX = "/api/v1";
 export const SESSION_COOKIE = "town_session";
@@ -64,6 +65,8 @@ export interface ApiOptions {
   metrics: Metrics;
   /** Pino logger options; the daemon logs JSON lines. */
   logger: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** A dashboard build (packages/web/dist) served at `/`; absent: none. */
+  webRoot?: string;
 }
 
 /** The daemon's HTTP API, with every route, hook and error path. */
@@ -123,17 +126,21 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (failure.code === "internal") request.log.error({ err: error }, "request failed");
     void sendProblem(reply, failure);
   });
+  const web = options.webRoot !== undefined && (await registerWeb(app, options.webRoot));
   app.setNotFoundHandler((request, reply) => {
+    if (web && wantsDashboardPage(request)) return sendDashboardPage(reply);
     const failure = new TownError(
       "not_found",
       `there is no ${request.method} ${request.url.split("?")[0] ?? ""}`,
     );
     request.failure = failure;
-    void sendProblem(reply, failure);
+    return sendProblem(reply, failure);
   });
 
   app.addHook("onRequest", async (request) => {
     options.metrics.started(request);
+    // The dashboard's files are public and served while the daemon boots: the page shows the progress.
+    if (web && isWebRequest(request.url)) return;
     const config = request.routeOptions.config;
     if (options.boot.state !== "ready" && !config.duringBoot) {
       throw new TownError(
