@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FetchedRepository, RepositoryFetcher } from "../catalog/catalog.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { testDaemonConfig } from "../../test/daemon.js";
 
 const PAGE = "<!doctype html><title>Town OS</title>";
 
@@ -24,18 +25,13 @@ describe("the dashboard's files", () => {
       readLocal: () => Promise.resolve(undefined as unknown as FetchedRepository),
       remove: () => Promise.resolve(),
     };
-    daemon = await startDaemon({
-      dataDir: join(scratch, "data"),
-      host: "127.0.0.1",
-      port: 0,
-      defaultRepositoryUrl: "",
-      logLevel: "silent",
-      extraHosts: [],
-      version: "test",
-      fetcher: offline,
-      apps: false,
-      webRoot: web,
-    });
+    daemon = await startDaemon(
+      testDaemonConfig(scratch, {
+        fetcher: offline,
+        apps: false,
+        webRoot: web,
+      }),
+    );
     await daemon.booted;
   });
 

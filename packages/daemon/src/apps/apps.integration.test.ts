@@ -8,7 +8,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type AppView } from "@townos/client";
 import { runTownCaptured, type TownRun } from "../../../cli/test/run-town.js";
@@ -19,6 +18,7 @@ import {
   preparePodmanHost,
   TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
+import { testDaemonConfig, until } from "../../test/daemon.js";
 import { startDaemon, systemInfo, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
 import { setupStorage } from "../storage/setup.js";
@@ -52,22 +52,6 @@ templates:
     content: "${PAGE_TEXT}\\n"
 `;
 
-/** Polls until `check` holds, for at most `ms`. */
-async function until<T>(
-  what: string,
-  ms: number,
-  read: () => Promise<T>,
-  check: (value: T) => boolean,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read().catch(() => undefined);
-    if (value !== undefined && check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () => {
   // A repository name of this run only: container and network names are host-wide.
   const repo = `t${randomBytes(4).toString("hex")}`;
@@ -97,16 +81,11 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     service = await podman.ensureService();
     await createRepo(join(scratch, "git"), "apps.git", { "packages/web/1.0.yaml": WEB_PACKAGE });
     server = await startGitServer({ root: join(scratch, "git") });
-    daemon = await startDaemon({
-      dataDir: join(scratch, "data"),
-      host: "127.0.0.1",
-      port: 0,
-      defaultRepositoryUrl: "",
-      logLevel: "silent",
-      extraHosts: [],
-      version: "test",
-      apps: { podman: { socketPath: podman.socketPath } },
-    });
+    daemon = await startDaemon(
+      testDaemonConfig(scratch, {
+        apps: { podman: { socketPath: podman.socketPath } },
+      }),
+    );
     await daemon.booted;
     const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
       username: "admin",

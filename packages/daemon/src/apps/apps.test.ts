@@ -561,6 +561,7 @@ describe("app keys and names", () => {
 });
 
 describe("Apps: install and uninstall requests", () => {
+  let tld: string;
   let hostPorts: Set<number>;
   let runtime: FakeRuntime;
   let storage: FakeStorage;
@@ -583,10 +584,11 @@ describe("Apps: install and uninstall requests", () => {
     const catalog = new Catalog(db, repositories, installs, fetcher, "/nonexistent", clock);
     await catalog.loadLocal();
     hostPorts = new Set();
+    tld = "home";
     apps = new Apps({
       installs,
       catalog,
-      tld: () => "home",
+      tld: () => tld,
       system: () => testSystem,
       box: BOX,
       hostPorts: () => Promise.resolve(hostPorts),
@@ -886,5 +888,54 @@ describe("Apps: install and uninstall requests", () => {
     // The listing serves one pass per app only: the next request lists again.
     await apps.setState("default", "hello", "start");
     assert.equal(runtime.listings, 3);
+  });
+
+  it("tells networking the names, the ingress port and each port's exposure, live", async () => {
+    attach();
+    let changes = 0;
+    apps.onNetworkChange(() => (changes += 1));
+    await apps.install({ repo: "default", name: "hello", answers: {} });
+    await apps.install({ repo: "default", name: "keyvalue", answers: { port: "7379" } });
+    assert.ok(changes > 0);
+    const inputs = apps.networkInputs(5309);
+    const hello = inputs.apps.find((app) => app.name === "hello");
+    const ingressPort = installs.get("default", "hello")?.ingressPorts["hello"];
+    assert.ok(ingressPort !== undefined && ingressPort >= 10000);
+    assert.deepEqual(hello?.ingress, { host: "hello.default.home", port: ingressPort });
+    assert.deepEqual(hello.names, ["hello.default.home"]);
+    // The ingress's port is published on loopback only and not listed as the app's own.
+    const spec = runtime.containers.get("town-default-hello")?.spec;
+    assert.deepEqual(
+      spec?.portmappings.map((p) => [p.host_ip, p.host_port]),
+      [["127.0.0.1", ingressPort]],
+    );
+    assert.deepEqual((await apps.view("default", "hello")).ports, []);
+    assert.deepEqual((await apps.view("default", "hello")).urls, ["https://hello.default.home/"]);
+    const kv = () => apps.networkInputs(5309).apps.find((app) => app.name === "keyvalue");
+    assert.deepEqual(kv()?.ports, [
+      { host: 7379, protocol: "tcp", exposure: "lan", instance: "keyvalue" },
+    ]);
+    await apps.expose("default", "keyvalue", 7379, "internet");
+    assert.equal(kv()?.ports[0]?.exposure, "internet");
+    await apps.expose("default", "keyvalue", 7379, "local");
+    assert.equal(kv()?.ports[0]?.exposure, "local");
+    assert.equal(
+      runtime.containers.get("town-default-keyvalue")?.spec.portmappings[0]?.host_ip,
+      "127.0.0.1",
+    );
+    await apps.setState("default", "keyvalue", "disable");
+    assert.deepEqual(kv()?.ports, []);
+    await apps.publishNames("default", "hello", false);
+    assert.deepEqual(apps.networkInputs(5309).apps.find((a) => a.name === "hello")?.names, []);
+    // One function derives every name from the TLD setting.
+    tld = "lan";
+    assert.equal(
+      apps.networkInputs(5309).apps.find((a) => a.name === "hello")?.ingress?.host,
+      "hello.default.lan",
+    );
+    await assert.rejects(
+      apps.expose("default", "keyvalue", 1, "lan"),
+      (error: TownError) => error.code === "not_found",
+    );
   });
 });

@@ -12,6 +12,7 @@ import {
   compilePackage,
   cryptoRandom,
   isTownError,
+  packageDnsName,
   TownError,
   type CompiledPackage,
   type Issue,
@@ -709,8 +710,10 @@ export class Apps {
 
   /** What networking serves for the installed apps: names, ingress routes, ports and exposures. */
   networkInputs(dashboardPort: number): NetworkInputs {
+    // Names come from the TLD setting now, so changing it moves every name, route and certificate.
+    const tld = this.options.tld();
     return {
-      tld: this.options.tld(),
+      tld,
       dashboardPort,
       apps: this.options.installs.list().flatMap((install) => {
         const plan = install.plan;
@@ -721,11 +724,13 @@ export class Apps {
             repo: install.repo,
             name: install.name,
             names: install.dnsPublished
-              ? flattenPlan(plan).map(({ plan: node }) => node.dnsName)
+              ? flattenPlan(plan).map(({ plan: node }) =>
+                  packageDnsName(node.instance, node.repo, tld),
+                )
               : [],
             ingress:
               plan.ingress && ingressPort !== undefined
-                ? { host: plan.ingress.host, port: ingressPort }
+                ? { host: packageDnsName(plan.instance, plan.repo, tld), port: ingressPort }
                 : null,
             domains: plan.domains,
             // A disabled app keeps nothing open to the internet.
@@ -867,7 +872,7 @@ export class Apps {
       postUpdatePending: install.postUpdateFor !== null,
       installedAt: install.installedAt,
       ports: publishedPorts(install),
-      urls: appUrls(install),
+      urls: appUrls(install, this.options.tld()),
       dnsPublished: install.dnsPublished,
       volumes: nodes.flatMap(({ plan }) =>
         plan.volumes.map((volume) => ({
@@ -1009,10 +1014,12 @@ function publishedPorts(install: InstallRecord): AppView["ports"] {
 }
 
 /** The app's HTTPS name and its public domains, when it serves `http`. */
-function appUrls(install: InstallRecord): string[] {
+function appUrls(install: InstallRecord, tld: string): string[] {
   const plan = install.plan;
   if (!plan?.ingress) return [];
-  return [plan.ingress.host, ...plan.domains].map((host) => `https://${host}/`);
+  return [packageDnsName(plan.instance, plan.repo, tld), ...plan.domains].map(
+    (host) => `https://${host}/`,
+  );
 }
 
 /** A random port in the auto range that is not taken. */

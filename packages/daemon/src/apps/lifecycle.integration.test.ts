@@ -23,6 +23,7 @@ import {
   TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
+import { testDaemonConfig, until } from "../../test/daemon.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
@@ -64,21 +65,6 @@ questions:
     query: "Port for the site"
     type: port
 ${version === "1.0" ? "" : `post_update:\n  - "echo upgraded to ${version} > /www/upgraded.txt"\n`}`;
-}
-
-async function until<T>(
-  what: string,
-  ms: number,
-  read: () => Promise<T>,
-  check: (value: T) => boolean,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read().catch(() => undefined);
-    if (value !== undefined && check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, () => {
@@ -177,16 +163,11 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
       "packages/site/1.0.yaml": sitePackage("1.0", gitUrl),
       "packages/site/2.0.yaml": sitePackage("2.0", gitUrl),
     });
-    daemon = await startDaemon({
-      dataDir,
-      host: "127.0.0.1",
-      port: 0,
-      defaultRepositoryUrl: "",
-      logLevel: "silent",
-      extraHosts: [],
-      version: "test",
-      apps: { podman: { socketPath: podman.socketPath }, storageLoopBytes: 768 * MiB },
-    });
+    daemon = await startDaemon(
+      testDaemonConfig(scratch, {
+        apps: { podman: { socketPath: podman.socketPath }, storageLoopBytes: 768 * MiB },
+      }),
+    );
     await daemon.booted;
     url = daemon.url;
     await new TownClient({ baseUrl: url }).setup({ username: "admin", password: PASSWORD });

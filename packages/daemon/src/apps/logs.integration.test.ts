@@ -17,6 +17,7 @@ import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
 import { followLogs, readLogPage, type AppContainer, type LogEvent } from "./logs.js";
 import { LABEL_APP } from "./reconciler.js";
+import { until } from "../../test/daemon.js";
 
 if (podmanMissing) console.log(`# skipping the logs integration test: ${podmanMissing}`);
 
@@ -41,22 +42,6 @@ function spec(part: string, script: string, extra: Record<string, unknown> = {})
     privileged: false,
     ...extra,
   };
-}
-
-/** Polls until `check` holds, for at most `ms`. */
-async function until<T>(
-  what: string,
-  ms: number,
-  read: () => Promise<T>,
-  check: (value: T) => boolean,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 describe("app logs and health with real Podman", { skip: podmanMissing, timeout: 120_000 }, () => {

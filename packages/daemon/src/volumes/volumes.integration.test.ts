@@ -21,6 +21,7 @@ import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { unpackArchive } from "../storage/archive.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
+import { testDaemonConfig } from "../../test/daemon.js";
 
 const MiB = 1024 * 1024;
 const ADMIN_PASSWORD = "admin-secret-7f1c22";
@@ -55,22 +56,17 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
   before(async () => {
     scratch = await mkdtemp(join(tmpdir(), "town-volumes-it-"));
     dataDir = join(scratch, "data");
-    daemon = await startDaemon({
-      dataDir,
-      host: "127.0.0.1",
-      port: 0,
-      defaultRepositoryUrl: "",
-      logLevel: "silent",
-      extraHosts: [],
-      version: "test",
-      apps: {
-        storageLoopBytes: 512 * MiB,
-        podman: {
-          socketPath: join(scratch, "podman.sock"),
-          podmanPath: join(scratch, "no-podman-here"),
+    daemon = await startDaemon(
+      testDaemonConfig(scratch, {
+        apps: {
+          storageLoopBytes: 512 * MiB,
+          podman: {
+            socketPath: join(scratch, "podman.sock"),
+            podmanPath: join(scratch, "no-podman-here"),
+          },
         },
-      },
-    });
+      }),
+    );
     await daemon.booted;
     admin = new TownClient({ baseUrl: daemon.url });
     admin.token = (await admin.setup({ username: "alice", password: ADMIN_PASSWORD })).token;

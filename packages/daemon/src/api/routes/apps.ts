@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { TownError } from "@townos/format";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AppProgress, Apps, AppView } from "../../apps/apps.js";
+import type { AppProgress, Apps, AppView, InstallRequest } from "../../apps/apps.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { SSE_HEADERS, sseStream } from "../sse.js";
@@ -153,6 +153,19 @@ type InstallBody = {
 type UpgradeBody = { version?: string; answers?: Record<string, string> };
 type AppParams = { repo: string; name: string };
 
+/** An install (or preview) request from its body: absent fields stay absent. */
+function installRequest(body: InstallBody): InstallRequest {
+  const { repo, name, version, answers, reuseVolumes, importFromVersion } = body;
+  return {
+    repo,
+    name,
+    ...(version === undefined ? {} : { version }),
+    answers: answers ?? {},
+    ...(reuseVolumes === undefined ? {} : { reuseVolumes }),
+    ...(importFromVersion === undefined ? {} : { importFromVersion }),
+  };
+}
+
 /** The request asks for live progress (`Accept: text/event-stream`) instead of one answer at the end. */
 function wantsProgress(request: FastifyRequest): boolean {
   return (request.headers.accept ?? "").includes("text/event-stream");
@@ -270,17 +283,9 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       },
     },
     async (request, reply) => {
-      const { repo, name, version, answers, reuseVolumes, importFromVersion } = request.body;
       const apps = services(options).apps;
-      return answerChange(apps, request, reply, { repo, name }, () =>
-        apps.install({
-          repo,
-          name,
-          ...(version === undefined ? {} : { version }),
-          answers: answers ?? {},
-          ...(reuseVolumes === undefined ? {} : { reuseVolumes }),
-          ...(importFromVersion === undefined ? {} : { importFromVersion }),
-        }),
+      return answerChange(apps, request, reply, request.body, () =>
+        apps.install(installRequest(request.body)),
       );
     },
   );
@@ -296,17 +301,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         response: { 200: previewSchema },
       },
     },
-    async (request) => {
-      const { repo, name, version, answers, reuseVolumes, importFromVersion } = request.body;
-      return services(options).apps.preview({
-        repo,
-        name,
-        ...(version === undefined ? {} : { version }),
-        answers: answers ?? {},
-        ...(reuseVolumes === undefined ? {} : { reuseVolumes }),
-        ...(importFromVersion === undefined ? {} : { importFromVersion }),
-      });
-    },
+    async (request) => services(options).apps.preview(installRequest(request.body)),
   );
 
   api.get<{ Params: AppParams }>(
