@@ -103,7 +103,10 @@ export interface AppRuntime {
   removeNetwork(name: string): Promise<boolean>;
   imageExists(reference: string): Promise<boolean>;
   /** `not_found` when no registry has it. */
-  pullImage(reference: string, options: { onProgress?: (line: string) => void }): Promise<unknown>;
+  pullImage(
+    reference: string,
+    options: { onProgress?: (line: string) => void; tlsVerify?: boolean },
+  ): Promise<unknown>;
   /** Runs a command in a running container. */
   exec(name: string, command: readonly string[]): Promise<ExecResult>;
 }
@@ -170,6 +173,8 @@ export interface AppReconcilerOptions {
   box: string;
   /** Apps held stopped for a while (an upload into their volume), whatever their desired state. */
   held?: (repo: string, name: string) => boolean;
+  /** Registries (`host:port`) pulled from over plain HTTP. */
+  insecureRegistries?: () => readonly string[];
   /** How long a volume's quota and owner are trusted before being read again. Default 10 minutes. */
   volumeCheckMs?: number;
 }
@@ -495,6 +500,9 @@ export class AppReconciler {
         onProgress: (line) => {
           steps.detail(`pull image ${image}`, line);
         },
+        ...(isInsecure(image, this.options.insecureRegistries?.() ?? [])
+          ? { tlsVerify: false }
+          : {}),
       }),
     );
   }
@@ -551,6 +559,11 @@ export class AppReconciler {
     }
     this.options.desired.finishRemoval(repo, name);
   }
+}
+
+/** Whether the image's registry (the first part of a normalized reference) is one reached over plain HTTP. */
+export function isInsecure(image: string, insecure: readonly string[]): boolean {
+  return insecure.includes(image.slice(0, image.indexOf("/")).toLowerCase());
 }
 
 function volumeKey(quota: number | null, owner: Owner | undefined): string {

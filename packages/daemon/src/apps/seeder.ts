@@ -11,13 +11,21 @@ import type { SpecGenerator } from "../runtime/container-spec.js";
 import type { Podman } from "../runtime/podman.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { seedFromArchive, seedFromGit, writeTemplates } from "../storage/seed.js";
-import { AppReconciler, type AppDesiredState, type VolumeSeeder } from "./reconciler.js";
+import {
+  AppReconciler,
+  isInsecure,
+  type AppDesiredState,
+  type VolumeSeeder,
+} from "./reconciler.js";
 
 /** Most bytes a directory copied out of an image may hold. */
 export const MAX_IMAGE_SEED_BYTES = 16 * 1024 ** 3;
 
 /** Seeds from images through a stopped, short-lived container, and from git with isomorphic-git. */
-export function podmanSeeder(podman: Podman): VolumeSeeder {
+export function podmanSeeder(
+  podman: Podman,
+  insecureRegistries: () => readonly string[] = () => [],
+): VolumeSeeder {
   return {
     async fromGit(dir, source, owner) {
       const outcome = await seedFromGit(
@@ -28,7 +36,12 @@ export function podmanSeeder(podman: Podman): VolumeSeeder {
       return outcome.seeded;
     },
     async fromImage(dir, source, owner, labels) {
-      if (!(await podman.imageExists(source.image))) await podman.pullImage(source.image);
+      if (!(await podman.imageExists(source.image))) {
+        await podman.pullImage(
+          source.image,
+          isInsecure(source.image, insecureRegistries()) ? { tlsVerify: false } : {},
+        );
+      }
       // Labelled as the app's: one left by a crash is removed by the app's next reconcile.
       const name = `town-seed-${randomBytes(6).toString("hex")}`;
       await podman.createContainer({ ...seedContainerSpec(name, source.image), labels });
@@ -72,15 +85,17 @@ export function podmanReconciler(options: {
   clock: Clock;
   box: string;
   held?: (repo: string, name: string) => boolean;
+  insecureRegistries?: () => readonly string[];
 }): AppReconciler {
   return new AppReconciler({
     runtime: options.podman,
     storage: options.storage,
     writeTemplates,
-    seeder: podmanSeeder(options.podman),
+    seeder: podmanSeeder(options.podman, options.insecureRegistries),
     desired: options.desired,
     clock: options.clock,
     box: options.box,
     ...(options.held ? { held: options.held } : {}),
+    ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),
   });
 }

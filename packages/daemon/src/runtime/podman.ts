@@ -71,6 +71,8 @@ export interface ImageInfo {
 export interface PullOptions {
   /** Called with each progress line (`Copying blob …`), in order. */
   onProgress?: (line: string) => void;
+  /** False for a registry reached over plain HTTP (one on the home network). Default true. */
+  tlsVerify?: boolean;
   /** Default 10 minutes. */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -410,7 +412,10 @@ export class Podman {
       const response = await this.client.stream({
         method: "POST",
         path: "/images/pull",
-        query: { reference: checkReference(reference, context) },
+        query: {
+          reference: checkReference(reference, context),
+          ...(options.tlsVerify === false ? { tlsVerify: false } : {}),
+        },
         context,
         timeoutMs,
         signal,

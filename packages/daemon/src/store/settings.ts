@@ -1,7 +1,7 @@
 import { parseByteSize, parseDuration, TownError } from "@townos/format";
 import { sql, type Db } from "./database.js";
 
-type SettingType = "bytes" | "seconds" | "dns-label" | "boolean";
+type SettingType = "bytes" | "seconds" | "dns-label" | "boolean" | "host-list";
 
 interface SettingDefinition {
   type: SettingType;
@@ -34,6 +34,12 @@ export const SETTINGS = {
     type: "dns-label",
     default: "home",
     description: "Top-level domain of the box's names (<app>.<repo>.<tld>)",
+  },
+  "registries.insecure": {
+    type: "host-list",
+    default: "",
+    description:
+      "Container registries reached over plain HTTP, without TLS (HOST:PORT, comma-separated): a registry on the home network",
   },
   "repositories.refresh_interval": {
     type: "seconds",
@@ -142,7 +148,26 @@ function parseSetting(definition: SettingDefinition, input: unknown, key: string
     case "boolean":
       if (typeof input !== "boolean") return bad("true or false");
       return input;
+    case "host-list": {
+      if (typeof input !== "string") return bad("HOST[:PORT] names, comma-separated");
+      const hosts = input
+        .split(/[\s,]+/)
+        .filter((host) => host !== "")
+        .map((host) => host.toLowerCase());
+      if (hosts.length > 32 || hosts.some((host) => !HOST_PORT.test(host))) {
+        return bad("HOST[:PORT] names, comma-separated");
+      }
+      return [...new Set(hosts)].join(",");
+    }
   }
+}
+
+/** A registry's address as image references write it: a host name or IPv4 address, and a port. */
+const HOST_PORT = /^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?(:[0-9]{1,5})?$/;
+
+/** The entries of a `host-list` setting's value. */
+export function hostList(value: string): string[] {
+  return value === "" ? [] : value.split(",");
 }
 
 function parseWhole(text: string): number | undefined {
