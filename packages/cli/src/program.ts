@@ -4,6 +4,7 @@ import { isTownError } from "@townos/format";
 import { registerClientCommands } from "./client-commands.js";
 import { registerDaemonCommand } from "./daemon-command.js";
 import { registerLogCommands } from "./log-commands.js";
+import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
 import { ask } from "./prompt.js";
 import { UsageError } from "./usage.js";
@@ -45,6 +46,7 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
   registerDaemonCommand(program, io);
   registerClientCommands(program, io);
   registerLogCommands(program, io);
+  registerNetCommands(program, io);
   registerVolumeCommands(program, io, (code) => {
     exitCode = code;
   });

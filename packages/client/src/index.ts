@@ -186,7 +186,10 @@ export class TownClient {
     // An empty base URL means "this page's origin" (the dashboard runs in a browser).
     const origin = (globalThis as { location?: { href: string } }).location?.href;
     const prefix = options.outsideApi === true ? "" : "/api/v1";
-    const url = new URL(`${this.baseUrl}${prefix}${path}`, this.baseUrl === "" ? origin : undefined);
+    const url = new URL(
+      `${this.baseUrl}${prefix}${path}`,
+      this.baseUrl === "" ? origin : undefined,
+    );
     for (const [key, value] of Object.entries(options.query ?? {})) {
       for (const item of Array.isArray(value) ? value : [value]) {
         if (item !== undefined) url.searchParams.append(key, String(item));

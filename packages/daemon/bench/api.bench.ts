@@ -34,7 +34,12 @@ const daemon = spawn(
     `127.0.0.1:${port}`,
   ],
   {
-    env: { ...process.env, TOWN_DEFAULT_REPOSITORY: "", TOWN_LOG_LEVEL: "warn" },
+    env: {
+      ...process.env,
+      TOWN_DEFAULT_REPOSITORY: "",
+      TOWN_LOG_LEVEL: "warn",
+      TOWN_NETWORK: "off",
+    },
     stdio: ["ignore", "ignore", "inherit"],
   },
 );

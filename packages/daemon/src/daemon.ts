@@ -20,7 +20,7 @@ import { AuditLog } from "./store/audit.js";
 import { sql, openDatabase, type Db } from "./store/database.js";
 import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
-import { Settings } from "./store/settings.js";
+import { hostList, Settings } from "./store/settings.js";
 import { Podman, type PodmanOptions } from "./runtime/podman.js";
 import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
@@ -320,6 +320,7 @@ function startApps(
           desired: services.installs,
           clock,
           box: services.apps.box,
+          insecureRegistries: () => hostList(services.settings.string("registries.insecure")),
           held: (repo, name) => services.apps.isHeld(repo, name),
         }),
         events: (eventOptions) => podman.events(eventOptions),

@@ -135,6 +135,7 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
           TOWN_LOG_LEVEL: "warn",
           TOWN_STORAGE_LOOP_BYTES: String(768 * MiB),
           TOWN_PODMAN_SOCKET: podman.socketPath,
+          TOWN_NETWORK: "off",
         },
       },
     );

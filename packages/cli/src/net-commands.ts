@@ -1,0 +1,89 @@
+import { writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import type { NetworkStatus } from "@townos/client";
+import { connect } from "./client-commands.js";
+import type { Io } from "./program.js";
+
+/** `town net …`: the box's HTTPS ingress, names and router port mappings. */
+export function registerNetCommands(program: Command, io: Io): void {
+  const print = (text: string): void => {
+    io.stdout(text.endsWith("\n") ? text : `${text}\n`);
+  };
+  const net = program.command("net").description("networking: HTTPS ingress, DNS, mDNS, UPnP");
+
+  net
+    .command("status")
+    .description("state of the ingress, DNS, mDNS and the router's port mappings")
+    .option("--json")
+    .action(async (flags: { json?: boolean }) => {
+      const status = await (await connect(program, io)).netStatus();
+      print(flags.json ? JSON.stringify(status, null, 2) : statusLines(status).join("\n"));
+    });
+
+  net
+    .command("ca")
+    .description("save the root certificate of the box's local CA, to install on devices")
+    .argument("[file]", "where to save it ('-': print it)", "town-os-ca.crt")
+    .action(async (file: string) => {
+      const pem = await (await connect(program, io)).caCertificate();
+      if (file === "-") {
+        print(pem);
+        return;
+      }
+      const path = resolve(io.cwd, file);
+      await writeFile(path, pem, { mode: 0o644 });
+      print(`saved the root certificate to ${path}`);
+    });
+}
+
+function statusLines(status: NetworkStatus): string[] {
+  if (status.state === "off") return ["networking is turned off in this daemon"];
+  const lines: string[] = [];
+  const { ingress, dns, mdns, upnp } = status;
+  if (ingress) {
+    const ports = [
+      ingress.httpsPort === null ? undefined : `https :${ingress.httpsPort}`,
+      ingress.httpPort === null ? undefined : `http :${ingress.httpPort}`,
+    ].filter((part) => part !== undefined);
+    lines.push(
+      `ingress: ${ingress.state}${ingress.pid === null ? "" : ` (pid ${ingress.pid})`}` +
+        (ports.length > 0 ? `, ${ports.join(", ")}` : "") +
+        `, config ${ingress.configCurrent ? "current" : "not applied"}`,
+    );
+    if (ingress.lastError) lines.push(`  last error: ${ingress.lastError.message}`);
+  }
+  if (dns) {
+    const listen = dns.listen
+      ? ` on ${dns.listen.addresses.join(", ")} port ${dns.listen.port}`
+      : "";
+    lines.push(`dns: ${dns.state}${listen}, ${dns.records} records`);
+    lines.push(`  upstreams: ${dns.upstreams.length > 0 ? dns.upstreams.join(", ") : "none"}`);
+    if (dns.error !== undefined) lines.push(`  error: ${dns.error}`);
+  }
+  if (mdns) {
+    lines.push(`mdns: ${mdns.name} ${mdns.state}`);
+    if (mdns.error !== undefined) lines.push(`  error: ${mdns.error}`);
+  }
+  if (upnp) {
+    const router = upnp.router;
+    lines.push(
+      `upnp: router ${router.state.replace("_", " ")}` +
+        (router.externalAddress === undefined
+          ? ""
+          : `, external address ${router.externalAddress}`),
+    );
+    if (router.error !== undefined) lines.push(`  error: ${router.error}`);
+    for (const m of upnp.mappings) {
+      lines.push(
+        `  ${m.protocol} ${m.externalPort} → ${m.internalClient}:${m.internalPort} ${m.state}` +
+          (m.error === undefined ? "" : `: ${m.error}`),
+      );
+    }
+  }
+  if (status.dashboardUrl !== null) lines.push(`dashboard: ${status.dashboardUrl}`);
+  for (const app of status.apps.filter((a) => a.urls.length > 0))
+    lines.push(`${app.repo}/${app.name}: ${app.urls.join(" ")}`);
+  for (const problem of status.problems) lines.push(`problem: ${problem}`);
+  return lines;
+}

@@ -1,0 +1,301 @@
+/**
+ * The box's networking as one service: HTTPS ingress (Caddy), names (dnsmasq
+ * and mDNS) and router port mappings (UPnP), all fed from one input that the
+ * daemon derives from the installs. Each part fails on its own: a part that
+ * cannot run shows why in `status()` while the others serve.
+ *
+ * Caddy and dnsmasq outlive the daemon (`close()` leaves them serving, the
+ * next daemon adopts them), so names and HTTPS keep working while it restarts.
+ */
+import { mkdir } from "node:fs/promises";
+import { isIPv4 } from "node:net";
+import { networkInterfaces } from "node:os";
+import { join } from "node:path";
+import { DnsmasqSupervisor, hostUpstreams, type DnsStatus } from "../dns/dnsmasq.js";
+import { MdnsResponder, type MdnsStatus } from "../dns/mdns.js";
+import { CaddySupervisor, type IngressStatus } from "../ingress/supervisor.js";
+import { PortMappingManager, type UpnpStatus } from "../upnp/mappings.js";
+import { discoverGateway } from "../upnp/ssdp.js";
+import {
+  compileIngressLeniently,
+  planNetwork,
+  withoutRefusedRecords,
+  type AppUrls,
+  type NetworkInputs,
+} from "./plan.js";
+
+export type { NetworkApp, NetworkInputs } from "./plan.js";
+
+export interface NetworkLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface NetworkOptions {
+  /** Kept across restarts: Caddy's local CA and certificates live here. */
+  dataDir: string;
+  /**
+   * dnsmasq's files. dnsmasq re-reads them as `nobody`, so this directory and
+   * its parents must be traversable by everyone (the data directory is not).
+   * Default `/run/town/dns`.
+   */
+  dnsDir?: string;
+  httpsPort: number;
+  httpPort: number;
+  dnsPort: number;
+  /** Announced by mDNS; default `town-os.local`. */
+  mdnsName?: string;
+  /** The router's description URL; absent: found by SSDP. */
+  gatewayUrl?: string;
+  /** The box's IPv4 LAN addresses, read at every update (they may change). */
+  lanAddresses: () => string[];
+  log: NetworkLog;
+}
+
+export interface NetworkStatus {
+  /** `off` when this daemon runs without networking; the parts are null then. */
+  state: "on" | "off";
+  ingress: IngressStatus | null;
+  dns: DnsStatus | null;
+  mdns: MdnsStatus | null;
+  upnp: UpnpStatus | null;
+  /** Where the dashboard is served through the ingress; null before the first update. */
+  dashboardUrl: string | null;
+  apps: AppUrls[];
+  /** What the last update left out or could not apply, and why. */
+  problems: string[];
+  /** Epoch ms of the last update. */
+  updatedAt: number | null;
+}
+
+/** What the status route shows when networking is turned off. */
+export const NETWORK_OFF: NetworkStatus = {
+  state: "off",
+  ingress: null,
+  dns: null,
+  mdns: null,
+  upnp: null,
+  dashboardUrl: null,
+  apps: [],
+  problems: [],
+  updatedAt: null,
+};
+
+export const DEFAULT_MDNS_NAME = "town-os.local";
+export const DEFAULT_DNS_DIR = "/run/town/dns";
+
+interface Applied {
+  dashboardUrl: string;
+  apps: AppUrls[];
+  problems: string[];
+  at: number;
+}
+
+export class Network {
+  private readonly caddy: CaddySupervisor;
+  private readonly dns: DnsmasqSupervisor;
+  private readonly dnsDir: string;
+  private readonly upnp: PortMappingManager;
+  private mdns: MdnsResponder | undefined;
+  private mdnsProblem: string | undefined;
+  private started: Promise<void> | undefined;
+  private applied: Applied | undefined;
+  /** The newest inputs not applied yet: a burst of updates applies only the last. */
+  private pending: NetworkInputs | undefined;
+  private draining: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: NetworkOptions) {
+    const log = options.log;
+    this.caddy = new CaddySupervisor({ dataDir: join(options.dataDir, "ingress"), log });
+    this.dnsDir = options.dnsDir ?? DEFAULT_DNS_DIR;
+    this.dns = new DnsmasqSupervisor({ dir: this.dnsDir });
+    this.upnp = new PortMappingManager({
+      locate: () =>
+        discoverGateway(
+          options.gatewayUrl !== undefined
+            ? { descriptionUrl: options.gatewayUrl }
+            : withInterface(this.firstIpv4()),
+        ),
+    });
+  }
+
+  /**
+   * Starts Caddy (or adopts it), mDNS and the UPnP manager; dnsmasq starts
+   * with the first update, which it needs a configuration for. Never throws.
+   */
+  start(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.started ??= this.startParts();
+    return this.started;
+  }
+
+  /**
+   * Makes the parts serve `inputs`. Idempotent (unchanged configurations are
+   * not applied again) and serialized; calls during an update coalesce into
+   * one more update with the newest inputs. Never throws: what fails shows
+   * in `status()`.
+   */
+  update(inputs: NetworkInputs): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.pending = inputs;
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+    });
+    return this.draining;
+  }
+
+  status(): NetworkStatus {
+    const mdns = this.mdns?.status() ?? null;
+    return {
+      state: "on",
+      ingress: this.caddy.status(),
+      dns: this.dns.status(),
+      mdns,
+      upnp: this.upnp.status(),
+      dashboardUrl: this.applied?.dashboardUrl ?? null,
+      apps: this.applied?.apps ?? [],
+      problems: [
+        ...(this.mdnsProblem === undefined ? [] : [this.mdnsProblem]),
+        ...(this.applied?.problems ?? []),
+      ],
+      updatedAt: this.applied?.at ?? null,
+    };
+  }
+
+  /**
+   * The local CA's root certificate (PEM).
+   * @throws TownError `unavailable` while Caddy has not made its CA yet.
+   */
+  rootCertificate(): Promise<string> {
+    return this.caddy.rootCertificate();
+  }
+
+  /** Leaves Caddy and dnsmasq serving; stops mDNS and the UPnP passes (mappings stay until their lease ends). */
+  async close(): Promise<void> {
+    await this.quiesce();
+    this.caddy.close();
+    this.dns.detach();
+    await this.upnp.stop();
+    await this.mdns?.stop();
+  }
+
+  /** Tests only: `close()`, and stops Caddy and dnsmasq too, waiting until they are gone. */
+  async stopForTests(): Promise<void> {
+    await this.close();
+    await this.caddy.stop();
+    await this.dns.stop();
+  }
+
+  private async startParts(): Promise<void> {
+    await this.caddy.start().catch((error: unknown) => {
+      // Caddy's own failures are in its status; this is the directory or the like.
+      this.options.log.warn(`network: ingress: ${message(error)}`);
+    });
+    try {
+      const interfaceAddress = this.firstIpv4();
+      this.mdns = new MdnsResponder({
+        name: this.options.mdnsName ?? DEFAULT_MDNS_NAME,
+        addresses: () => this.options.lanAddresses(),
+        ...(interfaceAddress === undefined ? {} : { interfaceAddress }),
+      });
+      await this.mdns.start();
+    } catch (error) {
+      this.mdnsProblem = `mdns: ${message(error)}`;
+    }
+    if (!this.closed) this.upnp.start();
+  }
+
+  private async drain(): Promise<void> {
+    await this.start();
+    for (let inputs = this.pending; inputs !== undefined && !this.closed; inputs = this.pending) {
+      this.pending = undefined;
+      try {
+        await this.apply(inputs);
+      } catch (error) {
+        // Every step catches its own failures; this is a bug, kept visible all the same.
+        this.options.log.warn(`network: update failed: ${message(error)}`);
+      }
+    }
+  }
+
+  private async apply(inputs: NetworkInputs): Promise<void> {
+    const lanAddresses = this.options.lanAddresses();
+    const plan = planNetwork(inputs, {
+      httpsPort: this.options.httpsPort,
+      httpPort: this.options.httpPort,
+      dnsPort: this.options.dnsPort,
+      lanAddresses,
+      adminAddress: this.caddy.paths.adminAddress,
+      storageDir: this.caddy.paths.storageDir,
+    });
+    const problems = [...plan.problems];
+
+    try {
+      const { compiled, problems: leftOut } = compileIngressLeniently(plan.ingress);
+      problems.push(...leftOut);
+      // A refusal by Caddy is in the ingress status (lastError); the old config keeps serving.
+      await this.caddy.apply(compiled).catch(() => undefined);
+    } catch (error) {
+      problems.push(`ingress: ${message(error)}`);
+    }
+
+    try {
+      await mkdir(this.dnsDir, { recursive: true, mode: 0o755 });
+      const upstreams = await hostUpstreams(plan.dns.listen);
+      const input = { ...plan.dns, upstreams };
+      await this.dns.apply(input).catch(async (error: unknown) => {
+        const kept = withoutRefusedRecords(input.records, error);
+        if (kept === undefined) throw error;
+        problems.push(...kept.problems);
+        await this.dns.apply({ ...input, records: kept.records });
+      });
+    } catch (error) {
+      problems.push(`dns: ${message(error)}`);
+    }
+
+    this.upnp.setDesired(plan.mappings);
+    this.applied = {
+      dashboardUrl: plan.dashboardUrl,
+      apps: plan.apps,
+      problems,
+      at: Date.now(),
+    };
+  }
+
+  /** Lets the running update finish and refuses new ones. */
+  private async quiesce(): Promise<void> {
+    this.closed = true;
+    this.pending = undefined;
+    await this.started;
+    await this.draining;
+  }
+
+  private firstIpv4(): string | undefined {
+    return this.options.lanAddresses().find((address) => isIPv4(address));
+  }
+}
+
+/**
+ * The host's IPv4 LAN addresses: every non-loopback interface except the
+ * bridges and tunnels of containers and VMs, which LAN clients cannot reach.
+ */
+export function hostLanAddresses(): string[] {
+  const addresses: string[] = [];
+  for (const [name, list] of Object.entries(networkInterfaces())) {
+    if (VIRTUAL_INTERFACE.test(name)) continue;
+    for (const address of list ?? [])
+      if (address.family === "IPv4" && !address.internal) addresses.push(address.address);
+  }
+  return addresses;
+}
+
+const VIRTUAL_INTERFACE = /^(podman|cni|veth|docker|br-|virbr|vnet|tap|tun|ifb)/;
+
+function withInterface(address: string | undefined): { interfaceAddress?: string } {
+  return address === undefined ? {} : { interfaceAddress: address };
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

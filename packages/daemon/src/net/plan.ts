@@ -1,0 +1,244 @@
+/**
+ * Turns the networking inputs (what the installs ask for) into the inputs of
+ * the three drivers: Caddy's routes, dnsmasq's records and the router's port
+ * mappings. Pure: no I/O; the drivers compile, hash and apply.
+ *
+ * Conflicts never fail the whole plan: a name claimed twice or a public
+ * domain without an app port is left out and named in `problems`, so one bad
+ * app cannot take the box's names or HTTPS away from the others.
+ */
+import { isIPv4 } from "node:net";
+import { isTownError, type Issue } from "@townos/format";
+import { boxDnsRecords, type DnsListen, type DnsRecord } from "../dns/config.js";
+import {
+  compileIngress,
+  type CompiledIngress,
+  type IngressInput,
+  type IngressRoute,
+} from "../ingress/config.js";
+import { mappingDescription, type DesiredMapping } from "../upnp/mappings.js";
+
+export interface NetworkApp {
+  repo: string;
+  name: string;
+  /** DNS names of the app and its dependencies to publish (empty when hidden). */
+  names: string[];
+  /** The app's `http` port published on 127.0.0.1 for the ingress: Caddy proxies https://<host>/ to it. */
+  ingress: { host: string; port: number } | null;
+  /** Extra public names (network.domains): ACME certificates, proxied like `ingress`. */
+  domains: string[];
+  /** Host ports with their exposure: `internet` ones get a UPnP mapping. */
+  ports: {
+    host: number;
+    protocol: "tcp" | "udp";
+    exposure: "local" | "lan" | "internet";
+    instance: string;
+  }[];
+}
+
+export interface NetworkInputs {
+  tld: string;
+  apps: NetworkApp[];
+  /** The daemon's own API port on 127.0.0.1: served at https://town.<tld>/ */
+  dashboardPort: number;
+}
+
+/** What the box is and where its drivers listen: fixed for a daemon run except the addresses. */
+export interface NetworkContext {
+  httpsPort: number;
+  httpPort: number;
+  dnsPort: number;
+  /** The box's LAN addresses now; the first IPv4 one is the router's internal client. */
+  lanAddresses: readonly string[];
+  /** Caddy's admin address and storage, from its supervisor. */
+  adminAddress: string;
+  storageDir: string;
+}
+
+export interface AppUrls {
+  repo: string;
+  name: string;
+  /** `https://<host>[:port]/` for the app's name and each public domain it is served at. */
+  urls: string[];
+}
+
+export interface NetworkPlan {
+  ingress: IngressInput;
+  /** dnsmasq's input less the upstreams, which come from the host (I/O). */
+  dns: { records: DnsRecord[]; listen: DnsListen; localDomains: string[] };
+  mappings: DesiredMapping[];
+  dashboardUrl: string;
+  apps: AppUrls[];
+  /** What was left out, and why. */
+  problems: string[];
+}
+
+/** The dashboard's name under the ingress. */
+export function dashboardHost(tld: string): string {
+  return `town.${tld}`;
+}
+
+export function planNetwork(inputs: NetworkInputs, context: NetworkContext): NetworkPlan {
+  const problems: string[] = [];
+  const dashboard = dashboardHost(inputs.tld);
+  const owners = new Map<string, string>([[dashboard, "the dashboard"]]);
+  /** Claims `host` for `owner`; false (and a problem) when somebody else has it. */
+  const claim = (host: string, owner: string): boolean => {
+    const held = owners.get(host);
+    if (held !== undefined) {
+      problems.push(`${owner}: ${host} is already served for ${held}; left out`);
+      return false;
+    }
+    owners.set(host, owner);
+    return true;
+  };
+
+  const suffix = context.httpsPort === 443 ? "" : `:${context.httpsPort}`;
+  const routes: IngressRoute[] = [];
+  const publicDomains: IngressRoute[] = [];
+  const apps: AppUrls[] = [];
+  for (const app of sortedApps(inputs.apps)) {
+    const owner = `${app.repo}/${app.name}`;
+    const urls: string[] = [];
+    if (app.ingress !== null) {
+      const upstream = `127.0.0.1:${app.ingress.port}`;
+      const host = app.ingress.host.toLowerCase();
+      if (claim(host, owner)) {
+        routes.push({ host, upstream });
+        urls.push(`https://${host}${suffix}/`);
+      }
+      for (const domain of app.domains.map((name) => name.toLowerCase())) {
+        if (!claim(domain, owner)) continue;
+        publicDomains.push({ host: domain, upstream });
+        urls.push(`https://${domain}${suffix}/`);
+      }
+    } else if (app.domains.length > 0) {
+      problems.push(`${owner}: has public domains but no http port to serve them; left out`);
+    }
+    apps.push({ repo: app.repo, name: app.name, urls });
+  }
+
+  const records = boxDnsRecords({
+    tld: inputs.tld,
+    addresses: context.lanAddresses,
+    apps: [],
+    // The inputs carry full names (the lead's one naming function made them).
+    boxNames: [dashboard, ...inputs.apps.flatMap((app) => app.names)],
+  });
+
+  const internalClient = context.lanAddresses.find((address) => isIPv4(address));
+  const mappings: DesiredMapping[] = [];
+  for (const app of sortedApps(inputs.apps)) {
+    for (const port of app.ports) {
+      if (port.exposure !== "internet") continue;
+      if (internalClient === undefined) {
+        problems.push(
+          `${app.repo}/${app.name}: port ${port.host}/${port.protocol} is not forwarded: the box has no LAN IPv4 address`,
+        );
+        continue;
+      }
+      mappings.push({
+        externalPort: port.host,
+        internalPort: port.host,
+        protocol: port.protocol === "tcp" ? "TCP" : "UDP",
+        internalClient,
+        description: mappingDescription(app.repo, port.instance, port.host),
+      });
+    }
+  }
+
+  return {
+    ingress: {
+      routes,
+      publicDomains,
+      dashboard: { host: dashboard, upstream: `127.0.0.1:${inputs.dashboardPort}` },
+      httpsPort: context.httpsPort,
+      httpPort: context.httpPort,
+      adminAddress: context.adminAddress,
+      storageDir: context.storageDir,
+    },
+    dns: {
+      records,
+      listen: { addresses: [...context.lanAddresses], port: context.dnsPort },
+      localDomains: [inputs.tld],
+    },
+    mappings,
+    dashboardUrl: `https://${dashboard}${suffix}/`,
+    apps,
+    problems,
+  };
+}
+
+/**
+ * `compileIngress`, leaving out the app routes it refuses (and saying so) so
+ * that the rest is still served. Throws when the dashboard or the ingress
+ * settings themselves are refused.
+ */
+export function compileIngressLeniently(input: IngressInput): {
+  compiled: CompiledIngress;
+  problems: string[];
+} {
+  try {
+    return { compiled: compileIngress(input), problems: [] };
+  } catch (error) {
+    const issues = refusedIssues(error);
+    const routeIssue = (issue: Issue): boolean =>
+      /^(routes|publicDomains)\[\d+\]/.test(issue.field ?? "");
+    if (issues === undefined || !issues.every(routeIssue)) throw error;
+    const badRoutes = issueIndexes(issues, "routes");
+    const badDomains = issueIndexes(issues, "publicDomains");
+    const compiled = compileIngress({
+      ...input,
+      routes: input.routes.filter((_, i) => !badRoutes.has(i)),
+      publicDomains: input.publicDomains.filter((_, i) => !badDomains.has(i)),
+    });
+    return { compiled, problems: issues.map((issue) => `ingress: left out: ${issue.message}`) };
+  }
+}
+
+/**
+ * The records dnsmasq refused (named by the issues of its `invalid_argument`)
+ * taken out; undefined when something else was refused.
+ */
+export function withoutRefusedRecords(
+  records: readonly DnsRecord[],
+  error: unknown,
+): { records: DnsRecord[]; problems: string[] } | undefined {
+  const issues = refusedIssues(error);
+  if (issues === undefined || !issues.every((issue) => /^records\.\d+\./.test(issue.field ?? "")))
+    return undefined;
+  const bad = issueIndexes(issues, "records");
+  return {
+    records: records.filter((_, i) => !bad.has(i)),
+    problems: issues.map((issue) => `dns: left out: ${issue.message}`),
+  };
+}
+
+function refusedIssues(error: unknown): readonly Issue[] | undefined {
+  return isTownError(error) && error.code === "invalid_argument" && error.issues.length > 0
+    ? error.issues
+    : undefined;
+}
+
+/** Indexes of `list` named by issue fields like `routes[3].host` or `records.3.name`. */
+export function issueIndexes(issues: readonly Issue[], list: string): Set<number> {
+  const pattern = new RegExp(`^${list}(?:\\[(\\d+)\\]|\\.(\\d+))(?:\\.|$)`);
+  const found = new Set<number>();
+  for (const issue of issues) {
+    const match = pattern.exec(issue.field ?? "");
+    const index = match?.[1] ?? match?.[2];
+    if (index !== undefined) found.add(Number(index));
+  }
+  return found;
+}
+
+/** By repo, then name: the same apps in any order give the same plan. */
+function sortedApps(apps: readonly NetworkApp[]): NetworkApp[] {
+  return [...apps].sort((a, b) =>
+    a.repo === b.repo ? compare(a.name, b.name) : compare(a.repo, b.repo),
+  );
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
