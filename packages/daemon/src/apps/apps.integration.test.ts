@@ -83,7 +83,8 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     server = await startGitServer({ root: join(scratch, "git") });
     daemon = await startDaemon(
       testDaemonConfig(scratch, {
-        apps: { podman: { socketPath: podman.socketPath } },
+        // Podman events bring a removed container back at once; the resync too, should an event be late.
+        apps: { podman: { socketPath: podman.socketPath }, resyncMs: 5_000 },
       }),
     );
     await daemon.booted;

@@ -139,7 +139,16 @@ describe("settings", () => {
       () => settings.set("nope", 1),
       (e) => code(e) === "not_found",
     );
-    assert.equal(settings.list().length, 5);
+    assert.equal(settings.list().length, 6);
+    assert.equal(
+      settings.set("registries.insecure", "Registry.lan:5000, 192.168.1.2:5000 registry.lan:5000")
+        .value,
+      "registry.lan:5000,192.168.1.2:5000",
+    );
+    assert.throws(
+      () => settings.set("registries.insecure", "https://registry.lan"),
+      (error: TownError) => error.code === "invalid_argument",
+    );
   });
 });
 

@@ -1,0 +1,132 @@
+import { useState } from "react";
+import type { AppView, UpgradeOffer } from "@townos/client";
+import { client, useLoad } from "../api.js";
+import { appStatus, ErrorBox, Spinner, StatusBadge } from "../components.js";
+import { t } from "../messages.js";
+import { Link } from "../router.js";
+import { tour, useSession } from "../session.js";
+import { AppLinks, NoteList } from "./AppPage.js";
+
+const REFRESH_MS = 5000;
+
+export function Home() {
+  const session = useSession();
+  const apps = useLoad(() => client.apps({ limit: 500 }), "apps", REFRESH_MS);
+  const upgrades = useLoad(() => client.upgrades({ limit: 500 }), "upgrades", REFRESH_MS);
+  const storage = useLoad(() => client.storage(), "storage");
+  const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
+  // The tour's steps are the administrator's to take.
+  const [showTour, setShowTour] = useState(session.isAdmin && tour.pending());
+
+  const offers = (upgrades.data?.items ?? []).filter((offer) => !offer.dismissed);
+  const failingRepos = (repos.data?.items ?? []).filter((repo) => repo.status.error !== null);
+
+  return (
+    <>
+      <div className="page-header">
+        <h1>{t("home.title")}</h1>
+        {offers.length > 0 && (
+          <span className="badge badge-upgrade">
+            {t("home.upgrades", { count: offers.length })}
+          </span>
+        )}
+      </div>
+      {showTour && (
+        <section className="card tour" aria-labelledby="tour-title">
+          <h2 id="tour-title">{t("tour.title")}</h2>
+          <p>{t("tour.intro")}</p>
+          <ol>
+            <li>
+              {t("tour.cert")} <a href="/tls/ca.crt">{t("tour.certLink")}</a>
+            </li>
+            <li>
+              {t("tour.dns")} <Link to="/network">{t("tour.dnsLink")}</Link>
+            </li>
+            <li>
+              {t("tour.install")} <Link to="/store">{t("tour.installLink")}</Link>
+            </li>
+          </ol>
+          <button
+            type="button"
+            onClick={() => {
+              tour.dismiss();
+              setShowTour(false);
+            }}
+          >
+            {t("tour.dismiss")}
+          </button>
+        </section>
+      )}
+      {failingRepos.length > 0 && (
+        <section className="card danger" aria-labelledby="repo-errors">
+          <h2 id="repo-errors">{t("home.repoErrors")}</h2>
+          <ul>
+            {failingRepos.map((repo) => (
+              <li key={repo.name}>
+                {t("home.repoError", { name: repo.name, error: repo.status.error ?? "" })}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <h2>{t("home.apps")}</h2>
+      {apps.error && <ErrorBox problem={apps.error} onRetry={apps.reload} />}
+      {!apps.data && !apps.error && <Spinner />}
+      {apps.data && apps.data.items.length === 0 && (
+        <div className="card empty">
+          <p>{t("home.noApps")}</p>
+          {session.isAdmin && (
+            <Link to="/store" className="button primary">
+              {t("home.browse")}
+            </Link>
+          )}
+        </div>
+      )}
+      <ul className="grid">
+        {apps.data?.items.map((app) => (
+          <li key={`${app.repo}/${app.name}`}>
+            <AppCard
+              app={app}
+              offer={offers.find((o) => o.repo === app.repo && o.name === app.name)}
+            />
+          </li>
+        ))}
+      </ul>
+      {storage.data && (
+        <p className="muted">
+          {t("home.storage", { mode: storage.data.mode })} — {storage.data.reason}
+        </p>
+      )}
+      {storage.error && <ErrorBox problem={storage.error} />}
+    </>
+  );
+}
+
+function AppCard({ app, offer }: { app: AppView; offer: UpgradeOffer | undefined }) {
+  const status = appStatus(app);
+  return (
+    <article className={`card app-card${status === "failed" ? " danger" : ""}`}>
+      <div className="card-header">
+        <h3>
+          <Link to={`/apps/${encodeURIComponent(app.repo)}/${encodeURIComponent(app.name)}`}>
+            {app.name}
+          </Link>
+        </h3>
+        <StatusBadge status={status} />
+      </div>
+      <p className="muted">
+        {app.repo} · {t("app.version", { version: app.version })}
+      </p>
+      {offer && (
+        <p>
+          <span className="badge badge-upgrade">
+            {t("home.upgrade", { version: offer.offerVersion })}
+          </span>
+        </p>
+      )}
+      {app.lastError !== null && <p className="field-error">{app.lastError}</p>}
+      <AppLinks app={app} />
+      <NoteList notes={app.notes} />
+    </article>
+  );
+}

@@ -1,0 +1,181 @@
+import { useState, type SyntheticEvent } from "react";
+import type { Problem } from "@townos/client";
+import { client, problemOf, useLoad } from "../api.js";
+import { ErrorBox, Section, Spinner } from "../components.js";
+import { formatTime, t } from "../messages.js";
+import { useSession } from "../session.js";
+
+export function Repositories() {
+  const session = useSession();
+  const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
+  const [problem, setProblem] = useState<Problem>();
+  const [busy, setBusy] = useState(false);
+
+  const act = async (work: () => Promise<unknown>): Promise<void> => {
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      await work();
+    } catch (error) {
+      setProblem(problemOf(error));
+    } finally {
+      setBusy(false);
+      repos.reload();
+    }
+  };
+
+  return (
+    <>
+      <div className="page-header">
+        <h1>{t("repos.title")}</h1>
+      </div>
+      {problem && <ErrorBox problem={problem} />}
+      {repos.error && <ErrorBox problem={repos.error} onRetry={repos.reload} />}
+      {!repos.data && !repos.error && <Spinner />}
+      {repos.data?.items.length === 0 && <p className="card empty">{t("repos.empty")}</p>}
+      <ul className="stack">
+        {repos.data?.items.map((repo, index, all) => (
+          <li key={repo.name} className={`card${repo.status.error !== null ? " danger" : ""}`}>
+            <div className="card-header">
+              <h2>{repo.name}</h2>
+              {session.isAdmin && (
+                <div className="toolbar">
+                  <button
+                    type="button"
+                    aria-label={t("repos.up", { name: repo.name })}
+                    disabled={busy || index === 0}
+                    onClick={() => void act(() => client.moveRepository(repo.name, index - 1))}
+                  >
+                    ↑
+                  </button>
+                  <button
+                    type="button"
+                    aria-label={t("repos.down", { name: repo.name })}
+                    disabled={busy || index === all.length - 1}
+                    onClick={() => void act(() => client.moveRepository(repo.name, index + 1))}
+                  >
+                    ↓
+                  </button>
+                  <button
+                    type="button"
+                    disabled={busy}
+                    onClick={() => void act(() => client.refreshRepository(repo.name))}
+                  >
+                    {t("common.refresh")}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    disabled={busy}
+                    onClick={() => void act(() => client.removeRepository(repo.name))}
+                  >
+                    {t("common.remove")}
+                  </button>
+                </div>
+              )}
+            </div>
+            <p className="muted break">{repo.url}</p>
+            {index === 0 && all.length > 1 && <p className="muted">{t("repos.first")}</p>}
+            <p>
+              {t("repos.packages", { count: repo.status.packages })} ·{" "}
+              {repo.status.commit === null
+                ? t("repos.never")
+                : t("repos.commit", { commit: repo.status.commit.slice(0, 10) })}
+              {repo.status.refreshedAt !== null && ` · ${formatTime(repo.status.refreshedAt)}`}
+            </p>
+            {repo.status.error !== null && <p className="field-error">{repo.status.error}</p>}
+          </li>
+        ))}
+      </ul>
+      {session.isAdmin && <AddRepository onAdded={repos.reload} />}
+    </>
+  );
+}
+
+function AddRepository({ onAdded }: { onAdded: () => void }) {
+  const [name, setName] = useState("");
+  const [url, setUrl] = useState("");
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [problem, setProblem] = useState<Problem>();
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: SyntheticEvent): Promise<void> => {
+    event.preventDefault();
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      await client.addRepository({
+        name: name.trim(),
+        url: url.trim(),
+        ...(username === "" ? {} : { username }),
+        ...(password === "" ? {} : { password }),
+      });
+      setName("");
+      setUrl("");
+      setUsername("");
+      setPassword("");
+      onAdded();
+    } catch (error) {
+      setProblem(problemOf(error));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Section title={t("repos.add")}>
+      <form className="form" onSubmit={(event) => void submit(event)}>
+        <label>
+          {t("repos.name")}
+          <input
+            value={name}
+            onChange={(e) => {
+              setName(e.target.value);
+            }}
+            required
+          />
+        </label>
+        <label>
+          {t("repos.url")}
+          <input
+            type="url"
+            value={url}
+            onChange={(e) => {
+              setUrl(e.target.value);
+            }}
+            placeholder="https://…"
+            required
+          />
+        </label>
+        <label>
+          {t("repos.username")}
+          <input
+            value={username}
+            onChange={(e) => {
+              setUsername(e.target.value);
+            }}
+            autoComplete="off"
+          />
+        </label>
+        <label>
+          {t("repos.password")}
+          <input
+            type="password"
+            value={password}
+            onChange={(e) => {
+              setPassword(e.target.value);
+            }}
+            autoComplete="new-password"
+          />
+        </label>
+        {problem && <ErrorBox problem={problem} />}
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {t("repos.submit")}
+          </button>
+        </div>
+      </form>
+    </Section>
+  );
+}

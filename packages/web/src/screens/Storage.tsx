@@ -1,0 +1,296 @@
+/**
+ * Storage: how volumes are kept, and every volume (apps', people's, kept
+ * after uninstalls) with its use against its quota; administrators upload
+ * archives into volumes, download them, snapshot, set quotas, create and
+ * delete volumes.
+ */
+import { useState, type SyntheticEvent } from "react";
+import type { Problem, StorageView, UploadResult, VolumeView } from "@townos/client";
+import { client, problemOf, useLoad } from "../api.js";
+import { ErrorBox, Section, Spinner } from "../components.js";
+import { formatBytes, t, type MessageKey } from "../messages.js";
+import { useSession } from "../session.js";
+
+export function Storage() {
+  const session = useSession();
+  const storage = useLoad(() => client.storage(), "storage");
+  const volumes = useLoad(() => client.volumes({ limit: 500 }), "volumes");
+  return (
+    <>
+      <div className="page-header">
+        <h1>{t("storage.title")}</h1>
+      </div>
+      {storage.error && <ErrorBox problem={storage.error} onRetry={storage.reload} />}
+      {storage.data && (
+        <Section title={t("storage.mode", { mode: storage.data.mode })}>
+          <p>{storage.data.reason}</p>
+          <ul>
+            {storage.data.notes.map((note) => (
+              <li key={note}>{note}</li>
+            ))}
+          </ul>
+        </Section>
+      )}
+      <h2>{t("storage.volumes")}</h2>
+      {volumes.error && <ErrorBox problem={volumes.error} onRetry={volumes.reload} />}
+      {!volumes.data && !volumes.error && <Spinner />}
+      {volumes.data?.items.length === 0 && <p className="card empty">{t("storage.empty")}</p>}
+      <ul className="stack">
+        {volumes.data?.items.map((volume) => (
+          <li key={volume.name}>
+            <VolumeCard
+              volume={volume}
+              storage={storage.data}
+              admin={session.isAdmin}
+              changed={volumes.reload}
+            />
+          </li>
+        ))}
+      </ul>
+      {session.isAdmin && <CreateVolume created={volumes.reload} />}
+    </>
+  );
+}
+
+function VolumeCard({
+  volume,
+  storage,
+  admin,
+  changed,
+}: {
+  volume: VolumeView;
+  storage: StorageView | undefined;
+  admin: boolean;
+  changed: () => void;
+}) {
+  const [busy, setBusy] = useState<MessageKey>();
+  const [problem, setProblem] = useState<Problem>();
+  const [uploaded, setUploaded] = useState<UploadResult>();
+  const [file, setFile] = useState<File>();
+  const [quota, setQuota] = useState("");
+  const id = `volume-${volume.name}`;
+
+  /** Runs one change; `busy` names it for the progress line. */
+  const act = async (what: MessageKey, work: () => Promise<unknown>): Promise<void> => {
+    setBusy(what);
+    setProblem(undefined);
+    try {
+      await work();
+      changed();
+    } catch (error) {
+      setProblem(problemOf(error));
+    } finally {
+      setBusy(undefined);
+    }
+  };
+
+  const upload = (event: SyntheticEvent): void => {
+    event.preventDefault();
+    if (!file) return;
+    void act("storage.uploading", async () => {
+      setUploaded(await client.uploadVolumeArchive(volume.name, file));
+    });
+  };
+
+  const download = (): Promise<void> =>
+    act("storage.downloading", async () => {
+      const stream = await client.downloadVolumeArchive(volume.name, { format: "tar.gz" });
+      const url = URL.createObjectURL(await new Response(stream).blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = `${volume.name}.tar.gz`;
+      link.click();
+      URL.revokeObjectURL(url);
+    });
+
+  const remove = (): void => {
+    if (window.confirm(t("storage.deleteConfirm", { name: volume.name }))) {
+      void act("storage.deleting", () => client.removeVolume(volume.name));
+    }
+  };
+
+  return (
+    <article className="card" aria-labelledby={id}>
+      <div className="card-header">
+        <h3 id={id} className="break">
+          {volume.name}
+        </h3>
+        <span className="badge">{t(`storage.kind.${volume.kind}` as MessageKey)}</span>
+      </div>
+      {volume.usedBy !== null && (
+        <p className="muted">{t("storage.usedBy", { app: volume.usedBy })}</p>
+      )}
+      {volume.quota !== null ? (
+        <>
+          <meter
+            min={0}
+            max={volume.quota}
+            value={volume.usedBytes}
+            high={volume.quota * 0.9}
+            aria-label={t("storage.usage", { name: volume.name })}
+          />
+          <p>
+            {t("storage.usedOf", {
+              used: formatBytes(volume.usedBytes),
+              quota: formatBytes(volume.quota),
+            })}
+          </p>
+        </>
+      ) : (
+        <p>{t("storage.used", { used: formatBytes(volume.usedBytes) })}</p>
+      )}
+      {volume.snapshots > 0 && <p>{t("storage.snapshots", { count: volume.snapshots })}</p>}
+      {admin && (
+        <>
+          <form className="inline" onSubmit={upload}>
+            <label className="visually-hidden" htmlFor={`${id}-file`}>
+              {t("storage.archive", { name: volume.name })}
+            </label>
+            <input
+              id={`${id}-file`}
+              type="file"
+              accept=".tar,.tar.gz,.tgz,.tar.xz,.tar.bz2,.zip"
+              onChange={(e) => {
+                setFile(e.target.files?.[0]);
+              }}
+            />
+            <button type="submit" disabled={!file || busy !== undefined}>
+              {t("storage.upload")}
+            </button>
+          </form>
+          <div className="toolbar">
+            <button type="button" disabled={busy !== undefined} onClick={() => void download()}>
+              {t("storage.download")}
+            </button>
+            <button
+              type="button"
+              disabled={busy !== undefined}
+              onClick={() =>
+                void act("storage.snapshotting", () => client.snapshotVolume(volume.name))
+              }
+            >
+              {t("storage.snapshot")}
+            </button>
+            {storage?.capabilities.quotas === true && (
+              <form
+                className="inline"
+                onSubmit={(event) => {
+                  event.preventDefault();
+                  void act("storage.settingQuota", () =>
+                    client.setVolumeQuota(volume.name, quota.trim() === "" ? null : quota.trim()),
+                  );
+                }}
+              >
+                <label className="visually-hidden" htmlFor={`${id}-quota`}>
+                  {t("storage.quota")}
+                </label>
+                <input
+                  id={`${id}-quota`}
+                  placeholder={t("storage.quotaPlaceholder")}
+                  value={quota}
+                  onChange={(e) => {
+                    setQuota(e.target.value);
+                  }}
+                />
+                <button type="submit" disabled={busy !== undefined}>
+                  {t("storage.setQuota")}
+                </button>
+              </form>
+            )}
+            {volume.usedBy === null && volume.kind !== "package" && (
+              <button
+                type="button"
+                className="danger"
+                disabled={busy !== undefined}
+                onClick={remove}
+              >
+                {t("storage.delete")}
+              </button>
+            )}
+          </div>
+        </>
+      )}
+      {busy !== undefined && (
+        <>
+          <progress aria-label={t(busy)} />
+          <p role="status">{t(busy)}</p>
+        </>
+      )}
+      {uploaded && (
+        <p role="status">
+          {t("storage.uploaded", {
+            entries: uploaded.entries,
+            bytes: formatBytes(uploaded.bytes),
+          })}
+          {uploaded.refusedCount > 0 && (
+            <span className="field-error">
+              {" "}
+              {t("storage.refused", {
+                count: uploaded.refusedCount,
+                paths: uploaded.refused.map((entry) => entry.path).join(", "),
+              })}
+            </span>
+          )}
+        </p>
+      )}
+      {problem && <ErrorBox problem={problem} />}
+    </article>
+  );
+}
+
+function CreateVolume({ created }: { created: () => void }) {
+  const [name, setName] = useState("");
+  const [quota, setQuota] = useState("");
+  const [problem, setProblem] = useState<Problem>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: SyntheticEvent): Promise<void> => {
+    event.preventDefault();
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      await client.createVolume({
+        name: name.trim(),
+        ...(quota.trim() === "" ? {} : { quota: quota.trim() }),
+      });
+      setName("");
+      setQuota("");
+      created();
+    } catch (error) {
+      setProblem(problemOf(error));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Section title={t("storage.create")}>
+      <form className="form" onSubmit={(event) => void submit(event)}>
+        <label>
+          {t("storage.name")}
+          <input
+            value={name}
+            onChange={(e) => {
+              setName(e.target.value);
+            }}
+            required
+          />
+        </label>
+        <label>
+          {t("storage.quotaOptional")}
+          <input
+            value={quota}
+            placeholder={t("storage.quotaPlaceholder")}
+            onChange={(e) => {
+              setQuota(e.target.value);
+            }}
+          />
+        </label>
+        {problem && <ErrorBox problem={problem} />}
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {t("storage.createSubmit")}
+          </button>
+        </div>
+      </form>
+    </Section>
+  );
+}
