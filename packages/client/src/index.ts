@@ -555,6 +555,14 @@ export class TownClient {
     return (await response.json()) as UploadResult;
   }
 
+  /**
+   * The address of a volume's archive, for a browser link: the browser
+   * streams it to disk itself, with the session cookie, however large.
+   */
+  volumeArchiveUrl(name: string, format: "tar.gz" | "tar.xz" = "tar.gz"): string {
+    return `${this.baseUrl}/api/v1/volumes/${encodeURIComponent(name)}/archive?format=${format}`;
+  }
+
   /** A volume, or chosen paths in it, as a tar.gz or tar.xz byte stream. */
   async downloadVolumeArchive(
     name: string,

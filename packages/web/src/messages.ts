@@ -231,7 +231,6 @@ const en = {
   "storage.uploaded": "Unpacked: {entries} entries, {bytes}.",
   "storage.refused": "Refused {count} entries that would leave the volume: {paths}",
   "storage.download": "Download",
-  "storage.downloading": "Preparing the download…",
   "storage.snapshot": "Take a snapshot",
   "storage.snapshotting": "Taking a snapshot…",
   "storage.quota": "Size limit",

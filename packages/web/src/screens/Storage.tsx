@@ -92,17 +92,6 @@ function VolumeCard({
     });
   };
 
-  const download = (): Promise<void> =>
-    act("storage.downloading", async () => {
-      const stream = await client.downloadVolumeArchive(volume.name, { format: "tar.gz" });
-      const url = URL.createObjectURL(await new Response(stream).blob());
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = `${volume.name}.tar.gz`;
-      link.click();
-      URL.revokeObjectURL(url);
-    });
-
   const remove = (): void => {
     if (window.confirm(t("storage.deleteConfirm", { name: volume.name }))) {
       void act("storage.deleting", () => client.removeVolume(volume.name));
@@ -159,9 +148,14 @@ function VolumeCard({
             </button>
           </form>
           <div className="toolbar">
-            <button type="button" disabled={busy !== undefined} onClick={() => void download()}>
+            {/* A plain link: the browser streams the archive to disk, whatever its size. */}
+            <a
+              className="button"
+              href={client.volumeArchiveUrl(volume.name)}
+              download={`${volume.name}.tar.gz`}
+            >
               {t("storage.download")}
-            </button>
+            </a>
             <button
               type="button"
               disabled={busy !== undefined}
