@@ -28,6 +28,7 @@ import type {
   SettingView as Setting,
   SnapshotView,
   StorageView,
+  SystemUsage,
   UpgradeOffer as Offer,
   UploadResult,
   VersionDetail,
@@ -57,6 +58,7 @@ export type {
   Setting,
   SnapshotView,
   StorageView,
+  SystemUsage,
   UploadResult,
   VersionDetail,
   VersionSummary,
@@ -495,6 +497,11 @@ export class TownClient {
   /** State, exit code, restarts and healthcheck of each of an app's containers. */
   appHealth(repo: string, name: string): Promise<AppHealth> {
     return this.request("GET", `${appPath(repo, name)}/health`);
+  }
+
+  /** How busy the box is: CPU, load, memory and uptime. */
+  systemUsage(): Promise<SystemUsage> {
+    return this.request("GET", "/system/usage");
   }
 
   /** How volumes are stored and what that enforces (quotas, snapshots). */

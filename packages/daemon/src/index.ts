@@ -27,3 +27,4 @@ export type { AuditEntry } from "./store/audit.js";
 export type { SettingView } from "./store/settings.js";
 export type { NetworkStatus } from "./net/network.js";
 export type { SnapshotView, StorageView, UploadResult, VolumeView } from "./volumes/volumes.js";
+export type { SystemUsage } from "./system/usage.js";

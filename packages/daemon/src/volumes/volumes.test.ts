@@ -82,15 +82,16 @@ describe("Volumes", () => {
     waiting.setUnavailable("mkfs.btrfs is not installed");
     const error = await expectTownError(waiting.list(), "unavailable", /mkfs\.btrfs/);
     assert.equal(error.retryAfter, 5);
-    assert.throws(() => waiting.info(), TownError);
+    await assert.rejects(waiting.info(), TownError);
     waiting.attach({ driver, mode: "directory", reason: "plain" });
     waiting.setUnavailable("ignored once attached");
     assert.deepEqual(await waiting.list(), []);
   });
 
-  it("says plainly that directories do not enforce quotas", () => {
-    const info = volumes.info();
+  it("says plainly that directories do not enforce quotas, and how full the disk is", async () => {
+    const info = await volumes.info();
     assert.equal(info.mode, "directory");
+    assert.ok(info.disk && info.disk.freeBytes > 0 && info.disk.freeBytes <= info.disk.totalBytes);
     assert.equal(info.capabilities.quotas, false);
     assert.match(info.notes.join("\n"), /Quotas are NOT enforced/);
   });

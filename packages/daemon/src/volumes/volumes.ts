@@ -75,6 +75,8 @@ export interface StorageView {
   capabilities: StorageCapabilities;
   /** What is and is not enforced, said plainly. */
   notes: string[];
+  /** The file system the volumes are on; null when it cannot be read. */
+  disk: { totalBytes: number; freeBytes: number } | null;
 }
 
 export interface SnapshotView {
@@ -128,12 +130,20 @@ export class Volumes {
   }
 
   /** The storage mode and what it enforces. @throws `unavailable` */
-  info(): StorageView {
+  async info(): Promise<StorageView> {
     const { mode, reason, driver } = this.setup();
     const { capabilities } = driver;
+    const disk = await statfs(driver.root).then(
+      (stats) => ({
+        totalBytes: stats.blocks * stats.bsize,
+        freeBytes: stats.bavail * stats.bsize,
+      }),
+      () => null,
+    );
     return {
       mode,
       reason,
+      disk,
       capabilities: { ...capabilities },
       notes: [
         capabilities.quotas

@@ -2,7 +2,7 @@ import { useState } from "react";
 import type { AppView, UpgradeOffer } from "@townos/client";
 import { client, useLoad } from "../api.js";
 import { appStatus, ErrorBox, Spinner, StatusBadge } from "../components.js";
-import { t } from "../messages.js";
+import { formatBytes, t } from "../messages.js";
 import { Link } from "../router.js";
 import { tour, useSession } from "../session.js";
 import { AppLinks, NoteList } from "./AppPage.js";
@@ -13,7 +13,8 @@ export function Home() {
   const session = useSession();
   const apps = useLoad(() => client.apps({ limit: 500 }), "apps", REFRESH_MS);
   const upgrades = useLoad(() => client.upgrades({ limit: 500 }), "upgrades", REFRESH_MS);
-  const storage = useLoad(() => client.storage(), "storage");
+  const storage = useLoad(() => client.storage(), "storage", REFRESH_MS);
+  const usage = useLoad(() => client.systemUsage(), "usage", REFRESH_MS);
   const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
   // The tour's steps are the administrator's to take.
   const [showTour, setShowTour] = useState(session.isAdmin && tour.pending());
@@ -92,6 +93,51 @@ export function Home() {
           </li>
         ))}
       </ul>
+      <h2>{t("home.box")}</h2>
+      <ul className="grid">
+        {usage.data && (
+          <>
+            <li>
+              <UsageCard
+                title={t("home.cpu")}
+                used={usage.data.cpu.busyPercent}
+                total={100}
+                text={t("home.cpuText", {
+                  percent: usage.data.cpu.busyPercent,
+                  cores: usage.data.cpu.cores,
+                })}
+              />
+            </li>
+            <li>
+              <UsageCard
+                title={t("home.memory")}
+                used={usage.data.memory.totalBytes - usage.data.memory.availableBytes}
+                total={usage.data.memory.totalBytes}
+                text={t("home.usedOf", {
+                  used: formatBytes(
+                    usage.data.memory.totalBytes - usage.data.memory.availableBytes,
+                  ),
+                  total: formatBytes(usage.data.memory.totalBytes),
+                })}
+              />
+            </li>
+          </>
+        )}
+        {storage.data?.disk && (
+          <li>
+            <UsageCard
+              title={t("home.disk")}
+              used={storage.data.disk.totalBytes - storage.data.disk.freeBytes}
+              total={storage.data.disk.totalBytes}
+              text={t("home.usedOf", {
+                used: formatBytes(storage.data.disk.totalBytes - storage.data.disk.freeBytes),
+                total: formatBytes(storage.data.disk.totalBytes),
+              })}
+            />
+          </li>
+        )}
+      </ul>
+      {usage.error && <ErrorBox problem={usage.error} />}
       {storage.data && (
         <p className="muted">
           {t("home.storage", { mode: storage.data.mode })} — {storage.data.reason}
@@ -99,6 +145,27 @@ export function Home() {
       )}
       {storage.error && <ErrorBox problem={storage.error} />}
     </>
+  );
+}
+
+/** One figure of the box with a bar: high use shows as the browser's warning colour. */
+function UsageCard({
+  title,
+  used,
+  total,
+  text,
+}: {
+  title: string;
+  used: number;
+  total: number;
+  text: string;
+}) {
+  return (
+    <article className="card">
+      <h3>{title}</h3>
+      <meter min={0} max={total} value={used} high={total * 0.9} optimum={0} aria-label={title} />
+      <p className="muted">{text}</p>
+    </article>
   );
 }
 

@@ -4,6 +4,7 @@ import type { Account } from "../../auth/accounts.js";
 import type { Services } from "../../services.js";
 import { SESSION_IDLE_MS } from "../../auth/sessions.js";
 import { SESSION_COOKIE, type ApiOptions } from "../server.js";
+import { UsageSampler } from "../../system/usage.js";
 import { accountSchema, credentialsSchema } from "./schemas.js";
 
 export function services(options: ApiOptions): Services {
@@ -18,6 +19,41 @@ const sessionResponse = {
 } as const;
 
 export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions): void {
+  const usage = new UsageSampler();
+  api.get(
+    "/system/usage",
+    {
+      config: { access: "user" },
+      schema: {
+        summary: "How busy the box is: CPU since the last look, load, memory and uptime",
+        response: {
+          200: {
+            type: "object",
+            properties: {
+              cpu: {
+                type: "object",
+                properties: {
+                  cores: { type: "integer" },
+                  busyPercent: { type: "number" },
+                  load: { type: "array", items: { type: "number" } },
+                },
+              },
+              memory: {
+                type: "object",
+                properties: {
+                  totalBytes: { type: "integer" },
+                  availableBytes: { type: "integer" },
+                },
+              },
+              uptimeSeconds: { type: "integer" },
+            },
+          },
+        },
+      },
+    },
+    async () => usage.sample(),
+  );
+
   api.get(
     "/status",
     {

@@ -137,6 +137,13 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
                 },
               },
               notes: { type: "array", items: { type: "string" } },
+              disk: {
+                type: ["object", "null"],
+                properties: {
+                  totalBytes: { type: "integer" },
+                  freeBytes: { type: "integer" },
+                },
+              },
             },
           },
         },
