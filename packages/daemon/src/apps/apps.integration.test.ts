@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type AppView } from "@townos/client";
@@ -19,6 +18,7 @@ import {
   TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import { testDaemonConfig, until } from "../../test/daemon.js";
+import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../test/net.js";
 import { startDaemon, systemInfo, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
 import { setupStorage } from "../storage/setup.js";
@@ -28,6 +28,25 @@ import { podmanReconciler } from "./seeder.js";
 if (podmanMissing) console.log(`# skipping the apps integration test: ${podmanMissing}`);
 
 const PAGE_TEXT = "hello from a Town OS app";
+
+/** The same page on an `http` port: served by the ingress at the app's name. */
+const SITE_PACKAGE = `
+image: ${TEST_IMAGE}
+description: A test site behind the ingress
+entrypoint: ["/bin/busybox"]
+command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+network:
+  internal:
+    http: "8080"
+volumes:
+  www:
+    mountpoint: /www
+templates:
+  index:
+    volume: www
+    path: index.html
+    content: "${PAGE_TEXT}\\n"
+`;
 
 /** A web page served by busybox httpd on a host port the installer picks. */
 const WEB_PACKAGE = `
@@ -63,6 +82,7 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
   let service: ServiceState = { started: false, pid: null };
   let admin: TownClient;
   let port: number;
+  let httpsPort: number;
 
   /** The `town` command, signed in as the administrator. */
   async function town(...argv: string[]): Promise<TownRun> {
@@ -75,16 +95,32 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
 
   before(async () => {
     await preparePodmanHost();
-    scratch = await mkdtemp(join(tmpdir(), "town-apps-"));
+    scratch = await scratchDir("town-apps-");
     // A service of its own, which the daemon finds answering on the socket.
     podman = new Podman({ socketPath: join(scratch, "podman.sock") });
     service = await podman.ensureService();
-    await createRepo(join(scratch, "git"), "apps.git", { "packages/web/1.0.yaml": WEB_PACKAGE });
+    await createRepo(join(scratch, "git"), "apps.git", {
+      "packages/web/1.0.yaml": WEB_PACKAGE,
+      "packages/site/1.0.yaml": SITE_PACKAGE,
+    });
+    httpsPort = await freePort();
     server = await startGitServer({ root: join(scratch, "git") });
     daemon = await startDaemon(
       testDaemonConfig(scratch, {
         // Podman events bring a removed container back at once; the resync too, should an event be late.
         apps: { podman: { socketPath: podman.socketPath }, resyncMs: 5_000 },
+        // The ingress and DNS on free high ports, answering for loopback only.
+        ...(networkMissing()
+          ? {}
+          : {
+              network: {
+                httpsPort,
+                httpPort: await freePort(),
+                dnsPort: await freePort(),
+                lanAddresses: ["127.0.0.1"],
+                dnsDir: join(scratch, "dns"),
+              },
+            }),
       }),
     );
     await daemon.booted;
@@ -108,7 +144,9 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
 
   after(async () => {
     try {
+      const network = daemon?.boot.services?.network;
       await daemon?.stop();
+      await network?.stopForTests();
       await server?.close();
       for (const container of await podman.listContainers(appLabel)) {
         await podman.removeContainer(container.id, { timeoutSeconds: 0 });
@@ -240,6 +278,33 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /publishes no host port 1/);
   });
+
+  it(
+    "serves an app's http port at https://<name>.<repo>.<tld>/ through the ingress, with its name in DNS",
+    { skip: networkMissing() },
+    async () => {
+      await admin.installApp({ repo, name: "site", answers: {} });
+      const caFile = join(scratch, "ca.crt");
+      await writeFile(caFile, await admin.caCertificate());
+      const host = `site.${repo}.home`;
+      const page = await eventually("the site through Caddy", () =>
+        viaCaddy(caFile, host, httpsPort),
+      );
+      assert.equal(page.trim(), PAGE_TEXT);
+      const status = await admin.netStatus();
+      const dnsPort = status.dns?.listen?.port;
+      assert.ok(dnsPort);
+      // dnsmasq re-reads its hosts file on a signal: the answer follows a moment later.
+      await eventually("the name in DNS", async () => {
+        assert.equal(await dig(dnsPort, host), "127.0.0.1");
+      });
+      const view = await admin.app(repo, "site");
+      assert.deepEqual(view.urls, [`https://${host}/`]);
+      // The ingress's own port is not one of the app's published ports.
+      assert.deepEqual(view.ports, []);
+      await admin.uninstallApp(repo, "site", { purge: true });
+    },
+  );
 
   it("uninstalls: containers and network go, the volume is moved aside", async () => {
     const uninstall = await town("app", "uninstall", `${repo}/web`);

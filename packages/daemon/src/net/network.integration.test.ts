@@ -9,80 +9,20 @@
  * status shows that, which is what an install must survive.
  */
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
+import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../test/net.js";
 import { compileExample } from "../../test/runtime/examples.js";
 import { freePort } from "../../test/runtime/podman-host.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { Network, type NetworkInputs } from "./network.js";
 
-const run = promisify(execFile);
-
-const missing = whyMissing();
-
-function whyMissing(): string | false {
-  if (process.getuid?.() !== 0) return "dnsmasq drops root after binding: the test needs root";
-  for (const program of ["caddy", "dnsmasq", "dig", "curl"]) {
-    try {
-      execFileSync("sh", ["-c", `command -v ${program} || test -x /usr/sbin/${program}`], {
-        stdio: "ignore",
-      });
-    } catch {
-      return `${program} is not installed`;
-    }
-  }
-  return false;
-}
-
-async function dig(port: number, name: string): Promise<string> {
-  const { stdout } = await run("dig", [
-    "@127.0.0.1",
-    "-p",
-    String(port),
-    name,
-    "A",
-    "+short",
-    "+time=2",
-    "+tries=1",
-  ]);
-  return stdout.trim();
-}
-
-/** GETs `https://host:port/path` through Caddy, trusting only the given root. */
-async function viaCaddy(caFile: string, host: string, port: number, path = "/"): Promise<string> {
-  const { stdout } = await run("curl", [
-    "-sS",
-    "--fail",
-    "--max-time",
-    "10",
-    "--cacert",
-    caFile,
-    "--resolve",
-    `${host}:${port}:127.0.0.1`,
-    `https://${host}:${port}${path}`,
-  ]);
-  return stdout;
-}
-
-async function until<T>(what: string, check: () => Promise<T>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}: ${String(error)}`, { cause: error });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const missing = networkMissing();
 
 /** Live (non-zombie) processes whose command line mentions `text`. */
 async function processesMentioning(text: string): Promise<number[]> {
@@ -110,12 +50,6 @@ async function fakeApp(body: string): Promise<{ server: http.Server; port: numbe
 }
 
 /** A scratch directory dnsmasq (running as nobody) can reach its files in. */
-async function scratchDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  await chmod(dir, 0o755);
-  return dir;
-}
-
 const quietLog = { info: () => undefined, warn: () => undefined };
 
 describe("the Network service with the real Caddy and dnsmasq", { skip: missing }, () => {
@@ -184,7 +118,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
 
     await writeFile(caFile, await network.rootCertificate());
     assert.equal(
-      await until("the app's certificate", () =>
+      await eventually("the app's certificate", () =>
         viaCaddy(caFile, "wiki.default.home", ports.httpsPort),
       ),
       "hello from wiki",
@@ -192,7 +126,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
     assert.equal(await dig(ports.dnsPort, "wiki-db.default.home"), "127.0.0.1");
     assert.equal(await dig(ports.dnsPort, "town.home"), "127.0.0.1");
 
-    const upnp = await until("the UPnP pass", () => {
+    const upnp = await eventually("the UPnP pass", () => {
       const seen = network.status().upnp;
       return seen?.router.state === "unknown"
         ? Promise.reject(new Error("no pass yet"))
@@ -302,7 +236,7 @@ describe("networking in a real daemon", { skip: missing }, () => {
   });
 
   it("gives out the CA root without login, as a PEM attachment", async () => {
-    const response = await until("the local CA", async () => {
+    const response = await eventually("the local CA", async () => {
       const answer = await fetch(`${daemon.url}/tls/ca.crt`);
       if (answer.status !== 200) throw new Error(`status ${answer.status}`);
       return answer;
@@ -335,7 +269,7 @@ describe("networking in a real daemon", { skip: missing }, () => {
   });
 
   it("serves the dashboard at town.<tld> through Caddy and names it in DNS", async () => {
-    const body = await until("the dashboard through Caddy", () =>
+    const body = await eventually("the dashboard through Caddy", () =>
       viaCaddy(caFile, "town.home", ports.httpsPort, "/api/v1/status"),
     );
     assert.equal((JSON.parse(body) as { state: string }).state, "ready");
@@ -390,7 +324,7 @@ describe("networking in a real daemon", { skip: missing }, () => {
     // Setting the TLD (even to its value) updates the network at once.
     await admin.setSetting("dns.tld", "home");
     assert.equal(
-      await until("the app through Caddy", () =>
+      await eventually("the app through Caddy", () =>
         viaCaddy(caFile, "hello.default.home", ports.httpsPort),
       ),
       "hello from the hello app",
@@ -405,17 +339,17 @@ describe("networking in a real daemon", { skip: missing }, () => {
     ]);
 
     await admin.setSetting("dns.tld", "lan");
-    await until("town.lan in DNS", async () => {
+    await eventually("town.lan in DNS", async () => {
       assert.equal(await dig(ports.dnsPort, "town.lan"), "127.0.0.1");
     });
-    const body = await until("the dashboard at town.lan", () =>
+    const body = await eventually("the dashboard at town.lan", () =>
       viaCaddy(caFile, "town.lan", ports.httpsPort, "/api/v1/status"),
     );
     assert.equal((JSON.parse(body) as { state: string }).state, "ready");
     assert.equal(network().status().dashboardUrl, `https://town.lan:${ports.httpsPort}/`);
     // The app's name, route and certificate moved with the TLD.
     assert.equal(
-      await until("the app at its new name", () =>
+      await eventually("the app at its new name", () =>
         viaCaddy(caFile, "hello.default.lan", ports.httpsPort),
       ),
       "hello from the hello app",

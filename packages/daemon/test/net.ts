@@ -1,0 +1,90 @@
+/**
+ * Test helpers for networking against the real programs: whether they are
+ * here, a DNS query with dig, and an HTTPS request through Caddy with curl.
+ */
+import { execFile, execFileSync } from "node:child_process";
+import { chmod, mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** Why the networking tests cannot run here, or false. */
+export function networkMissing(): string | false {
+  if (process.getuid?.() !== 0) return "dnsmasq drops root after binding: the test needs root";
+  for (const program of ["caddy", "dnsmasq", "dig", "curl"]) {
+    try {
+      execFileSync("sh", ["-c", `command -v ${program} || test -x /usr/sbin/${program}`], {
+        stdio: "ignore",
+      });
+    } catch {
+      return `${program} is not installed`;
+    }
+  }
+  return false;
+}
+
+/** The A records dnsmasq on 127.0.0.1:`port` gives for `name`, one per line. */
+export async function dig(port: number, name: string): Promise<string> {
+  const { stdout } = await run("dig", [
+    "@127.0.0.1",
+    "-p",
+    String(port),
+    name,
+    "A",
+    "+short",
+    "+time=2",
+    "+tries=1",
+  ]);
+  return stdout.trim();
+}
+
+/** GETs `https://host:port/path` through Caddy, trusting only the given root. */
+export async function viaCaddy(
+  caFile: string,
+  host: string,
+  port: number,
+  path = "/",
+): Promise<string> {
+  const { stdout } = await run("curl", [
+    "-sS",
+    "--fail",
+    "--max-time",
+    "10",
+    "--cacert",
+    caFile,
+    "--resolve",
+    `${host}:${port}:127.0.0.1`,
+    `https://${host}:${port}${path}`,
+  ]);
+  return stdout;
+}
+
+/** Retries `check` until it resolves, for at most `ms`; the last error says why it did not. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T>,
+  ms = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}: ${String(error)}`, { cause: error });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * A scratch directory others may pass through: dnsmasq drops to `nobody`
+ * and must still reach the files a test keeps in it.
+ */
+export async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dir, 0o755);
+  return dir;
+}
