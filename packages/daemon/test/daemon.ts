@@ -38,10 +38,19 @@ export async function until<T>(
   check: (value: T) => boolean,
 ): Promise<T> {
   const deadline = Date.now() + ms;
+  let last: unknown;
   for (;;) {
-    const value = await read().catch(() => undefined);
-    if (value !== undefined && check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    const value = await read().catch((error: unknown) => {
+      last = error instanceof Error ? error.message : error;
+      return undefined;
+    });
+    if (value !== undefined) {
+      if (check(value)) return value;
+      last = value;
+    }
+    // The last thing seen says why it never came: an app's state, an error.
+    if (Date.now() > deadline)
+      assert.fail(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}`);
     await sleep(100);
   }
 }
