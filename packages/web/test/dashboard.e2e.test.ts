@@ -300,7 +300,10 @@ describe("the dashboard in Chromium", { skip: missing, timeout: 300_000 }, () =>
       await dialog.getByLabel("Port for the page").fill(String(taken));
       await dialog.getByLabel("Greeting shown to visitors").fill("Welcome, neighbours");
       await dialog.getByRole("button", { name: "Next: check" }).click();
-      await dialog.getByText("Check this answer").waitFor();
+      // The daemon's own words, naming who holds the port.
+      await dialog
+        .getByText(`port ${taken} is already in use (by a program on this host)`)
+        .waitFor();
       assert.equal(await dialog.getByText("An answer is required.").count(), 0);
     } finally {
       blocker.close();

@@ -790,6 +790,10 @@ describe("Apps: install and uninstall requests", () => {
       answers: { feedport: "no" },
     });
     assert.deepEqual(preview.questionsToAnswer, ["feedport"]);
+    assert.deepEqual(
+      preview.answerProblems.map((issue) => [issue.question, issue.message]),
+      [["feedport", '"no" is not a port number']],
+    );
     assert.deepEqual(runtime.calls, []);
     assert.deepEqual(storage.calls, []);
   });

@@ -88,6 +88,8 @@ export interface AppInstallPreview {
   };
   /** Questions that still need an answer (or a better one). */
   questionsToAnswer: string[];
+  /** What is wrong with each of those answers, as an install would say it. */
+  answerProblems: Issue[];
   problems: Issue[];
 }
 
@@ -446,6 +448,7 @@ export class Apps {
         questionsToAnswer: [
           ...new Set(error.issues.flatMap((issue) => (issue.question ? [issue.question] : []))),
         ],
+        answerProblems: error.issues.filter((issue) => issue.question !== undefined),
         problems: error.issues.filter((issue) => issue.question === undefined),
       };
     }
@@ -487,6 +490,7 @@ export class Apps {
         fits: freeBytes === null || quotaBytes <= freeBytes,
       },
       questionsToAnswer: [],
+      answerProblems: [],
       problems: [],
     };
   }

@@ -81,9 +81,15 @@ export function InstallDialog({ detail, onClose }: { detail: VersionDetail; onCl
     try {
       const result = await client.previewInstall(request);
       if (result.questionsToAnswer.length > 0 || result.problems.length > 0) {
-        setErrors(
-          Object.fromEntries(result.questionsToAnswer.map((q) => [q, t("install.checkAnswer")])),
-        );
+        // The daemon's own words at each field; a generic hint where it gave none.
+        setErrors({
+          ...Object.fromEntries(result.questionsToAnswer.map((q) => [q, t("install.checkAnswer")])),
+          ...Object.fromEntries(
+            result.answerProblems.flatMap((issue) =>
+              issue.question === undefined ? [] : [[issue.question, issue.message]],
+            ),
+          ),
+        });
         if (result.problems.length > 0) {
           setProblem({
             type: "about:blank",

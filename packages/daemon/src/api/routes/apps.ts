@@ -138,6 +138,7 @@ const previewSchema = {
       },
     },
     questionsToAnswer: { type: "array", items: { type: "string" } },
+    answerProblems: { type: "array", items: issueSchema },
     problems: { type: "array", items: issueSchema },
   },
 } as const;
