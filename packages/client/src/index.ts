@@ -563,8 +563,8 @@ export class TownClient {
   }
 
   /**
-   * The address of a volume's archive, for a browser link: the browser
-   * streams it to disk itself, with the session cookie, however large.
+   * The address of a volume's archive: downloads (a browser link streams it
+   * to disk with the session cookie, however large) and uploads (PUT).
    */
   volumeArchiveUrl(name: string, format: "tar.gz" | "tar.xz" = "tar.gz"): string {
     return `${this.baseUrl}/api/v1/volumes/${encodeURIComponent(name)}/archive?format=${format}`;

@@ -233,6 +233,7 @@ const en = {
   "storage.snapshots": "Snapshots: {count}",
   "storage.archive": "Archive to upload into {name}",
   "storage.upload": "Upload",
+  "storage.uploadProgress": "Sending {sent} of {total} ({percent}%)…",
   "storage.uploading": "Uploading and unpacking…",
   "storage.uploaded": "Unpacked: {entries} entries, {bytes}.",
   "storage.refused": "Refused {count} entries that would leave the volume: {paths}",

@@ -6,6 +6,7 @@
  */
 import { useState, type SyntheticEvent } from "react";
 import type { Problem, StorageView, UploadResult, VolumeView } from "@townos/client";
+import { uploadWithProgress } from "../upload.js";
 import { client, problemOf, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner } from "../components.js";
 import { formatBytes, t, type MessageKey } from "../messages.js";
@@ -66,6 +67,7 @@ function VolumeCard({
   const [busy, setBusy] = useState<MessageKey>();
   const [problem, setProblem] = useState<Problem>();
   const [uploaded, setUploaded] = useState<UploadResult>();
+  const [sent, setSent] = useState<{ sent: number; total: number }>();
   const [file, setFile] = useState<File>();
   const [quota, setQuota] = useState("");
   const id = `volume-${volume.name}`;
@@ -88,7 +90,16 @@ function VolumeCard({
     event.preventDefault();
     if (!file) return;
     void act("storage.uploading", async () => {
-      setUploaded(await client.uploadVolumeArchive(volume.name, file));
+      setSent({ sent: 0, total: file.size });
+      try {
+        setUploaded(
+          await uploadWithProgress(client.volumeArchiveUrl(volume.name), file, (done, total) => {
+            setSent({ sent: done, total });
+          }),
+        );
+      } finally {
+        setSent(undefined);
+      }
     });
   };
 
@@ -206,8 +217,23 @@ function VolumeCard({
       )}
       {busy !== undefined && (
         <>
-          <progress aria-label={t(busy)} />
-          <p role="status">{t(busy)}</p>
+          {sent && sent.total > 0 ? (
+            <>
+              <progress aria-label={t(busy)} value={sent.sent} max={sent.total} />
+              <p role="status">
+                {t("storage.uploadProgress", {
+                  sent: formatBytes(sent.sent),
+                  total: formatBytes(sent.total),
+                  percent: Math.floor((sent.sent / sent.total) * 100),
+                })}
+              </p>
+            </>
+          ) : (
+            <>
+              <progress aria-label={t(busy)} />
+              <p role="status">{t(busy)}</p>
+            </>
+          )}
         </>
       )}
       {uploaded && (
