@@ -231,6 +231,8 @@ const en = {
   "storage.empty": "No volumes yet.",
   "storage.usage": "Space used by {name}",
   "storage.snapshots": "Snapshots: {count}",
+  "storage.snapshotDelete": "Delete",
+  "storage.snapshotDeleteConfirm": "Delete the snapshot {name}? Its files are gone for good.",
   "storage.archive": "Archive to upload into {name}",
   "storage.upload": "Upload",
   "storage.uploadProgress": "Sending {sent} of {total} ({percent}%)…",
@@ -266,6 +268,11 @@ const en = {
 
   "audit.title": "Audit log",
   "audit.search": "Search the audit log",
+  "audit.user": "Who (user name)",
+  "audit.outcome": "Outcome",
+  "audit.outcomeAll": "Any outcome",
+  "audit.outcomeSuccess": "Succeeded",
+  "audit.outcomeFailure": "Failed",
   "audit.empty": "Nothing recorded.",
 
   "settings.title": "Settings",

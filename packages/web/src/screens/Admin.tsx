@@ -152,27 +152,62 @@ export function Users() {
 
 export function Audit() {
   const [query, setQuery] = useState("");
+  const [user, setUser] = useState("");
+  const [outcome, setOutcome] = useState<"" | "success" | "failure">("");
   const search = useDeferredValue(query.trim());
+  const who = useDeferredValue(user.trim());
   const audit = useLoad(
-    () => client.audit({ limit: 200, ...(search === "" ? {} : { q: search }) }),
-    `audit:${search}`,
+    () =>
+      client.audit({
+        limit: 200,
+        ...(search === "" ? {} : { q: search }),
+        ...(who === "" ? {} : { username: who }),
+        ...(outcome === "" ? {} : { outcome }),
+      }),
+    `audit:${search}:${who}:${outcome}`,
   );
   return (
     <>
       <div className="page-header">
         <h1>{t("audit.title")}</h1>
       </div>
-      <label className="search">
-        <span className="visually-hidden">{t("audit.search")}</span>
-        <input
-          type="search"
-          placeholder={t("audit.search")}
-          value={query}
-          onChange={(e) => {
-            setQuery(e.target.value);
-          }}
-        />
-      </label>
+      <div className="toolbar filters">
+        <label className="search">
+          <span className="visually-hidden">{t("audit.search")}</span>
+          <input
+            type="search"
+            placeholder={t("audit.search")}
+            value={query}
+            onChange={(e) => {
+              setQuery(e.target.value);
+            }}
+          />
+        </label>
+        <label>
+          <span className="visually-hidden">{t("audit.user")}</span>
+          <input
+            type="search"
+            placeholder={t("audit.user")}
+            value={user}
+            onChange={(e) => {
+              setUser(e.target.value);
+            }}
+          />
+        </label>
+        <label>
+          <span className="visually-hidden">{t("audit.outcome")}</span>
+          <select
+            value={outcome}
+            onChange={(e) => {
+              setOutcome(e.target.value as "" | "success" | "failure");
+            }}
+          >
+            <option value="">{t("audit.outcomeAll")}</option>
+            <option value="success">{t("audit.outcomeSuccess")}</option>
+            <option value="failure">{t("audit.outcomeFailure")}</option>
+          </select>
+        </label>
+      </div>
       {audit.error && <ErrorBox problem={audit.error} onRetry={audit.reload} />}
       {!audit.data && !audit.error && <Spinner />}
       {audit.data?.items.length === 0 && <p className="card empty">{t("audit.empty")}</p>}

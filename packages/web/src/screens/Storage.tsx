@@ -9,7 +9,7 @@ import type { Problem, StorageView, UploadResult, VolumeView } from "@townos/cli
 import { uploadWithProgress } from "../upload.js";
 import { client, problemOf, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner } from "../components.js";
-import { formatBytes, t, type MessageKey } from "../messages.js";
+import { formatBytes, formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
 
 export function Storage() {
@@ -139,7 +139,9 @@ function VolumeCard({
       ) : (
         <p>{t("storage.used", { used: formatBytes(volume.usedBytes) })}</p>
       )}
-      {volume.snapshots > 0 && <p>{t("storage.snapshots", { count: volume.snapshots })}</p>}
+      {volume.snapshots > 0 && (
+        <Snapshots volume={volume.name} count={volume.snapshots} admin={admin} onChange={changed} />
+      )}
       {admin && (
         <>
           <form className="inline" onSubmit={upload}>
@@ -312,5 +314,60 @@ function CreateVolume({ created }: { created: () => void }) {
         </div>
       </form>
     </Section>
+  );
+}
+
+/** A volume's snapshots, loaded when opened; administrators may delete them. */
+function Snapshots({
+  volume,
+  count,
+  admin,
+  onChange,
+}: {
+  volume: string;
+  count: number;
+  admin: boolean;
+  onChange: () => void;
+}) {
+  const [open, setOpen] = useState(false);
+  const [problem, setProblem] = useState<Problem>();
+  const list = useLoad(
+    () => (open ? client.volumeSnapshots(volume) : Promise.resolve([])),
+    `snapshots:${volume}:${String(open)}:${count}`,
+  );
+  const remove = (name: string): void => {
+    if (!window.confirm(t("storage.snapshotDeleteConfirm", { name }))) return;
+    client.removeVolumeSnapshot(volume, name).then(onChange, (error: unknown) => {
+      setProblem(problemOf(error));
+    });
+  };
+  return (
+    <details
+      onToggle={(event) => {
+        setOpen(event.currentTarget.open);
+      }}
+    >
+      <summary>{t("storage.snapshots", { count })}</summary>
+      {problem && <ErrorBox problem={problem} />}
+      {list.error && <ErrorBox problem={list.error} />}
+      <ul>
+        {list.data?.map((snapshot) => (
+          <li key={snapshot.name}>
+            {snapshot.name} · {formatTime(snapshot.createdAt)}{" "}
+            {admin && (
+              <button
+                type="button"
+                className="danger"
+                onClick={() => {
+                  remove(snapshot.name);
+                }}
+              >
+                {t("storage.snapshotDelete")}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+    </details>
   );
 }
