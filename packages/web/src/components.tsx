@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type ReactNode } from "react";
+import { useEffect, useRef, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import type { AppView, Problem } from "@townos/client";
 import { t, type MessageKey } from "./messages.js";
 
@@ -158,5 +158,30 @@ export function Section({
       </div>
       {children}
     </section>
+  );
+}
+
+/** A labelled text input: the label names the field for screen readers and tests alike. */
+export function TextField({
+  label,
+  value,
+  onChange,
+  ...input
+}: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+} & Omit<InputHTMLAttributes<HTMLInputElement>, "value" | "onChange">) {
+  return (
+    <label>
+      {label}
+      <input
+        {...input}
+        value={value}
+        onChange={(event) => {
+          onChange(event.target.value);
+        }}
+      />
+    </label>
   );
 }

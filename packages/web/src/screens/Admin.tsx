@@ -6,7 +6,7 @@
 import { useDeferredValue, useState, type SyntheticEvent } from "react";
 import type { Problem, Setting } from "@townos/client";
 import { client, problemOf, useLoad } from "../api.js";
-import { ErrorBox, Section, Spinner } from "../components.js";
+import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
 
@@ -107,28 +107,15 @@ export function Users() {
       )}
       <Section title={t("users.create")}>
         <form className="form" onSubmit={(event) => void create(event)}>
-          <label>
-            {t("users.username")}
-            <input
-              value={username}
-              onChange={(e) => {
-                setUsername(e.target.value);
-              }}
-              required
-            />
-          </label>
-          <label>
-            {t("users.password")}
-            <input
-              type="password"
-              value={password}
-              onChange={(e) => {
-                setPassword(e.target.value);
-              }}
-              autoComplete="new-password"
-              required
-            />
-          </label>
+          <TextField label={t("users.username")} value={username} onChange={setUsername} required />
+          <TextField
+            label={t("users.password")}
+            value={password}
+            onChange={setPassword}
+            type="password"
+            autoComplete="new-password"
+            required
+          />
           <label className="choice">
             <input
               type="checkbox"

@@ -1,7 +1,7 @@
 import { useState, type SyntheticEvent } from "react";
 import type { Problem } from "@townos/client";
 import { client, problemOf, useLoad } from "../api.js";
-import { ErrorBox, Section, Spinner } from "../components.js";
+import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t } from "../messages.js";
 import { useSession } from "../session.js";
 
@@ -126,49 +126,28 @@ function AddRepository({ onAdded }: { onAdded: () => void }) {
   return (
     <Section title={t("repos.add")}>
       <form className="form" onSubmit={(event) => void submit(event)}>
-        <label>
-          {t("repos.name")}
-          <input
-            value={name}
-            onChange={(e) => {
-              setName(e.target.value);
-            }}
-            required
-          />
-        </label>
-        <label>
-          {t("repos.url")}
-          <input
-            type="url"
-            value={url}
-            onChange={(e) => {
-              setUrl(e.target.value);
-            }}
-            placeholder="https://…"
-            required
-          />
-        </label>
-        <label>
-          {t("repos.username")}
-          <input
-            value={username}
-            onChange={(e) => {
-              setUsername(e.target.value);
-            }}
-            autoComplete="off"
-          />
-        </label>
-        <label>
-          {t("repos.password")}
-          <input
-            type="password"
-            value={password}
-            onChange={(e) => {
-              setPassword(e.target.value);
-            }}
-            autoComplete="new-password"
-          />
-        </label>
+        <TextField label={t("repos.name")} value={name} onChange={setName} required />
+        <TextField
+          label={t("repos.url")}
+          value={url}
+          onChange={setUrl}
+          type="url"
+          placeholder="https://…"
+          required
+        />
+        <TextField
+          label={t("repos.username")}
+          value={username}
+          onChange={setUsername}
+          autoComplete="off"
+        />
+        <TextField
+          label={t("repos.password")}
+          value={password}
+          onChange={setPassword}
+          type="password"
+          autoComplete="new-password"
+        />
         {problem && <ErrorBox problem={problem} />}
         <div className="actions">
           <button type="submit" className="primary" disabled={busy}>

@@ -8,7 +8,7 @@ import { useState, type SyntheticEvent } from "react";
 import type { Problem, StorageView, UploadResult, VolumeView } from "@townos/client";
 import { uploadWithProgress } from "../upload.js";
 import { client, problemOf, useLoad } from "../api.js";
-import { ErrorBox, Section, Spinner } from "../components.js";
+import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatBytes, formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
 
@@ -286,16 +286,7 @@ function CreateVolume({ created }: { created: () => void }) {
   return (
     <Section title={t("storage.create")}>
       <form className="form" onSubmit={(event) => void submit(event)}>
-        <label>
-          {t("storage.name")}
-          <input
-            value={name}
-            onChange={(e) => {
-              setName(e.target.value);
-            }}
-            required
-          />
-        </label>
+        <TextField label={t("storage.name")} value={name} onChange={setName} required />
         <label>
           {t("storage.quotaOptional")}
           <input

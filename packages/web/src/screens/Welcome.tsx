@@ -1,7 +1,7 @@
 import { useState, type SyntheticEvent } from "react";
 import type { Account, Problem } from "@townos/client";
 import { client, problemOf } from "../api.js";
-import { ErrorBox } from "../components.js";
+import { ErrorBox, TextField } from "../components.js";
 import { t } from "../messages.js";
 import { tour } from "../session.js";
 
@@ -39,29 +39,21 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
     <form className="card form" onSubmit={(event) => void submit(event)}>
       <h1>{t("setup.title")}</h1>
       <p>{t("setup.intro")}</p>
-      <label>
-        {t("setup.username")}
-        <input
-          value={username}
-          onChange={(e) => {
-            setUsername(e.target.value);
-          }}
-          autoComplete="username"
-          required
-        />
-      </label>
-      <label>
-        {t("setup.password")}
-        <input
-          type="password"
-          value={password}
-          onChange={(e) => {
-            setPassword(e.target.value);
-          }}
-          autoComplete="new-password"
-          required
-        />
-      </label>
+      <TextField
+        label={t("setup.username")}
+        value={username}
+        onChange={setUsername}
+        autoComplete="username"
+        required
+      />
+      <TextField
+        label={t("setup.password")}
+        value={password}
+        onChange={setPassword}
+        type="password"
+        autoComplete="new-password"
+        required
+      />
       <label>
         {t("setup.confirm")}
         <input
@@ -81,17 +73,13 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
           {t("setup.mismatch")}
         </p>
       )}
-      <label>
-        {t("setup.email")}
-        <input
-          type="email"
-          value={email}
-          onChange={(e) => {
-            setEmail(e.target.value);
-          }}
-          autoComplete="email"
-        />
-      </label>
+      <TextField
+        label={t("setup.email")}
+        value={email}
+        onChange={setEmail}
+        type="email"
+        autoComplete="email"
+      />
       {problem && <ErrorBox problem={problem} />}
       <button type="submit" className="primary" disabled={busy || mismatch}>
         {t("setup.submit")}
@@ -133,29 +121,21 @@ export function Login({
           {notice === "expired" ? t("login.expired") : t("login.loggedOut")}
         </p>
       )}
-      <label>
-        {t("login.username")}
-        <input
-          value={username}
-          onChange={(e) => {
-            setUsername(e.target.value);
-          }}
-          autoComplete="username"
-          required
-        />
-      </label>
-      <label>
-        {t("login.password")}
-        <input
-          type="password"
-          value={password}
-          onChange={(e) => {
-            setPassword(e.target.value);
-          }}
-          autoComplete="current-password"
-          required
-        />
-      </label>
+      <TextField
+        label={t("login.username")}
+        value={username}
+        onChange={setUsername}
+        autoComplete="username"
+        required
+      />
+      <TextField
+        label={t("login.password")}
+        value={password}
+        onChange={setPassword}
+        type="password"
+        autoComplete="current-password"
+        required
+      />
       {problem && <ErrorBox problem={problem} />}
       <button type="submit" className="primary" disabled={busy}>
         {t("login.submit")}
