@@ -148,10 +148,13 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
       await daemon?.stop();
       await network?.stopForTests();
       await server?.close();
-      for (const container of await podman.listContainers(appLabel)) {
-        await podman.removeContainer(container.id, { timeoutSeconds: 0 });
+      // Whatever a failed test left of either app.
+      for (const name of ["web", "site"]) {
+        for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/${name}` })) {
+          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
+        }
+        await podman.removeNetwork(appNetworkName(repo, name));
       }
-      await podman.removeNetwork(appNetworkName(repo, "web"));
     } finally {
       podman.close();
       if (service.pid !== null) process.kill(service.pid);
