@@ -17,6 +17,12 @@ import { after, before, describe, it } from "node:test";
 import { TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../test/net.js";
+import {
+  EXTERNAL_IP,
+  routerMissing,
+  startTestRouter,
+  type TestRouter,
+} from "../../test/upnp-router.js";
 import { compileExample } from "../../test/runtime/examples.js";
 import { freePort } from "../../test/runtime/podman-host.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
@@ -394,3 +400,76 @@ describe("a daemon without networking", () => {
     assert.equal(((await response.json()) as { code: string }).code, "unavailable");
   });
 });
+
+describe(
+  "internet exposures become router port forwards, against miniupnpd",
+  { skip: missing || routerMissing },
+  () => {
+    let router: TestRouter;
+    let scratch: string;
+    let network: Network;
+
+    const inputs = (exposure: "local" | "lan" | "internet"): NetworkInputs => ({
+      tld: "home",
+      dashboardPort: 5309,
+      apps: [
+        {
+          repo: "default",
+          name: "game",
+          names: ["game.default.home"],
+          ingress: null,
+          domains: [],
+          ports: [{ host: 27016, protocol: "tcp", exposure, instance: "game" }],
+        },
+      ],
+    });
+    /** The router's lease for the game's port: its line, or undefined. */
+    const lease = async (): Promise<string | undefined> =>
+      (await router.leases()).find((line) => line.startsWith("TCP:27016:"));
+
+    before(async () => {
+      router = await startTestRouter(1);
+      scratch = await scratchDir("town-net-upnp-");
+      network = new Network({
+        dataDir: join(scratch, "data"),
+        dnsDir: join(scratch, "dns"),
+        httpsPort: await freePort(),
+        httpPort: await freePort(),
+        dnsPort: await freePort(),
+        gatewayUrl: router.descriptionUrl,
+        // The box's "LAN" is the host side of the router's veth.
+        lanAddresses: () => [router.netns.hostAddress],
+        log: quietLog,
+      });
+      await network.start();
+    });
+
+    after(async () => {
+      await network.stopForTests();
+      await router.stop();
+      await rm(scratch, { recursive: true, force: true });
+    });
+
+    it("adds the mapping for an internet port, reports the router, and removes it at lan", async () => {
+      await network.update(inputs("internet"));
+      const line = await eventually("the router's lease", async () => {
+        const found = await lease();
+        assert.ok(found, router.log());
+        return found;
+      });
+      // PROTO:EXTPORT:CLIENT:INTPORT:END:DESCRIPTION
+      assert.equal(line.split(":")[2], router.netns.hostAddress);
+      assert.match(line, /town default\/game 27016/);
+      const upnp = network.status().upnp;
+      assert.equal(upnp?.router.state, "ok");
+      assert.equal(upnp.router.externalAddress, EXTERNAL_IP);
+      assert.equal(upnp.mappings[0]?.state, "active");
+
+      await network.update(inputs("lan"));
+      await eventually("the mapping to go", async () => {
+        assert.equal(await lease(), undefined);
+      });
+      assert.deepEqual(network.status().upnp?.mappings, []);
+    });
+  },
+);

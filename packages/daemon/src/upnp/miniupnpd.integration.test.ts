@@ -1,48 +1,17 @@
 import assert from "node:assert/strict";
-import { execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { IgdClient } from "./igd.js";
 import { PortMappingManager, mappingDescription, type DesiredMapping } from "./mappings.js";
 import { discoverGateway } from "./ssdp.js";
-import { createTestNetns, netnsMissing, type TestNetns } from "../../test/netns.js";
+import type { TestNetns } from "../../test/netns.js";
+import {
+  EXTERNAL_IP,
+  routerMissing,
+  startTestRouter,
+  type TestRouter,
+} from "../../test/upnp-router.js";
 
-// The router is miniupnpd in a namespace the test makes, joined to the host by
-// a veth pair: SSDP, SOAP and the router's rules all stay there.
-const missing = netnsMissing || programMissing("miniupnpd") || programMissing("nft");
-
-function programMissing(name: string): string | false {
-  try {
-    execFileSync("sh", ["-c", `command -v ${name} || test -x /usr/sbin/${name}`], {
-      stdio: "ignore",
-    });
-    return false;
-  } catch {
-    return `${name} is not installed`;
-  }
-}
-
-/**
- * What the router reports as its external address. miniupnpd refuses
- * private and documentation addresses; this one is only reported, never
- * routed: no interface holds it and nothing is sent to it.
- */
-const EXTERNAL_IP = "198.20.0.1";
-const HTTP_PORT = 5000;
-
-/** The chains miniupnpd 2.3's nftables backend fills (its defaults). */
-const NFT_TABLES = `
-table inet filter {
-  chain forward { type filter hook forward priority 0; policy drop; jump miniupnpd; }
-  chain miniupnpd { }
-  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
-  chain prerouting_miniupnpd { }
-  chain postrouting_miniupnpd { }
-}
-`;
+const missing = routerMissing;
 
 async function until<T>(
   what: string,
@@ -59,71 +28,23 @@ async function until<T>(
 }
 
 describe("UPnP against miniupnpd in a network namespace", { skip: missing }, () => {
+  let testRouter: TestRouter;
   let netns: TestNetns;
-  let dir: string;
-  let router: ChildProcess;
-  let routerLog = "";
   let descriptionUrl: string;
   const managers: PortMappingManager[] = [];
 
   before(async () => {
-    netns = await createTestNetns("town-upnp", 0);
-    dir = await mkdtemp(join(tmpdir(), "town-upnp-"));
-    // The router's WAN side: a veth pair that never leaves the namespace.
-    const wanNet = `10.214.${process.pid % 256}`;
-    await netns.exec(["ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wan0p"]);
-    await netns.exec(["ip", "addr", "add", `${wanNet}.1/24`, "dev", "wan0"]);
-    await netns.exec(["ip", "link", "set", "wan0", "up"]);
-    await netns.exec(["ip", "link", "set", "wan0p", "up"]);
-    await writeFile(join(dir, "tables.nft"), NFT_TABLES);
-    await netns.exec(["nft", "-f", join(dir, "tables.nft")]);
-    await writeFile(
-      join(dir, "miniupnpd.conf"),
-      [
-        "ext_ifname=wan0",
-        `ext_ip=${EXTERNAL_IP}`,
-        `listening_ip=${netns.namespaceInterface}`,
-        `http_port=${HTTP_PORT}`,
-        "enable_upnp=yes",
-        "enable_natpmp=no",
-        // Clients may map only to themselves, and only the host side may ask.
-        "secure_mode=yes",
-        "system_uptime=yes",
-        `lease_file=${join(dir, "leases")}`,
-        "uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b",
-        `allow 1024-65535 ${netns.hostAddress}/32 1024-65535`,
-        "deny 0-65535 0.0.0.0/0 0-65535",
-        "",
-      ].join("\n"),
-    );
-    router = netns.spawn([
-      "miniupnpd",
-      "-d",
-      "-f",
-      join(dir, "miniupnpd.conf"),
-      "-P",
-      join(dir, "miniupnpd.pid"),
-    ]);
-    router.stderr?.on("data", (chunk: Buffer) => (routerLog += chunk.toString()));
-    router.stdout?.on("data", (chunk: Buffer) => (routerLog += chunk.toString()));
-    descriptionUrl = `http://${netns.namespaceAddress}:${HTTP_PORT}/rootDesc.xml`;
-    await until("miniupnpd to listen", () =>
-      routerLog.includes("HTTP listening") ? true : undefined,
-    ).catch((error: unknown) => {
-      throw new Error(`${String(error)}; miniupnpd said: ${routerLog}`);
-    });
+    testRouter = await startTestRouter(0);
+    netns = testRouter.netns;
+    descriptionUrl = testRouter.descriptionUrl;
   });
 
   after(async () => {
     for (const manager of managers) await manager.stop();
-    await netns.remove();
-    await rm(dir, { recursive: true, force: true });
+    await testRouter.stop();
   });
 
-  async function leases(): Promise<string[]> {
-    const text = await readFile(join(dir, "leases"), "utf8").catch(() => "");
-    return text.split("\n").filter((line) => line !== "");
-  }
+  const leases = (): Promise<string[]> => testRouter.leases();
 
   function leaseEnd(lines: string[], protocol: string, port: number): number | undefined {
     const line = lines.find((entry) => entry.startsWith(`${protocol}:${port}:`));
@@ -149,10 +70,7 @@ describe("UPnP against miniupnpd in a network namespace", { skip: missing }, () 
     const client = await discoverGateway({ interfaceAddress: netns.hostAddress, searchMs: 3000 });
     assert.equal(client.service.descriptionUrl, descriptionUrl);
     assert.equal(client.service.serviceType, "urn:schemas-upnp-org:service:WANIPConnection:2");
-    assert.equal(
-      client.service.controlUrl,
-      `http://${netns.namespaceAddress}:${HTTP_PORT}/ctl/IPConn`,
-    );
+    assert.equal(client.service.controlUrl, `http://${new URL(descriptionUrl).host}/ctl/IPConn`);
     assert.equal(await client.getExternalIPAddress(), EXTERNAL_IP);
     // The configured URL leads to the same service.
     const configured = await discoverGateway({ descriptionUrl });
@@ -308,8 +226,7 @@ describe("UPnP against miniupnpd in a network namespace", { skip: missing }, () 
     assert.equal(unreachable.status().mappings[0]?.state, "failed");
 
     // Nobody answers SSDP on this interface once the router is gone.
-    router.kill("SIGTERM");
-    await new Promise((resolve) => router.once("exit", resolve));
+    await testRouter.kill();
     const lonely = new PortMappingManager({
       locate: () => discoverGateway({ interfaceAddress: netns.hostAddress, searchMs: 1500 }),
     });
