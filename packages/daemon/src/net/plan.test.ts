@@ -110,7 +110,28 @@ describe("planNetwork", () => {
         internalClient: "192.168.1.20",
         description: "town default/gitea 2222",
       },
+      // gitea's public domain needs the ingress reachable: HTTPS, and HTTP for ACME.
+      {
+        externalPort: 443,
+        internalPort: context.httpsPort,
+        protocol: "TCP",
+        internalClient: "192.168.1.20",
+        description: "town town/ingress 443",
+      },
+      {
+        externalPort: 80,
+        internalPort: context.httpPort,
+        protocol: "TCP",
+        internalClient: "192.168.1.20",
+        description: "town town/ingress 80",
+      },
     ]);
+    // Without public domains the ingress stays on the home network.
+    const home = planNetwork({ ...inputs, apps: [game] }, context);
+    assert.deepEqual(
+      home.mappings.map((m) => m.externalPort),
+      [27015],
+    );
   });
 
   it("gives the same plan whatever order the apps come in", () => {
@@ -165,7 +186,8 @@ describe("planNetwork", () => {
   it("forwards nothing without an IPv4 LAN address, and says so", () => {
     const plan = planNetwork(inputs, { ...context, lanAddresses: ["fd00::20"] });
     assert.deepEqual(plan.mappings, []);
-    assert.equal(plan.problems.length, 2);
+    assert.equal(plan.problems.length, 3);
+    assert.match(plan.problems.join("\n"), /public domains are not reachable/);
     assert.match(plan.problems[0] ?? "", /27015\/udp is not forwarded: the box has no LAN IPv4/);
   });
 });

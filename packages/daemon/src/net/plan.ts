@@ -147,6 +147,26 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
     }
   }
 
+  // Public names need the internet to reach the ingress: HTTPS, and HTTP for ACME's challenge.
+  if (publicDomains.length > 0) {
+    if (internalClient === undefined) {
+      problems.push("public domains are not reachable: the box has no LAN IPv4 address");
+    } else {
+      for (const [external, internal] of [
+        [443, context.httpsPort],
+        [80, context.httpPort],
+      ] as const) {
+        mappings.push({
+          externalPort: external,
+          internalPort: internal,
+          protocol: "TCP",
+          internalClient,
+          description: mappingDescription("town", "ingress", external),
+        });
+      }
+    }
+  }
+
   return {
     ingress: {
       routes,
