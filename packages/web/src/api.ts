@@ -90,3 +90,28 @@ export function randomHex(bytes: number): string {
   const buffer = crypto.getRandomValues(new Uint8Array(bytes));
   return Array.from(buffer, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * Runs one change at a time for a form or a button row: `busy` while it
+ * runs, its failure kept in `problem` to show; `reload` (what the change
+ * touched) runs afterwards either way. `act` says whether it went well.
+ */
+export function useAction(reload?: () => void) {
+  const [problem, setProblem] = useState<Problem>();
+  const [busy, setBusy] = useState(false);
+  const act = async (work: () => Promise<unknown>): Promise<boolean> => {
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      await work();
+      return true;
+    } catch (error) {
+      setProblem(problemOf(error));
+      return false;
+    } finally {
+      setBusy(false);
+      reload?.();
+    }
+  };
+  return { problem, busy, act };
+}

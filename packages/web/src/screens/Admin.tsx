@@ -4,32 +4,11 @@
  * action.
  */
 import { useDeferredValue, useState, type SyntheticEvent } from "react";
-import type { Problem, Setting } from "@townos/client";
-import { client, problemOf, useLoad } from "../api.js";
+import type { Setting } from "@townos/client";
+import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
-
-/** Runs a change, keeping its failure to show; reloads what it changed. */
-function useAction(reload: () => void) {
-  const [problem, setProblem] = useState<Problem>();
-  const [busy, setBusy] = useState(false);
-  const act = async (work: () => Promise<unknown>): Promise<boolean> => {
-    setBusy(true);
-    setProblem(undefined);
-    try {
-      await work();
-      return true;
-    } catch (error) {
-      setProblem(problemOf(error));
-      return false;
-    } finally {
-      setBusy(false);
-      reload();
-    }
-  };
-  return { problem, busy, act };
-}
 
 export function Users() {
   const accounts = useLoad(() => client.accounts({ limit: 500 }), "accounts");

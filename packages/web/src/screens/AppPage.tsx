@@ -1,6 +1,6 @@
 import { useState } from "react";
 import type { AppProgress, AppView, Problem } from "@townos/client";
-import { client, problemOf, useLoad } from "../api.js";
+import { client, problemOf, useAction, useLoad } from "../api.js";
 import {
   appStatus,
   ErrorBox,
@@ -284,18 +284,12 @@ function NoteValue({ note }: { note: AppView["notes"][number] }) {
 
 function UninstallDialog({ app, onClose }: { app: AppView; onClose: () => void }) {
   const [purge, setPurge] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [problem, setProblem] = useState<Problem>();
+  const { problem, busy, act } = useAction();
   const confirm = async (): Promise<void> => {
-    setBusy(true);
-    setProblem(undefined);
-    try {
+    await act(async () => {
       await client.uninstallApp(app.repo, app.name, { purge });
       navigate("/");
-    } catch (error) {
-      setProblem(problemOf(error));
-      setBusy(false);
-    }
+    });
   };
   return (
     <Modal title={t("uninstall.title", { name: app.name })} onClose={onClose} locked={busy}>

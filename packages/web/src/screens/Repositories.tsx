@@ -1,6 +1,5 @@
 import { useState, type SyntheticEvent } from "react";
-import type { Problem } from "@townos/client";
-import { client, problemOf, useLoad } from "../api.js";
+import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t } from "../messages.js";
 import { useSession } from "../session.js";
@@ -8,21 +7,7 @@ import { useSession } from "../session.js";
 export function Repositories() {
   const session = useSession();
   const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
-  const [problem, setProblem] = useState<Problem>();
-  const [busy, setBusy] = useState(false);
-
-  const act = async (work: () => Promise<unknown>): Promise<void> => {
-    setBusy(true);
-    setProblem(undefined);
-    try {
-      await work();
-    } catch (error) {
-      setProblem(problemOf(error));
-    } finally {
-      setBusy(false);
-      repos.reload();
-    }
-  };
+  const { problem, busy, act } = useAction(repos.reload);
 
   return (
     <>
@@ -97,14 +82,11 @@ function AddRepository({ onAdded }: { onAdded: () => void }) {
   const [url, setUrl] = useState("");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [problem, setProblem] = useState<Problem>();
-  const [busy, setBusy] = useState(false);
+  const { problem, busy, act } = useAction();
 
   const submit = async (event: SyntheticEvent): Promise<void> => {
     event.preventDefault();
-    setBusy(true);
-    setProblem(undefined);
-    try {
+    await act(async () => {
       await client.addRepository({
         name: name.trim(),
         url: url.trim(),
@@ -116,11 +98,7 @@ function AddRepository({ onAdded }: { onAdded: () => void }) {
       setUsername("");
       setPassword("");
       onAdded();
-    } catch (error) {
-      setProblem(problemOf(error));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

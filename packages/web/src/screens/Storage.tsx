@@ -7,7 +7,7 @@
 import { useState, type SyntheticEvent } from "react";
 import type { Problem, StorageView, UploadResult, VolumeView } from "@townos/client";
 import { uploadWithProgress } from "../upload.js";
-import { client, problemOf, useLoad } from "../api.js";
+import { client, problemOf, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatBytes, formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
@@ -263,13 +263,10 @@ function VolumeCard({
 function CreateVolume({ created }: { created: () => void }) {
   const [name, setName] = useState("");
   const [quota, setQuota] = useState("");
-  const [problem, setProblem] = useState<Problem>();
-  const [busy, setBusy] = useState(false);
+  const { problem, busy, act } = useAction();
   const submit = async (event: SyntheticEvent): Promise<void> => {
     event.preventDefault();
-    setBusy(true);
-    setProblem(undefined);
-    try {
+    await act(async () => {
       await client.createVolume({
         name: name.trim(),
         ...(quota.trim() === "" ? {} : { quota: quota.trim() }),
@@ -277,11 +274,7 @@ function CreateVolume({ created }: { created: () => void }) {
       setName("");
       setQuota("");
       created();
-    } catch (error) {
-      setProblem(problemOf(error));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Section title={t("storage.create")}>

@@ -1,6 +1,6 @@
 import { useState, type SyntheticEvent } from "react";
-import type { Account, Problem } from "@townos/client";
-import { client, problemOf } from "../api.js";
+import type { Account } from "@townos/client";
+import { client, useAction } from "../api.js";
 import { ErrorBox, TextField } from "../components.js";
 import { t } from "../messages.js";
 import { tour } from "../session.js";
@@ -11,16 +11,13 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
   const [email, setEmail] = useState("");
-  const [problem, setProblem] = useState<Problem>();
-  const [busy, setBusy] = useState(false);
+  const { problem, busy, act } = useAction();
   const mismatch = confirm !== "" && confirm !== password;
 
   const submit = async (event: SyntheticEvent): Promise<void> => {
     event.preventDefault();
     if (password !== confirm) return;
-    setBusy(true);
-    setProblem(undefined);
-    try {
+    await act(async () => {
       const { account } = await client.setup({
         username,
         password,
@@ -28,11 +25,7 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
       });
       tour.start();
       onDone(account);
-    } catch (error) {
-      setProblem(problemOf(error));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -97,20 +90,14 @@ export function Login({
 }) {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [problem, setProblem] = useState<Problem>();
-  const [busy, setBusy] = useState(false);
+  const { problem, busy, act } = useAction();
 
   const submit = async (event: SyntheticEvent): Promise<void> => {
     event.preventDefault();
-    setBusy(true);
-    setProblem(undefined);
-    try {
+    await act(async () => {
       const { account } = await client.login({ username, password });
       onDone(account);
-    } catch (error) {
-      setProblem(problemOf(error));
-      setBusy(false);
-    }
+    });
   };
 
   return (
