@@ -35,11 +35,14 @@ describe("pageOf", () => {
     );
     assert.equal(pageOf(items, { q: "IMM" }, sortable).total, 1);
   });
-  it("refuses an unknown sort field", () => {
-    assert.throws(
-      () => pageOf(items, { sort: "colour" }, sortable),
-      (e) => e instanceof TownError && e.code === "invalid_argument",
-    );
+  it("refuses an unknown sort field, also one the prototype has", () => {
+    for (const sort of ["colour", "valueOf", "-constructor", "toString", "hasOwnProperty"]) {
+      assert.throws(
+        () => pageOf(items, { sort }, sortable),
+        (e) => e instanceof TownError && e.code === "invalid_argument",
+        sort,
+      );
+    }
   });
 });
 

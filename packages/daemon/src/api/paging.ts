@@ -84,7 +84,8 @@ function sorted<T>(all: readonly T[], sort: string, sortable: Sortable<T>): read
   if (cached) return cached as readonly T[];
   const descending = sort.startsWith("-");
   const field = descending ? sort.slice(1) : sort;
-  const read = sortable.fields[field];
+  // Own fields only: `valueOf` or `constructor` from the prototype are no sort keys.
+  const read = Object.hasOwn(sortable.fields, field) ? sortable.fields[field] : undefined;
   if (!read) {
     throw new TownError(
       "invalid_argument",

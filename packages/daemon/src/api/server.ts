@@ -1,3 +1,6 @@
+import { createServer } from "node:http";
+import cookie from "@fastify/cookie";
+import helmet from "@fastify/helmet";
 import swagger from "@fastify/swagger";
 import Fastify, {
   LogController,
@@ -8,6 +11,7 @@ import Fastify, {
 import { TownError } from "@townos/format";
 import type { Authenticated } from "../auth/sessions.js";
 import type { Services } from "../services.js";
+import type { BooleanSettingKey, Settings } from "../store/settings.js";
 import { redact } from "../store/audit.js";
 import type { Metrics } from "./metrics.js";
 import { asTownError, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
@@ -19,15 +23,29 @@ import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerSystemRoutes } from "./routes/system.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
-import { isWebRequest, registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
+import { canonicalTarget } from "./request-target.js";
+import { registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
 
 export const API_PREFIX = "/api/v1";
 export const SESSION_COOKIE = "town_session";
 /** JSON bodies are small; uploads get their own limits later. */
 const BODY_LIMIT = 256 * 1024;
 
-/** Who may call a route: nobody signed in, any account, or administrators. */
-export type Access = "public" | "user" | "admin";
+/**
+ * Who may call a route: nobody signed in, any account, or administrators;
+ * `{ usersWhen: setting }`: administrators, and every account while that
+ * switch is on (logs and health, which may show secrets).
+ */
+export type Access = "public" | "user" | "admin" | { usersWhen: BooleanSettingKey };
+
+/** Who may call a route now: a setting-dependent access resolved against the settings. */
+export function resolveAccess(
+  access: Access,
+  settings: Pick<Settings, "flag"> | undefined,
+): "public" | "user" | "admin" {
+  if (typeof access === "string") return access;
+  return settings?.flag(access.usersWhen) === true ? "user" : "admin";
+}
 
 export interface AuditConfig {
   action: string;
@@ -43,6 +61,8 @@ declare module "fastify" {
     audit?: AuditConfig;
     /** Answers while the daemon boots (status, OpenAPI). */
     duringBoot?: boolean;
+    /** A file of the dashboard's build: public, no session looked at. */
+    web?: boolean;
   }
   interface FastifyRequest {
     auth: Authenticated | undefined;
@@ -87,6 +107,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
+    // Odd request targets are refused before the router sees them (see request-target.ts).
+    serverFactory: (handler) =>
+      createServer((request, response) => {
+        const target = canonicalTarget(request.url ?? "");
+        if (!target.ok) {
+          const problem = toProblem(new TownError("invalid_argument", target.reason));
+          response.writeHead(problem.status, { "content-type": PROBLEM_CONTENT_TYPE });
+          response.end(JSON.stringify(problem));
+          return;
+        }
+        request.url = target.url;
+        handler(request, response);
+      }),
     // Metrics count requests and the audit log records changes: a line per request only when debugging.
     logController: new LogController({
       disableRequestLogging: logger === false || !["trace", "debug"].includes(logger.level),
@@ -118,6 +151,39 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       },
       security: [{ bearer: [] }, { cookie: [] }],
     },
+    // Each operation says who may call it; public ones need no credentials.
+    transform: ({ schema, url, route }) => {
+      const access = route.config?.access ?? "admin";
+      return {
+        url,
+        schema: {
+          ...schema,
+          "x-town-access": access,
+          ...(access === "public" ? { security: [] } : {}),
+        },
+      };
+    },
+  });
+  await app.register(cookie);
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", "data:"],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    xFrameOptions: { action: "deny" },
+    referrerPolicy: { policy: "no-referrer" },
+    // The box's certificates come from a local CA that a device may not trust yet: pinning HTTPS would lock it out.
+    strictTransportSecurity: false,
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -139,8 +205,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.addHook("onRequest", async (request) => {
     options.metrics.started(request);
-    // The dashboard's files are public and served while the daemon boots: the page shows the progress.
-    if (web && isWebRequest(request.url)) return;
+    // Unknown URLs answer 404 to everyone (the API is documented, so nothing is revealed), or the page.
+    if (request.is404) return;
     const config = request.routeOptions.config;
     if (options.boot.state !== "ready" && !config.duringBoot) {
       throw new TownError(
@@ -151,10 +217,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { retryAfter: 2 },
       );
     }
+    // The dashboard's own files: anyone may fetch them, no session is looked at.
+    if (config.web) return;
     authenticate(request, options);
-    // Unknown URLs answer 404 to everyone: the API is documented, so nothing is revealed.
-    if (request.is404) return;
-    const access = config.access ?? "admin";
+    const access = resolveAccess(config.access ?? "admin", options.boot.services?.settings);
     if (access !== "public" && !request.auth) {
       throw new TownError("unauthenticated", "sign in first");
     }
@@ -219,24 +285,15 @@ async function sendProblem(reply: FastifyReply, failure: TownError): Promise<voi
 
 /**
  * Finds who is calling: a bearer token (CLI, scripts) or the session cookie
- * (browsers). Browser requests — those carrying the cookie or an `Origin` —
- * must name one of the box's own hosts, so a web page that rebinds DNS to the
- * box can neither use a session nor run the first-run setup. An invalid
- * token fails the request even on public routes: nobody is silently
- * downgraded to anonymous.
+ * (browsers). An invalid token fails the request even on public routes:
+ * nobody is silently downgraded to anonymous.
  */
 function authenticate(request: FastifyRequest, options: ApiOptions): void {
   const header = request.headers.authorization;
   const bearer = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
-  const fromCookie = bearer === undefined ? cookie(request, SESSION_COOKIE) : undefined;
+  const fromCookie = bearer === undefined ? request.cookies[SESSION_COOKIE] : undefined;
   if (fromCookie !== undefined || (bearer === undefined && request.headers.origin !== undefined)) {
-    const host = hostOf(request.headers.host ?? "");
-    if (!options.isAllowedHost(host)) {
-      throw new TownError(
-        "forbidden",
-        `requests for "${host}" are refused; use the box's own name or address`,
-      );
-    }
+    checkBrowserRequest(request, options);
   }
   const token = bearer ?? fromCookie;
   if (token === undefined || token === "") return;
@@ -245,18 +302,51 @@ function authenticate(request: FastifyRequest, options: ApiOptions): void {
   request.auth = services.sessions.verify(token);
 }
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Browser requests (those carrying the cookie or an `Origin`) must name one of
+ * the box's own hosts, so a web page that rebinds DNS to the box can neither
+ * use a session nor run the first-run setup. And a change must come from the
+ * dashboard's own origin: an app on another port of the box is same-site with
+ * the dashboard, so SameSite cookies alone do not stop it forging requests.
+ * Browsers send `Origin` with every such request; `Sec-Fetch-Site` covers the
+ * rest where they send it.
+ */
+function checkBrowserRequest(request: FastifyRequest, options: ApiOptions): void {
+  const hostHeader = request.headers.host ?? "";
+  const host = hostOf(hostHeader);
+  if (!options.isAllowedHost(host)) {
+    throw new TownError(
+      "forbidden",
+      `requests for "${host}" are refused; use the box's own name or address`,
+    );
+  }
+  if (SAFE_METHODS.has(request.method)) return;
+  const origin = request.headers.origin;
+  const sameOrigin =
+    origin === undefined
+      ? request.headers["sec-fetch-site"] === "same-origin"
+      : isOriginOf(origin, hostHeader);
+  if (!sameOrigin) {
+    throw new TownError("forbidden", "changes are accepted only from the dashboard's own page");
+  }
+}
+
+/** Whether `origin` (`scheme://host[:port]`) names the host the request was sent to. */
+function isOriginOf(origin: string, hostHeader: string): boolean {
+  try {
+    const from = new URL(origin);
+    return from.origin === origin && from.host === new URL(`${from.protocol}//${hostHeader}`).host;
+  } catch {
+    return false;
+  }
+}
+
 /** `name:port`, `[::1]:port` → the host part, lower-cased. */
 export function hostOf(hostHeader: string): string {
   const host = hostHeader.trim().toLowerCase();
   if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
   const colon = host.lastIndexOf(":");
   return colon === -1 ? host : host.slice(0, colon);
-}
-
-function cookie(request: FastifyRequest, name: string): string | undefined {
-  for (const part of (request.headers.cookie ?? "").split(";")) {
-    const [key, ...value] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(value.join("="));
-  }
-  return undefined;
 }

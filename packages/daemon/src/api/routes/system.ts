@@ -170,7 +170,7 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
     async (request, reply) => {
       if (request.auth) services(options).sessions.revoke(request.auth.session.id);
       return reply
-        .header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`)
+        .clearCookie(SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "strict" })
         .status(204)
         .send();
     },
@@ -198,11 +198,13 @@ function startSession(
     request.ip,
     request.headers["user-agent"] ?? "",
   );
-  const secure = request.protocol === "https" ? "; Secure" : "";
-  void reply.header(
-    "set-cookie",
-    `${SESSION_COOKIE}=${issued.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_IDLE_MS / 1000}${secure}`,
-  );
+  void reply.setCookie(SESSION_COOKIE, issued.token, {
+    path: "/",
+    httpOnly: true,
+    sameSite: "strict",
+    maxAge: SESSION_IDLE_MS / 1000,
+    secure: request.protocol === "https",
+  });
   return issued;
 }
 
