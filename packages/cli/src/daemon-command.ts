@@ -72,6 +72,12 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         network: networkConfig(flags, io.env),
       });
       await daemon.booted;
+      if (daemon.setupCode !== undefined) {
+        // Plain and on its own lines, so whoever started the box sees it among the JSON log lines.
+        io.stderr(
+          `\nFirst-run setup code: ${daemon.setupCode}\n  the dashboard's first page and "town setup" ask for it (on this box, town setup reads it itself)\n\n`,
+        );
+      }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           void daemon.stop().then(resolve);

@@ -215,6 +215,30 @@ describe("dnsmasq supervisor against the real dnsmasq", { skip: missing }, () =>
     );
   });
 
+  it("keeps supervising when restarting a dead dnsmasq fails", async () => {
+    const port = await freePort();
+    const otherDir = await mkdtemp(join(tmpdir(), "town-dns-"));
+    await chmod(otherDir, 0o755);
+    const supervisor = new DnsmasqSupervisor({ dir: otherDir, restartDelayMs: 50 });
+    supervisors.push(supervisor);
+    try {
+      assert.equal(await supervisor.apply(config(port, [])), "started");
+      const pid = supervisor.status().pid;
+      assert.ok(pid !== undefined);
+      // Its directory gone, the restart cannot even open its log: that must not end the process.
+      await rm(otherDir, { recursive: true, force: true });
+      process.kill(pid, "SIGKILL");
+      await until("a failed restart", () =>
+        /could not be restarted/.test(supervisor.status().error ?? ""),
+      );
+      assert.equal(supervisor.status().state, "failed");
+      assert.match(supervisor.status().error ?? "", /ENOENT/);
+    } finally {
+      await supervisor.stop();
+      await rm(otherDir, { recursive: true, force: true });
+    }
+  });
+
   it("reports a dnsmasq that cannot start, without throwing", async () => {
     // Hold the port's UDP side so that dnsmasq cannot bind it.
     const blocker = dgram.createSocket("udp4");

@@ -296,10 +296,15 @@ export class DnsmasqSupervisor {
     this.restartDelay = Math.min(this.restartDelay * 2, this.options.maxRestartDelayMs);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
-      void this.serialized(async () => {
+      this.serialized(async () => {
         if (!this.supervising || this.running !== undefined || this.applied === undefined) return;
         this.restarts++;
         await this.start(join(this.options.dir, `dnsmasq-${this.applied.confHash}.conf`));
+      }).catch((error: unknown) => {
+        // Nobody awaits a timer: a failed restart is kept in the status and tried again later.
+        this.fail(
+          `dnsmasq could not be restarted: ${error instanceof Error ? error.message : String(error)}`,
+        );
       });
     }, wait);
     this.restartTimer.unref();
