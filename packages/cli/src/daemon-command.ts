@@ -71,6 +71,10 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         },
         network: networkConfig(flags, io.env),
       });
+      // A bug in one background task must not take every app's dashboard and API down with it.
+      process.on("unhandledRejection", (reason) => {
+        daemon.app.log.error({ err: reason }, "unhandled rejection; Town OS keeps serving");
+      });
       await daemon.booted;
       if (daemon.setupCode !== undefined) {
         // Plain and on its own lines, so whoever started the box sees it among the JSON log lines.
