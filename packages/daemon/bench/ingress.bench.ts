@@ -63,8 +63,8 @@ try {
     dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
     httpsPort,
     httpPort: await freePort(),
-    adminAddress: supervisor.paths.adminAddress,
-    storageDir: supervisor.paths.storageDir,
+    adminAddress: supervisor.caddyAdminAddress,
+    storageDir: supervisor.paths.caddyStorageDir,
   });
   const tls = (compiled.config["apps"] as JsonObject)["tls"] as JsonObject;
   tls["certificates"] = { automate: ["127.0.0.1"] };

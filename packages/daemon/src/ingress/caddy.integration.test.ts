@@ -8,16 +8,17 @@
  * generated ACME configuration is tested.
  */
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownError } from "@townos/format";
+import { eventually } from "../../test/net.js";
 import { freePort } from "../../test/runtime/podman-host.js";
-import { compileIngress, type IngressInput } from "./config.js";
+import { bootstrapConfig, compileIngress, type IngressInput } from "./config.js";
 import { CaddySupervisor, type IngressStatus } from "./supervisor.js";
 
 const caddyMissing =
@@ -48,20 +49,50 @@ function curl(args: string[]): Promise<CurlResult> {
   });
 }
 
-/** Caddy processes started with this test's config file. */
-async function caddyProcesses(configFile: string): Promise<number[]> {
+/** Caddy processes running in this test's ingress directory (Caddy names its files through it). */
+async function caddyProcesses(dir: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const command = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
       const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      if (command.includes(configFile) && !/^\d+ \(.*\) Z/s.test(stat)) pids.push(Number(entry));
+      const cwd = await readlink(`/proc/${entry}/cwd`);
+      if (command[0] === "caddy" && cwd === dir && !/^\d+ \(.*\) Z/s.test(stat))
+        pids.push(Number(entry));
     } catch {
       // Gone meanwhile.
     }
   }
   return pids;
+}
+
+/** The uid of Debian's `caddy` user. */
+function caddyUid(): number {
+  return Number(execFileSync("id", ["-u", "caddy"], { encoding: "utf8" }).trim());
+}
+
+/** Waits until something answers on the admin socket `unix/PATH`. */
+async function eventuallyAnswers(adminAddress: string): Promise<void> {
+  const socketPath = adminAddress.slice("unix/".length);
+  for (let i = 0; i < 100; i++) {
+    const answered = await new Promise<boolean>((resolve) => {
+      const request = http.request(
+        { socketPath, path: "/config/", headers: { host: "" }, setHost: false },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode === 200);
+        },
+      );
+      request.once("error", () => {
+        resolve(false);
+      });
+      request.end();
+    });
+    if (answered) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing answers on ${adminAddress}`);
 }
 
 async function until(
@@ -124,14 +155,14 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
       dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
       httpsPort: await freePort(),
       httpPort: await freePort(),
-      adminAddress: supervisor.paths.adminAddress,
-      storageDir: supervisor.paths.storageDir,
+      adminAddress: supervisor.caddyAdminAddress,
+      storageDir: supervisor.paths.caddyStorageDir,
     };
   });
 
   after(async () => {
     await supervisor.stop();
-    assert.deepEqual(await caddyProcesses(supervisor.paths.configFile), []);
+    assert.deepEqual(await caddyProcesses(supervisor.paths.dir), []);
     await new Promise((resolve) => app.close(resolve));
     await new Promise((resolve) => blocker.close(resolve));
     await rm(dir, { recursive: true, force: true });
@@ -149,6 +180,19 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
     assert.equal(status.appliedHash, compiled.hash);
     assert.equal(status.httpsPort, input.httpsPort);
     assert.equal(status.lastError, null);
+    // A root daemon never runs Caddy as root: Debian's `caddy` user, with only CAP_NET_BIND_SERVICE.
+    if (process.getuid?.() === 0) {
+      const proc = await readFile(`/proc/${String(status.pid)}/status`, "utf8");
+      const uid = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(proc);
+      assert.ok(uid, proc);
+      assert.deepEqual(uid.slice(1).map(Number), Array(4).fill(caddyUid()));
+      assert.notEqual(caddyUid(), 0);
+      assert.equal(/^CapEff:\s+([0-9a-f]+)/m.exec(proc)?.[1], "0000000000000400");
+      assert.equal(status.user, "caddy");
+      // Its storage (CA keys, certificates) is its own; the data directory above stays closed.
+      assert.equal((await stat(supervisor.paths.storageDir)).uid, caddyUid());
+      assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    }
     // What Caddy starts with after a restart is what it accepted last.
     assert.deepEqual(
       JSON.parse(await readFile(supervisor.paths.configFile, "utf8")),
@@ -162,7 +206,9 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
     // The same root Caddy keeps in its storage, which survives restarts.
     assert.equal(
       pem.trim(),
-      (await readFile(join(input.storageDir, "pki/authorities/local/root.crt"), "utf8")).trim(),
+      (
+        await readFile(join(supervisor.paths.storageDir, "pki/authorities/local/root.crt"), "utf8")
+      ).trim(),
     );
     rootPem = join(dir, "root.pem");
     await writeFile(rootPem, pem);
@@ -228,7 +274,7 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
     assert.ok(after.pid !== null);
     const answer = await viaCaddy();
     assert.equal(answer.status, 200);
-    assert.deepEqual(await caddyProcesses(supervisor.paths.configFile), [after.pid]);
+    assert.deepEqual(await caddyProcesses(supervisor.paths.dir), [after.pid]);
   });
 
   it("a second supervisor adopts the running Caddy instead of starting another", async () => {
@@ -240,7 +286,7 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
       assert.equal(adopted.pid, running.pid);
       assert.equal(await second.apply(compileIngress(input)), "unchanged");
       assert.equal(second.status().configCurrent, true);
-      assert.deepEqual(await caddyProcesses(supervisor.paths.configFile), [running.pid]);
+      assert.deepEqual(await caddyProcesses(supervisor.paths.dir), [running.pid]);
     } finally {
       second.close();
     }
@@ -256,4 +302,53 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
     assert.equal((await viaCaddy()).status, 200);
     assert.equal(await supervisor.apply(compileIngress(input)), "loaded");
   });
+
+  it(
+    "adopts a Caddy an earlier version started as root, and restarts it unprivileged",
+    {
+      skip: process.getuid?.() === 0 ? false : "needs root",
+    },
+    async () => {
+      await supervisor.stop();
+      const old = join(dir, "old");
+      const paths = new CaddySupervisor({ dataDir: old }).paths;
+      await mkdir(old, { mode: 0o700 });
+      // What the earlier version ran: root, its files named by their absolute paths.
+      await writeFile(
+        paths.configFile,
+        JSON.stringify(bootstrapConfig(paths.adminAddress, paths.storageDir)),
+      );
+      const root = spawn(
+        "caddy",
+        ["run", "--config", paths.configFile, "--pidfile", paths.pidFile],
+        { cwd: old, detached: true, stdio: "ignore" },
+      );
+      root.unref();
+      const adopter = new CaddySupervisor({ dataDir: old, pollIntervalMs: 200 });
+      try {
+        await eventuallyAnswers(paths.adminAddress);
+        const started = await adopter.start();
+        assert.notEqual(started.pid, root.pid);
+        assert.equal(started.user, "caddy");
+        const compiled = compileIngress({
+          ...input,
+          adminAddress: adopter.caddyAdminAddress,
+          storageDir: adopter.paths.caddyStorageDir,
+        });
+        assert.equal(await adopter.apply(compiled), "loaded");
+        // Its own storage, so its own CA.
+        const oldRoot = join(old, "root.pem");
+        await writeFile(oldRoot, await adopter.rootCertificate());
+        // Its certificate is issued in the background right after the load.
+        const answer = await eventually("the new Caddy's certificate", () =>
+          curl(["--cacert", oldRoot, "--resolve", `${host}:${input.httpsPort}:127.0.0.1`, url()]),
+        );
+        assert.equal(answer.status, 200);
+        assert.deepEqual(await caddyProcesses(old), [started.pid]);
+      } finally {
+        await adopter.stop();
+        root.kill("SIGKILL");
+      }
+    },
+  );
 });

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TownError } from "@townos/format";
-import { compileIngress, configHash, type IngressInput, type JsonObject } from "./config.js";
+import {
+  compileIngress,
+  configHash,
+  LAN_SOURCE_RANGES,
+  type IngressInput,
+  type JsonObject,
+} from "./config.js";
 
 const base: IngressInput = {
   routes: [
@@ -43,7 +49,7 @@ describe("compileIngress", () => {
     assert.deepEqual(publicHosts, ["git.example.org"]);
     const routes = path(config, "apps", "http", "servers", "https", "routes") as JsonObject[];
     assert.deepEqual(
-      routes.map((route) => path(route, "match", 0, "host", 0)),
+      routes.slice(0, 4).map((route) => path(route, "match", 0, "host", 0)),
       ["git.example.org", "gitea.default.home", "town.home", "wiki.default.home"],
     );
     assert.deepEqual(path(routes[1] as JsonObject, "handle", 0, "upstreams"), [
@@ -67,6 +73,49 @@ describe("compileIngress", () => {
       path(config, "apps", "http", "servers", "https", "automatic_https", "disable_redirects"),
       true,
     );
+  });
+
+  it("serves public domains to anybody and local names only to LAN and loopback sources", () => {
+    const { config } = compileIngress(base);
+    const server = path(config, "apps", "http", "servers", "https") as JsonObject;
+    const routes = path(server, "routes") as JsonObject[];
+    const lan = { ranges: [...LAN_SOURCE_RANGES] };
+    // The public route set: host only, any source.
+    assert.deepEqual(path(routes[0] as JsonObject, "match"), [{ host: ["git.example.org"] }]);
+    // The local route set: every local name, the dashboard's too, carries the source restriction.
+    for (const [i, host] of ["gitea.default.home", "town.home", "wiki.default.home"].entries())
+      assert.deepEqual(path(routes[i + 1] as JsonObject, "match"), [
+        { host: [host], remote_ip: lan },
+      ]);
+    // A local name from anywhere else ends at 403, never at an upstream.
+    const refused = routes[4] as JsonObject;
+    assert.deepEqual(path(refused, "match"), [
+      { host: ["gitea.default.home", "town.home", "wiki.default.home"] },
+    ]);
+    assert.equal(path(refused, "handle", 0, "status_code"), 403);
+    assert.equal(routes.length, 5);
+    // The TLS handshake for a local name needs a LAN source too; public names need none.
+    assert.deepEqual(path(server, "tls_connection_policies"), [
+      {
+        match: { sni: ["gitea.default.home", "town.home", "wiki.default.home"], remote_ip: lan },
+      },
+      { match: { sni: ["git.example.org"] } },
+    ]);
+    for (const range of ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"])
+      assert.ok(LAN_SOURCE_RANGES.includes(range), range);
+    for (const range of ["::1/128", "fc00::/7", "fe80::/10"])
+      assert.ok(LAN_SOURCE_RANGES.includes(range), range);
+    // Carrier-grade NAT's neighbours are not the home network.
+    assert.ok(!LAN_SOURCE_RANGES.includes("100.64.0.0/10"));
+  });
+
+  it("has no public route set when there are no public domains", () => {
+    const { config } = compileIngress({ ...base, publicDomains: [] });
+    const server = path(config, "apps", "http", "servers", "https") as JsonObject;
+    const routes = path(server, "routes") as JsonObject[];
+    assert.ok(routes.every((route) => path(route, "match", 0, "host") !== undefined));
+    assert.ok(routes.slice(0, -1).every((route) => path(route, "match", 0, "remote_ip")));
+    assert.equal((path(server, "tls_connection_policies") as unknown[]).length, 1);
   });
 
   it("redirects the HTTP port to HTTPS, naming the port only when it is not 443", () => {

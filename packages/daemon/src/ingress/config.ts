@@ -9,6 +9,14 @@
  * names get ACME certificates. The HTTP port redirects to HTTPS; Caddy answers
  * ACME HTTP-01 challenges on it before any route runs, so the redirect does
  * not hide them.
+ *
+ * Two route sets share the HTTPS listener: public domains answer any source;
+ * the dashboard and the local names answer only sources on the home network
+ * (`LAN_SOURCE_RANGES`), checked twice: the TLS handshake for a local name
+ * from elsewhere finds no connection policy (Caddy refuses it before any
+ * certificate is shown), and a request that reaches HTTP with a local Host
+ * anyway (SNI of a public domain) gets 403 instead of the app. The source is
+ * the TCP peer: headers such as X-Forwarded-For are never consulted.
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
@@ -53,6 +61,25 @@ export interface CompiledIngress {
   httpsPort: number;
   httpPort: number;
 }
+
+/**
+ * Sources that count as the home network: RFC 1918, loopback, IPv4
+ * link-local, IPv6 unique-local (fc00::/7) and link-local. Left out on
+ * purpose: 100.64.0.0/10 (RFC 6598 shared address space), which a carrier's
+ * NAT puts its other subscribers in, so a router behind it would pass them on
+ * as "local". A router port forward keeps the internet client's address
+ * (DNAT), so what it forwards falls outside these ranges.
+ */
+export const LAN_SOURCE_RANGES: readonly string[] = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "::1/128",
+  "fc00::/7",
+  "fe80::/10",
+];
 
 const MAX_HOST_LENGTH = 253;
 const MAX_ROUTES = 10_000;
@@ -114,12 +141,7 @@ export function compileIngress(input: IngressInput): CompiledIngress {
 
   const localHosts = local.map((route) => route.host);
   const publicHosts = publicRoutes.map((route) => route.host);
-  const config = caddyConfig(
-    input,
-    sortByHost([...local, ...publicRoutes]),
-    localHosts,
-    publicHosts,
-  );
+  const config = caddyConfig(input, local, publicRoutes);
   return {
     config,
     hash: configHash(config),
@@ -149,15 +171,20 @@ export function bootstrapConfig(adminAddress: string, storageDir: string): JsonO
 
 function caddyConfig(
   input: IngressInput,
-  routes: readonly IngressRoute[],
-  localHosts: readonly string[],
-  publicHosts: readonly string[],
+  local: readonly IngressRoute[],
+  publicRoutes: readonly IngressRoute[],
 ): JsonObject {
+  const localHosts = local.map((route) => route.host);
+  const publicHosts = publicRoutes.map((route) => route.host);
   const policies: JsonObject[] = [{ subjects: [...localHosts], issuers: [{ module: "internal" }] }];
   // Configuration only: the ACME exchange itself needs a reachable :80/:443 and a real CA.
   if (publicHosts.length > 0)
     policies.push({ subjects: [...publicHosts], issuers: [{ module: "acme" }] });
   const httpsSuffix = input.httpsPort === 443 ? "" : `:${input.httpsPort}`;
+  const lan = { ranges: [...LAN_SOURCE_RANGES] };
+  // A handshake that matches no policy is refused: local names only from the LAN.
+  const connectionPolicies: JsonObject[] = [{ match: { sni: [...localHosts], remote_ip: lan } }];
+  if (publicHosts.length > 0) connectionPolicies.push({ match: { sni: [...publicHosts] } });
   return {
     admin: adminSection(input.adminAddress),
     storage: storageSection(input.storageDir),
@@ -173,10 +200,15 @@ function caddyConfig(
             listen: [`:${input.httpsPort}`],
             // Our own HTTP server redirects; Caddy's would take the HTTP port twice.
             automatic_https: { disable_redirects: true },
+            tls_connection_policies: connectionPolicies,
             // No read/write body limits: apps stream uploads, downloads and events.
             read_header_timeout: "30s",
             idle_timeout: "5m",
-            routes: routes.map(proxyRoute),
+            routes: [
+              ...publicRoutes.map((route) => proxyRoute(route)),
+              ...local.map((route) => proxyRoute(route, lan)),
+              localOnlyRoute(localHosts),
+            ],
           },
           http: {
             listen: [`:${input.httpPort}`],
@@ -201,10 +233,31 @@ function caddyConfig(
   };
 }
 
-/** Reverse proxy for one name. Caddy sets X-Forwarded-For/-Proto/-Host itself, ignoring the client's. */
-function proxyRoute(route: IngressRoute): JsonObject {
+/** A local name asked for from outside the LAN: refused, whatever the SNI was. */
+function localOnlyRoute(localHosts: readonly string[]): JsonObject {
   return {
-    match: [{ host: [route.host] }],
+    match: [{ host: [...localHosts] }],
+    handle: [
+      {
+        handler: "static_response",
+        status_code: 403,
+        body: "This name answers only on the home network.\n",
+        close: true,
+      },
+    ],
+    terminal: true,
+  };
+}
+
+/**
+ * Reverse proxy for one name, for the `sources` given (default: any).
+ * Caddy sets X-Forwarded-For/-Proto/-Host itself, ignoring the client's.
+ */
+function proxyRoute(route: IngressRoute, sources?: JsonObject): JsonObject {
+  return {
+    match: [
+      sources === undefined ? { host: [route.host] } : { host: [route.host], remote_ip: sources },
+    ],
     handle: [
       {
         handler: "reverse_proxy",

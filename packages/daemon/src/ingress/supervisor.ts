@@ -9,15 +9,30 @@
  * endpoint), never with one it has not accepted yet: the desired config
  * always goes through `POST /load`, so a refusal comes back as Caddy's message
  * instead of a process that will not start.
+ *
+ * A root daemon never runs Caddy as root (see run-as.ts): it starts it as the
+ * `caddy` user, and replaces an adopted Caddy that runs as root (one started
+ * by an earlier version) with one that does not.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { constants, readFileSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
 import { CaddyAdmin, CaddyDriver } from "./caddy.js";
 import { bootstrapConfig, type CompiledIngress } from "./config.js";
+import {
+  CADDY_DIR,
+  DEFAULT_CADDY_USER,
+  dropPrivileges,
+  lookupUser,
+  openNoFollow,
+  prepareOwnDirectory,
+  prepareSharedDirectory,
+  processUid,
+  type RunAs,
+} from "./run-as.js";
 
 /** Where the ingress keeps its files, below its own data directory. */
 export interface IngressPaths {
@@ -28,8 +43,14 @@ export interface IngressPaths {
   configFile: string;
   logFile: string;
   pidFile: string;
-  /** The default admin endpoint: a socket only root can reach. */
+  /** The default admin endpoint: a socket only root (and Caddy's user) can reach. */
   adminAddress: string;
+  /** Caddy's own HOME and XDG directories. */
+  xdgDataDir: string;
+  xdgConfigDir: string;
+  /** The admin endpoint and storage as Caddy names them, in the configs it runs (see run-as.ts). */
+  caddyAdminAddress: string;
+  caddyStorageDir: string;
 }
 
 export function ingressPaths(dir: string): IngressPaths {
@@ -40,6 +61,10 @@ export function ingressPaths(dir: string): IngressPaths {
     logFile: join(dir, "caddy.log"),
     pidFile: join(dir, "caddy.pid"),
     adminAddress: `unix/${join(dir, "admin.sock")}`,
+    xdgDataDir: join(dir, "xdg-data"),
+    xdgConfigDir: join(dir, "xdg-config"),
+    caddyAdminAddress: `unix/${CADDY_DIR}/admin.sock`,
+    caddyStorageDir: `${CADDY_DIR}/storage`,
   };
 }
 
@@ -53,6 +78,8 @@ export interface IngressStatus {
    */
   state: IngressState;
   pid: number | null;
+  /** The user the watched Caddy runs as (`root` only when the daemon itself is not root… or an old one is still adopted). */
+  user: string | null;
   adminAddress: string;
   httpsPort: number | null;
   httpPort: number | null;
@@ -76,6 +103,8 @@ export interface SupervisorOptions {
   /** Defaults to the unix socket in `dataDir`; must match the compiled configs. */
   adminAddress?: string;
   caddyPath?: string;
+  /** The user Caddy runs as when the daemon is root; default `caddy`. */
+  user?: string;
   pollIntervalMs?: number;
   /** How long a started Caddy may take to answer. */
   startTimeoutMs?: number;
@@ -96,7 +125,12 @@ export class CaddySupervisor {
   readonly paths: IngressPaths;
   readonly driver: CaddyDriver;
   private readonly admin: CaddyAdmin;
+  /** The admin address in the configs Caddy runs: how Caddy names the socket the daemon calls. */
+  readonly caddyAdminAddress: string;
   private readonly caddyPath: string;
+  private readonly userName: string;
+  /** Who Caddy runs as; null: as the daemon (which is not root). Known after the first start. */
+  private runAs: RunAs | null | undefined;
   private readonly pollIntervalMs: number;
   private readonly startTimeoutMs: number;
   private readonly backoffInitialMs: number;
@@ -124,8 +158,10 @@ export class CaddySupervisor {
   constructor(options: SupervisorOptions) {
     this.paths = ingressPaths(options.dataDir);
     this.admin = new CaddyAdmin(options.adminAddress ?? this.paths.adminAddress, 3_000);
+    this.caddyAdminAddress = options.adminAddress ?? this.paths.caddyAdminAddress;
     this.driver = new CaddyDriver(this.admin, this.paths.storageDir);
     this.caddyPath = options.caddyPath ?? "caddy";
+    this.userName = options.user ?? DEFAULT_CADDY_USER;
     this.pollIntervalMs = options.pollIntervalMs ?? 2_000;
     this.startTimeoutMs = options.startTimeoutMs ?? 15_000;
     this.backoffInitialMs = options.backoffInitialMs ?? 500;
@@ -157,10 +193,10 @@ export class CaddySupervisor {
    */
   async apply(compiled: CompiledIngress): Promise<"unchanged" | "loaded" | "pending"> {
     const admin = (compiled.config["admin"] as { listen?: unknown } | undefined)?.listen;
-    if (admin !== this.admin.address)
+    if (admin !== this.caddyAdminAddress)
       throw new TownError(
         "invalid_argument",
-        `ingress: the config's admin address ${String(admin)} is not the supervisor's ${this.admin.address}`,
+        `ingress: the config's admin address ${String(admin)} is not the supervisor's ${this.caddyAdminAddress}`,
       );
     return this.serialized(async () => {
       if (this.desired?.hash !== compiled.hash) this.refusedHash = undefined;
@@ -176,6 +212,7 @@ export class CaddySupervisor {
     return {
       state: this.state,
       pid: this.pid,
+      user: this.pid === null ? null : this.userOf(this.pid),
       adminAddress: this.admin.address,
       httpsPort: this.desired?.httpsPort ?? null,
       httpPort: this.desired?.httpPort ?? null,
@@ -250,9 +287,14 @@ export class CaddySupervisor {
       if (this.state !== "running" && this.state !== "adopted") {
         // Up without a start of ours (at boot, or started by someone else meanwhile): adopted.
         this.state = "adopted";
+        if (this.runAs === undefined) this.runAs = await this.prepareUser().catch(() => undefined);
         this.lastError = null;
         this.pid = await this.readPidFile();
         this.log.info(`ingress: adopted the running Caddy (pid ${String(this.pid)})`);
+        if (await this.runsAsRootNeedlessly()) {
+          await this.replaceRootCaddy();
+          return;
+        }
       }
       await this.converge();
       return;
@@ -337,31 +379,102 @@ export class CaddySupervisor {
     );
   }
 
+  /** An adopted Caddy of an earlier version, running as root while this daemon could drop it. */
+  private async runsAsRootNeedlessly(): Promise<boolean> {
+    if (this.pid === null || process.getuid?.() !== 0) return false;
+    return (await processUid(this.pid)) === 0;
+  }
+
+  /** Stops the root Caddy (its config is kept) and starts it again as the unprivileged user. */
+  private async replaceRootCaddy(): Promise<void> {
+    const pid = this.pid;
+    this.log.warn(
+      `ingress: the adopted Caddy (pid ${String(pid)}) runs as root; restarting it unprivileged`,
+    );
+    try {
+      await this.admin.stop();
+    } catch {
+      // Not answering: the signal below ends it.
+    }
+    if (pid !== null) {
+      const deadline = Date.now() + 5_000;
+      while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+      if (isAlive(pid)) killGroup(pid, "SIGKILL");
+    }
+    this.pid = null;
+    this.state = "starting";
+    this.nextStartAt = 0;
+    await this.restart();
+  }
+
+  /** Who Caddy runs as, with its directories ready for that user. */
+  private async prepareUser(): Promise<RunAs | null> {
+    if (process.getuid?.() !== 0) return null;
+    const user = await lookupUser(this.userName);
+    const { dir, storageDir, xdgDataDir, xdgConfigDir } = this.paths;
+    await prepareSharedDirectory(dir, user);
+    for (const own of [storageDir, xdgDataDir, xdgConfigDir]) await prepareOwnDirectory(own, user);
+    return user;
+  }
+
+  private userOf(pid: number): string | null {
+    try {
+      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+      if (uid === undefined) return null;
+      if (this.runAs && Number(uid) === this.runAs.uid) return this.runAs.name;
+      return uid === "0" ? "root" : uid;
+    } catch {
+      return null;
+    }
+  }
+
   private async spawnCaddy(): Promise<void> {
-    const { dir, configFile, logFile, pidFile, storageDir } = this.paths;
+    const { dir, configFile, logFile, pidFile } = this.paths;
+    this.runAs = await this.prepareUser();
+    const runAs = this.runAs;
+    // Nothing answers: an old socket or pid file (perhaps root's) is stale, and Caddy must make its own.
+    await rm(join(dir, "admin.sock"), { force: true });
+    await rm(pidFile, { force: true });
     // After a failed start, the admin endpoint alone: it starts, and /load says what is wrong.
+    // So too after a Caddy of an earlier version, whose config named its files otherwise.
+    const last = this.driver.lastAccepted as { admin?: { listen?: unknown } } | undefined;
     const config =
-      this.lastSpawnFailed || this.driver.lastAccepted === undefined
-        ? bootstrapConfig(this.admin.address, storageDir)
-        : this.driver.lastAccepted;
+      this.lastSpawnFailed || last?.admin?.listen !== this.caddyAdminAddress
+        ? bootstrapConfig(this.caddyAdminAddress, this.paths.caddyStorageDir)
+        : last;
     await this.writeConfigFile(config);
-    const logFd = openSync(logFile, "a", 0o600);
+    const log = await openNoFollow(
+      logFile,
+      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+    );
+    // Caddy names its files through its working directory (see run-as.ts).
+    const inDir = (path: string): string => `${CADDY_DIR}/${basename(path)}`;
+    const caddyArgs = [
+      this.caddyPath,
+      "run",
+      "--config",
+      inDir(configFile),
+      "--pidfile",
+      inDir(pidFile),
+    ];
+    const [program = "", ...args] =
+      runAs === null ? caddyArgs : ["setpriv", ...dropPrivileges(runAs), ...caddyArgs];
     let child: ChildProcess;
     try {
-      child = spawn(this.caddyPath, ["run", "--config", configFile, "--pidfile", pidFile], {
+      child = spawn(program, args, {
         // Its own process group: signals to the daemon's group do not reach it.
         detached: true,
-        stdio: ["ignore", logFd, logFd],
+        stdio: ["ignore", log.fd, log.fd],
         cwd: dir,
         env: {
           PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-          HOME: dir,
-          XDG_DATA_HOME: join(dir, "xdg-data"),
-          XDG_CONFIG_HOME: join(dir, "xdg-config"),
+          HOME: inDir(this.paths.xdgDataDir),
+          XDG_DATA_HOME: inDir(this.paths.xdgDataDir),
+          XDG_CONFIG_HOME: inDir(this.paths.xdgConfigDir),
         },
       });
     } finally {
-      closeSync(logFd);
+      await log.close();
     }
     child.unref();
     let exited: string | undefined;
@@ -406,18 +519,35 @@ export class CaddySupervisor {
     }
   }
 
+  /** Root's file, readable by Caddy's group; made anew (O_EXCL) so that no planted link is followed. */
   private async writeConfigFile(config: unknown): Promise<void> {
     const temporary = `${this.paths.configFile}.tmp`;
-    await writeFile(temporary, JSON.stringify(config), { mode: 0o600 });
+    await rm(temporary, { force: true });
+    const file = await openNoFollow(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+      0o640,
+    );
+    try {
+      if (this.runAs) await file.chown(0, this.runAs.gid);
+      await file.writeFile(JSON.stringify(config));
+    } finally {
+      await file.close();
+    }
     await rename(temporary, this.paths.configFile);
   }
 
   /** The pid Caddy wrote, if that process is still a Caddy. */
   private async readPidFile(): Promise<number | null> {
     try {
-      const pid = Number((await readFile(this.paths.pidFile, "utf8")).trim());
+      const file = await openNoFollow(this.paths.pidFile, constants.O_RDONLY);
+      const buffer = Buffer.alloc(32);
+      const { bytesRead } = await file
+        .read(buffer, 0, buffer.length, 0)
+        .finally(() => file.close());
+      const pid = Number(buffer.subarray(0, bytesRead).toString("utf8").trim());
       if (!Number.isInteger(pid) || pid <= 0) return null;
-      const command = await readFile(`/proc/${pid}/cmdline`, "utf8");
+      const command = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       return command.split("\0").some((part) => part.endsWith("caddy")) ? pid : null;
     } catch {
       return null;
@@ -426,7 +556,7 @@ export class CaddySupervisor {
 
   private async logTail(): Promise<string> {
     try {
-      const file = await open(this.paths.logFile, "r");
+      const file = await openNoFollow(this.paths.logFile, constants.O_RDONLY);
       try {
         const { size } = await file.stat();
         const start = Math.max(0, size - LOG_TAIL_BYTES);

@@ -226,8 +226,8 @@ export class Network {
       httpPort: this.options.httpPort,
       dnsPort: this.options.dnsPort,
       lanAddresses,
-      adminAddress: this.caddy.paths.adminAddress,
-      storageDir: this.caddy.paths.storageDir,
+      adminAddress: this.caddy.caddyAdminAddress,
+      storageDir: this.caddy.paths.caddyStorageDir,
     });
     const problems = [...plan.problems];
 

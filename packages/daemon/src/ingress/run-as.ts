@@ -1,0 +1,120 @@
+/**
+ * Caddy parses requests from the internet: it must not run as root. A root
+ * daemon starts it as an unprivileged user (Debian's caddy package makes
+ * `caddy`) through util-linux's `setpriv`, keeping only CAP_NET_BIND_SERVICE
+ * (ambient, so it survives the exec) to bind 80 and 443, with no_new_privs.
+ *
+ * The daemon's data directory stays closed to Caddy's user (it holds the
+ * database and the volumes): Caddy is started in its own directory (the
+ * working directory is set while still root) and names every file through
+ * `/proc/self/cwd/…`, which reaches that directory without passing through
+ * its parents. That directory stays the daemon's: root-owned, group `caddy`,
+ * sticky (01770), so Caddy can create its admin socket and pid file there but
+ * can neither replace nor remove the daemon's files (config, log). Its
+ * storage and XDG directories are Caddy's own. The daemon never follows a
+ * link in that directory: see `openNoFollow`.
+ */
+import { execFile } from "node:child_process";
+import { constants } from "node:fs";
+import { chmod, chown, lstat, mkdir, open, type FileHandle } from "node:fs/promises";
+import { promisify } from "node:util";
+import { TownError } from "@townos/format";
+
+const run = promisify(execFile);
+
+export interface RunAs {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+export const DEFAULT_CADDY_USER = "caddy";
+
+/** Caddy's own directory as Caddy names it: its working directory. */
+export const CADDY_DIR = "/proc/self/cwd";
+
+/** The user's ids from the system's user database (`getent`, so NSS is honoured). */
+export async function lookupUser(name: string): Promise<RunAs> {
+  let line = "";
+  try {
+    line = (await run("getent", ["passwd", name], { timeout: 5_000 })).stdout.trim();
+  } catch {
+    // Not found: said below.
+  }
+  const [, , uid, gid] = line.split(":");
+  if (uid === undefined || gid === undefined || !/^\d+$/.test(uid) || !/^\d+$/.test(gid))
+    throw new TownError(
+      "unavailable",
+      `caddy: there is no user "${name}" to run Caddy as (Debian's caddy package makes it); Caddy is not started as root`,
+    );
+  if (Number(uid) === 0) throw new TownError("unavailable", `caddy: the user "${name}" is root`);
+  return { name, uid: Number(uid), gid: Number(gid) };
+}
+
+/** `setpriv` arguments that run the command after them as `user` with only CAP_NET_BIND_SERVICE. */
+export function dropPrivileges(user: RunAs): string[] {
+  return [
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    "--init-groups",
+    "--inh-caps=-all,+net_bind_service",
+    "--ambient-caps=-all,+net_bind_service",
+    "--bounding-set=-all,+net_bind_service",
+    "--no-new-privs",
+    "--",
+  ];
+}
+
+/** The shared directory: the daemon's (root), Caddy's group may add files but not touch others'. */
+export async function prepareSharedDirectory(dir: string, user: RunAs): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await lstat(dir);
+  if (!info.isDirectory() || info.uid !== 0)
+    throw new TownError("unavailable", `caddy: ${dir} is not a directory of root's`);
+  await chown(dir, 0, user.gid);
+  await chmod(dir, 0o1770);
+}
+
+/**
+ * A directory of Caddy's own (0700): made, or handed over (with what is in
+ * it, links not followed) when an earlier root Caddy left it root's.
+ */
+export async function prepareOwnDirectory(dir: string, user: RunAs): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await lstat(dir);
+  if (!info.isDirectory())
+    throw new TownError("unavailable", `caddy: ${dir} is not a directory (a link?)`);
+  if (info.uid !== user.uid || info.gid !== user.gid)
+    await run("chown", ["-R", "-P", `${user.uid}:${user.gid}`, "--", dir], { timeout: 60_000 });
+  await chmod(dir, 0o700);
+}
+
+/**
+ * Opens a file in the shared directory without following a link or blocking
+ * on a FIFO that Caddy could have put there; only regular files.
+ */
+export async function openNoFollow(path: string, flags: number, mode = 0o600): Promise<FileHandle> {
+  // (Node opens every file close-on-exec already.)
+  const handle = await open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, mode);
+  try {
+    if (!(await handle.stat()).isFile())
+      throw new TownError("io", `caddy: ${path} is not a regular file`);
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** The real uid a process runs as, from /proc; null when it is gone. */
+export async function processUid(pid: number): Promise<number | null> {
+  const handle = await openNoFollow(`/proc/${pid}/status`, constants.O_RDONLY).catch(() => null);
+  if (handle === null) return null;
+  try {
+    const text = await handle.readFile("utf8");
+    const uid = /^Uid:\s+(\d+)/m.exec(text)?.[1];
+    return uid === undefined ? null : Number(uid);
+  } finally {
+    await handle.close();
+  }
+}
