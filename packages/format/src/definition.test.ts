@@ -170,8 +170,8 @@ describe("parseDefinition", () => {
   });
 
   it("bounds alias expansion", () => {
-    const responses = Array.from({ length: 1000 }, (_, i) => `r${i}: x`).join(", ");
-    const dependencies = Array.from({ length: 1000 }, (_, i) => `d${i}: *dep`).join(", ");
+    const responses = Array.from({ length: 2500 }, (_, i) => `r${i}: x`).join(", ");
+    const dependencies = Array.from({ length: 100 }, (_, i) => `d${i}: *dep`).join(", ");
     const errors = errorsOf(
       `image: app\nx-base: &dep {package: p, responses: {${responses}}}\ndependencies: {${dependencies}}\n`,
     );
@@ -180,6 +180,49 @@ describe("parseDefinition", () => {
       JSON.stringify(errors.slice(0, 3)),
     );
   });
+
+  // Each of these took seconds to minutes before: the time limit is what the test is about.
+  it("refuses an alias bomb at once (200,000 aliases in a 1 MiB file)", { timeout: 10_000 }, () => {
+    const aliases = Array.from({ length: 200_000 }, () => "*a").join(",");
+    const errors = errorsOf(`image: app\ndescription: &a x\nsupplies: [${aliases}]\n`);
+    assert.deepEqual(errors, [
+      { field: undefined, message: "YAML: more than 100 aliases (an alias bomb?)", at: "1:1" },
+    ]);
+  });
+
+  it("resolves the aliases it allows to the anchor defined last before them", () => {
+    const { definition, errors } = parseDefinition(
+      "image: app\nx: &a one\ny: &a two\nsupplies: [*a]\nz: &a three\n",
+    );
+    assert.deepEqual(errors, []);
+    assert.deepEqual(definition?.supplies, ["two"]);
+  });
+
+  it("refuses deep nesting at once, flow or block", { timeout: 10_000 }, () => {
+    for (const nested of [
+      `${"[".repeat(500_000)}${"]".repeat(500_000 - 20)}`,
+      `\n${"- ".repeat(400_000)}x`,
+      "{a: ".repeat(200_000),
+    ]) {
+      const errors = errorsOf(`image: app\ndescription: ${nested}\n`);
+      assert.equal(errors.length, 1, JSON.stringify(errors));
+      assert.match(errors[0]?.message ?? "", /nest deeper than 64 levels/);
+    }
+    assert.deepEqual(errorsOf(`image: app\nx-deep: ${"[".repeat(40)}${"]".repeat(40)}\n`), []);
+  });
+
+  it(
+    "reads a mapping of 30,000 keys in linear time, duplicates still found",
+    { timeout: 10_000 },
+    () => {
+      const entries = Array.from({ length: 30_000 }, (_, i) => `  V${i}: x`);
+      assert.deepEqual(errorsOf(`image: app\nenvironment:\n${entries.join("\n")}\n`), []);
+      const errors = errorsOf(`image: app\nenvironment:\n${entries.join("\n")}\n  V7: y\n`);
+      assert.deepEqual(errors, [
+        { field: undefined, message: "YAML: Map keys must be unique", at: "30003:3" },
+      ]);
+    },
+  );
 
   it("refuses files larger than the limit", () => {
     const errors = errorsOf(`image: app\ndescription: "${"x".repeat(1024 * 1024)}"\n`);

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { loadRepository, PackageIndex } from "./repository.js";
+import {
+  loadRepository,
+  MAX_REPOSITORY_BYTES,
+  MAX_REPOSITORY_FILES,
+  PackageIndex,
+} from "./repository.js";
 import { readTree, repoRoot, upstreamFixtures, upstreamMissing } from "../test/support.js";
 
 const invalidDir = join(repoRoot, "packages/format/test/fixtures/invalid");
@@ -52,6 +57,20 @@ describe("loadRepository", () => {
     assert.deepEqual(repository.problems, [
       { path: "featured.json", message: 'featured package "ghost" does not exist' },
     ]);
+  });
+
+  it("refuses a repository over the file count or the total bytes, before parsing", () => {
+    const file = (i: number, text: string) => ({ path: `packages/app/1.${i}.yaml`, text });
+    const many = Array.from({ length: MAX_REPOSITORY_FILES + 1 }, (_, i) => file(i, "image: a\n"));
+    assert.throws(() => loadRepository(many), /more than 20000 package files/);
+    const big = "#".repeat(1024 * 1024 - 1);
+    const heavy = Array.from({ length: MAX_REPOSITORY_BYTES / (1024 * 1024) + 1 }, (_, i) =>
+      file(i, `${big}\n`),
+    );
+    assert.throws(() => loadRepository(heavy), /more than the 16777216 allowed/);
+    // Files that are not package files neither count nor load.
+    const ignored = { path: "docs/huge.yaml", text: big.repeat(20) };
+    assert.equal(loadRepository([ignored, file(0, "image: a\n")]).packages.size, 1);
   });
 
   it("reports a broken featured.json without failing the packages", () => {

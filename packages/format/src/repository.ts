@@ -1,5 +1,5 @@
 import { parseDefinition, type PackageDefinition } from "./definition.js";
-import type { Issue } from "./errors.js";
+import { TownError, type Issue } from "./errors.js";
 import type { DependencyRequest, PackageSource } from "./compile.js";
 import { DNS_LABEL } from "./rules.js";
 import { compareVersions, latestVersion, pickLatest } from "./version.js";
@@ -33,6 +33,14 @@ export interface LoadedRepository {
   problems: FileProblem[];
 }
 
+/** How many package files one repository may hold. */
+export const MAX_REPOSITORY_FILES = 20_000;
+/**
+ * How many bytes its package files may hold together: parsing costs about a
+ * second per MiB at worst, so this also bounds the time one repository takes.
+ */
+export const MAX_REPOSITORY_BYTES = 16 * 1024 * 1024;
+
 const PACKAGE_FILE = /^packages\/([^/]+)\/([^/]+)\.yaml$/;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 const MAX_FEATURED_BYTES = 64 * 1024;
@@ -45,8 +53,14 @@ export function isRepositoryPath(path: string): boolean {
 /**
  * Loads a package repository from its files. A broken file is reported with
  * its errors and never stops the rest of the repository from loading.
+ *
+ * @throws TownError `invalid_argument` when the repository has more than
+ *   `MAX_REPOSITORY_FILES` package files or more than `MAX_REPOSITORY_BYTES`
+ *   in them: such a repository is refused whole, before anything is parsed.
  */
-export function loadRepository(files: Iterable<RepositoryFile>): LoadedRepository {
+export function loadRepository(input: Iterable<RepositoryFile>): LoadedRepository {
+  const files = [...input].filter((file) => isRepositoryPath(file.path));
+  checkTotals(files);
   const packages = new Map<string, Map<string, PackageVersionEntry>>();
   const problems: FileProblem[] = [];
   let featured: string[] = [];
@@ -95,6 +109,23 @@ export function loadRepository(files: Iterable<RepositoryFile>): LoadedRepositor
     featured,
     problems,
   };
+}
+
+function checkTotals(files: readonly RepositoryFile[]): void {
+  if (files.length > MAX_REPOSITORY_FILES) {
+    throw new TownError(
+      "invalid_argument",
+      `the repository has more than ${MAX_REPOSITORY_FILES} package files`,
+    );
+  }
+  let bytes = 0;
+  for (const file of files) bytes += Buffer.byteLength(file.text, "utf8");
+  if (bytes > MAX_REPOSITORY_BYTES) {
+    throw new TownError(
+      "invalid_argument",
+      `the repository's package files hold ${bytes} bytes, more than the ${MAX_REPOSITORY_BYTES} allowed`,
+    );
+  }
 }
 
 function readFeatured(file: RepositoryFile, problems: FileProblem[]): string[] {

@@ -1,4 +1,17 @@
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from "yaml";
+import {
+  Composer,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  Lexer,
+  LineCounter,
+  Parser,
+  visit,
+  YAMLParseError,
+  type CST,
+  type Document,
+} from "yaml";
 import type { Node as YamlNode } from "yaml";
 import type { Issue, SourceLocation } from "./errors.js";
 
@@ -7,6 +20,28 @@ export const MAX_PACKAGE_FILE_BYTES = 1024 * 1024;
 
 /** Bounds alias expansion (a "billion laughs" document) while walking nodes. */
 const MAX_NODE_VISITS = 200_000;
+
+/**
+ * Aliases one file may hold: package files need few if any. The same number
+ * as the yaml library's `maxAliasCount` default, which guards only `toJS`
+ * (not used here: it loses source locations, and it too resolves each alias
+ * by scanning the document).
+ */
+export const MAX_ALIASES = 100;
+
+/**
+ * How deeply collections may nest (the CST parser's stack). Real packages
+ * nest a handful of levels; a deep file makes the library's recursive
+ * composer slow and ends in a stack overflow.
+ */
+export const MAX_NESTING_DEPTH = 64;
+
+/** Thrown from the token stream to stop composing a too-deep document. */
+class TooDeep extends Error {
+  constructor(readonly offset: number) {
+    super(`YAML: collections nest deeper than ${MAX_NESTING_DEPTH} levels`);
+  }
+}
 
 /**
  * A YAML document read for typed access: every getter records a problem with
@@ -21,6 +56,8 @@ export class YamlSource {
   private readonly keyLocations = new Map<string, SourceLocation>();
   private readonly lineCounter = new LineCounter();
   private readonly document: Document.Parsed | undefined;
+  /** Each alias node's target, found in one pass (the library's `resolve` rescans the document). */
+  private readonly aliasTargets = new Map<YamlNode, YamlNode | undefined>();
   private visits = 0;
 
   constructor(text: string) {
@@ -31,11 +68,14 @@ export class YamlSource {
       });
       return;
     }
-    const document = parseDocument(text, {
-      lineCounter: this.lineCounter,
-      prettyErrors: false,
-      uniqueKeys: true,
-    });
+    let document: Document.Parsed;
+    try {
+      document = this.parse(text);
+    } catch (error) {
+      if (!(error instanceof TooDeep)) throw error;
+      this.issues.push({ message: error.message, location: this.locate(error.offset) });
+      return;
+    }
     for (const error of document.errors) {
       this.issues.push({
         message: `YAML: ${error.message}`,
@@ -48,7 +88,84 @@ export class YamlSource {
         location: this.locate(warning.pos[0]),
       });
     }
-    if (document.errors.length === 0) this.document = document;
+    if (document.errors.length === 0 && this.index(document)) this.document = document;
+  }
+
+  /**
+   * `parseDocument` with the CST parser's depth checked at every token, so
+   * a deeply nested file stops at once instead of reaching the composer.
+   */
+  private parse(text: string): Document.Parsed {
+    // Duplicate keys are found in `index`: the library's check is quadratic in a mapping's size.
+    const composer = new Composer({ prettyErrors: false, uniqueKeys: false });
+    let first: Document.Parsed | undefined;
+    for (const document of composer.compose(this.tokens(text), true, text.length)) {
+      if (first === undefined) first = document;
+      else {
+        first.errors.push(
+          new YAMLParseError(
+            document.range.slice(0, 2) as [number, number],
+            "MULTIPLE_DOCS",
+            "Source contains multiple documents",
+          ),
+        );
+        break;
+      }
+    }
+    if (first === undefined) throw new Error("yaml: compose yielded no document");
+    return first;
+  }
+
+  private *tokens(text: string): Generator<CST.Token> {
+    const parser = new Parser(this.lineCounter.addNewLine);
+    this.lineCounter.addNewLine(0);
+    for (const lexeme of new Lexer().lex(text)) {
+      yield* parser.next(lexeme);
+      if (parser.stack.length > MAX_NESTING_DEPTH) throw new TooDeep(parser.offset);
+    }
+    yield* parser.end();
+  }
+
+  /**
+   * One pass over the document: finds each alias's anchor, counts aliases
+   * and checks that no mapping repeats a key. False when the file is refused.
+   */
+  private index(document: Document.Parsed): boolean {
+    const anchors = new Map<string, YamlNode>();
+    let aliases = 0;
+    visit(document, {
+      Node: (_key, node) => {
+        if (isAlias(node)) {
+          aliases += 1;
+          // The anchor defined last before the alias, as the library's `resolve` finds it.
+          this.aliasTargets.set(node, anchors.get(node.source));
+        } else if (node.anchor) {
+          anchors.set(node.anchor, node);
+        }
+        if (isMap(node)) this.checkUniqueKeys(node.items);
+      },
+    });
+    if (aliases > MAX_ALIASES) {
+      this.issues.push({
+        message: `YAML: more than ${MAX_ALIASES} aliases (an alias bomb?)`,
+        location: { line: 1, col: 1 },
+      });
+    }
+    return this.issues.length === 0;
+  }
+
+  private checkUniqueKeys(pairs: readonly { key: unknown }[]): void {
+    const seen = new Set<unknown>();
+    for (const { key } of pairs) {
+      if (!isScalar(key)) continue;
+      if (seen.has(key.value)) {
+        this.issues.push({
+          message: "YAML: Map keys must be unique",
+          location: this.locationOf(key) ?? { line: 1, col: 1 },
+        });
+      }
+      seen.add(key.value);
+    }
   }
 
   get root(): YamlNode | null | undefined {
@@ -89,9 +206,7 @@ export class YamlSource {
       }
       return undefined;
     }
-    if (node && isAlias(node) && this.document) {
-      return node.resolve(this.document);
-    }
+    if (node && isAlias(node)) return this.aliasTargets.get(node);
     return node;
   }
 
