@@ -9,8 +9,17 @@
 #      other setting of that file:
 #        - an OCI runtime that fails (crun on hybrid cgroups) → [engine] runtime = "runc"
 #        - Podman's default rlimits (nofile/nproc 1048576) above this host's hard
-#          limits → [containers] default_ulimits below the hard limits.
-# Prints each change it makes. Exits non-zero when no fix makes containers start.
+#          limits → [containers] default_ulimits below the hard limits;
+#   4. makes containers find each other by name (an app reaches its database as
+#      "db"): Podman's netavark network backend with aardvark-dns, instead of
+#      Debian's default CNI without a DNS plugin. An existing CNI setup is
+#      migrated without losing apps: running containers are stopped, every
+#      network is made again under netavark with its name, subnets, labels and
+#      internal flag, and the containers that were running are started again
+#      (volumes are bind mounts and images stay: nothing else changes). Then two
+#      containers on one network prove that one resolves the other.
+# Prints each change it makes. Exits non-zero when no fix makes containers start
+# or names do not resolve.
 set -euo pipefail
 
 readonly conf=/etc/containers/containers.conf
@@ -30,8 +39,9 @@ die() {
 
 # --- 1. packages -----------------------------------------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+debian_packages=(podman runc busybox-static netavark aardvark-dns)
 missing=()
-for package in podman runc busybox-static; do
+for package in "${debian_packages[@]}"; do
   installed "$package" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -146,23 +156,100 @@ configure_ulimits() {
   conf_set containers default_ulimits "[${joined%, }]"
 }
 
+# Containers start, or the fix for this host is found and written.
+ensure_containers_start() {
+  if probe; then
+    say "ok: containers start with this configuration"
+    return 0
+  fi
+  say "a test container does not start: $probe_output"
+  if probe "${limits[@]}"; then
+    say "containers start with explicit ulimits (hard limits here: nofile $(ulimit -Hn), nproc $(ulimit -Hu))"
+    configure_ulimits
+  elif [ "$(conf_get engine runtime)" != '"runc"' ] && probe --runtime runc "${limits[@]}"; then
+    say "the default OCI runtime fails and runc works"
+    conf_set engine runtime '"runc"'
+    probe --runtime runc || configure_ulimits
+  else
+    die "no known fix makes containers start: $probe_output"
+  fi
+  probe || die "containers still do not start after the changes: $probe_output"
+  say "ok: containers start now"
+  changed_conf=1
+}
+
+# Moves an existing CNI setup to netavark, keeping every network and restarting
+# what ran (see 4. above).
+migrate_to_netavark() {
+  local running networks=() name subnets gateway flags
+  running=$(podman ps --format '{{.ID}}')
+  while IFS= read -r name; do
+    [ -n "$name" ] && [ "$name" != podman ] && networks+=("$name")
+  done < <(podman network ls --format '{{.Name}}')
+  local specs=() bridges=()
+  for name in "${networks[@]}"; do
+    bridges+=("$(podman network inspect --format '{{.NetworkInterface}}' "$name")")
+    flags=()
+    while IFS= read -r subnets; do
+      [ -n "$subnets" ] && flags+=(--subnet "${subnets% *}" --gateway "${subnets#* }")
+    done < <(podman network inspect --format '{{range .Subnets}}{{.Subnet}} {{.Gateway}}{{println}}{{end}}' "$name")
+    [ "$(podman network inspect --format '{{.Internal}}' "$name")" = true ] && flags+=(--internal)
+    while IFS= read -r gateway; do
+      [ -n "$gateway" ] && flags+=(--label "$gateway")
+    done < <(podman network inspect --format '{{range $k, $v := .Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$name")
+    specs+=("$(printf '%q ' "${flags[@]}" "$name")")
+  done
+  if [ -n "$running" ]; then
+    say "stopping $(wc -w <<<"$running") running container(s) to change the network backend"
+    # shellcheck disable=SC2086
+    podman stop --time 20 $running >/dev/null
+  fi
+  # CNI leaves its bridges up with their subnets, which netavark would then refuse as taken.
+  for name in "${bridges[@]}"; do
+    [ -n "$name" ] && ip link delete "$name" 2>/dev/null || true
+  done
+  conf_set network network_backend '"netavark"'
+  local index
+  for index in "${!specs[@]}"; do
+    eval "podman network create ${specs[index]}" >/dev/null
+    say "made network ${networks[index]} again under netavark"
+  done
+  if [ -n "$running" ]; then
+    # shellcheck disable=SC2086
+    podman start $running >/dev/null
+    say "started the $(wc -w <<<"$running") container(s) again"
+  fi
+}
+
+# Two containers on one network: the second must resolve the first by name.
+names_resolve() {
+  local network=town-setup-dns server=town-setup-dns-server status=0
+  podman rm --force --ignore "$server" >/dev/null 2>&1 || true
+  podman network rm --force "$network" >/dev/null 2>&1 || true
+  podman network create "$network" >/dev/null
+  # aardvark-dns, started with the first container, complains that it has no syslog here: noise.
+  dns_output=$(podman run --detach --name "$server" --network "$network" "${limits[@]}" "$image" sleep 60 2>&1) || return 1
+  dns_output=$(podman run --rm --network "$network" "${limits[@]}" "$image" nslookup "$server" 2>&1) || status=$?
+  podman rm --force --ignore --time 0 "$server" >/dev/null 2>&1 || true
+  podman network rm --force "$network" >/dev/null 2>&1 || true
+  return "$status"
+}
+
 probe_output=""
-if probe; then
-  say "ok: containers start with this configuration"
-  exit 0
-fi
-say "a test container does not start: $probe_output"
+dns_output=""
+changed_conf=0
+ensure_containers_start
 
-if probe "${limits[@]}"; then
-  say "containers start with explicit ulimits (hard limits here: nofile $(ulimit -Hn), nproc $(ulimit -Hu))"
-  configure_ulimits
-elif [ "$(conf_get engine runtime)" != '"runc"' ] && probe --runtime runc "${limits[@]}"; then
-  say "the default OCI runtime fails and runc works"
-  conf_set engine runtime '"runc"'
-  probe --runtime runc || configure_ulimits
-else
-  die "no known fix makes containers start: $probe_output"
+if [ "$(podman info --format '{{.Host.NetworkBackend}}')" != netavark ]; then
+  say "containers cannot resolve each other by name with the CNI backend: moving to netavark with aardvark-dns"
+  migrate_to_netavark
+  changed_conf=1
+  [ "$(podman info --format '{{.Host.NetworkBackend}}')" = netavark ] || die "Podman still does not use netavark"
 fi
-
-probe || die "containers still do not start after the changes: $probe_output"
-say "ok: containers start now; restart any running 'podman system service' so that it reads $conf"
+names_resolve || die "containers on one network do not resolve each other by name: $dns_output"
+say "ok: containers on one network resolve each other by name"
+# A running API service keeps the settings it started with; containers live
+# on under conmon without it, and the daemon starts a new one when it needs it.
+if [ "$changed_conf" = 1 ] && pkill -f '^podman system service' 2>/dev/null; then
+  say "stopped the running 'podman system service' so that the next one reads $conf"
+fi
