@@ -24,6 +24,7 @@ export const MAX_IMAGE_SEED_BYTES = 16 * 1024 ** 3;
 /** Seeds from images through a stopped, short-lived container, and from git with isomorphic-git. */
 export function podmanSeeder(
   podman: Podman,
+  stagingRoot: string,
   insecureRegistries: () => readonly string[] = () => [],
 ): VolumeSeeder {
   return {
@@ -31,7 +32,7 @@ export function podmanSeeder(
       const outcome = await seedFromGit(
         dir,
         { url: source.url, ...(source.branch === null ? {} : { branch: source.branch }) },
-        owner ? { owner } : {},
+        { stagingRoot, ...(owner ? { owner } : {}) },
       );
       return outcome.seeded;
     },
@@ -48,6 +49,7 @@ export function podmanSeeder(
       try {
         const tar = await podman.copyFromContainer(name, source.directory);
         const outcome = await seedFromArchive(dir, Readable.from(tar), "tar", {
+          stagingRoot,
           maxBytes: MAX_IMAGE_SEED_BYTES,
           ...(owner ? { owner } : {}),
         });
@@ -91,7 +93,7 @@ export function podmanReconciler(options: {
     runtime: options.podman,
     storage: options.storage,
     writeTemplates,
-    seeder: podmanSeeder(options.podman, options.insecureRegistries),
+    seeder: podmanSeeder(options.podman, options.storage.stagingRoot, options.insecureRegistries),
     desired: options.desired,
     clock: options.clock,
     box: options.box,

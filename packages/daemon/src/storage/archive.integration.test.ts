@@ -31,10 +31,14 @@ import { expectTownError } from "../../../format/test/support.js";
 
 const MiB = 1024 * 1024;
 let base: string;
+/** Where unpacks stage, as a storage root's tmp/ would be. */
+let staging: string;
 let counter = 0;
 
 before(async () => {
   base = await mkdtemp(join(os.tmpdir(), "town-archive-"));
+  staging = join(base, "staging");
+  await mkdir(staging, { mode: 0o700 });
 });
 after(async () => {
   await rm(base, { recursive: true, force: true });
@@ -53,7 +57,8 @@ async function assertContained(parent: string): Promise<void> {
   const leftovers = (await readdir(join(parent, "target"))).filter((name) =>
     name.startsWith(".town-"),
   );
-  assert.deepEqual(leftovers, [], "no staging left behind");
+  assert.deepEqual(leftovers, [], "nothing of Town OS's own in the target");
+  assert.deepEqual(await readdir(staging), [], "no staging left behind");
 }
 
 function unpack(
@@ -68,6 +73,7 @@ function unpack(
 ): Promise<UnpackResult> {
   const input = Buffer.isBuffer(data) ? Readable.from([data]) : data;
   return unpackArchive(input, options.format ?? "auto", target, {
+    stagingRoot: staging,
     maxBytes: options.maxBytes ?? 64 * MiB,
     ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
@@ -291,6 +297,7 @@ describe("hostile tar archives", () => {
     );
     await expectTownError(
       unpackArchive(Readable.from([big]), "auto", target, {
+        stagingRoot: staging,
         maxBytes: 10 * MiB,
         maxArchiveBytes: 100_000,
       }),
@@ -361,7 +368,7 @@ describe("hostile tar archives", () => {
         ]),
         "tar",
         target,
-        { maxBytes: MiB, owner: { uid: 1234, gid: 2345 } },
+        { stagingRoot: staging, maxBytes: MiB, owner: { uid: 1234, gid: 2345 } },
       );
       for (const path of ["d", "d/f", "l"]) {
         const stats = await lstat(join(target, path));
@@ -462,7 +469,10 @@ describe("memory", () => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 20);
     try {
-      const result = await unpackArchive(upload, "tar.gz", target, { maxBytes: 300 * MiB });
+      const result = await unpackArchive(upload, "tar.gz", target, {
+        stagingRoot: staging,
+        maxBytes: 300 * MiB,
+      });
       assert.equal(result.bytes, 200 * MiB);
     } finally {
       clearInterval(sampler);

@@ -7,7 +7,7 @@
  *   (gzip in-process, xz and bzip2 through the system's `xz -dc` and
  *   `bzip2 -dc`); memory stays flat whatever the size. A zip needs random
  *   access, so it is first spooled to a file in the staging directory
- *   (counting against the limits and the volume's quota) and read with yauzl.
+ *   (counting against the limits) and read with yauzl.
  * - Bounded: archive bytes, unpacked bytes, entries and time. Going past a
  *   bound fails the whole unpack (`payload_too_large`, or `io` for time).
  * - Hostile entries are refused one by one and reported as `{path, reason}`:
@@ -16,8 +16,8 @@
  *   entries inside refused or non-directory entries, unsupported types.
  *   Nothing is ever written outside the target.
  * - Atomic-ish: everything is unpacked into a private staging directory in
- *   the target (see `staging.ts`), then each top-level entry moves into place
- *   whole. A top-level name that exists already fails the unpack
+ *   `stagingRoot`, outside the target (see `staging.ts`), then each
+ *   top-level entry moves into place whole. A top-level name that exists already fails the unpack
  *   (`conflict`) before anything moved. A failure leaves the target as it was.
  * - Owners in the archive are ignored: everything belongs to `owner` when
  *   given, else to the daemon. Modes are kept without set-id bits; file
@@ -80,6 +80,8 @@ const TAR_OVERHEAD_PER_ENTRY = 1024;
 const TAR_OVERHEAD = 64 * 1024;
 
 export interface UnpackOptions {
+  /** Private directory on the target's file system to unpack into first (`StorageDriver.stagingRoot`). */
+  stagingRoot: string;
   /** Most bytes of file content unpacked, all entries together. */
   maxBytes: number;
   /**
@@ -183,7 +185,7 @@ export async function unpackArchive(
   let staging: Staging | undefined;
   try {
     const target = await realDirectory(targetDir, "archive");
-    staging = await createStaging(target);
+    staging = await createStaging(options.stagingRoot);
     const source = new Source(input, limits.maxArchiveBytes, controller.signal);
     const detected = detectArchiveFormat(await source.head(512));
     if (!detected) {

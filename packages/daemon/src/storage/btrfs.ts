@@ -19,7 +19,8 @@ import { TownError } from "@townos/format";
 import { run, requireProgram } from "./exec.js";
 import { LayoutDriver, type Accounting } from "./layout.js";
 import type { StorageCapabilities } from "./driver.js";
-import { lstatOrUndefined, walk } from "./safe-fs.js";
+import { lstatOrUndefined } from "./safe-fs.js";
+import { walk } from "./tree.js";
 
 /** `f_type` of a btrfs file system (linux/magic.h). */
 export const BTRFS_SUPER_MAGIC = 0x9123683e;

@@ -13,7 +13,7 @@
 import { chmod, chown, lstat, mkdir, rename, rm } from "node:fs/promises";
 import type { StorageCapabilities } from "./driver.js";
 import { LayoutDriver, type Accounting } from "./layout.js";
-import { copyTree, measureTree } from "./safe-fs.js";
+import { copyTree, measureTree } from "./tree.js";
 
 export const DEFAULT_MAX_USAGE_ENTRIES = 1_000_000;
 

@@ -9,6 +9,9 @@
  *   happened succeeds. An operation interrupted by a crash is completed or
  *   undone by the next call or by the next `open` of the driver (work in
  *   progress lives in `<root>/tmp`, which `open` empties).
+ * - **Hostile content.** A volume's content is written by its app, which may
+ *   be hostile: the driver never follows a link inside a volume, and never
+ *   keeps its own work in progress there.
  * - **Absent** means: no directory at the volume's path. A volume that is
  *   absent has no snapshots, no quota and no usage.
  * - **Names are validated** (`names.ts`) on every call: a bad name is
@@ -76,6 +79,13 @@ export interface StorageDriver {
   readonly kind: "btrfs" | "directory";
   /** The storage root (see `names.ts` for its layout). */
   readonly root: string;
+  /**
+   * Where uploads and seeds build content before it moves into a volume
+   * (`staging.ts`): private to the daemon, seen by no container, on the
+   * volumes' file system; what a crash left there is finished or deleted by
+   * the next `open`.
+   */
+  readonly stagingRoot: string;
   readonly capabilities: StorageCapabilities;
 
   /** Where a volume is (or would be). Pure: validates the name, touches nothing. */
@@ -107,7 +117,11 @@ export interface StorageDriver {
    */
   attributes(name: string): Promise<{ quota: number | null; owner: Owner } | undefined>;
 
-  /** Gives the volume's whole tree to `owner` (files an app made included). @throws `not_found` */
+  /**
+   * Gives the volume's whole tree to `owner` (files an app made included).
+   * Safe while the volume's app runs: done on handles, links never followed
+   * (`tree.ts`). Cost: a walk of the whole tree. @throws `not_found`
+   */
   setOwner(name: string, owner: Owner): Promise<void>;
 
   /** Every volume, sorted by name, without figures. Cheap (one directory read). */

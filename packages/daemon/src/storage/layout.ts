@@ -5,8 +5,8 @@
  * carry snapshots along. Subclasses supply the file-system primitives.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, chown, mkdir, opendir, rename, rmdir } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, chown, mkdir, opendir, realpath, rename, rmdir } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { TownError } from "@townos/format";
 import type {
   CreateVolumeOptions,
@@ -29,14 +29,9 @@ import {
   volumePath,
   VOLUMES_DIR,
 } from "./names.js";
-import {
-  checkOwner,
-  chownTree,
-  errnoCode,
-  ioError,
-  lstatOrUndefined,
-  type Owner,
-} from "./safe-fs.js";
+import { checkOwner, errnoCode, ioError, lstatOrUndefined, type Owner } from "./safe-fs.js";
+import { recoverStaging, removeLeftovers } from "./staging.js";
+import { chownTree, withDirectory } from "./tree.js";
 
 /** Smallest quota accepted: anything less leaves a volume unusable. */
 export const MIN_QUOTA_BYTES = 1024 * 1024;
@@ -69,13 +64,33 @@ export abstract class LayoutDriver implements StorageDriver {
     return volumePath(this.root, name);
   }
 
-  /** Creates the layout and deletes what interrupted work left in `<root>/tmp`. */
+  /**
+   * Creates the layout and recovers from a crash: uploads and seeds staged
+   * complete are moved into their volumes, the rest of `<root>/tmp` is
+   * deleted, and so are leftovers inside volumes (see `removeLeftovers`).
+   */
   protected async prepare(): Promise<void> {
-    await mkdir(join(this.root, VOLUMES_DIR), { recursive: true, mode: 0o755 });
+    const volumes = join(this.root, VOLUMES_DIR);
+    await mkdir(volumes, { recursive: true, mode: 0o755 });
     await mkdir(join(this.root, SNAPSHOTS_DIR), { recursive: true, mode: 0o700 });
     const tmp = join(this.root, TMP_DIR);
     await mkdir(tmp, { recursive: true, mode: 0o700 });
+    const realVolumes = await realpath(volumes);
+    await recoverStaging(
+      tmp,
+      (target) =>
+        dirname(target) === realVolumes && parseVolumeName(basename(target)) !== undefined,
+    );
     for await (const dirent of await opendir(tmp)) await this.deleteTree(join(tmp, dirent.name));
+    for (const { path } of await this.list()) {
+      // Apps may run meanwhile: one racing the delete keeps its leftovers until the next start.
+      await withDirectory(path, removeLeftovers).catch(() => undefined);
+    }
+  }
+
+  /** Where uploads and seeds stage their content: private, emptied by `open`, on the volumes' file system. */
+  get stagingRoot(): string {
+    return join(this.root, TMP_DIR);
   }
 
   /** A fresh path in `<root>/tmp`: same file system as the volumes, so renames work. */

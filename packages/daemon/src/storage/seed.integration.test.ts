@@ -33,15 +33,20 @@ import {
   writeTemplates,
   type TemplateVolume,
 } from "./seed.js";
+import { recoverStaging } from "./staging.js";
 import { expectTownError } from "../../../format/test/support.js";
 
 const isRoot = process.getuid?.() === 0;
 const owner = isRoot ? { uid: 1234, gid: 2345 } : undefined;
 let base: string;
+/** Where seeds stage, as a storage root's tmp/ would be. */
+let stagingRoot: string;
 let counter = 0;
 
 before(async () => {
   base = await mkdtemp(join(os.tmpdir(), "town-seed-"));
+  stagingRoot = join(base, "staging");
+  await mkdir(stagingRoot, { mode: 0o700 });
 });
 after(async () => {
   await rm(base, { recursive: true, force: true });
@@ -194,7 +199,11 @@ describe("seeding from git", () => {
     const result = await seedFromGit(
       dir,
       { url: server.url("site.git"), branch: "stable" },
-      { ...(owner ? { owner } : {}), onProgress: (progress) => phases.add(progress.phase) },
+      {
+        stagingRoot,
+        ...(owner ? { owner } : {}),
+        onProgress: (progress) => phases.add(progress.phase),
+      },
     );
     assert.ok(result.seeded);
     assert.match(result.commit, /^[0-9a-f]{40}$/);
@@ -212,20 +221,20 @@ describe("seeding from git", () => {
     // A real work tree: git sees nothing changed.
     assert.equal(await git(dir, ["-c", "safe.directory=*", "status", "--porcelain"]), "");
     if (owner) assert.equal((await lstat(join(dir, ".git", "HEAD"))).uid, owner.uid);
-    const again = await seedFromGit(dir, { url: server.url("site.git") });
+    const again = await seedFromGit(dir, { url: server.url("site.git") }, { stagingRoot });
     assert.deepEqual(again, { seeded: false, reason: "the volume is not empty" });
   });
 
   it("follows the remote's default branch when none is named", async () => {
     const dir = await freshVolume();
-    await seedFromGit(dir, { url: server.url("site.git") });
+    await seedFromGit(dir, { url: server.url("site.git") }, { stagingRoot });
     assert.equal(await readFile(join(dir, "index.html"), "utf8"), "<h1>hello</h1>\n");
   });
 
   it("leaves a volume that holds anything alone", async () => {
     const dir = await freshVolume();
     await writeFile(join(dir, "user-data"), "precious");
-    const result = await seedFromGit(dir, { url: server.url("site.git") });
+    const result = await seedFromGit(dir, { url: server.url("site.git") }, { stagingRoot });
     assert.equal(result.seeded, false);
     assert.deepEqual(await readdir(dir), ["user-data"]);
   });
@@ -233,26 +242,30 @@ describe("seeding from git", () => {
   it("fails cleanly: no branch, bad URLs, too large", async () => {
     const dir = await freshVolume();
     await expectTownError(
-      seedFromGit(dir, { url: server.url("site.git"), branch: "nope" }),
+      seedFromGit(dir, { url: server.url("site.git"), branch: "nope" }, { stagingRoot }),
       "not_found",
       /no branch "nope"/,
     );
     await expectTownError(
-      seedFromGit(dir, { url: "file:///etc" }),
+      seedFromGit(dir, { url: "file:///etc" }, { stagingRoot }),
       "invalid_argument",
       /only http/,
     );
     await expectTownError(
-      seedFromGit(dir, { url: server.url("site.git"), branch: "-x" }),
+      seedFromGit(dir, { url: server.url("site.git"), branch: "-x" }, { stagingRoot }),
       "invalid_argument",
       /not a valid branch/,
     );
     await expectTownError(
-      seedFromGit(dir, { url: server.url("site.git") }, { maxDownloadBytes: 100 }),
+      seedFromGit(dir, { url: server.url("site.git") }, { stagingRoot, maxDownloadBytes: 100 }),
       "invalid_argument",
       /larger than 100 bytes/,
     );
-    await expectTownError(seedFromGit(dir, { url: server.url("missing.git") }), "io", /HTTP 404/);
+    await expectTownError(
+      seedFromGit(dir, { url: server.url("missing.git") }, { stagingRoot }),
+      "io",
+      /HTTP 404/,
+    );
     assert.deepEqual(await readdir(dir), [], "nothing left behind");
   });
 
@@ -265,7 +278,11 @@ describe("seeding from git", () => {
     const dir = await freshVolume();
     try {
       await expectTownError(
-        seedFromGit(dir, { url: `http://127.0.0.1:${port}/x.git` }, { timeoutMs: 300 }),
+        seedFromGit(
+          dir,
+          { url: `http://127.0.0.1:${port}/x.git` },
+          { stagingRoot, timeoutMs: 300 },
+        ),
         "io",
         /timed out after 300 ms/,
       );
@@ -286,6 +303,7 @@ describe("seeding from a host directory", () => {
     await sh("mkfifo", [join(source, "etc", "pipe")]);
     const dir = await freshVolume();
     const result = await seedFromDirectory(dir, source, {
+      stagingRoot,
       maxBytes: 1024 * 1024,
       maxEntries: 100,
       ...(owner ? { owner } : {}),
@@ -300,12 +318,13 @@ describe("seeding from a host directory", () => {
     );
     if (owner) assert.equal((await lstat(join(dir, "etc", "absolute-link"))).uid, owner.uid);
     assert.equal(
-      (await seedFromDirectory(dir, source, { maxBytes: 1024, maxEntries: 10 })).seeded,
+      (await seedFromDirectory(dir, source, { stagingRoot, maxBytes: 1024, maxEntries: 10 }))
+        .seeded,
       false,
     );
     const small = await freshVolume();
     await expectTownError(
-      seedFromDirectory(small, source, { maxBytes: 3, maxEntries: 100 }),
+      seedFromDirectory(small, source, { stagingRoot, maxBytes: 3, maxEntries: 100 }),
       "payload_too_large",
       /more than 3 bytes/,
     );
@@ -317,11 +336,17 @@ describe("seeding from an archive", () => {
   it("unpacks into an empty volume only", async () => {
     const dir = await freshVolume();
     const archive = buildTar([{ path: "data/db.sqlite", body: "SQLite" }]);
-    const result = await seedFromArchive(dir, Readable.from([archive]), "auto", { maxBytes: 1024 });
+    const result = await seedFromArchive(dir, Readable.from([archive]), "auto", {
+      stagingRoot,
+      maxBytes: 1024,
+    });
     assert.ok(result.seeded && result.result.entries === 1);
     assert.equal(await readFile(join(dir, "data", "db.sqlite"), "utf8"), "SQLite");
     const input = Readable.from([archive]);
-    assert.equal((await seedFromArchive(dir, input, "auto", { maxBytes: 1024 })).seeded, false);
+    assert.equal(
+      (await seedFromArchive(dir, input, "auto", { stagingRoot, maxBytes: 1024 })).seeded,
+      false,
+    );
     assert.equal(input.destroyed, true);
   });
 });
@@ -329,24 +354,56 @@ describe("seeding from an archive", () => {
 describe("recovering interrupted seeds", () => {
   it("finishes a complete staged tree and discards an incomplete one", async () => {
     const finished = await freshVolume();
-    await mkdir(join(finished, ".town-ready-0a", "tree", "sub"), { recursive: true });
-    await writeFile(join(finished, ".town-ready-0a", "tree", "sub", "f"), "done");
-    const result = await seedFromDirectory(finished, await freshVolume(), {
+    const ready = join(stagingRoot, "ready-00000000000000aa");
+    await mkdir(join(ready, "tree", "sub"), { recursive: true });
+    await writeFile(join(ready, "tree", "sub", "f"), "done");
+    await writeFile(join(ready, "target"), finished);
+    const unfinished = await freshVolume();
+    const half = join(stagingRoot, "stage-00000000000000bb");
+    await mkdir(join(half, "tree"), { recursive: true });
+    await writeFile(join(half, "tree", "half"), "half");
+    await writeFile(join(half, "target"), unfinished);
+    const refused = await freshVolume();
+    const elsewhere = join(stagingRoot, "ready-00000000000000cc");
+    await mkdir(join(elsewhere, "tree"), { recursive: true });
+    await writeFile(join(elsewhere, "tree", "moved"), "moved");
+    await writeFile(join(elsewhere, "target"), refused);
+
+    await recoverStaging(stagingRoot, (target) => target !== refused);
+    assert.deepEqual(await readdir(finished), ["sub"]);
+    assert.equal(await readFile(join(finished, "sub", "f"), "utf8"), "done");
+    assert.deepEqual(await readdir(unfinished), [], "an unfinished tree is discarded");
+    assert.deepEqual(await readdir(refused), [], "only targets the caller accepts");
+    assert.deepEqual(await readdir(stagingRoot), []);
+  });
+
+  it("never follows staging-looking links a container planted in its volume", async () => {
+    const outside = join(base, `outside-${++counter}`);
+    await mkdir(join(outside, "tree"), { recursive: true });
+    await writeFile(join(outside, "tree", "secret"), "host secret");
+    await writeFile(join(outside, "secret"), "host secret");
+    const dir = await freshVolume();
+    // What an app in the volume can make: a "complete" staged tree leading out, and one that is a link itself.
+    await mkdir(join(dir, ".town-ready-0123456789abcdef"));
+    await symlink(outside, join(dir, ".town-ready-0123456789abcdef", "tree"));
+    await symlink(outside, join(dir, ".town-ready-fedcba9876543210"));
+    await symlink(join(outside, "tree"), join(dir, ".town-staging-00112233445566ff"));
+    const source = await freshVolume();
+    await writeFile(join(source, "seeded"), "seeded");
+    const result = await seedFromDirectory(dir, source, {
+      stagingRoot,
       maxBytes: 10,
       maxEntries: 10,
     });
-    assert.equal(result.seeded, false, "the interrupted seed counts as done");
-    assert.deepEqual(await readdir(finished), ["sub"]);
-
-    const unfinished = await freshVolume();
-    await mkdir(join(unfinished, ".town-staging-0b", "tree"), { recursive: true });
-    await writeFile(join(unfinished, ".town-staging-0b", "tree", "half"), "half");
-    const source = await freshVolume();
-    await writeFile(join(source, "whole"), "whole");
-    assert.equal(
-      (await seedFromDirectory(unfinished, source, { maxBytes: 10, maxEntries: 10 })).seeded,
-      true,
-    );
-    assert.deepEqual(await readdir(unfinished), ["whole"]);
+    assert.equal(result.seeded, true, "Town OS's names alone leave a volume empty");
+    assert.deepEqual((await readdir(dir)).sort(), [
+      ".town-ready-0123456789abcdef",
+      ".town-ready-fedcba9876543210",
+      ".town-staging-00112233445566ff",
+      "seeded",
+    ]);
+    assert.deepEqual((await readdir(outside)).sort(), ["secret", "tree"], "nothing moved out");
+    assert.deepEqual(await readdir(join(outside, "tree")), ["secret"]);
+    assert.deepEqual(await readdir(stagingRoot), []);
   });
 });

@@ -3,20 +3,21 @@
  *
  * - `seedFromGit`, `seedFromDirectory` and `seedFromArchive` fill an *empty*
  *   volume (`git_sources`, `archives`, `volumes.*.archive` of a package); a
- *   volume holding anything (Town OS's own `.town-*` leftovers aside) is
- *   left alone and reported as such. Content is built in a staging directory
- *   inside the volume and moved into place when complete (`staging.ts`);
- *   what a crash interrupted is finished or discarded by the next seed.
+ *   volume holding anything (names starting with `.town-` aside) is left
+ *   alone and reported as such. Content is built in a staging directory in
+ *   `stagingRoot`, outside the volume, and moved into place when complete
+ *   (`staging.ts`); what a crash interrupted is finished or discarded when
+ *   the storage driver next opens.
  * - `writeTemplates` writes rendered template files only where no file is,
- *   so edits made by people or apps survive upgrades.
+ *   so edits made by people or apps survive upgrades. It may run while the
+ *   volume's app does: the volume is only ever reached through handles.
  * Everything written belongs to the volume's owner when one is given.
  * Calls for the same volume are serialized within this process; seed a
  * volume before the apps using it start.
  */
-import fs from "node:fs";
-import { link, unlink } from "node:fs/promises";
+import fs, { constants } from "node:fs";
+import { link, open, unlink } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import type { Readable } from "node:stream";
 import * as git from "isomorphic-git";
 import nodeHttp from "isomorphic-git/http/node";
@@ -34,26 +35,16 @@ import { checkRelativePath, hasControl, MAX_DEPTH, RESERVED_ENTRY_PREFIX } from 
 import {
   checkLimit,
   checkOwner,
-  chownTree,
-  copyTree,
-  createFileInside,
-  ensureDirs,
   entryNames,
   errnoCode,
   ioError,
-  lstatInside,
   PathRefused,
   realDirectory,
   type Owner,
   type RefusedEntry,
 } from "./safe-fs.js";
-import {
-  commitStaging,
-  createStaging,
-  discardStaging,
-  recoverStaging,
-  type Staging,
-} from "./staging.js";
+import { commitStaging, createStaging, discardStaging, type Staging } from "./staging.js";
+import { at, chownTree, copyTree, lstatAt, openDirectories } from "./tree.js";
 
 export const DEFAULT_GIT_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_GIT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024;
@@ -63,6 +54,7 @@ export const MAX_TEMPLATE_FILES = 1000;
 /** Largest rendered template file. */
 export const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** Why a seed did nothing. */
 export interface NotSeeded {
@@ -82,6 +74,8 @@ export interface GitSource {
 }
 
 export interface GitSeedOptions {
+  /** Private directory on the volume's file system to build the content in (`StorageDriver.stagingRoot`). */
+  stagingRoot: string;
   owner?: Owner;
   /** Default `DEFAULT_GIT_TIMEOUT_MS`. Bounds the download; checking files out is bounded by `maxFiles`. */
   timeoutMs?: number;
@@ -103,7 +97,7 @@ export interface GitSeedOptions {
 export async function seedFromGit(
   volumeDir: string,
   source: GitSource,
-  options: GitSeedOptions = {},
+  options: GitSeedOptions,
 ): Promise<{ seeded: true; commit: string } | NotSeeded> {
   const remote = parseGitUrl(source.url);
   if (source.branch !== undefined) checkBranch(source.branch);
@@ -120,7 +114,7 @@ export async function seedFromGit(
   );
   const context = `git: clone ${remote.display}`;
   const credentials = remote.credentials;
-  return withEmptyVolume(volumeDir, context, async (staging) => {
+  return withEmptyVolume(volumeDir, options.stagingRoot, context, async (staging) => {
     const dir = staging.tree;
     const cache = {};
     const controller = new AbortController();
@@ -192,6 +186,8 @@ export async function seedFromGit(
 // --- a directory on the host -------------------------------------------------
 
 export interface DirectorySeedOptions {
+  /** As for `seedFromGit`. */
+  stagingRoot: string;
   owner?: Owner;
   maxBytes: number;
   maxEntries: number;
@@ -214,7 +210,7 @@ export async function seedFromDirectory(
   checkLimit("seed", "maxBytes", options.maxBytes);
   checkLimit("seed", "maxEntries", options.maxEntries);
   const source = await realDirectory(sourceDir, "seed");
-  return withEmptyVolume(volumeDir, "seed: copy", async (staging) => {
+  return withEmptyVolume(volumeDir, options.stagingRoot, "seed: copy", async (staging) => {
     const copied = await copyTree(source, staging.tree, {
       maxBytes: options.maxBytes,
       maxEntries: options.maxEntries,
@@ -362,31 +358,34 @@ async function writeTemplate(
   content: string,
   owner: Owner | undefined,
 ): Promise<boolean> {
-  const parent = parts.slice(0, -1);
-  await ensureDirs(root, parent, { mode: 0o750, owner });
-  if (await lstatInside(root, parts)) return false;
-  const scratch = [...parent, `${RESERVED_ENTRY_PREFIX}tmp-${randomBytes(8).toString("hex")}`];
-  const handle = await createFileInside(root, scratch, 0o600);
-  const scratchPath = join(root, ...scratch);
+  const name = parts[parts.length - 1] ?? "";
+  const dir = await openDirectories(root, parts.slice(0, -1), { mode: 0o750, owner });
   try {
+    if (await lstatAt(dir, name)) return false;
+    const scratch = `${RESERVED_ENTRY_PREFIX}tmp-${randomBytes(8).toString("hex")}`;
+    const handle = await open(at(dir, scratch), NEW_FILE, 0o600);
     try {
-      await handle.writeFile(content, "utf8");
-      await handle.chmod(0o600);
-      if (owner) await handle.chown(owner.uid, owner.gid);
-      await handle.sync();
+      try {
+        await handle.writeFile(content, "utf8");
+        await handle.chmod(0o600);
+        if (owner) await handle.chown(owner.uid, owner.gid);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      try {
+        // link(2) never replaces: whatever appeared meanwhile is kept.
+        await link(at(dir, scratch), at(dir, name));
+        return true;
+      } catch (error) {
+        if (errnoCode(error) === "EEXIST") return false;
+        throw error;
+      }
     } finally {
-      await handle.close();
-    }
-    try {
-      // link(2) never replaces: whatever appeared meanwhile is kept.
-      await link(scratchPath, join(root, ...parts));
-      return true;
-    } catch (error) {
-      if (errnoCode(error) === "EEXIST") return false;
-      throw error;
+      await unlink(at(dir, scratch)).catch(() => undefined);
     }
   } finally {
-    await unlink(scratchPath);
+    await dir.close();
   }
 }
 
@@ -395,22 +394,22 @@ async function writeTemplate(
 /** Seeds and template writes for one volume, one at a time. */
 const seeding = new KeyedLock();
 
-/** Empty: nothing but Town OS's own `.town-*` leftovers. */
+/** Empty: nothing but names starting with `.town-` (never taken from uploads). */
 async function isEmptyVolume(root: string): Promise<boolean> {
-  await recoverStaging(root);
   return (await entryNames(root, RESERVED_ENTRY_PREFIX)).length === 0;
 }
 
 /** Runs `fill` on a staging tree when the volume is empty and moves the result into place. */
 async function withEmptyVolume<T>(
   volumeDir: string,
+  stagingRoot: string,
   context: string,
   fill: (staging: Staging) => Promise<T>,
 ): Promise<T | NotSeeded> {
   const root = await realDirectory(volumeDir, "seed");
   return seeding.run([root], async () => {
     if (!(await isEmptyVolume(root))) return NOT_EMPTY;
-    const staging = await createStaging(root);
+    const staging = await createStaging(stagingRoot);
     try {
       const result = await fill(staging);
       await commitStaging(staging, root);

@@ -140,7 +140,7 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
       Readable.from([await readFile(join(scratch, "user.photos.tar.gz"))]),
       "tar.gz",
       back,
-      { maxBytes: 10 * MiB },
+      { stagingRoot: scratch, maxBytes: 10 * MiB },
     );
     assert.deepEqual((await readdir(back)).sort(), ["album", "notes"]);
     for (const [path, body] of Object.entries(files)) {
@@ -165,7 +165,7 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
       Readable.from([await readFile(join(scratch, "part.tar.xz"))]),
       "tar.xz",
       part,
-      { maxBytes: MiB },
+      { stagingRoot: scratch, maxBytes: MiB },
     );
     assert.deepEqual(await readdir(part), ["notes"]);
     assert.deepEqual(

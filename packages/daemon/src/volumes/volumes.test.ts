@@ -264,7 +264,10 @@ describe("Volumes", () => {
     });
     assert.equal(filename, "user.photos.tar.gz");
     await driver.create(userVolumeName("out"));
-    await unpackArchive(stream, "tar.gz", driver.path("user.out"), { maxBytes: MiB });
+    await unpackArchive(stream, "tar.gz", driver.path("user.out"), {
+      stagingRoot: driver.stagingRoot,
+      maxBytes: MiB,
+    });
     assert.deepEqual(await readdir(driver.path("user.out")), ["b"]);
     assert.equal(await readFile(join(driver.path("user.out"), "b/two.txt"), "utf8"), "two");
     await expectTownError(

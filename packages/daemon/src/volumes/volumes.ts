@@ -265,9 +265,9 @@ export class Volumes {
   /**
    * Unpacks an uploaded archive into a volume (see `unpackArchive`): at most
    * `uploads.max_size` archive bytes, `uploads.unpack_timeout` seconds, and
-   * the volume's quota (else the free space) unpacked. Files belong to the
-   * volume's owner. A package volume's app is stopped during the unpack and
-   * started again after. `input` is read to its end or destroyed.
+   * what is left of the volume's quota (else the free space) unpacked. Files
+   * belong to the volume's owner. A package volume's app is stopped during
+   * the unpack and started again after. `input` is read to its end or destroyed.
    * @throws `not_found`, `payload_too_large`, `invalid_argument`, `conflict`, `io`
    */
   async upload(name: string, input: Readable, options: UploadOptions = {}): Promise<UploadResult> {
@@ -284,7 +284,12 @@ export class Volumes {
       const path = driver.path(name);
       const space = await statfs(path);
       const free = space.bavail * space.bsize;
-      const maxBytes = Math.max(0, Math.min(details.quota ?? free, free));
+      // Staged outside the volume, so its quota cannot stop the unpack: what is left of it does.
+      const left =
+        details.quota === null
+          ? free
+          : details.quota - (await driver.usage(name, { sync: true })).usedBytes;
+      const maxBytes = Math.max(0, Math.min(left, free));
       const heldApp =
         parsed.kind === "package" ? (this.options.volumeUsers().get(name) ?? null) : null;
       if (parsed.kind === "package") release = await this.options.holder.holdVolume(name);
@@ -293,6 +298,7 @@ export class Volumes {
         MAX_TIMER_MS,
       );
       const result = await unpackArchive(input, "auto", path, {
+        stagingRoot: driver.stagingRoot,
         maxBytes,
         maxArchiveBytes,
         timeoutMs,
