@@ -243,7 +243,7 @@ const NETWORK_RESYNC_MS = 60_000;
 
 /**
  * Starts networking in the background and keeps it fed: at start, whenever
- * the installs' networking changes or the TLD setting does, and every minute.
+ * the installs' networking changes or its settings do, and every minute.
  * Returns a stop function that leaves Caddy and dnsmasq serving.
  */
 function startNetwork(
@@ -257,7 +257,10 @@ function startNetwork(
   const update = (): void => {
     if (stopped) return;
     try {
-      void network.update(services.apps.networkInputs(dashboardPort));
+      void network.update({
+        ...services.apps.networkInputs(dashboardPort),
+        forwardHttps: services.settings.get("upnp.forward_https") === true,
+      });
     } catch (error) {
       app.log.warn({ err: error }, "network: the inputs could not be read");
     }
@@ -266,7 +269,7 @@ function startNetwork(
   update();
   services.apps.onNetworkChange(update);
   services.settings.onChange((key) => {
-    if (key === "dns.tld") update();
+    if (key === "dns.tld" || key === "upnp.forward_https") update();
   });
   const timer = setInterval(update, NETWORK_RESYNC_MS);
   timer.unref();

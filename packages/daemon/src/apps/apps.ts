@@ -22,6 +22,7 @@ import {
 import type { Catalog } from "../catalog/catalog.js";
 import { previewInstall } from "../catalog/preview.js";
 import { WorkQueue } from "../reconcile/queue.js";
+import { checkDomainClaims } from "./domains.js";
 import { listeningPorts } from "../net/host-ports.js";
 import type { Podman } from "../runtime/podman.js";
 import { packageVolumeName, parseVolumeName } from "../storage/names.js";
@@ -601,6 +602,7 @@ export class Apps {
       );
     }
     checkAppNames(plan);
+    checkDomainClaims(request.repo, request.name, plan, this.options.tld(), installs.list());
     const taken = new Set([...holders.keys(), ...portHolders([{ plan, ingressPorts: {} }]).keys()]);
     const ingressPorts: Record<string, number> = {};
     for (const { plan: node } of flattenPlan(plan)) {

@@ -61,6 +61,8 @@ export interface NetworkStatus {
   upnp: UpnpStatus | null;
   /** Where the dashboard is served through the ingress; null before the first update. */
   dashboardUrl: string | null;
+  /** The router forwards 443 and 80 to the ingress for public domains (setting `upnp.forward_https`). */
+  forwardHttps: boolean;
   apps: AppUrls[];
   /** What the last update left out or could not apply, and why. */
   problems: string[];
@@ -76,6 +78,7 @@ export const NETWORK_OFF: NetworkStatus = {
   mdns: null,
   upnp: null,
   dashboardUrl: null,
+  forwardHttps: false,
   apps: [],
   problems: [],
   updatedAt: null,
@@ -86,6 +89,7 @@ export const DEFAULT_DNS_DIR = "/run/town/dns";
 
 interface Applied {
   dashboardUrl: string;
+  forwardHttps: boolean;
   apps: AppUrls[];
   problems: string[];
   at: number;
@@ -154,6 +158,7 @@ export class Network {
       mdns,
       upnp: this.upnp.status(),
       dashboardUrl: this.applied?.dashboardUrl ?? null,
+      forwardHttps: this.applied?.forwardHttps ?? false,
       apps: this.applied?.apps ?? [],
       problems: [
         ...(this.mdnsProblem === undefined ? [] : [this.mdnsProblem]),
@@ -257,6 +262,7 @@ export class Network {
     this.upnp.setDesired(plan.mappings);
     this.applied = {
       dashboardUrl: plan.dashboardUrl,
+      forwardHttps: inputs.forwardHttps === true,
       apps: plan.apps,
       problems,
       at: Date.now(),

@@ -52,7 +52,12 @@ const game = app({
   ],
 });
 
-const inputs: NetworkInputs = { tld: "home", dashboardPort: 5309, apps: [gitea, game] };
+const inputs: NetworkInputs = {
+  tld: "home",
+  dashboardPort: 5309,
+  apps: [gitea, game],
+  forwardHttps: true,
+};
 
 describe("planNetwork", () => {
   it("routes each app's name and public domains, and the dashboard at town.<tld>", () => {
@@ -134,6 +139,23 @@ describe("planNetwork", () => {
     );
   });
 
+  it("forwards 443 and 80 for public domains only when the administrator opted in", () => {
+    const unset: NetworkInputs = { tld: "home", dashboardPort: 5309, apps: [gitea, game] };
+    for (const off of [unset, { ...inputs, forwardHttps: false }]) {
+      const plan = planNetwork(off, context);
+      assert.deepEqual(
+        plan.mappings.map((m) => m.externalPort),
+        [27015, 2222],
+      );
+      // The domain is still served (on the LAN), and the status says why the router is not told.
+      assert.deepEqual(
+        plan.ingress.publicDomains.map((route) => route.host),
+        ["git.example.org"],
+      );
+      assert.match(plan.problems.join("\n"), /forwarding the router's 443 and 80 is off/);
+    }
+  });
+
   it("gives the same plan whatever order the apps come in", () => {
     const reversed = planNetwork({ ...inputs, apps: [game, gitea] }, context);
     assert.deepEqual(reversed, planNetwork(inputs, context));
@@ -165,6 +187,7 @@ describe("planNetwork", () => {
           app({ name: "c", domains: ["Shared.Example.org"] }),
           app({ name: "d", ingress: null, domains: ["d.example.org"] }),
         ],
+        forwardHttps: true,
       },
       context,
     );

@@ -41,6 +41,11 @@ export interface NetworkInputs {
   apps: NetworkApp[];
   /** The daemon's own API port on 127.0.0.1: served at https://town.<tld>/ */
   dashboardPort: number;
+  /**
+   * The administrator's opt-in (setting `upnp.forward_https`) to forward the
+   * router's 443 and 80 to the ingress for public domains; absent: off.
+   */
+  forwardHttps?: boolean;
 }
 
 /** What the box is and where its drivers listen: fixed for a daemon run except the addresses. */
@@ -148,7 +153,12 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
   }
 
   // Public names need the internet to reach the ingress: HTTPS, and HTTP for ACME's challenge.
-  if (publicDomains.length > 0) {
+  // Only when the administrator chose it: the forward opens the ingress, not one app.
+  if (publicDomains.length > 0 && inputs.forwardHttps !== true) {
+    problems.push(
+      "public domains answer on the home network only: forwarding the router's 443 and 80 is off (setting upnp.forward_https)",
+    );
+  } else if (publicDomains.length > 0) {
     if (internalClient === undefined) {
       problems.push("public domains are not reachable: the box has no LAN IPv4 address");
     } else {

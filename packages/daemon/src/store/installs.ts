@@ -33,9 +33,13 @@ export interface InstallRecord {
 export type ExposureLevel = "local" | "lan" | "internet";
 export const EXPOSURE_LEVELS: readonly ExposureLevel[] = ["local", "lan", "internet"];
 
-/** A port's exposure until a person changes it: `external` ports reach the internet, `internal` ones the LAN. */
-export function defaultExposure(exposure: "external" | "internal"): ExposureLevel {
-  return exposure === "external" ? "internet" : "lan";
+/**
+ * A port's exposure until the administrator changes it: the home network,
+ * whatever the package declares. An `external` port is one the package
+ * offers for the internet; only the administrator opens it there (`expose`).
+ */
+export function defaultExposure(_declared: "external" | "internal"): ExposureLevel {
+  return "lan";
 }
 
 /** An uninstall still to be carried out: the install is gone, its volumes are not yet dealt with. */

@@ -1,4 +1,5 @@
 import { parseByteSize, parseDuration, TownError } from "@townos/format";
+import { localTldProblem } from "../dns/local-tld.js";
 import { sql, type Db } from "./database.js";
 
 type SettingType = "bytes" | "seconds" | "dns-label" | "boolean" | "host-list";
@@ -33,7 +34,14 @@ export const SETTINGS = {
   "dns.tld": {
     type: "dns-label",
     default: "home",
-    description: "Top-level domain of the box's names (<app>.<repo>.<tld>)",
+    description:
+      "Top-level domain of the box's names (<app>.<repo>.<tld>): one that is never public (home, lan, internal, home.arpa…)",
+  },
+  "upnp.forward_https": {
+    type: "boolean",
+    default: false,
+    description:
+      "Forward the router's ports 443 and 80 to the box through UPnP, so that apps' public domains (network.domains) are reached from the internet (off: they answer on the home network only)",
   },
   "registries.insecure": {
     type: "host-list",
@@ -140,11 +148,13 @@ function parseSetting(definition: SettingDefinition, input: unknown, key: string
         return bad(unit + minimum(definition));
       return value;
     }
-    case "dns-label":
-      if (typeof input !== "string" || !/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(input)) {
-        return bad("a lower-case DNS label such as home");
-      }
+    case "dns-label": {
+      if (typeof input !== "string") return bad("a top-level domain such as home");
+      // Only names that no public registry hands out (see local-tld.ts).
+      const problem = localTldProblem(input);
+      if (problem !== undefined) return bad(problem);
       return input;
+    }
     case "boolean":
       if (typeof input !== "boolean") return bad("true or false");
       return input;

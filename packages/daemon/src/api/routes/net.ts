@@ -9,7 +9,17 @@ const partSchema = { type: ["object", "null"], additionalProperties: true } as c
 
 const statusSchema = {
   type: "object",
-  required: ["state", "ingress", "dns", "mdns", "upnp", "dashboardUrl", "apps", "problems"],
+  required: [
+    "state",
+    "ingress",
+    "dns",
+    "mdns",
+    "upnp",
+    "dashboardUrl",
+    "forwardHttps",
+    "apps",
+    "problems",
+  ],
   properties: {
     state: { type: "string", enum: ["on", "off"] },
     ingress: partSchema,
@@ -17,6 +27,7 @@ const statusSchema = {
     mdns: partSchema,
     upnp: partSchema,
     dashboardUrl: { type: ["string", "null"] },
+    forwardHttps: { type: "boolean" },
     apps: {
       type: "array",
       items: {
