@@ -8,7 +8,8 @@ import {
   type Page,
 } from "@townos/client";
 import { collect, parseAnswers } from "./answers.js";
-import { forgetToken, readToken, saveToken } from "./credentials.js";
+import { DEFAULT_DATA_DIR, SETUP_CODE_FILE } from "@townos/daemon";
+import { forgetToken, readSetupCode, readToken, saveToken } from "./credentials.js";
 import type { Io } from "./program.js";
 import { UsageError } from "./usage.js";
 import { formatBytes } from "./volume-commands.js";
@@ -50,6 +51,16 @@ export function registerClientCommands(program: Command, io: Io): void {
     if (!io.interactive) throw usage(`${question.replace(/:\s*$/, "")} is required`);
     return io.ask(question, hidden);
   };
+  /** An account's password: from the flag (with a warning), TOWN_PASSWORD, or the prompt. */
+  const password = async (flag: string | undefined): Promise<string> => {
+    if (flag !== undefined) {
+      io.stderr(
+        "town: warning: a password given with --password is visible to other users in the process list and stays in the shell history; leave it out to be asked, or set TOWN_PASSWORD\n",
+      );
+      return flag;
+    }
+    return need(io.env["TOWN_PASSWORD"] || undefined, "Password: ", true);
+  };
 
   program
     .command("setup")
@@ -57,16 +68,27 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--username <name>")
     .option("--password <password>")
     .option("--email <address>")
-    .action(async (flags: { username?: string; password?: string; email?: string }) => {
-      const api = await client();
-      const signedIn = await api.setup({
-        username: await need(flags.username, "Username: "),
-        password: await need(flags.password, "Password: ", true),
-        ...(flags.email ? { email: flags.email } : {}),
-      });
-      await saveToken(io.env, signedIn.token);
-      print(`Town OS is set up; signed in as ${signedIn.account.username} (administrator)`);
-    });
+    .option(
+      "--code <code>",
+      `the setup code the daemon logged (default: read from ${SETUP_CODE_FILE} in TOWN_DATA_DIR, ${DEFAULT_DATA_DIR})`,
+    )
+    .action(
+      async (flags: { username?: string; password?: string; email?: string; code?: string }) => {
+        const api = await client();
+        const setupCode =
+          flags.code ??
+          (await readSetupCode(io.env)) ??
+          (io.interactive ? await io.ask("Setup code (in the daemon's log): ", false) : undefined);
+        const signedIn = await api.setup({
+          username: await need(flags.username, "Username: "),
+          password: await password(flags.password),
+          ...(flags.email ? { email: flags.email } : {}),
+          ...(setupCode ? { setupCode } : {}),
+        });
+        await saveToken(io.env, signedIn.token);
+        print(`Town OS is set up; signed in as ${signedIn.account.username} (administrator)`);
+      },
+    );
 
   program
     .command("login")
@@ -79,7 +101,7 @@ export function registerClientCommands(program: Command, io: Io): void {
       api.token = undefined;
       const signedIn = await api.login({
         username: await need(flags.username, "Username: "),
-        password: await need(flags.password, "Password: ", true),
+        password: await password(flags.password),
       });
       await saveToken(io.env, signedIn.token);
       print(`signed in as ${signedIn.account.username}`);
@@ -115,7 +137,7 @@ export function registerClientCommands(program: Command, io: Io): void {
           await client()
         ).createAccount({
           username: await need(flags.username, "Username: "),
-          password: await need(flags.password, "Password: ", true),
+          password: await password(flags.password),
           role: flags.admin ? "admin" : "user",
           ...(flags.email ? { email: flags.email } : {}),
         });

@@ -48,7 +48,9 @@ const baseUrl = `http://127.0.0.1:${port}`;
 try {
   const client = new TownClient({ baseUrl });
   await waitUntilReady(client);
-  const token = (await client.setup({ username: "bench", password: "bench-password" })).token;
+  const setupCode = (await readFile(join(scratch, "data", "setup-code"), "utf8")).trim();
+  const token = (await client.setup({ username: "bench", password: "bench-password", setupCode }))
+    .token;
   client.token = token;
   // Only the refreshes measured here: no background refresh may take the change first.
   await client.setSetting("repositories.refresh_interval", 0);

@@ -73,7 +73,13 @@ const daemon = await startDaemon({
 try {
   await daemon.booted;
   const client = new TownClient({ baseUrl: daemon.url });
-  client.token = (await client.setup({ username: "bench", password: "bench-password" })).token;
+  client.token = (
+    await client.setup({
+      username: "bench",
+      password: "bench-password",
+      setupCode: daemon.setupCode,
+    })
+  ).token;
   await client.addRepository({ name: repo, url: server.url("bench.git") });
   await waitFor(() => client.apps());
 

@@ -92,7 +92,10 @@ async function bench(): Promise<void> {
     const pid = child.pid;
     if (pid === undefined) throw new Error("the daemon did not start");
     const client = new TownClient({ baseUrl: url });
-    client.token = (await client.setup({ username: "bench", password: "bench-password" })).token;
+    const setupCode = (await readFile(join(dataDir, "setup-code"), "utf8")).trim();
+    client.token = (
+      await client.setup({ username: "bench", password: "bench-password", setupCode })
+    ).token;
     const storage = await waitForStorage(client);
     await client.createVolume({ name: "bench", quota: `${SIZE_MIB + 512}mb` });
     // A small upload first, so the baseline includes what every upload loads once.

@@ -50,7 +50,13 @@ describe("the daemon while it boots", () => {
       assert.deepEqual([ready.state, ready.setupNeeded], ["ready", true]);
       // The default repository was added on this first start, and its failure is its own status.
       const admin = new TownClient({ baseUrl: daemon.url });
-      admin.token = (await admin.setup({ username: "admin", password: "password-123" })).token;
+      admin.token = (
+        await admin.setup({
+          username: "admin",
+          password: "password-123",
+          setupCode: daemon.setupCode,
+        })
+      ).token;
       const repos = await admin.refreshRepositories();
       assert.deepEqual(
         repos.map((repo) => [repo.name, repo.status.error]),

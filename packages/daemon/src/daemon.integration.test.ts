@@ -45,7 +45,12 @@ describe("the daemon with real git repositories", () => {
   async function town(...argv: string[]): Promise<TownRun> {
     const run = await runTownCaptured(argv, {
       cwd: root,
-      env: { TOWN_SERVER: daemon.url, XDG_CONFIG_HOME: join(scratch, "config") },
+      env: {
+        TOWN_SERVER: daemon.url,
+        XDG_CONFIG_HOME: join(scratch, "config"),
+        // town setup reads the setup code from the data dir, as on the box.
+        TOWN_DATA_DIR: join(scratch, "data"),
+      },
     });
     cliOutput.push(run.stdout, run.stderr);
     return run;

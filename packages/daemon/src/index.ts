@@ -8,6 +8,7 @@ export {
   type RunningDaemon,
 } from "./daemon.js";
 export { DEFAULT_REPOSITORY } from "./store/repositories.js";
+export { SETUP_CODE_FILE } from "./auth/setup-code.js";
 export type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js";
 export type { Page, PageQuery } from "./api/paging.js";
 export type { Problem } from "./api/problem.js";

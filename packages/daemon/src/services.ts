@@ -3,6 +3,7 @@ import type { Apps } from "./apps/apps.js";
 import type { AppMonitor } from "./apps/monitor.js";
 import type { Accounts } from "./auth/accounts.js";
 import type { Sessions } from "./auth/sessions.js";
+import type { SetupCode } from "./auth/setup-code.js";
 import type { LoginThrottle } from "./auth/throttle.js";
 import type { Catalog } from "./catalog/catalog.js";
 import type { Network } from "./net/network.js";
@@ -17,6 +18,8 @@ export interface Services {
   accounts: Accounts;
   sessions: Sessions;
   throttle: LoginThrottle;
+  /** The first-run setup's one-time code, while no account exists. */
+  setupCode: SetupCode;
   audit: AuditLog;
   settings: Settings;
   repositories: Repositories;

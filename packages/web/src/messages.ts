@@ -49,6 +49,9 @@ const en = {
   "setup.email": "Email (optional)",
   "setup.mismatch": "The two passwords differ.",
   "setup.submit": "Create the administrator",
+  "setup.code": "Setup code",
+  "setup.codeHint":
+    "A one-time code only the box's owner can see: it is printed where Town OS was started (the output of bash scripts/start.sh, or the daemon's log) and is in the file setup-code in its data directory (/var/lib/town).",
 
   "login.title": "Sign in to Town OS",
   "login.username": "Username",

@@ -223,6 +223,7 @@ describe("the dashboard in Chromium", { skip: missing, timeout: 300_000 }, () =>
     await page.goto(daemon.url);
     await page.getByRole("heading", { name: "Welcome to Town OS" }).waitFor();
     await shoot(page, "setup");
+    await page.getByLabel("Setup code").fill(daemon.setupCode ?? "");
     await page.getByLabel("Username").fill(ADMIN.username);
     await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
     await page.getByLabel("Password again").fill(ADMIN.password);

@@ -12,7 +12,7 @@ import { TownError } from "@townos/format";
 import type { Authenticated } from "../auth/sessions.js";
 import type { Services } from "../services.js";
 import type { BooleanSettingKey, Settings } from "../store/settings.js";
-import { redact } from "../store/audit.js";
+import { invalidInputDetail, redact } from "../store/audit.js";
 import type { Metrics } from "./metrics.js";
 import { asTownError, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { registerAppRoutes } from "./routes/apps.js";
@@ -240,11 +240,14 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       username: request.auth?.account.username ?? null,
       action: audit.action,
       target: safeTarget(audit, request),
-      detail: redact(
-        audit.detail
-          ? audit.detail(request)
-          : { params: request.params, query: request.query, body: request.body },
-      ),
+      // Input refused as invalid is not recorded, only which fields were wrong.
+      detail:
+        invalidInputDetail(failure) ??
+        redact(
+          audit.detail
+            ? audit.detail(request)
+            : { params: request.params, query: request.query, body: request.body },
+        ),
       outcome: failure ? failure.code : reply.statusCode < 400 ? "success" : "error",
       error: failure ? failure.message : null,
       source: request.ip,

@@ -171,7 +171,11 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
     );
     await daemon.booted;
     url = daemon.url;
-    await new TownClient({ baseUrl: url }).setup({ username: "admin", password: PASSWORD });
+    await new TownClient({ baseUrl: url }).setup({
+      username: "admin",
+      password: PASSWORD,
+      setupCode: daemon.setupCode,
+    });
     await signIn();
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
     port = await freePort();

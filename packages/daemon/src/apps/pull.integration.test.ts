@@ -114,6 +114,7 @@ describe("pulling an image from a registry on the home network", { skip, timeout
     const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
       username: "admin",
       password: "admin-password-5a1b",
+      setupCode: daemon.setupCode,
     });
     const admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
     await admin.setSetting("registries.insecure", registryAddress);

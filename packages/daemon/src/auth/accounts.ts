@@ -1,7 +1,7 @@
 import { TownError } from "@townos/format";
 import type { Clock } from "../clock.js";
 import { sql, type Db } from "../store/database.js";
-import { hashPassword, verifyPassword } from "./passwords.js";
+import { Passwords } from "./passwords.js";
 
 export type Role = "admin" | "user";
 
@@ -45,6 +45,7 @@ export class Accounts {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    readonly passwords = new Passwords(),
   ) {}
 
   count(): number {
@@ -57,13 +58,20 @@ export class Accounts {
 
   /** First-run: creates the first administrator, and only while there is no account at all. */
   async setup(account: Omit<NewAccount, "role">): Promise<Account> {
+    // Checked before hashing too, so a set-up box does no password work for anybody.
+    this.checkSetupNeeded();
     const passwordHash = await this.validate({ ...account, role: "admin" });
     // Check and insert in one transaction: two racing setups cannot both win.
     return this.db.transaction(() => {
-      if (this.count() > 0)
-        throw new TownError("already_set_up", "Town OS is already set up; sign in instead");
+      this.checkSetupNeeded();
       return this.insert({ ...account, role: "admin" }, passwordHash);
     })();
+  }
+
+  /** Throws `already_set_up` once any account exists. */
+  checkSetupNeeded(): void {
+    if (!this.setupNeeded)
+      throw new TownError("already_set_up", "Town OS is already set up; sign in instead");
   }
 
   async create(account: NewAccount): Promise<Account> {
@@ -86,7 +94,7 @@ export class Accounts {
         issues: [{ field: "email", message: "not an e-mail address" }],
       });
     }
-    return hashPassword(account.password);
+    return this.passwords.hash(account.password);
   }
 
   private insert(account: NewAccount, passwordHash: string): Account {
@@ -120,12 +128,22 @@ export class Accounts {
   async authenticate(username: string, password: string): Promise<Account | undefined> {
     const row = this.row(username);
     if (!row) {
-      this.decoyHash ??= hashPassword("decoy-password-never-matches");
-      await verifyPassword(await this.decoyHash, password);
+      await this.passwords.verify(await this.decoy(), password);
       return undefined;
     }
-    const ok = await verifyPassword(row.password_hash, password);
+    const ok = await this.passwords.verify(row.password_hash, password);
     return ok && !row.disabled ? toAccount(row) : undefined;
+  }
+
+  private decoy(): Promise<string> {
+    // A failed first try (the box was busy) must not leave a rejected promise behind for good.
+    this.decoyHash ??= this.passwords
+      .hash("decoy-password-never-matches")
+      .catch((error: unknown) => {
+        this.decoyHash = undefined;
+        throw error;
+      });
+    return this.decoyHash;
   }
 
   private row(username: string): AccountRow | undefined {
@@ -180,7 +198,7 @@ export class Accounts {
 
   async setPassword(username: string, password: string): Promise<void> {
     const account = this.byUsername(username);
-    const passwordHash = await hashPassword(password);
+    const passwordHash = await this.passwords.hash(password);
     sql(this.db, "UPDATE accounts SET password_hash = ? WHERE id = ?").run(
       passwordHash,
       account.id,

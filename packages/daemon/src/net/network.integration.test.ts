@@ -208,7 +208,12 @@ describe("networking in a real daemon", { skip: missing }, () => {
   const town = (...argv: string[]) =>
     runTownCaptured(argv, {
       cwd: scratch,
-      env: { TOWN_SERVER: daemon.url, XDG_CONFIG_HOME: join(scratch, "config") },
+      env: {
+        TOWN_SERVER: daemon.url,
+        XDG_CONFIG_HOME: join(scratch, "config"),
+        // town setup reads the setup code from the data dir, as on the box.
+        TOWN_DATA_DIR: join(scratch, "data"),
+      },
     });
 
   before(async () => {
@@ -390,7 +395,11 @@ describe("a daemon without networking", () => {
 
   it("says networking is off, and has no CA to give out", async () => {
     const client = new TownClient({ baseUrl: daemon.url });
-    const { token } = await client.setup({ username: "alice", password: "alice-secret-4f1e" });
+    const { token } = await client.setup({
+      username: "alice",
+      password: "alice-secret-4f1e",
+      setupCode: daemon.setupCode,
+    });
     client.token = token;
     const status = await client.netStatus();
     assert.equal(status.state, "off");

@@ -24,8 +24,9 @@
  *   modification times are kept.
  *
  * `packVolume` streams a directory (or chosen paths in it) out as tar.gz or
- * tar.xz, links stored as links. Pack a snapshot, or a volume whose apps are
- * stopped: files that change while being read make an inconsistent archive.
+ * tar.xz, links stored as links, read through handles (`pack.ts`). Pack a
+ * snapshot, or a volume whose apps are stopped, for a consistent archive:
+ * files that change while being read are caught as they are.
  */
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -34,7 +35,6 @@ import { basename, join } from "node:path";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { Pack } from "tar";
 import * as yauzl from "yauzl";
 import { TownError } from "@townos/format";
 import { requireProgram } from "./exec.js";
@@ -47,7 +47,6 @@ import {
   entryNames,
   errnoCode,
   ioError,
-  lstatInside,
   PathRefused,
   realDirectory,
   type Owner,
@@ -55,6 +54,8 @@ import {
 } from "./safe-fs.js";
 import { commitStaging, createStaging, discardStaging, type Staging } from "./staging.js";
 import { ByteReader, readTar } from "./tar-reader.js";
+import { packTree } from "./pack.js";
+import { lstatAt, openInside } from "./tree.js";
 
 export type ArchiveFormat = "tar" | "tar.gz" | "tar.xz" | "tar.bz2" | "zip";
 export type PackFormat = "tar.gz" | "tar.xz";
@@ -272,9 +273,9 @@ export interface PackOptions {
  */
 export async function packVolume(dir: string, options: PackOptions): Promise<Readable> {
   const root = await realDirectory(dir, "archive");
-  let paths: string[];
+  let paths: string[][];
   if (options.paths === undefined) {
-    paths = await entryNames(root, RESERVED_ENTRY_PREFIX);
+    paths = (await entryNames(root, RESERVED_ENTRY_PREFIX)).map((name) => [name]);
   } else {
     if (options.paths.length > MAX_PACK_PATHS) {
       throw new TownError("invalid_argument", `archive: more than ${MAX_PACK_PATHS} paths`);
@@ -285,25 +286,23 @@ export async function packVolume(dir: string, options: PackOptions): Promise<Rea
       if ("reason" in check) {
         throw new TownError("invalid_argument", `archive: "${printable(path)}": ${check.reason}`);
       }
-      let stats;
+      let parent;
       try {
-        stats = await lstatInside(root, check.parts);
+        parent = await openInside(root, check.parts.slice(0, -1));
       } catch (error) {
         if (error instanceof PathRefused) {
           throw new TownError("invalid_argument", `archive: "${printable(path)}" ${error.reason}`);
         }
         throw error;
       }
+      const stats = parent && (await lstatAt(parent, check.parts[check.parts.length - 1] ?? ""));
+      await parent?.close();
       if (!stats) throw new TownError("not_found", `archive: "${printable(path)}" does not exist`);
-      paths.push(path);
+      paths.push(check.parts);
     }
   }
   const xz = options.format === "tar.xz" ? await requireProgram("xz", "archive") : undefined;
-  // node-tar reads files up to 16 MB at a time by default: 1 MiB keeps memory flat.
-  const pack = new Pack({ cwd: root, portable: true, follow: false, maxReadSize: 1024 * 1024 });
-  for (const path of paths) pack.add(path);
-  pack.end();
-  const tar = pack as AsyncIterable<Buffer>;
+  const tar = packTree(root, paths);
   if (xz) return Readable.from(throughProgram(tar, xz, ["-zc", "-T1"], "io"));
   return Readable.from(throughTransform(tar, createGzip()));
 }

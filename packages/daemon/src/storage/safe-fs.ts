@@ -138,32 +138,6 @@ export async function ensureDirs(
 }
 
 /**
- * `lstat` of `root/parts…` after checking that every parent is a real
- * directory; undefined when it (or a parent) does not exist.
- * @throws PathRefused when a parent is a link or not a directory.
- */
-export async function lstatInside(
-  root: string,
-  parts: readonly string[],
-): Promise<Stats | undefined> {
-  let path = root;
-  for (let i = 0; i < parts.length; i++) {
-    path = join(path, parts[i] ?? "");
-    const stats = await lstatOrUndefined(path);
-    if (stats === undefined || i === parts.length - 1) return stats;
-    if (stats.isSymbolicLink()) {
-      throw new PathRefused(
-        `goes through the symbolic link "${printable(parts.slice(0, i + 1).join("/"))}"`,
-      );
-    }
-    if (!stats.isDirectory()) {
-      throw new PathRefused(`"${printable(parts.slice(0, i + 1).join("/"))}" is not a directory`);
-    }
-  }
-  return lstatOrUndefined(root);
-}
-
-/**
  * Creates a new file at `root/parts…` (parents must exist: `ensureDirs`),
  * never opening an existing file or following a link, and checks where it
  * landed. `EEXIST` from the open is passed on to the caller.

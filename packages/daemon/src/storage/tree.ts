@@ -73,19 +73,42 @@ export async function openDirectoryOrUndefined(path: string): Promise<FileHandle
 export async function openDirectories(
   root: string,
   parts: readonly string[],
-  options: { mode: number; owner?: Owner | undefined },
+  make: { mode: number; owner?: Owner | undefined },
 ): Promise<FileHandle> {
+  const dir = await descend(root, parts, make);
+  if (!dir) throw new PathRefused(`"${printable(parts.join("/"))}" moved while being made`);
+  return dir;
+}
+
+/**
+ * Opens `root/parts…`, which must be real directories; undefined when one is
+ * missing. @throws PathRefused when a component is a link or not a directory.
+ */
+export function openInside(
+  root: string,
+  parts: readonly string[],
+): Promise<FileHandle | undefined> {
+  return descend(root, parts, undefined);
+}
+
+async function descend(
+  root: string,
+  parts: readonly string[],
+  make: { mode: number; owner?: Owner | undefined } | undefined,
+): Promise<FileHandle | undefined> {
   let dir = await openDirectory(root);
   try {
     for (let i = 0; i < parts.length; i++) {
       const name = parts[i] ?? "";
       const shown = printable(parts.slice(0, i + 1).join("/"));
       let made = false;
-      try {
-        await mkdir(at(dir, name), { mode: options.mode });
-        made = true;
-      } catch (error) {
-        if (errnoCode(error) !== "EEXIST") throw error;
+      if (make) {
+        try {
+          await mkdir(at(dir, name), { mode: make.mode });
+          made = true;
+        } catch (error) {
+          if (errnoCode(error) !== "EEXIST") throw error;
+        }
       }
       let next: FileHandle;
       try {
@@ -96,13 +119,14 @@ export async function openDirectories(
         if (stats?.isSymbolicLink())
           throw new PathRefused(`goes through the symbolic link "${shown}"`);
         if (stats && !stats.isDirectory()) throw new PathRefused(`"${shown}" is not a directory`);
-        throw new PathRefused(`"${shown}" moved while being made`);
+        await dir.close();
+        return undefined;
       }
       await dir.close();
       dir = next;
-      if (made) {
-        await dir.chmod(options.mode);
-        if (options.owner) await dir.chown(options.owner.uid, options.owner.gid);
+      if (made && make) {
+        await dir.chmod(make.mode);
+        if (make.owner) await dir.chown(make.owner.uid, make.owner.gid);
       }
     }
     return dir;

@@ -3,7 +3,6 @@ import { describe, it } from "node:test";
 import { TownError } from "@townos/format";
 import { Accounts } from "../auth/accounts.js";
 import { Sessions, SESSION_IDLE_MS } from "../auth/sessions.js";
-import { LoginThrottle } from "../auth/throttle.js";
 import { AuditLog, redact } from "./audit.js";
 import { openDatabase } from "./database.js";
 import { Repositories } from "./repositories.js";
@@ -88,38 +87,6 @@ describe("accounts and sessions", () => {
   });
 });
 
-describe("login throttle", () => {
-  it("refuses a source after too many failures until the window passes", () => {
-    const { clock, advance } = fakeClock();
-    const throttle = new LoginThrottle({ maxFailures: 3, windowMs: 60_000 }, clock);
-    for (let i = 0; i < 3; i++) {
-      throttle.check("a");
-      throttle.fail("a");
-    }
-    assert.throws(
-      () => {
-        throttle.check("a");
-      },
-      (e) => e instanceof TownError && e.code === "rate_limited" && e.retryAfter === 60,
-    );
-    throttle.check("b");
-    advance(60_001);
-    throttle.check("a");
-  });
-
-  it("forgets the oldest sources beyond its bound", () => {
-    const throttle = new LoginThrottle(
-      { maxFailures: 1, windowMs: 60_000, maxSources: 2 },
-      fakeClock().clock,
-    );
-    for (const source of ["a", "b", "c"]) throttle.fail(source);
-    throttle.check("a");
-    assert.throws(() => {
-      throttle.check("c");
-    });
-  });
-});
-
 describe("settings", () => {
   it("types values, accepts units and refuses unknown keys", () => {
     const settings = new Settings(openDatabase(":memory:"));
@@ -139,7 +106,7 @@ describe("settings", () => {
       () => settings.set("nope", 1),
       (e) => code(e) === "not_found",
     );
-    assert.equal(settings.list().length, 6);
+    assert.equal(settings.list().length, 7);
     assert.equal(
       settings.set("registries.insecure", "Registry.lan:5000, 192.168.1.2:5000 registry.lan:5000")
         .value,

@@ -69,7 +69,13 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
     );
     await daemon.booted;
     admin = new TownClient({ baseUrl: daemon.url });
-    admin.token = (await admin.setup({ username: "alice", password: ADMIN_PASSWORD })).token;
+    admin.token = (
+      await admin.setup({
+        username: "alice",
+        password: ADMIN_PASSWORD,
+        setupCode: daemon.setupCode,
+      })
+    ).token;
     // Storage is set up in the background once the API is ready.
     for (let tries = 0; ; tries++) {
       try {

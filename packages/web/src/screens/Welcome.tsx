@@ -11,6 +11,7 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
   const [email, setEmail] = useState("");
+  const [setupCode, setSetupCode] = useState("");
   const { problem, busy, act } = useAction();
   const mismatch = confirm !== "" && confirm !== password;
 
@@ -21,6 +22,7 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
       const { account } = await client.setup({
         username,
         password,
+        setupCode: setupCode.trim(),
         ...(email.trim() === "" ? {} : { email: email.trim() }),
       });
       tour.start();
@@ -32,6 +34,18 @@ export function Setup({ onDone }: { onDone: (account: Account) => void }) {
     <form className="card form" onSubmit={(event) => void submit(event)}>
       <h1>{t("setup.title")}</h1>
       <p>{t("setup.intro")}</p>
+      <TextField
+        label={t("setup.code")}
+        value={setupCode}
+        onChange={setSetupCode}
+        autoComplete="one-time-code"
+        spellCheck={false}
+        aria-describedby="setup-code-hint"
+        required
+      />
+      <p id="setup-code-hint" className="muted">
+        {t("setup.codeHint")}
+      </p>
       <TextField
         label={t("setup.username")}
         value={username}

@@ -107,7 +107,7 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
     },
   );
 
-  api.post<{ Body: { username: string; password: string; email?: string } }>(
+  api.post<{ Body: { username: string; password: string; email?: string; setupCode?: string } }>(
     "/setup",
     {
       config: {
@@ -115,13 +115,28 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
         audit: { action: "setup", target: (request) => bodyUsername(request) },
       },
       schema: {
-        summary: "First run: create the first administrator (only while no account exists)",
-        body: credentialsSchema,
+        summary:
+          "First run: create the first administrator (only while no account exists, with the setup code the daemon logged)",
+        body: {
+          ...credentialsSchema,
+          properties: {
+            ...credentialsSchema.properties,
+            setupCode: { type: "string", maxLength: 64 },
+          },
+        },
         response: { 201: sessionResponse },
       },
     },
     async (request, reply) => {
-      const account = await services(options).accounts.setup(request.body);
+      const { accounts, throttle, setupCode } = services(options);
+      // Cheapest refusals first: no password work once set up, or for a wrong code.
+      accounts.checkSetupNeeded();
+      const attempt = throttle.reserve(request.ip);
+      setupCode.check(request.body.setupCode);
+      const { username, password, email } = request.body;
+      const account = await accounts.setup({ username, password, email });
+      throttle.succeed(attempt);
+      await setupCode.clear();
       const { token, session } = startSession(options, account, request, reply);
       request.auth = { account, session };
       return reply.status(201).send({ token, account });
@@ -145,13 +160,11 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
       const { accounts, throttle } = services(options);
       if (accounts.setupNeeded)
         throw new TownError("setup_required", "create the first account first");
-      throttle.check(request.ip);
+      // The slot is taken before the first await: parallel guesses cannot all pass the check.
+      const attempt = throttle.reserve(request.ip, request.body.username);
       const account = await accounts.authenticate(request.body.username, request.body.password);
-      if (!account) {
-        throttle.fail(request.ip);
-        throw new TownError("unauthenticated", "wrong username or password");
-      }
-      throttle.succeed(request.ip);
+      if (!account) throw new TownError("unauthenticated", "wrong username or password");
+      throttle.succeed(attempt);
       const { token, session } = startSession(options, account, request, reply);
       request.auth = { account, session };
       return { token, account };
