@@ -9,6 +9,7 @@ import { AppMonitor } from "./apps/monitor.js";
 import { podmanReconciler } from "./apps/seeder.js";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
+import { SETUP_CODE_FILE, SetupCode } from "./auth/setup-code.js";
 import { LoginThrottle } from "./auth/throttle.js";
 import { Catalog, type RepositoryFetcher } from "./catalog/catalog.js";
 import { gitFetcher } from "./catalog/git-fetcher.js";
@@ -91,6 +92,8 @@ export interface RunningDaemon {
   url: string;
   /** Resolves when booting finished (or failed). */
   booted: Promise<void>;
+  /** The first-run setup code while no account exists (also logged, and in the data dir). */
+  readonly setupCode: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -131,6 +134,14 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       db = openDatabase(join(config.dataDir, "town.db"));
       const services = createServices(db, clock, config, app.log);
       addDefaultRepository(db, services.repositories, config.defaultRepositoryUrl);
+      pruneAudit(services, app);
+      const setupCode = await services.setupCode.prepare(services.accounts.setupNeeded);
+      if (setupCode !== undefined) {
+        app.log.info(
+          { setupCode, file: join(config.dataDir, SETUP_CODE_FILE) },
+          `First-run setup code: ${setupCode} (the dashboard's first page and town setup ask for it)`,
+        );
+      }
       boot.step = "loading package repositories";
       await services.catalog.loadLocal();
       boot.services = services;
@@ -152,6 +163,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     boot,
     url,
     booted,
+    get setupCode() {
+      return boot.services?.setupCode.current;
+    },
     async stop() {
       await booted;
       stopBackgroundWork();
@@ -196,6 +210,7 @@ function createServices(
     accounts,
     sessions: new Sessions(db, accounts, clock),
     throttle: new LoginThrottle({ maxFailures: 5, windowMs: 60_000 }, clock),
+    setupCode: new SetupCode(join(config.dataDir, SETUP_CODE_FILE)),
     audit: new AuditLog(db, clock),
     settings,
     repositories,
@@ -403,7 +418,17 @@ function addDefaultRepository(db: Db, repositories: Repositories, url: string): 
   sql(db, "INSERT INTO meta (key, value) VALUES ('default_repository_added', '1')").run();
 }
 
-/** Repository refreshes on the configured interval, and session sweeps. Returns a stop function. */
+/** Drops audit rows past the retention setting and the row cap; logs what it dropped. */
+function pruneAudit(services: Services, app: FastifyInstance): void {
+  const dropped = services.audit.prune(services.settings.number("audit.retention") * 1000);
+  if (dropped > 0) app.log.info({ dropped }, "audit: old entries dropped");
+}
+
+/**
+ * Repository refreshes on the configured interval, session sweeps, and audit
+ * pruning (which also writes the summaries of anonymous requests not recorded
+ * one by one). Returns a stop function.
+ */
 function startBackgroundWork(services: Services, app: FastifyInstance): () => void {
   let stopped = false;
   let refreshTimer: NodeJS.Timeout | undefined;
@@ -430,10 +455,15 @@ function startBackgroundWork(services: Services, app: FastifyInstance): () => vo
   scheduleRefresh(1000);
   const sweep = setInterval(() => services.sessions.sweep(), 3600_000);
   sweep.unref();
+  const audit = setInterval(() => {
+    pruneAudit(services, app);
+  }, 60_000);
+  audit.unref();
   return () => {
     stopped = true;
     clearTimeout(refreshTimer);
     clearInterval(sweep);
+    clearInterval(audit);
   };
 }
 

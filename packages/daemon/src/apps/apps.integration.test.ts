@@ -128,6 +128,7 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
       username: "admin",
       password: "admin-password-3f9c",
     });
+      setupCode: daemon.setupCode,
     admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
     const login = await town("login", "--username", "admin", "--password", "admin-password-3f9c");

@@ -1,5 +1,6 @@
 import { parseByteSize, parseDuration, TownError } from "@townos/format";
 import { localTldProblem } from "../dns/local-tld.js";
+import { MAX_AUDIT_ROWS } from "./audit.js";
 import { sql, type Db } from "./database.js";
 
 type SettingType = "bytes" | "seconds" | "dns-label" | "boolean" | "host-list";
@@ -48,6 +49,12 @@ export const SETTINGS = {
     default: "",
     description:
       "Container registries reached over plain HTTP, without TLS (HOST:PORT, comma-separated): a registry on the home network",
+  },
+  "audit.retention": {
+    type: "seconds",
+    default: 90 * 24 * 3600,
+    min: 24 * 3600,
+    description: `How long audit log entries are kept (also never more than the newest ${MAX_AUDIT_ROWS.toLocaleString("en")})`,
   },
   "repositories.refresh_interval": {
     type: "seconds",
