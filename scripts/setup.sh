@@ -8,12 +8,13 @@ need_node_major=20
 # Debian packages: git for the tests' repositories (served by git http-backend),
 # and a C++ toolchain to build better-sqlite3 when npm has no prebuilt binary.
 # btrfs-progs, xz-utils and bzip2 for storage (volumes, quotas, archives).
-# Networking: caddy (HTTPS ingress), dnsmasq-base (DNS), miniupnpd (the
-# tests' router), dnsutils and curl (the tests' clients), iproute2 (namespaces).
+# Networking: caddy (HTTPS ingress), dnsmasq-base (DNS), miniupnpd and
+# nftables (the tests' router and its rules), dnsutils and curl (the tests'
+# clients), iproute2 (namespaces).
 # chromium and a font for the dashboard's browser tests (Playwright drives it),
 # docker-registry as the tests' registry to pull images from.
 debian_packages=(git python3 make g++ ca-certificates btrfs-progs xz-utils bzip2
-  caddy dnsmasq-base miniupnpd dnsutils curl iproute2 chromium fonts-dejavu-core
+  caddy dnsmasq-base miniupnpd nftables dnsutils curl iproute2 chromium fonts-dejavu-core
   docker-registry)
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 

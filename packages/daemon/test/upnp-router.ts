@@ -93,6 +93,9 @@ export async function startTestRouter(index: number): Promise<TestRouter> {
         `lease_file=${join(dir, "leases")}`,
         "uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b",
         `allow 1024-65535 ${netns.hostAddress}/32 1024-65535`,
+        // The ingress's HTTPS and HTTP, which a home router lets its owner forward.
+        `allow 443 ${netns.hostAddress}/32 1024-65535`,
+        `allow 80 ${netns.hostAddress}/32 1024-65535`,
         "deny 0-65535 0.0.0.0/0 0-65535",
         "",
       ].join("\n"),

@@ -1,0 +1,101 @@
+/**
+ * Forwarding the router's 443 and 80 opens the whole ingress to the
+ * internet, so it happens only with the administrator's opt-in: against a
+ * real miniupnpd in a namespace of this test, an app with a public domain
+ * gets no 443/80 lease until `forwardHttps` is on, and loses them when it
+ * goes off again.
+ */
+import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { eventually, networkMissing, scratchDir } from "../../test/net.js";
+import { freePort } from "../../test/runtime/podman-host.js";
+import { routerMissing, startTestRouter, type TestRouter } from "../../test/upnp-router.js";
+import { Network, type NetworkInputs } from "./network.js";
+
+const quietLog = { info: () => undefined, warn: () => undefined };
+
+describe(
+  "the router forwards 443 and 80 only with the administrator's opt-in (miniupnpd)",
+  { skip: networkMissing() || routerMissing, timeout: 90_000 },
+  () => {
+    let router: TestRouter;
+    let scratch = "";
+    let network: Network;
+
+    /** An app with a public domain, and a game port the administrator exposed to the internet. */
+    const inputs = (forwardHttps: boolean): NetworkInputs => ({
+      tld: "home",
+      dashboardPort: 5309,
+      forwardHttps,
+      apps: [
+        {
+          repo: "default",
+          name: "blog",
+          names: ["blog.default.home"],
+          ingress: { host: "blog.default.home", port: 20080 },
+          domains: ["blog.example.org"],
+          ports: [{ host: 27017, protocol: "tcp", exposure: "internet", instance: "blog" }],
+        },
+      ],
+    });
+    /** The router's TCP leases by external port. */
+    const leased = async (): Promise<number[]> =>
+      (await router.leases())
+        .filter((line) => line.startsWith("TCP:"))
+        .map((line) => Number(line.split(":")[1]))
+        .sort((a, b) => a - b);
+
+    before(async () => {
+      router = await startTestRouter(0);
+      scratch = await scratchDir("town-net-fwd-");
+      network = new Network({
+        dataDir: join(scratch, "data"),
+        dnsDir: join(scratch, "dns"),
+        httpsPort: await freePort(),
+        httpPort: await freePort(),
+        dnsPort: await freePort(),
+        gatewayUrl: router.descriptionUrl,
+        lanAddresses: () => [router.netns.hostAddress],
+        log: quietLog,
+      });
+      await network.start();
+    });
+
+    after(async () => {
+      await network.stopForTests();
+      await router.stop();
+      await rm(scratch, { recursive: true, force: true });
+    });
+
+    it("maps only the exposed port while the opt-in is off, and says why", async () => {
+      await network.update(inputs(false));
+      // The game's lease shows the UPnP pass ran; 443 and 80 must not be with it.
+      await eventually("the exposed port's lease", async () => {
+        assert.deepEqual(await leased(), [27017], router.log());
+      });
+      const status = network.status();
+      assert.equal(status.forwardHttps, false);
+      assert.deepEqual(
+        status.upnp?.mappings.map((mapping) => mapping.externalPort),
+        [27017],
+      );
+      assert.match(status.problems.join("\n"), /forwarding the router's 443 and 80 is off/);
+      // The public domain is still served, on the home network.
+      assert.deepEqual(status.apps[0]?.urls.length, 2);
+    });
+
+    it("forwards 443 and 80 to the ingress once opted in, and stops again when opted out", async () => {
+      await network.update(inputs(true));
+      await eventually("the ingress's leases", async () => {
+        assert.deepEqual(await leased(), [80, 443, 27017], router.log());
+      });
+      assert.equal(network.status().forwardHttps, true);
+      await network.update(inputs(false));
+      await eventually("the ingress's leases to go", async () => {
+        assert.deepEqual(await leased(), [27017], router.log());
+      });
+    });
+  },
+);
