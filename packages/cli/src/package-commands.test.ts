@@ -33,6 +33,13 @@ describe("town package lint", () => {
     );
   });
 
+  it("accepts an oauth question in the object form (plex 3.0's shape)", async () => {
+    const result = await town("package", "lint", join(root, "packages/format/test/fixtures/oauth"));
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^1 package files, 0 problems$/m);
+    assert.equal(result.code, 0);
+  });
+
   it("passes the upstream Town OS packages", { skip: upstreamMissing }, async () => {
     const result = await town("package", "lint", upstreamFixtures);
     assert.equal(result.stdout, "");

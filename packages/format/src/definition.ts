@@ -1,5 +1,6 @@
 import type { Node as YamlNode } from "yaml";
 import type { Issue, SourceLocation } from "./errors.js";
+import { readOAuth, type OAuthDefinition, type OAuthReader } from "./oauth.js";
 import { YamlSource } from "./yaml-source.js";
 import {
   absolutePathProblem,
@@ -102,8 +103,8 @@ export interface QuestionDefinition {
   default?: string;
   optional: boolean;
   showIf?: string;
-  /** Device-authorization flow description, passed to the UI as written. */
-  oauth?: ReadonlyMap<string, string>;
+  /** The PIN/device flow the box runs to obtain the answer (oauth questions). */
+  oauth?: OAuthDefinition;
 }
 
 export interface DependencyDefinition {
@@ -500,8 +501,10 @@ class DefinitionReader {
       if (defaultValue !== undefined) question.default = defaultValue;
       const showIf = this.text(fields.get("show_if"), `${field}.show_if`);
       if (showIf) question.showIf = showIf;
-      if (fields.get("oauth") != null)
-        question.oauth = this.stringMap(fields.get("oauth"), `${field}.oauth`);
+      if (fields.get("oauth") != null) {
+        const oauth = readOAuth(this.oauthReader(), fields.get("oauth"), `${field}.oauth`);
+        if (oauth) question.oauth = oauth;
+      }
       questions.set(name, question);
     }
     for (const [name, question] of questions) {
@@ -519,6 +522,15 @@ class DefinitionReader {
   }
 
   private dependencies(node: YamlNode | null | undefined): Map<string, DependencyDefinition> {
+  /** The checked-string helpers the oauth reader (oauth.ts) borrows. */
+  private oauthReader(): OAuthReader {
+    return {
+      source: this.source,
+      text: (node, field) => this.text(node, field),
+      fieldsOf: (node, field, known) => this.fieldsOf(node, field, known),
+    };
+  }
+
     const dependencies = new Map<string, DependencyDefinition>();
     for (const [key, value] of this.source.map(node, "dependencies")) {
       const field = `dependencies.${key}`;

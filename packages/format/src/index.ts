@@ -4,6 +4,7 @@ export * from "./compile.js";
 export * from "./image.js";
 export * from "./markers.js";
 export * from "./names.js";
+export * from "./oauth.js";
 export * from "./questions.js";
 export * from "./repository.js";
 export * from "./units.js";

@@ -60,7 +60,7 @@ export class YamlSource {
   private readonly aliasTargets = new Map<YamlNode, YamlNode | undefined>();
   private visits = 0;
 
-  constructor(text: string) {
+  constructor(private readonly text: string) {
     if (Buffer.byteLength(text, "utf8") > MAX_PACKAGE_FILE_BYTES) {
       this.issues.push({
         message: `file is larger than ${MAX_PACKAGE_FILE_BYTES} bytes`,
@@ -184,6 +184,22 @@ export class YamlSource {
   error(field: string, node: YamlNode | null | undefined, message: string): void {
     const location = this.locationOf(node) ?? this.locations.get(field);
     this.issues.push(location ? { field, message, location } : { field, message });
+  }
+
+  /** Like `error`, but placed at `needle` where the node's source text holds it verbatim. */
+  errorWithin(
+    field: string,
+    node: YamlNode | null | undefined,
+    needle: string,
+    message: string,
+  ): void {
+    const [start, end] = node?.range ?? [];
+    const at = start === undefined ? -1 : this.text.slice(start, end).indexOf(needle);
+    if (start === undefined || at === -1) {
+      this.error(field, node, message);
+      return;
+    }
+    this.issues.push({ field, message, location: this.locate(start + at) });
   }
 
   /** A problem with the name of a mapping entry (or its missing fields), located at the key. */
