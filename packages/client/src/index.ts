@@ -118,6 +118,8 @@ export interface Repository {
     refreshedAt: number | null;
     attemptedAt: number | null;
     error: string | null;
+    /** True while the daemon, just started, still reads the repository's clone. */
+    loading: boolean;
     changedPackages: string[];
     packages: number;
     invalidFiles: number;

@@ -6,15 +6,16 @@ import { describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
 import type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js";
 import { startDaemon } from "./daemon.js";
+import { until } from "../test/daemon.js";
 
 describe("the daemon while it boots", () => {
-  it("answers its status at once, refuses other calls with `booting`, then becomes ready", async () => {
+  it("becomes ready without waiting for its repositories, which show as loading", async () => {
     const scratch = await mkdtemp(join(tmpdir(), "town-boot-"));
     let release = (): void => undefined;
     const loading = new Promise<void>((resolve) => {
       release = resolve;
     });
-    // A fetcher whose local read hangs until released: boot stays in its repository step.
+    // A fetcher whose local read hangs until released: before, boot waited for it.
     const fetcher: RepositoryFetcher = {
       sync: () => Promise.reject(new Error("offline in this test")),
       readLocal: async (): Promise<FetchedRepository | undefined> => {
@@ -35,17 +36,8 @@ describe("the daemon while it boots", () => {
       apps: false,
     });
     try {
-      const client = new TownClient({ baseUrl: daemon.url });
-      const booting = await client.status();
-      assert.equal(booting.state, "booting");
-      assert.equal(booting.step, "loading package repositories");
-      assert.equal(booting.setupNeeded, null);
-      await assert.rejects(
-        () => client.setup({ username: "early", password: "password-123" }),
-        (error: ApiError) => error.problem.status === 503 && error.problem.code === "booting",
-      );
-      release();
       await daemon.booted;
+      const client = new TownClient({ baseUrl: daemon.url });
       const ready = await client.status();
       assert.deepEqual([ready.state, ready.setupNeeded], ["ready", true]);
       // The default repository was added on this first start, and its failure is its own status.
@@ -57,6 +49,23 @@ describe("the daemon while it boots", () => {
           setupCode: daemon.setupCode,
         })
       ).token;
+      const listed = await admin.repositories();
+      assert.deepEqual(
+        listed.items.map((repo) => [repo.name, repo.status.loading]),
+        [["default", true]],
+      );
+      // What needs the repository's packages says it is loading, not that they do not exist.
+      await assert.rejects(
+        () => admin.package("default", "anything"),
+        (error: ApiError) => error.problem.status === 503 && error.problem.code === "unavailable",
+      );
+      release();
+      await until(
+        "the repository to be read",
+        5000,
+        () => admin.repositories(),
+        (page) => page.items.every((repo) => !repo.status.loading),
+      );
       const repos = await admin.refreshRepositories();
       assert.deepEqual(
         repos.map((repo) => [repo.name, repo.status.error]),

@@ -13,6 +13,11 @@ import { SETUP_CODE_FILE, SetupCode } from "./auth/setup-code.js";
 import { LoginThrottle } from "./auth/throttle.js";
 import { Catalog, type RepositoryFetcher } from "./catalog/catalog.js";
 import { gitFetcher } from "./catalog/git-fetcher.js";
+import {
+  DEFAULT_JOB_LIMITS,
+  RepositoryJobs,
+  type RepositoryJobLimits,
+} from "./catalog/repository-jobs.js";
 import { systemClock, type Clock } from "./clock.js";
 import { Metrics } from "./api/metrics.js";
 import { buildApi, type BootState } from "./api/server.js";
@@ -39,6 +44,8 @@ export interface DaemonConfig {
   version: string;
   clock?: Clock;
   fetcher?: RepositoryFetcher;
+  /** Time and heap one repository's fetch or read (and parse) may take in its worker. */
+  repositoryLimits?: Partial<RepositoryJobLimits>;
   /** A dashboard build served at `/` (packages/web/dist); absent: the API only. */
   webRoot?: string;
   /** Where log lines go; stdout by default. */
@@ -142,8 +149,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
           `First-run setup code: ${setupCode} (the dashboard's first page and town setup ask for it)`,
         );
       }
-      boot.step = "loading package repositories";
-      await services.catalog.loadLocal();
+      // In the background: a repository, however large or hostile, never holds the boot.
+      void services.catalog.loadLocal();
       boot.services = services;
       boot.state = "ready";
       boot.step = "ready";
@@ -173,6 +180,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await stopApps();
       await app.close();
       await boot.services?.catalog.settle();
+      boot.services?.audit.summariseAnonymous();
       db?.close();
     },
   };
@@ -188,11 +196,12 @@ function createServices(
   const repositories = new Repositories(db, clock);
   const installs = new Installs(db, clock);
   const settings = new Settings(db);
+  const jobs = new RepositoryJobs({ ...DEFAULT_JOB_LIMITS, ...config.repositoryLimits });
   const catalog = new Catalog(
     db,
     repositories,
     installs,
-    config.fetcher ?? gitFetcher,
+    config.fetcher ?? gitFetcher(jobs),
     join(config.dataDir, "repositories"),
     clock,
   );

@@ -26,7 +26,12 @@ export interface FetchedRepository {
   changedPaths: string[] | null;
   /** Files that were not read (too large, too many), with why. */
   skipped: { path: string; reason: string }[];
+  /** The files already parsed (in a worker); absent: the catalog parses them. */
+  repository?: LoadedRepository;
 }
+
+/** Parses a repository's files; the daemon does it in a worker thread. */
+export type RepositoryParser = (files: RepositoryFile[]) => Promise<LoadedRepository>;
 
 /** How the catalog reaches git; the daemon wires isomorphic-git in, tests may fake it. */
 export interface RepositoryFetcher {
@@ -108,13 +113,17 @@ export interface RefreshOutcome {
 
 /**
  * The package catalog: every configured repository, loaded from its git
- * clone, searchable, with upgrade offers for installed packages. Refreshes
- * of one repository never overlap; a failing repository keeps its last good
- * contents and shows its error.
+ * clone, searchable, with upgrade offers for installed packages. Work on one
+ * repository (loading, refreshes, removal) never overlaps; a failing
+ * repository keeps its last good contents and shows its error.
  */
 export class Catalog {
   private readonly loaded = new Map<string, Loaded>();
   private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
+  /** The tail of each repository's queue of work. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Repositories whose clone is still being read after a start. */
+  private readonly loading = new Set<string>();
   /** Bumped whenever a repository's contents change. */
   private generation = 0;
   /** Package summaries are read on every catalog call; they change only with contents, installs or order. */
@@ -127,22 +136,41 @@ export class Catalog {
     private readonly fetcher: RepositoryFetcher,
     private readonly reposDir: string,
     private readonly clock: Clock,
+    /** In this thread by default, for small test repositories. */
+    private readonly parse: RepositoryParser = (files) => Promise.resolve(loadRepository(files)),
   ) {}
 
   private dirOf(name: string): string {
     return join(this.reposDir, name);
   }
 
-  /** Loads every repository from its local clone (no network): used at boot. */
+  /**
+   * Loads every repository from its local clone (no network), as a start
+   * does. The daemon serves meanwhile: a repository shows as loading until
+   * its clone is read, and a failure is its error. Never rejects.
+   */
   async loadLocal(): Promise<void> {
-    for (const config of this.repositories.list()) {
-      try {
-        const fetched = await this.fetcher.readLocal(this.dirOf(config.name));
-        if (fetched) this.store(config.name, fetched);
-      } catch (error) {
-        this.repositories.recordFailure(config.name, errorText(error));
-      }
-    }
+    const configs = this.repositories.list();
+    for (const config of configs) this.loading.add(config.name);
+    await Promise.all(
+      configs.map((config) =>
+        this.serially(config.name, async () => {
+          try {
+            const fetched = await this.fetcher.readLocal(this.dirOf(config.name));
+            if (fetched) await this.store(config.name, fetched);
+          } catch (error) {
+            this.repositories.recordFailure(config.name, errorText(error));
+          } finally {
+            this.loading.delete(config.name);
+          }
+        }),
+      ),
+    );
+  }
+
+  /** True while a repository's clone is still being read after a start. */
+  isLoading(name: string): boolean {
+    return this.loading.has(name);
   }
 
   /** Fetches one repository; concurrent calls for the same one share the same fetch. */
@@ -150,14 +178,28 @@ export class Catalog {
     const running = this.inFlight.get(name);
     if (running) return running;
     const config = this.repositories.get(name);
-    const work = this.fetch(config).finally(() => this.inFlight.delete(name));
+    const work = this.serially(name, () => this.fetch(config)).finally(() =>
+      this.inFlight.delete(name),
+    );
     this.inFlight.set(name, work);
     return work;
   }
 
-  /** Resolves once no refresh is running: shutdown waits for it so no clone is left half-written. */
+  /** Runs `work` after every earlier piece of work on the same repository. */
+  private serially<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(name) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const tail = next.catch(() => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => {
+      if (this.queues.get(name) === tail) this.queues.delete(name);
+    });
+    return next;
+  }
+
+  /** Resolves once no work is running: shutdown waits for it so no clone is left half-written. */
   async settle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+    while (this.queues.size > 0) await Promise.allSettled([...this.queues.values()]);
   }
 
   async refreshAll(): Promise<RefreshOutcome[]> {
@@ -169,7 +211,7 @@ export class Catalog {
       const fetched = await this.fetcher.sync(config, this.dirOf(config.name));
       const previous = this.loaded.get(config.name);
       const changed = changedPackages(fetched, previous);
-      this.store(config.name, fetched);
+      await this.store(config.name, fetched);
       this.repositories.recordSuccess(config.name, fetched.commit, changed);
       return {
         name: config.name,
@@ -185,20 +227,24 @@ export class Catalog {
     }
   }
 
-  private store(name: string, fetched: FetchedRepository): void {
+  private async store(name: string, fetched: FetchedRepository): Promise<void> {
+    const repository = fetched.repository ?? (await this.parse(fetched.files));
     this.generation += 1;
     this.loaded.set(name, {
-      repository: loadRepository(fetched.files),
+      repository,
       texts: new Map(fetched.files.map((file) => [file.path, file.text])),
       skipped: fetched.skipped,
     });
   }
 
-  /** Forgets a removed repository and deletes its clone. */
+  /** Forgets a removed repository and deletes its clone, once its running work is done. */
   async forget(name: string): Promise<void> {
     this.generation += 1;
     this.loaded.delete(name);
-    await this.fetcher.remove(this.dirOf(name));
+    await this.serially(name, async () => {
+      this.loaded.delete(name);
+      await this.fetcher.remove(this.dirOf(name));
+    });
   }
 
   /** Files a refresh could not read, per repository. */
@@ -284,6 +330,11 @@ export class Catalog {
 
   private versionsOf(repo: string, name: string): Map<string, PackageVersionEntry> {
     const loaded = this.loaded.get(repo);
+    if (!loaded && this.loading.has(repo)) {
+      throw new TownError("unavailable", `the repository "${repo}" is still loading`, {
+        retryAfter: 1,
+      });
+    }
     if (!loaded) throw new TownError("not_found", `there is no repository "${repo}" with packages`);
     const versions = loaded.repository.packages.get(name);
     if (!versions) throw new TownError("not_found", `there is no package ${repo}/${name}`);

@@ -46,6 +46,8 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git
 import {
   isRepositoryPath,
   MAX_PACKAGE_FILE_BYTES,
+  MAX_REPOSITORY_BYTES,
+  MAX_REPOSITORY_FILES,
   TownError,
   type RepositoryFile,
 } from "@townos/format";
@@ -55,7 +57,7 @@ export const DEFAULT_SYNC_TIMEOUT_MS = 120_000;
 /** How many bytes one clone or fetch may download, across all its HTTP responses. */
 export const DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024;
 /** How many repository files (and package directories) one repository may have. */
-export const DEFAULT_MAX_REPOSITORY_FILES = 20_000;
+export const DEFAULT_MAX_REPOSITORY_FILES = MAX_REPOSITORY_FILES;
 /** Pack files a clone may gather (one per fetch that brought something) before it is re-cloned. */
 export const MAX_PACK_FILES = 32;
 
@@ -84,6 +86,8 @@ export interface SyncOptions {
   /** Default `DEFAULT_MAX_REPOSITORY_FILES`. */
   maxFiles?: number;
   onProgress?: (progress: SyncProgress) => void;
+  /** How many bytes the package files may hold together; default `MAX_REPOSITORY_BYTES`. */
+  maxBytes?: number;
 }
 
 /** A repository file that was not read, and why. */
@@ -141,6 +145,7 @@ export async function syncRepository(options: SyncOptions): Promise<SyncResult> 
     maxDownloadBytes: options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_REPOSITORY_FILES,
     onProgress: options.onProgress,
+    maxBytes: options.maxBytes ?? MAX_REPOSITORY_BYTES,
     signal: controller.signal,
     objects: new ObjectReader(memos.get(dir)),
     pending: new Set(),
@@ -179,7 +184,7 @@ export async function syncRepository(options: SyncOptions): Promise<SyncResult> 
  */
 export async function readLocalRepository(
   dir: string,
-  options: { maxFiles?: number } = {},
+  options: { maxFiles?: number; maxBytes?: number } = {},
 ): Promise<SyncResult | undefined> {
   const path = resolve(dir);
   if (!fs.existsSync(join(path, ".git"))) return undefined;
@@ -196,6 +201,7 @@ export async function readLocalRepository(
     maxDownloadBytes: 0,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_REPOSITORY_FILES,
     onProgress: undefined,
+    maxBytes: options.maxBytes ?? MAX_REPOSITORY_BYTES,
     signal: new AbortController().signal,
     objects: new ObjectReader(memos.get(path)),
     pending: new Set(),
@@ -252,6 +258,7 @@ interface SyncContext {
   url: string;
   /** The URL shown in messages: also without the query, which may hold tokens. */
   display: string;
+  maxBytes: number;
   branch: string | undefined;
   credentials: Credentials | undefined;
   maxDownloadBytes: number;
@@ -509,6 +516,7 @@ async function listRepositoryFiles(
 /** Lists and reads the repository files of a commit. */
 async function readSnapshot(ctx: SyncContext, dir: string, commit: string): Promise<Snapshot> {
   const entries = await listRepositoryFiles(ctx, dir, commit);
+  let bytes = 0;
   const files: RepositoryFile[] = [];
   const skipped: SkippedFile[] = [];
   const paths = [...entries.keys()].sort();
@@ -523,8 +531,16 @@ async function readSnapshot(ctx: SyncContext, dir: string, commit: string): Prom
       skipped.push({ path, reason: `not a regular file (${kind})` });
     } else {
       const content = await ctx.objects.blob(dir, entry.oid);
-      if ("text" in content) files.push({ path, text: content.text });
-      else skipped.push({ path, reason: content.reason });
+      if ("text" in content) {
+        bytes += Buffer.byteLength(content.text, "utf8");
+        if (bytes > ctx.maxBytes) {
+          throw new TownError(
+            "invalid_argument",
+            `git: ${ctx.display}: the package files hold more than ${ctx.maxBytes} bytes`,
+          );
+        }
+        files.push({ path, text: content.text });
+      } else skipped.push({ path, reason: content.reason });
     }
     loaded++;
     if (loaded % 200 === 0) report(ctx, { phase: "Reading files", loaded, total: paths.length });

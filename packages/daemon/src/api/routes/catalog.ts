@@ -23,6 +23,7 @@ const repositorySchema = {
         refreshedAt: { type: ["integer", "null"] },
         attemptedAt: { type: ["integer", "null"] },
         error: { type: ["string", "null"] },
+        loading: { type: "boolean" },
         changedPackages: { type: "array", items: { type: "string" } },
         packages: { type: "integer" },
         invalidFiles: { type: "integer" },
@@ -418,6 +419,8 @@ function repositoryView(services: Services, config: RepositoryConfig) {
     hasPassword: config.password !== null,
     status: {
       ...status,
+      // Its clone is still being read after a start: packages come when it is done.
+      loading: services.catalog.isLoading(config.name),
       packages: packages.length,
       invalidFiles: packages.reduce((sum, pkg) => sum + pkg.invalidVersions, 0),
       skipped: services.catalog.skipped(config.name),
