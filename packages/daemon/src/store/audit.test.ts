@@ -72,6 +72,23 @@ describe("anonymous audit rows", () => {
     log.record(anonymous("2001:db8::1"));
     assert.equal(all(log).total, 7);
   });
+
+  it("writes the summaries of minutes still running when asked to (the daemon stops)", () => {
+    const log = new AuditLog(openDatabase(":memory:"), fakeClock().clock, {
+      anonymousRowsPerMinute: 1,
+    });
+    for (let i = 0; i < 4; i++) log.record(anonymous("10.0.0.1"));
+    log.prune(90 * 24 * 3600_000);
+    assert.equal(all(log).total, 1, "the minute is not over");
+    log.summariseAnonymous();
+    assert.deepEqual(
+      all(log).items.map((row) => [row.action, row.detail["count"] ?? null]),
+      [
+        ["auth.login", null],
+        ["audit.suppressed", 3],
+      ],
+    );
+  });
 });
 
 describe("audit retention", () => {

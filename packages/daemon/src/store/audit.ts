@@ -176,6 +176,15 @@ export class AuditLog {
     return false;
   }
 
+  /** Writes the summaries of anonymous minutes that started before `before` (all: at stop). */
+  summariseAnonymous(before = Infinity): void {
+    for (const [key, window] of this.anonymous) {
+      if (window.start > before) continue;
+      this.summarise(key, window);
+      this.anonymous.delete(key);
+    }
+  }
+
   private summarise(key: string, window: AnonymousWindow): void {
     if (window.suppressed === 0) return;
     this.insert({
@@ -196,11 +205,7 @@ export class AuditLog {
    */
   prune(retentionMs: number): number {
     const now = this.clock();
-    for (const [key, window] of this.anonymous) {
-      if (now - window.start < MINUTE_MS) continue;
-      this.summarise(key, window);
-      this.anonymous.delete(key);
-    }
+    this.summariseAnonymous(now - MINUTE_MS);
     const old = sql(this.db, "DELETE FROM audit WHERE at < ?").run(now - retentionMs).changes;
     const over = sql(
       this.db,
