@@ -249,7 +249,13 @@ export class TownClient {
     return this.request("GET", "/status");
   }
 
-  setup(input: { username: string; password: string; email?: string }): Promise<SignedIn> {
+  /** First run; `setupCode` is the one-time code the daemon logged and wrote to its data dir. */
+  setup(input: {
+    username: string;
+    password: string;
+    email?: string;
+    setupCode?: string | undefined;
+  }): Promise<SignedIn> {
     return this.request("POST", "/setup", { body: input });
   }
 
