@@ -655,7 +655,10 @@ function appLines(view: AppView): string[] {
     lines.push(`  port${role} ${p.host} → ${p.container} (${p.exposure})`);
   }
   for (const v of view.volumes) lines.push(`  volume ${v.instance}/${v.name} at ${v.mountpoint}`);
-  for (const n of view.notes) lines.push(`  ${n.label}: ${n.value}`);
+  for (const n of view.notes) {
+    const hidden = n.secret && n.value === "";
+    lines.push(`  ${n.label}: ${hidden ? "(secret: only administrators see it)" : n.value}`);
+  }
   for (const c of view.containers) lines.push(`  container ${c.name}: ${c.state}`);
   if (view.lastError) lines.push(`  last error: ${view.lastError}`);
   return lines;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
   compilePackage,
+  planSecrets,
   type CompileOptions,
   type CompiledPackage,
   type PackageSource,
@@ -216,6 +217,16 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
         ["database", "an answer is required"],
       ],
     );
+  });
+
+  it("postgres: the generated password is a secret, and the connection note holds it", () => {
+    assert.ok(index);
+    const plan = compileWithDefaults(index, "postgres", "1.0", { user: "u", database: "d" });
+    assert.deepEqual(plan.secrets, ["password"]);
+    const password = plan.answers.password ?? "";
+    assert.match(password, /^[0-9a-f]{64}$/);
+    assert.deepEqual(planSecrets(plan), [password]);
+    assert.ok(plan.notes.some((note) => note.value.includes(password)));
   });
 });
 
@@ -513,6 +524,24 @@ describe("compile: dependencies", () => {
       options({ resolveDependency: (request) => index.find(request) }),
     );
   };
+
+  it("lists the secret answers of the whole tree; a plan without the list counts every answer", () => {
+    const plan = compileNamed("app", { secret: "top-secret" });
+    assert.deepEqual(plan.secrets, ["secret"]);
+    assert.deepEqual(
+      plan.dependencies.map((dependency) => dependency.secrets),
+      [["pw"], ["pw"]],
+    );
+    const spareHost = plan.dependencies[1]?.answers.pw ?? "";
+    assert.deepEqual(
+      planSecrets(plan),
+      [spareHost, "top-secret"].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)),
+    );
+    // As stored before plans listed their secrets.
+    const stored: Partial<CompiledPackage> = { ...plan, dependencies: [] };
+    delete stored.secrets;
+    assert.ok(planSecrets(stored as CompiledPackage).includes("top-secret"));
+  });
 
   it("detects cycles", () => {
     const error = compileError(() => compileNamed("loop-a"));

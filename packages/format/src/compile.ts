@@ -18,6 +18,7 @@ import {
 import {
   compileAnswers,
   cryptoRandom,
+  isSecretQuestion,
   portInUse,
   prefillAnswers,
   type RandomSource,
@@ -115,6 +116,8 @@ export interface CompiledPackage {
 }
 
 export interface CompiledDependency extends CompiledPackage {
+  /** Names of the answers that are secrets (`secret` and `oauth` questions), sorted. */
+  secrets: string[];
   key: string;
 }
 
@@ -126,6 +129,26 @@ const MAX_DEPENDENCY_DEPTH = 8;
  * TownError (`invalid_answers`, `invalid_package`, `not_found`,
  * `dependency_cycle`) listing every problem found.
  */
+/**
+ * The non-empty values of the secret answers of a plan and its dependencies,
+ * longest first: what is masked for non-admins and redacted from steps,
+ * errors and logs. A plan stored before `secrets` existed counts every
+ * answer as secret, so that nothing it holds is shown.
+ */
+export function planSecrets(plan: CompiledPackage): string[] {
+  const values = new Set<string>();
+  const visit = (node: CompiledPackage): void => {
+    const names = (node as { secrets?: readonly string[] }).secrets ?? Object.keys(node.answers);
+    for (const name of names) {
+      const value = node.answers[name];
+      if (value !== undefined && value !== "") values.add(value);
+    }
+    for (const dependency of node.dependencies) visit(dependency);
+  };
+  visit(plan);
+  return [...values].sort((a, b) => b.length - a.length || compareText(a, b));
+}
+
 export function compilePackage(
   source: PackageSource,
   answers: Readonly<Record<string, string>>,
@@ -436,6 +459,10 @@ class Compiler {
    */
   private claimPorts(
     ports: CompiledPort[],
+      secrets: [...definition.questions]
+        .filter(([, question]) => isSecretQuestion(question))
+        .map(([name]) => name)
+        .sort(compareText),
     answeredPorts: ReadonlySet<number>,
     report: (message: string) => void,
   ): void {

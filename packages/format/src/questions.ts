@@ -34,6 +34,11 @@ export interface AnswerResult {
   issues: Issue[];
 }
 
+/** Questions whose answers are secrets (passwords, keys, tokens): never shown to non-admins or logged. */
+export function isSecretQuestion(question: Pick<QuestionDefinition, "type">): boolean {
+  return question.type === "secret" || question.type === "oauth";
+}
+
 /**
  * The answers a form starts with: the previous answer where there is one,
  * else the question's default, else blank.

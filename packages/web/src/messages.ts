@@ -175,6 +175,7 @@ const en = {
   "app.exposure.lan": "Home network",
   "app.exposure.internet": "Internet",
   "app.notes": "Notes",
+  "app.noteHidden": "Holds a secret: only administrators see it",
   "app.actions": "Actions",
   "app.start": "Start",
   "app.stop": "Stop",
@@ -205,6 +206,8 @@ const en = {
   "logs.search": "Search the logs",
   "logs.follow": "Follow new lines",
   "logs.empty": "No log lines yet.",
+  "logs.adminOnly":
+    "Only administrators see this app's logs (the apps.logs_for_users setting opens them to everyone).",
   "logs.container": "{container} {state}",
 
   "repos.title": "Repositories",

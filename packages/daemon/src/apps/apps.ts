@@ -36,6 +36,7 @@ import type { NetworkInputs } from "../net/network.js";
 import {
   appKey,
   appLabels,
+import { appNotes, type AppNote } from "./notes.js";
   AppReconciler,
   checkAppNames,
   flattenPlan,
@@ -133,7 +134,7 @@ export interface AppView {
   /** The app's names are in the box's DNS. */
   dnsPublished: boolean;
   volumes: { instance: string; name: string; mountpoint: string; quota: number | null }[];
-  notes: { label: string; value: string; type: string }[];
+  notes: AppNote[];
   /** One per container of the app (dependencies first); `missing` when it does not exist. */
   containers: { name: string; state: string }[];
   lastError: string | null;
@@ -888,7 +889,7 @@ export class Apps {
           quota: volume.quota,
         })),
       ),
-      notes: install.plan?.notes ?? [],
+      notes: appNotes(install.plan),
       containers: nodes.map(({ plan }) => ({
         name: plan.hostname,
         state: states.get(plan.hostname) ?? "missing",

@@ -5,8 +5,15 @@
  * trusts a cache, so it converges after a crash, a hand-made change or a
  * restart. A pass over an unchanged system makes no mutating call.
  */
-import { isTownError, TownError, type CompiledPackage, type CompiledPort } from "@townos/format";
+import {
+  isTownError,
+  planSecrets,
+  TownError,
+  type CompiledPackage,
+  type CompiledPort,
+} from "@townos/format";
 import type { Clock } from "../clock.js";
+import { redactError, redactText } from "../redact.js";
 import {
   containerSpec,
   LABEL_SPEC_HASH,
@@ -243,16 +250,24 @@ export class AppReconciler {
     known?: ContainerList,
   ): Promise<ReconcileReport> {
     const install = this.options.desired.get(repo, name);
-    const steps = new Steps(install ? `install ${name}` : `uninstall ${name}`, onProgress);
+    const removal = install ? undefined : this.options.desired.removal(repo, name);
+    // Steps and errors name git URLs and post_update commands, which may carry the plan's secrets.
+    const plan = install?.plan ?? removal?.plan;
+    const secrets = plan ? planSecrets(plan) : [];
+    const steps = new Steps(install ? `install ${name}` : `uninstall ${name}`, onProgress, secrets);
     // A fresh listing of the app's containers, unless the caller has one (a resync lists all apps at once).
     const containers = (labels: Record<string, string>): Promise<ContainerList> =>
       known
         ? Promise.resolve(known)
         : steps.look("list containers", () => this.options.runtime.listContainers(labels));
-    if (install) {
-      await this.apply(install, steps, containers);
-    } else {
-      await this.remove(repo, name, this.options.desired.removal(repo, name), steps, containers);
+    try {
+      if (install) {
+        await this.apply(install, steps, containers);
+      } else {
+        await this.remove(repo, name, removal, steps, containers);
+      }
+    } catch (error) {
+      throw redactError(error, secrets);
     }
     return { mutations: steps.mutations };
   }
@@ -595,16 +610,21 @@ class Steps {
   }
 
   announce(step: string): void {
-    this.onProgress?.({ step, state: "started" });
+    this.onProgress?.({ step: redactText(step, this.secrets), state: "started" });
   }
 
   detail(step: string, detail: string): void {
-    this.onProgress?.({ step, state: "started", detail });
+    this.onProgress?.({
+      step: redactText(step, this.secrets),
+      state: "started",
+      detail: redactText(detail, this.secrets),
+    });
   }
 
   record(step: string): void {
-    this.mutations.push(step);
-    this.onProgress?.({ step, state: "done" });
+    const shown = redactText(step, this.secrets);
+    this.mutations.push(shown);
+    this.onProgress?.({ step: shown, state: "done" });
   }
 }
 
@@ -624,3 +644,5 @@ async function withContext<T>(what: string, step: string, run: () => Promise<T>)
     );
   }
 }
+    /** Redacted from every step and detail shown, with URL credentials and queries. */
+    private readonly secrets: readonly string[],

@@ -18,7 +18,6 @@ import {
 import {
   MAX_PACK_FILES,
   readLocalRepository,
-  redactCredentials,
   removeRepository,
   syncRepository,
   type SyncProgress,
@@ -495,13 +494,6 @@ describe("syncRepository against a smart-HTTP git server", () => {
         /^git: read http:\/\/127\.0\.0\.1:\d+\/r\.git: /,
       );
     });
-  });
-
-  it("redacts credentials in URLs", () => {
-    assert.equal(
-      redactCredentials("fetch https://bob:p@ss@host.example/x.git?a=b failed, http://u@h/"),
-      "fetch https://host.example/x.git?a=b failed, http://h/",
-    );
   });
 
   it("syncs 500 packages with one changed file quickly", async (t: TestContext) => {

@@ -51,6 +51,7 @@ import {
   TownError,
   type RepositoryFile,
 } from "@townos/format";
+import { redactText } from "../redact.js";
 
 /** How long one sync may take, lock wait and network included. */
 export const DEFAULT_SYNC_TIMEOUT_MS = 120_000;
@@ -238,11 +239,6 @@ export async function removeRepository(dir: string): Promise<void> {
     await rm(path, { recursive: true, force: true });
     await removeLeftovers(path);
   });
-}
-
-/** Removes `user:password@` from every URL in a text. */
-export function redactCredentials(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi, "$1");
 }
 
 // ---------------------------------------------------------------------------
@@ -842,10 +838,7 @@ function parseRemoteUrl(input: string): RemoteUrl {
   try {
     parsed = new URL(input);
   } catch {
-    throw new TownError(
-      "invalid_argument",
-      `git: "${redactCredentials(input)}" is not a valid URL`,
-    );
+    throw new TownError("invalid_argument", `git: "${redactText(input)}" is not a valid URL`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new TownError(
@@ -938,14 +931,9 @@ function isGitError(error: unknown, code: string): boolean {
   return error instanceof Error && (error as { code?: unknown }).code === code;
 }
 
-/** Redacts URL credentials and, for good measure, the configured password anywhere in a text. */
+/** Redacts URLs and, for good measure, the configured password (also as basic auth) anywhere in a text. */
 function redactSecrets(text: string, credentials: Credentials | undefined): string {
-  let out = redactCredentials(text);
-  const password = credentials?.password;
-  if (password && password.length >= 3) {
-    out = out.split(password).join("***");
-    const basic = Buffer.from(`${credentials.username}:${password}`).toString("base64");
-    out = out.split(basic).join("***");
-  }
-  return out;
+  if (!credentials?.password) return redactText(text);
+  const basic = Buffer.from(`${credentials.username}:${credentials.password}`).toString("base64");
+  return redactText(text, [credentials.password, basic]);
 }

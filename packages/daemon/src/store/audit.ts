@@ -1,6 +1,7 @@
 import type { TownError } from "@townos/format";
 import { sourceKey } from "../auth/throttle.js";
 import type { Clock } from "../clock.js";
+import { redact, redactText } from "../redact.js";
 import { sql, type Db } from "./database.js";
 
 export interface AuditEntry {
@@ -36,25 +37,6 @@ export interface AuditQuery {
   username?: string | undefined;
   outcome?: "success" | "failure" | undefined;
   order: "asc" | "desc";
-}
-
-const SECRET_KEY = /pass|secret|token|credential|key/i;
-
-/** Replaces the values of secret-looking keys at any depth, so no secret reaches the log. */
-export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 8) return "…";
-  if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, inner]) => [
-        key,
-        SECRET_KEY.test(key) && inner !== undefined && inner !== null && inner !== ""
-          ? "[redacted]"
-          : redact(inner, depth + 1),
-      ]),
-    );
-  }
-  return value;
 }
 
 /** The most any field of a row may hold: anonymous callers choose some of them. */
@@ -146,7 +128,8 @@ export class AuditLog {
       bound(entry.target, MAX_CHARS.target),
       detail,
       bound(entry.outcome, MAX_CHARS.outcome),
-      entry.error === null ? null : bound(entry.error, MAX_CHARS.error),
+      // Redacted whole, then cut: a cut could hide where a URL's credentials end.
+      entry.error === null ? null : bound(redactText(entry.error), MAX_CHARS.error),
       bound(entry.source, MAX_CHARS.source),
     );
   }

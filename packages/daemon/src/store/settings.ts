@@ -50,6 +50,12 @@ export const SETTINGS = {
     description:
       "Container registries reached over plain HTTP, without TLS (HOST:PORT, comma-separated): a registry on the home network",
   },
+  "apps.logs_for_users": {
+    type: "boolean",
+    default: false,
+    description:
+      "Whether every signed-in account may read apps' logs and health (off: administrators only, as both may show secrets)",
+  },
   "audit.retention": {
     type: "seconds",
     default: 90 * 24 * 3600,
@@ -65,6 +71,10 @@ export const SETTINGS = {
 } as const satisfies Record<string, SettingDefinition>;
 
 export type SettingKey = keyof typeof SETTINGS;
+/** The settings that are switches: what route access may depend on. */
+export type BooleanSettingKey = {
+  [K in SettingKey]: (typeof SETTINGS)[K]["type"] extends "boolean" ? K : never;
+}[SettingKey];
 export type SettingValue = number | string | boolean;
 
 export interface SettingView {
@@ -103,6 +113,10 @@ export class Settings {
 
   string(key: SettingKey): string {
     return String(this.get(key));
+  }
+
+  flag(key: BooleanSettingKey): boolean {
+    return this.get(key) === true;
   }
 
   list(): SettingView[] {

@@ -21,7 +21,7 @@ const EXPOSURES = ["local", "lan", "internet"] as const;
 type Exposure = (typeof EXPOSURES)[number];
 type Action = "start" | "stop" | "restart" | "enable" | "disable" | "upgrade";
 
-/** Notes that carry a password or key by their label: shown masked, with copy. */
+/** Notes that carry a password or key by their label (besides those the daemon marks secret): shown masked, with copy. */
 const SECRET_LABEL = /pass|secret|token|key/i;
 
 export function AppPage({ repo, name }: { repo: string; name: string }) {
@@ -264,7 +264,9 @@ export function NoteList({ notes }: { notes: AppView["notes"] }) {
 }
 
 function NoteValue({ note }: { note: AppView["notes"][number] }) {
-  if (SECRET_LABEL.test(note.label)) return <SecretValue value={note.value} />;
+  // The daemon empties secret notes for anyone but administrators.
+  if (note.secret && note.value === "") return <span className="muted">{t("app.noteHidden")}</span>;
+  if (note.secret || SECRET_LABEL.test(note.label)) return <SecretValue value={note.value} />;
   const href =
     note.type === "url" || /^https?:\/\//.test(note.value)
       ? note.value

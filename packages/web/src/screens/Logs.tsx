@@ -50,6 +50,14 @@ export function Logs({ repo, name }: { repo: string; name: string }) {
     if (follow && box.current) box.current.scrollTop = box.current.scrollHeight;
   }, [shown.length, follow]);
 
+  // Logs are for administrators unless a setting opens them: others get a word instead of an error.
+  if (problem?.status === 403) {
+    return (
+      <Section title={t("logs.title")}>
+        <p className="muted">{t("logs.adminOnly")}</p>
+      </Section>
+    );
+  }
   return (
     <Section
       title={t("logs.title")}

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { MAX_LOG_PAGE } from "../../apps/logs.js";
-import type { ApiOptions } from "../server.js";
+import type { Access, ApiOptions } from "../server.js";
 import { HEARTBEAT_MS, SSE_HEADERS, sseStream } from "../sse.js";
 import { nameParam } from "./schemas.js";
 import { services } from "./system.js";
@@ -77,12 +77,15 @@ const healthSchema = {
 type PageQuery = { instance?: string; search?: string; before?: string; limit: number };
 type StreamQuery = { instance?: string; search?: string; tail: number };
 
-/** Logs (paged and live) and health of installed apps: for every signed-in account. */
+/** Logs and health output may show secrets an app prints: administrators only, unless the setting opens them. */
+const LOGS_ACCESS: Access = { usersWhen: "apps.logs_for_users" };
+
+/** Logs (paged and live) and health of installed apps. */
 export function registerAppLogRoutes(api: FastifyInstance, options: ApiOptions): void {
   api.get<{ Params: AppParams; Querystring: PageQuery }>(
     "/apps/:repo/:name/logs",
     {
-      config: { access: "user" },
+      config: { access: LOGS_ACCESS },
       schema: {
         summary:
           "A page of an app's logs (all its containers, or one instance), newest last; `before` pages back",
@@ -125,7 +128,7 @@ export function registerAppLogRoutes(api: FastifyInstance, options: ApiOptions):
   api.get<{ Params: AppParams; Querystring: StreamQuery }>(
     "/apps/:repo/:name/logs/stream",
     {
-      config: { access: "user" },
+      config: { access: LOGS_ACCESS },
       schema: {
         summary: `An app's logs, live (text/event-stream): the last \`tail\` lines, then new ones; one JSON event per \`data:\` line, a comment every ${HEARTBEAT_MS / 1000} s`,
         params: appParams,
@@ -163,7 +166,7 @@ export function registerAppLogRoutes(api: FastifyInstance, options: ApiOptions):
   api.get<{ Params: AppParams }>(
     "/apps/:repo/:name/health",
     {
-      config: { access: "user" },
+      config: { access: LOGS_ACCESS },
       schema: {
         summary:
           "Each container of an app: state, exit code, restarts, and its image's healthcheck",

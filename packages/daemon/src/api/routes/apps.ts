@@ -5,6 +5,7 @@ import type { AppProgress, Apps, AppView, InstallRequest } from "../../apps/apps
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
 import type { ApiOptions } from "../server.js";
 import { SSE_HEADERS, sseStream } from "../sse.js";
+import { notesFor } from "../../apps/notes.js";
 import type { ExposureLevel } from "../../store/installs.js";
 import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
 import { services } from "./system.js";
@@ -53,8 +54,12 @@ const appSchema = {
         type: "object",
         properties: {
           label: { type: "string" },
-          value: { type: "string" },
+          value: {
+            type: "string",
+            description: "empty in a secret note, except for administrators",
+          },
           type: { type: "string" },
+          secret: { type: "boolean", description: "holds the value of a secret answer" },
         },
       },
     },
@@ -100,6 +105,13 @@ const installBodySchema = {
     answers: answersSchema,
     reuseVolumes: { type: "boolean" },
     importFromVersion: versionParam,
+    oauthFlows: {
+      type: "object",
+      description:
+        "Question → id of a finished account link (POST /oauth/flows): the box answers the question with its token",
+      maxProperties: 16,
+      additionalProperties: { type: "string", maxLength: 64 },
+    },
   },
 } as const;
 
@@ -150,6 +162,7 @@ type InstallBody = {
   answers?: Record<string, string>;
   reuseVolumes?: boolean;
   importFromVersion?: string;
+  oauthFlows?: Record<string, string>;
 };
 type UpgradeBody = { version?: string; answers?: Record<string, string> };
 type AppParams = { repo: string; name: string };
@@ -165,6 +178,11 @@ function installRequest(body: InstallBody): InstallRequest {
     ...(reuseVolumes === undefined ? {} : { reuseVolumes }),
     ...(importFromVersion === undefined ? {} : { importFromVersion }),
   };
+}
+
+/** The app as the caller may see it: secret notes hold their values for administrators only. */
+function forCaller(request: FastifyRequest, app: AppView): AppView {
+  return { ...app, notes: notesFor(app.notes, request.auth?.account.role === "admin") };
 }
 
 /** The request asks for live progress (`Accept: text/event-stream`) instead of one answer at the end. */
@@ -187,13 +205,21 @@ async function answerChange(
 ): Promise<FastifyReply> {
   if (!wantsProgress(request)) {
     const { app, settled } = await change();
-    return reply.status(settled ? 201 : 202).send(app);
+    return reply.status(settled ? 201 : 202).send(forCaller(request, app));
   }
   const gone = new AbortController();
   reply.raw.once("close", () => {
     gone.abort();
   });
-  const events = progressEvents(apps, target, change, gone.signal);
+  const events = progressEvents(
+    apps,
+    target,
+    async () => {
+      const { app, settled } = await change();
+      return { app: forCaller(request, app), settled };
+    },
+    gone.signal,
+  );
   return reply
     .status(200)
     .headers(SSE_HEADERS)
@@ -258,7 +284,12 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         response: { 200: pageSchema(appSchema) },
       },
     },
-    async (request) => pageOf(await services(options).apps.list(), request.query, appSortable),
+    async (request) =>
+      pageOf(
+        (await services(options).apps.list()).map((app) => forCaller(request, app)),
+        request.query,
+        appSortable,
+      ),
   );
 
   api.post<{ Body: InstallBody }>(
@@ -272,7 +303,11 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
           // Answers may be passwords under any question name: only which were given is kept.
           detail: (r) => {
             const body = r.body as InstallBody | undefined;
-            return { version: body?.version, answered: Object.keys(body?.answers ?? {}).sort() };
+            return {
+              version: body?.version,
+              answered: Object.keys(body?.answers ?? {}).sort(),
+              ...(body?.oauthFlows ? { linked: Object.keys(body.oauthFlows).sort() } : {}),
+            };
           },
         },
       },
@@ -284,10 +319,19 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       },
     },
     async (request, reply) => {
-      const apps = services(options).apps;
-      return answerChange(apps, request, reply, request.body, () =>
-        apps.install(installRequest(request.body)),
+      const { apps, oauth } = services(options);
+      // Linked accounts' tokens come from the box, never through the browser.
+      const flows = request.body.oauthFlows ?? {};
+      const install = oauth.connect(
+        installRequest(request.body),
+        flows,
+        request.auth?.account.id ?? -1,
       );
+      return answerChange(apps, request, reply, request.body, async () => {
+        const result = await apps.install(install);
+        oauth.release(flows);
+        return result;
+      });
     },
   );
 
@@ -435,10 +479,13 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       },
     },
     async (request) =>
-      services(options).apps.publishNames(
-        request.params.repo,
-        request.params.name,
-        request.body.published,
+      forCaller(
+        request,
+        await services(options).apps.publishNames(
+          request.params.repo,
+          request.params.name,
+          request.body.published,
+        ),
       ),
   );
 
@@ -479,7 +526,11 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         response: { 200: appSchema },
       },
     },
-    async (request) => services(options).apps.view(request.params.repo, request.params.name),
+    async (request) =>
+      forCaller(
+        request,
+        await services(options).apps.view(request.params.repo, request.params.name),
+      ),
   );
 
   api.delete<{ Params: AppParams; Querystring: { purge?: boolean } }>(
