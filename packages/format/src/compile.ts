@@ -110,25 +110,19 @@ export interface CompiledPackage {
   notes: { label: string; value: string; type: string }[];
   postUpdate: string[];
   answers: Record<string, string>;
+  /** Names of the answers that are secrets (`secret` and `oauth` questions), sorted. */
+  secrets: string[];
   dependencies: CompiledDependency[];
   /** sha256 of everything above: a changed hash means a changed plan. */
   hash: string;
 }
 
 export interface CompiledDependency extends CompiledPackage {
-  /** Names of the answers that are secrets (`secret` and `oauth` questions), sorted. */
-  secrets: string[];
   key: string;
 }
 
 const MAX_DEPENDENCY_DEPTH = 8;
 
-/**
- * Compiles a package and its dependency tree with answers into a fully
- * resolved plan. Pure apart from randomness, which is injectable. Throws a
- * TownError (`invalid_answers`, `invalid_package`, `not_found`,
- * `dependency_cycle`) listing every problem found.
- */
 /**
  * The non-empty values of the secret answers of a plan and its dependencies,
  * longest first: what is masked for non-admins and redacted from steps,
@@ -149,6 +143,12 @@ export function planSecrets(plan: CompiledPackage): string[] {
   return [...values].sort((a, b) => b.length - a.length || compareText(a, b));
 }
 
+/**
+ * Compiles a package and its dependency tree with answers into a fully
+ * resolved plan. Pure apart from randomness, which is injectable. Throws a
+ * TownError (`invalid_answers`, `invalid_package`, `not_found`,
+ * `dependency_cycle`) listing every problem found.
+ */
 export function compilePackage(
   source: PackageSource,
   answers: Readonly<Record<string, string>>,
@@ -448,6 +448,10 @@ class Compiler {
       notes,
       postUpdate,
       answers: responses,
+      secrets: [...definition.questions]
+        .filter(([, question]) => isSecretQuestion(question))
+        .map(([name]) => name)
+        .sort(compareText),
       dependencies,
     };
     return { ...plan, hash: hashPlan(plan) };
@@ -459,10 +463,6 @@ class Compiler {
    */
   private claimPorts(
     ports: CompiledPort[],
-      secrets: [...definition.questions]
-        .filter(([, question]) => isSecretQuestion(question))
-        .map(([name]) => name)
-        .sort(compareText),
     answeredPorts: ReadonlySet<number>,
     report: (message: string) => void,
   ): void {

@@ -33,10 +33,10 @@ import {
   type Installs,
 } from "../store/installs.js";
 import type { NetworkInputs } from "../net/network.js";
+import { appNotes, type AppNote } from "./notes.js";
 import {
   appKey,
   appLabels,
-import { appNotes, type AppNote } from "./notes.js";
   AppReconciler,
   checkAppNames,
   flattenPlan,

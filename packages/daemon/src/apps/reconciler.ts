@@ -596,6 +596,8 @@ class Steps {
   constructor(
     private readonly what: string,
     private readonly onProgress: ((progress: ReconcileProgress) => void) | undefined,
+    /** Redacted from every step and detail shown, with URL credentials and queries. */
+    private readonly secrets: readonly string[],
   ) {}
 
   look<T>(step: string, run: () => Promise<T>): Promise<T> {
@@ -644,5 +646,3 @@ async function withContext<T>(what: string, step: string, run: () => Promise<T>)
     );
   }
 }
-    /** Redacted from every step and detail shown, with URL credentials and queries. */
-    private readonly secrets: readonly string[],
