@@ -47,7 +47,10 @@ function statusLines(status: NetworkStatus): string[] {
       ingress.httpPort === null ? undefined : `http :${ingress.httpPort}`,
     ].filter((part) => part !== undefined);
     lines.push(
-      `ingress: ${ingress.state}${ingress.pid === null ? "" : ` (pid ${ingress.pid})`}` +
+      `ingress: ${ingress.state}` +
+        (ingress.pid === null
+          ? ""
+          : ` (pid ${ingress.pid}${ingress.user === null ? "" : `, user ${ingress.user}`})`) +
         (ports.length > 0 ? `, ${ports.join(", ")}` : "") +
         `, config ${ingress.configCurrent ? "current" : "not applied"}`,
     );
@@ -74,6 +77,11 @@ function statusLines(status: NetworkStatus): string[] {
           : `, external address ${router.externalAddress}`),
     );
     if (router.error !== undefined) lines.push(`  error: ${router.error}`);
+    lines.push(
+      status.forwardHttps
+        ? "  443 and 80 forwarded to the ingress for public domains (upnp.forward_https on)"
+        : "  443 and 80 not forwarded: public domains answer on the home network only (upnp.forward_https off)",
+    );
     for (const m of upnp.mappings) {
       lines.push(
         `  ${m.protocol} ${m.externalPort} → ${m.internalClient}:${m.internalPort} ${m.state}` +

@@ -296,6 +296,10 @@ const en = {
   "network.state": "State",
   "network.details": "Details",
   "network.on": "Running",
+  "network.forwardOn":
+    "The router forwards ports 443 and 80 to this box: apps' public domains are reached from the internet. The dashboard and the local names still answer the home network only.",
+  "network.forwardOff":
+    "The router does not forward ports 443 and 80: apps' public domains answer on the home network only. An administrator can turn on upnp.forward_https in Settings.",
   "network.off": "Networking is off on this box: no HTTPS names, DNS or port forwarding.",
   "network.caWindows":
     "Windows: open the file, choose Install Certificate, then Trusted Root Certification Authorities.",

@@ -9,7 +9,7 @@
  * status shows that, which is what an install must survive.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,7 +38,10 @@ async function processesMentioning(text: string): Promise<number[]> {
     try {
       const command = await readFile(`/proc/${entry}/cmdline`, "utf8");
       const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      if (command.includes(text) && !/\)\s+[ZX]\s/.test(stat)) pids.push(Number(entry));
+      // Caddy names its files through its working directory (/proc/self/cwd/…).
+      const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => "");
+      if ((command.includes(text) || cwd.includes(text)) && !/\)\s+[ZX]\s/.test(stat))
+        pids.push(Number(entry));
     } catch {
       // Gone meanwhile.
     }
@@ -294,7 +297,8 @@ describe("networking in a real daemon", { skip: missing }, () => {
     assert.equal(status.code, 0, status.stderr);
     assert.match(
       status.stdout,
-      /^ingress: running \(pid \d+\), https :\d+, http :\d+, config current$/m,
+      // Caddy never runs as root: the daemon (root here) starts it as Debian's caddy user.
+      /^ingress: running \(pid \d+, user caddy\), https :\d+, http :\d+, config current$/m,
     );
     assert.match(status.stdout, /^dns: running on 127\.0\.0\.1 port \d+, 1 records$/m);
     assert.match(status.stdout, /^mdns: town-os\.local running$/m);

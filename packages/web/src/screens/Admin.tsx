@@ -398,6 +398,9 @@ export function Network() {
               </>
             )}
           </p>
+          {status.data.state === "on" && (
+            <p>{t(status.data.forwardHttps ? "network.forwardOn" : "network.forwardOff")}</p>
+          )}
           {status.data.problems.length > 0 && (
             <ul className="field-error">
               {status.data.problems.map((problem) => (
