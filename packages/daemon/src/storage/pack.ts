@@ -8,9 +8,16 @@
  * padded with zeros), as tar needs.
  */
 import { constants, type Stats } from "node:fs";
-import { open, readlink, type FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { Header, Pax, type HeaderData } from "tar";
-import { at, lstatAt, openInside, walk } from "./tree.js";
+import {
+  at,
+  lstatAt,
+  openDirectoryOrUndefined,
+  openInside,
+  readLinkOrUndefined,
+  walk,
+} from "./tree.js";
 
 const BLOCK = 512;
 /** Read size: memory stays flat whatever the file. */
@@ -40,8 +47,14 @@ export async function* packTree(
       const path = parts.join("/");
       yield* entry(at(parent, name), path, stats, hardLinks);
       if (!stats.isDirectory()) continue;
-      for await (const inner of walk(at(parent, name))) {
-        yield* entry(inner.at, `${path}/${inner.relative}`, inner.stats, hardLinks);
+      const dir = await openDirectoryOrUndefined(at(parent, name));
+      if (!dir) continue; // swapped for something else meanwhile
+      try {
+        for await (const inner of walk(dir)) {
+          yield* entry(inner.at, `${path}/${inner.relative}`, inner.stats, hardLinks);
+        }
+      } finally {
+        await dir.close();
       }
     } finally {
       await parent.close();
@@ -60,7 +73,8 @@ async function* entry(
   if (stats.isDirectory()) {
     yield header({ ...base, path: `${path}/`, type: "Directory", size: 0 });
   } else if (stats.isSymbolicLink()) {
-    const linkpath = await readlink(atPath);
+    const linkpath = await readLinkOrUndefined(atPath);
+    if (linkpath === undefined) return; // gone or swapped meanwhile
     yield header({ ...base, path, type: "SymbolicLink", linkpath, size: 0 });
   } else if (stats.isFile()) {
     const file = await open(atPath, READ_FLAGS).catch(() => undefined);

@@ -186,8 +186,16 @@ export interface WalkOptions {
  * Every entry below `dir` (not `dir` itself), parents before children, by
  * `lstat` through the parent's handle: links are reported, never followed,
  * and a directory is entered only if it opens as one with `O_NOFOLLOW`.
+ * `dir` is a path, or a directory already open (left open).
  */
-export async function* walk(dir: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
+export async function* walk(
+  dir: string | FileHandle,
+  options: WalkOptions = {},
+): AsyncGenerator<WalkEntry> {
+  if (typeof dir !== "string") {
+    yield* walkBelow(dir, handlePath(dir), "", 1, options);
+    return;
+  }
   const handle = await openDirectory(dir);
   try {
     yield* walkBelow(handle, dir, "", 1, options);
@@ -450,7 +458,12 @@ async function copyOne(
       throw new TownError("payload_too_large", `copy: more than ${options.maxBytes} bytes`);
     }
   } else if (stats.isSymbolicLink()) {
-    await symlink(await readlink(at(from, name)), at(to, toName));
+    const target = await readLinkOrUndefined(at(from, name));
+    if (target === undefined) {
+      skip("changed while being copied");
+      return;
+    }
+    await symlink(target, at(to, toName));
     await lutimes(at(to, toName), stats.atime, stats.mtime);
     if (owner) await lchown(at(to, toName), owner.uid, owner.gid);
   } else {
@@ -489,6 +502,17 @@ async function copyFileAt(
     return stats.size;
   } finally {
     await input.close();
+  }
+}
+
+/** A link's target; undefined when it is no longer a link (removed or swapped meanwhile). */
+export async function readLinkOrUndefined(path: string): Promise<string | undefined> {
+  try {
+    return await readlink(path);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === "ENOENT" || code === "EINVAL") return undefined;
+    throw error;
   }
 }
 
