@@ -107,7 +107,7 @@ describe("settings", () => {
       () => settings.set("nope", 1),
       (e) => code(e) === "not_found",
     );
-    assert.equal(settings.list().length, 8);
+    assert.equal(settings.list().length, 9);
     assert.equal(
       settings.set("registries.insecure", "Registry.lan:5000, 192.168.1.2:5000 registry.lan:5000")
         .value,
