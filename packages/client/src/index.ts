@@ -15,11 +15,12 @@ import type {
   AuditEntry,
   ContainerHealth,
   InstallPreview,
-  InstallRequest,
+  InstallRequest as AppInstallRequest,
   LogEntry,
   LogEvent,
   LogPage,
   NetworkStatus,
+  OAuthFlow,
   Page,
   PageQuery,
   PackageDetail,
@@ -44,12 +45,12 @@ export type {
   AuditEntry,
   ContainerHealth,
   InstallPreview,
-  InstallRequest,
   Issue,
   LogEntry,
   LogEvent,
   LogPage,
   NetworkStatus,
+  OAuthFlow,
   Page,
   PageQuery,
   PackageDetail,
@@ -64,6 +65,9 @@ export type {
   VersionSummary,
   VolumeView,
 };
+
+/** An install; `oauthFlows` names finished account links (question → flow id) whose tokens answer those questions. */
+export type InstallRequest = AppInstallRequest & { oauthFlows?: Record<string, string> };
 
 /** An upgrade offer as listed: with whether somebody dismissed it. */
 export type UpgradeOffer = Offer & { dismissed: boolean };
@@ -392,6 +396,25 @@ export class TownClient {
   /** What installing with these answers would do; nothing is changed. */
   previewInstall(request: InstallRequest): Promise<AppInstallPreview> {
     return this.request("POST", "/apps/preview", { body: request });
+  }
+
+  /**
+   * Starts linking an account for an oauth question: the box asks the
+   * provider and answers with the page to open (`approveUrl`); watch the
+   * flow with `oauthFlow` until it is done, then install naming it.
+   */
+  startOAuthFlow(input: {
+    repo: string;
+    name: string;
+    version?: string;
+    question: string;
+  }): Promise<OAuthFlow & { approveUrl: string }> {
+    return this.request("POST", "/oauth/flows", { body: input });
+  }
+
+  /** An account link's state: pending, done, failed or expired. */
+  oauthFlow(id: string): Promise<OAuthFlow> {
+    return this.request("GET", `/oauth/flows/${encodeURIComponent(id)}`);
   }
 
   /** The answers last given for a package, to offer again; `not_found` when never installed. */

@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import { TownError, type SystemInfo } from "@townos/format";
 import { Apps } from "./apps/apps.js";
 import { AppMonitor } from "./apps/monitor.js";
+import { OAuthFlows, type OAuthConfig } from "./apps/oauth.js";
 import { podmanReconciler } from "./apps/seeder.js";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
@@ -54,6 +55,8 @@ export interface DaemonConfig {
   apps?: AppsConfig | false;
   /** HTTPS ingress, DNS, mDNS and UPnP; absent or false: off (the net status says so). */
   network?: NetworkConfig | false;
+  /** How oauth questions' flows reach their providers (extra CA; private addresses in tests). */
+  oauth?: OAuthConfig;
 }
 
 export interface NetworkConfig {
@@ -176,6 +179,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     async stop() {
       await booted;
       stopBackgroundWork();
+      boot.services?.oauth.close();
       await stopNetwork();
       await stopApps();
       await app.close();
@@ -227,6 +231,7 @@ function createServices(
     catalog,
     apps,
     monitor: new AppMonitor({ installs, clock }),
+    oauth: new OAuthFlows({ index: () => catalog.index(), clock, config: config.oauth ?? {} }),
     volumes: new Volumes({
       settings,
       volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),

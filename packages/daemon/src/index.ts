@@ -21,6 +21,7 @@ export type {
 } from "./catalog/catalog.js";
 export type { InstallPreview } from "./catalog/preview.js";
 export type { AppInstallPreview, AppProgress, AppView, InstallRequest } from "./apps/apps.js";
+export type { FlowState as OAuthFlowState, FlowView as OAuthFlow } from "./apps/oauth.js";
 export type { LogEntry, LogEvent, LogPage } from "./apps/logs.js";
 export type { ContainerHealth } from "./apps/health.js";
 export type { AppHealth } from "./apps/monitor.js";

@@ -7,6 +7,7 @@ import type { SetupCode } from "./auth/setup-code.js";
 import type { LoginThrottle } from "./auth/throttle.js";
 import type { Catalog } from "./catalog/catalog.js";
 import type { Network } from "./net/network.js";
+import type { OAuthFlows } from "./apps/oauth.js";
 import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
@@ -27,6 +28,8 @@ export interface Services {
   catalog: Catalog;
   /** Installed apps; answers `unavailable` while no container runtime is attached. */
   apps: Apps;
+  /** Account links for oauth questions; their tokens stay here until an install uses them. */
+  oauth: OAuthFlows;
   /** Logs and health of installed apps; answers `unavailable` while no container runtime is attached. */
   monitor: AppMonitor;
   /** Volumes, their archives and snapshots; answers `unavailable` until storage is set up. */

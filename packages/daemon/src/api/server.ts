@@ -22,6 +22,7 @@ import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
+import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerSystemRoutes } from "./routes/system.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
 import { canonicalTarget } from "./request-target.js";
@@ -265,6 +266,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAppLogRoutes(api, options);
       registerVolumeRoutes(api, options);
       registerNetRoutes(api, options);
+      registerOAuthRoutes(api, options);
     },
     { prefix: API_PREFIX },
   );
