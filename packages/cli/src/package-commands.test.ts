@@ -83,7 +83,7 @@ describe("town package compile", () => {
     assert.equal(plan["repo"], "default");
     assert.equal(
       plan.environment["GUESTBOOK_STORE"],
-      "kv://:s3cr@t@town-default-guestbook-store:7379/book",
+      "kv://:s3cr@t@town-default--guestbook--store:7379/book",
     );
     assert.equal(plan.dependencies[0]?.environment["KV_PASSWORD"], "s3cr@t");
     assert.deepEqual(

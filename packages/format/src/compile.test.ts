@@ -130,9 +130,9 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
     assert.deepEqual(
       plan.dependencies.map((d) => [d.key, d.name, d.instance, d.hostname]),
       [
-        ["db", "immich-postgres", "immich-db", "town-default-immich-db"],
-        ["redis", "redis", "immich-redis", "town-default-immich-redis"],
-        ["ml", "immich-machine-learning", "immich-ml", "town-default-immich-ml"],
+        ["db", "immich-postgres", "immich--db", "town-default--immich--db"],
+        ["redis", "redis", "immich--redis", "town-default--immich--redis"],
+        ["ml", "immich-machine-learning", "immich--ml", "town-default--immich--ml"],
       ],
     );
     const db = plan.dependencies[0];
@@ -141,12 +141,12 @@ describe("compile: the upstream Town OS packages", { skip: upstreamMissing }, as
     assert.equal(db.environment["POSTGRES_PASSWORD"], "pw@home");
     assert.equal(
       db.notes[0]?.value,
-      "postgresql://immich:pw@home@immich-db.default.home:5432/immich",
+      "postgresql://immich:pw@home@immich--db.default.home:5432/immich",
     );
     assert.equal(plan.environment["DB_PORT"], "5432");
     assert.equal(plan.environment["REDIS_PORT"], "6379");
     assert.equal(plan.environment["IMMICH_MACHINE_LEARNING_URL"], "http://ml:3003");
-    assert.equal(plan.environment["TOWNOS_DEP_DB_HOST"], "town-default-immich-db");
+    assert.equal(plan.environment["TOWNOS_DEP_DB_HOST"], "town-default--immich--db");
     assert.equal(plan.environment["TOWNOS_DEP_DB_PORT_SQL"], "5432");
     assert.equal(plan.environment["TOWNOS_DEP_DB_PORT_5432"], "5432");
     assert.equal(plan.environment["TOWNOS_DEP_ML_PORT_HTTP"], "3003");
@@ -282,7 +282,7 @@ describe("compile: the bundled examples", async () => {
         "<title>Our guestbook</title>",
         "<h1>Our guestbook</h1>",
         "<p>Entries are kept 2592000 seconds and moderated.</p>",
-        "<p>Store: town-default-guestbook-store:7379</p>",
+        "<p>Store: town-default--guestbook--store:7379</p>",
         "",
       ].join("\n"),
     );
@@ -560,10 +560,10 @@ describe("compile: dependencies", () => {
 
   it("feeds earlier dependencies into later responses; a second copy gets a free port", () => {
     const plan = compileNamed("app", { secret: "s" });
-    assert.equal(plan.environment["URL"], "db://town-default-app-main:5432");
+    assert.equal(plan.environment["URL"], "db://town-default--app--main:5432");
     const [main, spare] = plan.dependencies;
     assert.equal(main?.answers["pw"], "s");
-    assert.equal(spare?.answers["pw"], "town-default-app-main");
+    assert.equal(spare?.answers["pw"], "town-default--app--main");
     assert.equal(main.ports[0]?.host, 5432);
     const sparePort = spare.ports[0]?.host ?? 0;
     assert.ok(sparePort >= 10000 && sparePort <= 60000, `spare got ${sparePort}`);

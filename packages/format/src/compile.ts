@@ -87,7 +87,13 @@ export interface CompiledPackage {
   name: string;
   version: string;
   repo: string;
-  /** Install-instance name: the package name, or `<parent>-<key>` for a dependency. */
+  /**
+   * The repository the names (DNS, container, volumes) are made under: the
+   * installed app's, for its dependencies too. Read it with `nameScope`
+   * (plans stored before it existed lack it).
+   */
+  scope: string;
+  /** Install-instance name: the package name, or `<parent>--<key>` for a dependency. */
   instance: string;
   dnsName: string;
   /** Container name and host name on the app's private network. */
@@ -157,6 +163,7 @@ export function compilePackage(
   const compiler = new Compiler(options);
   const compiled = compiler.compile(source, answers, {
     instance: source.name,
+    scope: source.repo,
     field: "",
     chain: [],
   });
@@ -167,6 +174,8 @@ export function compilePackage(
 
 interface Frame {
   instance: string;
+  /** The installed app's repository: every node's names are made under it (`nameScope`). */
+  scope: string;
   /** Prefix for issue fields, e.g. `dependencies.db.` for a dependency. */
   field: string;
   /** `repo/name` of every ancestor, to catch cycles. */
@@ -236,7 +245,7 @@ class Compiler {
     if (answerResult.issues.length > 0) return undefined;
     const answerValues = answerResult.values;
 
-    const dnsName = packageDnsName(frame.instance, source.repo, this.options.tld);
+    const dnsName = packageDnsName(frame.instance, frame.scope, this.options.tld);
     const builtins = new Map<string, string>([
       ["PACKAGE_DNS", dnsName],
       ["LOCAL_EXTERNAL_HOST", this.options.system.externalIP],
@@ -301,6 +310,7 @@ class Compiler {
       );
       const compiled = this.compile(resolved, depAnswers, {
         instance: dependencyInstanceName(frame.instance, key),
+        scope: frame.scope,
         field: `${frame.field}${depField}.`,
         chain,
         unseen,
@@ -427,9 +437,10 @@ class Compiler {
       name: source.name,
       version: source.version,
       repo: source.repo,
+      scope: frame.scope,
       instance: frame.instance,
       dnsName,
-      hostname: containerName(source.repo, frame.instance),
+      hostname: containerName(frame.scope, frame.instance),
       description: definition.description,
       supplies: [...definition.supplies],
       runtime: vm ? "vm" : "container",

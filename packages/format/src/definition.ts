@@ -12,6 +12,7 @@ import {
   IMAGE_REFERENCE,
   MAX_TEMPLATE_CONTENT_LENGTH,
   MAX_VALUE_LENGTH,
+  PACKAGE_NAME,
   PORT_NAME,
   QUESTION_NAME,
   relativePathProblem,
@@ -521,7 +522,6 @@ class DefinitionReader {
     return questions;
   }
 
-  private dependencies(node: YamlNode | null | undefined): Map<string, DependencyDefinition> {
   /** The checked-string helpers the oauth reader (oauth.ts) borrows. */
   private oauthReader(): OAuthReader {
     return {
@@ -531,13 +531,14 @@ class DefinitionReader {
     };
   }
 
+  private dependencies(node: YamlNode | null | undefined): Map<string, DependencyDefinition> {
     const dependencies = new Map<string, DependencyDefinition>();
     for (const [key, value] of this.source.map(node, "dependencies")) {
       const field = `dependencies.${key}`;
       if (!DEPENDENCY_KEY.test(key)) {
         this.source.keyError(
           field,
-          `"${key}" is not a valid dependency key (lower-case letters, digits, -)`,
+          `"${key}" is not a valid dependency key (lower-case letters, digits, -); no "--", no - at the end`,
         );
       }
       const fields = this.fieldsOf(value, field, ["package", "repo", "version", "responses"]);
@@ -545,7 +546,7 @@ class DefinitionReader {
         package: this.required(fields.get("package"), `${field}.package`),
         responses: this.stringMap(fields.get("responses"), `${field}.responses`),
       };
-      if (dependency.package !== "" && !DNS_LABEL.test(dependency.package)) {
+      if (dependency.package !== "" && !PACKAGE_NAME.test(dependency.package)) {
         this.source.error(
           `${field}.package`,
           fields.get("package"),

@@ -11,4 +11,4 @@ export * from "./units.js";
 export * from "./version.js";
 export { MAX_PACKAGE_FILE_BYTES } from "./yaml-source.js";
 export { renderFileTemplate, type TownTemplateInput } from "./template-data.js";
-export { findControlCharacter, DNS_LABEL } from "./rules.js";
+export { findControlCharacter, DNS_LABEL, PACKAGE_NAME } from "./rules.js";

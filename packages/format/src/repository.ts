@@ -1,7 +1,7 @@
 import { parseDefinition, type PackageDefinition } from "./definition.js";
 import { TownError, type Issue } from "./errors.js";
 import type { DependencyRequest, PackageSource } from "./compile.js";
-import { DNS_LABEL } from "./rules.js";
+import { PACKAGE_NAME } from "./rules.js";
 import { compareVersions, latestVersion, pickLatest } from "./version.js";
 
 /** A file of a package repository, as read from a directory or a git tree. */
@@ -74,9 +74,9 @@ export function loadRepository(input: Iterable<RepositoryFile>): LoadedRepositor
     const name = match[1] ?? "";
     const version = match[2] ?? "";
     const entry: PackageVersionEntry = { name, version, path: file.path, errors: [], warnings: [] };
-    if (!DNS_LABEL.test(name)) {
+    if (!PACKAGE_NAME.test(name)) {
       entry.errors.push({
-        message: `package name "${name}" must be lower-case letters, digits and - (it becomes a DNS name)`,
+        message: `package name "${name}" must be lower-case letters, digits and - but not "--" (it becomes a DNS name)`,
       });
     } else if (!VERSION.test(version)) {
       entry.errors.push({ message: `version "${version}" must be letters, digits, ., _, + and -` });

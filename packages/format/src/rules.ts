@@ -12,11 +12,17 @@ export const IMAGE_REFERENCE = /^[a-zA-Z0-9@][a-zA-Z0-9._:/@-]*$/;
  */
 export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /**
+ * Package names: DNS labels without `--`, which separates the parts of the
+ * names made from them (`<app>--<dependency key>`, see names.ts), so that
+ * those names are injective.
+ */
+export const PACKAGE_NAME = /^(?!.*--)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
  * Dependency keys appear inside markers (`@dep_KEY_port_sql@`), in host
  * aliases and in `TOWNOS_DEP_<KEY>_…` variables: no underscore, so markers
- * split unambiguously.
+ * split unambiguously; like package names, no `--` and no `-` at the end.
  */
-export const DEPENDENCY_KEY = /^[a-z][a-z0-9-]*$/;
+export const DEPENDENCY_KEY = /^(?!.*--)[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** A single `@marker@`: its name may hold what question names and dependency keys hold. */
 export const MARKER = /@([a-zA-Z0-9_-]+)@/;
 export const MARKER_CHARS = /@[a-zA-Z0-9_-]+@/;

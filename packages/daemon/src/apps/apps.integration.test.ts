@@ -22,7 +22,8 @@ import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../tes
 import { startDaemon, systemInfo, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
 import { setupStorage } from "../storage/setup.js";
-import { appNetworkName, LABEL_APP } from "./reconciler.js";
+import { appNetworkName } from "./names.js";
+import { LABEL_APP } from "./reconciler.js";
 import { podmanReconciler } from "./seeder.js";
 
 if (podmanMissing) console.log(`# skipping the apps integration test: ${podmanMissing}`);
@@ -127,8 +128,8 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
       username: "admin",
       password: "admin-password-3f9c",
-    });
       setupCode: daemon.setupCode,
+    });
     admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
     const login = await town("login", "--username", "admin", "--password", "admin-password-3f9c");

@@ -13,9 +13,9 @@ import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
 import { Repositories } from "../store/repositories.js";
 import { Apps, portHolders } from "./apps.js";
+import { appNetworkName } from "./names.js";
 import {
   appKey,
-  appNetworkName,
   AppReconciler,
   LABEL_APP,
   LABEL_BOX,
@@ -82,7 +82,8 @@ class FakeRuntime implements AppRuntime {
   }
   async inspectNetwork(name: string) {
     await tick();
-    return this.networks.get(name);
+    const spec = this.networks.get(name);
+    return spec && { labels: spec.labels ?? {} };
   }
   async createNetwork(spec: NetworkSpec) {
     await tick();
@@ -235,29 +236,29 @@ describe("AppReconciler", () => {
     install(plan);
     const report = await reconciler.reconcile("default", "guestbook");
     assert.deepEqual(report.mutations, [
-      "create network town-default-guestbook",
-      "create volume pkg.default.guestbook-store.data",
+      "create network town-default--guestbook",
+      "create volume pkg.default.guestbook--store.data",
       "write template data:serve.sh",
       "create volume pkg.default.guestbook.www",
       "create volume pkg.default.guestbook.www-uploads",
       "write template www:index.html",
-      "create container town-default-guestbook-store",
-      "start container town-default-guestbook-store",
-      "create container town-default-guestbook",
-      "start container town-default-guestbook",
+      "create container town-default--guestbook--store",
+      "start container town-default--guestbook--store",
+      "create container town-default--guestbook",
+      "start container town-default--guestbook",
     ]);
     // Dependencies before the app; the dependency joins the app network under its key.
     assert.deepEqual(
       [...runtime.containers.keys()],
-      ["town-default-guestbook-store", "town-default-guestbook"],
+      ["town-default--guestbook--store", "town-default--guestbook"],
     );
-    const store = runtime.containers.get("town-default-guestbook-store");
+    const store = runtime.containers.get("town-default--guestbook--store");
     assert.ok(store);
-    assert.deepEqual(store.spec.networks, { "town-default-guestbook": { aliases: ["store"] } });
+    assert.deepEqual(store.spec.networks, { "town-default--guestbook": { aliases: ["store"] } });
     assert.equal(store.spec.labels[LABEL_APP], "default/guestbook");
     assert.equal(store.state, "running");
     assert.deepEqual(
-      runtime.containers.get("town-default-guestbook")?.spec.portmappings.map((p) => p.host_ip),
+      runtime.containers.get("town-default--guestbook")?.spec.portmappings.map((p) => p.host_ip),
       [""],
     );
     assert.ok(files.has("/storage/volumes/pkg.default.guestbook.www/index.html"));
@@ -275,17 +276,17 @@ describe("AppReconciler", () => {
   it("recreates a container whose spec hash changed and leaves the others alone", async () => {
     install(compileExample("hello", "1.0"));
     await reconciler.reconcile("default", "hello");
-    const container = runtime.containers.get("town-default-hello");
+    const container = runtime.containers.get("town-default--hello");
     assert.ok(container);
     container.spec.labels[LABEL_SPEC_HASH] = "stale";
     const report = await reconciler.reconcile("default", "hello");
     assert.deepEqual(report.mutations, [
-      "remove container town-default-hello",
-      "create container town-default-hello",
-      "start container town-default-hello",
+      "remove container town-default--hello",
+      "create container town-default--hello",
+      "start container town-default--hello",
     ]);
     assert.notEqual(
-      runtime.containers.get("town-default-hello")?.spec.labels[LABEL_SPEC_HASH],
+      runtime.containers.get("town-default--hello")?.spec.labels[LABEL_SPEC_HASH],
       "stale",
     );
   });
@@ -297,24 +298,24 @@ describe("AppReconciler", () => {
     install({ ...plan, environment: { ...plan.environment, GREETING: "hi" } });
     const report = await reconciler.reconcile("default", "guestbook");
     assert.deepEqual(report.mutations, [
-      "remove container town-default-guestbook",
-      "create container town-default-guestbook",
-      "start container town-default-guestbook",
+      "remove container town-default--guestbook",
+      "create container town-default--guestbook",
+      "start container town-default--guestbook",
     ]);
   });
 
   it("recreates a container removed by hand and starts one that stopped", async () => {
     install(compileExample("guestbook", "1.0", { feedport: "9091" }));
     await reconciler.reconcile("default", "guestbook");
-    runtime.containers.delete("town-default-guestbook");
-    const store = runtime.containers.get("town-default-guestbook-store");
+    runtime.containers.delete("town-default--guestbook");
+    const store = runtime.containers.get("town-default--guestbook--store");
     assert.ok(store);
     store.state = "exited";
     const report = await reconciler.reconcile("default", "guestbook");
     assert.deepEqual(report.mutations, [
-      "start container town-default-guestbook-store",
-      "create container town-default-guestbook",
-      "start container town-default-guestbook",
+      "start container town-default--guestbook--store",
+      "create container town-default--guestbook",
+      "start container town-default--guestbook",
     ]);
   });
 
@@ -324,7 +325,7 @@ describe("AppReconciler", () => {
     await reconciler.reconcile("default", "hello");
     install(plan, false);
     const report = await reconciler.reconcile("default", "hello");
-    assert.deepEqual(report.mutations, ["stop container town-default-hello"]);
+    assert.deepEqual(report.mutations, ["stop container town-default--hello"]);
   });
 
   it("uninstall removes containers and network and moves the volumes aside", async () => {
@@ -335,11 +336,11 @@ describe("AppReconciler", () => {
     assert.deepEqual(runtime.containers.size, 0);
     assert.deepEqual(runtime.networks.size, 0);
     assert.deepEqual([...storage.volumes.keys()].sort(), [
-      "uninstalled.default.guestbook-store.data.20261127T120000Z",
+      "uninstalled.default.guestbook--store.data.20261127T120000Z",
       "uninstalled.default.guestbook.www-uploads.20261127T120000Z",
       "uninstalled.default.guestbook.www.20261127T120000Z",
     ]);
-    assert.ok(report.mutations.includes("remove network town-default-guestbook"));
+    assert.ok(report.mutations.includes("remove network town-default--guestbook"));
     assert.equal(installs.removal("default", "guestbook"), undefined);
     // Done: the next pass changes nothing.
     assert.deepEqual((await reconciler.reconcile("default", "guestbook")).mutations, []);
@@ -351,8 +352,8 @@ describe("AppReconciler", () => {
     installs.remove("default", "hello", true);
     const report = await reconciler.reconcile("default", "hello");
     assert.deepEqual(report.mutations, [
-      "remove container town-default-hello",
-      "remove network town-default-hello",
+      "remove container town-default--hello",
+      "remove network town-default--hello",
       "delete volume pkg.default.hello.www",
     ]);
     assert.equal(storage.volumes.size, 0);
@@ -384,12 +385,12 @@ describe("AppReconciler", () => {
 
   it("names the failing step and keeps the error's code", async () => {
     install(compileExample("hello", "1.0"));
-    runtime.failCreate = "town-default-hello";
+    runtime.failCreate = "town-default--hello";
     await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
       assert.equal(error.code, "io");
       assert.equal(
         error.message,
-        "install hello: create container town-default-hello: disk on fire",
+        "install hello: create container town-default--hello: disk on fire",
       );
       return true;
     });
@@ -403,8 +404,8 @@ describe("AppReconciler", () => {
     installs.finishRemoval("default", "hello");
     const report = await reconciler.reconcile("default", "hello");
     assert.deepEqual(report.mutations, [
-      "remove container town-default-hello",
-      "remove network town-default-hello",
+      "remove container town-default--hello",
+      "remove network town-default--hello",
     ]);
     // Volumes are data: only an explicit uninstall touches them.
     assert.deepEqual([...storage.volumes.keys()], ["pkg.default.hello.www"]);
@@ -415,13 +416,13 @@ describe("AppReconciler", () => {
     await reconciler.reconcile("default", "guestbook");
     installs.setRunning("default", "guestbook", false);
     assert.deepEqual((await reconciler.reconcile("default", "guestbook")).mutations, [
-      "stop container town-default-guestbook",
-      "stop container town-default-guestbook-store",
+      "stop container town-default--guestbook",
+      "stop container town-default--guestbook--store",
     ]);
     installs.setRunning("default", "guestbook", true);
     assert.deepEqual((await reconciler.reconcile("default", "guestbook")).mutations, [
-      "start container town-default-guestbook-store",
-      "start container town-default-guestbook",
+      "start container town-default--guestbook--store",
+      "start container town-default--guestbook",
     ]);
   });
 
@@ -435,7 +436,7 @@ describe("AppReconciler", () => {
     const progress: ReconcileProgress[] = [];
     const report = await reconciler.reconcile("default", "hello", (p) => progress.push(p));
     assert.deepEqual(report.mutations.slice(0, 4), [
-      "create network town-default-hello",
+      "create network town-default--hello",
       "create volume pkg.default.hello.www",
       "seed volume www from localhost/town/site:1:/site",
       "write template www:index.html",
@@ -521,7 +522,7 @@ describe("AppReconciler", () => {
     runtime.execExitCode = 0;
     const report = await reconciler.reconcile("default", "hello");
     assert.deepEqual(report.mutations, ['run post_update "migrate --all"']);
-    assert.ok(runtime.calls.includes("exec town-default-hello /bin/sh -c migrate --all"));
+    assert.ok(runtime.calls.includes("exec town-default--hello /bin/sh -c migrate --all"));
     assert.equal(installs.get("default", "hello")?.postUpdateFor, null);
     assert.deepEqual((await reconciler.reconcile("default", "hello")).mutations, []);
   });
@@ -556,7 +557,7 @@ describe("app keys and names", () => {
     assert.deepEqual(parseAppKey(appKey("default", "hello")), { repo: "default", name: "hello" });
     assert.equal(parseAppKey("page/x"), undefined);
     assert.equal(parseAppKey("app/a/b/c"), undefined);
-    assert.equal(appNetworkName("default", "hello"), "town-default-hello");
+    assert.equal(appNetworkName("default", "hello"), "town-default--hello");
   });
 });
 
@@ -652,7 +653,7 @@ describe("Apps: install and uninstall requests", () => {
     const { app, settled } = await apps.install({ repo: "default", name: "hello", answers: {} });
     assert.equal(settled, true);
     assert.equal(app.version, "1.1");
-    assert.deepEqual(app.containers, [{ name: "town-default-hello", state: "running" }]);
+    assert.deepEqual(app.containers, [{ name: "town-default--hello", state: "running" }]);
     assert.deepEqual(
       app.volumes.map((v) => `${v.instance}/${v.name}`),
       ["hello/www"],
@@ -697,10 +698,13 @@ describe("Apps: install and uninstall requests", () => {
 
   it("records a reconcile error on the app and clears it once a pass succeeds", async () => {
     attach();
-    runtime.failCreate = "town-default-hello";
+    runtime.failCreate = "town-default--hello";
     const { app } = await apps.install({ repo: "default", name: "hello", answers: {} });
-    assert.equal(app.lastError, "install hello: create container town-default-hello: disk on fire");
-    assert.deepEqual(app.containers, [{ name: "town-default-hello", state: "missing" }]);
+    assert.equal(
+      app.lastError,
+      "install hello: create container town-default--hello: disk on fire",
+    );
+    assert.deepEqual(app.containers, [{ name: "town-default--hello", state: "missing" }]);
     runtime.failCreate = undefined;
     await apps.resync();
     await apps.idle();
@@ -812,7 +816,7 @@ describe("Apps: install and uninstall requests", () => {
     assert.equal(installs.get("default", "hello")?.answers["title"], "Mine");
     assert.ok(
       runtime.calls.includes(
-        "exec town-default-hello /bin/sh -c echo upgraded to 1.1 > /www/upgraded.txt",
+        "exec town-default--hello /bin/sh -c echo upgraded to 1.1 > /www/upgraded.txt",
       ),
     );
     assert.deepEqual(
@@ -841,7 +845,7 @@ describe("Apps: install and uninstall requests", () => {
     assert.deepEqual([app.running, app.enabled, app.containers[0]?.state], [true, true, "running"]);
     runtime.calls.length = 0;
     ({ app } = await apps.restart("default", "hello"));
-    assert.deepEqual(runtime.calls, ["stop town-default-hello", "start town-default-hello"]);
+    assert.deepEqual(runtime.calls, ["stop town-default--hello", "start town-default--hello"]);
     await assert.rejects(
       apps.setState("default", "nope", "start"),
       (error: TownError) => error.code === "not_found",
@@ -866,16 +870,16 @@ describe("Apps: install and uninstall requests", () => {
   it("a resync removes containers left by an app nobody installed", async () => {
     attach();
     await apps.idle();
-    runtime.containers.set("town-default-ghost", {
+    runtime.containers.set("town-default--ghost", {
       state: "running",
       spec: {
-        name: "town-default-ghost",
+        name: "town-default--ghost",
         labels: { [LABEL_APP]: "default/ghost", [LABEL_BOX]: BOX },
       } as unknown as SpecGenerator,
     });
     await apps.resync();
     await apps.idle();
-    assert.equal(runtime.containers.has("town-default-ghost"), false);
+    assert.equal(runtime.containers.has("town-default--ghost"), false);
   });
 
   it("a resync lists Podman's containers once for all apps, and changes nothing when converged", async () => {
@@ -908,7 +912,7 @@ describe("Apps: install and uninstall requests", () => {
     assert.deepEqual(hello?.ingress, { host: "hello.default.home", port: ingressPort });
     assert.deepEqual(hello.names, ["hello.default.home"]);
     // The ingress's port is published on loopback only and not listed as the app's own.
-    const spec = runtime.containers.get("town-default-hello")?.spec;
+    const spec = runtime.containers.get("town-default--hello")?.spec;
     assert.deepEqual(
       spec?.portmappings.map((p) => [p.host_ip, p.host_port]),
       [["127.0.0.1", ingressPort]],
@@ -924,7 +928,7 @@ describe("Apps: install and uninstall requests", () => {
     await apps.expose("default", "keyvalue", 7379, "local");
     assert.equal(kv()?.ports[0]?.exposure, "local");
     assert.equal(
-      runtime.containers.get("town-default-keyvalue")?.spec.portmappings[0]?.host_ip,
+      runtime.containers.get("town-default--keyvalue")?.spec.portmappings[0]?.host_ip,
       "127.0.0.1",
     );
     await apps.setState("default", "keyvalue", "disable");

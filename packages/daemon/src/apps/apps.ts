@@ -12,6 +12,7 @@ import {
   compilePackage,
   cryptoRandom,
   isTownError,
+  nameScope,
   packageDnsName,
   TownError,
   type CompiledPackage,
@@ -26,6 +27,8 @@ import { checkDomainClaims } from "./domains.js";
 import { listeningPorts } from "../net/host-ports.js";
 import type { Podman } from "../runtime/podman.js";
 import { packageVolumeName, parseVolumeName } from "../storage/names.js";
+import { legacyVolumeName, nodeVolumeName } from "./names.js";
+import { checkOwnership } from "./ownership.js";
 import {
   EXPOSURE_LEVELS,
   type ExposureLevel,
@@ -394,25 +397,32 @@ export class Apps {
     const reused = reusedVolumes(plan, await attached.storage.list(), request, (volume) =>
       installs.uninstalledVolumeVersion(volume),
     );
-    installs.put({
-      repo: request.repo,
-      name: request.name,
-      version: source.version,
-      definitionHash: catalog.definitionHash(request.repo, request.name, source.version),
-      answers: plan.answers,
-      enabled: true,
-      plan,
-      reused: reused.map((volume) => volume.from),
-      ingressPorts,
-    });
+    // Checked again with the write, in one transaction: a concurrent install may have come first.
+    installs.create(
+      {
+        repo: request.repo,
+        name: request.name,
+        version: source.version,
+        definitionHash: catalog.definitionHash(request.repo, request.name, source.version),
+        answers: plan.answers,
+        enabled: true,
+        plan,
+        reused: reused.map((volume) => volume.from),
+        ingressPorts,
+      },
+      (others) => {
+        checkOwnership(request.repo, request.name, plan, others);
+      },
+    );
     const outcome = await this.request(attached, request.repo, request.name, waitMs);
     if (outcome?.terminal && installs.get(request.repo, request.name)) {
-      // Undo: volumes made for this install go, volumes it took back are moved aside again.
+      // Undo: volumes this install made go, volumes it took back are moved aside again.
       installs.remove(
         request.repo,
         request.name,
         true,
         reused.map((volume) => volume.from),
+        true,
       );
       await this.request(attached, request.repo, request.name, waitMs);
       throw outcome.error;
@@ -461,7 +471,7 @@ export class Apps {
     const nodes = flattenPlan(plan).map(({ plan: node }) => node);
     const volumes = nodes.flatMap((node) =>
       node.volumes.map((volume) => {
-        const storageName = packageVolumeName(node.repo, node.instance, volume.name);
+        const storageName = nodeVolumeName(node, volume.name);
         const from = reused.find((r) => r.volume === storageName)?.from ?? null;
         return {
           instance: node.instance,
@@ -530,19 +540,27 @@ export class Apps {
         `${request.repo}/${request.name} is at ${install.version} already, with the same definition and answers`,
       );
     }
-    installs.put({
-      repo: request.repo,
-      name: request.name,
-      version: source.version,
-      definitionHash,
-      answers: plan.answers,
-      enabled: install.enabled,
-      plan,
-      postUpdateFor: plan.postUpdate.length > 0 ? plan.hash : null,
-      exposures: install.exposures,
-      ingressPorts,
-      dnsPublished: install.dnsPublished,
-    });
+    // One transaction with its checks: an uninstall or another upgrade meanwhile wins.
+    installs.replace(
+      {
+        repo: request.repo,
+        name: request.name,
+        version: source.version,
+        definitionHash,
+        answers: plan.answers,
+        enabled: install.enabled,
+        plan,
+        postUpdateFor: plan.postUpdate.length > 0 ? plan.hash : null,
+        reused: install.plan ? movedVolumes(install.plan, plan) : [],
+        exposures: install.exposures,
+        ingressPorts,
+        dnsPublished: install.dnsPublished,
+      },
+      install,
+      (others) => {
+        checkOwnership(request.repo, request.name, plan, others);
+      },
+    );
     const outcome = await this.request(attached, request.repo, request.name, waitMs);
     return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
   }
@@ -732,12 +750,12 @@ export class Apps {
             name: install.name,
             names: install.dnsPublished
               ? flattenPlan(plan).map(({ plan: node }) =>
-                  packageDnsName(node.instance, node.repo, tld),
+                  packageDnsName(node.instance, nameScope(node), tld),
                 )
               : [],
             ingress:
               plan.ingress && ingressPort !== undefined
-                ? { host: packageDnsName(plan.instance, plan.repo, tld), port: ingressPort }
+                ? { host: packageDnsName(plan.instance, nameScope(plan), tld), port: ingressPort }
                 : null,
             domains: plan.domains,
             // A disabled app keeps nothing open to the internet.
@@ -784,7 +802,8 @@ export class Apps {
             .find((install) =>
               install.plan
                 ? flattenPlan(install.plan).some(
-                    ({ plan }) => plan.repo === parsed.repo && plan.instance === parsed.instance,
+                    ({ plan }) =>
+                      nameScope(plan) === parsed.repo && plan.instance === parsed.instance,
                   )
                 : false,
             )
@@ -952,7 +971,7 @@ export function reusedVolumes(
   const out: { volume: string; from: string }[] = [];
   for (const { plan: node } of flattenPlan(plan)) {
     for (const volume of node.volumes) {
-      const target = packageVolumeName(node.repo, node.instance, volume.name);
+      const target = nodeVolumeName(node, volume.name);
       if (names.has(target)) continue;
       let newest: { name: string; at: number } | undefined;
       for (const name of names) {
@@ -972,6 +991,25 @@ export function reusedVolumes(
     }
   }
   return out;
+}
+
+/**
+ * The volumes an upgrade takes over from the plan it replaces: those the
+ * old plan had under a name made before names were injective, which the
+ * reconciler renames to the new plan's names.
+ */
+export function movedVolumes(from: CompiledPackage, to: CompiledPackage): string[] {
+  const had = new Set(
+    flattenPlan(from).flatMap(({ plan: node }) =>
+      node.volumes.map((volume) => nodeVolumeName(node, volume.name)),
+    ),
+  );
+  return flattenPlan(to).flatMap(({ plan: node }) =>
+    node.volumes.flatMap((volume) => {
+      const legacy = legacyVolumeName(node, volume.name);
+      return had.has(legacy) && legacy !== nodeVolumeName(node, volume.name) ? [legacy] : [];
+    }),
+  );
 }
 
 /** Bytes free for an unprivileged writer on the file system of `path`; null when it cannot be read. */
@@ -1024,7 +1062,7 @@ function publishedPorts(install: InstallRecord): AppView["ports"] {
 function appUrls(install: InstallRecord, tld: string): string[] {
   const plan = install.plan;
   if (!plan?.ingress) return [];
-  return [packageDnsName(plan.instance, plan.repo, tld), ...plan.domains].map(
+  return [packageDnsName(plan.instance, nameScope(plan), tld), ...plan.domains].map(
     (host) => `https://${host}/`,
   );
 }

@@ -27,7 +27,8 @@ import { testDaemonConfig, until } from "../../test/daemon.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { Podman, type ServiceState } from "../runtime/podman.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
-import { appNetworkName, LABEL_APP } from "./reconciler.js";
+import { appNetworkName } from "./names.js";
+import { LABEL_APP } from "./reconciler.js";
 
 const skip = podmanMissing || (await btrfsUnavailable()) || false;
 if (skip) console.log(`# skipping the lifecycle integration test: ${skip}`);

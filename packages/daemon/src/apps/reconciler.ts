@@ -25,6 +25,13 @@ import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
 import {
+  appNetworkName,
+  legacyNetworkName,
+  legacyVolumeName,
+  nodeVolumeName,
+  planNetworkName,
+} from "./names.js";
+import {
   defaultExposure,
   type ExposureLevel,
   type InstallRecord,
@@ -59,24 +66,24 @@ export function parseAppKey(key: string): { repo: string; name: string } | undef
   return { repo, name };
 }
 
-/** The app's private network: its containers find each other there by name and alias. */
-export function appNetworkName(repo: string, name: string): string {
-  return `town-${repo}-${name}`;
-}
-
 /**
  * Checks that every name the reconciler derives from a plan (network,
  * volumes) is valid, so a bad repository or instance name is refused before
  * the install is recorded. @throws TownError `invalid_argument`
  */
 export function checkAppNames(plan: CompiledPackage): void {
-  const network = appNetworkName(plan.repo, plan.name);
+  const network = planNetworkName(plan);
   if (!PODMAN_NAME.test(network)) {
     throw new TownError("invalid_argument", `"${network}" cannot name the app's network`);
   }
   for (const { plan: node } of flattenPlan(plan)) {
-    for (const volume of node.volumes) packageVolumeName(node.repo, node.instance, volume.name);
+    for (const volume of node.volumes) nodeVolumeName(node, volume.name);
   }
+}
+
+/** The network carries the labels of this app of this box: only then is it the app's to use or remove. */
+function ownsNetwork(network: { labels?: Record<string, string> }, labels: Record<string, string>) {
+  return Object.entries(labels).every(([key, value]) => network.labels?.[key] === value);
 }
 
 /** The plan and its dependencies, dependencies first (deepest first), each with its alias. */
@@ -103,7 +110,7 @@ export interface AppRuntime {
   /** Stops and removes; false when absent. */
   removeContainer(name: string): Promise<boolean>;
   /** Undefined when absent. */
-  inspectNetwork(name: string): Promise<object | undefined>;
+  inspectNetwork(name: string): Promise<{ labels: Record<string, string> } | undefined>;
   /** Idempotent: an existing network of that name is kept. */
   createNetwork(spec: NetworkSpec): Promise<object>;
   /** False when absent; fails while containers use it. */
@@ -167,6 +174,8 @@ export interface AppDesiredState {
   recordUninstalledVolume(volume: string, version: string): void;
   /** An uninstalled volume was taken back. */
   forgetUninstalledVolume(volume: string): void;
+  /** The install made this volume itself: undoing a failed install may delete it. */
+  recordCreatedVolume(repo: string, name: string, volume: string): void;
 }
 
 export interface AppReconcilerOptions {
@@ -286,7 +295,7 @@ export class AppReconciler {
       );
     }
     const appLabel = appLabels(this.options.box, install.repo, install.name);
-    const network = appNetworkName(install.repo, install.name);
+    const network = planNetworkName(plan);
     const nodes = flattenPlan(plan).map(({ plan: node, alias }) => {
       const published = publishedPlan(install, node);
       return {
@@ -298,7 +307,7 @@ export class AppReconciler {
           volumePaths: Object.fromEntries(
             node.volumes.map((volume) => [
               volume.name,
-              storage.path(packageVolumeName(node.repo, node.instance, volume.name)),
+              storage.path(nodeVolumeName(node, volume.name)),
             ]),
           ),
           hostAddress: (port) => HOST_ADDRESS[portExposure(install, node, port)],
@@ -322,11 +331,25 @@ export class AppReconciler {
     }
     // Running containers of this app prove its network exists: skip that call then.
     if (current.size < nodes.length) {
-      if (!(await steps.look("inspect network", () => runtime.inspectNetwork(network)))) {
+      const seen = await steps.look("inspect network", () => runtime.inspectNetwork(network));
+      if (seen && !ownsNetwork(seen, appLabel)) {
+        throw new TownError(
+          "conflict",
+          `install ${install.name}: the network ${network} belongs to another app`,
+        );
+      }
+      if (!seen) {
         await steps.act(`create network ${network}`, () =>
           runtime.createNetwork({ name: network, labels: appLabel }),
         );
       }
+      // An upgrade from a plan made before names were injective leaves the old network unused.
+      await this.removeNetwork(
+        legacyNetworkName(install.repo, install.name),
+        network,
+        appLabel,
+        steps,
+      );
     }
 
     for (const { node, spec } of nodes) {
@@ -396,13 +419,13 @@ export class AppReconciler {
     const out: Record<string, TemplateVolume> = {};
     const reattached = new Set<string>();
     for (const volume of node.volumes) {
-      const volumeName = packageVolumeName(node.repo, node.instance, volume.name);
+      const volumeName = nodeVolumeName(node, volume.name);
       // A uid without a gid gets the same number as its group, as `chown uid:` would.
       const owner =
         volume.uid !== null ? { uid: volume.uid, gid: volume.gid ?? volume.uid } : undefined;
       out[volume.name] = { dir: storage.path(volumeName), ...(owner ? { owner } : {}) };
       if (!(await steps.look(`inspect volume ${volume.name}`, () => storage.exists(volumeName)))) {
-        const reuse = await this.reusable(install, volumeName);
+        const reuse = await this.reusable(install, volumeName, legacyVolumeName(node, volume.name));
         if (reuse) {
           await steps.act(`reattach volume ${volumeName} from ${reuse}`, () =>
             storage.rename(reuse, volumeName),
@@ -413,6 +436,7 @@ export class AppReconciler {
           await steps.act(`create volume ${volumeName}`, () =>
             storage.create(volumeName, { quota: volume.quota, ...(owner ? { owner } : {}) }),
           );
+          this.options.desired.recordCreatedVolume(install.repo, install.name, volumeName);
           this.checkedVolumes.set(volumeName, {
             key: volumeKey(volume.quota, owner),
             at: this.options.clock(),
@@ -425,12 +449,25 @@ export class AppReconciler {
     return { volumes: out, reattached };
   }
 
-  /** An uninstalled volume the install asked to take back for this package volume, when it is still there. */
-  private async reusable(install: InstallRecord, volumeName: string): Promise<string | undefined> {
+  /**
+   * A volume the install asked to take over for this package volume, when it
+   * is still there: an uninstalled copy, or its own volume under the name
+   * it had before names were injective (`legacy`).
+   */
+  private async reusable(
+    install: InstallRecord,
+    volumeName: string,
+    legacy: string,
+  ): Promise<string | undefined> {
     for (const candidate of install.reused) {
       const parsed = parseVolumeName(candidate);
-      if (parsed?.kind !== "uninstalled") continue;
-      if (packageVolumeName(parsed.repo, parsed.instance, parsed.volume) !== volumeName) continue;
+      const target =
+        parsed?.kind === "uninstalled"
+          ? packageVolumeName(parsed.repo, parsed.instance, parsed.volume)
+          : candidate === legacy && parsed?.kind === "package"
+            ? volumeName
+            : undefined;
+      if (target !== volumeName) continue;
       if (await this.options.storage.exists(candidate)) return candidate;
     }
     return undefined;
@@ -538,16 +575,16 @@ export class AppReconciler {
         runtime.removeContainer(container.name),
       );
     }
-    const network = appNetworkName(repo, name);
-    if (await steps.look("inspect network", () => runtime.inspectNetwork(network))) {
-      await steps.act(`remove network ${network}`, () => runtime.removeNetwork(network));
+    // Both names: the app may have been installed before names were injective.
+    for (const network of [appNetworkName(repo, name), legacyNetworkName(repo, name)]) {
+      await this.removeNetwork(network, undefined, appLabel, steps);
     }
     // Without a pending removal the volumes are not ours to touch: only leftovers were cleaned.
     if (!removal) return;
     const at = new Date(this.options.clock());
     for (const { plan: node } of removal.plan ? flattenPlan(removal.plan) : []) {
       for (const volume of node.volumes) {
-        const volumeName = packageVolumeName(node.repo, node.instance, volume.name);
+        const volumeName = nodeVolumeName(node, volume.name);
         if (
           !(await steps.look(`inspect volume ${volume.name}`, () => storage.exists(volumeName)))
         ) {
@@ -560,6 +597,8 @@ export class AppReconciler {
             packageVolumeName(parsed.repo, parsed.instance, parsed.volume) === volumeName
           );
         });
+        // An undo touches only what the failed install made (and moves back what it took over).
+        if (removal.onlyVolumes && !reused && !removal.onlyVolumes.includes(volumeName)) continue;
         if (removal.purge && !reused) {
           await steps.act(`delete volume ${volumeName}`, () => storage.remove(volumeName));
         } else {
@@ -573,6 +612,23 @@ export class AppReconciler {
       }
     }
     this.options.desired.finishRemoval(repo, name);
+  }
+
+  /** Removes the app's network of that name (unless it is `keep`); another app's is left alone. */
+  private async removeNetwork(
+    network: string,
+    keep: string | undefined,
+    labels: Record<string, string>,
+    steps: Steps,
+  ): Promise<void> {
+    const { runtime } = this.options;
+    if (network === keep) return;
+    const seen = await steps.look(`inspect network ${network}`, () =>
+      runtime.inspectNetwork(network),
+    );
+    if (seen && ownsNetwork(seen, labels)) {
+      await steps.act(`remove network ${network}`, () => runtime.removeNetwork(network));
+    }
   }
 }
 

@@ -79,9 +79,9 @@ describe("containerSpec", () => {
     const store = guestbook.dependencies[0];
     assert.ok(store);
     const spec = containerSpec({ ...inputFor(guestbook, store, "store"), labels: { "x.y": "z" } });
-    assert.equal(spec.name, "town-default-guestbook-store");
+    assert.equal(spec.name, "town-default--guestbook--store");
     assert.equal(spec.hostname, spec.name);
-    assert.deepEqual(spec.networks, { "town-default-guestbook": { aliases: ["store"] } });
+    assert.deepEqual(spec.networks, { "town-default--guestbook": { aliases: ["store"] } });
     assert.deepEqual(spec.netns, { nsmode: "bridge" });
     assert.equal(spec.restart_policy, "unless-stopped");
     assert.equal(spec.privileged, false);
@@ -92,7 +92,7 @@ describe("containerSpec", () => {
       "town.spec-hash",
       "x.y",
     ]);
-    assert.equal(spec.labels["town.instance"], "guestbook-store");
+    assert.equal(spec.labels["town.instance"], "guestbook--store");
     assert.equal(spec.labels["town.name"], "keyvalue");
   });
 
@@ -219,7 +219,7 @@ describe("containerSpec", () => {
       const error = specError({ ...inputFor(hello, planWithPort), ...change });
       assert.equal(error.code, "invalid_argument");
       assert.match(error.message, pattern);
-      assert.match(error.message, /^container spec for town-default-hello: /);
+      assert.match(error.message, /^container spec for town-default--hello: /);
     }
   });
 });

@@ -1,4 +1,4 @@
-import type { CompiledPackage } from "@townos/format";
+import { TownError, type CompiledPackage } from "@townos/format";
 import type { Clock } from "../clock.js";
 import { sql, type Db } from "./database.js";
 
@@ -18,8 +18,14 @@ export interface InstallRecord {
   plan: CompiledPackage | null;
   /** The plan hash whose `post_update` commands are still to run (set by an upgrade). */
   postUpdateFor: string | null;
-  /** Volumes taken back from an earlier uninstall: a failed install moves them aside again. */
+  /**
+   * Volumes taken over from earlier names: uninstalled copies (a failed
+   * install moves them aside again) or, after an upgrade, the install's own
+   * volumes under the names used before names were injective.
+   */
   reused: string[];
+  /** Volumes this install made itself: undoing a failed install deletes only these. */
+  created: string[];
   /** Host port → exposure, where a person changed it from the default (`defaultExposure`). */
   exposures: Record<string, ExposureLevel>;
   /** Instance → the loopback host port its `http` port is published on for the ingress. */
@@ -52,9 +58,20 @@ export interface RemovalRecord {
   plan: CompiledPackage | null;
   /** Volumes moved aside even when purging (ones a failed install had reused). */
   keep: string[];
+  /**
+   * The only package volumes this removal deletes (those a failed install
+   * made), besides `keep`; null: every volume of the plan.
+   */
+  onlyVolumes: string[] | null;
   /** The version that was installed, recorded with the volumes moved aside. */
   version: string;
   requestedAt: number;
+}
+
+/** What the checks of `create` and `replace` are shown: every other app's desired state. */
+export interface InstallState {
+  installs: InstallRecord[];
+  removals: RemovalRecord[];
 }
 
 export type InstallInput = Omit<
@@ -64,6 +81,7 @@ export type InstallInput = Omit<
   | "running"
   | "postUpdateFor"
   | "reused"
+  | "created"
   | "exposures"
   | "ingressPorts"
   | "dnsPublished"
@@ -87,6 +105,7 @@ interface InstallRow {
   plan: string;
   post_update_for: string | null;
   reused: string;
+  created: string;
   exposures: string;
   ingress_ports: string;
   dns_published: number;
@@ -99,6 +118,7 @@ interface RemovalRow {
   purge: number;
   plan: string;
   keep: string;
+  only_volumes: string | null;
   version: string;
   requested_at: number;
 }
@@ -133,54 +153,130 @@ export class Installs {
    */
   put(install: InstallInput): InstallRecord {
     this.db.transaction(() => {
-      sql(this.db, "DELETE FROM app_removals WHERE repo = ? AND name = ?").run(
-        install.repo,
-        install.name,
-      );
-      sql(
-        this.db,
-        `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, running,
-             plan, post_update_for, reused, exposures, ingress_ports, dns_published, installed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (repo, name) DO UPDATE SET version = excluded.version,
-             definition_hash = excluded.definition_hash, answers = excluded.answers,
-             enabled = excluded.enabled, running = excluded.running, plan = excluded.plan,
-             post_update_for = excluded.post_update_for, reused = excluded.reused,
-             exposures = excluded.exposures, ingress_ports = excluded.ingress_ports,
-             dns_published = excluded.dns_published`,
-      ).run(
-        install.repo,
-        install.name,
-        install.version,
-        install.definitionHash,
-        JSON.stringify(install.answers),
-        install.enabled ? 1 : 0,
-        install.enabled ? 1 : 0,
-        JSON.stringify(install.plan ?? null),
-        install.postUpdateFor ?? null,
-        JSON.stringify(install.reused ?? []),
-        JSON.stringify(install.exposures ?? {}),
-        JSON.stringify(install.ingressPorts ?? {}),
-        install.dnsPublished === false ? 0 : 1,
-        this.clock(),
-      );
-      sql(
-        this.db,
-        `INSERT INTO answers (repo, name, version, answers, saved_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (repo, name, version) DO UPDATE SET answers = excluded.answers,
-             saved_at = excluded.saved_at`,
-      ).run(
-        install.repo,
-        install.name,
-        install.version,
-        JSON.stringify(install.answers),
-        this.clock(),
-      );
+      this.write(install);
     })();
+    return this.written(install);
+  }
+
+  /**
+   * Records a new install like `put`, in one transaction with the checks
+   * that decide it: it is not installed already, and `check` (shown every
+   * other install and pending removal) does not throw. Two concurrent
+   * installs of one app: the second fails here, before it changes anything.
+   * @throws TownError `conflict` when installed already; what `check` throws
+   */
+  create(install: InstallInput, check: (others: InstallState) => void): InstallRecord {
+    this.db.transaction(() => {
+      if (this.get(install.repo, install.name)) {
+        throw new TownError("conflict", `${install.repo}/${install.name} is installed already`);
+      }
+      check(this.others(install.repo, install.name));
+      this.write(install);
+    })();
+    return this.written(install);
+  }
+
+  /**
+   * Replaces an install's desired state (an upgrade), in one transaction with
+   * the checks: it is still installed, still the one read as `expected` (no
+   * other change to its plan since), and `check` does not throw.
+   * @throws TownError `not_found` (uninstalled meanwhile), `conflict`
+   *   (changed meanwhile), what `check` throws
+   */
+  replace(
+    install: InstallInput,
+    expected: Pick<InstallRecord, "plan" | "version" | "definitionHash">,
+    check: (others: InstallState) => void,
+  ): InstallRecord {
+    this.db.transaction(() => {
+      const current = this.get(install.repo, install.name);
+      if (!current) {
+        throw new TownError("not_found", `${install.repo}/${install.name} is not installed`);
+      }
+      if (
+        current.plan?.hash !== expected.plan?.hash ||
+        current.version !== expected.version ||
+        current.definitionHash !== expected.definitionHash
+      ) {
+        throw new TownError(
+          "conflict",
+          `${install.repo}/${install.name} was changed meanwhile; try again`,
+        );
+      }
+      check(this.others(install.repo, install.name));
+      this.write(install);
+    })();
+    return this.written(install);
+  }
+
+  /** Every install and pending removal but those of one app. */
+  private others(repo: string, name: string): InstallState {
+    const other = (record: { repo: string; name: string }): boolean =>
+      record.repo !== repo || record.name !== name;
+    return { installs: this.list().filter(other), removals: this.removals().filter(other) };
+  }
+
+  private written(install: InstallInput): InstallRecord {
     this.generation += 1;
     const record = this.get(install.repo, install.name);
     if (!record) throw new Error(`install ${install.repo}/${install.name} vanished while written`);
     return record;
+  }
+
+  /** The writes of `put`; call inside a transaction. */
+  private write(install: InstallInput): void {
+    sql(this.db, "DELETE FROM app_removals WHERE repo = ? AND name = ?").run(
+      install.repo,
+      install.name,
+    );
+    sql(
+      this.db,
+      `INSERT INTO installs (repo, name, version, definition_hash, answers, enabled, running,
+           plan, post_update_for, reused, exposures, ingress_ports, dns_published, installed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repo, name) DO UPDATE SET version = excluded.version,
+           definition_hash = excluded.definition_hash, answers = excluded.answers,
+           enabled = excluded.enabled, running = excluded.running, plan = excluded.plan,
+           post_update_for = excluded.post_update_for, reused = excluded.reused,
+           exposures = excluded.exposures, ingress_ports = excluded.ingress_ports,
+           dns_published = excluded.dns_published`,
+    ).run(
+      install.repo,
+      install.name,
+      install.version,
+      install.definitionHash,
+      JSON.stringify(install.answers),
+      install.enabled ? 1 : 0,
+      install.enabled ? 1 : 0,
+      JSON.stringify(install.plan ?? null),
+      install.postUpdateFor ?? null,
+      JSON.stringify(install.reused ?? []),
+      JSON.stringify(install.exposures ?? {}),
+      JSON.stringify(install.ingressPorts ?? {}),
+      install.dnsPublished === false ? 0 : 1,
+      this.clock(),
+    );
+    sql(
+      this.db,
+      `INSERT INTO answers (repo, name, version, answers, saved_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (repo, name, version) DO UPDATE SET answers = excluded.answers,
+           saved_at = excluded.saved_at`,
+    ).run(
+      install.repo,
+      install.name,
+      install.version,
+      JSON.stringify(install.answers),
+      this.clock(),
+    );
+  }
+
+  /** The install made this volume itself (not taken over): an undo may delete it. */
+  recordCreatedVolume(repo: string, name: string, volume: string): void {
+    sql(
+      this.db,
+      `UPDATE installs SET created = json_insert(created, '$[#]', ?)
+         WHERE repo = ? AND name = ? AND NOT EXISTS (SELECT 1 FROM json_each(created) WHERE value = ?)`,
+    ).run(volume, repo, name, volume);
   }
 
   /** Sets whether the app should run now. False when not installed. */
@@ -250,25 +346,34 @@ export class Installs {
   /**
    * Replaces the install by a pending removal, in one transaction, so a crash
    * leaves either the app or the intent to remove it. `keep`: volumes moved
-   * aside even when purging. False when not installed.
+   * aside even when purging. `undo`: a failed install is taken back, so only
+   * the volumes it made itself are deleted. False when not installed.
    */
-  remove(repo: string, name: string, purge: boolean, keep: readonly string[] = []): boolean {
+  remove(
+    repo: string,
+    name: string,
+    purge: boolean,
+    keep: readonly string[] = [],
+    undo = false,
+  ): boolean {
     const removed = this.db.transaction(() => {
       const install = this.get(repo, name);
       if (!install) return false;
       sql(this.db, "DELETE FROM installs WHERE repo = ? AND name = ?").run(repo, name);
       sql(
         this.db,
-        `INSERT INTO app_removals (repo, name, purge, plan, keep, version, requested_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO app_removals (repo, name, purge, plan, keep, only_volumes, version, requested_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (repo, name) DO UPDATE SET purge = excluded.purge, plan = excluded.plan,
-             keep = excluded.keep, version = excluded.version, requested_at = excluded.requested_at`,
+             keep = excluded.keep, only_volumes = excluded.only_volumes,
+             version = excluded.version, requested_at = excluded.requested_at`,
       ).run(
         repo,
         name,
         purge ? 1 : 0,
         JSON.stringify(install.plan),
         JSON.stringify(keep),
+        undo ? JSON.stringify(install.created) : null,
         install.version,
         this.clock(),
       );
@@ -367,6 +472,7 @@ function toRecord(row: InstallRow): InstallRecord {
     plan: JSON.parse(row.plan) as CompiledPackage | null,
     postUpdateFor: row.post_update_for,
     reused: JSON.parse(row.reused) as string[],
+    created: JSON.parse(row.created) as string[],
     exposures: JSON.parse(row.exposures) as Record<string, ExposureLevel>,
     ingressPorts: JSON.parse(row.ingress_ports) as Record<string, number>,
     dnsPublished: row.dns_published === 1,
@@ -381,6 +487,7 @@ function toRemoval(row: RemovalRow): RemovalRecord {
     purge: row.purge === 1,
     plan: JSON.parse(row.plan) as CompiledPackage | null,
     keep: JSON.parse(row.keep) as string[],
+    onlyVolumes: row.only_volumes === null ? null : (JSON.parse(row.only_volumes) as string[]),
     version: row.version,
     requestedAt: row.requested_at,
   };

@@ -157,4 +157,11 @@ export const migrations: readonly string[] = [
   -- Whether the app's names are published in the box's DNS.
   ALTER TABLE installs ADD COLUMN dns_published INTEGER NOT NULL DEFAULT 1;
   `,
+  `
+  -- The volumes an install made itself: undoing a failed install deletes
+  -- these and nothing else (never a volume that was there before it).
+  ALTER TABLE installs ADD COLUMN created TEXT NOT NULL DEFAULT '[]';
+  -- An undo's removal touches only these volumes (JSON list); NULL: all of the plan's.
+  ALTER TABLE app_removals ADD COLUMN only_volumes TEXT;
+  `,
 ];

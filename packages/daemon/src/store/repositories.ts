@@ -7,8 +7,11 @@ export const DEFAULT_REPOSITORY = {
   url: "https://github.com/town-os/default-packages",
 } as const;
 
-/** Repository names are DNS labels: they appear in `<app>.<repo>.<tld>`. */
-export const REPOSITORY_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+/**
+ * Repository names are DNS labels: they appear in `<app>.<repo>.<tld>`. No
+ * `--`: it ends the repository part of container names (`town-<repo>--<app>`).
+ */
+export const REPOSITORY_NAME = /^(?!.*--)[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 
 export interface RepositoryConfig {
   name: string;
@@ -165,7 +168,7 @@ function checkRepository(input: {
   if (!REPOSITORY_NAME.test(input.name)) {
     issues.push({
       field: "name",
-      message: "lower-case letters, digits and - (it becomes part of app names)",
+      message: "lower-case letters, digits and single - (it becomes part of app names)",
     });
   }
   let url: URL | undefined;

@@ -295,7 +295,7 @@ describe("volumeUsers", () => {
       [
         [packageVolumeName("default", "guestbook", "www"), "default/guestbook"],
         [packageVolumeName("default", "guestbook", "www-uploads"), "default/guestbook"],
-        [packageVolumeName("default", "guestbook-store", "data"), "default/guestbook"],
+        [packageVolumeName("default", "guestbook--store", "data"), "default/guestbook"],
       ].sort(),
     );
   });

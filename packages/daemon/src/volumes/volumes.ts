@@ -20,7 +20,6 @@ import type { Owner, SnapshotInfo, StorageCapabilities, StorageDriver } from "..
 import {
   checkSnapshotName,
   checkVolumeName,
-  packageVolumeName,
   parseVolumeName,
   printable,
   timestamp,
@@ -28,6 +27,7 @@ import {
 } from "../storage/names.js";
 import type { StorageMode, StorageSetup } from "../storage/setup.js";
 import type { SettingKey } from "../store/settings.js";
+import { nodeVolumeName } from "../apps/names.js";
 import { flattenPlan } from "../apps/reconciler.js";
 
 /**
@@ -375,10 +375,7 @@ export function volumeUsers(
     if (!app.plan) continue;
     for (const { plan } of flattenPlan(app.plan)) {
       for (const volume of plan.volumes) {
-        users.set(
-          packageVolumeName(plan.repo, plan.instance, volume.name),
-          `${app.repo}/${app.name}`,
-        );
+        users.set(nodeVolumeName(plan, volume.name), `${app.repo}/${app.name}`);
       }
     }
   }
