@@ -251,6 +251,20 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
     }
   });
 
+  it("answers 413 to an upload past what is left of the quota, staged outside the volume", async () => {
+    await admin.createVolume({ name: "small", quota: "2mb" });
+    const first = buildTar([{ path: "one.bin", body: Buffer.alloc(MiB, 1) }]);
+    assert.equal((await admin.uploadVolumeArchive("user.small", new Blob([first]))).entries, 1);
+    const second = buildTar([{ path: "two.bin", body: Buffer.alloc(1.5 * MiB, 2) }]);
+    assert.deepEqual(await problemOf(admin.uploadVolumeArchive("user.small", new Blob([second]))), {
+      status: 413,
+      code: "payload_too_large",
+    });
+    const { root } = storageLocations(dataDir);
+    assert.deepEqual(await readdir(join(root, "volumes", "user.small")), ["one.bin"]);
+    assert.deepEqual(await readdir(join(root, "tmp")), [], "no staging left behind");
+  });
+
   it("lets users read but only administrators change, and audits every change", async () => {
     await admin.createAccount({ username: "bob", password: USER_PASSWORD });
     const bob = new TownClient({ baseUrl: daemon.url });
