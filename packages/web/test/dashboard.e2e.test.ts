@@ -468,6 +468,10 @@ describe("the dashboard in Chromium", { skip: missing, timeout: 300_000 }, () =>
 
     await page.locator(".app-card").getByRole("link", { name: "web", exact: true }).click();
     await page.getByRole("heading", { name: "Logs" }).waitFor();
+    // The secret answer's note and the logs are for administrators (apps.logs_for_users is off).
+    await page.getByText("Holds a secret: only administrators see it").waitFor();
+    await page.getByText(/Only administrators see this app's logs/).waitFor();
+    assert.equal(await page.locator("pre.logs").count(), 0);
     for (const name of ["Stop", "Restart", "Uninstall…"]) {
       assert.equal(await page.getByRole("button", { name }).count(), 0, name);
     }
