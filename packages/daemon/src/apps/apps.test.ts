@@ -195,6 +195,22 @@ function fakeTemplateWriter(files: Map<string, string>) {
   };
 }
 
+/** A plan as compiled before names were injective: no scope, dependencies `<parent>-<key>` under their own repository. */
+function legacyPlan(plan: CompiledPackage): CompiledPackage {
+  const instance = plan.instance.replaceAll("--", "-");
+  const legacy: Partial<CompiledPackage> = {
+    ...plan,
+    instance,
+    hostname: `town-${plan.repo}-${instance}`,
+    dependencies: plan.dependencies.map((dependency) => ({
+      ...legacyPlan(dependency),
+      key: dependency.key,
+    })),
+  };
+  delete legacy.scope;
+  return legacy as CompiledPackage;
+}
+
 describe("AppReconciler", () => {
   let runtime: FakeRuntime;
   let storage: FakeStorage;
@@ -576,7 +592,11 @@ describe("Apps: install and uninstall requests", () => {
     const repositories = new Repositories(db, clock);
     repositories.add({ name: "default", url: "https://packages.invalid/default" });
     installs = new Installs(db, clock);
-    const files = await exampleFiles;
+    const examples = await exampleFiles;
+    // A package whose name is what guestbook's dependency was called before names were injective.
+    const keyvalue = examples.find((file) => file.path === "packages/keyvalue/1.0.yaml");
+    assert.ok(keyvalue);
+    const files = [...examples, { path: "packages/guestbook-store/1.0.yaml", text: keyvalue.text }];
     const fetcher: RepositoryFetcher = {
       sync: () => Promise.reject(new Error("offline in this test")),
       readLocal: () => Promise.resolve({ commit: "c1", files, changedPaths: null, skipped: [] }),
@@ -749,6 +769,112 @@ describe("Apps: install and uninstall requests", () => {
     assert.equal(storage.volumes.size, 0);
     assert.equal(runtime.containers.size, 0);
     assert.equal(runtime.networks.size, 0);
+  });
+
+  it("two concurrent installs of one app: exactly one is recorded, the other gets a conflict", async () => {
+    attach();
+    const request = { repo: "default", name: "guestbook", answers: { feedport: "9091" } };
+    const outcomes = await Promise.allSettled([apps.install(request), apps.install(request)]);
+    const won = outcomes.filter((outcome) => outcome.status === "fulfilled");
+    const lost = outcomes.flatMap((outcome) => (outcome.status === "rejected" ? [outcome] : []));
+    assert.equal(won.length, 1);
+    assert.equal(lost.length, 1);
+    assert.equal((lost[0]?.reason as TownError).code, "conflict");
+    // The secret the store's volume was set up with is the one recorded: the loser changed nothing.
+    const password = installs.get("default", "guestbook")?.plan?.dependencies[0]?.answers[
+      "password"
+    ];
+    const store = runtime.containers.get("town-default--guestbook--store");
+    assert.equal(store?.spec.env["KV_PASSWORD"], password);
+    assert.equal(storage.calls.filter((call) => call.startsWith("create")).length, 3);
+  });
+
+  it("an upgrade of an app uninstalled meanwhile fails with not_found and does not bring it back", async () => {
+    attach();
+    await apps.install({ repo: "default", name: "hello", version: "1.0", answers: {} });
+    const upgrade = apps.upgrade({ repo: "default", name: "hello" });
+    const uninstall = apps.uninstall("default", "hello", false);
+    await assert.rejects(upgrade, (error: TownError) => error.code === "not_found");
+    await uninstall;
+    assert.equal(installs.get("default", "hello"), undefined);
+    await apps.idle();
+    assert.equal(runtime.containers.size, 0);
+  });
+
+  it("refuses an install naming another app's objects before anything is made, naming the owner", async () => {
+    attach();
+    // guestbook installed before names were injective: its dependency was guestbook-store.
+    const old = legacyPlan(compileExample("guestbook", "1.0", { feedport: "9091" }));
+    installs.put({
+      repo: "default",
+      name: "guestbook",
+      version: "1.0",
+      definitionHash: "old",
+      answers: old.answers,
+      enabled: true,
+      plan: old,
+    });
+    await apps.resync();
+    await apps.idle();
+    assert.ok(storage.volumes.has("pkg.default.guestbook-store.data"));
+    const before = [...runtime.calls, ...storage.calls];
+    await assert.rejects(
+      apps.install({ repo: "default", name: "guestbook-store", answers: {} }),
+      (error: TownError) => {
+        assert.equal(error.code, "conflict");
+        assert.match(error.message, /belongs to default\/guestbook/);
+        return true;
+      },
+    );
+    assert.deepEqual([...runtime.calls, ...storage.calls], before);
+    assert.equal(installs.get("default", "guestbook-store"), undefined);
+    assert.ok(storage.volumes.has("pkg.default.guestbook-store.data"));
+  });
+
+  it("an upgrade of an app installed before names were injective moves its volumes and network", async () => {
+    attach();
+    const old = legacyPlan(compileExample("guestbook", "1.0", { feedport: "9091" }));
+    installs.put({
+      repo: "default",
+      name: "guestbook",
+      version: "1.0",
+      definitionHash: "old",
+      answers: { feedport: "9091" },
+      enabled: true,
+      plan: old,
+    });
+    await apps.resync();
+    await apps.idle();
+    assert.deepEqual([...runtime.networks.keys()], ["town-default-guestbook"]);
+    storage.calls.length = 0;
+    await apps.upgrade({ repo: "default", name: "guestbook" });
+    assert.deepEqual(storage.calls, [
+      "rename pkg.default.guestbook-store.data pkg.default.guestbook--store.data",
+    ]);
+    assert.deepEqual([...storage.volumes.keys()].sort(), [
+      "pkg.default.guestbook--store.data",
+      "pkg.default.guestbook.www",
+      "pkg.default.guestbook.www-uploads",
+    ]);
+    assert.deepEqual([...runtime.networks.keys()], ["town-default--guestbook"]);
+    assert.deepEqual([...runtime.containers.keys()].sort(), [
+      "town-default--guestbook",
+      "town-default--guestbook--store",
+    ]);
+  });
+
+  it("a failed install's undo deletes only the volumes it made, never one that was there", async () => {
+    attach();
+    // Left by someone else (a crash, a hand-made copy): not this install's to delete.
+    await storage.create("pkg.default.guestbook.www", { quota: null });
+    runtime.images.clear();
+    runtime.pullImage = () => Promise.reject(new TownError("not_found", "no such image"));
+    await assert.rejects(
+      apps.install({ repo: "default", name: "guestbook", answers: { feedport: "9091" } }),
+      (error: TownError) => error.code === "not_found",
+    );
+    assert.deepEqual([...storage.volumes.keys()], ["pkg.default.guestbook.www"]);
+    assert.equal(installs.removal("default", "guestbook"), undefined);
   });
 
   it("reinstall takes back the kept volumes, or those of the version asked for, and the preview says so", async () => {
