@@ -12,10 +12,12 @@ need_node_major=20
 # nftables (the tests' router and its rules), dnsutils and curl (the tests'
 # clients), iproute2 (namespaces).
 # chromium and a font for the dashboard's browser tests (Playwright drives it),
-# docker-registry as the tests' registry to pull images from.
+# docker-registry as the tests' registry to pull images from; redis-tools and
+# postgresql-15, whose programs the public-repository test copies into its
+# stand-in images (no cluster is made on the host for them).
 debian_packages=(git python3 make g++ ca-certificates btrfs-progs xz-utils bzip2
   caddy dnsmasq-base miniupnpd nftables dnsutils curl iproute2 chromium fonts-dejavu-core
-  docker-registry)
+  docker-registry redis-tools postgresql-15)
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 missing=()
@@ -25,6 +27,9 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${missing[*]}"
+    # Only the PostgreSQL programs are wanted: no "main" cluster running on the host.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/town.conf
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else

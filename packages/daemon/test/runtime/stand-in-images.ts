@@ -159,7 +159,11 @@ function containerfile(recipe: StandInRecipe): string {
 async function recipeHash(recipe: StandInRecipe): Promise<string> {
   const hash = createHash("sha256").update(JSON.stringify(recipe));
   for (const path of [...Object.keys(recipe.programs ?? {}), ...(recipe.paths ?? [])]) {
-    const info = await stat(path);
+    const info = await stat(path).catch((error: unknown) => {
+      throw new Error(`${path} is missing: scripts/setup.sh installs the Debian package with it`, {
+        cause: error,
+      });
+    });
     hash.update(`${path}:${info.size}:${info.mtimeMs}`);
   }
   return hash.digest("hex").slice(0, 16);
