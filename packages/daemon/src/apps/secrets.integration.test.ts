@@ -253,6 +253,19 @@ describe(
       for (const text of shown) assert.ok(!text.includes(password), text);
     });
 
+    it("shows a repository URL's query (a token) to administrators only", async () => {
+      assert.ok(server);
+      const url = `${server.url("apps.git")}?private_token=repo-token-77b1`;
+      await admin.addRepository({ name: `${repo}q`, url });
+      const asAdmin = (await admin.repositories()).items.find((r) => r.name === `${repo}q`);
+      assert.equal(asAdmin?.url, url);
+      const listed = await user.repositories();
+      assert.ok(!JSON.stringify(listed).includes("repo-token-77b1"), JSON.stringify(listed));
+      const asUser = listed.items.find((r) => r.name === `${repo}q`);
+      assert.equal(asUser?.url, `${server.url("apps.git")}?[redacted]`);
+      await admin.removeRepository(`${repo}q`);
+    });
+
     it("keeps a git URL's credentials and secret token out of progress, errors and the audit log", async () => {
       const install = await call(admin, "POST", "/apps", {
         repo,

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { redactUrl } from "../../redact.js";
 import type { Services } from "../../services.js";
 import type { RepositoryConfig } from "../../store/repositories.js";
 import type { PackageSummary, UpgradeOffer } from "../../catalog/catalog.js";
@@ -150,8 +151,14 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
         response: { 200: pageSchema(repositorySchema) },
       },
     },
-    async (request) =>
-      pageOf(services(options).repositories.list().map(view), request.query, repositorySortable),
+    async (request) => {
+      const admin = request.auth?.account.role === "admin";
+      // A token in a URL's query is a credential: only administrators see it.
+      const shown = services(options)
+        .repositories.list()
+        .map((config) => (admin ? view(config) : { ...view(config), url: redactUrl(config.url) }));
+      return pageOf(shown, request.query, repositorySortable);
+    },
   );
 
   api.post<{ Body: RepoBody }>(
