@@ -13,6 +13,7 @@ import { forgetToken, readSetupCode, readToken, saveToken } from "./credentials.
 import type { Io } from "./program.js";
 import { UsageError } from "./usage.js";
 import { formatBytes } from "./volume-commands.js";
+import { linkAccounts } from "./oauth-connect.js";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:5309";
 
@@ -387,11 +388,23 @@ export function registerClientCommands(program: Command, io: Io): void {
     .option("--preview", "show what the install would do, and change nothing")
     .option("--no-reuse", "make new volumes instead of taking back ones an uninstall kept")
     .option("--import-from <version>", "take back the volumes kept from this version")
+    .option(
+      "--connect <question>",
+      "link an account for an oauth question: prints the page to open, waits for the approval (repeatable)",
+      collect,
+      [],
+    )
     .option("--json")
     .action(
       async (
         spec: string,
-        flags: JsonFlag & { set: string[]; preview?: boolean; reuse: boolean; importFrom?: string },
+        flags: JsonFlag & {
+          set: string[];
+          preview?: boolean;
+          reuse: boolean;
+          importFrom?: string;
+          connect: string[];
+        },
       ) => {
         const { repo, name, version } = packageSpec(spec);
         const api = await client();
@@ -425,7 +438,18 @@ export function registerClientCommands(program: Command, io: Io): void {
           else print(previewLines(preview).join("\n"));
           return;
         }
-        finish(await api.changeApp({ action: "install", request }, showProgress), flags);
+        // With --json, stdout is for the result alone.
+        const oauthFlows = await linkAccounts(api, { repo, name, version: chosen }, flags.connect, {
+          stdout: flags.json ? io.stderr : io.stdout,
+          stderr: io.stderr,
+        });
+        finish(
+          await api.changeApp(
+            { action: "install", request: { ...request, oauthFlows } },
+            showProgress,
+          ),
+          flags,
+        );
       },
     );
   app

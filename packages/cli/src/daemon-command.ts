@@ -46,6 +46,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_HTTPS_PORT, TOWN_HTTP_PORT, TOWN_DNS_PORT   as the options above",
         "  TOWN_UPNP_GATEWAY_URL        the router's UPnP description URL (default: found by SSDP)",
         "  TOWN_NETWORK=off             no ingress, DNS, mDNS or UPnP",
+        "  TOWN_EXTRA_CA_FILE           PEM file of CAs trusted besides the system's, for account links (oauth questions)",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -70,6 +71,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
             : {}),
         },
         network: networkConfig(flags, io.env),
+        ...(io.env["TOWN_EXTRA_CA_FILE"]
+          ? { oauth: { trustedCaFile: io.env["TOWN_EXTRA_CA_FILE"] } }
+          : {}),
       });
       // A bug in one background task must not take every app's dashboard and API down with it.
       process.on("unhandledRejection", (reason) => {

@@ -87,6 +87,8 @@ export interface MockProvider {
   readonly requests: ProviderRequest[];
   /** The PIN the next polls report as approved, with this token. */
   approve(pinId: number, token: string): void;
+  /** The id of the PIN made last. */
+  lastPin(): number;
   close(): Promise<void>;
 }
 
@@ -141,6 +143,7 @@ export async function startMockProvider(certificates: Certificates): Promise<Moc
   return {
     url: `https://127.0.0.1:${port}`,
     requests,
+    lastPin: () => nextPin - 1,
     approve(pinId, token) {
       const pin = pins.get(pinId);
       if (!pin) throw new Error(`no PIN ${pinId}`);

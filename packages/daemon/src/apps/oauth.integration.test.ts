@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
+import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import { testDaemonConfig, until } from "../../test/daemon.js";
 import {
@@ -56,6 +57,7 @@ describe("oauth flows", () => {
   let server: GitServer;
   let daemon: RunningDaemon;
   let admin: TownClient;
+  let adminToken: string;
   const logLines: string[] = [];
 
   before(async () => {
@@ -100,7 +102,8 @@ describe("oauth flows", () => {
       password: "admin-password-5d2a",
       setupCode: daemon.setupCode,
     });
-    admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+    adminToken = signedIn.token;
+    admin = new TownClient({ baseUrl: daemon.url, token: adminToken });
     await admin.addRepository({ name: repo, url: server.url("links.git") });
   });
 
@@ -209,6 +212,38 @@ describe("oauth flows", () => {
     assert.ok(!JSON.stringify(done).includes(PROVIDER_TOKEN));
     assert.ok(logLines.length > 0);
     assert.ok(!logLines.join("").includes(PROVIDER_TOKEN), "a log line holds the token");
+  });
+
+  it("town app install --connect prints the page, waits for the approval, then installs naming the link", async () => {
+    const starts = (): number => provider.requests.filter((r) => r.method === "POST").length;
+    const before = starts();
+    const running = runTownCaptured(
+      ["app", "install", `${repo}/plex`, "--connect", "claim_token"],
+      {
+        cwd: scratch,
+        env: { TOWN_SERVER: daemon.url, TOWN_TOKEN: adminToken },
+      },
+    );
+    await until(
+      "the CLI's start request",
+      10_000,
+      () => Promise.resolve(starts()),
+      (n) => n > before,
+    );
+    provider.approve(provider.lastPin(), PROVIDER_TOKEN);
+    const result = await running;
+    assert.match(
+      result.stdout,
+      /^Open this page to link the account for "claim_token":\n {2}https:\/\/127\.0\.0\.1:[0-9]+\/app\/auth#\?clientID=[0-9a-f-]{36}&code=CODE[0-9]+&/,
+    );
+    assert.match(
+      result.stderr,
+      /waiting for the approval \(until [^)]+\) \.*\nlinked the account for "claim_token"\n/,
+    );
+    // The install named the finished link: only the missing container runtime stopped it.
+    assert.match(result.stderr, /running apps is turned off/);
+    assert.equal(result.code, 1);
+    assert.ok(!result.stdout.includes(PROVIDER_TOKEN) && !result.stderr.includes(PROVIDER_TOKEN));
   });
 
   it("is for administrators only", async () => {
