@@ -2,7 +2,7 @@
  * Installing a package: typed answers (defaults, then the answers given last
  * time), a check of what the install will do, then its live progress.
  */
-import { useEffect, useState, type SyntheticEvent } from "react";
+import { useCallback, useEffect, useState, type SyntheticEvent } from "react";
 import type {
   AppInstallPreview,
   AppProgress,
@@ -14,6 +14,7 @@ import { client, problemOf, randomHex } from "../api.js";
 import { ErrorBox, Modal } from "../components.js";
 import { formatBytes, t, tOr, type MessageKey } from "../messages.js";
 import { navigate } from "../router.js";
+import { OAuthConnect } from "./OAuthConnect.js";
 import {
   BYTE_FACTORS,
   BYTE_UNITS,
@@ -40,6 +41,13 @@ export function InstallDialog({ detail, onClose }: { detail: VersionDetail; onCl
   const [preview, setPreview] = useState<AppInstallPreview>();
   const [progress, setProgress] = useState<AppProgress[]>([]);
   const [busy, setBusy] = useState(false);
+  /** oauth question → its finished account link, whose token the box puts in. */
+  const [links, setLinks] = useState<Record<string, string>>({});
+  const onLinked = useCallback((question: string, flowId: string | undefined) => {
+    setLinks(({ [question]: _replaced, ...others }) =>
+      flowId === undefined ? others : { ...others, [question]: flowId },
+    );
+  }, []);
 
   // What was answered last time (a reinstall) beats the defaults.
   useEffect(() => {
@@ -64,17 +72,26 @@ export function InstallDialog({ detail, onClose }: { detail: VersionDetail; onCl
   }, [detail]);
 
   const visible = detail.questions.filter((q) => q.showIf === null || answers[q.showIf] === "true");
+  const linked = visible.filter((q) => links[q.name] !== undefined);
   const request: InstallRequest = {
     repo: detail.repo,
     name: detail.name,
     version: detail.version,
-    answers: Object.fromEntries(visible.map((q) => [q.name, answers[q.name] ?? ""])),
+    answers: Object.fromEntries(
+      visible.filter((q) => !linked.includes(q)).map((q) => [q.name, answers[q.name] ?? ""]),
+    ),
+    ...(linked.length === 0
+      ? {}
+      : { oauthFlows: Object.fromEntries(linked.map((q) => [q.name, links[q.name] ?? ""])) }),
   };
 
   const check = async (event: SyntheticEvent): Promise<void> => {
     event.preventDefault();
     setProblem(undefined);
-    const local = validate(visible, answers);
+    const local = validate(
+      visible.filter((q) => !linked.includes(q)),
+      answers,
+    );
     setErrors(local);
     if (Object.keys(local).length > 0) return;
     setBusy(true);
@@ -166,6 +183,7 @@ export function InstallDialog({ detail, onClose }: { detail: VersionDetail; onCl
                   question={q}
                   value={answers[q.name] ?? ""}
                   error={errors[q.name]}
+                  link={{ detail, onLinked }}
                   onChange={(value) => {
                     setAnswers({ ...answers, [q.name]: value });
                   }}
@@ -180,6 +198,7 @@ export function InstallDialog({ detail, onClose }: { detail: VersionDetail; onCl
                           question={child}
                           value={answers[child.name] ?? ""}
                           error={errors[child.name]}
+                          link={{ detail, onLinked }}
                           onChange={(value) => {
                             setAnswers({ ...answers, [child.name]: value });
                           }}
@@ -314,11 +333,17 @@ function QuestionField({
   question,
   value,
   error,
+  link,
   onChange,
 }: {
   question: Question;
   value: string;
   error: string | undefined;
+  /** What an oauth question's Connect button needs. */
+  link: {
+    detail: VersionDetail;
+    onLinked: (question: string, flowId: string | undefined) => void;
+  };
   onChange: (value: string) => void;
 }) {
   const id = `q-${question.name}`;
@@ -361,6 +386,17 @@ function QuestionField({
   switch (question.type) {
     case "secret":
       control = <SecretInput common={common} value={value} onChange={onChange} />;
+      break;
+    case "oauth":
+      control = (
+        <OAuthConnect
+          detail={link.detail}
+          question={question.name}
+          common={common}
+          answeredBefore={value !== ""}
+          onLinked={link.onLinked}
+        />
+      );
       break;
     case "port":
       control = (

@@ -346,7 +346,14 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         response: { 200: previewSchema },
       },
     },
-    async (request) => services(options).apps.preview(installRequest(request.body)),
+    async (request) => {
+      const { apps, oauth } = services(options);
+      // Linked questions count as answered; the links stay for the install.
+      const flows = request.body.oauthFlows ?? {};
+      return apps.preview(
+        oauth.connect(installRequest(request.body), flows, request.auth?.account.id ?? -1),
+      );
+    },
   );
 
   api.get<{ Params: AppParams }>(
