@@ -20,6 +20,7 @@ import { Metrics } from "../metrics.js";
 import { buildApi, type BootState } from "../server.js";
 
 const TOKEN = "a-good-token";
+const USER_TOKEN = "an-ordinary-user";
 
 async function rejection(promise: Promise<unknown>): Promise<ApiError> {
   try {
@@ -50,6 +51,8 @@ describe("app log and health routes", () => {
   let app: FastifyInstance;
   let client: TownClient;
   let anonymous: TownClient;
+  let user: TownClient;
+  let logsForUsers = false;
   let baseUrl = "";
 
   before(async () => {
@@ -62,13 +65,15 @@ describe("app log and health routes", () => {
       enabled: true,
       plan,
     });
-    // Only what these routes use; a signed-in user for the good token.
+    // Only what these routes use; an administrator for the good token, and an ordinary user.
     boot.services = {
       monitor,
+      settings: { flag: (key: string) => key === "apps.logs_for_users" && logsForUsers },
       sessions: {
         verify: (token: string) => {
-          if (token !== TOKEN) throw new TownError("unauthenticated", "not a session");
-          return { account: { id: 2, username: "u", role: "user" } };
+          if (token === TOKEN) return { account: { id: 1, username: "a", role: "admin" } };
+          if (token === USER_TOKEN) return { account: { id: 2, username: "u", role: "user" } };
+          throw new TownError("unauthenticated", "not a session");
         },
       },
     } as unknown as Services;
@@ -85,6 +90,7 @@ describe("app log and health routes", () => {
     baseUrl = `http://127.0.0.1:${port}`;
     client = new TownClient({ baseUrl, token: TOKEN });
     anonymous = new TownClient({ baseUrl });
+    user = new TownClient({ baseUrl, token: USER_TOKEN });
   });
 
   after(async () => {
@@ -101,23 +107,33 @@ describe("app log and health routes", () => {
     runtime.create(container);
   });
 
-  it("is for signed-in accounts only", async () => {
-    for (const call of [
-      anonymous.appLogs("default", "hello"),
-      anonymous.appHealth("default", "hello"),
-      (async () => {
-        for await (const event of anonymous.followAppLogs(
-          "default",
-          "hello",
-          {},
-          new AbortController().signal,
-        )) {
-          assert.fail(`no event expected, got ${JSON.stringify(event)}`);
-        }
-      })(),
-    ]) {
+  /** The three routes as one caller sees them: the page, the health, and the stream's first answer. */
+  const calls = (caller: TownClient): Promise<unknown>[] => [
+    caller.appLogs("default", "hello"),
+    caller.appHealth("default", "hello"),
+    (async () => {
+      const stop = new AbortController();
+      const events = caller.followAppLogs("default", "hello", {}, stop.signal);
+      await events.next();
+      stop.abort();
+      await events.return(undefined);
+    })(),
+  ];
+
+  it("is for administrators, and for every account while apps.logs_for_users is on", async () => {
+    for (const call of calls(anonymous)) {
       const error = await rejection(call);
       assert.equal(error.problem.code, "unauthenticated");
+    }
+    for (const call of calls(user)) {
+      const error = await rejection(call);
+      assert.equal(error.problem.code, "forbidden");
+    }
+    logsForUsers = true;
+    try {
+      await Promise.all(calls(user));
+    } finally {
+      logsForUsers = false;
     }
   });
 
