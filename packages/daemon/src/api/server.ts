@@ -156,11 +156,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // Each operation says who may call it; public ones need no credentials.
     transform: ({ schema, url, route }) => {
       const access = route.config?.access ?? "admin";
+      // A setting-dependent route is an admin route that a switch may open to every account.
       return {
         url,
         schema: {
           ...schema,
-          "x-town-access": access,
+          "x-town-access": typeof access === "string" ? access : "admin",
+          ...(typeof access === "string" ? {} : { "x-town-users-when": access.usersWhen }),
           ...(access === "public" ? { security: [] } : {}),
         },
       };
