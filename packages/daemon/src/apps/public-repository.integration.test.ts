@@ -120,7 +120,8 @@ describe("the public Town OS repository on a real box", { skip, timeout: 420_000
     // Volumes on btrfs in a loop file, with quotas (immich's photo volume has one).
     assert.equal((await admin.storage()).mode, "btrfs-loop");
     caFile = join(scratch, "ca.crt");
-    await writeFile(caFile, await admin.caCertificate());
+    // Caddy makes its local CA once it has started.
+    await writeFile(caFile, await eventually("the box's CA", () => admin.caCertificate(), 30_000));
     const port = (await admin.netStatus()).dns?.listen?.port;
     assert.ok(port, "dnsmasq listens");
     dnsPort = port;
