@@ -34,7 +34,8 @@ import {
   TEST_IMAGE,
 } from "../../daemon/test/runtime/podman-host.js";
 import { Podman, type ServiceState } from "../../daemon/src/runtime/podman.js";
-import { appNetworkName, LABEL_APP } from "../../daemon/src/apps/reconciler.js";
+import { appNetworkName } from "../../daemon/src/apps/names.js";
+import { LABEL_APP } from "../../daemon/src/apps/reconciler.js";
 
 const run = promisify(execFile);
 const CHROMIUM = "/usr/bin/chromium";
