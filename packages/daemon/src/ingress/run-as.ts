@@ -15,7 +15,7 @@
  * link in that directory: see `openNoFollow`.
  */
 import { execFile } from "node:child_process";
-import { constants } from "node:fs";
+import { constants, readFileSync } from "node:fs";
 import { chmod, chown, lstat, mkdir, open, type FileHandle } from "node:fs/promises";
 import { promisify } from "node:util";
 import { TownError } from "@townos/format";
@@ -89,13 +89,13 @@ export async function prepareOwnDirectory(dir: string, user: RunAs): Promise<voi
   await chmod(dir, 0o700);
 }
 
-/**
- * Opens a file in the shared directory without following a link or blocking
- * on a FIFO that Caddy could have put there; only regular files.
- */
+/** Flags that neither follow a link nor block on a FIFO that Caddy could have put there. */
+export const NO_FOLLOW = constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Opens a file in the shared directory with `NO_FOLLOW`; only regular files. */
 export async function openNoFollow(path: string, flags: number, mode = 0o600): Promise<FileHandle> {
   // (Node opens every file close-on-exec already.)
-  const handle = await open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, mode);
+  const handle = await open(path, flags | NO_FOLLOW, mode);
   try {
     if (!(await handle.stat()).isFile())
       throw new TownError("io", `caddy: ${path} is not a regular file`);
@@ -107,14 +107,11 @@ export async function openNoFollow(path: string, flags: number, mode = 0o600): P
 }
 
 /** The real uid a process runs as, from /proc; null when it is gone. */
-export async function processUid(pid: number): Promise<number | null> {
-  const handle = await openNoFollow(`/proc/${pid}/status`, constants.O_RDONLY).catch(() => null);
-  if (handle === null) return null;
+export function processUid(pid: number): number | null {
   try {
-    const text = await handle.readFile("utf8");
-    const uid = /^Uid:\s+(\d+)/m.exec(text)?.[1];
+    const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
     return uid === undefined ? null : Number(uid);
-  } finally {
-    await handle.close();
+  } catch {
+    return null;
   }
 }

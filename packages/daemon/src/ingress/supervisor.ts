@@ -15,7 +15,7 @@
  * by an earlier version) with one that does not.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { constants, readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { TownError } from "@townos/format";
@@ -27,6 +27,7 @@ import {
   DEFAULT_CADDY_USER,
   dropPrivileges,
   lookupUser,
+  NO_FOLLOW,
   openNoFollow,
   prepareOwnDirectory,
   prepareSharedDirectory,
@@ -241,7 +242,11 @@ export class CaddySupervisor {
   async stop(): Promise<void> {
     this.close();
     await this.queue;
-    const pid = this.pid ?? (await this.readPidFile());
+    await this.stopCaddy(this.pid ?? (await this.readPidFile()));
+  }
+
+  /** Asks Caddy to exit, kills it when it has not within 5 s, and waits until it is gone. */
+  private async stopCaddy(pid: number | null): Promise<void> {
     try {
       await this.admin.stop();
     } catch {
@@ -291,7 +296,7 @@ export class CaddySupervisor {
         this.lastError = null;
         this.pid = await this.readPidFile();
         this.log.info(`ingress: adopted the running Caddy (pid ${String(this.pid)})`);
-        if (await this.runsAsRootNeedlessly()) {
+        if (this.runsAsRootNeedlessly()) {
           await this.replaceRootCaddy();
           return;
         }
@@ -380,28 +385,17 @@ export class CaddySupervisor {
   }
 
   /** An adopted Caddy of an earlier version, running as root while this daemon could drop it. */
-  private async runsAsRootNeedlessly(): Promise<boolean> {
+  private runsAsRootNeedlessly(): boolean {
     if (this.pid === null || process.getuid?.() !== 0) return false;
-    return (await processUid(this.pid)) === 0;
+    return processUid(this.pid) === 0;
   }
 
   /** Stops the root Caddy (its config is kept) and starts it again as the unprivileged user. */
   private async replaceRootCaddy(): Promise<void> {
-    const pid = this.pid;
     this.log.warn(
-      `ingress: the adopted Caddy (pid ${String(pid)}) runs as root; restarting it unprivileged`,
+      `ingress: the adopted Caddy (pid ${String(this.pid)}) runs as root; restarting it unprivileged`,
     );
-    try {
-      await this.admin.stop();
-    } catch {
-      // Not answering: the signal below ends it.
-    }
-    if (pid !== null) {
-      const deadline = Date.now() + 5_000;
-      while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-      if (isAlive(pid)) killGroup(pid, "SIGKILL");
-    }
-    this.pid = null;
+    await this.stopCaddy(this.pid);
     this.state = "starting";
     this.nextStartAt = 0;
     await this.restart();
@@ -418,14 +412,10 @@ export class CaddySupervisor {
   }
 
   private userOf(pid: number): string | null {
-    try {
-      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-      if (uid === undefined) return null;
-      if (this.runAs && Number(uid) === this.runAs.uid) return this.runAs.name;
-      return uid === "0" ? "root" : uid;
-    } catch {
-      return null;
-    }
+    const uid = processUid(pid);
+    if (uid === null) return null;
+    if (this.runAs && uid === this.runAs.uid) return this.runAs.name;
+    return uid === 0 ? "root" : String(uid);
   }
 
   private async spawnCaddy(): Promise<void> {
@@ -443,9 +433,12 @@ export class CaddySupervisor {
         ? bootstrapConfig(this.caddyAdminAddress, this.paths.caddyStorageDir)
         : last;
     await this.writeConfigFile(config);
-    const log = await openNoFollow(
+    // Opened and closed synchronously: an await between the spawn and the
+    // listeners below could let a quick exit go by unheard.
+    const logFd = openSync(
       logFile,
-      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | NO_FOLLOW,
+      0o600,
     );
     // Caddy names its files through its working directory (see run-as.ts).
     const inDir = (path: string): string => `${CADDY_DIR}/${basename(path)}`;
@@ -461,10 +454,11 @@ export class CaddySupervisor {
       runAs === null ? caddyArgs : ["setpriv", ...dropPrivileges(runAs), ...caddyArgs];
     let child: ChildProcess;
     try {
+      if (!fstatSync(logFd).isFile()) throw new TownError("io", `caddy: ${logFile} is not a file`);
       child = spawn(program, args, {
         // Its own process group: signals to the daemon's group do not reach it.
         detached: true,
-        stdio: ["ignore", log.fd, log.fd],
+        stdio: ["ignore", logFd, logFd],
         cwd: dir,
         env: {
           PATH: process.env["PATH"] ?? "/usr/bin:/bin",
@@ -474,7 +468,7 @@ export class CaddySupervisor {
         },
       });
     } finally {
-      await log.close();
+      closeSync(logFd);
     }
     child.unref();
     let exited: string | undefined;
