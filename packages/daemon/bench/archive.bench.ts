@@ -7,7 +7,7 @@
  * (target: RSS growth < 64 MB; memory must not grow with the archive size).
  * BENCH_ARCHIVE_MIB changes the size.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -20,7 +20,12 @@ const SIZE_MIB = Number(process.env["BENCH_ARCHIVE_MIB"] ?? 1024);
 const FILE_MIB = 16;
 
 const scratch = await mkdtemp(join(tmpdir(), "town-archive-bench-"));
+/** The volume, and where unpacks stage, as a storage root's volumes/ and tmp/ would be. */
+const volume = join(scratch, "volume");
+const stagingRoot = join(scratch, "tmp");
 try {
+  await mkdir(volume);
+  await mkdir(stagingRoot, { mode: 0o700 });
   const baseline = process.memoryUsage().rss;
   let peak = baseline;
   const sampler = setInterval(() => {
@@ -29,7 +34,8 @@ try {
 
   const upload = generatedTar(SIZE_MIB * MiB, FILE_MIB * MiB).pipe(createGzip({ level: 1 }));
   const start = performance.now();
-  const result = await unpackArchive(upload, "auto", scratch, {
+  const result = await unpackArchive(upload, "auto", volume, {
+    stagingRoot,
     maxBytes: (SIZE_MIB + 1) * MiB,
   });
   const unpackSeconds = (performance.now() - start) / 1000;
@@ -39,7 +45,7 @@ try {
   peak = packBaseline;
   const packStart = performance.now();
   let packed = 0;
-  for await (const chunk of await packVolume(scratch, { format: "tar.gz" })) {
+  for await (const chunk of await packVolume(volume, { format: "tar.gz" })) {
     packed += (chunk as Buffer).length;
   }
   const packSeconds = (performance.now() - packStart) / 1000;

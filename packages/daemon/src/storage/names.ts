@@ -18,7 +18,9 @@
  * ```
  * <root>/volumes/<volume>                   a volume (btrfs subvolume or directory)
  * <root>/snapshots/<volume>/<snapshot>      its snapshots
- * <root>/tmp/                               work in progress, emptied when a driver opens
+ * <root>/tmp/                               work in progress (uploads and seeds staged,
+ *                                           volumes being made or deleted): private to
+ *                                           the daemon, finished or emptied when a driver opens
  * ```
  */
 import { join } from "node:path";

@@ -15,8 +15,9 @@ export const MAX_COMPONENT_BYTES = 255;
 /** Deepest nesting accepted. */
 export const MAX_DEPTH = 128;
 /**
- * Names beginning with this are Town OS's own work in progress inside a
- * volume (staging directories, temporary files): never taken from input.
+ * Names beginning with this are Town OS's own inside a volume (entries being
+ * moved in, template files being written): never taken from input, and not
+ * trusted either, since the volume's app can make them too.
  */
 export const RESERVED_ENTRY_PREFIX = ".town-";
 
