@@ -1,0 +1,197 @@
+/**
+ * The plex-shaped package installs with its account link done (real
+ * Podman): `town app install --connect` links the account against the local
+ * provider, and the container gets the token as its PLEX_CLAIM while the
+ * token appears in no answer a non-administrator sees, no audit entry and
+ * no log line.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { ApiError, TownClient } from "@townos/client";
+import { runTownCaptured } from "../../../cli/test/run-town.js";
+import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
+import { testDaemonConfig, until } from "../../test/daemon.js";
+import { scratchDir } from "../../test/net.js";
+import {
+  makeCertificates,
+  PROVIDER_TOKEN,
+  startMockProvider,
+  type MockProvider,
+} from "../../test/oauth-provider.js";
+import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
+import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { Podman, type ServiceState } from "../runtime/podman.js";
+import { LABEL_APP } from "./reconciler.js";
+
+if (podmanMissing) console.log(`# skipping the oauth install test: ${podmanMissing}`);
+
+const fixture = join(
+  import.meta.dirname,
+  "../../../format/test/fixtures/oauth/packages/plex/3.0.yaml",
+);
+
+describe(
+  "installing plex 3.0 with its account linked",
+  { skip: podmanMissing, timeout: 120_000 },
+  () => {
+    const repo = `o${randomBytes(4).toString("hex")}`;
+    let scratch: string;
+    let provider: MockProvider;
+    let server: GitServer | undefined;
+    let daemon: RunningDaemon | undefined;
+    let podman: Podman;
+    let service: ServiceState = { started: false, pid: null };
+    let admin: TownClient;
+    let adminToken: string;
+    const logLines: string[] = [];
+
+    before(async () => {
+      await preparePodmanHost();
+      scratch = await scratchDir("town-oauth-install-");
+      const certificates = await makeCertificates(scratch);
+      provider = await startMockProvider(certificates);
+      // The fixture as it is, with its provider moved here and an image that exists on this box.
+      const plex = (await readFile(fixture, "utf8"))
+        .replaceAll("https://app.plex.tv/", `${provider.url}/app/`)
+        .replaceAll("https://plex.tv/", `${provider.url}/`)
+        .replace(
+          "image: plexinc/pms-docker:latest",
+          `image: ${TEST_IMAGE}\nentrypoint: ["/bin/busybox"]\ncommand: ["httpd", "-f", "-p", "32400", "-h", "/config"]`,
+        );
+      await createRepo(join(scratch, "git"), "links.git", { "packages/plex/3.0.yaml": plex });
+      podman = new Podman({ socketPath: join(scratch, "podman.sock") });
+      service = await podman.ensureService();
+      server = await startGitServer({ root: join(scratch, "git") });
+      daemon = await startDaemon(
+        testDaemonConfig(scratch, {
+          apps: { podman: { socketPath: podman.socketPath } },
+          oauth: { trustedCaFile: certificates.caFile, allowPrivateAddresses: true },
+          logLevel: "debug",
+          logStream: new Writable({
+            write(chunk: Buffer, _encoding, callback) {
+              logLines.push(chunk.toString());
+              callback();
+            },
+          }),
+        }),
+      );
+      await daemon.booted;
+      const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
+        username: "admin",
+        password: "admin-password-9c4e",
+        setupCode: daemon.setupCode,
+      });
+      adminToken = signedIn.token;
+      admin = new TownClient({ baseUrl: daemon.url, token: adminToken });
+      await admin.addRepository({ name: repo, url: server.url("links.git") });
+      await until(
+        "apps to be available",
+        20_000,
+        () => admin.apps(),
+        () => true,
+      );
+    });
+
+    after(async () => {
+      try {
+        await daemon?.stop();
+        await server?.close();
+        await provider.close();
+        for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/plex` })) {
+          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
+        }
+      } finally {
+        podman.close();
+        if (service.pid !== null) process.kill(service.pid);
+        await rm(scratch, { recursive: true, force: true });
+      }
+    });
+
+    it("checks the answers with the link, installs, and the container has the token", async () => {
+      assert.ok(daemon);
+      // Without a link the check asks for the account; with a done link it does not.
+      const unlinked = await admin.previewInstall({ repo, name: "plex", answers: {} });
+      assert.deepEqual(unlinked.questionsToAnswer, ["claim_token"]);
+      await assert.rejects(
+        () => admin.installApp({ repo, name: "plex", answers: {} }),
+        (error: ApiError) =>
+          error.problem.code === "invalid_answers" &&
+          error.problem.issues?.some((issue) => issue.question === "claim_token") === true,
+      );
+      const checked = await admin.startOAuthFlow({ repo, name: "plex", question: "claim_token" });
+      provider.approve(provider.lastPin(), PROVIDER_TOKEN);
+      await until(
+        "the check's link",
+        10_000,
+        () => admin.oauthFlow(checked.id),
+        (view) => view.state === "done",
+      );
+      const preview = await admin.previewInstall({
+        repo,
+        name: "plex",
+        answers: {},
+        oauthFlows: { claim_token: checked.id },
+      });
+      assert.deepEqual(preview.questionsToAnswer, []);
+      assert.deepEqual(preview.answerProblems, []);
+
+      // The command links its own account and installs naming the link.
+      const starts = (): number => provider.requests.filter((r) => r.method === "POST").length;
+      const before = starts();
+      const running = runTownCaptured(
+        ["app", "install", `${repo}/plex`, "--connect", "claim_token"],
+        {
+          cwd: scratch,
+          env: { TOWN_SERVER: daemon.url, TOWN_TOKEN: adminToken },
+        },
+      );
+      await until(
+        "the command's start request",
+        10_000,
+        () => Promise.resolve(starts()),
+        (n) => n > before,
+      );
+      provider.approve(provider.lastPin(), `${PROVIDER_TOKEN}-cli`);
+      const install = await running;
+      assert.equal(install.code, 0, install.stderr);
+      assert.match(install.stdout, /Open this page to link the account for "claim_token"/);
+      const [container] = (await admin.app(repo, "plex")).containers;
+      assert.equal(container?.state, "running");
+      assert.match(install.stdout, new RegExp(`container ${container.name}: running`));
+
+      // The container's environment holds the token (this busybox has `env`, not `printenv`).
+      const environment = await podman.exec(container.name, ["/bin/busybox", "env"]);
+      assert.ok(
+        environment.stdout.split("\n").includes(`PLEX_CLAIM=${PROVIDER_TOKEN}-cli`),
+        environment.stdout,
+      );
+      // Saved like a secret answer: administrators get it back for a reinstall.
+      assert.equal(
+        (await admin.lastAnswers(repo, "plex")).answers["claim_token"],
+        `${PROVIDER_TOKEN}-cli`,
+      );
+
+      // A non-administrator sees the app, not the token.
+      await admin.createAccount({ username: "dana", password: "dana-password-6a1d" });
+      const dana = new TownClient({
+        baseUrl: daemon.url,
+        token: (
+          await new TownClient({ baseUrl: daemon.url }).login({
+            username: "dana",
+            password: "dana-password-6a1d",
+          })
+        ).token,
+      });
+      assert.ok(!JSON.stringify(await dana.app(repo, "plex")).includes(PROVIDER_TOKEN));
+      await assert.rejects(() => dana.lastAnswers(repo, "plex"), /only administrators/);
+      const audit = JSON.stringify((await admin.audit({})).items);
+      assert.match(audit, /"linked":\["claim_token"\]/);
+      assert.ok(!audit.includes(PROVIDER_TOKEN), "the audit log holds the token");
+      assert.ok(!logLines.join("").includes(PROVIDER_TOKEN), "a log line holds the token");
+    });
+  },
+);
