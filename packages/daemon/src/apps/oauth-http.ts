@@ -52,11 +52,8 @@ for (const [net, prefix] of [
   PRIVATE.addSubnet(net, prefix, "ipv6");
 }
 
-/** Whether `address` (an IP literal) is one a flow may not reach. */
+/** Whether `address` (an IP literal) is one a flow may not reach; BlockList sees IPv4 in IPv6 (`::ffff:7f00:1`) too. */
 export function isPrivateAddress(address: string): boolean {
-  // IPv4 written as IPv6 (`::ffff:127.0.0.1`) is the IPv4 address.
-  const mapped = /^::ffff:([0-9.]+)$/i.exec(address)?.[1];
-  if (mapped !== undefined) return isPrivateAddress(mapped);
   const family = isIP(address);
   if (family === 0) return true;
   return PRIVATE.check(address, family === 4 ? "ipv4" : "ipv6");
