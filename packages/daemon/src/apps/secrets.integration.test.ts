@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type AppView } from "@townos/client";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
@@ -86,6 +87,8 @@ describe(
     let service: ServiceState = { started: false, pid: null };
     let admin: TownClient;
     let user: TownClient;
+    /** What the daemon logged (JSON lines, warnings and up). */
+    let logged = "";
 
     /** A request's status and whole body (an event stream read to its end). */
     async function call(
@@ -126,7 +129,16 @@ describe(
       });
       server = await startGitServer({ root: join(scratch, "git") });
       daemon = await startDaemon(
-        testDaemonConfig(scratch, { apps: { podman: { socketPath: podman.socketPath } } }),
+        testDaemonConfig(scratch, {
+          apps: { podman: { socketPath: podman.socketPath } },
+          logLevel: "warn",
+          logStream: new Writable({
+            write(chunk: Buffer, _encoding, done) {
+              logged += chunk.toString();
+              done();
+            },
+          }),
+        }),
       );
       await daemon.booted;
       admin = new TownClient({ baseUrl: daemon.url });
@@ -250,6 +262,8 @@ describe(
         event.type === "done" ? (event.app?.lastError ?? "") : JSON.stringify(event),
       );
       shown.push(JSON.stringify(failed), (await admin.app(repo, "db")).lastError ?? "");
+      assert.match(logged, /post_update.*"msg":"app reconcile failed"/);
+      shown.push(logged);
       for (const text of shown) assert.ok(!text.includes(password), text);
     });
 
@@ -280,6 +294,8 @@ describe(
       // A failure that may pass leaves the app installed with its error; a terminal one undoes it.
       if (src) assert.ok(src.lastError?.includes("private.git"), src.lastError ?? "no error");
       shown.push(JSON.stringify(await admin.audit({ action: "app.install" })));
+      assert.match(logged, /private\.git.*"msg":"app reconcile failed"/);
+      shown.push(logged);
       for (const text of shown) {
         assert.ok(!text.includes(URL_PASSWORD), text);
         assert.ok(!text.includes(TOKEN), text);
