@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { until } from "./daemon.js";
 
 const run = promisify(execFile);
 
@@ -93,6 +94,42 @@ export interface MockProvider {
 }
 
 export const PROVIDER_TOKEN = "plex-token-7c1e9a";
+
+const PLEX_FIXTURE = join(
+  import.meta.dirname,
+  "../../format/test/fixtures/oauth/packages/plex/3.0.yaml",
+);
+
+/** The plex-shaped fixture with its provider (plex.tv, app.plex.tv) moved to `providerUrl`. */
+export async function plexFixtureAt(providerUrl: string): Promise<string> {
+  return (await readFile(PLEX_FIXTURE, "utf8"))
+    .replaceAll("https://app.plex.tv/", `${providerUrl}/app/`)
+    .replaceAll("https://plex.tv/", `${providerUrl}/`);
+}
+
+/**
+ * Runs `action` (which starts a flow, and may wait for it), approves the PIN
+ * its start request made with `token`, and returns what `action` returns.
+ */
+export async function approvingNextStart<T>(
+  provider: MockProvider,
+  token: string,
+  action: () => Promise<T>,
+): Promise<T> {
+  const starts = (): number => provider.requests.filter((r) => r.method === "POST").length;
+  const before = starts();
+  const running = action();
+  // Awaited below; a failure before the start request must not count as unhandled meanwhile.
+  running.catch(() => undefined);
+  await until(
+    "the start request",
+    10_000,
+    () => Promise.resolve(starts()),
+    (count) => count > before,
+  );
+  provider.approve(provider.lastPin(), token);
+  return running;
+}
 
 /**
  * Plex's PIN API in small: `POST /api/v2/pins` makes a PIN for the

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
@@ -17,7 +17,9 @@ import { createRepo, startGitServer, type GitServer } from "../../test/git-serve
 import { testDaemonConfig, until } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
 import {
+  approvingNextStart,
   makeCertificates,
+  plexFixtureAt,
   PROVIDER_TOKEN,
   startMockProvider,
   type MockProvider,
@@ -28,11 +30,6 @@ import { Podman, type ServiceState } from "../runtime/podman.js";
 import { LABEL_APP } from "./reconciler.js";
 
 if (podmanMissing) console.log(`# skipping the oauth install test: ${podmanMissing}`);
-
-const fixture = join(
-  import.meta.dirname,
-  "../../../format/test/fixtures/oauth/packages/plex/3.0.yaml",
-);
 
 describe(
   "installing plex 3.0 with its account linked",
@@ -55,13 +52,10 @@ describe(
       const certificates = await makeCertificates(scratch);
       provider = await startMockProvider(certificates);
       // The fixture as it is, with its provider moved here and an image that exists on this box.
-      const plex = (await readFile(fixture, "utf8"))
-        .replaceAll("https://app.plex.tv/", `${provider.url}/app/`)
-        .replaceAll("https://plex.tv/", `${provider.url}/`)
-        .replace(
-          "image: plexinc/pms-docker:latest",
-          `image: ${TEST_IMAGE}\nentrypoint: ["/bin/busybox"]\ncommand: ["httpd", "-f", "-p", "32400", "-h", "/config"]`,
-        );
+      const plex = (await plexFixtureAt(provider.url)).replace(
+        "image: plexinc/pms-docker:latest",
+        `image: ${TEST_IMAGE}\nentrypoint: ["/bin/busybox"]\ncommand: ["httpd", "-f", "-p", "32400", "-h", "/config"]`,
+      );
       await createRepo(join(scratch, "git"), "links.git", { "packages/plex/3.0.yaml": plex });
       podman = new Podman({ socketPath: join(scratch, "podman.sock") });
       service = await podman.ensureService();
@@ -113,6 +107,7 @@ describe(
 
     it("checks the answers with the link, installs, and the container has the token", async () => {
       assert.ok(daemon);
+      const url = daemon.url;
       // Without a link the check asks for the account; with a done link it does not.
       const unlinked = await admin.previewInstall({ repo, name: "plex", answers: {} });
       assert.deepEqual(unlinked.questionsToAnswer, ["claim_token"]);
@@ -122,8 +117,9 @@ describe(
           error.problem.code === "invalid_answers" &&
           error.problem.issues?.some((issue) => issue.question === "claim_token") === true,
       );
-      const checked = await admin.startOAuthFlow({ repo, name: "plex", question: "claim_token" });
-      provider.approve(provider.lastPin(), PROVIDER_TOKEN);
+      const checked = await approvingNextStart(provider, PROVIDER_TOKEN, () =>
+        admin.startOAuthFlow({ repo, name: "plex", question: "claim_token" }),
+      );
       await until(
         "the check's link",
         10_000,
@@ -140,23 +136,12 @@ describe(
       assert.deepEqual(preview.answerProblems, []);
 
       // The command links its own account and installs naming the link.
-      const starts = (): number => provider.requests.filter((r) => r.method === "POST").length;
-      const before = starts();
-      const running = runTownCaptured(
-        ["app", "install", `${repo}/plex`, "--connect", "claim_token"],
-        {
+      const install = await approvingNextStart(provider, `${PROVIDER_TOKEN}-cli`, () =>
+        runTownCaptured(["app", "install", `${repo}/plex`, "--connect", "claim_token"], {
           cwd: scratch,
-          env: { TOWN_SERVER: daemon.url, TOWN_TOKEN: adminToken },
-        },
+          env: { TOWN_SERVER: url, TOWN_TOKEN: adminToken },
+        }),
       );
-      await until(
-        "the command's start request",
-        10_000,
-        () => Promise.resolve(starts()),
-        (n) => n > before,
-      );
-      provider.approve(provider.lastPin(), `${PROVIDER_TOKEN}-cli`);
-      const install = await running;
       assert.equal(install.code, 0, install.stderr);
       assert.match(install.stdout, /Open this page to link the account for "claim_token"/);
       const [container] = (await admin.app(repo, "plex")).containers;

@@ -15,7 +15,9 @@ import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import { testDaemonConfig, until } from "../../test/daemon.js";
 import {
+  approvingNextStart,
   makeCertificates,
+  plexFixtureAt,
   PROVIDER_TOKEN,
   startMockProvider,
   type Certificates,
@@ -25,20 +27,13 @@ import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { requestJson } from "./oauth-http.js";
 
 const repo = "links";
-const fixture = join(
-  import.meta.dirname,
-  "../../../format/test/fixtures/oauth/packages/plex/3.0.yaml",
-);
 
-/** The plex fixture with its provider moved to `provider`; `change` edits the oauth map further. */
+/** The plex fixture with its provider moved to `provider`; `change` edits it further. */
 async function plexAt(
   provider: string,
   change: (text: string) => string = (t) => t,
 ): Promise<string> {
-  const text = (await readFile(fixture, "utf8"))
-    .replaceAll("https://app.plex.tv/", `${provider}/app/`)
-    .replaceAll("https://plex.tv/", `${provider}/`);
-  return change(text);
+  return change(await plexFixtureAt(provider));
 }
 
 function rejectsWith(code: string, detail: RegExp): (error: unknown) => boolean {
@@ -59,6 +54,14 @@ describe("oauth flows", () => {
   let admin: TownClient;
   let adminToken: string;
   const logLines: string[] = [];
+
+  /** A new account, signed in. */
+  async function newAccount(username: string, role: "admin" | "user"): Promise<TownClient> {
+    const password = `${username}-password-8e1f`;
+    await admin.createAccount({ username, password, role });
+    const { token } = await new TownClient({ baseUrl: daemon.url }).login({ username, password });
+    return new TownClient({ baseUrl: daemon.url, token });
+  }
 
   before(async () => {
     scratch = await mkdtemp(join(tmpdir(), "town-oauth-"));
@@ -193,16 +196,7 @@ describe("oauth flows", () => {
     );
 
     // Another administrator cannot see or use this one's flow.
-    await admin.createAccount({ username: "bob", password: "bob-password-8e1f", role: "admin" });
-    const bob = new TownClient({
-      baseUrl: daemon.url,
-      token: (
-        await new TownClient({ baseUrl: daemon.url }).login({
-          username: "bob",
-          password: "bob-password-8e1f",
-        })
-      ).token,
-    });
+    const bob = await newAccount("bob", "admin");
     await assert.rejects(() => bob.oauthFlow(flow.id), rejectsWith("not_found", /no account link/));
 
     // The token went nowhere but the box's memory: not in answers, the audit log or any log line.
@@ -215,23 +209,12 @@ describe("oauth flows", () => {
   });
 
   it("town app install --connect prints the page, waits for the approval, then installs naming the link", async () => {
-    const starts = (): number => provider.requests.filter((r) => r.method === "POST").length;
-    const before = starts();
-    const running = runTownCaptured(
-      ["app", "install", `${repo}/plex`, "--connect", "claim_token"],
-      {
+    const result = await approvingNextStart(provider, PROVIDER_TOKEN, () =>
+      runTownCaptured(["app", "install", `${repo}/plex`, "--connect", "claim_token"], {
         cwd: scratch,
         env: { TOWN_SERVER: daemon.url, TOWN_TOKEN: adminToken },
-      },
+      }),
     );
-    await until(
-      "the CLI's start request",
-      10_000,
-      () => Promise.resolve(starts()),
-      (n) => n > before,
-    );
-    provider.approve(provider.lastPin(), PROVIDER_TOKEN);
-    const result = await running;
     assert.match(
       result.stdout,
       /^Open this page to link the account for "claim_token":\n {2}https:\/\/127\.0\.0\.1:[0-9]+\/app\/auth#\?clientID=[0-9a-f-]{36}&code=CODE[0-9]+&/,
@@ -247,16 +230,7 @@ describe("oauth flows", () => {
   });
 
   it("is for administrators only", async () => {
-    await admin.createAccount({ username: "carol", password: "carol-password-2b7c" });
-    const carol = new TownClient({
-      baseUrl: daemon.url,
-      token: (
-        await new TownClient({ baseUrl: daemon.url }).login({
-          username: "carol",
-          password: "carol-password-2b7c",
-        })
-      ).token,
-    });
+    const carol = await newAccount("carol", "user");
     await assert.rejects(
       () => carol.startOAuthFlow({ repo, name: "plex", question: "claim_token" }),
       rejectsWith("forbidden", /only administrators/),

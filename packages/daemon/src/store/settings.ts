@@ -103,7 +103,13 @@ export class Settings {
   get(key: SettingKey): SettingValue {
     const row = sql(this.db, "SELECT value FROM settings WHERE key = ?").get(key) as
       { value: string } | undefined;
-    return row ? (JSON.parse(row.value) as SettingValue) : SETTINGS[key].default;
+    if (!row) return SETTINGS[key].default;
+    // A value stored under older rules that today's refuse (a public TLD, say) is not used.
+    try {
+      return parseSetting(SETTINGS[key], JSON.parse(row.value), key);
+    } catch {
+      return SETTINGS[key].default;
+    }
   }
 
   number(key: SettingKey): number {
