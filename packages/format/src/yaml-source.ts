@@ -9,7 +9,7 @@ import {
   Parser,
   visit,
   YAMLParseError,
-  type CST,
+  CST,
   type Document,
 } from "yaml";
 import type { Node as YamlNode } from "yaml";
@@ -36,10 +36,13 @@ export const MAX_ALIASES = 100;
  */
 export const MAX_NESTING_DEPTH = 64;
 
-/** Thrown from the token stream to stop composing a too-deep document. */
-class TooDeep extends Error {
-  constructor(readonly offset: number) {
-    super(`YAML: collections nest deeper than ${MAX_NESTING_DEPTH} levels`);
+/** Thrown from the token stream to stop reading a document over a bound. */
+class Refused extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(message);
   }
 }
 
@@ -72,7 +75,7 @@ export class YamlSource {
     try {
       document = this.parse(text);
     } catch (error) {
-      if (!(error instanceof TooDeep)) throw error;
+      if (!(error instanceof Refused)) throw error;
       this.issues.push({ message: error.message, location: this.locate(error.offset) });
       return;
     }
@@ -92,8 +95,9 @@ export class YamlSource {
   }
 
   /**
-   * `parseDocument` with the CST parser's depth checked at every token, so
-   * a deeply nested file stops at once instead of reaching the composer.
+   * `parseDocument` with the aliases counted and the CST parser's depth
+   * checked at every token, so an alias bomb or a deeply nested file stops
+   * at once instead of reaching the composer.
    */
   private parse(text: string): Document.Parsed {
     // Duplicate keys are found in `index`: the library's check is quadratic in a mapping's size.
@@ -119,24 +123,31 @@ export class YamlSource {
   private *tokens(text: string): Generator<CST.Token> {
     const parser = new Parser(this.lineCounter.addNewLine);
     this.lineCounter.addNewLine(0);
+    let aliases = 0;
     for (const lexeme of new Lexer().lex(text)) {
+      if (CST.tokenType(lexeme) === "alias" && ++aliases > MAX_ALIASES) {
+        throw new Refused(`YAML: more than ${MAX_ALIASES} aliases (an alias bomb?)`, parser.offset);
+      }
       yield* parser.next(lexeme);
-      if (parser.stack.length > MAX_NESTING_DEPTH) throw new TooDeep(parser.offset);
+      if (parser.stack.length > MAX_NESTING_DEPTH) {
+        throw new Refused(
+          `YAML: collections nest deeper than ${MAX_NESTING_DEPTH} levels`,
+          parser.offset,
+        );
+      }
     }
     yield* parser.end();
   }
 
   /**
-   * One pass over the document: finds each alias's anchor, counts aliases
-   * and checks that no mapping repeats a key. False when the file is refused.
+   * One pass over the document: finds each alias's anchor and checks that
+   * no mapping repeats a key. False when the file is refused.
    */
   private index(document: Document.Parsed): boolean {
     const anchors = new Map<string, YamlNode>();
-    let aliases = 0;
     visit(document, {
       Node: (_key, node) => {
         if (isAlias(node)) {
-          aliases += 1;
           // The anchor defined last before the alias, as the library's `resolve` finds it.
           this.aliasTargets.set(node, anchors.get(node.source));
         } else if (node.anchor) {
@@ -145,12 +156,6 @@ export class YamlSource {
         if (isMap(node)) this.checkUniqueKeys(node.items);
       },
     });
-    if (aliases > MAX_ALIASES) {
-      this.issues.push({
-        message: `YAML: more than ${MAX_ALIASES} aliases (an alias bomb?)`,
-        location: { line: 1, col: 1 },
-      });
-    }
     return this.issues.length === 0;
   }
 
