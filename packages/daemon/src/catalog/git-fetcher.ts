@@ -15,8 +15,8 @@ export function gitFetcher(jobs: RepositoryJobs): RepositoryFetcher {
         ...(config.username !== null ? { username: config.username } : {}),
         ...(config.password !== null ? { password: config.password } : {}),
       };
-      // git's own timeout comes first; the budget is for what follows it.
-      const { fetched } = await jobs.run({ kind: "sync", options }, DEFAULT_SYNC_TIMEOUT_MS);
+      // git has its own timeout (a little grace for the worker to notice); the budget is for parsing.
+      const { fetched } = await jobs.run({ kind: "sync", options }, DEFAULT_SYNC_TIMEOUT_MS + 5000);
       if (!fetched) throw new Error("git: the sync returned nothing");
       return fetched;
     },

@@ -5,6 +5,7 @@
  * its heap limit: the repository's error says so. At most `MAX_WORKERS` run
  * at once; the others wait their turn.
  */
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import {
   TownError,
@@ -20,16 +21,17 @@ export type RepositoryJob =
   | { kind: "read"; dir: string }
   | { kind: "parse"; files: RepositoryFile[] };
 
-/** What a worker posts: first `started`, then one result. */
+/** What a worker posts: `started`, `parsing` after a fetch, then one result. */
 export type JobAnswer =
   | { started: true }
+  | { parsing: true }
   | { ok: true; fetched?: FetchedRepository; repository?: LoadedRepository }
   | { ok: false; code: ErrorCode; message: string };
 
 export type JobResult = Extract<JobAnswer, { ok: true }>;
 
 export interface RepositoryJobLimits {
-  /** Wall-clock time one job may take once its worker runs; a sync also gets the git timeout. */
+  /** Wall-clock time one job may take once its worker runs; a fetch's parse gets its own. */
   budgetMs: number;
   /** The worker's V8 heap limit. */
   maxHeapMb: number;
@@ -37,8 +39,8 @@ export interface RepositoryJobLimits {
 
 export const DEFAULT_JOB_LIMITS: RepositoryJobLimits = { budgetMs: 60_000, maxHeapMb: 1024 };
 
-/** Two cores is the smallest box: one job per core at most. */
-const MAX_WORKERS = 2;
+/** A core is left to the event loop (on a 2-core box, one job at a time). */
+const MAX_WORKERS = Math.max(1, availableParallelism() - 1);
 /** Starting a worker (loading its modules) is the daemon's own cost, bounded apart. */
 const STARTUP_MS = 60_000;
 
@@ -57,14 +59,15 @@ export class RepositoryJobs {
   /**
    * Runs one job. Resolves with its result; rejects with the TownError the
    * worker threw, or `io` when it was stopped (over budget, out of memory).
+   * A fetch has `fetchMs` for git (which has its own timeout), then the budget to parse.
    */
-  async run(job: RepositoryJob, extraMs = 0): Promise<JobResult> {
+  async run(job: RepositoryJob, fetchMs = 0): Promise<JobResult> {
     if (this.running >= MAX_WORKERS) {
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
     this.running += 1;
     try {
-      return await runInWorker(job, this.limits, this.limits.budgetMs + extraMs);
+      return await runInWorker(job, this.limits, fetchMs);
     } finally {
       this.running -= 1;
       this.waiting.shift()?.();
@@ -82,7 +85,7 @@ export class RepositoryJobs {
 function runInWorker(
   job: RepositoryJob,
   limits: RepositoryJobLimits,
-  budgetMs: number,
+  fetchMs: number,
 ): Promise<JobResult> {
   return new Promise((resolve, reject) => {
     const worker = startWorker(job, limits);
@@ -103,7 +106,13 @@ function runInWorker(
     worker.on("message", (answer: JobAnswer) => {
       if ("started" in answer) {
         clearTimeout(timer);
-        timer = stopAfter(budgetMs, "reading the repository");
+        timer =
+          fetchMs > 0
+            ? stopAfter(fetchMs, "fetching the repository")
+            : stopAfter(limits.budgetMs, "reading the repository");
+      } else if ("parsing" in answer) {
+        clearTimeout(timer);
+        timer = stopAfter(limits.budgetMs, "reading the repository");
       } else if (answer.ok) finish(answer);
       else finish(new TownError(answer.code, answer.message));
     });
@@ -126,14 +135,16 @@ function runInWorker(
 /**
  * Built code runs the compiled worker. Under tsx (tests run the sources with
  * `--import tsx`), a worker does not inherit the loader: it registers tsx
- * itself before importing the TypeScript module.
+ * itself before importing the TypeScript module (and keeps the process's
+ * flags, `--conditions=source` among them).
  */
 function startWorker(job: RepositoryJob, limits: RepositoryJobLimits): Worker {
   const options = {
     workerData: job,
     resourceLimits: { maxOldGenerationSizeMb: limits.maxHeapMb },
   };
-  if (!WORKER.pathname.endsWith(".ts")) return new Worker(WORKER, options);
+  // The process's own flags (`--input-type`, say) are not the worker's business.
+  if (!WORKER.pathname.endsWith(".ts")) return new Worker(WORKER, { ...options, execArgv: [] });
   const tsx = import.meta.resolve("tsx/esm/api");
   const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(WORKER.href)}); });`;
   return new Worker(bootstrap, { ...options, eval: true });

@@ -15,6 +15,7 @@ async function run(job: RepositoryJob): Promise<JobAnswer> {
   const fetched =
     job.kind === "sync" ? await syncRepository(job.options) : await readLocalRepository(job.dir);
   if (!fetched) return { ok: true };
+  if (job.kind === "sync") parentPort?.postMessage({ parsing: true } satisfies JobAnswer);
   const { commit, files, changedPaths, skipped } = fetched;
   return {
     ok: true,
