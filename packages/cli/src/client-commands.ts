@@ -219,7 +219,8 @@ export function registerClientCommands(program: Command, io: Io): void {
             String(r.position),
             r.name,
             r.url,
-            String(r.status.packages),
+            // Just after a start the daemon may still be reading the clone.
+            r.status.loading ? "loading" : String(r.status.packages),
             r.status.refreshedAt ? new Date(r.status.refreshedAt).toISOString() : "never",
             r.status.error ?? "",
           ]),

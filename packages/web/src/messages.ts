@@ -227,6 +227,7 @@ const en = {
   "repos.password": "Password or token (optional)",
   "repos.submit": "Add",
   "repos.packages": "Apps: {count}",
+  "repos.loading": "Apps: loading…",
   "repos.commit": "at {commit}",
   "repos.never": "not fetched yet",
   "repos.empty": "No repositories yet.",

@@ -62,7 +62,10 @@ export function Repositories() {
             <p className="muted break">{repo.url}</p>
             {index === 0 && all.length > 1 && <p className="muted">{t("repos.first")}</p>}
             <p>
-              {t("repos.packages", { count: repo.status.packages })} ·{" "}
+              {repo.status.loading
+                ? t("repos.loading")
+                : t("repos.packages", { count: repo.status.packages })}{" "}
+              ·{" "}
               {repo.status.commit === null
                 ? t("repos.never")
                 : t("repos.commit", { commit: repo.status.commit.slice(0, 10) })}
