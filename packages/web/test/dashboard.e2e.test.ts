@@ -10,14 +10,13 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { TownClient } from "@townos/client";
 import { startDaemon, type RunningDaemon } from "@townos/daemon";
 import { testDaemonConfig, until } from "../../daemon/test/daemon.js";
@@ -36,16 +35,13 @@ import {
 import { Podman, type ServiceState } from "../../daemon/src/runtime/podman.js";
 import { appNetworkName } from "../../daemon/src/apps/names.js";
 import { LABEL_APP } from "../../daemon/src/apps/reconciler.js";
+import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
 
 const run = promisify(execFile);
-const CHROMIUM = "/usr/bin/chromium";
-const webDir = join(import.meta.dirname, "..");
 const shotsDir = join(webDir, "../../docs/screenshots");
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 
-const missing: string | false = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is missing (apt-get install chromium)`
-  : podmanMissing;
+const missing: string | false = chromiumMissing || podmanMissing;
 if (missing) console.log(`# skipping the dashboard test: ${missing}`);
 
 const PAGE_TEXT = "hello from a Town OS app";
@@ -94,28 +90,6 @@ templates:
     content: "${PAGE_TEXT}\\n"
 `;
 
-/** Newest modification time under `path` (a file or a folder), in ms. */
-async function newest(path: string): Promise<number> {
-  const info = await stat(path);
-  if (!info.isDirectory()) return info.mtimeMs;
-  let latest = info.mtimeMs;
-  for (const entry of await readdir(path))
-    latest = Math.max(latest, await newest(join(path, entry)));
-  return latest;
-}
-
-/** Builds the dashboard unless dist is newer than every source. */
-async function ensureBuilt(): Promise<void> {
-  const page = join(webDir, "dist/index.html");
-  const sources = Math.max(
-    await newest(join(webDir, "src")),
-    await newest(join(webDir, "index.html")),
-    await newest(join(webDir, "vite.config.ts")),
-  );
-  if (existsSync(page) && (await stat(page)).mtimeMs > sources) return;
-  await run("npx", ["vite", "build", "--logLevel", "warn"], { cwd: webDir, timeout: 120_000 });
-}
-
 /**
  * Saves the page at desktop and phone sizes as docs/screenshots/<name>-<size>.png:
  * the whole page, or what the screen shows while a dialog is open.
@@ -157,22 +131,7 @@ describe("the dashboard in Chromium", { skip: missing, timeout: 300_000 }, () =>
       }),
     );
     await daemon.booted;
-    context = await chromium.launchPersistentContext(join(scratch, "chromium"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: SIZES.desktop,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    context.setDefaultTimeout(30_000);
+    context = await launchChromium(join(scratch, "chromium"), { viewport: SIZES.desktop });
     page = context.pages()[0] ?? (await context.newPage());
   });
 

@@ -86,16 +86,24 @@ export function OAuthConnect({
             : t("oauth.failed", { error: flow.error ?? "" });
   return (
     <>
-      <span className="inline">
+      {/* The question's label names the group; the button keeps its own name. */}
+      <span className="inline" id={common.id} role="group">
         <button
           type="button"
-          {...common}
+          aria-invalid={common["aria-invalid"]}
+          aria-describedby={[`${common.id}-status`, common["aria-describedby"]]
+            .filter((id) => id !== undefined)
+            .join(" ")}
           disabled={flow?.state === "pending"}
           onClick={() => void connect()}
         >
           {flow === undefined ? t("oauth.connect") : t("oauth.again")}
         </button>
-        <span role="status" className={flow?.state === "done" ? undefined : "muted"}>
+        <span
+          id={`${common.id}-status`}
+          role="status"
+          className={flow?.state === "done" ? undefined : "muted"}
+        >
           {status}
         </span>
       </span>
