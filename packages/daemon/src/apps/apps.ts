@@ -572,6 +572,7 @@ export class Apps {
       ...(request.version === undefined ? {} : { version: request.version }),
     });
     if (!source) {
+      this.options.catalog.checkLoaded(request.repo);
       throw new TownError(
         "not_found",
         `there is no valid ${request.repo}/${request.name}${request.version ? `@${request.version}` : ""}`,

@@ -173,6 +173,15 @@ export class Catalog {
     return this.loading.has(name);
   }
 
+  /** Throws `unavailable` while a repository is still loading: what it lacks may come. */
+  checkLoaded(name: string): void {
+    if (this.loading.has(name) && !this.loaded.has(name)) {
+      throw new TownError("unavailable", `the repository "${name}" is still loading`, {
+        retryAfter: 1,
+      });
+    }
+  }
+
   /** Fetches one repository; concurrent calls for the same one share the same fetch. */
   refresh(name: string): Promise<RefreshOutcome> {
     const running = this.inFlight.get(name);
@@ -330,11 +339,7 @@ export class Catalog {
 
   private versionsOf(repo: string, name: string): Map<string, PackageVersionEntry> {
     const loaded = this.loaded.get(repo);
-    if (!loaded && this.loading.has(repo)) {
-      throw new TownError("unavailable", `the repository "${repo}" is still loading`, {
-        retryAfter: 1,
-      });
-    }
+    if (!loaded) this.checkLoaded(repo);
     if (!loaded) throw new TownError("not_found", `there is no repository "${repo}" with packages`);
     const versions = loaded.repository.packages.get(name);
     if (!versions) throw new TownError("not_found", `there is no package ${repo}/${name}`);
