@@ -208,6 +208,7 @@ function createServices(
     config.fetcher ?? gitFetcher(jobs),
     join(config.dataDir, "repositories"),
     clock,
+    (files) => jobs.parse(files),
   );
   const apps = new Apps({
     installs,

@@ -86,9 +86,9 @@ export interface SyncOptions {
   maxDownloadBytes?: number;
   /** Default `DEFAULT_MAX_REPOSITORY_FILES`. */
   maxFiles?: number;
-  onProgress?: (progress: SyncProgress) => void;
   /** How many bytes the package files may hold together; default `MAX_REPOSITORY_BYTES`. */
   maxBytes?: number;
+  onProgress?: (progress: SyncProgress) => void;
 }
 
 /** A repository file that was not read, and why. */
@@ -145,8 +145,8 @@ export async function syncRepository(options: SyncOptions): Promise<SyncResult> 
         : undefined,
     maxDownloadBytes: options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_REPOSITORY_FILES,
-    onProgress: options.onProgress,
     maxBytes: options.maxBytes ?? MAX_REPOSITORY_BYTES,
+    onProgress: options.onProgress,
     signal: controller.signal,
     objects: new ObjectReader(memos.get(dir)),
     pending: new Set(),
@@ -201,8 +201,8 @@ export async function readLocalRepository(
     credentials: undefined,
     maxDownloadBytes: 0,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_REPOSITORY_FILES,
-    onProgress: undefined,
     maxBytes: options.maxBytes ?? MAX_REPOSITORY_BYTES,
+    onProgress: undefined,
     signal: new AbortController().signal,
     objects: new ObjectReader(memos.get(path)),
     pending: new Set(),
@@ -254,11 +254,11 @@ interface SyncContext {
   url: string;
   /** The URL shown in messages: also without the query, which may hold tokens. */
   display: string;
-  maxBytes: number;
   branch: string | undefined;
   credentials: Credentials | undefined;
   maxDownloadBytes: number;
   maxFiles: number;
+  maxBytes: number;
   onProgress: ((progress: SyncProgress) => void) | undefined;
   signal: AbortSignal;
   objects: ObjectReader;
@@ -512,11 +512,11 @@ async function listRepositoryFiles(
 /** Lists and reads the repository files of a commit. */
 async function readSnapshot(ctx: SyncContext, dir: string, commit: string): Promise<Snapshot> {
   const entries = await listRepositoryFiles(ctx, dir, commit);
-  let bytes = 0;
   const files: RepositoryFile[] = [];
   const skipped: SkippedFile[] = [];
   const paths = [...entries.keys()].sort();
   let loaded = 0;
+  let bytes = 0;
   for (const path of paths) {
     const entry = entries.get(path);
     if (!entry) continue;
