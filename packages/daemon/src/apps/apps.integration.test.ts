@@ -183,11 +183,11 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
   it("installs, serves the template, comes back after a hand removal, and converges to no change", async () => {
     const install = await town("app", "install", `${repo}/web@1.0`, "--set", `port=${port}`);
     assert.equal(install.code, 0, install.stderr);
-    assert.match(install.stdout, new RegExp(`container town-${repo}-web: running`));
+    assert.match(install.stdout, new RegExp(`container town-${repo}--web: running`));
     const view = await admin.app(repo, "web");
     assert.equal(view.lastError, null);
     assert.equal(view.version, "1.0");
-    assert.deepEqual(view.containers, [{ name: `town-${repo}-web`, state: "running" }]);
+    assert.deepEqual(view.containers, [{ name: `town-${repo}--web`, state: "running" }]);
     assert.deepEqual(
       view.ports.map((p) => [p.host, p.container]),
       [[port, 8080]],

@@ -227,14 +227,14 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
   });
 
   it("refuses writes past the volume's quota inside the container", async () => {
-    const result = await podman.exec(`town-${repo}-site`, [
+    const result = await podman.exec(`town-${repo}--site`, [
       "/bin/sh",
       "-c",
       "dd if=/dev/zero of=/www/big bs=1M count=32",
     ]);
     assert.notEqual(result.exitCode, 0);
     assert.match(result.stderr, /quota/i);
-    await podman.exec(`town-${repo}-site`, ["/bin/rm", "-f", "/www/big"]);
+    await podman.exec(`town-${repo}--site`, ["/bin/rm", "-f", "/www/big"]);
   });
 
   it("stops and starts the app, and the daemon keeps it stopped", async () => {
@@ -248,7 +248,7 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
   });
 
   it("upgrades keeping data and answers, then runs post_update in the container", async () => {
-    await podman.exec(`town-${repo}-site`, ["/bin/sh", "-c", "echo mine > /www/mine.txt"]);
+    await podman.exec(`town-${repo}--site`, ["/bin/sh", "-c", "echo mine > /www/mine.txt"]);
     const upgrade = await town("app", "upgrade", `${repo}/site`);
     assert.equal(upgrade.code, 0, upgrade.stderr);
     assert.match(upgrade.stderr, /… run post_update "echo upgraded to 2\.0/);
@@ -340,7 +340,7 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
     const containers = (await podman.listContainers({})).map((c) => c.name);
     assert.deepEqual(
       containers.filter((name) => name.startsWith("town-seed-") || name.includes(`-${repo}-`)),
-      [`town-${repo}-site`],
+      [`town-${repo}--site`],
     );
     // Apps keep running while the daemon is down.
     await killChild();

@@ -99,7 +99,7 @@ describe("pulling an image from a registry on the home network", { skip, timeout
       )) {
         await podman.removeContainer(container.id, { timeoutSeconds: 0 });
       }
-      await run("podman", ["network", "rm", "-f", `town-${repo}-pulled`]).catch(() => undefined);
+      await run("podman", ["network", "rm", "-f", `town-${repo}--pulled`]).catch(() => undefined);
       await run("podman", ["rmi", "-f", image]).catch(() => undefined);
     } finally {
       registry?.kill();
