@@ -458,19 +458,31 @@ export function registerClientCommands(program: Command, io: Io): void {
     .description("upgrade an app (default: to the latest version), keeping its data and answers")
     .argument("<app>", "REPO/NAME[@VERSION]")
     .option("--set <answer>", "change an answer: QUESTION=VALUE (repeatable)", collect, [])
+    .option(
+      "--connect <question>",
+      "link an account for an oauth question anew (as for install; repeatable)",
+      collect,
+      [],
+    )
     .option("--json")
-    .action(async (spec: string, flags: JsonFlag & { set: string[] }) => {
+    .action(async (spec: string, flags: JsonFlag & { set: string[]; connect: string[] }) => {
       const { repo, name, version } = packageSpec(spec);
       const answers = parseAnswers(flags.set);
-      const result = await (
-        await client()
-      ).changeApp(
+      const api = await client();
+      const oauthFlows = await linkAccounts(
+        api,
+        { repo, name, ...(version === undefined ? {} : { version }) },
+        flags.connect,
+        { stdout: flags.json ? io.stderr : io.stdout, stderr: io.stderr },
+      );
+      const result = await api.changeApp(
         {
           action: "upgrade",
           repo,
           name,
           ...(version === undefined ? {} : { version }),
           ...(Object.keys(answers).length === 0 ? {} : { answers }),
+          ...(flags.connect.length === 0 ? {} : { oauthFlows }),
         },
         showProgress,
       );

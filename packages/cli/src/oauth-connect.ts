@@ -14,7 +14,8 @@ const WATCH_MS = 1000;
  */
 export async function linkAccounts(
   api: TownClient,
-  target: { repo: string; name: string; version: string },
+  /** No version: the latest, as for an upgrade. */
+  target: { repo: string; name: string; version?: string },
   questions: readonly string[],
   io: Pick<Io, "stdout" | "stderr">,
 ): Promise<Record<string, string>> {

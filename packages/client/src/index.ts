@@ -440,6 +440,8 @@ export class TownClient {
           name: string;
           version?: string;
           answers?: Record<string, string>;
+          /** Question → finished account link, as for install. */
+          oauthFlows?: Record<string, string>;
         }
       | { action: "start" | "stop" | "restart" | "enable" | "disable"; repo: string; name: string }
       | {
@@ -461,6 +463,7 @@ export class TownClient {
               body: {
                 ...(change.version === undefined ? {} : { version: change.version }),
                 ...(change.answers === undefined ? {} : { answers: change.answers }),
+                ...(change.oauthFlows === undefined ? {} : { oauthFlows: change.oauthFlows }),
               },
             }
           : change.action === "expose"

@@ -13,7 +13,7 @@ import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
-import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
+import { commitFiles, createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import { testDaemonConfig, until } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
 import {
@@ -44,6 +44,9 @@ describe(
     let service: ServiceState = { started: false, pid: null };
     let admin: TownClient;
     let adminToken: string;
+    /** The fixture as this box can run it, and the repository holding it. */
+    let plex: string;
+    let repoDir: string;
     const logLines: string[] = [];
 
     before(async () => {
@@ -52,11 +55,13 @@ describe(
       const certificates = await makeCertificates(scratch);
       provider = await startMockProvider(certificates);
       // The fixture as it is, with its provider moved here and an image that exists on this box.
-      const plex = (await plexFixtureAt(provider.url)).replace(
+      plex = (await plexFixtureAt(provider.url)).replace(
         "image: plexinc/pms-docker:latest",
         `image: ${TEST_IMAGE}\nentrypoint: ["/bin/busybox"]\ncommand: ["httpd", "-f", "-p", "32400", "-h", "/config"]`,
       );
-      await createRepo(join(scratch, "git"), "links.git", { "packages/plex/3.0.yaml": plex });
+      repoDir = await createRepo(join(scratch, "git"), "links.git", {
+        "packages/plex/3.0.yaml": plex,
+      });
       podman = new Podman({ socketPath: join(scratch, "podman.sock") });
       service = await podman.ensureService();
       server = await startGitServer({ root: join(scratch, "git") });
@@ -176,6 +181,30 @@ describe(
       const audit = JSON.stringify((await admin.audit({})).items);
       assert.match(audit, /"linked":\["claim_token"\]/);
       assert.ok(!audit.includes(PROVIDER_TOKEN), "the audit log holds the token");
+      assert.ok(!logLines.join("").includes(PROVIDER_TOKEN), "a log line holds the token");
+    });
+
+    it("town app upgrade --connect links the account anew for the new version", async () => {
+      assert.ok(daemon);
+      const url = daemon.url;
+      await commitFiles(repoDir, { "packages/plex/3.1.yaml": plex }, "plex 3.1");
+      await admin.refreshRepository(repo);
+      const upgrade = await approvingNextStart(provider, `${PROVIDER_TOKEN}-new`, () =>
+        runTownCaptured(["app", "upgrade", `${repo}/plex`, "--connect", "claim_token"], {
+          cwd: scratch,
+          env: { TOWN_SERVER: url, TOWN_TOKEN: adminToken },
+        }),
+      );
+      assert.equal(upgrade.code, 0, upgrade.stderr);
+      const view = await admin.app(repo, "plex");
+      assert.equal(view.version, "3.1");
+      const [container] = view.containers;
+      assert.equal(container?.state, "running");
+      const environment = await podman.exec(container.name, ["/bin/busybox", "env"]);
+      assert.ok(
+        environment.stdout.split("\n").includes(`PLEX_CLAIM=${PROVIDER_TOKEN}-new`),
+        environment.stdout,
+      );
       assert.ok(!logLines.join("").includes(PROVIDER_TOKEN), "a log line holds the token");
     });
   },

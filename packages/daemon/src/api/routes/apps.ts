@@ -94,6 +94,14 @@ const answersSchema = {
 
 const versionParam = { type: "string", minLength: 1, maxLength: 64 } as const;
 
+const oauthFlowsSchema = {
+  type: "object",
+  description:
+    "Question → id of a finished account link (POST /oauth/flows): the box answers the question with its token",
+  maxProperties: 16,
+  additionalProperties: { type: "string", maxLength: 64 },
+} as const;
+
 const installBodySchema = {
   type: "object",
   required: ["repo", "name"],
@@ -105,13 +113,7 @@ const installBodySchema = {
     answers: answersSchema,
     reuseVolumes: { type: "boolean" },
     importFromVersion: versionParam,
-    oauthFlows: {
-      type: "object",
-      description:
-        "Question → id of a finished account link (POST /oauth/flows): the box answers the question with its token",
-      maxProperties: 16,
-      additionalProperties: { type: "string", maxLength: 64 },
-    },
+    oauthFlows: oauthFlowsSchema,
   },
 } as const;
 
@@ -164,7 +166,11 @@ type InstallBody = {
   importFromVersion?: string;
   oauthFlows?: Record<string, string>;
 };
-type UpgradeBody = { version?: string; answers?: Record<string, string> };
+type UpgradeBody = {
+  version?: string;
+  answers?: Record<string, string>;
+  oauthFlows?: Record<string, string>;
+};
 type AppParams = { repo: string; name: string };
 
 /** An install (or preview) request from its body: absent fields stay absent. */
@@ -395,7 +401,11 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
           target: appTarget,
           detail: (r) => {
             const body = r.body as UpgradeBody | undefined;
-            return { version: body?.version, answered: Object.keys(body?.answers ?? {}).sort() };
+            return {
+              version: body?.version,
+              answered: Object.keys(body?.answers ?? {}).sort(),
+              ...(body?.oauthFlows ? { linked: Object.keys(body.oauthFlows).sort() } : {}),
+            };
           },
         },
       },
@@ -406,23 +416,35 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
         body: {
           type: "object",
           additionalProperties: false,
-          properties: { version: versionParam, answers: answersSchema },
+          properties: {
+            version: versionParam,
+            answers: answersSchema,
+            oauthFlows: oauthFlowsSchema,
+          },
         },
         response: { 201: appSchema, 202: appSchema },
       },
     },
     async (request, reply) => {
       const { repo, name } = request.params;
-      const { version, answers } = request.body;
-      const apps = services(options).apps;
-      return answerChange(apps, request, reply, { repo, name }, () =>
-        apps.upgrade({
+      const { version, answers, oauthFlows = {} } = request.body;
+      const { apps, oauth } = services(options);
+      // Linked accounts answer their questions (a version that added one, say) with the box's tokens.
+      const linked = oauth.connect(
+        { repo, name, ...(version === undefined ? {} : { version }), answers: answers ?? {} },
+        oauthFlows,
+        request.auth?.account.id ?? -1,
+      );
+      return answerChange(apps, request, reply, { repo, name }, async () => {
+        const result = await apps.upgrade({
           repo,
           name,
-          ...(version === undefined ? {} : { version }),
-          ...(answers === undefined ? {} : { answers }),
-        }),
-      );
+          ...(linked.version === undefined ? {} : { version: linked.version }),
+          answers: linked.answers,
+        });
+        oauth.release(oauthFlows);
+        return result;
+      });
     },
   );
 
