@@ -24,7 +24,7 @@ export interface LibpodRequest {
   query?: Readonly<Record<string, QueryValue>>;
   /** Sent as JSON. */
   body?: unknown;
-  /** What the call does, for errors: `create container town-default-gitea`. */
+  /** What the call does, for errors: `create container town-default--gitea`. */
   context: string;
   /** For the whole call (`request`), or until the response starts (`stream`). */
   timeoutMs?: number;
