@@ -264,7 +264,7 @@ export class OAuthFlows {
         return;
       }
       try {
-        const token = (await this.send(definition.poll, values, flow))[definition.token];
+        const token = ownValue(await this.send(definition.poll, values, flow), definition.token);
         failures = 0;
         if (token === undefined || token === null || token === "") continue;
         if (
@@ -306,7 +306,7 @@ function view(flow: Flow): FlowView {
 
 /** A value of the start answer, as it may go into URLs and headers. */
 function extracted(answer: Record<string, unknown>, key: string): string {
-  const value = Object.hasOwn(answer, key) ? answer[key] : undefined;
+  const value = ownValue(answer, key);
   const text =
     typeof value === "string"
       ? value
@@ -320,4 +320,9 @@ function extracted(answer: Record<string, unknown>, key: string): string {
     throw new TownError("unavailable", `oauth: the start answer's "${key}" is not usable`);
   }
   return text;
+}
+
+/** A key of a provider's answer; what its prototype holds (`__proto__`, `constructor`) is not. */
+function ownValue(answer: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(answer, key) ? answer[key] : undefined;
 }
