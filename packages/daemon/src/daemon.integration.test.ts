@@ -415,8 +415,11 @@ describe("the daemon with real git repositories", () => {
     assert.ok(searched.items.every((e) => e.action === "repository.remove"));
   });
 
-  it("serves Prometheus metrics to loopback", async () => {
-    const text = await (await fetch(`${daemon.url}/api/v1/metrics`)).text();
+  it("serves Prometheus metrics to loopback, at /metrics as scrapers expect and in the API", async () => {
+    const text = await (await fetch(`${daemon.url}/metrics`)).text();
+    const alias = await fetch(`${daemon.url}/api/v1/metrics`);
+    assert.equal(alias.status, 200);
+    assert.match(await alias.text(), /^town_process_resident_memory_bytes \d+/m);
     assert.match(
       text,
       /^town_http_requests_total\{method="POST",route="\/api\/v1\/auth\/login",status="401"\} \d+$/m,

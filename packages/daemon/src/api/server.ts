@@ -23,7 +23,7 @@ import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
-import { registerSystemRoutes } from "./routes/system.js";
+import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
 import { canonicalTarget } from "./request-target.js";
 import { registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
@@ -272,8 +272,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     { prefix: API_PREFIX },
   );
-  // Outside the API: the address people type or scan to trust the box's CA.
+  // Outside the API: the address people type or scan to trust the box's CA, and the scrapers' usual path.
   registerCaRoute(app, options);
+  registerMetricsRoute(app, options);
   return app;
 }
 

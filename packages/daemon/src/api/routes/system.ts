@@ -90,22 +90,7 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
     async () => api.swagger(),
   );
 
-  api.get(
-    "/metrics",
-    { config: { access: "public" }, schema: { hide: true } },
-    async (request, reply) => {
-      // Prometheus on the box scrapes over loopback; anyone else must be an administrator.
-      const loopback =
-        request.ip === "127.0.0.1" || request.ip === "::1" || request.ip === "::ffff:127.0.0.1";
-      if (!loopback && request.auth?.account.role !== "admin") {
-        throw new TownError(
-          request.auth ? "forbidden" : "unauthenticated",
-          "metrics are for administrators",
-        );
-      }
-      return reply.type(options.metrics.contentType).send(await options.metrics.text());
-    },
-  );
+  registerMetricsRoute(api, options);
 
   api.post<{ Body: { username: string; password: string; email?: string; setupCode?: string } }>(
     "/setup",
@@ -224,4 +209,27 @@ function startSession(
 function bodyUsername(request: FastifyRequest): string {
   const body = request.body as { username?: unknown } | undefined;
   return typeof body?.username === "string" ? body.username : "";
+}
+
+/**
+ * Prometheus metrics at `/metrics` of the scope it is registered in: at the
+ * root, where scrapers look by convention, and under the API prefix.
+ */
+export function registerMetricsRoute(app: FastifyInstance, options: ApiOptions): void {
+  app.get(
+    "/metrics",
+    { config: { access: "public" }, schema: { hide: true } },
+    async (request, reply) => {
+      // Prometheus on the box scrapes over loopback; anyone else must be an administrator.
+      const loopback =
+        request.ip === "127.0.0.1" || request.ip === "::1" || request.ip === "::ffff:127.0.0.1";
+      if (!loopback && request.auth?.account.role !== "admin") {
+        throw new TownError(
+          request.auth ? "forbidden" : "unauthenticated",
+          "metrics are for administrators",
+        );
+      }
+      return reply.type(options.metrics.contentType).send(await options.metrics.text());
+    },
+  );
 }
