@@ -37,8 +37,8 @@ function bombs(): Record<string, string> {
     // 500,000 levels of nesting: seconds, then a stack overflow or worse.
     "packages/deep/1.0.yaml": `image: app\ndescription: ${"[".repeat(500_000)}${"]".repeat(500_000)}\n`,
     "packages/huge/1.0.yaml": `image: app\ndescription: "${"x".repeat(3 * MiB)}"\n`,
-    // Not a package file, but git must still take it in: 64 MiB that pack to almost nothing.
-    "blob.bin": "\0".repeat(64 * MiB),
+    // Not a package file, but git must still take it in: 32 MiB that pack to almost nothing.
+    "blob.bin": "\0".repeat(32 * MiB),
     // Its names would have run into another app's objects: `--` separates names now.
     "packages/x--y/1.0.yaml": "image: app\n",
   };
@@ -71,7 +71,7 @@ function slow(): Record<string, string> {
   return files;
 }
 
-const HOSTILE = ["bombs", "many", "heavy", "slow"] as const;
+const HOSTILE = ["bombs", "many", "heavy", "slow", "inflate"] as const;
 
 /** Asks for the status every few ms until stopped; keeps the slowest answer. */
 function probeStatus(url: string): { stop: () => Promise<{ count: number; worstMs: number }> } {
@@ -108,6 +108,10 @@ function checkErrors(repos: Map<string, Repository>): void {
   assert.match(repos.get("many")?.status.error ?? "", /more than 20000 package directories/);
   assert.match(repos.get("heavy")?.status.error ?? "", /more than 16777216 bytes/);
   assert.match(
+    repos.get("inflate")?.status.error ?? "",
+    /holds an object larger than 67108864 bytes/,
+  );
+  assert.match(
     repos.get("slow")?.status.error ?? "",
     /reading the repository took longer than 3 s; it was stopped/,
   );
@@ -128,6 +132,8 @@ describe("hostile package repositories", () => {
     await createRepo(gitRoot, "many.git", many());
     await createRepo(gitRoot, "heavy.git", heavy());
     await createRepo(gitRoot, "slow.git", slow());
+    // 256 MiB of zeros pack to about 256 KiB: isomorphic-git would inflate them whole.
+    await createRepo(gitRoot, "inflate.git", { "blob.bin": "\0".repeat(256 * MiB) });
     server = await startGitServer({ root: gitRoot });
     config = testDaemonConfig(scratch, { apps: false, repositoryLimits: { budgetMs: BUDGET_MS } });
     daemon = await startDaemon(config);

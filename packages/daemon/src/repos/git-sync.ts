@@ -11,7 +11,9 @@
  * files differ from the commit the previous sync returned.
  *
  * Repositories are untrusted, so everything is bounded: the bytes downloaded,
- * the number of package files, the size of each file and the time taken.
+ * the size every fetched object inflates to (checked before git reads the
+ * pack), the number of package files, the size of each and of all of them
+ * together, and the time taken.
  * Credentials are handed to git only through its auth callback; they are
  * never written to the clone's config and never appear in error messages.
  *
@@ -52,6 +54,7 @@ import {
   type RepositoryFile,
 } from "@townos/format";
 import { redactText } from "../redact.js";
+import { oversizedObject } from "./pack-check.js";
 
 /** How long one sync may take, lock wait and network included. */
 export const DEFAULT_SYNC_TIMEOUT_MS = 120_000;
@@ -59,6 +62,11 @@ export const DEFAULT_SYNC_TIMEOUT_MS = 120_000;
 export const DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024;
 /** How many repository files (and package directories) one repository may have. */
 export const DEFAULT_MAX_REPOSITORY_FILES = MAX_REPOSITORY_FILES;
+/**
+ * The largest a git object may be once inflated: isomorphic-git inflates each
+ * object of a pack whole, so this bounds its memory whatever the download.
+ */
+export const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
 /** Pack files a clone may gather (one per fetch that brought something) before it is re-cloned. */
 export const MAX_PACK_FILES = 32;
 
@@ -313,6 +321,9 @@ class DownloadLimit extends Error {
     super(`the download is larger than ${limit} bytes`);
   }
 }
+
+/** A fetched pack holds an object that would inflate past `MAX_OBJECT_BYTES`. */
+class ObjectTooLarge extends Error {}
 
 async function sync(ctx: SyncContext): Promise<SyncResult> {
   const local = await readLocalState(ctx);
@@ -584,7 +595,7 @@ class ObjectReader {
     let content = this.used.blobs.get(oid) ?? this.previous?.blobs.get(oid);
     if (!content) {
       // isomorphic-git cannot tell an object's size without inflating it;
-      // the download limit bounds what it can inflate.
+      // every fetched object was checked to inflate to MAX_OBJECT_BYTES at most.
       const { blob } = await git.readBlob({ fs, dir, oid, cache: this.cache(dir) });
       if (blob.byteLength > MAX_PACKAGE_FILE_BYTES) {
         content = {
@@ -714,11 +725,14 @@ async function runGit<T>(
   }
 }
 
-/** isomorphic-git's Node HTTP client, made abortable and with a byte budget. */
+/**
+ * isomorphic-git's Node HTTP client, made abortable and with a byte budget;
+ * the objects of a fetched pack are checked before git reads it.
+ */
 function guardedHttp(
   signal: AbortSignal,
   maxBytes: number,
-  onLimit: (error: DownloadLimit) => void,
+  onLimit: (error: DownloadLimit | ObjectTooLarge) => void,
 ): HttpClient {
   let received = 0;
   const count = (bytes: number) => {
@@ -734,9 +748,29 @@ function guardedHttp(
       signal.throwIfAborted();
       const response = await raceAbort(nodeHttp.request({ ...request, signal }), signal);
       const body = response.body;
-      return body ? { ...response, body: guardedBody(body, signal, count) } : response;
+      if (!body) return response;
+      const guarded = guardedBody(body, signal, count);
+      const pack = request.url.endsWith("/git-upload-pack");
+      return { ...response, body: pack ? checkedPack(guarded, onLimit) : guarded };
     },
   };
+}
+
+/** Holds an upload-pack response until all of it (bounded by the download limit) is checked. */
+async function* checkedPack(
+  body: AsyncIterable<Uint8Array>,
+  onLimit: (error: ObjectTooLarge) => void,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  const all = Buffer.concat(chunks);
+  const problem = oversizedObject(all, MAX_OBJECT_BYTES);
+  if (problem !== undefined) {
+    const error = new ObjectTooLarge(problem);
+    onLimit(error);
+    throw error;
+  }
+  yield all;
 }
 
 async function* guardedBody(
@@ -886,7 +920,7 @@ function toTownError(
 ): TownError {
   if (error instanceof TownError) return error;
   const prefix = `git: ${operation} ${ctx.display}`;
-  if (error instanceof DownloadLimit) {
+  if (error instanceof DownloadLimit || error instanceof ObjectTooLarge) {
     return new TownError("invalid_argument", `${prefix}: ${error.message}`);
   }
   const detail = redactSecrets(describe(error, ctx), ctx.credentials);
