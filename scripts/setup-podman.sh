@@ -38,17 +38,10 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "run me as root (Podman runs rootful containers for Town OS)"
 
 # --- 1. packages -----------------------------------------------------------
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 debian_packages=(podman runc busybox-static netavark aardvark-dns)
-missing=()
-for package in "${debian_packages[@]}"; do
-  installed "$package" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  say "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/debian-packages.sh
+source "$(dirname "$0")/lib/debian-packages.sh"
+install_debian_packages --no-install-recommends
 
 # --- 2. the test image -------------------------------------------------------
 if ! podman image exists "$image"; then

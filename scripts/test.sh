@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-tests.sh
 # The runtime's integration tests need Podman set up for this host.
 bash scripts/setup-podman.sh
 npm run --silent check

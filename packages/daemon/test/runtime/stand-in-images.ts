@@ -160,7 +160,7 @@ async function recipeHash(recipe: StandInRecipe): Promise<string> {
   const hash = createHash("sha256").update(JSON.stringify(recipe));
   for (const path of [...Object.keys(recipe.programs ?? {}), ...(recipe.paths ?? [])]) {
     const info = await stat(path).catch((error: unknown) => {
-      throw new Error(`${path} is missing: scripts/setup.sh installs the Debian package with it`, {
+      throw new Error(`${path} is missing: scripts/setup-tests.sh installs the Debian package with it`, {
         cause: error,
       });
     });
