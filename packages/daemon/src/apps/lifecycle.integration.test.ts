@@ -314,6 +314,13 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
     daemon = undefined;
     const listenPort = await freePort();
     await startChild(listenPort);
+    // Repositories are read after boot: an install before that is refused, not interrupted.
+    await until(
+      "the repository to be read",
+      30_000,
+      () => admin.repositories(),
+      (page) => page.items.some((r) => r.name === repo && !r.status.loading),
+    );
     // Fired and not awaited: the daemon dies under it, at some step of the install.
     void admin
       .installApp({ repo, name: "site", version: "1.0", answers: { port: String(port) } })
