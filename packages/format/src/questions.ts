@@ -57,6 +57,24 @@ export function prefillAnswers(
 }
 
 /**
+ * Saved answers (what `compileAnswers` made) spelled as a person gives them,
+ * so that they compile again on an upgrade or reinstall: a duration is saved
+ * in whole seconds, and a duration needs its unit.
+ */
+export function savedAnswersAsGiven(
+  questions: ReadonlyMap<string, QuestionDefinition>,
+  saved: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const given = { ...saved };
+  for (const [name, value] of Object.entries(saved)) {
+    if (questions.get(name)?.type === "duration" && /^[0-9]+$/.test(value)) {
+      given[name] = `${value}s`;
+    }
+  }
+  return given;
+}
+
+/**
  * Validates, normalizes and generates the answers to a package's questions.
  * Every problem is returned, each naming its question.
  */

@@ -863,6 +863,20 @@ describe("Apps: install and uninstall requests", () => {
     ]);
   });
 
+  it("an upgrade and a reinstall take the saved answers again, durations included", async () => {
+    attach();
+    await apps.install({
+      repo: "default",
+      name: "guestbook",
+      version: "1.0",
+      answers: { feedport: "9092", retention: "2d" },
+    });
+    assert.equal(installs.get("default", "guestbook")?.answers["retention"], "172800");
+    await apps.upgrade({ repo: "default", name: "guestbook", answers: { moderated: "false" } });
+    assert.equal(installs.get("default", "guestbook")?.answers["retention"], "172800");
+    assert.equal(apps.lastAnswers("default", "guestbook")?.answers["retention"], "172800s");
+  });
+
   it("a failed install's undo deletes only the volumes it made, never one that was there", async () => {
     attach();
     // Left by someone else (a crash, a hand-made copy): not this install's to delete.

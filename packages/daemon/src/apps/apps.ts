@@ -14,6 +14,7 @@ import {
   isTownError,
   nameScope,
   packageDnsName,
+  savedAnswersAsGiven,
   TownError,
   type CompiledPackage,
   type Issue,
@@ -523,7 +524,11 @@ export class Apps {
     const install = installs.get(request.repo, request.name);
     if (!install)
       throw new TownError("not_found", `${request.repo}/${request.name} is not installed`);
-    const answers = { ...install.answers, ...request.answers };
+    const target = this.source(request);
+    const answers = {
+      ...savedAnswersAsGiven(target.definition.questions, install.answers),
+      ...request.answers,
+    };
     const { source, plan, ingressPorts } = await this.compile(
       {
         repo: request.repo,
@@ -829,7 +834,14 @@ export class Apps {
     repo: string,
     name: string,
   ): { version: string; answers: Record<string, string> } | undefined {
-    return this.options.installs.lastAnswers(repo, name);
+    const last = this.options.installs.lastAnswers(repo, name);
+    const questions =
+      last &&
+      this.options.catalog.index().find({ repo, name, version: last.version })?.definition
+        .questions;
+    return last && questions
+      ? { ...last, answers: savedAnswersAsGiven(questions, last.answers) }
+      : last;
   }
 
   /** Enqueues and waits for a reconcile that started after this call; undefined when none finished in time. */

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { QuestionDefinition, QuestionType } from "./definition.js";
+import { compileAnswers, savedAnswersAsGiven, type AnswerContext } from "./questions.js";
+
+function context(): AnswerContext {
+  let counter = 0;
+  return {
+    packageName: "guestbook",
+    takenPorts: new Set(),
+    random: { bytes: (n) => new Uint8Array(n).fill(++counter) },
+  };
+}
+
+describe("compileAnswers", () => {
+  it("takes back its own answers, spelled as given, unchanged: saved answers compile again", () => {
+    const questions = new Map<string, QuestionDefinition>();
+    const given: Record<string, string> = {};
+    const samples: [QuestionType, string][] = [
+      ["port", "8080"],
+      ["hostname", "Guestbook"],
+      ["bytes", "1gb"],
+      ["duration", "30d"],
+      ["duration", "1.5h"],
+      ["boolean", "T"],
+      ["volume", "data_1"],
+      ["secret", "auto"],
+      ["", "  hello  "],
+    ];
+    for (const [index, [type, answer]] of samples.entries()) {
+      questions.set(`q${String(index)}`, { query: "?", type, optional: false });
+      given[`q${String(index)}`] = answer;
+    }
+    const first = compileAnswers(questions, given, context());
+    assert.deepEqual(first.issues, []);
+    const saved = Object.fromEntries(first.values);
+    assert.equal(saved["q3"], String(30 * 86400));
+    const again = compileAnswers(questions, savedAnswersAsGiven(questions, saved), context());
+    assert.deepEqual(again.issues, []);
+    assert.deepEqual(Object.fromEntries(again.values), saved);
+  });
+});
