@@ -21,7 +21,8 @@ import {
 } from "./catalog/repository-jobs.js";
 import { systemClock, type Clock } from "./clock.js";
 import { Metrics } from "./api/metrics.js";
-import { buildApi, type BootState } from "./api/server.js";
+import type { BootState } from "./api/context.js";
+import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network } from "./net/network.js";
 import { AuditLog } from "./store/audit.js";
 import { sql, openDatabase, type Db } from "./store/database.js";

@@ -9,12 +9,10 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { TownError } from "@townos/format";
-import type { Authenticated } from "../auth/sessions.js";
-import type { Services } from "../services.js";
-import type { BooleanSettingKey, Settings } from "../store/settings.js";
+import type { Settings } from "../store/settings.js";
 import { redact } from "../redact.js";
 import { invalidInputDetail } from "../store/audit.js";
-import type { Metrics } from "./metrics.js";
+import { SESSION_COOKIE, type Access, type ApiOptions, type AuditConfig } from "./context.js";
 import { asTownError, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { registerAppRoutes } from "./routes/apps.js";
 import { registerAppLogRoutes } from "./routes/app-logs.js";
@@ -29,16 +27,8 @@ import { canonicalTarget } from "./request-target.js";
 import { registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
 
 export const API_PREFIX = "/api/v1";
-export const SESSION_COOKIE = "town_session";
 /** JSON bodies are small; uploads get their own limits later. */
 const BODY_LIMIT = 256 * 1024;
-
-/**
- * Who may call a route: nobody signed in, any account, or administrators;
- * `{ usersWhen: setting }`: administrators, and every account while that
- * switch is on (logs and health, which may show secrets).
- */
-export type Access = "public" | "user" | "admin" | { usersWhen: BooleanSettingKey };
 
 /** Who may call a route now: a setting-dependent access resolved against the settings. */
 export function resolveAccess(
@@ -47,48 +37,6 @@ export function resolveAccess(
 ): "public" | "user" | "admin" {
   if (typeof access === "string") return access;
   return settings?.flag(access.usersWhen) === true ? "user" : "admin";
-}
-
-export interface AuditConfig {
-  action: string;
-  /** What the call acts on, e.g. the username or repository name. */
-  target: (request: FastifyRequest) => string;
-  /** What is recorded instead of params, query and body: for bodies whose secrets no key name gives away. */
-  detail?: (request: FastifyRequest) => unknown;
-}
-
-declare module "fastify" {
-  interface FastifyContextConfig {
-    access?: Access;
-    audit?: AuditConfig;
-    /** Answers while the daemon boots (status, OpenAPI). */
-    duringBoot?: boolean;
-    /** A file of the dashboard's build: public, no session looked at. */
-    web?: boolean;
-  }
-  interface FastifyRequest {
-    auth: Authenticated | undefined;
-    failure: TownError | undefined;
-  }
-}
-
-export interface BootState {
-  state: "booting" | "ready" | "failed";
-  step: string;
-  error: string | null;
-  services: Services | undefined;
-}
-
-export interface ApiOptions {
-  version: string;
-  boot: BootState;
-  /** Whether a browser (non-bearer) request may name this host: the DNS-rebinding defense. */
-  isAllowedHost: (host: string) => boolean;
-  metrics: Metrics;
-  /** Pino logger options; the daemon logs JSON lines. */
-  logger: boolean | { level: string; stream?: NodeJS.WritableStream };
-  /** A dashboard build (packages/web/dist) served at `/`; absent: none. */
-  webRoot?: string;
 }
 
 /** The daemon's HTTP API, with every route, hook and error path. */

@@ -2,9 +2,8 @@ import type { FastifyInstance } from "fastify";
 import type { Account, Role } from "../../auth/accounts.js";
 import type { Session } from "../../auth/sessions.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
-import type { ApiOptions } from "../server.js";
+import { type ApiOptions, services } from "../context.js";
 import { accountSchema, credentialsSchema, nameParam } from "./schemas.js";
-import { services } from "./system.js";
 
 const sessionSchema = {
   type: "object",

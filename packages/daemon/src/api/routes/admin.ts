@@ -2,8 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { TownError } from "@townos/format";
 import type { SettingView } from "../../store/settings.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
-import type { ApiOptions } from "../server.js";
-import { services } from "./system.js";
+import { type ApiOptions, services } from "../context.js";
 
 const auditEntrySchema = {
   type: "object",

@@ -17,7 +17,8 @@ import type { Services } from "../../services.js";
 import { openDatabase } from "../../store/database.js";
 import { Installs } from "../../store/installs.js";
 import { Metrics } from "../metrics.js";
-import { buildApi, type BootState } from "../server.js";
+import type { BootState } from "../context.js";
+import { buildApi } from "../server.js";
 
 const TOKEN = "a-good-token";
 const USER_TOKEN = "an-ordinary-user";

@@ -1,10 +1,9 @@
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { MAX_LOG_PAGE } from "../../apps/logs.js";
-import type { Access, ApiOptions } from "../server.js";
+import { type Access, type ApiOptions, services } from "../context.js";
 import { HEARTBEAT_MS, SSE_HEADERS, sseStream } from "../sse.js";
 import { nameParam } from "./schemas.js";
-import { services } from "./system.js";
 
 const appParams = { type: "object", properties: { repo: nameParam, name: nameParam } } as const;
 type AppParams = { repo: string; name: string };

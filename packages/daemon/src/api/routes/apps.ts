@@ -3,12 +3,11 @@ import { TownError } from "@townos/format";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppProgress, Apps, AppView, InstallRequest } from "../../apps/apps.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
-import type { ApiOptions } from "../server.js";
+import { type ApiOptions, services } from "../context.js";
 import { SSE_HEADERS, sseStream } from "../sse.js";
 import { notesFor } from "../../apps/notes.js";
 import type { ExposureLevel } from "../../store/installs.js";
 import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
-import { services } from "./system.js";
 
 const appSchema = {
   type: "object",

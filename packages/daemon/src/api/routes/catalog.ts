@@ -4,9 +4,8 @@ import type { Services } from "../../services.js";
 import type { RepositoryConfig } from "../../store/repositories.js";
 import type { PackageSummary, UpgradeOffer } from "../../catalog/catalog.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
-import type { ApiOptions } from "../server.js";
+import { type ApiOptions, services } from "../context.js";
 import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
-import { services } from "./system.js";
 
 const repositorySchema = {
   type: "object",

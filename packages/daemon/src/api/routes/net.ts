@@ -1,8 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { TownError } from "@townos/format";
 import { NETWORK_OFF } from "../../net/network.js";
-import type { ApiOptions } from "../server.js";
-import { services } from "./system.js";
+import { type ApiOptions, services } from "../context.js";
 
 /** Each part's own status object, passed through whole (see NetworkStatus). */
 const partSchema = { type: ["object", "null"], additionalProperties: true } as const;

@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TownError } from "@townos/format";
-import type { ApiOptions } from "../server.js";
+import { type ApiOptions, services } from "../context.js";
 import { nameParam } from "./schemas.js";
-import { services } from "./system.js";
 
 const flowSchema = {
   type: "object",

@@ -1,16 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { TownError } from "@townos/format";
 import type { Account } from "../../auth/accounts.js";
-import type { Services } from "../../services.js";
 import { SESSION_IDLE_MS } from "../../auth/sessions.js";
-import { SESSION_COOKIE, type ApiOptions } from "../server.js";
+import { type ApiOptions, services, SESSION_COOKIE } from "../context.js";
 import { UsageSampler } from "../../system/usage.js";
 import { accountSchema, credentialsSchema } from "./schemas.js";
-
-export function services(options: ApiOptions): Services {
-  if (!options.boot.services) throw new TownError("booting", "Town OS is starting");
-  return options.boot.services;
-}
 
 const sessionResponse = {
   type: "object",

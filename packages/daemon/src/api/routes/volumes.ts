@@ -6,9 +6,8 @@ import type { PackFormat } from "../../storage/archive.js";
 import { MAX_NAME_BYTES } from "../../storage/names.js";
 import type { VolumeView } from "../../volumes/volumes.js";
 import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
-import type { ApiOptions } from "../server.js";
+import { type ApiOptions, services } from "../context.js";
 import { nameParam } from "./schemas.js";
-import { services } from "./system.js";
 
 /** Content types an archive upload may be sent as; the archive's own bytes say which format it is. */
 export const ARCHIVE_CONTENT_TYPES = [

@@ -1,0 +1,67 @@
+import type { FastifyRequest } from "fastify";
+import { TownError } from "@townos/format";
+import type { Authenticated } from "../auth/sessions.js";
+import type { Services } from "../services.js";
+import type { BooleanSettingKey } from "../store/settings.js";
+import type { Metrics } from "./metrics.js";
+
+// What the server and every route share: the options the API is built with,
+// the per-route config, and the services once booted. Its own module so that
+// routes need not import the server that registers them.
+
+export const SESSION_COOKIE = "town_session";
+
+/**
+ * Who may call a route: nobody signed in, any account, or administrators;
+ * `{ usersWhen: setting }`: administrators, and every account while that
+ * switch is on (logs and health, which may show secrets).
+ */
+export type Access = "public" | "user" | "admin" | { usersWhen: BooleanSettingKey };
+
+export interface AuditConfig {
+  action: string;
+  /** What the call acts on, e.g. the username or repository name. */
+  target: (request: FastifyRequest) => string;
+  /** What is recorded instead of params, query and body: for bodies whose secrets no key name gives away. */
+  detail?: (request: FastifyRequest) => unknown;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    access?: Access;
+    audit?: AuditConfig;
+    /** Answers while the daemon boots (status, OpenAPI). */
+    duringBoot?: boolean;
+    /** A file of the dashboard's build: public, no session looked at. */
+    web?: boolean;
+  }
+  interface FastifyRequest {
+    auth: Authenticated | undefined;
+    failure: TownError | undefined;
+  }
+}
+
+export interface BootState {
+  state: "booting" | "ready" | "failed";
+  step: string;
+  error: string | null;
+  services: Services | undefined;
+}
+
+export interface ApiOptions {
+  version: string;
+  boot: BootState;
+  /** Whether a browser (non-bearer) request may name this host: the DNS-rebinding defense. */
+  isAllowedHost: (host: string) => boolean;
+  metrics: Metrics;
+  /** Pino logger options; the daemon logs JSON lines. */
+  logger: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** A dashboard build (packages/web/dist) served at `/`; absent: none. */
+  webRoot?: string;
+}
+
+/** The daemon's services, or "booting" until they are up. */
+export function services(options: ApiOptions): Services {
+  if (!options.boot.services) throw new TownError("booting", "Town OS is starting");
+  return options.boot.services;
+}
