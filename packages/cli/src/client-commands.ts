@@ -1,36 +1,23 @@
 import type { Command } from "commander";
 import {
   ApiError,
-  TownClient,
+  type TownClient,
   type AppInstallPreview,
   type AppProgress,
   type AppView,
-  type Page,
 } from "@townos/client";
 import { collect, parseAnswers } from "./answers.js";
 import { DEFAULT_DATA_DIR, SETUP_CODE_FILE } from "@townos/daemon";
-import { forgetToken, readSetupCode, readToken, saveToken } from "./credentials.js";
-import type { Io } from "./program.js";
+import { packageSpec, parseWhole } from "./arguments.js";
+import { allPages, connect } from "./connect.js";
+import { forgetToken, readSetupCode, saveToken } from "./credentials.js";
+import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
-import { formatBytes } from "./volume-commands.js";
+import { formatBytes, table } from "./text.js";
 import { linkAccounts } from "./oauth-connect.js";
-
-export const DEFAULT_SERVER = "http://127.0.0.1:5309";
-
-interface GlobalFlags {
-  server?: string;
-}
 
 interface JsonFlag {
   json?: boolean;
-}
-
-/** A client for the daemon `--server` (or TOWN_SERVER) names, with the saved session token. */
-export async function connect(program: Command, io: Io): Promise<TownClient> {
-  return new TownClient({
-    baseUrl: program.opts<GlobalFlags>().server ?? io.env["TOWN_SERVER"] ?? DEFAULT_SERVER,
-    token: await readToken(io.env),
-  });
 }
 
 /** The commands that talk to a running daemon. */
@@ -665,17 +652,6 @@ export function registerClientCommands(program: Command, io: Io): void {
     });
 }
 
-/** `REPO/NAME[@VERSION]`. */
-export function packageSpec(spec: string): {
-  repo: string;
-  name: string;
-  version: string | undefined;
-} {
-  const match = /^([^/@]+)\/([^/@]+)(?:@(.+))?$/.exec(spec);
-  if (!match?.[1] || !match[2]) throw usage(`"${spec}" is not REPO/NAME[@VERSION]`);
-  return { repo: match[1], name: match[2], version: match[3] };
-}
-
 function appLines(view: AppView): string[] {
   const state = [
     view.enabled ? "" : "disabled",
@@ -727,36 +703,6 @@ function previewLines(preview: AppInstallPreview): string[] {
     lines.push(`  problem: ${problem.field ? `${problem.field}: ` : ""}${problem.message}`);
   }
   return lines;
-}
-
-/** Reads every page of a listing. */
-export async function allPages<T>(
-  fetchPage: (query: { offset: number; limit: number }) => Promise<Page<T>>,
-): Promise<T[]> {
-  const items: T[] = [];
-  for (let offset = 0; ;) {
-    const page = await fetchPage({ offset, limit: 500 });
-    items.push(...page.items);
-    offset += page.items.length;
-    if (page.items.length === 0 || offset >= page.total) return items;
-  }
-}
-
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((title, i) =>
-    Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
-
-export function parseWhole(text: string, name: string): number {
-  if (!/^[0-9]{1,9}$/.test(text)) throw usage(`${name} must be a whole number`);
-  return Number(text);
 }
 
 function usage(message: string): UsageError {

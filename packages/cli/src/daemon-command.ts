@@ -10,7 +10,7 @@ import {
 } from "@townos/daemon";
 import { DEFAULT_REPOSITORY } from "@townos/daemon";
 import { UsageError } from "./usage.js";
-import type { Io } from "./program.js";
+import type { Io } from "./io.js";
 
 interface DaemonFlags {
   dataDir?: string;

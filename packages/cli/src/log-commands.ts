@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import type { AppHealth, LogEntry, TownClient } from "@townos/client";
-import { connect, packageSpec, parseWhole, table } from "./client-commands.js";
-import type { Io } from "./program.js";
+import { packageSpec, parseWhole } from "./arguments.js";
+import { connect } from "./connect.js";
+import { table } from "./text.js";
+import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
 
 interface LogFlags {

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // A 4 MB young generation (V8's default is 16 MB) keeps the daemon's memory
 // small on a home box at no measurable cost in throughput (npm run bench).
-import { processIo, runTown } from "./program.js";
+import { processIo } from "./io.js";
+import { runTown } from "./program.js";
 
 process.exitCode = await runTown(process.argv.slice(2), processIo());

@@ -2,8 +2,8 @@ import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { NetworkStatus } from "@townos/client";
-import { connect } from "./client-commands.js";
-import type { Io } from "./program.js";
+import { connect } from "./connect.js";
+import type { Io } from "./io.js";
 
 /** `town net …`: the box's HTTPS ingress, names and router port mappings. */
 export function registerNetCommands(program: Command, io: Io): void {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TownClient } from "@townos/client";
 import { TownError } from "@townos/format";
-import type { Io } from "./program.js";
+import type { Io } from "./io.js";
 
 /** How often the flow's state is asked for: the daemon polls the provider at its own interval. */
 const WATCH_MS = 1000;

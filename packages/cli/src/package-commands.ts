@@ -12,7 +12,7 @@ import {
 } from "@townos/format";
 import { systemInfo } from "@townos/daemon";
 import { collect, parseAnswers } from "./answers.js";
-import type { Io } from "./program.js";
+import type { Io } from "./io.js";
 import { readRepositoryDir } from "./repository-dir.js";
 
 export function registerPackageCommands(

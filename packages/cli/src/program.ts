@@ -6,31 +6,9 @@ import { registerDaemonCommand } from "./daemon-command.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
-import { ask } from "./prompt.js";
+import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
 import { registerVolumeCommands } from "./volume-commands.js";
-
-/** Where a command reads and writes; tests capture it instead of the real streams. */
-export interface Io {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-  /** Whether missing credentials may be asked for on a terminal. */
-  interactive: boolean;
-  ask: (question: string, hidden: boolean) => Promise<string>;
-}
-
-export function processIo(): Io {
-  return {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-    cwd: process.cwd(),
-    env: process.env,
-    interactive: process.stdin.isTTY && process.stdout.isTTY,
-    ask,
-  };
-}
 
 /** Exit codes: 0 success, 1 failure, 2 invalid input (usage, package or answers). */
 export async function runTown(argv: readonly string[], io: Io): Promise<number> {

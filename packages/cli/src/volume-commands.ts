@@ -6,8 +6,9 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { VolumeView } from "@townos/client";
 import { collect } from "./answers.js";
-import { allPages, connect, table } from "./client-commands.js";
-import type { Io } from "./program.js";
+import { allPages, connect } from "./connect.js";
+import { formatBytes, table } from "./text.js";
+import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
 
 interface JsonFlag {
@@ -221,16 +222,4 @@ function progressLine(io: Io, total: number): (sent: number, last?: boolean) => 
     const percent = total > 0 ? Math.floor((sent / total) * 100) : 100;
     io.stderr(`\r${formatBytes(sent)} / ${formatBytes(total)} (${percent}%)${last ? "\n" : ""}`);
   };
-}
-
-/** 1536 → "1.5 KiB". */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit] ?? ""}`;
 }
