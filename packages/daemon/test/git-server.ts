@@ -251,3 +251,18 @@ export async function commitFiles(
   await git(repoDir, ["commit", "--quiet", "--allow-empty", "-m", message]);
   return git(repoDir, ["rev-parse", "HEAD"]);
 }
+
+/** Serves content.git (one index.html) and apps.git with site 1.0 and 2.0 seeded from it. */
+export async function serveSeededSite(
+  root: string,
+  sitePackage: (version: string, gitUrl: string) => string,
+): Promise<GitServer> {
+  await createRepo(root, "content.git", { "index.html": "seeded from git\n" });
+  const server = await startGitServer({ root });
+  const gitUrl = server.url("content.git");
+  await createRepo(root, "apps.git", {
+    "packages/site/1.0.yaml": sitePackage("1.0", gitUrl),
+    "packages/site/2.0.yaml": sitePackage("2.0", gitUrl),
+  });
+  return server;
+}

@@ -1,12 +1,14 @@
 /**
  * Test helpers for networking against the real programs: whether they are
- * here, a DNS query with dig, and an HTTPS request through Caddy with curl.
+ * here, a DNS query with dig, an HTTPS request through Caddy with curl, and
+ * free ports for a test's ingress and DNS.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "./runtime/podman-host.js";
 
 const run = promisify(execFile);
 
@@ -87,4 +89,28 @@ export async function scratchDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   await chmod(dir, 0o755);
   return dir;
+}
+
+/** Free high ports for the ingress (HTTPS and HTTP) and DNS of a test's network. */
+export async function freeNetworkPorts(): Promise<{
+  httpsPort: number;
+  httpPort: number;
+  dnsPort: number;
+}> {
+  return { httpsPort: await freePort(), httpPort: await freePort(), dnsPort: await freePort() };
+}
+
+/** A daemon's `network` on free ports with its DNS files in `scratch`, answering for loopback only. */
+export async function loopbackNetwork(scratch: string): Promise<{
+  httpsPort: number;
+  httpPort: number;
+  dnsPort: number;
+  lanAddresses: string[];
+  dnsDir: string;
+}> {
+  return {
+    ...(await freeNetworkPorts()),
+    lanAddresses: ["127.0.0.1"],
+    dnsDir: join(scratch, "dns"),
+  };
 }

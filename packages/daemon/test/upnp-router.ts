@@ -1,12 +1,15 @@
 /**
  * A real router for UPnP tests: miniupnpd in a network namespace the test
  * makes, joined to the host by a veth pair, with nftables rules of its own.
- * SSDP, SOAP and the router's rules all stay inside.
+ * SSDP, SOAP and the router's rules all stay inside. `startNetworkBehind`
+ * starts the box's Network with the router as its gateway.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Network } from "../src/net/network.js";
+import { freeNetworkPorts } from "./net.js";
 import { createTestNetns, netnsMissing, type TestNetns } from "./netns.js";
 
 /** Why a test router cannot run here, or false. */
@@ -143,4 +146,19 @@ export async function startTestRouter(index: number): Promise<TestRouter> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A started Network on free ports with its files in `scratch`, behind `router` (its gateway and LAN). */
+export async function startNetworkBehind(router: TestRouter, scratch: string): Promise<Network> {
+  const network = new Network({
+    dataDir: join(scratch, "data"),
+    dnsDir: join(scratch, "dns"),
+    ...(await freeNetworkPorts()),
+    gatewayUrl: router.descriptionUrl,
+    // The box's "LAN" is the host side of the router's veth.
+    lanAddresses: () => [router.netns.hostAddress],
+    log: { info: () => undefined, warn: () => undefined },
+  });
+  await network.start();
+  return network;
 }

@@ -1,12 +1,15 @@
 /**
- * Helpers for tests against the real Podman: whether it can run here, and
+ * Helpers for tests against the real Podman: whether it can run here,
  * preparing the host (configuration and the local busybox test image) with
- * `scripts/setup-podman.sh`, which is idempotent and quick once done.
+ * `scripts/setup-podman.sh`, which is idempotent and quick once done, a
+ * Podman service of the test's own, and removing what a test's apps left.
  */
 import { execFile, execFileSync } from "node:child_process";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { LABEL_APP } from "../../src/apps/reconciler.js";
+import { Podman, type ServiceState } from "../../src/runtime/podman.js";
 
 const run = promisify(execFile);
 const repoRoot = join(import.meta.dirname, "../../../..");
@@ -48,4 +51,34 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (address === null || typeof address === "string") throw new Error("no TCP address");
   return address.port;
+}
+
+/** A Podman client and the service of the test's own it started on `scratch/podman.sock`. */
+export interface TestPodman {
+  podman: Podman;
+  service: ServiceState;
+}
+
+/** Starts a Podman service of the test's own, which a daemon finds answering on the socket. */
+export async function startTestPodman(scratch: string): Promise<TestPodman> {
+  const podman = new Podman({ socketPath: join(scratch, "podman.sock") });
+  return { podman, service: await podman.ensureService() };
+}
+
+/** Closes the client and ends the service `startTestPodman` started (if it started one). */
+export function stopTestPodman({ podman, service }: TestPodman): void {
+  podman.close();
+  if (service.pid !== null) process.kill(service.pid);
+}
+
+/** Removes the containers and networks of the apps ("repo/name") a failed test left. */
+export async function removeAppLeftovers(podman: Podman, apps: readonly string[]): Promise<void> {
+  for (const app of apps) {
+    for (const container of await podman.listContainers({ [LABEL_APP]: app })) {
+      await podman.removeContainer(container.id, { timeoutSeconds: 0 });
+    }
+    for (const network of await podman.listNetworks({ [LABEL_APP]: app })) {
+      await podman.removeNetwork(network.name);
+    }
+  }
 }
