@@ -16,11 +16,21 @@ import {
   podmanMissing,
   preparePodmanHost,
   TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
 } from "../../test/runtime/podman-host.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
-import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../test/net.js";
-import { startDaemon, systemInfo, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
+import { until, setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
+import {
+  dig,
+  eventually,
+  networkMissing,
+  scratchDir,
+  viaCaddy,
+  loopbackNetwork,
+} from "../../test/net.js";
+import { systemInfo, type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { setupStorage } from "../storage/setup.js";
 import { appNetworkName } from "./names.js";
 import { LABEL_APP } from "./reconciler.js";
@@ -98,49 +108,26 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     await preparePodmanHost();
     scratch = await scratchDir("town-apps-");
     // A service of its own, which the daemon finds answering on the socket.
-    podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-    service = await podman.ensureService();
+    ({ podman, service } = await startTestPodman(scratch));
     await createRepo(join(scratch, "git"), "apps.git", {
       "packages/web/1.0.yaml": WEB_PACKAGE,
       "packages/site/1.0.yaml": SITE_PACKAGE,
     });
-    httpsPort = await freePort();
+    // The ingress and DNS on free high ports, answering for loopback only.
+    const network = await loopbackNetwork(scratch);
+    httpsPort = network.httpsPort;
     server = await startGitServer({ root: join(scratch, "git") });
-    daemon = await startDaemon(
-      testDaemonConfig(scratch, {
-        // Podman events bring a removed container back at once; the resync too, should an event be late.
-        apps: { podman: { socketPath: podman.socketPath }, resyncMs: 5_000 },
-        // The ingress and DNS on free high ports, answering for loopback only.
-        ...(networkMissing()
-          ? {}
-          : {
-              network: {
-                httpsPort,
-                httpPort: await freePort(),
-                dnsPort: await freePort(),
-                lanAddresses: ["127.0.0.1"],
-                dnsDir: join(scratch, "dns"),
-              },
-            }),
-      }),
-    );
-    await daemon.booted;
-    const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-      username: "admin",
-      password: "admin-password-3f9c",
-      setupCode: daemon.setupCode,
+    daemon = await startPodmanDaemon(scratch, podman, {
+      // Podman events bring a removed container back at once; the resync too, should an event be late.
+      apps: { resyncMs: 5_000 },
+      ...(networkMissing() ? {} : { network }),
     });
-    admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+    admin = await setupAdmin(daemon);
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
     const login = await town("login", "--username", "admin", "--password", "admin-password-3f9c");
     assert.equal(login.code, 0, login.stderr);
     // Storage and Podman come up after boot: app calls answer `unavailable` until then.
-    await until(
-      "apps to be available",
-      20_000,
-      () => admin.apps(),
-      () => true,
-    );
+    await untilAppsAvailable(admin);
     port = await freePort();
   });
 
@@ -151,15 +138,9 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
       await network?.stopForTests();
       await server?.close();
       // Whatever a failed test left of either app.
-      for (const name of ["web", "site"]) {
-        for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/${name}` })) {
-          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-        }
-        await podman.removeNetwork(appNetworkName(repo, name));
-      }
+      await removeAppLeftovers(podman, [`${repo}/web`, `${repo}/site`]);
     } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
+      stopTestPodman({ podman, service });
       await rm(scratch, { recursive: true, force: true });
     }
   });

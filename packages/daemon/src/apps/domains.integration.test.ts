@@ -11,12 +11,18 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import { setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
-import { appNetworkName } from "./names.js";
+import {
+  podmanMissing,
+  preparePodmanHost,
+  TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
+} from "../../test/runtime/podman-host.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { LABEL_APP } from "./reconciler.js";
 
 if (podmanMissing) console.log(`# skipping the domains integration test: ${podmanMissing}`);
@@ -57,8 +63,7 @@ describe("names that may not be taken", { skip: podmanMissing, timeout: 90_000 }
   before(async () => {
     await preparePodmanHost();
     scratch = await scratchDir("town-domains-");
-    podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-    service = await podman.ensureService();
+    ({ podman, service } = await startTestPodman(scratch));
     await createRepo(join(scratch, "git"), "apps.git", {
       "packages/site/1.0.yaml": site(domain),
       "packages/copycat/1.0.yaml": site(domain.toUpperCase()),
@@ -67,37 +72,22 @@ describe("names that may not be taken", { skip: podmanMissing, timeout: 90_000 }
       "packages/mdns/1.0.yaml": site("printer.local"),
     });
     server = await startGitServer({ root: join(scratch, "git") });
-    daemon = await startDaemon(
-      testDaemonConfig(scratch, { apps: { podman: { socketPath: podman.socketPath } } }),
-    );
-    await daemon.booted;
-    const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-      username: "admin",
-      password: "admin-password-3f9c",
-      setupCode: daemon.setupCode,
-    });
-    admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+    daemon = await startPodmanDaemon(scratch, podman);
+    admin = await setupAdmin(daemon);
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
-    await until(
-      "apps to be available",
-      20_000,
-      () => admin.apps(),
-      () => true,
-    );
+    await untilAppsAvailable(admin);
   });
 
   after(async () => {
     try {
       await daemon?.stop();
       await server?.close();
-      for (const name of ["site", "copycat", "dashboard", "local", "mdns"]) {
-        for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/${name}` }))
-          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-        await podman.removeNetwork(appNetworkName(repo, name));
-      }
+      await removeAppLeftovers(
+        podman,
+        ["site", "copycat", "dashboard", "local", "mdns"].map((name) => `${repo}/${name}`),
+      );
     } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
+      stopTestPodman({ podman, service });
       await rm(scratch, { recursive: true, force: true });
     }
   });

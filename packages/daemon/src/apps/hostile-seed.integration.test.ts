@@ -13,14 +13,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TownClient } from "@townos/client";
-import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
+import { serveSeededSite, type GitServer } from "../../test/git-server.js";
+import {
+  podmanMissing,
+  preparePodmanHost,
+  TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
+} from "../../test/runtime/podman-host.js";
 import { describeTree, makeOutside, PLANTED } from "../../test/storage/hostile.js";
-import { testDaemonConfig } from "../../test/daemon.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
+import { setupAdmin, startPodmanDaemon } from "../../test/daemon.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { storageLocations } from "../storage/setup.js";
-import { appNetworkName } from "./names.js";
 import { LABEL_APP } from "./reconciler.js";
 
 const skip = podmanMissing || false;
@@ -59,27 +65,11 @@ describe(
     before(async () => {
       await preparePodmanHost();
       scratch = await mkdtemp(join(tmpdir(), "town-hostile-seed-"));
-      podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-      service = await podman.ensureService();
-      const gitRoot = join(scratch, "git");
-      await createRepo(gitRoot, "content.git", { "index.html": "seeded from git\n" });
-      server = await startGitServer({ root: gitRoot });
-      const gitUrl = server.url("content.git");
-      await createRepo(gitRoot, "apps.git", {
-        "packages/site/1.0.yaml": sitePackage("1.0", gitUrl),
-        "packages/site/2.0.yaml": sitePackage("2.0", gitUrl),
-      });
+      ({ podman, service } = await startTestPodman(scratch));
+      server = await serveSeededSite(join(scratch, "git"), sitePackage);
       // No loop file: plain directories, where the host and the volumes share a file system.
-      daemon = await startDaemon(
-        testDaemonConfig(scratch, { apps: { podman: { socketPath: podman.socketPath } } }),
-      );
-      await daemon.booted;
-      const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-        username: "admin",
-        password: PASSWORD,
-        setupCode: daemon.setupCode,
-      });
-      admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+      daemon = await startPodmanDaemon(scratch, podman);
+      admin = await setupAdmin(daemon, PASSWORD);
       await admin.addRepository({ name: repo, url: server.url("apps.git") });
     });
 
@@ -87,13 +77,9 @@ describe(
       try {
         await daemon?.stop();
         await server?.close();
-        for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/site` })) {
-          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-        }
-        await podman.removeNetwork(appNetworkName(repo, "site"));
+        await removeAppLeftovers(podman, [`${repo}/site`]);
       } finally {
-        podman.close();
-        if (service.pid !== null) process.kill(service.pid);
+        stopTestPodman({ podman, service });
         await rm(scratch, { recursive: true, force: true });
       }
     });

@@ -15,20 +15,21 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { TownClient, type AppView } from "@townos/client";
 import { runTownCaptured, type TownRun } from "../../../cli/test/run-town.js";
-import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
+import { serveSeededSite, type GitServer } from "../../test/git-server.js";
 import {
   freePort,
   podmanMissing,
   preparePodmanHost,
   TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
 } from "../../test/runtime/podman-host.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
+import { until, setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
-import { appNetworkName } from "./names.js";
-import { LABEL_APP } from "./reconciler.js";
 
 const skip = podmanMissing || (await btrfsUnavailable()) || false;
 if (skip) console.log(`# skipping the lifecycle integration test: ${skip}`);
@@ -107,12 +108,7 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
     admin = new TownClient({ baseUrl: url, token: signedIn.token });
     const login = await town("login", "--username", "admin", "--password", PASSWORD);
     assert.equal(login.code, 0, login.stderr);
-    await until(
-      "apps to be available",
-      30_000,
-      () => admin.apps(),
-      () => true,
-    );
+    await untilAppsAvailable(admin, 30_000);
   }
   /** The daemon as a process of its own, to be killed with SIGKILL. */
   async function startChild(listenPort: number): Promise<void> {
@@ -155,28 +151,13 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
     await preparePodmanHost();
     scratch = await mkdtemp(join(tmpdir(), "town-lifecycle-"));
     dataDir = join(scratch, "data");
-    podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-    service = await podman.ensureService();
-    const gitRoot = join(scratch, "git");
-    await createRepo(gitRoot, "content.git", { "index.html": "seeded from git\n" });
-    server = await startGitServer({ root: gitRoot });
-    const gitUrl = server.url("content.git");
-    await createRepo(gitRoot, "apps.git", {
-      "packages/site/1.0.yaml": sitePackage("1.0", gitUrl),
-      "packages/site/2.0.yaml": sitePackage("2.0", gitUrl),
+    ({ podman, service } = await startTestPodman(scratch));
+    server = await serveSeededSite(join(scratch, "git"), sitePackage);
+    daemon = await startPodmanDaemon(scratch, podman, {
+      apps: { storageLoopBytes: 768 * MiB },
     });
-    daemon = await startDaemon(
-      testDaemonConfig(scratch, {
-        apps: { podman: { socketPath: podman.socketPath }, storageLoopBytes: 768 * MiB },
-      }),
-    );
-    await daemon.booted;
     url = daemon.url;
-    await new TownClient({ baseUrl: url }).setup({
-      username: "admin",
-      password: PASSWORD,
-      setupCode: daemon.setupCode,
-    });
+    await setupAdmin(daemon, PASSWORD);
     await signIn();
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
     port = await freePort();
@@ -187,13 +168,9 @@ describe("the app lifecycle on btrfs and Podman", { skip, timeout: 240_000 }, ()
       await daemon?.stop();
       await killChild();
       await server?.close();
-      for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/site` })) {
-        await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-      }
-      await podman.removeNetwork(appNetworkName(repo, "site"));
+      await removeAppLeftovers(podman, [`${repo}/site`]);
     } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
+      stopTestPodman({ podman, service });
       const { root } = storageLocations(dataDir);
       if (await mountedAt(root)) await unmount(root);
       await rm(scratch, { recursive: true, force: true });

@@ -12,11 +12,18 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type AppView } from "@townos/client";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import {
+  podmanMissing,
+  preparePodmanHost,
+  TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
+} from "../../test/runtime/podman-host.js";
+import { setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { LABEL_APP } from "./reconciler.js";
 
 if (podmanMissing) console.log(`# skipping the app names integration test: ${podmanMissing}`);
@@ -100,8 +107,7 @@ describe(
     before(async () => {
       await preparePodmanHost();
       scratch = await scratchDir("town-names-");
-      podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-      service = await podman.ensureService();
+      ({ podman, service } = await startTestPodman(scratch));
       await createRepo(join(scratch, "git"), "one.git", {
         "packages/store/1.0.yaml": STORE,
         "packages/app/1.0.yaml": APP,
@@ -111,24 +117,11 @@ describe(
       });
       await createRepo(join(scratch, "git"), "two.git", { "packages/c/1.0.yaml": sleeper() });
       server = await startGitServer({ root: join(scratch, "git") });
-      daemon = await startDaemon(
-        testDaemonConfig(scratch, { apps: { podman: { socketPath: podman.socketPath } } }),
-      );
-      await daemon.booted;
-      const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-        username: "admin",
-        password: "admin-password-3f9c",
-        setupCode: daemon.setupCode,
-      });
-      admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+      daemon = await startPodmanDaemon(scratch, podman);
+      admin = await setupAdmin(daemon);
       await admin.addRepository({ name: repo, url: server.url("one.git") });
       await admin.addRepository({ name: other, url: server.url("two.git") });
-      await until(
-        "apps to be available",
-        20_000,
-        () => admin.apps(),
-        () => true,
-      );
+      await untilAppsAvailable(admin);
     });
 
     after(async () => {
@@ -136,17 +129,9 @@ describe(
         await daemon?.stop();
         await server?.close();
         // Whatever a failed test left.
-        for (const app of apps) {
-          for (const container of await podman.listContainers({ [LABEL_APP]: app })) {
-            await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-          }
-          for (const network of await podman.listNetworks({ [LABEL_APP]: app })) {
-            await podman.removeNetwork(network.name);
-          }
-        }
+        await removeAppLeftovers(podman, apps);
       } finally {
-        podman.close();
-        if (service.pid !== null) process.kill(service.pid);
+        stopTestPodman({ podman, service });
         await rm(scratch, { recursive: true, force: true });
       }
     });

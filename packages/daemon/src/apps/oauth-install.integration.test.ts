@@ -9,12 +9,17 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { commitFiles, createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import {
+  until,
+  setupAdmin,
+  untilAppsAvailable,
+  logInto,
+  startPodmanDaemon,
+} from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
 import {
   approvingNextStart,
@@ -24,10 +29,16 @@ import {
   startMockProvider,
   type MockProvider,
 } from "../../test/oauth-provider.js";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
-import { LABEL_APP } from "./reconciler.js";
+import {
+  podmanMissing,
+  preparePodmanHost,
+  TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
+} from "../../test/runtime/podman-host.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 
 if (podmanMissing) console.log(`# skipping the oauth install test: ${podmanMissing}`);
 
@@ -43,7 +54,6 @@ describe(
     let podman: Podman;
     let service: ServiceState = { started: false, pid: null };
     let admin: TownClient;
-    let adminToken: string;
     /** The fixture as this box can run it, and the repository holding it. */
     let plex: string;
     let repoDir: string;
@@ -62,37 +72,16 @@ describe(
       repoDir = await createRepo(join(scratch, "git"), "links.git", {
         "packages/plex/3.0.yaml": plex,
       });
-      podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-      service = await podman.ensureService();
+      ({ podman, service } = await startTestPodman(scratch));
       server = await startGitServer({ root: join(scratch, "git") });
-      daemon = await startDaemon(
-        testDaemonConfig(scratch, {
-          apps: { podman: { socketPath: podman.socketPath } },
-          oauth: { trustedCaFile: certificates.caFile, allowPrivateAddresses: true },
-          logLevel: "debug",
-          logStream: new Writable({
-            write(chunk: Buffer, _encoding, callback) {
-              logLines.push(chunk.toString());
-              callback();
-            },
-          }),
-        }),
-      );
-      await daemon.booted;
-      const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-        username: "admin",
-        password: "admin-password-9c4e",
-        setupCode: daemon.setupCode,
+      daemon = await startPodmanDaemon(scratch, podman, {
+        oauth: { trustedCaFile: certificates.caFile, allowPrivateAddresses: true },
+        logLevel: "debug",
+        logStream: logInto((text) => logLines.push(text)),
       });
-      adminToken = signedIn.token;
-      admin = new TownClient({ baseUrl: daemon.url, token: adminToken });
+      admin = await setupAdmin(daemon, "admin-password-9c4e");
       await admin.addRepository({ name: repo, url: server.url("links.git") });
-      await until(
-        "apps to be available",
-        20_000,
-        () => admin.apps(),
-        () => true,
-      );
+      await untilAppsAvailable(admin);
     });
 
     after(async () => {
@@ -100,12 +89,9 @@ describe(
         await daemon?.stop();
         await server?.close();
         await provider.close();
-        for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/plex` })) {
-          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-        }
+        await removeAppLeftovers(podman, [`${repo}/plex`]);
       } finally {
-        podman.close();
-        if (service.pid !== null) process.kill(service.pid);
+        stopTestPodman({ podman, service });
         await rm(scratch, { recursive: true, force: true });
       }
     });
@@ -144,7 +130,7 @@ describe(
       const install = await approvingNextStart(provider, `${PROVIDER_TOKEN}-cli`, () =>
         runTownCaptured(["app", "install", `${repo}/plex`, "--connect", "claim_token"], {
           cwd: scratch,
-          env: { TOWN_SERVER: url, TOWN_TOKEN: adminToken },
+          env: { TOWN_SERVER: url, TOWN_TOKEN: admin.token },
         }),
       );
       assert.equal(install.code, 0, install.stderr);
@@ -192,7 +178,7 @@ describe(
       const upgrade = await approvingNextStart(provider, `${PROVIDER_TOKEN}-new`, () =>
         runTownCaptured(["app", "upgrade", `${repo}/plex`, "--connect", "claim_token"], {
           cwd: scratch,
-          env: { TOWN_SERVER: url, TOWN_TOKEN: adminToken },
+          env: { TOWN_SERVER: url, TOWN_TOKEN: admin.token },
         }),
       );
       assert.equal(upgrade.code, 0, upgrade.stderr);

@@ -8,12 +8,17 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import {
+  testDaemonConfig,
+  until,
+  setupAdmin,
+  signedInAccount,
+  logInto,
+} from "../../test/daemon.js";
 import {
   approvingNextStart,
   makeCertificates,
@@ -52,15 +57,11 @@ describe("oauth flows", () => {
   let server: GitServer;
   let daemon: RunningDaemon;
   let admin: TownClient;
-  let adminToken: string;
   const logLines: string[] = [];
 
   /** A new account, signed in. */
   async function newAccount(username: string, role: "admin" | "user"): Promise<TownClient> {
-    const password = `${username}-password-8e1f`;
-    await admin.createAccount({ username, password, role });
-    const { token } = await new TownClient({ baseUrl: daemon.url }).login({ username, password });
-    return new TownClient({ baseUrl: daemon.url, token });
+    return signedInAccount(daemon, admin, username, `${username}-password-8e1f`, role);
   }
 
   before(async () => {
@@ -90,23 +91,12 @@ describe("oauth flows", () => {
         apps: false,
         // Every line, headers included: the token must be in none of them.
         logLevel: "debug",
-        logStream: new Writable({
-          write(chunk: Buffer, _encoding, callback) {
-            logLines.push(chunk.toString());
-            callback();
-          },
-        }),
+        logStream: logInto((text) => logLines.push(text)),
         oauth: { trustedCaFile: certificates.caFile, allowPrivateAddresses: true },
       }),
     );
     await daemon.booted;
-    const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-      username: "admin",
-      password: "admin-password-5d2a",
-      setupCode: daemon.setupCode,
-    });
-    adminToken = signedIn.token;
-    admin = new TownClient({ baseUrl: daemon.url, token: adminToken });
+    admin = await setupAdmin(daemon, "admin-password-5d2a");
     await admin.addRepository({ name: repo, url: server.url("links.git") });
   });
 
@@ -212,7 +202,7 @@ describe("oauth flows", () => {
     const result = await approvingNextStart(provider, PROVIDER_TOKEN, () =>
       runTownCaptured(["app", "install", `${repo}/plex`, "--connect", "claim_token"], {
         cwd: scratch,
-        env: { TOWN_SERVER: daemon.url, TOWN_TOKEN: adminToken },
+        env: { TOWN_SERVER: daemon.url, TOWN_TOKEN: admin.token },
       }),
     );
     assert.match(

@@ -12,19 +12,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import { until, setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import {
   freePort,
   podmanMissing,
   preparePodmanHost,
   TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
 } from "../../test/runtime/podman-host.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { type RunningDaemon } from "../daemon.js";
 import { findProgram } from "../storage/exec.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { appLabels } from "./reconciler.js";
 
 const run = promisify(execFile);
@@ -72,8 +73,7 @@ describe("pulling an image from a registry on the home network", { skip, timeout
     await run("podman", ["push", "--tls-verify=false", TEST_IMAGE, image]);
     await run("podman", ["rmi", image]).catch(() => undefined);
 
-    podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-    service = await podman.ensureService();
+    ({ podman, service } = await startTestPodman(scratch));
     await createRepo(join(scratch, "git"), "apps.git", {
       "packages/pulled/1.0.yaml": [
         `image: ${image}`,
@@ -84,10 +84,7 @@ describe("pulling an image from a registry on the home network", { skip, timeout
       ].join("\n"),
     });
     server = await startGitServer({ root: join(scratch, "git") });
-    daemon = await startDaemon(
-      testDaemonConfig(scratch, { apps: { podman: { socketPath: podman.socketPath } } }),
-    );
-    await daemon.booted;
+    daemon = await startPodmanDaemon(scratch, podman);
   });
 
   after(async () => {
@@ -103,28 +100,17 @@ describe("pulling an image from a registry on the home network", { skip, timeout
       await run("podman", ["rmi", "-f", image]).catch(() => undefined);
     } finally {
       registry?.kill();
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
+      stopTestPodman({ podman, service });
       await rm(scratch, { recursive: true, force: true });
     }
   });
 
   it("installs with the pull's progress, over plain HTTP once the registry is named", async () => {
     assert.ok(daemon && server);
-    const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-      username: "admin",
-      password: "admin-password-5a1b",
-      setupCode: daemon.setupCode,
-    });
-    const admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+    const admin = await setupAdmin(daemon, "admin-password-5a1b");
     await admin.setSetting("registries.insecure", registryAddress);
     await admin.addRepository({ name: repo, url: server.url("apps.git") });
-    await until(
-      "apps to be available",
-      20_000,
-      () => admin.apps(),
-      () => true,
-    );
+    await untilAppsAvailable(admin);
     assert.equal(await podman.imageExists(image), false);
     const env = { TOWN_SERVER: daemon.url, XDG_CONFIG_HOME: join(scratch, "config") };
     const login = await runTownCaptured(

@@ -9,16 +9,28 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type AppView } from "@townos/client";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import {
+  podmanMissing,
+  preparePodmanHost,
+  TEST_IMAGE,
+  startTestPodman,
+  stopTestPodman,
+  removeAppLeftovers,
+} from "../../test/runtime/podman-host.js";
+import {
+  until,
+  setupAdmin,
+  signedInAccount,
+  untilAppsAvailable,
+  logInto,
+  startPodmanDaemon,
+} from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
-import { LABEL_APP } from "./reconciler.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 
 if (podmanMissing) console.log(`# skipping the secrets integration test: ${podmanMissing}`);
 
@@ -114,8 +126,7 @@ describe(
     before(async () => {
       await preparePodmanHost();
       scratch = await scratchDir("town-secrets-");
-      podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-      service = await podman.ensureService();
+      ({ podman, service } = await startTestPodman(scratch));
       // The private repository answers only other credentials: the clone fails with the URL in hand.
       await createRepo(join(scratch, "private"), "private.git", { "index.html": "private\n" });
       privateServer = await startGitServer({
@@ -128,37 +139,14 @@ describe(
         "packages/src/1.0.yaml": srcPackage(privateServer.port),
       });
       server = await startGitServer({ root: join(scratch, "git") });
-      daemon = await startDaemon(
-        testDaemonConfig(scratch, {
-          apps: { podman: { socketPath: podman.socketPath } },
-          logLevel: "warn",
-          logStream: new Writable({
-            write(chunk: Buffer, _encoding, done) {
-              logged += chunk.toString();
-              done();
-            },
-          }),
-        }),
-      );
-      await daemon.booted;
-      admin = new TownClient({ baseUrl: daemon.url });
-      admin.token = (
-        await admin.setup({
-          username: "admin",
-          password: "admin-password-3f9c",
-          setupCode: daemon.setupCode,
-        })
-      ).token;
-      await admin.createAccount({ username: "bob", password: "bob-password-81d2", role: "user" });
-      user = new TownClient({ baseUrl: daemon.url });
-      user.token = (await user.login({ username: "bob", password: "bob-password-81d2" })).token;
+      daemon = await startPodmanDaemon(scratch, podman, {
+        logLevel: "warn",
+        logStream: logInto((text) => (logged += text)),
+      });
+      admin = await setupAdmin(daemon);
+      user = await signedInAccount(daemon, admin, "bob", "bob-password-81d2");
       await admin.addRepository({ name: repo, url: server.url("apps.git") });
-      await until(
-        "apps to be available",
-        20_000,
-        () => admin.apps(),
-        () => true,
-      );
+      await untilAppsAvailable(admin);
     });
 
     after(async () => {
@@ -170,14 +158,9 @@ describe(
         await daemon?.stop();
         await server?.close();
         await privateServer?.close();
-        for (const name of ["db", "src"]) {
-          for (const container of await podman.listContainers({ [LABEL_APP]: `${repo}/${name}` })) {
-            await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-          }
-        }
+        await removeAppLeftovers(podman, [`${repo}/db`, `${repo}/src`]);
       } finally {
-        podman.close();
-        if (service.pid !== null) process.kill(service.pid);
+        stopTestPodman({ podman, service });
         await rm(scratch, { recursive: true, force: true });
       }
     });
