@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { ApiError, TownClient } from "@townos/client";
 import type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js";
 import { startDaemon } from "./daemon.js";
-import { until } from "../test/daemon.js";
+import { setupAdmin, testDaemonConfig, until } from "../test/daemon.js";
 
 describe("the daemon while it boots", () => {
   it("becomes ready without waiting for its repositories, which show as loading", async () => {
@@ -24,31 +24,20 @@ describe("the daemon while it boots", () => {
       },
       remove: () => Promise.resolve(),
     };
-    const daemon = await startDaemon({
-      dataDir: join(scratch, "data"),
-      host: "127.0.0.1",
-      port: 0,
-      defaultRepositoryUrl: "https://town-os.invalid/default-packages",
-      logLevel: "silent",
-      extraHosts: [],
-      version: "test",
-      fetcher,
-      apps: false,
-    });
+    const daemon = await startDaemon(
+      testDaemonConfig(scratch, {
+        defaultRepositoryUrl: "https://town-os.invalid/default-packages",
+        fetcher,
+        apps: false,
+      }),
+    );
     try {
       await daemon.booted;
       const client = new TownClient({ baseUrl: daemon.url });
       const ready = await client.status();
       assert.deepEqual([ready.state, ready.setupNeeded], ["ready", true]);
       // The default repository was added on this first start, and its failure is its own status.
-      const admin = new TownClient({ baseUrl: daemon.url });
-      admin.token = (
-        await admin.setup({
-          username: "admin",
-          password: "password-123",
-          setupCode: daemon.setupCode,
-        })
-      ).token;
+      const admin = await setupAdmin(daemon, "password-123");
       const listed = await admin.repositories();
       assert.deepEqual(
         listed.items.map((repo) => [repo.name, repo.status.loading]),

@@ -11,15 +11,17 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TownClient } from "@townos/client";
-import { testDaemonConfig } from "../../test/daemon.js";
-import { eventually, networkMissing, scratchDir } from "../../test/net.js";
+import { setupAdmin, testDaemonConfig } from "../../test/daemon.js";
+import { eventually, freeNetworkPorts, networkMissing, scratchDir } from "../../test/net.js";
 import { compileExample } from "../../test/runtime/examples.js";
-import { freePort } from "../../test/runtime/podman-host.js";
-import { routerMissing, startTestRouter, type TestRouter } from "../../test/upnp-router.js";
+import {
+  routerMissing,
+  startNetworkBehind,
+  startTestRouter,
+  type TestRouter,
+} from "../../test/upnp-router.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Network, type NetworkInputs } from "./network.js";
-
-const quietLog = { info: () => undefined, warn: () => undefined };
+import type { Network, NetworkInputs } from "./network.js";
 
 /** The router's TCP leases by external port. */
 async function leased(router: TestRouter): Promise<number[]> {
@@ -57,17 +59,7 @@ describe(
     before(async () => {
       router = await startTestRouter(0);
       scratch = await scratchDir("town-net-fwd-");
-      network = new Network({
-        dataDir: join(scratch, "data"),
-        dnsDir: join(scratch, "dns"),
-        httpsPort: await freePort(),
-        httpPort: await freePort(),
-        dnsPort: await freePort(),
-        gatewayUrl: router.descriptionUrl,
-        lanAddresses: () => [router.netns.hostAddress],
-        log: quietLog,
-      });
-      await network.start();
+      network = await startNetworkBehind(router, scratch);
     });
 
     after(async () => {
@@ -123,9 +115,7 @@ describe(
         testDaemonConfig(scratch, {
           apps: false,
           network: {
-            httpsPort: await freePort(),
-            httpPort: await freePort(),
-            dnsPort: await freePort(),
+            ...(await freeNetworkPorts()),
             lanAddresses: [router.netns.hostAddress],
             dnsDir: join(scratch, "dns"),
             gatewayUrl: router.descriptionUrl,
@@ -133,12 +123,7 @@ describe(
         }),
       );
       await daemon.booted;
-      const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-        username: "admin",
-        password: "admin-password-3f9c",
-        setupCode: daemon.setupCode,
-      });
-      admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
+      admin = await setupAdmin(daemon);
     });
 
     after(async () => {

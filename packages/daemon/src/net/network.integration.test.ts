@@ -16,10 +16,18 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
-import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../test/net.js";
+import {
+  dig,
+  eventually,
+  freeNetworkPorts,
+  networkMissing,
+  scratchDir,
+  viaCaddy,
+} from "../../test/net.js";
 import {
   EXTERNAL_IP,
   routerMissing,
+  startNetworkBehind,
   startTestRouter,
   type TestRouter,
 } from "../../test/upnp-router.js";
@@ -96,7 +104,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
   before(async () => {
     scratch = await scratchDir("town-net-it-");
     app = await fakeApp("hello from wiki");
-    ports = { httpsPort: await freePort(), httpPort: await freePort(), dnsPort: await freePort() };
+    ports = await freeNetworkPorts();
     routerPort = await freePort();
     caFile = join(scratch, "ca.crt");
   });
@@ -222,7 +230,7 @@ describe("networking in a real daemon", { skip: missing }, () => {
   before(async () => {
     scratch = await scratchDir("town-net-daemon-");
     app = await fakeApp("hello from the hello app");
-    ports = { httpsPort: await freePort(), httpPort: await freePort(), dnsPort: await freePort() };
+    ports = await freeNetworkPorts();
     caFile = join(scratch, "ca.crt");
     daemon = await startDaemon({
       dataDir: join(scratch, "data"),
@@ -443,18 +451,7 @@ describe(
     before(async () => {
       router = await startTestRouter(1);
       scratch = await scratchDir("town-net-upnp-");
-      network = new Network({
-        dataDir: join(scratch, "data"),
-        dnsDir: join(scratch, "dns"),
-        httpsPort: await freePort(),
-        httpPort: await freePort(),
-        dnsPort: await freePort(),
-        gatewayUrl: router.descriptionUrl,
-        // The box's "LAN" is the host side of the router's veth.
-        lanAddresses: () => [router.netns.hostAddress],
-        log: quietLog,
-      });
-      await network.start();
+      network = await startNetworkBehind(router, scratch);
     });
 
     after(async () => {
