@@ -22,10 +22,29 @@ import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type AppView } from "@townos/client";
 import { normalizeImage } from "@townos/format";
 import { readTree, upstreamFixtures, upstreamMissing } from "../../../format/test/support.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import {
+  until,
+  setupAdmin,
+  signedInAccount,
+  untilAppsAvailable,
+  startPodmanDaemon,
+} from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { dig, eventually, networkMissing, scratchDir, viaCaddy } from "../../test/net.js";
-import { freePort, podmanMissing, preparePodmanHost } from "../../test/runtime/podman-host.js";
+import {
+  dig,
+  eventually,
+  networkMissing,
+  scratchDir,
+  viaCaddy,
+  loopbackNetwork,
+} from "../../test/net.js";
+import {
+  freePort,
+  podmanMissing,
+  preparePodmanHost,
+  startTestPodman,
+  stopTestPodman,
+} from "../../test/runtime/podman-host.js";
 import { publicStandIn, standInBanner } from "../../test/runtime/public-stand-ins.js";
 import {
   buildStandIn,
@@ -34,8 +53,8 @@ import {
   untagStandIns,
 } from "../../test/runtime/stand-in-images.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
-import { startDaemon, type RunningDaemon } from "../daemon.js";
-import { Podman, type ServiceState } from "../runtime/podman.js";
+import { type RunningDaemon } from "../daemon.js";
+import type { Podman, ServiceState } from "../runtime/podman.js";
 import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/container-spec.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
 import { LABEL_APP, LABEL_BOX } from "./reconciler.js";
@@ -77,46 +96,22 @@ describe("the public Town OS repository on a real box", { skip, timeout: 420_000
   before(async () => {
     await preparePodmanHost();
     scratch = await scratchDir("town-public-");
-    podman = new Podman({ socketPath: join(scratch, "podman.sock") });
-    service = await podman.ensureService();
+    ({ podman, service } = await startTestPodman(scratch));
     const files = Object.fromEntries(
       (await readTree(upstreamFixtures)).map((file) => [file.path, file.text]),
     );
     await createRepo(join(scratch, "git"), "townos.git", files);
     server = await startGitServer({ root: join(scratch, "git") });
-    httpsPort = await freePort();
-    daemon = await startDaemon(
-      testDaemonConfig(scratch, {
-        apps: { podman: { socketPath: podman.socketPath }, storageLoopBytes: 1024 * MiB },
-        network: {
-          httpsPort,
-          httpPort: await freePort(),
-          dnsPort: await freePort(),
-          lanAddresses: ["127.0.0.1"],
-          dnsDir: join(scratch, "dns"),
-        },
-      }),
-    );
-    await daemon.booted;
-    const signedIn = await new TownClient({ baseUrl: daemon.url }).setup({
-      username: "admin",
-      password: PASSWORD,
-      setupCode: daemon.setupCode,
+    const network = await loopbackNetwork(scratch);
+    httpsPort = network.httpsPort;
+    daemon = await startPodmanDaemon(scratch, podman, {
+      apps: { storageLoopBytes: 1024 * MiB },
+      network,
     });
-    admin = new TownClient({ baseUrl: daemon.url, token: signedIn.token });
-    await admin.createAccount({ username: "member", password: USER_PASSWORD, role: "user" });
-    const member = await new TownClient({ baseUrl: daemon.url }).login({
-      username: "member",
-      password: USER_PASSWORD,
-    });
-    user = new TownClient({ baseUrl: daemon.url, token: member.token });
+    admin = await setupAdmin(daemon, PASSWORD);
+    user = await signedInAccount(daemon, admin, "member", USER_PASSWORD);
     await admin.addRepository({ name: repo, url: server.url("townos.git") });
-    await until(
-      "apps to be available",
-      30_000,
-      () => admin.apps(),
-      () => true,
-    );
+    await untilAppsAvailable(admin, 30_000);
     // Volumes on btrfs in a loop file, with quotas (immich's photo volume has one).
     assert.equal((await admin.storage()).mode, "btrfs-loop");
     caFile = join(scratch, "ca.crt");
@@ -211,8 +206,7 @@ describe("the public Town OS repository on a real box", { skip, timeout: 420_000
       await untagStandIns(tagged);
       if (cached.size > 0) await pruneStandIns(cached);
     } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
+      stopTestPodman({ podman, service });
       const { root } = storageLocations(join(scratch, "data"));
       if (await mountedAt(root)) await unmount(root);
       await rm(scratch, { recursive: true, force: true });

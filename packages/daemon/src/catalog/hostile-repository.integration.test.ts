@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type Repository } from "@townos/client";
 import { MAX_REPOSITORY_BYTES, MAX_REPOSITORY_FILES } from "@townos/format";
 import { startDaemon, type DaemonConfig, type RunningDaemon } from "../daemon.js";
-import { testDaemonConfig, until } from "../../test/daemon.js";
+import { setupAdmin, testDaemonConfig, until } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 
 const MiB = 1024 * 1024;
@@ -138,14 +138,7 @@ describe("hostile package repositories", () => {
     config = testDaemonConfig(scratch, { apps: false, repositoryLimits: { budgetMs: BUDGET_MS } });
     daemon = await startDaemon(config);
     await daemon.booted;
-    admin = new TownClient({ baseUrl: daemon.url });
-    admin.token = (
-      await admin.setup({
-        username: "admin",
-        password: "password-123",
-        setupCode: daemon.setupCode,
-      })
-    ).token;
+    admin = await setupAdmin(daemon, "password-123");
   });
 
   after(async () => {
@@ -243,14 +236,7 @@ describe("hostile package repositories", () => {
           });
         });
         const started = JSON.parse(line) as { url: string; setupCode?: string };
-        const client = new TownClient({ baseUrl: started.url });
-        client.token = (
-          await client.setup({
-            username: "admin",
-            password: "password-123",
-            setupCode: started.setupCode,
-          })
-        ).token;
+        const client = await setupAdmin(started, "password-123");
         const refreshed = await client.refreshRepository("default");
         assert.equal(refreshed.status.error, null);
         const version = (await client.package("default", "aliases")).versions[0];
