@@ -100,13 +100,13 @@ export async function setupAdmin(
   daemon: DaemonAddress,
   password = "admin-password-3f9c",
   username = "admin",
-): Promise<TownClient> {
+): Promise<TownClient & { token: string }> {
   const { token } = await new TownClient({ baseUrl: daemon.url }).setup({
     username,
     password,
     setupCode: daemon.setupCode,
   });
-  return new TownClient({ baseUrl: daemon.url, token });
+  return Object.assign(new TownClient({ baseUrl: daemon.url, token }), { token });
 }
 
 /** Has `admin` make an account (an ordinary user unless told); a client signed in as it. */

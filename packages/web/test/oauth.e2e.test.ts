@@ -11,9 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
-import { TownClient } from "@townos/client";
 import { startDaemon, type RunningDaemon } from "@townos/daemon";
-import { testDaemonConfig } from "../../daemon/test/daemon.js";
+import { setupAdmin, testDaemonConfig } from "../../daemon/test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../daemon/test/git-server.js";
 import {
   makeCertificates,
@@ -56,21 +55,14 @@ describe(
         }),
       );
       await daemon.booted;
-      const { token } = await new TownClient({ baseUrl: daemon.url }).setup({
-        username: "admin",
-        password: "admin-password-3b8d",
-        setupCode: daemon.setupCode,
-      });
-      await new TownClient({ baseUrl: daemon.url, token }).addRepository({
-        name: "links",
-        url: server.url("links.git"),
-      });
+      const admin = await setupAdmin(daemon, "admin-password-3b8d");
+      await admin.addRepository({ name: "links", url: server.url("links.git") });
       // The browser does not know the test CA: the approval tab is only looked at, not trusted.
       context = await launchChromium(join(scratch, "chromium"), {
         viewport: { width: 1280, height: 800 },
         ignoreHTTPSErrors: true,
       });
-      await context.addCookies([{ name: "town_session", value: token, url: daemon.url }]);
+      await context.addCookies([{ name: "town_session", value: admin.token, url: daemon.url }]);
       page = context.pages()[0] ?? (await context.newPage());
       page.on("response", (response) => {
         if (!response.url().includes("/api/v1/")) return;
