@@ -15,19 +15,19 @@ import {
   freePort,
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
-  removeAppLeftovers,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
-import { until, setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
+import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
 import {
   dig,
   eventually,
+  loopbackNetwork,
   networkMissing,
   scratchDir,
   viaCaddy,
-  loopbackNetwork,
 } from "../../test/net.js";
 import { systemInfo, type RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";

@@ -17,14 +17,14 @@ import { serveSeededSite, type GitServer } from "../../test/git-server.js";
 import {
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
-  removeAppLeftovers,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import { describeTree, makeOutside, PLANTED } from "../../test/storage/hostile.js";
 import { setupAdmin, startPodmanDaemon } from "../../test/daemon.js";
-import { type RunningDaemon } from "../daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 import { storageLocations } from "../storage/setup.js";
 import { LABEL_APP } from "./reconciler.js";

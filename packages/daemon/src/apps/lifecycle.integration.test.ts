@@ -20,14 +20,14 @@ import {
   freePort,
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
-  removeAppLeftovers,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
-import { until, setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
-import { type RunningDaemon } from "../daemon.js";
+import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
 

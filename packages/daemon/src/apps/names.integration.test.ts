@@ -15,14 +15,14 @@ import { createRepo, startGitServer, type GitServer } from "../../test/git-serve
 import {
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
-  removeAppLeftovers,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
-import { setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
+import { setupAdmin, startPodmanDaemon, untilAppsAvailable } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
-import { type RunningDaemon } from "../daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 import { LABEL_APP } from "./reconciler.js";
 

@@ -14,11 +14,11 @@ import { ApiError, TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { commitFiles, createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import {
-  until,
-  setupAdmin,
-  untilAppsAvailable,
   logInto,
+  setupAdmin,
   startPodmanDaemon,
+  until,
+  untilAppsAvailable,
 } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
 import {
@@ -32,12 +32,12 @@ import {
 import {
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
-  removeAppLeftovers,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
-import { type RunningDaemon } from "../daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 
 if (podmanMissing) console.log(`# skipping the oauth install test: ${podmanMissing}`);

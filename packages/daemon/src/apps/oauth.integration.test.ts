@@ -13,11 +13,11 @@ import { ApiError, TownClient } from "@townos/client";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import {
-  testDaemonConfig,
-  until,
+  logInto,
   setupAdmin,
   signedInAccount,
-  logInto,
+  testDaemonConfig,
+  until,
 } from "../../test/daemon.js";
 import {
   approvingNextStart,

@@ -23,20 +23,20 @@ import { ApiError, TownClient, type AppView } from "@townos/client";
 import { normalizeImage } from "@townos/format";
 import { readTree, upstreamFixtures, upstreamMissing } from "../../../format/test/support.js";
 import {
-  until,
   setupAdmin,
   signedInAccount,
-  untilAppsAvailable,
   startPodmanDaemon,
+  until,
+  untilAppsAvailable,
 } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import {
   dig,
   eventually,
+  loopbackNetwork,
   networkMissing,
   scratchDir,
   viaCaddy,
-  loopbackNetwork,
 } from "../../test/net.js";
 import {
   freePort,
@@ -53,7 +53,7 @@ import {
   untagStandIns,
 } from "../../test/runtime/stand-in-images.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
-import { type RunningDaemon } from "../daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/container-spec.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";

@@ -13,17 +13,17 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
-import { until, setupAdmin, untilAppsAvailable, startPodmanDaemon } from "../../test/daemon.js";
+import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import {
   freePort,
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
   startTestPodman,
   stopTestPodman,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
-import { type RunningDaemon } from "../daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import { findProgram } from "../storage/exec.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 import { appLabels } from "./reconciler.js";

@@ -15,21 +15,21 @@ import { createRepo, startGitServer, type GitServer } from "../../test/git-serve
 import {
   podmanMissing,
   preparePodmanHost,
-  TEST_IMAGE,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
-  removeAppLeftovers,
+  TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import {
-  until,
+  logInto,
   setupAdmin,
   signedInAccount,
-  untilAppsAvailable,
-  logInto,
   startPodmanDaemon,
+  until,
+  untilAppsAvailable,
 } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
-import { type RunningDaemon } from "../daemon.js";
+import type { RunningDaemon } from "../daemon.js";
 import type { Podman, ServiceState } from "../runtime/podman.js";
 
 if (podmanMissing) console.log(`# skipping the secrets integration test: ${podmanMissing}`);
