@@ -160,9 +160,12 @@ async function recipeHash(recipe: StandInRecipe): Promise<string> {
   const hash = createHash("sha256").update(JSON.stringify(recipe));
   for (const path of [...Object.keys(recipe.programs ?? {}), ...(recipe.paths ?? [])]) {
     const info = await stat(path).catch((error: unknown) => {
-      throw new Error(`${path} is missing: scripts/setup-tests.sh installs the Debian package with it`, {
-        cause: error,
-      });
+      throw new Error(
+        `${path} is missing: scripts/setup-tests.sh installs the Debian package with it`,
+        {
+          cause: error,
+        },
+      );
     });
     hash.update(`${path}:${info.size}:${info.mtimeMs}`);
   }
