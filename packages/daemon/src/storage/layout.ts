@@ -17,7 +17,7 @@ import type {
   VolumeInfo,
   VolumeUsage,
 } from "./driver.js";
-import { KeyedLock } from "./lock.js";
+import { KeyedLock } from "../system/mutex.js";
 import {
   checkSnapshotName,
   isValidSnapshotName,

@@ -29,7 +29,7 @@ import {
   type UnpackOptions,
   type UnpackResult,
 } from "./archive.js";
-import { KeyedLock } from "./lock.js";
+import { KeyedLock } from "../system/mutex.js";
 import { formatDuration, printable } from "./names.js";
 import { checkRelativePath, hasControl, MAX_DEPTH, RESERVED_ENTRY_PREFIX } from "./paths.js";
 import {
