@@ -1,10 +1,5 @@
 // @ts-check
 import js from "@eslint/js";
-import {
-  createTypeScriptImportResolver,
-  defaultConditionNames,
-} from "eslint-import-resolver-typescript";
-import { importX } from "eslint-plugin-import-x";
 import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
 
@@ -30,30 +25,6 @@ export default defineConfig(
     rules: {
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
-    },
-  },
-  {
-    // The import graph stays acyclic: a cycle means two files are one module in
-    // disguise, and an ESM cycle can read a binding before it is initialised.
-    // no-cycle does not follow `import type`; the no-restricted-imports rules
-    // below keep the type-only cycles that existed (routes, CLI) from returning.
-    files: ["packages/**/*.{ts,tsx}"],
-    plugins: { "import-x": importX },
-    settings: {
-      // Without these the plugin reads only .js files and sees no TypeScript imports.
-      "import-x/extensions": [".ts", ".tsx"],
-      "import-x/parsers": { "@typescript-eslint/parser": [".ts", ".tsx"] },
-      "import-x/resolver-next": [
-        createTypeScriptImportResolver({
-          project: ["tsconfig.json", "packages/web/tsconfig.json"],
-          noWarnOnMultipleProjects: true,
-          // Workspace packages point their "source" export at src/*.ts.
-          conditionNames: ["source", ...defaultConditionNames],
-        }),
-      ],
-    },
-    rules: {
-      "import-x/no-cycle": "error",
     },
   },
   {
@@ -87,35 +58,7 @@ export default defineConfig(
     files: ["packages/cli/src/**/*.ts"],
     ignores: [...notTests, "packages/cli/src/main.ts"],
     rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            daemonFiles,
-            {
-              regex: "^\\./program\\.js$",
-              message: "Shared CLI pieces live in io.ts, connect.ts, text.ts, arguments.ts.",
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ["packages/daemon/src/api/routes/**/*.ts"],
-    ignores: notTests,
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            {
-              regex: "^\\.\\./server\\.js$",
-              message: "Routes take what they share with the server from ../context.js.",
-            },
-          ],
-        },
-      ],
+      "no-restricted-imports": ["error", { patterns: [daemonFiles] }],
     },
   },
   {
