@@ -17,7 +17,7 @@ import { startDaemon } from "../src/daemon.js";
 import { appNetworkName } from "../src/apps/names.js";
 import { LABEL_APP } from "../src/apps/reconciler.js";
 import { podmanReconciler } from "../src/apps/seeder.js";
-import { Podman } from "../src/runtime/podman.js";
+import { Podman } from "../src/runtime/podman/client.js";
 import { setupStorage } from "../src/storage/setup.js";
 import { createRepo, startGitServer } from "../test/git-server.js";
 import {

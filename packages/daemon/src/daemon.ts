@@ -29,7 +29,7 @@ import { sql, openDatabase, type Db } from "./store/database.js";
 import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { hostList, Settings } from "./store/settings.js";
-import { Podman, type PodmanOptions } from "./runtime/podman.js";
+import { Podman, type PodmanOptions } from "./runtime/podman/client.js";
 import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";

@@ -14,7 +14,7 @@ import {
   type DaemonConfig,
   type RunningDaemon,
 } from "../src/daemon.js";
-import type { Podman } from "../src/runtime/podman.js";
+import type { Podman } from "../src/runtime/podman/client.js";
 
 /**
  * A daemon on a free loopback port with its state under `scratch/data`, no

@@ -32,7 +32,8 @@ import {
   preparePodmanHost,
   TEST_IMAGE,
 } from "../../daemon/test/runtime/podman-host.js";
-import { Podman, type ServiceState } from "../../daemon/src/runtime/podman.js";
+import { Podman } from "../../daemon/src/runtime/podman/client.js";
+import type { ServiceState } from "../../daemon/src/runtime/podman/service.js";
 import { appNetworkName } from "../../daemon/src/apps/names.js";
 import { LABEL_APP } from "../../daemon/src/apps/reconciler.js";
 import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";

@@ -30,7 +30,8 @@ import {
   viaCaddy,
 } from "../../test/net.js";
 import { systemInfo, type RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 import { setupStorage } from "../storage/setup.js";
 import { appNetworkName } from "./names.js";
 import { LABEL_APP } from "./reconciler.js";

@@ -26,7 +26,7 @@ import { previewInstall } from "../catalog/preview.js";
 import { WorkQueue } from "../reconcile/queue.js";
 import { checkDomainClaims } from "./domains.js";
 import { listeningPorts } from "../net/host-ports.js";
-import type { Podman } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
 import { packageVolumeName, parseVolumeName } from "../storage/names.js";
 import { legacyVolumeName, nodeVolumeName } from "./names.js";
 import { checkOwnership } from "./ownership.js";

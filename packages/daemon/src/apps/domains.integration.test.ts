@@ -22,7 +22,8 @@ import {
   TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import type { RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 import { LABEL_APP } from "./reconciler.js";
 
 if (podmanMissing) console.log(`# skipping the domains integration test: ${podmanMissing}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman.js";
+import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman/containers.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
 import { LABEL_APP } from "./reconciler.js";

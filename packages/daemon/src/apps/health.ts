@@ -10,7 +10,7 @@
  * monitor enforces the timeout, which Podman only notes afterwards.
  */
 import type { Clock } from "../clock.js";
-import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman.js";
+import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman/containers.js";
 import type { InstallRecord } from "../store/installs.js";
 import type { AppContainer } from "./logs.js";
 import { LABEL_APP } from "./reconciler.js";

@@ -25,7 +25,8 @@ import {
 import { describeTree, makeOutside, PLANTED } from "../../test/storage/hostile.js";
 import { setupAdmin, startPodmanDaemon } from "../../test/daemon.js";
 import type { RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 import { storageLocations } from "../storage/setup.js";
 import { LABEL_APP } from "./reconciler.js";
 

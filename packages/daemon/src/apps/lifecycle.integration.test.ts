@@ -28,7 +28,8 @@ import {
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
 import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
 import type { RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
 
 const skip = podmanMissing || (await btrfsUnavailable()) || false;

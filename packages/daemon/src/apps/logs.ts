@@ -10,7 +10,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownError, type CompiledPackage } from "@townos/format";
-import type { ContainerInfo, LogLine, LogOptions } from "../runtime/podman.js";
+import type { ContainerInfo } from "../runtime/podman/containers.js";
+import type { LogLine, LogOptions } from "../runtime/podman/logs.js";
 import { flattenPlan } from "./reconciler.js";
 
 /** What the logs read from the container runtime; the Podman driver satisfies it. */

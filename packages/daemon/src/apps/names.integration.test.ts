@@ -23,7 +23,8 @@ import {
 import { setupAdmin, startPodmanDaemon, untilAppsAvailable } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
 import type { RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 import { LABEL_APP } from "./reconciler.js";
 
 if (podmanMissing) console.log(`# skipping the app names integration test: ${podmanMissing}`);

@@ -54,8 +54,9 @@ import {
 } from "../../test/runtime/stand-in-images.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
 import type { RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
-import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/container-spec.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
+import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/podman/container-spec.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
 import { LABEL_APP, LABEL_BOX } from "./reconciler.js";
 

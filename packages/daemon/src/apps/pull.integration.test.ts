@@ -25,7 +25,8 @@ import {
 } from "../../test/runtime/podman-host.js";
 import type { RunningDaemon } from "../daemon.js";
 import { findProgram } from "../storage/exec.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 import { appLabels } from "./reconciler.js";
 
 const run = promisify(execFile);

@@ -19,8 +19,9 @@ import {
   LABEL_SPEC_HASH,
   PODMAN_NAME,
   type SpecGenerator,
-} from "../runtime/container-spec.js";
-import type { ExecResult, NetworkSpec } from "../runtime/podman.js";
+} from "../runtime/podman/container-spec.js";
+import type { ExecResult } from "../runtime/podman/exec.js";
+import type { NetworkSpec } from "../runtime/podman/networks.js";
 import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";

@@ -30,7 +30,8 @@ import {
 } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
 import type { RunningDaemon } from "../daemon.js";
-import type { Podman, ServiceState } from "../runtime/podman.js";
+import type { Podman } from "../runtime/podman/client.js";
+import type { ServiceState } from "../runtime/podman/service.js";
 
 if (podmanMissing) console.log(`# skipping the secrets integration test: ${podmanMissing}`);
 

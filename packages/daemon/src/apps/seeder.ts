@@ -7,8 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Clock } from "../clock.js";
-import type { SpecGenerator } from "../runtime/container-spec.js";
-import type { Podman } from "../runtime/podman.js";
+import type { SpecGenerator } from "../runtime/podman/container-spec.js";
+import type { Podman } from "../runtime/podman/client.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { seedFromArchive, seedFromGit, writeTemplates } from "../storage/seed.js";
 import {

@@ -10,9 +10,8 @@ import type {
   ContainerInfo,
   ContainerSummary,
   HealthState,
-  LogLine,
-  LogOptions,
-} from "../../src/runtime/podman.js";
+} from "../../src/runtime/podman/containers.js";
+import type { LogLine, LogOptions } from "../../src/runtime/podman/logs.js";
 
 interface FakeLine {
   stream: "stdout" | "stderr";

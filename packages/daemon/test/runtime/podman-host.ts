@@ -9,7 +9,8 @@ import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { LABEL_APP } from "../../src/apps/reconciler.js";
-import { Podman, type ServiceState } from "../../src/runtime/podman.js";
+import { Podman } from "../../src/runtime/podman/client.js";
+import type { ServiceState } from "../../src/runtime/podman/service.js";
 
 const run = promisify(execFile);
 const repoRoot = join(import.meta.dirname, "../../../..");

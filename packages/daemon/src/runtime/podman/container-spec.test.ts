@@ -3,7 +3,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { TownError, type CompiledPackage } from "@townos/format";
-import { compileExample } from "../../test/runtime/examples.js";
+import { compileExample } from "../../../test/runtime/examples.js";
 import {
   canonicalJson,
   containerSpec,

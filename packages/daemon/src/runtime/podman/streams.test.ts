@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 import { TownError } from "@townos/format";
-import { frame } from "../../test/runtime/fake-libpod.js";
+import { frame } from "../../../test/runtime/fake-libpod.js";
 import { demultiplex, readLines, type Frame } from "./streams.js";
 
 function chunks(...parts: (string | Buffer)[]): Readable {

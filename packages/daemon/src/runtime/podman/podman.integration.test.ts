@@ -12,13 +12,13 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownError, type CompiledPackage } from "@townos/format";
-import { compileExample } from "../../test/runtime/examples.js";
+import { compileExample } from "../../../test/runtime/examples.js";
 import {
   freePort,
   podmanMissing,
   preparePodmanHost,
   TEST_IMAGE,
-} from "../../test/runtime/podman-host.js";
+} from "../../../test/runtime/podman-host.js";
 import {
   containerSpec,
   LABEL_SPEC_HASH,
@@ -26,7 +26,10 @@ import {
   type ContainerSpecInput,
   type SpecGenerator,
 } from "./container-spec.js";
-import { Podman, type LogLine, type PodmanEvent, type ServiceState } from "./podman.js";
+import { Podman } from "./client.js";
+import type { PodmanEvent } from "./events.js";
+import type { LogLine } from "./logs.js";
+import type { ServiceState } from "./service.js";
 
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 const runLabels = { "town.test-run": run };

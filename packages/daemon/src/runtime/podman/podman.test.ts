@@ -14,9 +14,9 @@ import {
   startFakeLibpod,
   type FakeHandler,
   type FakeLibpod,
-} from "../../test/runtime/fake-libpod.js";
+} from "../../../test/runtime/fake-libpod.js";
 import type { SpecGenerator } from "./container-spec.js";
-import { Podman } from "./podman.js";
+import { Podman } from "./client.js";
 
 const fakes: FakeLibpod[] = [];
 after(async () => {
