@@ -15,10 +15,11 @@
  * link in that directory: see `openNoFollow`.
  */
 import { execFile } from "node:child_process";
-import { constants, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { chmod, chown, lstat, mkdir, open, type FileHandle } from "node:fs/promises";
 import { promisify } from "node:util";
 import { TownError } from "@townos/format";
+import { NO_FOLLOW } from "../system/proc.js";
 
 const run = promisify(execFile);
 
@@ -88,9 +89,6 @@ export async function prepareOwnDirectory(dir: string, user: RunAs): Promise<voi
     await run("chown", ["-R", "-P", `${user.uid}:${user.gid}`, "--", dir], { timeout: 60_000 });
   await chmod(dir, 0o700);
 }
-
-/** Flags that neither follow a link nor block on a FIFO that Caddy could have put there. */
-export const NO_FOLLOW = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** Opens a file in the shared directory with `NO_FOLLOW`; only regular files. */
 export async function openNoFollow(path: string, flags: number, mode = 0o600): Promise<FileHandle> {

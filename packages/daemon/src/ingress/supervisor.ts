@@ -1,9 +1,9 @@
 /**
- * Keeps exactly one Caddy running with the desired ingress config: adopts a
- * Caddy already answering on the admin address, or starts one detached (its
- * own process group, so it keeps serving while the daemon exits or
- * restarts), watches it through the admin API and restarts it with backoff
- * when it dies, then loads the desired config again.
+ * Keeps exactly one Caddy running with the desired ingress config. The
+ * process (adopt the one the pid file names, or start one detached, restart
+ * it with backoff when it dies) is a ManagedProcess (system/supervisor.ts);
+ * this watches it through the admin API, kills it when it stops answering,
+ * and loads the desired config into every Caddy that comes up.
  *
  * Caddy is started with the last config it accepted (or only its admin
  * endpoint), never with one it has not accepted yet: the desired config
@@ -14,12 +14,13 @@
  * `caddy` user, and replaces an adopted Caddy that runs as root (one started
  * by an earlier version) with one that does not.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
+import { constants } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
+import { Mutex } from "../system/mutex.js";
+import { ManagedProcess, type Launch, type ProcessFailure } from "../system/supervisor.js";
 import { CaddyAdmin, CaddyDriver } from "./caddy.js";
 import { bootstrapConfig, type CompiledIngress } from "./config.js";
 import {
@@ -27,7 +28,6 @@ import {
   DEFAULT_CADDY_USER,
   dropPrivileges,
   lookupUser,
-  NO_FOLLOW,
   openNoFollow,
   prepareOwnDirectory,
   prepareSharedDirectory,
@@ -120,7 +120,6 @@ const STABLE_AFTER_MS = 30_000;
 const FAILED_AFTER_ATTEMPTS = 3;
 /** A live process that misses this many polls in a row is killed and restarted. */
 const HUNG_AFTER_POLLS = 3;
-const LOG_TAIL_BYTES = 2048;
 
 export class CaddySupervisor {
   readonly paths: IngressPaths;
@@ -133,28 +132,20 @@ export class CaddySupervisor {
   /** Who Caddy runs as; null: as the daemon (which is not root). Known after the first start. */
   private runAs: RunAs | null | undefined;
   private readonly pollIntervalMs: number;
-  private readonly startTimeoutMs: number;
-  private readonly backoffInitialMs: number;
-  private readonly backoffMaxMs: number;
   private readonly clock: Clock;
   private readonly log: IngressLog;
+  private readonly process: ManagedProcess;
 
-  private state: IngressState = "stopped";
-  private pid: number | null = null;
   private desired: CompiledIngress | undefined;
   /** A desired config Caddy refused is not sent again until it changes or Caddy restarts. */
   private refusedHash: string | undefined;
   private lastError: IngressStatus["lastError"] = null;
-  private restarts = 0;
-  private failedStarts = 0;
   private lastSpawnFailed = false;
-  private startedAt = 0;
   private missedPolls = 0;
-  private nextStartAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private watching = false;
-  /** Every step that talks to Caddy runs in this chain, one at a time. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Every step that talks to Caddy runs one at a time. */
+  private readonly mutex = new Mutex();
 
   constructor(options: SupervisorOptions) {
     this.paths = ingressPaths(options.dataDir);
@@ -164,11 +155,38 @@ export class CaddySupervisor {
     this.caddyPath = options.caddyPath ?? "caddy";
     this.userName = options.user ?? DEFAULT_CADDY_USER;
     this.pollIntervalMs = options.pollIntervalMs ?? 2_000;
-    this.startTimeoutMs = options.startTimeoutMs ?? 15_000;
-    this.backoffInitialMs = options.backoffInitialMs ?? 500;
-    this.backoffMaxMs = options.backoffMaxMs ?? 30_000;
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? { info: () => undefined, warn: () => undefined };
+    this.process = new ManagedProcess({
+      name: "caddy",
+      pidFile: this.paths.pidFile,
+      // `--pidfile`: Caddy writes it once it runs.
+      programWritesPidFile: true,
+      log: { path: this.paths.logFile, mode: 0o600 },
+      launch: () => this.launch(),
+      isOurs: (argv) => argv.some((part) => part.endsWith("caddy")),
+      ready: async () => {
+        await this.admin.config();
+        return true;
+      },
+      readyPollMs: 100,
+      startTimeoutMs: options.startTimeoutMs ?? 15_000,
+      pollMs: this.pollIntervalMs,
+      restart: {
+        initialDelayMs: options.backoffInitialMs ?? 500,
+        maxDelayMs: options.backoffMaxMs ?? 30_000,
+        stableAfterMs: STABLE_AFTER_MS,
+        failedAfter: FAILED_AFTER_ATTEMPTS,
+      },
+      describe: (failure) => this.describe(failure),
+      onStarted: (pid, origin) => {
+        this.started(pid, origin);
+      },
+      onFailure: (failure, message) => {
+        this.failed(failure, message);
+      },
+      clock: this.clock,
+    });
   }
 
   /**
@@ -179,9 +197,13 @@ export class CaddySupervisor {
   async start(): Promise<IngressStatus> {
     if (!this.watching) {
       this.watching = true;
-      this.state = "starting";
       await mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
-      await this.serialized(() => this.tick());
+      await this.mutex.run(async () => {
+        const { origin } = await this.process.start();
+        if (origin === "adopted") await this.adopted();
+      });
+      // The config load each start queued.
+      await this.mutex.idle();
       this.schedule();
     }
     return this.status();
@@ -199,10 +221,10 @@ export class CaddySupervisor {
         "invalid_argument",
         `ingress: the config's admin address ${String(admin)} is not the supervisor's ${this.caddyAdminAddress}`,
       );
-    return this.serialized(async () => {
+    return this.mutex.run(async () => {
       if (this.desired?.hash !== compiled.hash) this.refusedHash = undefined;
       this.desired = compiled;
-      if (this.state !== "running" && this.state !== "adopted") return "pending";
+      if (this.process.status().state !== "running") return "pending";
       return this.load(compiled);
     });
   }
@@ -210,17 +232,18 @@ export class CaddySupervisor {
   status(): IngressStatus {
     const desiredHash = this.desired?.hash ?? null;
     const appliedHash = this.driver.appliedHash ?? null;
+    const { state, origin, pid, restarts } = this.process.status();
     return {
-      state: this.state,
-      pid: this.pid,
-      user: this.pid === null ? null : this.userOf(this.pid),
+      state: state === "running" && origin === "adopted" ? "adopted" : state,
+      pid,
+      user: pid === null ? null : this.userOf(pid),
       adminAddress: this.admin.address,
       httpsPort: this.desired?.httpsPort ?? null,
       httpPort: this.desired?.httpPort ?? null,
       configCurrent: desiredHash !== null && desiredHash === appliedHash,
       desiredHash,
       appliedHash,
-      restarts: this.restarts,
+      restarts,
       lastError: this.lastError,
     };
   }
@@ -233,84 +256,117 @@ export class CaddySupervisor {
   /** Stops watching; Caddy keeps running (what the daemon does when it exits). */
   close(): void {
     this.watching = false;
-    this.state = "stopped";
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.process.detach();
   }
 
   /** Tests only: stops watching and stops Caddy, waiting until its process is gone. */
   async stop(): Promise<void> {
     this.close();
-    await this.queue;
-    await this.stopCaddy(this.pid ?? (await this.readPidFile()));
-  }
-
-  /** Asks Caddy to exit, kills it when it has not within 5 s, and waits until it is gone. */
-  private async stopCaddy(pid: number | null): Promise<void> {
+    await this.mutex.idle();
     try {
       await this.admin.stop();
     } catch {
-      // Not answering: the signal below ends it.
+      // Not answering: the signal ends it.
     }
-    if (pid !== null) {
-      const deadline = Date.now() + 5_000;
-      while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-      if (isAlive(pid)) killGroup(pid, "SIGKILL");
-    }
-    this.pid = null;
-  }
-
-  private serialized<T>(step: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(step, step);
-    this.queue = run.catch(() => undefined);
-    return run;
+    await this.process.stop();
   }
 
   private schedule(): void {
     if (!this.watching) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      void this.serialized(() => this.tick()).finally(() => {
-        this.schedule();
-      });
+      void this.mutex
+        .run(() => this.tick())
+        .finally(() => {
+          this.schedule();
+        });
     }, this.pollIntervalMs);
     // The daemon's server keeps the process alive; the watch alone must not.
     this.timer.unref();
   }
 
-  /** One level-based pass: is Caddy up, does it run the desired config? */
+  /** One level-based pass: does Caddy answer, does it run the desired config? */
   private async tick(): Promise<void> {
-    if (!this.watching) return;
-    let answering = true;
+    if (!this.watching || this.process.status().state !== "running") return;
     try {
       await this.driver.observe();
     } catch {
-      answering = false;
-    }
-    if (answering) {
-      this.missedPolls = 0;
-      if (this.state !== "running" && this.state !== "adopted") {
-        // Up without a start of ours (at boot, or started by someone else meanwhile): adopted.
-        this.state = "adopted";
-        if (this.runAs === undefined) this.runAs = await this.prepareUser().catch(() => undefined);
-        this.lastError = null;
-        this.pid = await this.readPidFile();
-        this.log.info(`ingress: adopted the running Caddy (pid ${String(this.pid)})`);
-        if (this.runsAsRootNeedlessly()) {
-          await this.replaceRootCaddy();
-          return;
-        }
+      this.missedPolls += 1;
+      if (this.missedPolls >= HUNG_AFTER_POLLS) {
+        this.log.warn(
+          `ingress: Caddy (pid ${String(this.process.status().pid)}) stopped answering; killing it`,
+        );
+        this.missedPolls = 0;
+        // Its exit restarts it.
+        this.process.signal("SIGKILL");
       }
-      await this.converge();
       return;
     }
-    if (this.pid !== null && isAlive(this.pid) && this.state !== "starting") {
-      this.missedPolls += 1;
-      if (this.missedPolls < HUNG_AFTER_POLLS) return;
-      this.log.warn(`ingress: Caddy (pid ${this.pid}) stopped answering; killing it`);
-      killGroup(this.pid, "SIGKILL");
+    this.missedPolls = 0;
+    await this.converge();
+  }
+
+  /** A Caddy came up (started, restarted or adopted): it runs what it was started with. */
+  private started(pid: number, origin: "started" | "adopted"): void {
+    this.lastSpawnFailed = false;
+    this.lastError = null;
+    this.missedPolls = 0;
+    if (origin === "started") this.log.info(`ingress: started Caddy (pid ${pid})`);
+    else this.log.info(`ingress: adopted the running Caddy (pid ${pid})`);
+    void this.mutex.run(async () => {
+      await this.driver.observe().catch(() => undefined);
+      await this.converge();
+    });
+  }
+
+  /** An adopted Caddy: who it runs as, and replaced when it is an earlier version's root one. */
+  private async adopted(): Promise<void> {
+    if (this.runAs === undefined) this.runAs = await this.prepareUser().catch(() => undefined);
+    const { pid } = this.process.status();
+    if (pid === null || process.getuid?.() !== 0 || processUid(pid) !== 0) return;
+    this.log.warn(
+      `ingress: the adopted Caddy (pid ${String(pid)}) runs as root; restarting it unprivileged`,
+    );
+    await this.process.restart();
+  }
+
+  private failed(failure: ProcessFailure, message: string): void {
+    if (failure.kind === "died") {
+      this.log.warn(
+        `ingress: Caddy is down; restarting (restart ${this.process.status().restarts + 1})`,
+      );
+      return;
     }
-    await this.restart();
+    this.lastSpawnFailed = true;
+    const code =
+      failure.kind !== "launch" || isSpawnError(failure.error)
+        ? "unavailable"
+        : failure.error instanceof TownError
+          ? failure.error.code
+          : "io";
+    this.recordError(new TownError(code, message));
+  }
+
+  private describe(failure: ProcessFailure): string {
+    const tail = (log: string[]): string => log.slice(-3).join(" | ") || "(no log)";
+    switch (failure.kind) {
+      case "launch":
+        return isSpawnError(failure.error)
+          ? `caddy: ${this.caddyPath} ${failure.error.message} before answering`
+          : failure.error instanceof TownError
+            ? failure.error.message
+            : String(failure.error);
+      case "exited-early": {
+        const { signal, code } = failure.exit;
+        return `caddy: ${this.caddyPath} exited with ${signal ?? `code ${String(code)}`} before answering: ${tail(failure.log)}`;
+      }
+      case "timeout":
+        return `caddy: no answer on ${this.admin.address} within ${failure.ms} ms: ${tail(failure.log)}`;
+      case "died":
+        return `caddy: Caddy is down: ${tail(failure.log)}`;
+    }
   }
 
   private async converge(): Promise<void> {
@@ -343,64 +399,6 @@ export class CaddySupervisor {
     }
   }
 
-  /** Starts a new Caddy once the backoff allows, and waits until it answers. */
-  private async restart(): Promise<void> {
-    const now = this.clock();
-    if (this.state !== "starting" && this.state !== "restarting" && this.state !== "failed") {
-      // It was up and is gone: a crash.
-      this.restarts += 1;
-      if (now - this.startedAt < STABLE_AFTER_MS) this.failedStarts += 1;
-      else this.failedStarts = 0;
-      this.nextStartAt = now + this.backoff();
-      this.state = this.failedStarts >= FAILED_AFTER_ATTEMPTS ? "failed" : "restarting";
-      this.log.warn(`ingress: Caddy is down; restarting (restart ${this.restarts})`);
-    }
-    if (now < this.nextStartAt) return;
-    this.driver.appliedHash = undefined;
-    this.refusedHash = undefined;
-    try {
-      await this.spawnCaddy();
-      this.lastSpawnFailed = false;
-      this.startedAt = this.clock();
-      this.state = "running";
-      this.lastError = null;
-      await this.driver.observe();
-      await this.converge();
-    } catch (error) {
-      this.lastSpawnFailed = true;
-      this.failedStarts += 1;
-      this.nextStartAt = this.clock() + this.backoff();
-      this.state = this.failedStarts >= FAILED_AFTER_ATTEMPTS ? "failed" : "restarting";
-      this.recordError(
-        error instanceof TownError ? error : new TownError("io", String(error), { cause: error }),
-      );
-    }
-  }
-
-  private backoff(): number {
-    return Math.min(
-      this.backoffMaxMs,
-      this.backoffInitialMs * 2 ** Math.max(0, this.failedStarts - 1),
-    );
-  }
-
-  /** An adopted Caddy of an earlier version, running as root while this daemon could drop it. */
-  private runsAsRootNeedlessly(): boolean {
-    if (this.pid === null || process.getuid?.() !== 0) return false;
-    return processUid(this.pid) === 0;
-  }
-
-  /** Stops the root Caddy (its config is kept) and starts it again as the unprivileged user. */
-  private async replaceRootCaddy(): Promise<void> {
-    this.log.warn(
-      `ingress: the adopted Caddy (pid ${String(this.pid)}) runs as root; restarting it unprivileged`,
-    );
-    await this.stopCaddy(this.pid);
-    this.state = "starting";
-    this.nextStartAt = 0;
-    await this.restart();
-  }
-
   /** Who Caddy runs as, with its directories ready for that user. */
   private async prepareUser(): Promise<RunAs | null> {
     if (process.getuid?.() !== 0) return null;
@@ -418,13 +416,16 @@ export class CaddySupervisor {
     return uid === 0 ? "root" : String(uid);
   }
 
-  private async spawnCaddy(): Promise<void> {
-    const { dir, configFile, logFile, pidFile } = this.paths;
+  /** Before every start: the user, the config Caddy starts with, and its command line. */
+  private async launch(): Promise<Launch> {
+    const { dir, configFile, pidFile } = this.paths;
     this.runAs = await this.prepareUser();
     const runAs = this.runAs;
-    // Nothing answers: an old socket or pid file (perhaps root's) is stale, and Caddy must make its own.
+    // A new Caddy has loaded nothing yet, and may take a config refused before.
+    this.driver.appliedHash = undefined;
+    this.refusedHash = undefined;
+    // Nothing answers: an old socket (perhaps root's) is stale, and Caddy must make its own.
     await rm(join(dir, "admin.sock"), { force: true });
-    await rm(pidFile, { force: true });
     // After a failed start, the admin endpoint alone: it starts, and /load says what is wrong.
     // So too after a Caddy of an earlier version, whose config named its files otherwise.
     const last = this.driver.lastAccepted as { admin?: { listen?: unknown } } | undefined;
@@ -433,13 +434,6 @@ export class CaddySupervisor {
         ? bootstrapConfig(this.caddyAdminAddress, this.paths.caddyStorageDir)
         : last;
     await this.writeConfigFile(config);
-    // Opened and closed synchronously: an await between the spawn and the
-    // listeners below could let a quick exit go by unheard.
-    const logFd = openSync(
-      logFile,
-      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | NO_FOLLOW,
-      0o600,
-    );
     // Caddy names its files through its working directory (see run-as.ts).
     const inDir = (path: string): string => `${CADDY_DIR}/${basename(path)}`;
     const caddyArgs = [
@@ -449,68 +443,17 @@ export class CaddySupervisor {
       inDir(configFile),
       "--pidfile",
       inDir(pidFile),
-    ];
-    const [program = "", ...args] =
-      runAs === null ? caddyArgs : ["setpriv", ...dropPrivileges(runAs), ...caddyArgs];
-    let child: ChildProcess;
-    try {
-      if (!fstatSync(logFd).isFile()) throw new TownError("io", `caddy: ${logFile} is not a file`);
-      child = spawn(program, args, {
-        // Its own process group: signals to the daemon's group do not reach it.
-        detached: true,
-        stdio: ["ignore", logFd, logFd],
-        cwd: dir,
-        env: {
-          PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-          HOME: inDir(this.paths.xdgDataDir),
-          XDG_DATA_HOME: inDir(this.paths.xdgDataDir),
-          XDG_CONFIG_HOME: inDir(this.paths.xdgConfigDir),
-        },
-      });
-    } finally {
-      closeSync(logFd);
-    }
-    child.unref();
-    let exited: string | undefined;
-    child.once("error", (error) => {
-      exited = error.message;
-    });
-    child.once("exit", (code, signal) => {
-      exited = `exited with ${signal ?? `code ${String(code)}`}`;
-      // Look at once instead of at the next poll.
-      if (this.watching && this.state !== "starting") {
-        clearTimeout(this.timer);
-        this.timer = undefined;
-        void this.serialized(() => this.tick()).finally(() => {
-          this.schedule();
-        });
-      }
-    });
-    this.pid = child.pid ?? null;
-    this.log.info(`ingress: started Caddy (pid ${String(this.pid)})`);
-    const deadline = this.clock() + this.startTimeoutMs;
-    for (;;) {
-      if (exited !== undefined) {
-        throw new TownError(
-          "unavailable",
-          `caddy: ${this.caddyPath} ${exited} before answering: ${await this.logTail()}`,
-        );
-      }
-      try {
-        await this.admin.config();
-        return;
-      } catch {
-        // Not listening yet.
-      }
-      if (this.clock() > deadline) {
-        if (this.pid !== null) killGroup(this.pid, "SIGKILL");
-        throw new TownError(
-          "unavailable",
-          `caddy: no answer on ${this.admin.address} within ${this.startTimeoutMs} ms: ${await this.logTail()}`,
-        );
-      }
-      await sleep(100);
-    }
+    ] as const;
+    return {
+      argv: runAs === null ? caddyArgs : ["setpriv", ...dropPrivileges(runAs), ...caddyArgs],
+      cwd: dir,
+      env: {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        HOME: inDir(this.paths.xdgDataDir),
+        XDG_DATA_HOME: inDir(this.paths.xdgDataDir),
+        XDG_CONFIG_HOME: inDir(this.paths.xdgConfigDir),
+      },
+    };
   }
 
   /** Root's file, readable by Caddy's group; made anew (O_EXCL) so that no planted link is followed. */
@@ -531,69 +474,13 @@ export class CaddySupervisor {
     await rename(temporary, this.paths.configFile);
   }
 
-  /** The pid Caddy wrote, if that process is still a Caddy. */
-  private async readPidFile(): Promise<number | null> {
-    try {
-      const file = await openNoFollow(this.paths.pidFile, constants.O_RDONLY);
-      const buffer = Buffer.alloc(32);
-      const { bytesRead } = await file
-        .read(buffer, 0, buffer.length, 0)
-        .finally(() => file.close());
-      const pid = Number(buffer.subarray(0, bytesRead).toString("utf8").trim());
-      if (!Number.isInteger(pid) || pid <= 0) return null;
-      const command = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      return command.split("\0").some((part) => part.endsWith("caddy")) ? pid : null;
-    } catch {
-      return null;
-    }
-  }
-
-  private async logTail(): Promise<string> {
-    try {
-      const file = await openNoFollow(this.paths.logFile, constants.O_RDONLY);
-      try {
-        const { size } = await file.stat();
-        const start = Math.max(0, size - LOG_TAIL_BYTES);
-        const buffer = Buffer.alloc(size - start);
-        await file.read(buffer, 0, buffer.length, start);
-        const lines = buffer.toString("utf8").trim().split("\n");
-        return lines.slice(-3).join(" | ");
-      } finally {
-        await file.close();
-      }
-    } catch {
-      return "(no log)";
-    }
-  }
-
   private recordError(error: TownError): void {
     this.lastError = { code: error.code, message: error.message, at: this.clock() };
     this.log.warn(`ingress: ${error.message}`);
   }
 }
 
-/** Alive and not a zombie (an adopted Caddy's zombie may never be reaped in a container). */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) Z/s.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Node's own failure to run the program (ENOENT, EACCES), as opposed to one of ours before it. */
+function isSpawnError(error: Error): boolean {
+  return (error as NodeJS.ErrnoException).syscall?.startsWith("spawn") === true;
 }
