@@ -1,6 +1,9 @@
 export * from "./errors.js";
-export * from "./definition.js";
-export * from "./compile.js";
+export * from "./definition/types.js";
+export { parseDefinition } from "./definition/parse.js";
+export * from "./compile/types.js";
+export { compilePackage } from "./compile/compile.js";
+export { planSecrets } from "./compile/plan.js";
 export * from "./image.js";
 export * from "./markers.js";
 export * from "./names.js";
@@ -11,4 +14,11 @@ export * from "./units.js";
 export * from "./version.js";
 export { MAX_PACKAGE_FILE_BYTES } from "./yaml-source.js";
 export { renderFileTemplate, type TownTemplateInput } from "./template-data.js";
-export { findControlCharacter, DNS_LABEL, PACKAGE_NAME } from "./rules.js";
+export {
+  findControlCharacter,
+  DNS_LABEL,
+  PACKAGE_NAME,
+  isDomainName,
+  isGitUrl,
+  parseId,
+} from "./rules.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { parseDefinition } from "./definition.js";
+import { parseDefinition } from "./definition/parse.js";
 import { fillPlaceholders, httpsUrlProblem, placeholderProblem } from "./oauth.js";
 import { repoRoot } from "../test/support.js";
 

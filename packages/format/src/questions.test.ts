@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { QuestionDefinition, QuestionType } from "./definition.js";
+import type { QuestionDefinition, QuestionType } from "./definition/types.js";
 import { compileAnswers, savedAnswersAsGiven, type AnswerContext } from "./questions.js";
 
 function context(): AnswerContext {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { QuestionDefinition } from "./definition.js";
+import type { QuestionDefinition } from "./definition/types.js";
 import type { Issue } from "./errors.js";
 import { findControlCharacter, MAX_VALUE_LENGTH } from "./rules.js";
 import { parseByteSize, parseDuration } from "./units.js";

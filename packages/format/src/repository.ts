@@ -1,6 +1,7 @@
-import { parseDefinition, type PackageDefinition } from "./definition.js";
+import type { DependencyRequest, PackageSource } from "./compile/types.js";
+import { parseDefinition } from "./definition/parse.js";
+import type { PackageDefinition } from "./definition/types.js";
 import { TownError, type Issue } from "./errors.js";
-import type { DependencyRequest, PackageSource } from "./compile.js";
 import { PACKAGE_NAME } from "./rules.js";
 import { compareVersions, latestVersion, pickLatest } from "./version.js";
 

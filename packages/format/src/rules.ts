@@ -68,3 +68,27 @@ export function absolutePathProblem(path: string): string | undefined {
   }
   return undefined;
 }
+
+export function isDomainName(name: string): boolean {
+  return (
+    name.length <= 253 &&
+    name.split(".").length >= 2 &&
+    name.split(".").every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(label))
+  );
+}
+
+export function isGitUrl(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === "https:" || parsed.protocol === "http:") && parsed.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** uid/gid as an integer; 4294967295 is (uid_t)-1 and means "no change" to chown, so it is refused. */
+export function parseId(text: string): number | undefined {
+  if (!/^[0-9]{1,10}$/.test(text)) return undefined;
+  const value = Number(text);
+  return value <= 4294967294 ? value : undefined;
+}

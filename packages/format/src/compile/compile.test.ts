@@ -1,17 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import {
-  compilePackage,
-  planSecrets,
-  type CompileOptions,
-  type CompiledPackage,
-  type PackageSource,
-} from "./compile.js";
-import { parseDefinition } from "./definition.js";
-import { TownError } from "./errors.js";
-import { prefillAnswers } from "./questions.js";
-import { loadRepository, PackageIndex } from "./repository.js";
+import { compilePackage } from "./compile.js";
+import { planSecrets } from "./plan.js";
+import type { CompileOptions, CompiledPackage, PackageSource } from "./types.js";
+import { parseDefinition } from "../definition/parse.js";
+import { TownError } from "../errors.js";
+import { prefillAnswers } from "../questions.js";
+import { loadRepository, PackageIndex } from "../repository.js";
 import {
   readTree,
   repoRoot,
@@ -19,7 +15,7 @@ import {
   testSystem,
   upstreamFixtures,
   upstreamMissing,
-} from "../test/support.js";
+} from "../../test/support.js";
 
 function source(yaml: string, name = "app", version = "1.0", repo = "default"): PackageSource {
   const { definition, errors } = parseDefinition(yaml);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseDefinition } from "./definition.js";
+import { parseDefinition } from "./parse.js";
 
 function errorsOf(yaml: string) {
   return parseDefinition(yaml).errors.map((issue) => ({
