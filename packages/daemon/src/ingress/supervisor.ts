@@ -234,7 +234,11 @@ export class CaddySupervisor {
     const appliedHash = this.driver.appliedHash ?? null;
     const { state, origin, pid, restarts } = this.process.status();
     return {
-      state: state === "running" && origin === "adopted" ? "adopted" : state,
+      state: !this.watching
+        ? "stopped"
+        : state === "running" && origin === "adopted"
+          ? "adopted"
+          : state,
       pid,
       user: pid === null ? null : this.userOf(pid),
       adminAddress: this.admin.address,

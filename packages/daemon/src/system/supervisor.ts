@@ -164,12 +164,12 @@ export class ManagedProcess {
     });
   }
 
-  /** Stops watching but leaves the process running: it keeps serving while the daemon restarts. */
+  /**
+   * Stops watching but leaves the process running: it keeps serving while
+   * the daemon restarts. The status keeps showing it as last seen.
+   */
   detach(): void {
     this.unwatch();
-    this.current?.child?.removeAllListeners("exit");
-    this.current = undefined;
-    this.apply({ type: "stopped" });
   }
 
   /** Sends `signal` to the running process; a SIGKILL's exit then restarts it as any exit does. */
@@ -327,9 +327,13 @@ export class ManagedProcess {
 
   /** The process is gone without being asked to: record it and schedule a restart. */
   private exited(current: Current, exit: ProcessExit): void {
-    if (this.current !== current || !this.watching) return;
+    if (this.current !== current) return;
     this.current = undefined;
     clearInterval(this.pollTimer);
+    if (!this.watching) {
+      this.apply({ type: "stopped" });
+      return;
+    }
     const origin = current.child === undefined ? "adopted" : "started";
     void this.mutex.run(async () => {
       const failure: ProcessFailure = { kind: "died", exit, origin, log: await this.logTail() };
