@@ -20,8 +20,8 @@ import {
   readLocalRepository,
   removeRepository,
   syncRepository,
-  type SyncProgress,
 } from "./git-sync.js";
+import type { GitProgress } from "../git/network.js";
 import { expectTownError } from "../../../format/test/support.js";
 
 interface Fixture {
@@ -70,7 +70,7 @@ describe("syncRepository against a smart-HTTP git server", () => {
     await withServer({}, async ({ root, work, server }) => {
       const repo = await createRepo(root, "family.git", familyFiles);
       const dir = join(work, "family");
-      const progress: SyncProgress[] = [];
+      const progress: GitProgress[] = [];
 
       const first = await syncRepository({
         dir,

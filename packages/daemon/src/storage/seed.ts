@@ -15,14 +15,15 @@
  * Calls for the same volume are serialized within this process; seed a
  * volume before the apps using it start.
  */
-import fs, { constants } from "node:fs";
+import { constants } from "node:fs";
 import { link, open, unlink } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
-import * as git from "isomorphic-git";
-import nodeHttp from "isomorphic-git/http/node";
-import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git/http/node";
-import { TownError, type Issue } from "@townos/format";
+import { isTownError, TownError, type Issue } from "@townos/format";
+import { checkoutHead } from "../git/checkout.js";
+import { cloneShallow, type GitProgress, type GitSession } from "../git/network.js";
+import { checkBranchName, parseRemoteUrl } from "../git/remote.js";
+import { checkTimeout, deadline } from "../git/transport.js";
 import {
   unpackArchive,
   type ArchiveFormat,
@@ -30,8 +31,8 @@ import {
   type UnpackResult,
 } from "./archive.js";
 import { KeyedLock } from "../system/mutex.js";
-import { formatDuration, printable } from "./names.js";
-import { checkRelativePath, hasControl, MAX_DEPTH, RESERVED_ENTRY_PREFIX } from "./paths.js";
+import { printable } from "./names.js";
+import { checkRelativePath, RESERVED_ENTRY_PREFIX } from "./paths.js";
 import {
   checkLimit,
   checkOwner,
@@ -49,11 +50,15 @@ import { at, chownTree, copyTree, lstatAt, openDirectories } from "./tree.js";
 export const DEFAULT_GIT_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_GIT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_GIT_MAX_FILES = 200_000;
+/**
+ * The largest a file of a seeded repository may be: isomorphic-git inflates
+ * each object whole, so this bounds its memory whatever the download.
+ */
+export const DEFAULT_GIT_MAX_OBJECT_BYTES = 256 * 1024 * 1024;
 /** Most template files in one call. */
 export const MAX_TEMPLATE_FILES = 1000;
 /** Largest rendered template file. */
 export const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** Why a seed did nothing. */
@@ -83,7 +88,7 @@ export interface GitSeedOptions {
   maxDownloadBytes?: number;
   /** Most paths in the commit's tree. Default `DEFAULT_GIT_MAX_FILES`. */
   maxFiles?: number;
-  onProgress?: (progress: { phase: string; loaded: number; total?: number }) => void;
+  onProgress?: (progress: GitProgress) => void;
 }
 
 /**
@@ -99,85 +104,49 @@ export async function seedFromGit(
   source: GitSource,
   options: GitSeedOptions,
 ): Promise<{ seeded: true; commit: string } | NotSeeded> {
-  const remote = parseGitUrl(source.url);
-  if (source.branch !== undefined) checkBranch(source.branch);
+  const remote = parseRemoteUrl(source.url);
+  if (source.branch !== undefined) checkBranchName(source.branch);
   checkOwner(options.owner);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_GIT_TIMEOUT_MS;
-  if (!(Number.isSafeInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
-    throw new TownError("invalid_argument", `git: timeout ${String(timeoutMs)} ms is out of range`);
-  }
+  const timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_GIT_TIMEOUT_MS);
   const maxFiles = checkLimit("git", "maxFiles", options.maxFiles ?? DEFAULT_GIT_MAX_FILES);
-  const maxBytes = checkLimit(
+  const maxDownloadBytes = checkLimit(
     "git",
     "maxDownloadBytes",
     options.maxDownloadBytes ?? DEFAULT_GIT_MAX_DOWNLOAD_BYTES,
   );
   const context = `git: clone ${remote.display}`;
-  const credentials = remote.credentials;
   return withEmptyVolume(volumeDir, options.stagingRoot, context, async (staging) => {
     const dir = staging.tree;
     const cache = {};
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort(
-        new TownError("io", `${context}: timed out after ${formatDuration(timeoutMs)}`),
-      );
-    }, timeoutMs);
-    const overLimit = () => {
-      controller.abort(
-        new TownError(
-          "invalid_argument",
-          `${context}: the download is larger than ${maxBytes} bytes`,
-        ),
-      );
+    const bound = deadline(timeoutMs);
+    const session: GitSession = {
+      url: remote.url,
+      display: remote.display,
+      branch: source.branch,
+      credentials: remote.credentials,
+      maxDownloadBytes,
+      maxObjectBytes: DEFAULT_GIT_MAX_OBJECT_BYTES,
+      signal: bound.signal,
+      onProgress: options.onProgress,
     };
     try {
-      await git.clone({
-        fs,
-        http: guardedHttp(controller.signal, maxBytes, overLimit),
-        cache,
-        dir,
-        url: remote.url,
-        ...(source.branch === undefined ? {} : { ref: source.branch }),
-        singleBranch: true,
-        depth: 1,
-        noTags: true,
-        noCheckout: true,
-        onAuth: credentials ? () => ({ ...credentials }) : undefined,
-        onAuthFailure: () => ({ cancel: true }),
-        onProgress: (event) => {
-          report(options.onProgress, event);
-        },
-      });
-      // isomorphic-git can swallow a failed request and carry on: the signal remembers.
-      controller.signal.throwIfAborted();
+      await cloneShallow(session, dir, cache);
     } catch (error) {
-      throw gitError(error, controller.signal, context, source.branch);
+      // Seeds have always named a missing branch so (install errors show it).
+      if (isTownError(error) && error.code === "not_found" && source.branch !== undefined) {
+        throw new TownError("not_found", `${context}: no branch "${printable(source.branch)}"`);
+      }
+      throw error;
     } finally {
-      clearTimeout(timer);
+      bound.stop();
     }
-    let commit: string;
-    let branch: string | undefined;
-    try {
-      commit = await git.resolveRef({ fs, dir, ref: "HEAD" });
-      branch = (await git.currentBranch({ fs, dir })) ?? undefined;
-    } catch {
-      throw new TownError("not_found", `${context}: the repository has no commits`);
-    }
-    await checkGitTree(dir, commit, maxFiles, cache, context);
-    try {
-      await git.checkout({
-        fs,
-        dir,
-        cache,
-        ref: branch ?? commit,
-        onProgress: (event) => {
-          report(options.onProgress, event);
-        },
-      });
-    } catch (error) {
-      throw ioError(`${context}: checkout`, error);
-    }
+    const commit = await checkoutHead({
+      dir,
+      cache,
+      maxFiles,
+      context,
+      onProgress: options.onProgress,
+    });
     if (options.owner) await chownTree(dir, options.owner);
     return { seeded: true as const, commit };
   });
@@ -419,191 +388,4 @@ async function withEmptyVolume<T>(
       throw error instanceof TownError ? error : ioError(context, error);
     }
   });
-}
-
-interface GitRemote {
-  url: string;
-  display: string;
-  credentials: { username: string; password: string } | undefined;
-}
-
-function parseGitUrl(input: string): GitRemote {
-  let parsed: URL;
-  try {
-    parsed = new URL(input);
-  } catch {
-    throw new TownError("invalid_argument", "git: the source URL is not a valid URL");
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new TownError(
-      "invalid_argument",
-      `git: ${parsed.protocol}// URLs are not supported, only http:// and https://`,
-    );
-  }
-  const credentials =
-    parsed.username || parsed.password
-      ? {
-          username: decodeURIComponent(parsed.username),
-          password: decodeURIComponent(parsed.password),
-        }
-      : undefined;
-  parsed.username = "";
-  parsed.password = "";
-  parsed.hash = "";
-  return { url: parsed.href, display: `${parsed.origin}${parsed.pathname}`, credentials };
-}
-
-function checkBranch(branch: string): void {
-  const valid =
-    /^[A-Za-z0-9._/-]{1,200}$/.test(branch) &&
-    !branch.startsWith("-") &&
-    !branch.startsWith("/") &&
-    !branch.endsWith("/") &&
-    !branch.endsWith(".lock") &&
-    !branch.includes("..") &&
-    !branch.includes("//");
-  if (!valid)
-    throw new TownError("invalid_argument", `git: "${printable(branch)}" is not a valid branch`);
-}
-
-/**
- * Walks the commit's tree before anything is checked out: a hostile server
- * can send trees that real git would never make, and checkout would write
- * them as they are.
- */
-async function checkGitTree(
-  dir: string,
-  commit: string,
-  maxFiles: number,
-  cache: object,
-  context: string,
-): Promise<void> {
-  const issues: Issue[] = [];
-  let files = 0;
-  const visit = async (oid: string, prefix: string, depth: number): Promise<void> => {
-    const { tree } = await git.readTree({ fs, dir, oid, cache });
-    const names = new Set<string>();
-    for (const entry of tree) {
-      const path = `${prefix}${entry.path}`;
-      if (++files > maxFiles)
-        throw new TownError("invalid_argument", `${context}: more than ${maxFiles} paths`);
-      const problem =
-        entry.path === "" || entry.path === "." || entry.path === ".." || entry.path.includes("/")
-          ? "not a valid name"
-          : entry.path.toLowerCase() === ".git"
-            ? "a path named .git"
-            : hasControl(entry.path)
-              ? "a control character in the name"
-              : names.has(entry.path)
-                ? "a name listed twice"
-                : undefined;
-      names.add(entry.path);
-      if (problem) {
-        if (issues.length < 20) issues.push({ field: printable(path, 200), message: problem });
-        continue;
-      }
-      if (entry.type === "tree") {
-        if (depth >= MAX_DEPTH)
-          throw new TownError(
-            "invalid_argument",
-            `${context}: nested deeper than ${MAX_DEPTH} levels`,
-          );
-        await visit(entry.oid, `${path}/`, depth + 1);
-      }
-    }
-  };
-  try {
-    await visit(commit, "", 1);
-  } catch (error) {
-    if (error instanceof TownError) throw error;
-    throw new TownError("io", `${context}: reading the tree failed: ${errorMessage(error)}`);
-  }
-  if (issues.length > 0) {
-    throw new TownError(
-      "invalid_argument",
-      `${context}: the repository holds paths that are not safe to check out`,
-      {
-        issues,
-      },
-    );
-  }
-}
-
-/** isomorphic-git's Node HTTP client, bound to a signal and a download budget (`overLimit` aborts). */
-function guardedHttp(signal: AbortSignal, maxBytes: number, overLimit: () => void): HttpClient {
-  let received = 0;
-  return {
-    async request(request: GitHttpRequest): Promise<GitHttpResponse> {
-      signal.throwIfAborted();
-      const response = await nodeHttp.request({ ...request, signal });
-      const body = response.body;
-      if (!body) return response;
-      return {
-        ...response,
-        body: (async function* () {
-          for await (const chunk of body) {
-            received += chunk.byteLength;
-            // Aborting (rather than throwing here) keeps the reason: isomorphic-git rewraps errors.
-            if (received > maxBytes) overLimit();
-            signal.throwIfAborted();
-            yield chunk;
-          }
-        })(),
-      };
-    },
-  };
-}
-
-function report(
-  onProgress: GitSeedOptions["onProgress"],
-  event: { phase: string; loaded: number; total?: number },
-): void {
-  if (!onProgress) return;
-  try {
-    onProgress(
-      event.total
-        ? { phase: event.phase, loaded: event.loaded, total: event.total }
-        : { phase: event.phase, loaded: event.loaded },
-    );
-  } catch {
-    // A failing progress callback must not fail the seed.
-  }
-}
-
-/** Clone failures, without request details (isomorphic-git errors can carry them). */
-function gitError(
-  error: unknown,
-  signal: AbortSignal,
-  context: string,
-  branch: string | undefined,
-): TownError {
-  if (signal.aborted) {
-    const reason: unknown = signal.reason;
-    return reason instanceof TownError ? reason : new TownError("io", `${context}: aborted`);
-  }
-  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
-  if (code === "NotFoundError") {
-    return new TownError(
-      "not_found",
-      `${context}: ${branch === undefined ? "no default branch" : `no branch "${printable(branch)}"`}`,
-    );
-  }
-  if (code === "HttpError") {
-    const data = (error as { data?: { statusCode?: number; statusMessage?: string } }).data;
-    return new TownError(
-      "io",
-      `${context}: HTTP ${String(data?.statusCode ?? "error")} ${data?.statusMessage ?? ""}`.trim(),
-    );
-  }
-  if (code === "UserCanceledError")
-    return new TownError("io", `${context}: the credentials were rejected`);
-  if (code === "SmartHttpError")
-    return new TownError("io", `${context}: not a git smart-HTTP server`);
-  return new TownError("io", `${context}: ${errorMessage(error)}`);
-}
-
-function errorMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  // Never echo credentials that a URL in a message may carry.
-  return printable(text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi, "$1"), 300);
 }
