@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
 import { appNetworkName } from "../src/apps/names.js";
-import { LABEL_APP } from "../src/apps/reconciler.js";
+import { LABEL_APP } from "../src/apps/labels.js";
 import { podmanReconciler } from "../src/apps/seeder.js";
 import { Podman } from "../src/runtime/podman/client.js";
 import { setupStorage } from "../src/storage/setup.js";

@@ -4,7 +4,7 @@ import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { TownError, type SystemInfo } from "@townos/format";
-import { Apps } from "./apps/apps.js";
+import { Apps } from "./apps/service.js";
 import { AppMonitor } from "./apps/monitor.js";
 import { OAuthFlows, type OAuthConfig } from "./apps/oauth.js";
 import { podmanReconciler } from "./apps/seeder.js";

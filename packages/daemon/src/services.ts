@@ -1,5 +1,5 @@
 import type { SystemInfo } from "@townos/format";
-import type { Apps } from "./apps/apps.js";
+import type { Apps } from "./apps/service.js";
 import type { AppMonitor } from "./apps/monitor.js";
 import type { Accounts } from "./auth/accounts.js";
 import type { Sessions } from "./auth/sessions.js";

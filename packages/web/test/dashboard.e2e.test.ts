@@ -35,7 +35,7 @@ import {
 import { Podman } from "../../daemon/src/runtime/podman/client.js";
 import type { ServiceState } from "../../daemon/src/runtime/podman/service.js";
 import { appNetworkName } from "../../daemon/src/apps/names.js";
-import { LABEL_APP } from "../../daemon/src/apps/reconciler.js";
+import { LABEL_APP } from "../../daemon/src/apps/labels.js";
 import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
 
 const run = promisify(execFile);

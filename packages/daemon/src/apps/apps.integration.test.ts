@@ -34,7 +34,7 @@ import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import { setupStorage } from "../storage/setup.js";
 import { appNetworkName } from "./names.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 import { podmanReconciler } from "./seeder.js";
 
 if (podmanMissing) console.log(`# skipping the apps integration test: ${podmanMissing}`);

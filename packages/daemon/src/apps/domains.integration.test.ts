@@ -24,7 +24,7 @@ import {
 import type { RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 
 if (podmanMissing) console.log(`# skipping the domains integration test: ${podmanMissing}`);
 

@@ -8,7 +8,7 @@
 import { TownError, type CompiledPackage, type Issue } from "@townos/format";
 import { publicDomainProblem } from "../dns/local-tld.js";
 import type { InstallRecord } from "../store/installs.js";
-import { flattenPlan } from "./reconciler.js";
+import { flattenPlan } from "./names.js";
 
 /**
  * @throws TownError `invalid_package` for a name that is not a public domain,

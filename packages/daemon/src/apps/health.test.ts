@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman/containers.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 
 const T0 = Date.UTC(2026, 0, 1);
 

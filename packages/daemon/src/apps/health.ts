@@ -13,7 +13,7 @@ import type { Clock } from "../clock.js";
 import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman/containers.js";
 import type { InstallRecord } from "../store/installs.js";
 import type { AppContainer } from "./logs.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 
 /** What health reads from the container runtime; the Podman driver satisfies it. */
 export interface HealthRuntime {

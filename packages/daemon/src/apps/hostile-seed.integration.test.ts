@@ -28,7 +28,7 @@ import type { RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import { storageLocations } from "../storage/setup.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 
 const skip = podmanMissing || false;
 if (skip) console.log(`# skipping the hostile seed test: ${skip}`);

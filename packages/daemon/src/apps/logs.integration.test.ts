@@ -17,7 +17,7 @@ import type { ServiceState } from "../runtime/podman/service.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
 import { followLogs, readLogPage, type AppContainer, type LogEvent } from "./logs.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 import { until } from "../../test/daemon.js";
 
 if (podmanMissing) console.log(`# skipping the logs integration test: ${podmanMissing}`);

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { TownError, type CompiledPackage } from "@townos/format";
 import type { ContainerInfo } from "../runtime/podman/containers.js";
 import type { LogLine, LogOptions } from "../runtime/podman/logs.js";
-import { flattenPlan } from "./reconciler.js";
+import { flattenPlan } from "./names.js";
 
 /** What the logs read from the container runtime; the Podman driver satisfies it. */
 export interface LogRuntime {

@@ -25,7 +25,7 @@ import { scratchDir } from "../../test/net.js";
 import type { RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
-import { LABEL_APP } from "./reconciler.js";
+import { LABEL_APP } from "./labels.js";
 
 if (podmanMissing) console.log(`# skipping the app names integration test: ${podmanMissing}`);
 

@@ -1,7 +1,8 @@
 /**
  * The names of an app's objects in Podman and storage: its private network
- * and its volumes, made from its plan here and nowhere else (container and
- * DNS names come with the plan, from @townos/format's names).
+ * and its volumes, made from its plan (and the plan's nodes) here and
+ * nowhere else (container and DNS names come with the plan, from
+ * @townos/format's names).
  *
  * Plans stored before names were injective (no `scope`) keep the names
  * their objects were made with, so existing installs keep running
@@ -39,6 +40,17 @@ export function nodeVolumeName(node: CompiledPackage, volume: string): string {
  */
 export function legacyVolumeName(node: CompiledPackage, volume: string): string {
   return packageVolumeName(node.repo, node.instance.replaceAll("--", "-"), volume);
+}
+
+/** The plan and its dependencies, dependencies first (deepest first), each with its alias. */
+export function flattenPlan(plan: CompiledPackage): { plan: CompiledPackage; alias?: string }[] {
+  const out: { plan: CompiledPackage; alias?: string }[] = [];
+  const visit = (node: CompiledPackage, alias: string | undefined): void => {
+    for (const dependency of node.dependencies) visit(dependency, dependency.key);
+    out.push(alias === undefined ? { plan: node } : { plan: node, alias });
+  };
+  visit(plan, undefined);
+  return out;
 }
 
 function isLegacyPlan(plan: CompiledPackage): boolean {

@@ -12,7 +12,7 @@ import {
   type PackageIndex,
 } from "@townos/format";
 import type { Clock } from "../clock.js";
-import type { InstallRequest } from "./apps.js";
+import type { InstallRequest } from "./planner.js";
 import { REQUEST_TIMEOUT_MS, requestJson, type OutboundOptions } from "./oauth-http.js";
 
 /** How the daemon reaches OAuth providers. */

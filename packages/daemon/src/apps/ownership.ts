@@ -7,8 +7,7 @@
  */
 import { nameScope, TownError, type CompiledPackage } from "@townos/format";
 import type { InstallState } from "../store/installs.js";
-import { nodeVolumeName, planNetworkName } from "./names.js";
-import { flattenPlan } from "./reconciler.js";
+import { flattenPlan, nodeVolumeName, planNetworkName } from "./names.js";
 
 /** Every object a plan names, as `<kind> <name>`. */
 export function planObjects(plan: CompiledPackage): string[] {

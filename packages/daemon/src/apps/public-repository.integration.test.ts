@@ -58,7 +58,7 @@ import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/podman/container-spec.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
-import { LABEL_APP, LABEL_BOX } from "./reconciler.js";
+import { LABEL_APP, LABEL_BOX } from "./labels.js";
 
 const skip =
   upstreamMissing || podmanMissing || networkMissing() || (await btrfsUnavailable()) || false;

@@ -27,7 +27,7 @@ import type { RunningDaemon } from "../daemon.js";
 import { findProgram } from "../storage/exec.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
-import { appLabels } from "./reconciler.js";
+import { appLabels } from "./labels.js";
 
 const run = promisify(execFile);
 const registryProgram = await findProgram("docker-registry");

@@ -16,7 +16,7 @@ import {
   isInsecure,
   type AppDesiredState,
   type VolumeSeeder,
-} from "./reconciler.js";
+} from "./controller.js";
 
 /** Most bytes a directory copied out of an image may hold. */
 export const MAX_IMAGE_SEED_BYTES = 16 * 1024 ** 3;

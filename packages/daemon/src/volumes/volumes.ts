@@ -28,7 +28,7 @@ import {
 import type { StorageMode, StorageSetup } from "../storage/setup.js";
 import type { SettingKey } from "../store/settings.js";
 import { nodeVolumeName } from "../apps/names.js";
-import { flattenPlan } from "../apps/reconciler.js";
+import { flattenPlan } from "../apps/names.js";
 
 /**
  * Stops whatever uses a volume so that it can be written from outside.

@@ -8,7 +8,7 @@ import { execFile, execFileSync } from "node:child_process";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { LABEL_APP } from "../../src/apps/reconciler.js";
+import { LABEL_APP } from "../../src/apps/labels.js";
 import { Podman } from "../../src/runtime/podman/client.js";
 import type { ServiceState } from "../../src/runtime/podman/service.js";
 

@@ -1,23 +1,16 @@
 /**
- * The app reconciler: makes one app's containers, network and volumes match
+ * The app controller: makes one app's containers, network and volumes match
  * its desired state (an install record, or a pending removal), with the
  * smallest change. It reads what really exists on every pass and never
  * trusts a cache, so it converges after a crash, a hand-made change or a
  * restart. A pass over an unchanged system makes no mutating call.
  */
-import {
-  isTownError,
-  planSecrets,
-  TownError,
-  type CompiledPackage,
-  type CompiledPort,
-} from "@townos/format";
+import { planSecrets, TownError, type CompiledPackage } from "@townos/format";
 import type { Clock } from "../clock.js";
-import { redactError, redactText } from "../redact.js";
+import { redactError } from "../redact.js";
 import {
   containerSpec,
   LABEL_SPEC_HASH,
-  PODMAN_NAME,
   type SpecGenerator,
 } from "../runtime/podman/container-spec.js";
 import type { ExecResult } from "../runtime/podman/exec.js";
@@ -25,77 +18,22 @@ import type { NetworkSpec } from "../runtime/podman/networks.js";
 import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
+import type { ExposureLevel, InstallRecord, RemovalRecord } from "../store/installs.js";
+import { appLabels } from "./labels.js";
 import {
   appNetworkName,
+  flattenPlan,
   legacyNetworkName,
   legacyVolumeName,
   nodeVolumeName,
   planNetworkName,
 } from "./names.js";
-import {
-  defaultExposure,
-  type ExposureLevel,
-  type InstallRecord,
-  type RemovalRecord,
-} from "../store/installs.js";
-
-/** Label on every container and network of an app (dependencies included): `<repo>/<name>`. */
-export const LABEL_APP = "town.app";
-/**
- * Label naming the Town OS install (its data directory) that made a
- * container: a daemon only ever removes its own, so two daemons on one host
- * (a test beside a real box) leave each other alone.
- */
-export const LABEL_BOX = "town.box";
-
-/** The labels that select one app's containers and network. */
-export function appLabels(box: string, repo: string, name: string): Record<string, string> {
-  return { [LABEL_BOX]: box, [LABEL_APP]: `${repo}/${name}` };
-}
-const KEY_PREFIX = "app/";
-
-/** The work-queue key of an app. */
-export function appKey(repo: string, name: string): string {
-  return `${KEY_PREFIX}${repo}/${name}`;
-}
-
-/** Reads an app key back; undefined for keys of other kinds. */
-export function parseAppKey(key: string): { repo: string; name: string } | undefined {
-  if (!key.startsWith(KEY_PREFIX)) return undefined;
-  const [repo, name, ...rest] = key.slice(KEY_PREFIX.length).split("/");
-  if (!repo || !name || rest.length > 0) return undefined;
-  return { repo, name };
-}
-
-/**
- * Checks that every name the reconciler derives from a plan (network,
- * volumes) is valid, so a bad repository or instance name is refused before
- * the install is recorded. @throws TownError `invalid_argument`
- */
-export function checkAppNames(plan: CompiledPackage): void {
-  const network = planNetworkName(plan);
-  if (!PODMAN_NAME.test(network)) {
-    throw new TownError("invalid_argument", `"${network}" cannot name the app's network`);
-  }
-  for (const { plan: node } of flattenPlan(plan)) {
-    for (const volume of node.volumes) nodeVolumeName(node, volume.name);
-  }
-}
+import { portExposure, publishedPlan } from "./planner.js";
+import { Steps, type ReconcileProgress } from "./steps.js";
 
 /** The network carries the labels of this app of this box: only then is it the app's to use or remove. */
 function ownsNetwork(network: { labels?: Record<string, string> }, labels: Record<string, string>) {
   return Object.entries(labels).every(([key, value]) => network.labels?.[key] === value);
-}
-
-/** The plan and its dependencies, dependencies first (deepest first), each with its alias. */
-export function flattenPlan(plan: CompiledPackage): { plan: CompiledPackage; alias?: string }[] {
-  const out: { plan: CompiledPackage; alias?: string }[] = [];
-  const visit = (node: CompiledPackage, alias: string | undefined): void => {
-    for (const dependency of node.dependencies) visit(dependency, dependency.key);
-    out.push(alias === undefined ? { plan: node } : { plan: node, alias });
-  };
-  visit(plan, undefined);
-  return out;
 }
 
 /** The container runtime as the reconciler uses it; the Podman driver satisfies it. */
@@ -196,14 +134,6 @@ export interface AppReconcilerOptions {
   volumeCheckMs?: number;
 }
 
-/** One step of a reconcile that changes something, as it starts and as it ends. */
-export interface ReconcileProgress {
-  step: string;
-  state: "started" | "done";
-  /** A line of what the step is doing (pull progress, say). */
-  detail?: string;
-}
-
 export interface ReconcileReport {
   /** Every mutating call made, in order (`create container gitea`): empty when nothing changed. */
   mutations: string[];
@@ -216,30 +146,6 @@ const HOST_ADDRESS: Readonly<Record<ExposureLevel, string>> = {
   internet: "0.0.0.0",
 };
 
-/** The node's plan with its `http` port published on the loopback port the ingress proxies to. */
-export function publishedPlan(install: InstallRecord, node: CompiledPackage): CompiledPackage {
-  const ingressPort = install.ingressPorts[node.instance];
-  if (ingressPort === undefined) return node;
-  return {
-    ...node,
-    ports: node.ports.map((port) =>
-      port.host === null && port.name === "http" ? { ...port, host: ingressPort } : port,
-    ),
-  };
-}
-
-/** Who can reach a port: the ingress's own port is loopback only; others as set, or their default. */
-export function portExposure(
-  install: InstallRecord,
-  node: CompiledPackage,
-  port: CompiledPort,
-): ExposureLevel {
-  if (port.name === "http" && port.host === install.ingressPorts[node.instance]) return "local";
-  return (
-    (port.host === null ? undefined : install.exposures[String(port.host)]) ??
-    defaultExposure(port.exposure)
-  );
-}
 const VOLUME_CHECK_MS = 10 * 60_000;
 
 export class AppReconciler {
@@ -640,66 +546,4 @@ export function isInsecure(image: string, insecure: readonly string[]): boolean 
 
 function volumeKey(quota: number | null, owner: Owner | undefined): string {
   return `${quota ?? "none"}:${owner ? `${owner.uid}:${owner.gid}` : "any"}`;
-}
-
-/**
- * The steps of one reconcile: reads (`look`) and changes (`act`, recorded
- * and reported as progress). Errors get `<what>: <step>: ` in front, keeping
- * their code.
- */
-class Steps {
-  readonly mutations: string[] = [];
-
-  constructor(
-    private readonly what: string,
-    private readonly onProgress: ((progress: ReconcileProgress) => void) | undefined,
-    /** Redacted from every step and detail shown, with URL credentials and queries. */
-    private readonly secrets: readonly string[],
-  ) {}
-
-  look<T>(step: string, run: () => Promise<T>): Promise<T> {
-    return withContext(this.what, step, run);
-  }
-
-  async act<T>(step: string, run: () => Promise<T>): Promise<T> {
-    this.announce(step);
-    const result = await withContext(this.what, step, run);
-    this.record(step);
-    return result;
-  }
-
-  announce(step: string): void {
-    this.onProgress?.({ step: redactText(step, this.secrets), state: "started" });
-  }
-
-  detail(step: string, detail: string): void {
-    this.onProgress?.({
-      step: redactText(step, this.secrets),
-      state: "started",
-      detail: redactText(detail, this.secrets),
-    });
-  }
-
-  record(step: string): void {
-    const shown = redactText(step, this.secrets);
-    this.mutations.push(shown);
-    this.onProgress?.({ step: shown, state: "done" });
-  }
-}
-
-/** Runs one step, adding `<what>: <step>: ` to any error while keeping its code. */
-async function withContext<T>(what: string, step: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new TownError(
-      isTownError(error) ? error.code : "internal",
-      `${what}: ${step}: ${message}`,
-      {
-        cause: error,
-        ...(isTownError(error) ? { issues: error.issues } : {}),
-      },
-    );
-  }
 }

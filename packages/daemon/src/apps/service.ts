@@ -1,0 +1,565 @@
+/**
+ * The apps service: install, upgrade, uninstall and the other changes an
+ * API request asks for. Each validates, writes desired state and enqueues
+ * the app's key, then waits (a while) for its reconcile to answer with the
+ * result. Also keeps the controller fed (boot, periodic resync, Podman
+ * events) and tells networking when what it serves may have changed.
+ */
+import { savedAnswersAsGiven, TownError, type SystemInfo } from "@townos/format";
+import type { Catalog } from "../catalog/catalog.js";
+import type { NetworkInputs } from "../net/network.js";
+import { WorkQueue } from "../reconcile/queue.js";
+import type { Podman } from "../runtime/podman/client.js";
+import { EXPOSURE_LEVELS, type ExposureLevel, type Installs } from "../store/installs.js";
+import type { AppReconciler, AppRuntime } from "./controller.js";
+import { VolumeHolds } from "./holds.js";
+import { appKey, parseAppKey } from "./labels.js";
+import { flattenPlan } from "./names.js";
+import { checkOwnership } from "./ownership.js";
+import {
+  AppPlanner,
+  movedVolumes,
+  publishedPorts,
+  reusedVolumes,
+  type AppInstallPreview,
+  type InstallRequest,
+  type VolumeListing,
+} from "./planner.js";
+import { ProgressFollowers, type AppProgress } from "./progress.js";
+import { AppViews, type AppView } from "./views.js";
+import { ContainerWatch } from "./watch.js";
+
+/** What an upgrade changes: a newer version, or the same one re-read. */
+export interface UpgradeRequest {
+  repo: string;
+  name: string;
+  /** Absent: the latest valid version. */
+  version?: string;
+  /** Changed answers; the others are kept. */
+  answers?: Record<string, string>;
+}
+
+export interface AppsOptions {
+  installs: Installs;
+  catalog: Catalog;
+  tld: () => string;
+  system: () => SystemInfo;
+  /** This install's id: only containers carrying it are looked at (`LABEL_BOX`). */
+  box: string;
+  /** Ports something on the host listens on; default: read from /proc. */
+  hostPorts?: () => Promise<Set<number>>;
+  /** Told about reconcile failures (they are also recorded on the app). */
+  log?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** What the apps need once a container runtime is there. */
+export interface AppsRuntime {
+  runtime: AppRuntime;
+  reconciler: AppReconciler;
+  /** Where volumes live: for previews (free space) and reinstalls (kept volumes). */
+  storage: VolumeListing;
+  /** Podman's event stream, to notice containers changed by hand; absent in tests. */
+  events?: Podman["events"];
+  /** How often every app is looked at even without a change. Default 60 s. */
+  resyncMs?: number;
+}
+
+/** How long an install request waits for its first reconcile before answering 202. */
+export const INSTALL_WAIT_MS = 60_000;
+
+export class Apps {
+  private attached:
+    | {
+        runtime: AppRuntime;
+        storage: VolumeListing;
+        queue: WorkQueue;
+        stop: () => void;
+        done: Map<string, Waiter[]>;
+      }
+    | undefined;
+  /** Why apps cannot run, while no runtime is attached. */
+  private unavailableReason = "the container runtime is starting";
+  /** Per key: the number of the latest request; waiters wait for a reconcile that started after theirs. */
+  private readonly requested = new Map<string, number>();
+  private readonly networkListeners: (() => void)[] = [];
+  /** The installs' generation networking was last told about. */
+  private networkGeneration = -1;
+  private readonly planner: AppPlanner;
+  private readonly views: AppViews;
+  private readonly holds: VolumeHolds;
+  private readonly progress = new ProgressFollowers();
+  private readonly watch: ContainerWatch;
+
+  constructor(private readonly options: AppsOptions) {
+    this.planner = new AppPlanner(options);
+    this.holds = new VolumeHolds(options.installs);
+    this.views = new AppViews({
+      installs: options.installs,
+      tld: options.tld,
+      box: options.box,
+      held: (repo, name) => this.holds.isHeld(repo, name),
+    });
+    this.watch = new ContainerWatch({
+      box: options.box,
+      ...(options.log ? { log: options.log } : {}),
+    });
+  }
+
+  /** This install's id, on every container it makes (`LABEL_BOX`). */
+  get box(): string {
+    return this.options.box;
+  }
+
+  /** Says why apps cannot run (Podman missing, say); app calls answer `unavailable` with it. */
+  setUnavailable(reason: string): void {
+    this.unavailableReason = reason;
+  }
+
+  /** Starts reconciling: every app now, every `resyncMs`, and on Podman events. */
+  attach(options: AppsRuntime): void {
+    const done = new Map<string, Waiter[]>();
+    const started = new Map<string, number>();
+    const settle = (key: string, outcome: Outcome): void => {
+      const seen = started.get(key) ?? 0;
+      const waiting = done.get(key) ?? [];
+      done.set(
+        key,
+        waiting.filter((waiter) => {
+          if (waiter.generation > seen) return true;
+          waiter.resolve(outcome);
+          return false;
+        }),
+      );
+    };
+    const queue = new WorkQueue({
+      reconcile: async (key) => {
+        started.set(key, this.requested.get(key) ?? 0);
+        const app = parseAppKey(key);
+        if (!app) return undefined;
+        await options.reconciler.reconcile(
+          app.repo,
+          app.name,
+          (progress) => {
+            this.progress.tell(key, { ...progress, at: Date.now() });
+          },
+          this.watch.take(key),
+        );
+        return undefined;
+      },
+      onSuccess: (key) => {
+        if (this.options.installs.generation !== this.networkGeneration) {
+          this.networkGeneration = this.options.installs.generation;
+          this.networkChanged();
+        }
+        const app = parseAppKey(key);
+        if (app && this.options.installs.get(app.repo, app.name)) {
+          this.options.installs.recordOutcome(app.repo, app.name, null);
+        }
+        settle(key, { error: undefined, terminal: false });
+      },
+      onError: (key, error, failure) => {
+        const app = parseAppKey(key);
+        const { installs } = this.options;
+        this.options.log?.("app reconcile failed", {
+          app: key,
+          error: errorText(error),
+          attempt: failure.attempt,
+          retryInMs: failure.retryInMs,
+        });
+        // Errors of apps that are neither installed nor being removed (leftovers) have nowhere to show.
+        if (app && (installs.get(app.repo, app.name) || installs.removal(app.repo, app.name))) {
+          installs.recordOutcome(app.repo, app.name, errorText(error));
+        }
+        settle(key, { error, terminal: failure.terminal });
+      },
+    });
+    const abort = new AbortController();
+    const resync = setInterval(() => {
+      void this.resync();
+    }, options.resyncMs ?? 60_000);
+    resync.unref();
+    this.attached = {
+      runtime: options.runtime,
+      storage: options.storage,
+      queue,
+      done,
+      stop: () => {
+        abort.abort();
+        clearInterval(resync);
+      },
+    };
+    if (options.events) {
+      void this.watch.watch(options.events, abort.signal, (key) => {
+        queue.enqueue(key);
+      });
+    }
+    void this.resync();
+  }
+
+  /** Stops taking work and waits for running reconciles. */
+  async stop(): Promise<void> {
+    const attached = this.attached;
+    if (!attached) return;
+    attached.stop();
+    await attached.queue.stop();
+  }
+
+  /** Enqueues every installed app, every pending removal, and the apps of leftover containers. */
+  async resync(): Promise<void> {
+    const { installs } = this.options;
+    const keys = new Set([
+      ...installs.list().map((install) => appKey(install.repo, install.name)),
+      ...installs.removals().map((removal) => appKey(removal.repo, removal.name)),
+    ]);
+    const runtime = this.attached?.runtime;
+    // One listing for every app: each pass then starts from it instead of asking again.
+    if (runtime) await this.watch.resync(runtime, keys);
+    for (const key of keys) this.attached?.queue.enqueue(key);
+  }
+
+  /** Resolves when nothing is queued or running: for tests. */
+  async idle(): Promise<void> {
+    await this.attached?.queue.idle();
+  }
+
+  private runtime(): NonNullable<Apps["attached"]> {
+    if (!this.attached) {
+      throw new TownError("unavailable", `apps cannot run: ${this.unavailableReason}`, {
+        retryAfter: 5,
+      });
+    }
+    return this.attached;
+  }
+
+  /** Calls `listener` with each progress line of the app's reconciles until the returned function is called. */
+  follow(repo: string, name: string, listener: (progress: AppProgress) => void): () => void {
+    return this.progress.follow(repo, name, listener);
+  }
+
+  /**
+   * Compiles the package with the answers (every problem reported at once,
+   * before anything is created), records the install and waits up to
+   * `waitMs` for its first reconcile. `settled` is false when it took longer.
+   * A first reconcile that fails for good (an image that exists nowhere,
+   * say) removes everything it made and throws its error, which names the
+   * step; one that may succeed later leaves the app installed, converging,
+   * with the error shown.
+   * @throws `invalid_answers`, `invalid_package`, `not_found`, `conflict` (installed already)
+   */
+  async install(
+    request: InstallRequest,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const { installs, catalog } = this.options;
+    if (installs.get(request.repo, request.name)) {
+      throw new TownError("conflict", `${request.repo}/${request.name} is installed already`);
+    }
+    const { source, plan, ingressPorts } = await this.planner.compile(request);
+    const reused = reusedVolumes(plan, await attached.storage.list(), request, (volume) =>
+      installs.uninstalledVolumeVersion(volume),
+    );
+    // Checked again with the write, in one transaction: a concurrent install may have come first.
+    installs.create(
+      {
+        repo: request.repo,
+        name: request.name,
+        version: source.version,
+        definitionHash: catalog.definitionHash(request.repo, request.name, source.version),
+        answers: plan.answers,
+        enabled: true,
+        plan,
+        reused: reused.map((volume) => volume.from),
+        ingressPorts,
+      },
+      (others) => {
+        checkOwnership(request.repo, request.name, plan, others);
+      },
+    );
+    const outcome = await this.request(attached, request.repo, request.name, waitMs);
+    if (outcome?.terminal && installs.get(request.repo, request.name)) {
+      // Undo: volumes this install made go, volumes it took back are moved aside again.
+      installs.remove(
+        request.repo,
+        request.name,
+        true,
+        reused.map((volume) => volume.from),
+        true,
+      );
+      await this.request(attached, request.repo, request.name, waitMs);
+      throw outcome.error;
+    }
+    return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
+  }
+
+  /** What `install` would do with these answers: volumes made or taken back, ports, disk. Changes nothing. */
+  async preview(request: InstallRequest): Promise<AppInstallPreview> {
+    const attached = this.runtime();
+    return this.planner.preview(request, attached.storage);
+  }
+
+  /**
+   * Moves an installed app to another version (default: the latest) or
+   * re-reads a changed definition of its version, keeping its volumes and
+   * answers (changed answers given override them). Containers whose spec
+   * changed are recreated; the package's `post_update` commands then run.
+   * @throws `not_found`, `invalid_answers`, `conflict` (nothing would change)
+   */
+  async upgrade(
+    request: UpgradeRequest,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const { installs, catalog } = this.options;
+    const install = installs.get(request.repo, request.name);
+    if (!install)
+      throw new TownError("not_found", `${request.repo}/${request.name} is not installed`);
+    const target = this.planner.source(request);
+    const answers = {
+      ...savedAnswersAsGiven(target.definition.questions, install.answers),
+      ...request.answers,
+    };
+    const { source, plan, ingressPorts } = await this.planner.compile(
+      {
+        repo: request.repo,
+        name: request.name,
+        ...(request.version === undefined ? {} : { version: request.version }),
+        answers,
+      },
+      install,
+    );
+    const definitionHash = catalog.definitionHash(request.repo, request.name, source.version);
+    if (plan.hash === install.plan?.hash && definitionHash === install.definitionHash) {
+      throw new TownError(
+        "conflict",
+        `${request.repo}/${request.name} is at ${install.version} already, with the same definition and answers`,
+      );
+    }
+    // One transaction with its checks: an uninstall or another upgrade meanwhile wins.
+    installs.replace(
+      {
+        repo: request.repo,
+        name: request.name,
+        version: source.version,
+        definitionHash,
+        answers: plan.answers,
+        enabled: install.enabled,
+        plan,
+        postUpdateFor: plan.postUpdate.length > 0 ? plan.hash : null,
+        reused: install.plan ? movedVolumes(install.plan, plan) : [],
+        exposures: install.exposures,
+        ingressPorts,
+        dnsPublished: install.dnsPublished,
+      },
+      install,
+      (others) => {
+        checkOwnership(request.repo, request.name, plan, others);
+      },
+    );
+    const outcome = await this.request(attached, request.repo, request.name, waitMs);
+    return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
+  }
+
+  /**
+   * Removes the install and records the removal (volumes moved aside, or
+   * deleted with `purge`), then waits for it like `install`.
+   * @throws `not_found` when the app is not installed
+   */
+  async uninstall(
+    repo: string,
+    name: string,
+    purge: boolean,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<boolean> {
+    const attached = this.runtime();
+    if (!this.options.installs.remove(repo, name, purge)) {
+      throw new TownError("not_found", `${repo}/${name} is not installed`);
+    }
+    return (await this.request(attached, repo, name, waitMs)) !== undefined;
+  }
+
+  /**
+   * Starts or stops an app and its dependencies (dependencies first on
+   * start, last on stop), or enables/disables it (disabled apps stay stopped
+   * when the box starts). Waits like `install`. @throws `not_found`
+   */
+  async setState(
+    repo: string,
+    name: string,
+    change: "start" | "stop" | "enable" | "disable",
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const { installs } = this.options;
+    const found =
+      change === "start" || change === "stop"
+        ? installs.setRunning(repo, name, change === "start")
+        : installs.setEnabled(repo, name, change === "enable");
+    if (!found && !installs.get(repo, name)) {
+      throw new TownError("not_found", `${repo}/${name} is not installed`);
+    }
+    const outcome = await this.request(attached, repo, name, waitMs);
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /** Stops the app's containers (the app first) and starts them again (dependencies first). */
+  async restart(
+    repo: string,
+    name: string,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const install = this.options.installs.get(repo, name);
+    if (!install?.plan) throw new TownError("not_found", `${repo}/${name} is not installed`);
+    const nodes = flattenPlan(install.plan);
+    for (const { plan } of [...nodes].reverse())
+      await attached.runtime.stopContainer(plan.hostname);
+    const outcome = await this.request(attached, repo, name, waitMs);
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /**
+   * Sets who can reach one of the app's published host ports; the container
+   * is published anew and the router mapping follows. Waits like `install`.
+   * @throws `not_found` (app or port), `invalid_argument` (level)
+   */
+  async expose(
+    repo: string,
+    name: string,
+    hostPort: number,
+    level: ExposureLevel,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    const attached = this.runtime();
+    const install = this.options.installs.get(repo, name);
+    if (!install) throw new TownError("not_found", `${repo}/${name} is not installed`);
+    if (!EXPOSURE_LEVELS.includes(level)) {
+      throw new TownError(
+        "invalid_argument",
+        `exposure must be one of ${EXPOSURE_LEVELS.join(", ")}`,
+      );
+    }
+    if (!publishedPorts(install).some((port) => port.host === hostPort)) {
+      throw new TownError("not_found", `${repo}/${name} publishes no host port ${hostPort}`);
+    }
+    this.options.installs.setExposure(repo, name, hostPort, level);
+    const outcome = await this.request(attached, repo, name, waitMs);
+    this.networkChanged();
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
+  }
+
+  /** Publishes or hides the app's names in the box's DNS. @throws `not_found` */
+  async publishNames(repo: string, name: string, published: boolean): Promise<AppView> {
+    if (!this.options.installs.setDnsPublished(repo, name, published)) {
+      if (!this.options.installs.get(repo, name)) {
+        throw new TownError("not_found", `${repo}/${name} is not installed`);
+      }
+    }
+    this.networkChanged();
+    return this.view(repo, name);
+  }
+
+  /** What networking serves for the installed apps: names, ingress routes, ports and exposures. */
+  networkInputs(dashboardPort: number): NetworkInputs {
+    return this.planner.networkInputs(dashboardPort);
+  }
+
+  /** Calls `listener` whenever what `networkInputs` returns may have changed. */
+  onNetworkChange(listener: () => void): void {
+    this.networkListeners.push(listener);
+  }
+
+  private networkChanged(): void {
+    for (const listener of this.networkListeners) listener();
+  }
+
+  /** True while a hold keeps the app stopped. */
+  isHeld(repo: string, name: string): boolean {
+    return this.holds.isHeld(repo, name);
+  }
+
+  /**
+   * Stops the installed app that owns a package volume, and keeps it stopped
+   * until the returned release is called (which starts it again if it
+   * should run). For anything else (user volumes, no such app) a no-op.
+   */
+  holdVolume(volumeName: string): Promise<() => Promise<void>> {
+    const attached = this.attached;
+    return this.holds.hold(
+      volumeName,
+      attached && ((repo, name) => this.request(attached, repo, name, INSTALL_WAIT_MS)),
+    );
+  }
+
+  /** The answers to offer when the package is installed again: the last ones given. */
+  lastAnswers(
+    repo: string,
+    name: string,
+  ): { version: string; answers: Record<string, string> } | undefined {
+    const last = this.options.installs.lastAnswers(repo, name);
+    const questions =
+      last &&
+      this.options.catalog.index().find({ repo, name, version: last.version })?.definition
+        .questions;
+    return last && questions
+      ? { ...last, answers: savedAnswersAsGiven(questions, last.answers) }
+      : last;
+  }
+
+  /** Enqueues and waits for a reconcile that started after this call; undefined when none finished in time. */
+  private async request(
+    attached: NonNullable<Apps["attached"]>,
+    repo: string,
+    name: string,
+    waitMs: number,
+  ): Promise<Outcome | undefined> {
+    const key = appKey(repo, name);
+    const generation = (this.requested.get(key) ?? 0) + 1;
+    this.requested.set(key, generation);
+    let timer: NodeJS.Timeout | undefined;
+    const finished = new Promise<Outcome | undefined>((resolve) => {
+      const waiters = attached.done.get(key) ?? [];
+      waiters.push({ generation, resolve });
+      attached.done.set(key, waiters);
+      timer = setTimeout(() => {
+        resolve(undefined);
+      }, waitMs);
+      timer.unref();
+    });
+    attached.queue.enqueue(key);
+    try {
+      return await finished;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Every app with the live state of its containers (one runtime call). @throws `unavailable` */
+  async list(): Promise<AppView[]> {
+    const { runtime } = this.runtime();
+    return this.views.list(runtime);
+  }
+
+  /** The app with the live state of its containers. @throws `not_found`, `unavailable` */
+  async view(repo: string, name: string): Promise<AppView> {
+    const install = this.options.installs.get(repo, name);
+    if (!install) throw new TownError("not_found", `${repo}/${name} is not installed`);
+    const { runtime } = this.runtime();
+    return this.views.view(runtime, install);
+  }
+}
+
+/** How a reconcile a request waited for ended. */
+interface Outcome {
+  error: unknown;
+  terminal: boolean;
+}
+
+interface Waiter {
+  generation: number;
+  resolve: (outcome: Outcome) => void;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

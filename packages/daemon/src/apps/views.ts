@@ -1,0 +1,105 @@
+/**
+ * What the API shows of installed apps: each install with the live state of
+ * its containers, its ports, names and volumes.
+ */
+import type { InstallRecord, Installs } from "../store/installs.js";
+import type { AppRuntime } from "./controller.js";
+import { appLabels, LABEL_APP, LABEL_BOX } from "./labels.js";
+import { flattenPlan } from "./names.js";
+import { appNotes, type AppNote } from "./notes.js";
+import { appUrls, publishedPorts, type PublishedPort } from "./planner.js";
+
+export interface AppView {
+  repo: string;
+  name: string;
+  version: string;
+  enabled: boolean;
+  /** Should run now (false once stopped); `held` while an upload into its volume goes on. */
+  running: boolean;
+  held: boolean;
+  /** An upgrade's post_update commands have not run yet. */
+  postUpdatePending: boolean;
+  installedAt: number;
+  /** Published host ports, with who can reach them (the ingress's loopback ports left out). */
+  ports: PublishedPort[];
+  /** Where people open the app: its HTTPS name (and public domains) through the ingress. */
+  urls: string[];
+  /** The app's names are in the box's DNS. */
+  dnsPublished: boolean;
+  volumes: { instance: string; name: string; mountpoint: string; quota: number | null }[];
+  notes: AppNote[];
+  /** One per container of the app (dependencies first); `missing` when it does not exist. */
+  containers: { name: string; state: string }[];
+  lastError: string | null;
+}
+
+type ContainerLister = Pick<AppRuntime, "listContainers">;
+
+export interface ViewOptions {
+  installs: Installs;
+  tld: () => string;
+  /** This install's id (`LABEL_BOX`). */
+  box: string;
+  /** True while a hold keeps the app stopped. */
+  held: (repo: string, name: string) => boolean;
+}
+
+export class AppViews {
+  constructor(private readonly options: ViewOptions) {}
+
+  /** Every app with the live state of its containers (one runtime call). */
+  async list(runtime: ContainerLister): Promise<AppView[]> {
+    const states = new Map<string, Map<string, string>>();
+    for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
+      const app = container.labels[LABEL_APP];
+      if (app === undefined) continue;
+      const byName = states.get(app) ?? new Map<string, string>();
+      byName.set(container.name, container.state);
+      states.set(app, byName);
+    }
+    return this.options.installs
+      .list()
+      .map((install) =>
+        this.viewOf(install, states.get(`${install.repo}/${install.name}`) ?? new Map()),
+      );
+  }
+
+  /** The installed app with the live state of its containers. */
+  async view(runtime: ContainerLister, install: InstallRecord): Promise<AppView> {
+    const existing = await runtime.listContainers(
+      appLabels(this.options.box, install.repo, install.name),
+    );
+    return this.viewOf(install, new Map(existing.map((c) => [c.name, c.state])));
+  }
+
+  private viewOf(install: InstallRecord, states: ReadonlyMap<string, string>): AppView {
+    const nodes = install.plan ? flattenPlan(install.plan) : [];
+    return {
+      repo: install.repo,
+      name: install.name,
+      version: install.version,
+      enabled: install.enabled,
+      running: install.running,
+      held: this.options.held(install.repo, install.name),
+      postUpdatePending: install.postUpdateFor !== null,
+      installedAt: install.installedAt,
+      ports: publishedPorts(install),
+      urls: appUrls(install, this.options.tld()),
+      dnsPublished: install.dnsPublished,
+      volumes: nodes.flatMap(({ plan }) =>
+        plan.volumes.map((volume) => ({
+          instance: plan.instance,
+          name: volume.name,
+          mountpoint: volume.mountpoint,
+          quota: volume.quota,
+        })),
+      ),
+      notes: appNotes(install.plan),
+      containers: nodes.map(({ plan }) => ({
+        name: plan.hostname,
+        state: states.get(plan.hostname) ?? "missing",
+      })),
+      lastError: this.options.installs.lastError(install.repo, install.name),
+    };
+  }
+}
