@@ -48,7 +48,8 @@ export type ProcessFailure =
 export interface ManagedProcessOptions {
   /** Names the process in messages. */
   name: string;
-  pidFile: string;
+  /** Absent: nothing to adopt (the owner finds a running one its own way, e.g. Podman's socket). */
+  pidFile?: string;
   /** True when the program writes `pidFile` itself; else the supervisor writes it after spawning. */
   programWritesPidFile?: boolean;
   /** Where stdout and stderr go (appended; truncated at each start with `truncate`). */
@@ -190,7 +191,7 @@ export class ManagedProcess {
   }
 
   private async adoptLocked(): Promise<boolean> {
-    const pid = await readPidFile(this.options.pidFile);
+    const pid = await this.readPid();
     if (pid === undefined) return false;
     const argv = await commandLine(pid);
     if (argv === undefined || !this.options.isOurs(argv)) return false;
@@ -208,7 +209,7 @@ export class ManagedProcess {
     try {
       const launch = await this.options.launch();
       argv = launch.argv;
-      await rm(this.options.pidFile, { force: true });
+      if (this.options.pidFile !== undefined) await rm(this.options.pidFile, { force: true });
       child = this.spawnDetached(launch);
     } catch (error) {
       const cause = error instanceof Error ? error : new Error(String(error));
@@ -227,7 +228,8 @@ export class ManagedProcess {
       this.failed({ kind: "launch", error, restart });
       return;
     }
-    if (!this.options.programWritesPidFile) await this.writePidFile(pid);
+    if (this.options.pidFile !== undefined && this.options.programWritesPidFile !== true)
+      await writePidFile(this.options.pidFile, pid);
     const failure = await this.untilReady(pid, () => early, restart);
     if (failure !== undefined) {
       this.failed(failure);
@@ -297,22 +299,6 @@ export class ManagedProcess {
     }
   }
 
-  private async writePidFile(pid: number): Promise<void> {
-    const temporary = `${this.options.pidFile}.tmp`;
-    await rm(temporary, { force: true });
-    const fd = openSync(
-      temporary,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW,
-      0o644,
-    );
-    try {
-      writeSync(fd, `${pid}\n`);
-    } finally {
-      closeSync(fd);
-    }
-    await rename(temporary, this.options.pidFile);
-  }
-
   /** An adopted process is not our child: poll whether it still lives (and is still ours). */
   private pollAdopted(current: Current): void {
     clearInterval(this.pollTimer);
@@ -379,18 +365,40 @@ export class ManagedProcess {
     clearInterval(this.pollTimer);
     if (pid === undefined) {
       // Not watched here (another supervisor's, or an earlier daemon's): the pid file's, when ours.
-      const named = await readPidFile(this.options.pidFile);
+      const named = await this.readPid();
       const argv = named === undefined ? undefined : await commandLine(named);
       if (argv !== undefined && this.options.isOurs(argv)) pid = named;
     }
     if (pid !== undefined) await terminate(pid, timeoutMs);
-    await rm(this.options.pidFile, { force: true });
+    if (this.options.pidFile !== undefined) await rm(this.options.pidFile, { force: true });
     this.apply({ type: "stopped" });
+  }
+
+  private readPid(): Promise<number | undefined> {
+    const { pidFile } = this.options;
+    return pidFile === undefined ? Promise.resolve(undefined) : readPidFile(pidFile);
   }
 
   private describe(failure: ProcessFailure): string {
     return this.options.describe?.(failure) ?? `${this.options.name} ${describeFailure(failure)}`;
   }
+}
+
+/** Written anew (O_EXCL, links not followed) and renamed into place. */
+async function writePidFile(path: string, pid: number): Promise<void> {
+  const temporary = `${path}.tmp`;
+  await rm(temporary, { force: true });
+  const fd = openSync(
+    temporary,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW,
+    0o644,
+  );
+  try {
+    writeSync(fd, `${pid}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  await rename(temporary, path);
 }
 
 /** SIGTERM, then SIGKILL when it is still there after `timeoutMs`; resolves once it is gone. */

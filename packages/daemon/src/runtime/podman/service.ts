@@ -1,14 +1,14 @@
 /**
  * The Podman API service: answers `_ping` on the socket, or is started as
- * `podman system service` detached from this process, so that it and the
- * containers it supervises outlive the daemon.
+ * `podman system service` detached from this process (a ManagedProcess, see
+ * system/supervisor.ts), so that it and the containers it supervises outlive
+ * the daemon. It is started when missing and then left to itself, not
+ * watched: one answering on the socket may be the host's own.
  */
-import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { TownError } from "@townos/format";
+import { ManagedProcess, type ProcessFailure } from "../../system/supervisor.js";
 import type { LibpodClient } from "./libpod-client.js";
 
 export interface ServiceOptions {
@@ -70,34 +70,40 @@ export class PodmanService {
   private async start(): Promise<ServiceState> {
     if (await this.ping()) return { started: false, pid: null };
     const socket = this.client.socketPath;
-    await mkdir(dirname(socket), { recursive: true });
-    const log = this.options.serviceLogPath ? openSync(this.options.serviceLogPath, "a") : "ignore";
-    let exited: string | undefined;
-    const child = spawn(
-      this.options.podmanPath ?? "podman",
-      ["system", "service", "--time=0", `unix://${socket}`],
-      { detached: true, stdio: ["ignore", log, log] },
-    );
-    if (typeof log === "number") closeSync(log);
-    child.once("error", (error) => {
-      exited = error.message;
+    const logPath = this.options.serviceLogPath;
+    const service = new ManagedProcess({
+      name: "podman",
+      ...(logPath === undefined ? {} : { log: { path: logPath, mode: 0o644 } }),
+      launch: async () => {
+        await mkdir(dirname(socket), { recursive: true });
+        const program = this.options.podmanPath ?? "podman";
+        return { argv: [program, "system", "service", "--time=0", `unix://${socket}`] };
+      },
+      isOurs: (argv) => argv.includes(`unix://${socket}`),
+      ready: () => this.ping(),
+      startTimeoutMs: this.options.serviceStartTimeoutMs ?? 15_000,
+      describe: describeFailure,
     });
-    child.once("exit", (code, signal) => {
-      exited = `it exited (${signal ?? `code ${String(code)}`})`;
-    });
-    const deadline = Date.now() + (this.options.serviceStartTimeoutMs ?? 15_000);
-    while (Date.now() < deadline && exited === undefined) {
-      if (await this.ping()) {
-        child.unref();
-        child.removeAllListeners();
-        return { started: true, pid: child.pid ?? null };
-      }
-      await sleep(50);
-    }
-    if (exited === undefined) child.kill();
-    throw new TownError(
-      "unavailable",
-      `podman: start service on ${socket}: ${exited ?? "it did not answer in time"}`,
-    );
+    const { state, pid, lastError } = await service.start();
+    // Not watched: a failed start is not retried, and a started service is left running.
+    service.detach();
+    if (state !== "running" || pid === null)
+      throw new TownError(
+        "unavailable",
+        `podman: start service on ${socket}: ${lastError?.message ?? "it did not start"}`,
+      );
+    return { started: true, pid };
+  }
+}
+
+function describeFailure(failure: ProcessFailure): string {
+  switch (failure.kind) {
+    case "launch":
+      return failure.error.message;
+    case "exited-early":
+    case "died":
+      return `it exited (${failure.exit.signal ?? `code ${String(failure.exit.code)}`})`;
+    case "timeout":
+      return "it did not answer in time";
   }
 }
