@@ -3,7 +3,7 @@
  * which Go quotes in execution errors ("executing "t" at <.A.B>: …").
  */
 
-import { quote } from "./strconv.js";
+import { quote } from "./quote.js";
 
 /** A parsed template: Go's parse.Tree, minus parsing state. */
 export interface Tree {

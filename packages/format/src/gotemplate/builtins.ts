@@ -5,7 +5,7 @@
  */
 
 import { formatValue, sprint, sprintf, sprintln, type FmtArg } from "./fmt.js";
-import { compareStrings, isPrint, utf8Bytes, utf8Decode, utf8Length } from "./strconv.js";
+import { compareStrings, isPrint, utf8Bytes, utf8Decode, utf8Length } from "./utf8.js";
 import {
   comparableType,
   INVALID,

@@ -6,6 +6,9 @@
  * Differences from Go: missingkey is always "default"; break/continue are
  * returned as flow values instead of panics; and every execution is bounded
  * (steps, output size, template and nesting depth).
+ *
+ * It is one file of over 600 lines on purpose: it follows exec.go function by
+ * function, so that it can be checked against it.
  */
 
 import { TownError } from "../errors.js";
@@ -35,8 +38,10 @@ import {
   type BuiltinName,
   type ParamKind,
 } from "./builtins.js";
-import { FormatLimitError, formatValue, sprint } from "./fmt.js";
-import { quote, utf8Length } from "./strconv.js";
+import { FormatLimitError } from "./fmt-format.js";
+import { formatValue, sprint } from "./fmt.js";
+import { quote } from "./quote.js";
+import { utf8Length } from "./utf8.js";
 import {
   INVALID,
   indirectInterface,

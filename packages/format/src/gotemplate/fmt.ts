@@ -2,23 +2,16 @@
  * The subset of Go's fmt package that text/template needs: Sprint, Sprintf
  * and Sprintln over runtime values, with Go's verbs, flags, widths,
  * precisions, argument indexes and %!verb(type=value) error notation.
+ * This file is print.go (the verb for each kind of value, Sprintf's format
+ * parsing); fmt-format.ts is format.go (padding, numbers and strings).
  *
  * Not supported: %p (our values have no addresses; it prints as a bad verb),
  * Formatter/Stringer/error methods (the value model has no methods).
  */
 
-import {
-  canBackquote,
-  formatFloat,
-  isPrint,
-  MAX_RUNE,
-  quote,
-  quoteRune,
-  runeCount,
-  runeToString,
-  utf8Bytes,
-  type FloatFormat,
-} from "./strconv.js";
+import { ldigits, RawFormatter, udigits } from "./fmt-format.js";
+import { quoteRune } from "./quote.js";
+import { runeToString, MAX_RUNE } from "./utf8.js";
 import {
   sliceElems,
   sortedKeys,
@@ -32,15 +25,6 @@ import {
 /** An argument of a Go `...any` parameter: a dynamic value, or null for nil. */
 export type FmtArg = ConcreteValue | null;
 
-/** Thrown when formatting would produce more text than allowed. */
-export class FormatLimitError extends Error {
-  constructor(readonly limit: number) {
-    super(`formatted text exceeds ${limit} characters`);
-  }
-}
-
-const ldigits = "0123456789abcdefx";
-const udigits = "0123456789ABCDEFX";
 const TWO64 = 1n << 64n;
 
 /** fmt's tooLarge: widths and precisions are capped at a million. */
@@ -48,87 +32,11 @@ function tooLarge(x: number): boolean {
   return x > 1e6 || x < -1e6;
 }
 
-class Printer {
-  /** Output pieces, joined at the end: joining yields a flat string, not a rope. */
-  private readonly parts: string[] = [];
-  private length = 0;
+class Printer extends RawFormatter {
   private arg: FmtArg = null;
   private value: Value | null = null;
   private reordered = false;
   private goodArgNum = true;
-
-  // The fmt struct's flags.
-  private wid = 0;
-  private prec = 0;
-  private widPresent = false;
-  private precPresent = false;
-  private minus = false;
-  private plus = false;
-  private sharp = false;
-  private space = false;
-  private zero = false;
-  private plusV = false;
-  private sharpV = false;
-
-  constructor(private readonly limit: number) {}
-
-  result(): string {
-    return this.parts.join("");
-  }
-
-  private write(s: string): void {
-    this.length += s.length;
-    if (this.length > this.limit) throw new FormatLimitError(this.limit);
-    this.parts.push(s);
-  }
-
-  private clearFlags(): void {
-    this.wid = 0;
-    this.prec = 0;
-    this.widPresent = false;
-    this.precPresent = false;
-    this.minus = false;
-    this.plus = false;
-    this.sharp = false;
-    this.space = false;
-    this.zero = false;
-    this.plusV = false;
-    this.sharpV = false;
-  }
-
-  private writePadding(n: number): void {
-    if (n <= 0) return;
-    if (this.length + n > this.limit) throw new FormatLimitError(this.limit);
-    this.write((this.zero ? "0" : " ").repeat(n));
-  }
-
-  /** Pads to the width, counted in runes. */
-  private pad(s: string): void {
-    if (!this.widPresent || this.wid === 0) {
-      this.write(s);
-      return;
-    }
-    const width = this.wid - runeCount(s);
-    if (!this.minus) {
-      this.writePadding(width);
-      this.write(s);
-    } else {
-      this.write(s);
-      this.writePadding(width);
-    }
-  }
-
-  private truncate(s: string): string {
-    if (!this.precPresent) return s;
-    let n = this.prec;
-    let i = 0;
-    for (const ch of s) {
-      n--;
-      if (n < 0) return s.slice(0, i);
-      i += ch.length;
-    }
-    return s;
-  }
 
   // Verb handlers (pp methods).
 
@@ -195,55 +103,6 @@ class Printer {
     }
   }
 
-  /** fmt.fmtInteger. */
-  private formatInteger(v: bigint, base: number, verb: string, digits: string): void {
-    const negative = v < 0n;
-    const u = negative ? -v : v;
-    let prec = 0;
-    if (this.precPresent) {
-      prec = this.prec;
-      if (prec === 0 && u === 0n) {
-        const oldZero = this.zero;
-        this.zero = false;
-        this.writePadding(this.wid);
-        this.zero = oldZero;
-        return;
-      }
-    } else if (this.zero && this.widPresent) {
-      prec = this.wid;
-      if (negative || this.plus || this.space) prec--;
-    }
-    let s = u.toString(base);
-    if (digits === udigits) s = s.toUpperCase();
-    if (s.length < prec) s = "0".repeat(prec - s.length) + s;
-    if (this.sharp) {
-      if (base === 2) s = "0b" + s;
-      else if (base === 8 && s[0] !== "0") s = "0" + s;
-      else if (base === 16) s = "0" + digits.charAt(16) + s;
-    }
-    if (verb === "O") s = "0o" + s;
-    if (negative) s = "-" + s;
-    else if (this.plus) s = "+" + s;
-    else if (this.space) s = " " + s;
-    const oldZero = this.zero;
-    this.zero = false;
-    this.pad(s);
-    this.zero = oldZero;
-  }
-
-  private fmtUnicode(u: bigint): void {
-    let prec = 4;
-    if (this.precPresent && this.prec > 4) prec = this.prec;
-    let s = "U+" + u.toString(16).toUpperCase().padStart(prec, "0");
-    if (this.sharp && u <= BigInt(MAX_RUNE) && isPrint(Number(u))) {
-      s += " '" + String.fromCodePoint(Number(u)) + "'";
-    }
-    const oldZero = this.zero;
-    this.zero = false;
-    this.pad(s);
-    this.zero = oldZero;
-  }
-
   private fmtFloat(v: number, verb: string): void {
     switch (verb) {
       case "v":
@@ -268,62 +127,6 @@ class Printer {
         this.badVerb(verb);
         return;
     }
-  }
-
-  /** fmt.fmtFloat. */
-  private formatFloat(v: number, verb: FloatFormat, precIn: number): void {
-    const prec = this.precPresent ? this.prec : precIn;
-    let num = formatFloat(v, verb, prec);
-    if (num[0] !== "-" && num[0] !== "+") num = "+" + num;
-    if (this.space && num[0] === "+" && !this.plus) num = " " + num.slice(1);
-    if (num[1] === "I" || num[1] === "N") {
-      const oldZero = this.zero;
-      this.zero = false;
-      if (num[1] === "N" && !this.space && !this.plus) num = num.slice(1);
-      this.pad(num);
-      this.zero = oldZero;
-      return;
-    }
-    if (this.sharp && verb !== "b") {
-      let digits = 0;
-      if (verb === "g" || verb === "G" || verb === "x") digits = prec === -1 ? 6 : prec;
-      let tail = "";
-      let hasDecimalPoint = false;
-      let sawNonzeroDigit = false;
-      for (let i = 1; i < num.length; i++) {
-        const c = num[i];
-        if (c === ".") {
-          hasDecimalPoint = true;
-        } else if (
-          c === "p" ||
-          c === "P" ||
-          ((c === "e" || c === "E") && verb !== "x" && verb !== "X")
-        ) {
-          tail = num.slice(i);
-          num = num.slice(0, i);
-        } else {
-          if (c !== "0") sawNonzeroDigit = true;
-          if (sawNonzeroDigit) digits--;
-        }
-      }
-      if (!hasDecimalPoint) {
-        if (num.length === 2 && num[1] === "0") digits--;
-        num += ".";
-      }
-      if (digits > 0) num += "0".repeat(digits);
-      num += tail;
-    }
-    if (this.plus || num[0] !== "+") {
-      if (this.zero && this.widPresent && this.wid > num.length) {
-        this.write(num[0] ?? "");
-        this.writePadding(this.wid - num.length);
-        this.write(num.slice(1));
-        return;
-      }
-      this.pad(num);
-      return;
-    }
-    this.pad(num.slice(1));
   }
 
   private fmtComplex(re: number, im: number, verb: string): void {
@@ -362,39 +165,6 @@ class Printer {
         this.badVerb(verb);
         return;
     }
-  }
-
-  private fmtSx(s: string, digits: string): void {
-    const bytes = utf8Bytes(s);
-    let length = bytes.length;
-    if (this.precPresent && this.prec < length) length = this.prec;
-    let width = 2 * length;
-    if (width > 0) {
-      if (this.space) {
-        if (this.sharp) width *= 2;
-        width += length - 1;
-      } else if (this.sharp) {
-        width += 2;
-      }
-    } else {
-      if (this.widPresent) this.writePadding(this.wid);
-      return;
-    }
-    if (this.widPresent && this.wid > width && !this.minus) this.writePadding(this.wid - width);
-    let hex = Buffer.from(bytes.buffer, bytes.byteOffset, length).toString("hex");
-    if (digits === udigits) hex = hex.toUpperCase();
-    const prefix = this.sharp ? "0" + digits.charAt(16) : "";
-    // With the space flag every byte is separate (and prefixed with #).
-    this.write(
-      this.space ? (hex.match(/../g) ?? []).map((b) => prefix + b).join(" ") : prefix + hex,
-    );
-    if (this.widPresent && this.wid > width && this.minus) this.writePadding(this.wid - width);
-  }
-
-  private fmtQ(s0: string): void {
-    const s = this.truncate(s0);
-    if (this.sharp && canBackquote(s)) this.pad("`" + s + "`");
-    else this.pad(quote(s, this.plus));
   }
 
   printArg(arg: FmtArg, verb: string): void {

@@ -5,7 +5,8 @@
  * reaches it). Positions are UTF-16 offsets into the source.
  */
 
-import { isDigit, isLetter, isPrint, quote, runeCount, runes } from "./strconv.js";
+import { quote } from "./quote.js";
+import { isDigit, isLetter, isPrint, runeCount, runes } from "./utf8.js";
 
 export type ItemType =
   | "error"

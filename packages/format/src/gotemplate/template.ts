@@ -6,7 +6,7 @@ import { TownError } from "../errors.js";
 import type { Tree } from "./ast.js";
 import { execute, type ExecLimits } from "./exec.js";
 import { parseTrees } from "./parser.js";
-import { utf8Length } from "./strconv.js";
+import { utf8Length } from "./utf8.js";
 import { toValue } from "./value.js";
 
 export interface ParseOptions {

@@ -16,7 +16,8 @@
  */
 
 import { TownError } from "../errors.js";
-import { compareStrings, INT64_MAX, INT64_MIN } from "./strconv.js";
+import { INT64_MAX, INT64_MIN } from "./parse-number.js";
+import { compareStrings } from "./utf8.js";
 
 export type BasicKind = "bool" | "int" | "uint8" | "float64" | "complex128" | "string";
 
