@@ -50,9 +50,44 @@ export default defineConfig(
     },
   },
   {
+    // The API contract is schemas and types only: what both the daemon and the client read.
+    files: ["packages/api/src/**/*.ts"],
+    ignores: notTests,
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(@townos/|(\\.\\./)+(format|client|daemon|cli|web)/)",
+              message: "@townos/api depends on no other workspace.",
+            },
+            {
+              regex: "^(node:)?[a-z_]+$",
+              message: "@townos/api imports no Node or server modules: the dashboard bundles it.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["packages/{client,web}/src/**/*.{ts,tsx}"],
     ignores: notTests,
-    rules: { "no-restricted-imports": ["error", { patterns: [daemonFiles] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            daemonFiles,
+            {
+              regex: "^@townos/daemon$",
+              message: "Wire types come from @townos/api (or @townos/client), not the daemon.",
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ["packages/cli/src/**/*.ts"],

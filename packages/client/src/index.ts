@@ -1,135 +1,64 @@
 /**
  * The typed client of the Town OS API (`/api/v1`), shared by the `town`
  * command and the dashboard. Failures arrive as `ApiError` carrying the
- * server's RFC 9457 problem; callers switch on `problem.code`. Response
- * types come from the daemon itself (type-only imports, erased at build), so
- * client and server cannot drift apart.
+ * server's RFC 9457 problem; callers switch on `problem.code`. Request and
+ * response types come from the API contract (`@townos/api`), whose schemas
+ * the daemon validates and serializes with: client and server read one
+ * definition.
  */
 
-import type { Issue } from "@townos/format";
 import type {
+  Account,
+  AddRepositoryBody,
+  AppChangeEvent,
   AppHealth,
   AppInstallPreview,
   AppProgress,
   AppView,
   AuditEntry,
-  ContainerHealth,
-  InstallPreview,
-  InstallRequest as AppInstallRequest,
-  LogEntry,
+  AuditQuery,
+  CatalogQuery,
+  CreateAccountBody,
+  InstallRequest,
+  LastAnswers,
   LogEvent,
   LogPage,
+  LogsQuery,
+  LogStreamQuery,
+  LoginBody,
   NetworkStatus,
   OAuthFlow,
+  PackageDetail,
   Page,
   PageQuery,
-  PackageDetail,
-  PackageSummary,
   Problem,
-  SettingView as Setting,
-  SnapshotView,
-  StorageView,
-  SystemUsage,
-  UpgradeOffer as Offer,
-  UploadResult,
-  VersionDetail,
-  VersionSummary,
-  VolumeView,
-} from "@townos/daemon";
-
-export type {
-  AppHealth,
-  AppInstallPreview,
-  AppProgress,
-  AppView,
-  AuditEntry,
-  ContainerHealth,
-  InstallPreview,
-  Issue,
-  LogEntry,
-  LogEvent,
-  LogPage,
-  NetworkStatus,
-  OAuthFlow,
-  Page,
-  PageQuery,
-  PackageDetail,
-  PackageSummary,
-  Problem,
+  Repository,
+  SessionInfo,
   Setting,
+  SetupBody,
+  SignedIn,
   SnapshotView,
+  StartOAuthFlowBody,
+  Status,
   StorageView,
   SystemUsage,
+  UpdateAccountBody,
+  UpgradeBody,
+  UpgradeOffer,
+  UpgradesQuery,
   UploadResult,
   VersionDetail,
-  VersionSummary,
   VolumeView,
-};
+  PackageSummary,
+  CreateVolumeBody,
+  ArchiveFormat,
+  ExposeBody,
+} from "@townos/api";
+import { ApiError } from "./errors.js";
+import { readEvents } from "./events.js";
 
-/** An install; `oauthFlows` names finished account links (question → flow id) whose tokens answer those questions. */
-export type InstallRequest = AppInstallRequest & { oauthFlows?: Record<string, string> };
-
-/** An upgrade offer as listed: with whether somebody dismissed it. */
-export type UpgradeOffer = Offer & { dismissed: boolean };
-
-export class ApiError extends Error {
-  override readonly name = "ApiError";
-  constructor(readonly problem: Problem) {
-    super(`${problem.title}: ${problem.detail}`);
-  }
-}
-
-export interface Status {
-  state: "booting" | "ready" | "failed";
-  step: string;
-  error: string | null;
-  version: string;
-  setupNeeded: boolean | null;
-}
-
-export type Role = "admin" | "user";
-
-export interface Account {
-  username: string;
-  email: string | null;
-  role: Role;
-  disabled: boolean;
-  createdAt: number;
-}
-
-export interface SignedIn {
-  token: string;
-  account: Account;
-}
-
-export interface SessionInfo {
-  id: string;
-  createdAt: number;
-  lastSeenAt: number;
-  source: string;
-  userAgent: string;
-  current: boolean;
-}
-
-export interface Repository {
-  name: string;
-  url: string;
-  position: number;
-  username: string | null;
-  hasPassword: boolean;
-  status: {
-    commit: string | null;
-    refreshedAt: number | null;
-    attemptedAt: number | null;
-    error: string | null;
-    /** True while the daemon, just started, still reads the repository's clone. */
-    loading: boolean;
-    changedPackages: string[];
-    packages: number;
-    invalidFiles: number;
-    skipped: { path: string; reason: string }[];
-  };
-}
+export type * from "@townos/api";
+export { ApiError } from "./errors.js";
 
 type Query = Record<string, string | number | boolean | readonly string[] | undefined>;
 
@@ -254,16 +183,13 @@ export class TownClient {
   }
 
   /** First run; `setupCode` is the one-time code the daemon logged and wrote to its data dir. */
-  setup(input: {
-    username: string;
-    password: string;
-    email?: string;
-    setupCode?: string | undefined;
-  }): Promise<SignedIn> {
+  setup(
+    input: Omit<SetupBody, "setupCode"> & { setupCode?: string | undefined },
+  ): Promise<SignedIn> {
     return this.request("POST", "/setup", { body: input });
   }
 
-  login(input: { username: string; password: string }): Promise<SignedIn> {
+  login(input: LoginBody): Promise<SignedIn> {
     return this.request("POST", "/auth/login", { body: input });
   }
 
@@ -279,19 +205,11 @@ export class TownClient {
     return this.request("GET", "/accounts", { query: { ...query } });
   }
 
-  createAccount(input: {
-    username: string;
-    password: string;
-    email?: string;
-    role?: Role;
-  }): Promise<Account> {
+  createAccount(input: CreateAccountBody): Promise<Account> {
     return this.request("POST", "/accounts", { body: input });
   }
 
-  updateAccount(
-    username: string,
-    change: { disabled?: boolean; role?: Role; password?: string },
-  ): Promise<Account> {
+  updateAccount(username: string, change: UpdateAccountBody): Promise<Account> {
     return this.request("PATCH", `/accounts/${encodeURIComponent(username)}`, { body: change });
   }
 
@@ -303,9 +221,7 @@ export class TownClient {
     return this.request("DELETE", `/sessions/${encodeURIComponent(id)}`);
   }
 
-  audit(
-    query: PageQuery & { action?: string; username?: string; outcome?: "success" | "failure" } = {},
-  ): Promise<Page<AuditEntry>> {
+  audit(query: AuditQuery = {}): Promise<Page<AuditEntry>> {
     return this.request("GET", "/audit", { query: { ...query } });
   }
 
@@ -321,12 +237,7 @@ export class TownClient {
     return this.request("GET", "/repositories", { query: { ...query } });
   }
 
-  addRepository(input: {
-    name: string;
-    url: string;
-    username?: string;
-    password?: string;
-  }): Promise<Repository> {
+  addRepository(input: AddRepositoryBody): Promise<Repository> {
     return this.request("POST", "/repositories", { body: input });
   }
 
@@ -348,9 +259,7 @@ export class TownClient {
     return this.request("POST", "/repositories/refresh");
   }
 
-  catalog(
-    query: PageQuery & { repo?: string; featured?: boolean; installed?: boolean } = {},
-  ): Promise<Page<PackageSummary>> {
+  catalog(query: CatalogQuery = {}): Promise<Page<PackageSummary>> {
     return this.request("GET", "/catalog", { query: { ...query } });
   }
 
@@ -365,7 +274,7 @@ export class TownClient {
     );
   }
 
-  upgrades(query: PageQuery & { all?: boolean } = {}): Promise<Page<UpgradeOffer>> {
+  upgrades(query: UpgradesQuery = {}): Promise<Page<UpgradeOffer>> {
     return this.request("GET", "/upgrades", { query: { ...query } });
   }
 
@@ -403,12 +312,7 @@ export class TownClient {
    * provider and answers with the page to open (`approveUrl`); watch the
    * flow with `oauthFlow` until it is done, then install naming it.
    */
-  startOAuthFlow(input: {
-    repo: string;
-    name: string;
-    version?: string;
-    question: string;
-  }): Promise<OAuthFlow & { approveUrl: string }> {
+  startOAuthFlow(input: StartOAuthFlowBody): Promise<OAuthFlow & { approveUrl: string }> {
     return this.request("POST", "/oauth/flows", { body: input });
   }
 
@@ -418,10 +322,7 @@ export class TownClient {
   }
 
   /** The answers last given for a package, to offer again; `not_found` when never installed. */
-  lastAnswers(
-    repo: string,
-    name: string,
-  ): Promise<{ version: string; answers: Record<string, string> }> {
+  lastAnswers(repo: string, name: string): Promise<LastAnswers> {
     return this.request("GET", `${appPath(repo, name)}/answers`);
   }
 
@@ -434,23 +335,9 @@ export class TownClient {
   async changeApp(
     change:
       | { action: "install"; request: InstallRequest }
-      | {
-          action: "upgrade";
-          repo: string;
-          name: string;
-          version?: string;
-          answers?: Record<string, string>;
-          /** Question → finished account link, as for install. */
-          oauthFlows?: Record<string, string>;
-        }
+      | ({ action: "upgrade"; repo: string; name: string } & UpgradeBody)
       | { action: "start" | "stop" | "restart" | "enable" | "disable"; repo: string; name: string }
-      | {
-          action: "expose";
-          repo: string;
-          name: string;
-          port: number;
-          exposure: "local" | "lan" | "internet";
-        },
+      | ({ action: "expose"; repo: string; name: string } & ExposeBody),
     onProgress: (progress: AppProgress) => void,
     signal?: AbortSignal,
   ): Promise<{ app: AppView; settled: boolean }> {
@@ -478,7 +365,7 @@ export class TownClient {
         ? {}
         : { body: JSON.stringify(body), contentType: "application/json" }),
     });
-    for await (const event of readEvents<ChangeEvent>(response, signal)) {
+    for await (const event of readEvents<AppChangeEvent>(response, signal)) {
       if (event.type === "progress") onProgress(event.progress);
       else return { app: event.app, settled: event.settled };
     }
@@ -503,11 +390,7 @@ export class TownClient {
     });
   }
   /** A page of an app's logs (all its containers, or one `instance`), newest last. */
-  appLogs(
-    repo: string,
-    name: string,
-    query: { instance?: string; search?: string; before?: string; limit?: number } = {},
-  ): Promise<LogPage> {
+  appLogs(repo: string, name: string, query: LogsQuery = {}): Promise<LogPage> {
     return this.request("GET", `${appPath(repo, name)}/logs`, { query: { ...query } });
   }
 
@@ -519,7 +402,7 @@ export class TownClient {
   async *followAppLogs(
     repo: string,
     name: string,
-    query: { instance?: string; search?: string; tail?: number },
+    query: LogStreamQuery,
     signal: AbortSignal,
   ): AsyncGenerator<LogEvent> {
     const response = await this.send("GET", `${appPath(repo, name)}/logs/stream`, {
@@ -552,7 +435,7 @@ export class TownClient {
   }
 
   /** Makes the user volume `user.<name>`; `quota` in bytes or like "10gb" (default: the setting). */
-  createVolume(input: { name: string; quota?: number | string }): Promise<VolumeView> {
+  createVolume(input: CreateVolumeBody): Promise<VolumeView> {
     return this.request("POST", "/volumes", { body: input });
   }
 
@@ -600,14 +483,14 @@ export class TownClient {
    * The address of a volume's archive: downloads (a browser link streams it
    * to disk with the session cookie, however large) and uploads (PUT).
    */
-  volumeArchiveUrl(name: string, format: "tar.gz" | "tar.xz" = "tar.gz"): string {
+  volumeArchiveUrl(name: string, format: ArchiveFormat = "tar.gz"): string {
     return `${this.baseUrl}/api/v1/volumes/${encodeURIComponent(name)}/archive?format=${format}`;
   }
 
   /** A volume, or chosen paths in it, as a tar.gz or tar.xz byte stream. */
   async downloadVolumeArchive(
     name: string,
-    options: { format?: "tar.gz" | "tar.xz"; paths?: readonly string[] } = {},
+    options: { format?: ArchiveFormat; paths?: readonly string[] } = {},
   ): Promise<ReadableStream<Uint8Array>> {
     const response = await this.send("GET", `/volumes/${encodeURIComponent(name)}/archive`, {
       query: { format: options.format, path: options.paths },
@@ -629,63 +512,6 @@ export class TownClient {
     });
     return response.text();
   }
-}
-
-type ChangeEvent =
-  { type: "progress"; progress: AppProgress } | { type: "done"; settled: boolean; app: AppView };
-
-/**
- * The events of a server-sent-event response, one JSON object per event,
- * until the stream ends or `signal` aborts (then quietly). An error event
- * (`{"type":"error","problem":…}`) is thrown as ApiError.
- */
-async function* readEvents<T>(response: Response, signal?: AbortSignal): AsyncGenerator<T> {
-  const reader = response.body?.getReader();
-  if (!reader) return;
-  // Cancelling the body closes the connection: the daemon then stops its side.
-  const cancel = (): void => {
-    void reader.cancel().catch(() => undefined);
-  };
-  signal?.addEventListener("abort", cancel, { once: true });
-  if (signal?.aborted) cancel();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  try {
-    for (;;) {
-      const chunk = await reader.read().catch((error: unknown) => {
-        if (signal?.aborted) return { done: true as const, value: undefined };
-        throw error;
-      });
-      if (chunk.done || signal?.aborted) return;
-      buffered += decoder.decode(chunk.value, { stream: true });
-      for (let end = buffered.indexOf("\n\n"); end !== -1; end = buffered.indexOf("\n\n")) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        // Comment lines (`: heartbeat`) keep the stream open and carry nothing.
-        const data = block
-          .split("\n")
-          .filter((line) => line.startsWith("data:"))
-          .map((line) => line.slice(5).trimStart())
-          .join("\n");
-        if (data === "") continue;
-        const event = JSON.parse(data) as T | { type: "error"; problem: Problem };
-        if (isErrorEvent(event)) throw new ApiError(event.problem);
-        yield event;
-      }
-    }
-  } finally {
-    signal?.removeEventListener("abort", cancel);
-    cancel();
-  }
-}
-
-function isErrorEvent(event: unknown): event is { type: "error"; problem: Problem } {
-  return (
-    typeof event === "object" &&
-    event !== null &&
-    (event as { type?: unknown }).type === "error" &&
-    "problem" in event
-  );
 }
 
 function appPath(repo: string, name: string): string {

@@ -70,6 +70,7 @@ describe("the daemon with real git repositories", () => {
       logLevel: "debug",
       extraHosts: [],
       version: "test",
+      checkResponses: true,
       // Apps run in apps/apps.integration.test.ts; here they are off, so no Podman service starts.
       apps: false,
       logStream: new Writable({

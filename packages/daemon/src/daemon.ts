@@ -58,6 +58,8 @@ export interface DaemonConfig {
   network?: NetworkConfig | false;
   /** How oauth questions' flows reach their providers (extra CA; private addresses in tests). */
   oauth?: OAuthConfig;
+  /** Tests: an answer with a field its response schema lacks fails (see api/response-check.ts). */
+  checkResponses?: boolean;
 }
 
 export interface NetworkConfig {
@@ -127,6 +129,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       (boot.services !== undefined && host === `town.${boot.services.settings.string("dns.tld")}`),
     logger: { level: config.logLevel, ...(config.logStream ? { stream: config.logStream } : {}) },
     ...(config.webRoot === undefined ? {} : { webRoot: config.webRoot }),
+    ...(config.checkResponses === true ? { checkResponses: true } : {}),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -18,7 +18,8 @@ import type { Podman } from "../src/runtime/podman/client.js";
 
 /**
  * A daemon on a free loopback port with its state under `scratch/data`, no
- * default repository and no log output; `overrides` add apps, networking…
+ * default repository, no log output, and answers checked against their
+ * response schemas; `overrides` add apps, networking…
  */
 export function testDaemonConfig(
   scratch: string,
@@ -32,6 +33,8 @@ export function testDaemonConfig(
     logLevel: "silent",
     extraHosts: [],
     version: "test",
+    // Every answer a test sees holds to its response schema (no field silently dropped).
+    checkResponses: true,
     ...overrides,
   };
 }

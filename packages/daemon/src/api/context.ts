@@ -58,6 +58,8 @@ export interface ApiOptions {
   logger: boolean | { level: string; stream?: NodeJS.WritableStream };
   /** A dashboard build (packages/web/dist) served at `/`; absent: none. */
   webRoot?: string;
+  /** Fail answers with fields their response schema lacks (tests; see response-check.ts). */
+  checkResponses?: boolean;
 }
 
 /** The daemon's services, or "booting" until they are up. */

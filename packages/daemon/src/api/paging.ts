@@ -1,45 +1,5 @@
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page, type PageQuery } from "@townos/api";
 import { TownError } from "@townos/format";
-
-/** The query every list endpoint takes. */
-export interface PageQuery {
-  offset?: number;
-  limit?: number;
-  /** A field name, `-field` for descending. */
-  sort?: string;
-  /** Free-text search. */
-  q?: string;
-}
-
-/** The envelope every list endpoint returns. */
-export interface Page<T> {
-  items: T[];
-  total: number;
-  offset: number;
-  limit: number;
-}
-
-export const MAX_PAGE_SIZE = 500;
-export const DEFAULT_PAGE_SIZE = 50;
-
-export const pageQuerySchema = {
-  offset: { type: "integer", minimum: 0, default: 0 },
-  limit: { type: "integer", minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE },
-  sort: { type: "string", maxLength: 64, pattern: "^-?[a-zA-Z]+$" },
-  q: { type: "string", maxLength: 200 },
-} as const;
-
-export function pageSchema(item: object): object {
-  return {
-    type: "object",
-    required: ["items", "total", "offset", "limit"],
-    properties: {
-      items: { type: "array", items: item },
-      total: { type: "integer" },
-      offset: { type: "integer" },
-      limit: { type: "integer" },
-    },
-  };
-}
 
 export interface Sortable<T> {
   /** Field name → how to read it for comparison. */
@@ -121,4 +81,9 @@ function searchText<T>(item: T, sortable: Sortable<T>): string {
     searchTexts.set(item, text);
   }
   return text;
+}
+
+/** The page with each item as `view` shows it: only the fields the wire contract has. */
+export function viewPage<T, V>(page: Page<T>, view: (item: T) => V): Page<V> {
+  return { ...page, items: page.items.map(view) };
 }

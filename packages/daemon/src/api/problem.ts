@@ -1,14 +1,5 @@
-import { isTownError, TownError, type Issue } from "@townos/format";
-
-/** RFC 9457 problem details, with our stable `code` and the per-field issues. */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  issues?: Issue[];
-}
+import type { Problem } from "@townos/api";
+import { isTownError, TownError } from "@townos/format";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 

@@ -24,6 +24,7 @@ import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
 import { canonicalTarget } from "./request-target.js";
+import { checkResponses } from "./response-check.js";
 import { registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
 
 export const API_PREFIX = "/api/v1";
@@ -180,6 +181,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       throw new TownError("forbidden", "only administrators may do this");
     }
   });
+
+  if (options.checkResponses === true) checkResponses(app);
 
   app.addHook("onResponse", async (request, reply) => {
     options.metrics.finished(request, reply);

@@ -240,6 +240,7 @@ describe("networking in a real daemon", { skip: missing }, () => {
       logLevel: "warn",
       extraHosts: [],
       version: "test",
+      checkResponses: true,
       apps: false,
       // No gateway URL: SSDP searches on the given "LAN", loopback.
       network: { ...ports, lanAddresses: ["127.0.0.1"], dnsDir: join(scratch, "dns") },

@@ -237,9 +237,17 @@ export class AuditLog {
     }[];
     return {
       total,
-      items: rows.map((row) => ({
-        ...row,
-        detail: JSON.parse(row.detail) as Record<string, unknown>,
+      // Named one by one: the row also holds `account_id`, which an entry does not show.
+      items: rows.map(({ id, at, username, action, target, detail, outcome, error, source }) => ({
+        id,
+        at,
+        username,
+        action,
+        target,
+        detail: JSON.parse(detail) as Record<string, unknown>,
+        outcome,
+        error,
+        source,
       })),
     };
   }

@@ -1,22 +1,29 @@
 import type { FastifyInstance } from "fastify";
-import type { Account, Role } from "../../auth/accounts.js";
-import type { Session } from "../../auth/sessions.js";
-import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
+import {
+  AccountParamsSchema,
+  AccountSchema,
+  CreateAccountBodySchema,
+  PageQuerySchema,
+  PageSchema,
+  SessionParamsSchema,
+  SessionSchema,
+  UpdateAccountBodySchema,
+  type Account as AccountWire,
+  type CreateAccountBody,
+  type Page,
+  type PageQuery,
+  type SessionInfo,
+  type UpdateAccountBody,
+} from "@townos/api";
+import type { Account } from "../../auth/accounts.js";
+import { pageOf, viewPage, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
-import { accountSchema, credentialsSchema, nameParam } from "./schemas.js";
 
-const sessionSchema = {
-  type: "object",
-  required: ["id", "createdAt", "lastSeenAt", "source", "userAgent", "current"],
-  properties: {
-    id: { type: "string" },
-    createdAt: { type: "integer" },
-    lastSeenAt: { type: "integer" },
-    source: { type: "string" },
-    userAgent: { type: "string" },
-    current: { type: "boolean" },
-  },
-} as const;
+/** An account as the API shows it: its internal id stays in the daemon. */
+export function accountView(account: Account): AccountWire {
+  const { username, email, role, disabled, createdAt } = account;
+  return { username, email, role, disabled, createdAt };
+}
 
 const accountSortable: Sortable<Account> = {
   defaultSort: "username",
@@ -29,27 +36,31 @@ const accountSortable: Sortable<Account> = {
   text: (a) => `${a.username} ${a.email ?? ""}`,
 };
 
-const sessionSortable: Sortable<Session & { current: boolean }> = {
+const sessionSortable: Sortable<SessionInfo> = {
   defaultSort: "-lastSeenAt",
   fields: { lastSeenAt: (s) => s.lastSeenAt, createdAt: (s) => s.createdAt },
   text: (s) => `${s.source} ${s.userAgent}`,
 };
 
 export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions): void {
-  api.get<{ Querystring: PageQuery }>(
+  api.get<{ Querystring: PageQuery; Reply: Page<AccountWire> }>(
     "/accounts",
     {
       config: { access: "admin" },
       schema: {
         summary: "List accounts",
-        querystring: { type: "object", properties: pageQuerySchema },
-        response: { 200: pageSchema(accountSchema) },
+        querystring: PageQuerySchema,
+        response: { 200: PageSchema(AccountSchema) },
       },
     },
-    async (request) => pageOf(services(options).accounts.list(), request.query, accountSortable),
+    async (request) =>
+      viewPage(
+        pageOf(services(options).accounts.list(), request.query, accountSortable),
+        accountView,
+      ),
   );
 
-  api.post<{ Body: { username: string; password: string; email?: string; role?: Role } }>(
+  api.post<{ Body: CreateAccountBody; Reply: { 201: AccountWire } }>(
     "/accounts",
     {
       config: {
@@ -61,14 +72,8 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
       },
       schema: {
         summary: "Create an account",
-        body: {
-          ...credentialsSchema,
-          properties: {
-            ...credentialsSchema.properties,
-            role: { type: "string", enum: ["admin", "user"] },
-          },
-        },
-        response: { 201: accountSchema },
+        body: CreateAccountBodySchema,
+        response: { 201: AccountSchema },
       },
     },
     async (request, reply) => {
@@ -76,14 +81,11 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
         ...request.body,
         role: request.body.role ?? "user",
       });
-      return reply.status(201).send(account);
+      return reply.status(201).send(accountView(account));
     },
   );
 
-  api.patch<{
-    Params: { username: string };
-    Body: { disabled?: boolean; role?: Role; password?: string };
-  }>(
+  api.patch<{ Params: { username: string }; Body: UpdateAccountBody; Reply: AccountWire }>(
     "/accounts/:username",
     {
       config: {
@@ -95,18 +97,9 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
       },
       schema: {
         summary: "Disable, enable, promote or demote an account, or set its password",
-        params: { type: "object", properties: { username: nameParam } },
-        body: {
-          type: "object",
-          additionalProperties: false,
-          minProperties: 1,
-          properties: {
-            disabled: { type: "boolean" },
-            role: { type: "string", enum: ["admin", "user"] },
-            password: { type: "string", minLength: 1, maxLength: 1024 },
-          },
-        },
-        response: { 200: accountSchema },
+        params: AccountParamsSchema,
+        body: UpdateAccountBodySchema,
+        response: { 200: AccountSchema },
       },
     },
     async (request) => {
@@ -116,26 +109,31 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
         // Whoever knew the old password is signed out with it.
         sessions.revokeAllFor(accounts.byUsername(request.params.username).id);
       }
-      return accounts.update(request.params.username, request.body);
+      return accountView(accounts.update(request.params.username, request.body));
     },
   );
 
-  api.get<{ Querystring: PageQuery }>(
+  api.get<{ Querystring: PageQuery; Reply: Page<SessionInfo> }>(
     "/sessions",
     {
       config: { access: "user" },
       schema: {
         summary: "My sessions",
-        querystring: { type: "object", properties: pageQuerySchema },
-        response: { 200: pageSchema(sessionSchema) },
+        querystring: PageQuerySchema,
+        response: { 200: PageSchema(SessionSchema) },
       },
     },
     async (request) => {
       const auth = request.auth;
       const sessions = auth ? services(options).sessions.listFor(auth.account.id) : [];
-      const items = sessions.map((session) => ({
-        ...session,
-        current: session.id === auth?.session.id,
+      // The account id stays in the daemon: a session shows where and when it was used.
+      const items = sessions.map(({ id, createdAt, lastSeenAt, source, userAgent }) => ({
+        id,
+        createdAt,
+        lastSeenAt,
+        source,
+        userAgent,
+        current: id === auth?.session.id,
       }));
       return pageOf(items, request.query, sessionSortable);
     },
@@ -150,7 +148,7 @@ export function registerAccountRoutes(api: FastifyInstance, options: ApiOptions)
       },
       schema: {
         summary: "Revoke one of my sessions",
-        params: { type: "object", properties: { id: { type: "string", maxLength: 64 } } },
+        params: SessionParamsSchema,
       },
     },
     async (request, reply) => {

@@ -84,6 +84,7 @@ describe("app log and health routes", () => {
       metrics: new Metrics(),
       isAllowedHost: () => true,
       logger: false,
+      checkResponses: true,
     });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();

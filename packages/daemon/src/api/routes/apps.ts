@@ -1,79 +1,36 @@
 import { Readable } from "node:stream";
 import { TownError } from "@townos/format";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AppProgress, Apps, AppView, InstallRequest } from "../../apps/apps.js";
-import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
+import {
+  AppInstallPreviewSchema,
+  AppParamsSchema,
+  AppViewSchema,
+  ExposeBodySchema,
+  InstallRequestSchema,
+  LastAnswersSchema,
+  PageQuerySchema,
+  PageSchema,
+  PublishNamesBodySchema,
+  UninstallQuerySchema,
+  UpgradeBodySchema,
+  type AppChangeEvent,
+  type AppInstallPreview,
+  type AppParams,
+  type AppProgress,
+  type AppView,
+  type ExposeBody,
+  type InstallRequest as InstallBody,
+  type LastAnswers,
+  type Page,
+  type PageQuery,
+  type UpgradeBody,
+} from "@townos/api";
+import type { InstallRequest } from "../../apps/planner.js";
+import type { Apps } from "../../apps/service.js";
+import { pageOf, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
 import { SSE_HEADERS, sseStream } from "../sse.js";
 import { notesFor } from "../../apps/notes.js";
-import type { ExposureLevel } from "../../store/installs.js";
-import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
-
-const appSchema = {
-  type: "object",
-  required: [
-    "repo",
-    "name",
-    "version",
-    "enabled",
-    "running",
-    "held",
-    "postUpdatePending",
-    "containers",
-    "lastError",
-  ],
-  properties: {
-    repo: { type: "string" },
-    name: { type: "string" },
-    version: { type: "string" },
-    enabled: { type: "boolean" },
-    running: { type: "boolean" },
-    held: { type: "boolean" },
-    postUpdatePending: { type: "boolean" },
-    urls: { type: "array", items: { type: "string" } },
-    dnsPublished: { type: "boolean" },
-    installedAt: { type: "integer" },
-    ports: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          instance: { type: "string" },
-          name: { type: ["string", "null"] },
-          host: { type: "integer" },
-          container: { type: "integer" },
-          exposure: { type: "string", enum: ["local", "lan", "internet"] },
-        },
-      },
-    },
-    volumes: { type: "array", items: volumeSchema },
-    notes: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          label: { type: "string" },
-          value: {
-            type: "string",
-            description: "empty in a secret note, except for administrators",
-          },
-          type: { type: "string" },
-          secret: { type: "boolean", description: "holds the value of a secret answer" },
-        },
-      },
-    },
-    containers: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: { name: { type: "string" }, state: { type: "string" } },
-      },
-    },
-    lastError: { type: ["string", "null"] },
-  },
-} as const;
-
-const appParams = { type: "object", properties: { repo: nameParam, name: nameParam } } as const;
 
 const appSortable: Sortable<AppView> = {
   defaultSort: "name",
@@ -84,93 +41,6 @@ const appSortable: Sortable<AppView> = {
   },
   text: (app) => `${app.repo}/${app.name}`,
 };
-
-const answersSchema = {
-  type: "object",
-  maxProperties: 200,
-  additionalProperties: { type: "string", maxLength: 4096 },
-} as const;
-
-const versionParam = { type: "string", minLength: 1, maxLength: 64 } as const;
-
-const oauthFlowsSchema = {
-  type: "object",
-  description:
-    "Question → id of a finished account link (POST /oauth/flows): the box answers the question with its token",
-  maxProperties: 16,
-  additionalProperties: { type: "string", maxLength: 64 },
-} as const;
-
-const installBodySchema = {
-  type: "object",
-  required: ["repo", "name"],
-  additionalProperties: false,
-  properties: {
-    repo: nameParam,
-    name: nameParam,
-    version: versionParam,
-    answers: answersSchema,
-    reuseVolumes: { type: "boolean" },
-    importFromVersion: versionParam,
-    oauthFlows: oauthFlowsSchema,
-  },
-} as const;
-
-const previewSchema = {
-  type: "object",
-  properties: {
-    repo: { type: "string" },
-    name: { type: "string" },
-    version: { type: "string" },
-    runtime: { type: "string" },
-    images: { type: "array", items: { type: "string" } },
-    volumes: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          instance: { type: "string" },
-          name: { type: "string" },
-          volume: { type: "string" },
-          mountpoint: { type: "string" },
-          quota: { type: ["integer", "null"] },
-          action: { type: "string", enum: ["create", "reuse"] },
-          from: { type: ["string", "null"] },
-        },
-      },
-    },
-    ports: { type: "array", items: portSchema },
-    disk: {
-      type: "object",
-      properties: {
-        quotaBytes: { type: "integer" },
-        unboundedVolumes: { type: "integer" },
-        freeBytes: { type: ["integer", "null"] },
-        quotasEnforced: { type: "boolean" },
-        fits: { type: "boolean" },
-      },
-    },
-    questionsToAnswer: { type: "array", items: { type: "string" } },
-    answerProblems: { type: "array", items: issueSchema },
-    problems: { type: "array", items: issueSchema },
-  },
-} as const;
-
-type InstallBody = {
-  repo: string;
-  name: string;
-  version?: string;
-  answers?: Record<string, string>;
-  reuseVolumes?: boolean;
-  importFromVersion?: string;
-  oauthFlows?: Record<string, string>;
-};
-type UpgradeBody = {
-  version?: string;
-  answers?: Record<string, string>;
-  oauthFlows?: Record<string, string>;
-};
-type AppParams = { repo: string; name: string };
 
 /** An install (or preview) request from its body: absent fields stay absent. */
 function installRequest(body: InstallBody): InstallRequest {
@@ -237,9 +107,7 @@ async function* progressEvents(
   target: { repo: string; name: string },
   change: () => Promise<{ app: AppView; settled: boolean }>,
   signal: AbortSignal,
-): AsyncGenerator<
-  { type: "progress"; progress: AppProgress } | { type: "done"; settled: boolean; app: AppView }
-> {
+): AsyncGenerator<AppChangeEvent> {
   const pending: AppProgress[] = [];
   let wake: () => void = () => undefined;
   const stopFollowing = apps.follow(target.repo, target.name, (progress) => {
@@ -279,14 +147,14 @@ const appTarget = (request: FastifyRequest): string => {
 };
 
 export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): void {
-  api.get<{ Querystring: PageQuery }>(
+  api.get<{ Querystring: PageQuery; Reply: Page<AppView> }>(
     "/apps",
     {
       config: { access: "user" },
       schema: {
         summary: "Installed apps with the state of their containers",
-        querystring: { type: "object", properties: pageQuerySchema },
-        response: { 200: pageSchema(appSchema) },
+        querystring: PageQuerySchema,
+        response: { 200: PageSchema(AppViewSchema) },
       },
     },
     async (request) =>
@@ -319,8 +187,8 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       schema: {
         summary:
           "Install a package: 201 once its first reconcile finished, 202 when that takes longer than a minute; with Accept: text/event-stream, live progress events ending with the result",
-        body: installBodySchema,
-        response: { 201: appSchema, 202: appSchema },
+        body: InstallRequestSchema,
+        response: { 201: AppViewSchema, 202: AppViewSchema },
       },
     },
     async (request, reply) => {
@@ -340,15 +208,15 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     },
   );
 
-  api.post<{ Body: InstallBody }>(
+  api.post<{ Body: InstallBody; Reply: AppInstallPreview }>(
     "/apps/preview",
     {
       config: { access: "admin" },
       schema: {
         summary:
           "What installing with these answers would do: volumes made or taken back, ports, disk against free space, questions still to answer. Changes nothing",
-        body: installBodySchema,
-        response: { 200: previewSchema },
+        body: InstallRequestSchema,
+        response: { 200: AppInstallPreviewSchema },
       },
     },
     async (request) => {
@@ -361,7 +229,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     },
   );
 
-  api.get<{ Params: AppParams }>(
+  api.get<{ Params: AppParams; Reply: LastAnswers }>(
     "/apps/:repo/:name/answers",
     {
       // Answers hold passwords: only administrators, who may reinstall, see them.
@@ -369,13 +237,8 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       schema: {
         summary:
           "The answers last given for a package (installed now or before): offered again on reinstall or upgrade",
-        params: appParams,
-        response: {
-          200: {
-            type: "object",
-            properties: { version: { type: "string" }, answers: answersSchema },
-          },
-        },
+        params: AppParamsSchema,
+        response: { 200: LastAnswersSchema },
       },
     },
     async (request) => {
@@ -411,17 +274,9 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       schema: {
         summary:
           "Upgrade an app to a version (default: the latest) or to its changed definition, keeping volumes and answers; post_update commands run after. Progress as for install",
-        params: appParams,
-        body: {
-          type: "object",
-          additionalProperties: false,
-          properties: {
-            version: versionParam,
-            answers: answersSchema,
-            oauthFlows: oauthFlowsSchema,
-          },
-        },
-        response: { 201: appSchema, 202: appSchema },
+        params: AppParamsSchema,
+        body: UpgradeBodySchema,
+        response: { 201: AppViewSchema, 202: AppViewSchema },
       },
     },
     async (request, reply) => {
@@ -447,7 +302,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     },
   );
 
-  api.post<{ Params: AppParams; Body: { port: number; exposure: ExposureLevel } }>(
+  api.post<{ Params: AppParams; Body: ExposeBody }>(
     "/apps/:repo/:name/expose",
     {
       config: {
@@ -461,17 +316,9 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       schema: {
         summary:
           "Set who can reach a published port: local (this box), lan (the home network) or internet (also a router port forward)",
-        params: appParams,
-        body: {
-          type: "object",
-          required: ["port", "exposure"],
-          additionalProperties: false,
-          properties: {
-            port: { type: "integer", minimum: 1, maximum: 65535 },
-            exposure: { type: "string", enum: ["local", "lan", "internet"] },
-          },
-        },
-        response: { 201: appSchema, 202: appSchema },
+        params: AppParamsSchema,
+        body: ExposeBodySchema,
+        response: { 201: AppViewSchema, 202: AppViewSchema },
       },
     },
     async (request, reply) => {
@@ -483,7 +330,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     },
   );
 
-  api.post<{ Params: AppParams; Body: { published: boolean } }>(
+  api.post<{ Params: AppParams; Body: { published: boolean }; Reply: AppView }>(
     "/apps/:repo/:name/dns",
     {
       config: {
@@ -496,14 +343,9 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       },
       schema: {
         summary: "Publish or hide the app's names in the box's DNS",
-        params: appParams,
-        body: {
-          type: "object",
-          required: ["published"],
-          additionalProperties: false,
-          properties: { published: { type: "boolean" } },
-        },
-        response: { 200: appSchema },
+        params: AppParamsSchema,
+        body: PublishNamesBodySchema,
+        response: { 200: AppViewSchema },
       },
     },
     async (request) =>
@@ -530,8 +372,8 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
             enable: "Keep an app running, also after the box starts; starts it now",
             disable: "Stop an app and keep it stopped, also after the box starts",
           }[action],
-          params: appParams,
-          response: { 201: appSchema, 202: appSchema },
+          params: AppParamsSchema,
+          response: { 201: AppViewSchema, 202: AppViewSchema },
         },
       },
       async (request, reply) => {
@@ -544,14 +386,14 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     );
   }
 
-  api.get<{ Params: AppParams }>(
+  api.get<{ Params: AppParams; Reply: AppView }>(
     "/apps/:repo/:name",
     {
       config: { access: "user" },
       schema: {
         summary: "One app: version, ports, volumes, notes, container states and its last error",
-        params: appParams,
-        response: { 200: appSchema },
+        params: AppParamsSchema,
+        response: { 200: AppViewSchema },
       },
     },
     async (request) =>
@@ -568,8 +410,8 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
       schema: {
         summary:
           "Uninstall an app: its volumes are moved aside, or deleted with purge=true (204 when done, 202 while it goes on)",
-        params: appParams,
-        querystring: { type: "object", properties: { purge: { type: "boolean" } } },
+        params: AppParamsSchema,
+        querystring: UninstallQuerySchema,
       },
     },
     async (request, reply) => {

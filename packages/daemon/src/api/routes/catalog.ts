@@ -1,112 +1,39 @@
 import type { FastifyInstance } from "fastify";
+import {
+  AddRepositoryBodySchema,
+  CatalogQuerySchema,
+  MoveRepositoryBodySchema,
+  PackageDetailSchema,
+  PackageParamsSchema,
+  PackageSummarySchema,
+  PageQuerySchema,
+  PageSchema,
+  RepositoryListSchema,
+  RepositoryParamsSchema,
+  RepositorySchema,
+  UpgradeOfferSchema,
+  UpgradesQuerySchema,
+  VersionDetailSchema,
+  VersionParamsSchema,
+  type AddRepositoryBody,
+  type CatalogQuery,
+  type PackageDetail,
+  type PackageParams,
+  type PackageSummary as PackageSummaryWire,
+  type Page,
+  type PageQuery,
+  type Repository,
+  type UpgradeOffer as UpgradeOfferWire,
+  type UpgradesQuery,
+  type VersionDetail,
+  type VersionParams,
+} from "@townos/api";
 import { redactUrl } from "../../redact.js";
 import type { Services } from "../../services.js";
 import type { RepositoryConfig } from "../../store/repositories.js";
 import type { PackageSummary, UpgradeOffer } from "../../catalog/catalog.js";
-import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
+import { pageOf, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
-import { issueSchema, nameParam, portSchema, volumeSchema } from "./schemas.js";
-
-const repositorySchema = {
-  type: "object",
-  required: ["name", "url", "position", "username", "hasPassword", "status"],
-  properties: {
-    name: { type: "string" },
-    url: { type: "string" },
-    position: { type: "integer" },
-    username: { type: ["string", "null"] },
-    hasPassword: { type: "boolean" },
-    status: {
-      type: "object",
-      properties: {
-        commit: { type: ["string", "null"] },
-        refreshedAt: { type: ["integer", "null"] },
-        attemptedAt: { type: ["integer", "null"] },
-        error: { type: ["string", "null"] },
-        loading: { type: "boolean" },
-        changedPackages: { type: "array", items: { type: "string" } },
-        packages: { type: "integer" },
-        invalidFiles: { type: "integer" },
-        skipped: {
-          type: "array",
-          items: {
-            type: "object",
-            properties: { path: { type: "string" }, reason: { type: "string" } },
-          },
-        },
-      },
-    },
-  },
-} as const;
-
-const packageSummarySchema = {
-  type: "object",
-  properties: {
-    repo: { type: "string" },
-    repoPosition: { type: "integer" },
-    name: { type: "string" },
-    latestVersion: { type: ["string", "null"] },
-    description: { type: "string" },
-    supplies: { type: "array", items: { type: "string" } },
-    featured: { type: "boolean" },
-    installed: { type: "boolean" },
-    installedVersion: { type: ["string", "null"] },
-    invalidVersions: { type: "integer" },
-  },
-} as const;
-
-const versionSummarySchema = {
-  type: "object",
-  properties: {
-    version: { type: "string" },
-    valid: { type: "boolean" },
-    errors: { type: "array", items: issueSchema },
-    warnings: { type: "array", items: issueSchema },
-  },
-} as const;
-
-const previewSchema = {
-  type: ["object", "null"],
-  properties: {
-    runtime: { type: "string" },
-    image: { type: ["string", "null"] },
-    volumes: { type: "array", items: volumeSchema },
-    ports: { type: "array", items: portSchema },
-    ingress: {
-      type: ["object", "null"],
-      properties: { host: { type: "string" }, port: { type: "integer" } },
-    },
-    dependencies: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          key: { type: "string" },
-          repo: { type: "string" },
-          name: { type: "string" },
-          version: { type: "string" },
-        },
-      },
-    },
-    questionsToAnswer: { type: "array", items: { type: "string" } },
-    problems: { type: "array", items: issueSchema },
-  },
-} as const;
-
-const upgradeSchema = {
-  type: "object",
-  properties: {
-    repo: { type: "string" },
-    name: { type: "string" },
-    installedVersion: { type: "string" },
-    offerRepo: { type: "string" },
-    offerVersion: { type: "string" },
-    reason: { type: "string", enum: ["newer-version", "changed-definition"] },
-    dismissed: { type: "boolean" },
-  },
-} as const;
-
-const repoParams = { type: "object", properties: { repo: nameParam, name: nameParam } } as const;
 
 /** Names sort alphabetically, equal names in repository order: the order "latest" uses for ties. */
 const packageSortable: Sortable<PackageSummary> = {
@@ -128,26 +55,23 @@ const upgradeSortable: Sortable<UpgradeOffer> = {
   text: (offer) => `${offer.repo}/${offer.name}`,
 };
 
-const repositorySortable: Sortable<ReturnType<typeof repositoryView>> = {
+const repositorySortable: Sortable<Repository> = {
   defaultSort: "position",
   fields: { position: (r) => r.position, name: (r) => r.name },
   text: (r) => `${r.name} ${r.url}`,
 };
 
-type RepoBody = { name: string; url: string; username?: string; password?: string };
-type CatalogQuery = PageQuery & { repo?: string; featured?: boolean; installed?: boolean };
-
 export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions): void {
   const view = (config: RepositoryConfig) => repositoryView(services(options), config);
 
-  api.get<{ Querystring: PageQuery }>(
+  api.get<{ Querystring: PageQuery; Reply: Page<Repository> }>(
     "/repositories",
     {
       config: { access: "user" },
       schema: {
         summary: "Package repositories in their order, with the state of their last refresh",
-        querystring: { type: "object", properties: pageQuerySchema },
-        response: { 200: pageSchema(repositorySchema) },
+        querystring: PageQuerySchema,
+        response: { 200: PageSchema(RepositorySchema) },
       },
     },
     async (request) => {
@@ -160,27 +84,17 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.post<{ Body: RepoBody }>(
+  api.post<{ Body: AddRepositoryBody; Reply: { 201: Repository } }>(
     "/repositories",
     {
       config: {
         access: "admin",
-        audit: { action: "repository.add", target: (r) => (r.body as RepoBody).name },
+        audit: { action: "repository.add", target: (r) => (r.body as AddRepositoryBody).name },
       },
       schema: {
         summary: "Add a repository at the end of the list and fetch it",
-        body: {
-          type: "object",
-          required: ["name", "url"],
-          additionalProperties: false,
-          properties: {
-            name: { type: "string", maxLength: 32 },
-            url: { type: "string", maxLength: 2048 },
-            username: { type: "string", maxLength: 1024 },
-            password: { type: "string", maxLength: 1024 },
-          },
-        },
-        response: { 201: repositorySchema },
+        body: AddRepositoryBodySchema,
+        response: { 201: RepositorySchema },
       },
     },
     async (request, reply) => {
@@ -201,7 +115,7 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
       },
       schema: {
         summary: "Remove a repository",
-        params: { type: "object", properties: { name: nameParam } },
+        params: RepositoryParamsSchema,
       },
     },
     async (request, reply) => {
@@ -212,7 +126,7 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.post<{ Params: { name: string }; Body: { position: number } }>(
+  api.post<{ Params: { name: string }; Body: { position: number }; Reply: Repository[] }>(
     "/repositories/:name/move",
     {
       config: {
@@ -222,21 +136,16 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
       schema: {
         summary:
           "Move a repository to a 0-based position (earlier ones win ties between equal versions)",
-        params: { type: "object", properties: { name: nameParam } },
-        body: {
-          type: "object",
-          required: ["position"],
-          additionalProperties: false,
-          properties: { position: { type: "integer", minimum: 0 } },
-        },
-        response: { 200: { type: "array", items: repositorySchema } },
+        params: RepositoryParamsSchema,
+        body: MoveRepositoryBodySchema,
+        response: { 200: RepositoryListSchema },
       },
     },
     async (request) =>
       services(options).repositories.move(request.params.name, request.body.position).map(view),
   );
 
-  api.post<{ Params: { name: string } }>(
+  api.post<{ Params: { name: string }; Reply: Repository }>(
     "/repositories/:name/refresh",
     {
       config: {
@@ -245,8 +154,8 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
       },
       schema: {
         summary: "Fetch a repository now",
-        params: { type: "object", properties: { name: nameParam } },
-        response: { 200: repositorySchema },
+        params: RepositoryParamsSchema,
+        response: { 200: RepositorySchema },
       },
     },
     async (request) => {
@@ -256,13 +165,13 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.post(
+  api.post<{ Reply: Repository[] }>(
     "/repositories/refresh",
     {
       config: { access: "admin", audit: { action: "repository.refresh", target: () => "*" } },
       schema: {
         summary: "Fetch every repository now",
-        response: { 200: { type: "array", items: repositorySchema } },
+        response: { 200: RepositoryListSchema },
       },
     },
     async () => {
@@ -272,22 +181,14 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.get<{ Querystring: CatalogQuery }>(
+  api.get<{ Querystring: CatalogQuery; Reply: Page<PackageSummaryWire> }>(
     "/catalog",
     {
       config: { access: "user" },
       schema: {
         summary: "Search packages across repositories",
-        querystring: {
-          type: "object",
-          properties: {
-            ...pageQuerySchema,
-            repo: { type: "string", maxLength: 64 },
-            featured: { type: "boolean" },
-            installed: { type: "boolean" },
-          },
-        },
-        response: { 200: pageSchema(packageSummarySchema) },
+        querystring: CatalogQuerySchema,
+        response: { 200: PageSchema(PackageSummarySchema) },
       },
     },
     async (request) => {
@@ -304,65 +205,27 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.get<{ Params: { repo: string; name: string } }>(
+  api.get<{ Params: PackageParams; Reply: PackageDetail }>(
     "/catalog/:repo/:name",
     {
       config: { access: "user" },
       schema: {
         summary: "A package with all its versions (invalid ones with their errors)",
-        params: repoParams,
-        response: {
-          200: {
-            type: "object",
-            properties: {
-              ...packageSummarySchema.properties,
-              versions: { type: "array", items: versionSummarySchema },
-            },
-          },
-        },
+        params: PackageParamsSchema,
+        response: { 200: PackageDetailSchema },
       },
     },
     async (request) => services(options).catalog.package(request.params.repo, request.params.name),
   );
 
-  api.get<{ Params: { repo: string; name: string; version: string } }>(
+  api.get<{ Params: VersionParams; Reply: VersionDetail }>(
     "/catalog/:repo/:name/:version",
     {
       config: { access: "user" },
       schema: {
         summary: "One version: questions, raw manifest and an install preview",
-        params: {
-          type: "object",
-          properties: { ...repoParams.properties, version: { type: "string", maxLength: 64 } },
-        },
-        response: {
-          200: {
-            type: "object",
-            properties: {
-              ...versionSummarySchema.properties,
-              repo: { type: "string" },
-              name: { type: "string" },
-              manifest: { type: "string" },
-              definitionHash: { type: "string" },
-              description: { type: "string" },
-              questions: {
-                type: "array",
-                items: {
-                  type: "object",
-                  properties: {
-                    name: { type: "string" },
-                    query: { type: "string" },
-                    type: { type: "string" },
-                    default: { type: ["string", "null"] },
-                    optional: { type: "boolean" },
-                    showIf: { type: ["string", "null"] },
-                  },
-                },
-              },
-              preview: previewSchema,
-            },
-          },
-        },
+        params: VersionParamsSchema,
+        response: { 200: VersionDetailSchema },
       },
     },
     async (request) => {
@@ -372,17 +235,14 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     },
   );
 
-  api.get<{ Querystring: PageQuery & { all?: boolean } }>(
+  api.get<{ Querystring: UpgradesQuery; Reply: Page<UpgradeOfferWire> }>(
     "/upgrades",
     {
       config: { access: "user" },
       schema: {
         summary: "Upgrades available for installed packages (all=true includes dismissed ones)",
-        querystring: {
-          type: "object",
-          properties: { ...pageQuerySchema, all: { type: "boolean" } },
-        },
-        response: { 200: pageSchema(upgradeSchema) },
+        querystring: UpgradesQuerySchema,
+        response: { 200: PageSchema(UpgradeOfferSchema) },
       },
     },
     async (request) =>
@@ -393,7 +253,7 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
       ),
   );
 
-  api.post<{ Params: { repo: string; name: string } }>(
+  api.post<{ Params: PackageParams }>(
     "/upgrades/:repo/:name/dismiss",
     {
       config: {
@@ -404,7 +264,10 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
             `${(r.params as { repo: string }).repo}/${(r.params as { name: string }).name}`,
         },
       },
-      schema: { summary: "Hide an upgrade offer until a newer one appears", params: repoParams },
+      schema: {
+        summary: "Hide an upgrade offer until a newer one appears",
+        params: PackageParamsSchema,
+      },
     },
     async (request, reply) => {
       services(options).catalog.dismiss(request.params.repo, request.params.name);
@@ -414,7 +277,7 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
 }
 
 /** A repository as the API shows it: the password is never included, only whether one is set. */
-function repositoryView(services: Services, config: RepositoryConfig) {
+function repositoryView(services: Services, config: RepositoryConfig): Repository {
   const status = services.repositories.status(config.name);
   const packages = services.catalog.packages().filter((pkg) => pkg.repo === config.name);
   return {

@@ -1,58 +1,18 @@
 import type { FastifyInstance } from "fastify";
+import { NetworkStatusSchema, type NetworkStatus } from "@townos/api";
 import { TownError } from "@townos/format";
 import { NETWORK_OFF } from "../../net/network.js";
 import { type ApiOptions, services } from "../context.js";
 
-/** Each part's own status object, passed through whole (see NetworkStatus). */
-const partSchema = { type: ["object", "null"], additionalProperties: true } as const;
-
-const statusSchema = {
-  type: "object",
-  required: [
-    "state",
-    "ingress",
-    "dns",
-    "mdns",
-    "upnp",
-    "dashboardUrl",
-    "forwardHttps",
-    "apps",
-    "problems",
-  ],
-  properties: {
-    state: { type: "string", enum: ["on", "off"] },
-    ingress: partSchema,
-    dns: partSchema,
-    mdns: partSchema,
-    upnp: partSchema,
-    dashboardUrl: { type: ["string", "null"] },
-    forwardHttps: { type: "boolean" },
-    apps: {
-      type: "array",
-      items: {
-        type: "object",
-        required: ["repo", "name", "urls"],
-        properties: {
-          repo: { type: "string" },
-          name: { type: "string" },
-          urls: { type: "array", items: { type: "string" } },
-        },
-      },
-    },
-    problems: { type: "array", items: { type: "string" } },
-    updatedAt: { type: ["integer", "null"] },
-  },
-} as const;
-
 /** `/api/v1/net/…`: the state of ingress, DNS, mDNS and UPnP. */
 export function registerNetRoutes(api: FastifyInstance, options: ApiOptions): void {
-  api.get(
+  api.get<{ Reply: NetworkStatus }>(
     "/net/status",
     {
       config: { access: "user" },
       schema: {
         summary: "State of the HTTPS ingress, DNS, mDNS and UPnP, with every app's URLs",
-        response: { 200: statusSchema },
+        response: { 200: NetworkStatusSchema },
       },
     },
     async () => services(options).network?.status() ?? NETWORK_OFF,

@@ -1,25 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TownError } from "@townos/format";
 import { type ApiOptions, services } from "../context.js";
-import { nameParam } from "./schemas.js";
-
-const flowSchema = {
-  type: "object",
-  required: ["id", "repo", "name", "version", "question", "state", "error", "expiresAt"],
-  properties: {
-    id: { type: "string" },
-    repo: { type: "string" },
-    name: { type: "string" },
-    version: { type: "string" },
-    question: { type: "string" },
-    state: { type: "string", enum: ["pending", "done", "failed", "expired"] },
-    error: { type: ["string", "null"] },
-    expiresAt: { type: "integer" },
-    approveUrl: { type: "string", description: "the page to open to approve (on start only)" },
-  },
-} as const;
-
-type StartBody = { repo: string; name: string; version?: string; question: string };
+import {
+  OAuthFlowParamsSchema,
+  OAuthFlowSchema,
+  StartOAuthFlowBodySchema,
+  type OAuthFlow,
+  type StartOAuthFlowBody,
+} from "@townos/api";
 
 /** The account calling: flows belong to the administrator who started them. */
 function owner(request: FastifyRequest): number {
@@ -30,16 +18,17 @@ function owner(request: FastifyRequest): number {
 
 /** Account links for `oauth` questions: start a flow, then watch it until done. */
 export function registerOAuthRoutes(api: FastifyInstance, options: ApiOptions): void {
-  api.post<{ Body: StartBody }>(
+  api.post<{ Body: StartOAuthFlowBody; Reply: { 201: OAuthFlow } }>(
     "/oauth/flows",
     {
       config: {
         access: "admin",
         audit: {
           action: "oauth.start",
-          target: (r) => `${(r.body as StartBody).repo}/${(r.body as StartBody).name}`,
+          target: (r) =>
+            `${(r.body as StartOAuthFlowBody).repo}/${(r.body as StartOAuthFlowBody).name}`,
           detail: (r) => {
-            const body = r.body as StartBody | undefined;
+            const body = r.body as StartOAuthFlowBody | undefined;
             return { version: body?.version, question: body?.question };
           },
         },
@@ -47,18 +36,8 @@ export function registerOAuthRoutes(api: FastifyInstance, options: ApiOptions): 
       schema: {
         summary:
           "Start linking an account for an oauth question: the box sends the package's start request and answers with the page to open; the token it polls for stays in the box until an install names the flow (oauthFlows)",
-        body: {
-          type: "object",
-          required: ["repo", "name", "question"],
-          additionalProperties: false,
-          properties: {
-            repo: nameParam,
-            name: nameParam,
-            version: { type: "string", minLength: 1, maxLength: 64 },
-            question: { type: "string", minLength: 1, maxLength: 128 },
-          },
-        },
-        response: { 201: flowSchema },
+        body: StartOAuthFlowBodySchema,
+        response: { 201: OAuthFlowSchema },
       },
     },
     async (request, reply) => {
@@ -67,18 +46,15 @@ export function registerOAuthRoutes(api: FastifyInstance, options: ApiOptions): 
     },
   );
 
-  api.get<{ Params: { id: string } }>(
+  api.get<{ Params: { id: string }; Reply: OAuthFlow }>(
     "/oauth/flows/:id",
     {
       config: { access: "admin" },
       schema: {
         summary:
           "An account link's state: pending, done (an install may name it), failed or expired",
-        params: {
-          type: "object",
-          properties: { id: { type: "string", minLength: 1, maxLength: 64 } },
-        },
-        response: { 200: flowSchema },
+        params: OAuthFlowParamsSchema,
+        response: { 200: OAuthFlowSchema },
       },
     },
     async (request) => services(options).oauth.view(request.params.id, owner(request)),

@@ -1,72 +1,46 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import {
+  AccountSchema,
+  LoginBodySchema,
+  SetupBodySchema,
+  SignedInSchema,
+  StatusSchema,
+  SystemUsageSchema,
+  type Account as AccountWire,
+  type LoginBody,
+  type SetupBody,
+  type SignedIn,
+  type Status,
+  type SystemUsage,
+} from "@townos/api";
 import { TownError } from "@townos/format";
 import type { Account } from "../../auth/accounts.js";
 import { SESSION_IDLE_MS } from "../../auth/sessions.js";
 import { type ApiOptions, services, SESSION_COOKIE } from "../context.js";
 import { UsageSampler } from "../../system/usage.js";
-import { accountSchema, credentialsSchema } from "./schemas.js";
-
-const sessionResponse = {
-  type: "object",
-  required: ["token", "account"],
-  properties: { token: { type: "string" }, account: accountSchema },
-} as const;
+import { accountView } from "./accounts.js";
 
 export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions): void {
   const usage = new UsageSampler();
-  api.get(
+  api.get<{ Reply: SystemUsage }>(
     "/system/usage",
     {
       config: { access: "user" },
       schema: {
         summary: "How busy the box is: CPU since the last look, load, memory and uptime",
-        response: {
-          200: {
-            type: "object",
-            properties: {
-              cpu: {
-                type: "object",
-                properties: {
-                  cores: { type: "integer" },
-                  busyPercent: { type: "number" },
-                  load: { type: "array", items: { type: "number" } },
-                },
-              },
-              memory: {
-                type: "object",
-                properties: {
-                  totalBytes: { type: "integer" },
-                  availableBytes: { type: "integer" },
-                },
-              },
-              uptimeSeconds: { type: "integer" },
-            },
-          },
-        },
+        response: { 200: SystemUsageSchema },
       },
     },
     async () => usage.sample(),
   );
 
-  api.get(
+  api.get<{ Reply: Status }>(
     "/status",
     {
       config: { access: "public", duringBoot: true },
       schema: {
         summary: "Whether the daemon is booting or ready, and whether first-run setup is needed",
-        response: {
-          200: {
-            type: "object",
-            required: ["state", "step", "version", "setupNeeded"],
-            properties: {
-              state: { type: "string", enum: ["booting", "ready", "failed"] },
-              step: { type: "string" },
-              error: { type: ["string", "null"] },
-              version: { type: "string" },
-              setupNeeded: { type: ["boolean", "null"] },
-            },
-          },
-        },
+        response: { 200: StatusSchema },
       },
     },
     async () => ({
@@ -86,7 +60,7 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
 
   registerMetricsRoute(api, options);
 
-  api.post<{ Body: { username: string; password: string; email?: string; setupCode?: string } }>(
+  api.post<{ Body: SetupBody; Reply: { 201: SignedIn } }>(
     "/setup",
     {
       config: {
@@ -96,14 +70,8 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
       schema: {
         summary:
           "First run: create the first administrator (only while no account exists, with the setup code the daemon logged)",
-        body: {
-          ...credentialsSchema,
-          properties: {
-            ...credentialsSchema.properties,
-            setupCode: { type: "string", maxLength: 64 },
-          },
-        },
-        response: { 201: sessionResponse },
+        body: SetupBodySchema,
+        response: { 201: SignedInSchema },
       },
     },
     async (request, reply) => {
@@ -118,11 +86,11 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
       await setupCode.clear();
       const { token, session } = startSession(options, account, request, reply);
       request.auth = { account, session };
-      return reply.status(201).send({ token, account });
+      return reply.status(201).send({ token, account: accountView(account) });
     },
   );
 
-  api.post<{ Body: { username: string; password: string } }>(
+  api.post<{ Body: LoginBody; Reply: SignedIn }>(
     "/auth/login",
     {
       config: {
@@ -131,8 +99,8 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
       },
       schema: {
         summary: "Sign in; the token also comes as an HttpOnly cookie",
-        body: credentialsSchema,
-        response: { 200: sessionResponse },
+        body: LoginBodySchema,
+        response: { 200: SignedInSchema },
       },
     },
     async (request, reply) => {
@@ -146,7 +114,7 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
       throttle.succeed(attempt);
       const { token, session } = startSession(options, account, request, reply);
       request.auth = { account, session };
-      return { token, account };
+      return { token, account: accountView(account) };
     },
   );
 
@@ -168,13 +136,17 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
     },
   );
 
-  api.get(
+  api.get<{ Reply: AccountWire }>(
     "/auth/me",
     {
       config: { access: "user" },
-      schema: { summary: "The signed-in account", response: { 200: accountSchema } },
+      schema: { summary: "The signed-in account", response: { 200: AccountSchema } },
     },
-    async (request) => request.auth?.account,
+    async (request) => {
+      // Only signed-in callers get here (access "user").
+      if (!request.auth) throw new TownError("unauthenticated", "sign in first");
+      return accountView(request.auth.account);
+    },
   );
 }
 

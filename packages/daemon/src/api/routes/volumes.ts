@@ -2,12 +2,33 @@ import type { IncomingMessage } from "node:http";
 import { PassThrough } from "node:stream";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TownError } from "@townos/format";
-import type { PackFormat } from "../../storage/archive.js";
-import { MAX_NAME_BYTES } from "../../storage/names.js";
-import type { VolumeView } from "../../volumes/volumes.js";
-import { pageOf, pageQuerySchema, pageSchema, type PageQuery, type Sortable } from "../paging.js";
+import {
+  CreateVolumeBodySchema,
+  DownloadQuerySchema,
+  PageQuerySchema,
+  PageSchema,
+  SetQuotaBodySchema,
+  SnapshotBodySchema,
+  SnapshotListSchema,
+  SnapshotParamsSchema,
+  SnapshotViewSchema,
+  StorageViewSchema,
+  UploadResultSchema,
+  VolumeParamsSchema,
+  VolumeViewSchema,
+  type CreateVolumeBody,
+  type DownloadQuery,
+  type Page,
+  type PageQuery,
+  type SnapshotParams,
+  type SnapshotView,
+  type StorageView,
+  type UploadResult,
+  type VolumeParams,
+  type VolumeView,
+} from "@townos/api";
+import { pageOf, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
-import { nameParam } from "./schemas.js";
 
 /** Content types an archive upload may be sent as; the archive's own bytes say which format it is. */
 export const ARCHIVE_CONTENT_TYPES = [
@@ -19,81 +40,6 @@ export const ARCHIVE_CONTENT_TYPES = [
   "application/x-tar",
   "application/zip",
 ];
-/** Most paths one download may name. */
-const MAX_DOWNLOAD_PATHS = 1000;
-
-const volumeNameParam = {
-  type: "string",
-  minLength: 1,
-  maxLength: MAX_NAME_BYTES,
-  pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]*$",
-} as const;
-const volumeParams = { type: "object", properties: { name: volumeNameParam } } as const;
-const snapshotParams = {
-  type: "object",
-  properties: { name: volumeNameParam, snapshot: nameParam },
-} as const;
-/** Bytes, or a size with a unit ("10gb"); null lifts the quota. */
-const quotaSchema = { type: ["integer", "string", "null"], maxLength: 32 } as const;
-
-const volumeSchema = {
-  type: "object",
-  required: ["name", "kind", "quota", "usedBytes", "owner", "snapshots"],
-  properties: {
-    name: { type: "string" },
-    kind: { type: "string", enum: ["package", "user", "uninstalled"] },
-    package: {
-      type: ["object", "null"],
-      properties: {
-        repo: { type: "string" },
-        instance: { type: "string" },
-        volume: { type: "string" },
-      },
-    },
-    usedBy: { type: ["string", "null"] },
-    uninstalledAt: { type: ["integer", "null"] },
-    quota: { type: ["integer", "null"] },
-    usedBytes: { type: "integer" },
-    exclusiveBytes: { type: ["integer", "null"] },
-    usagePartial: { type: "boolean" },
-    owner: {
-      type: "object",
-      properties: { uid: { type: "integer" }, gid: { type: "integer" } },
-    },
-    snapshots: { type: "integer" },
-  },
-} as const;
-
-const snapshotSchema = {
-  type: "object",
-  required: ["volume", "name", "createdAt"],
-  properties: {
-    volume: { type: "string" },
-    name: { type: "string" },
-    createdAt: { type: "integer" },
-  },
-} as const;
-
-const uploadResultSchema = {
-  type: "object",
-  required: ["volume", "format", "entries", "bytes", "refused", "refusedCount"],
-  properties: {
-    volume: { type: "string" },
-    heldApp: { type: ["string", "null"] },
-    format: { type: "string" },
-    entries: { type: "integer" },
-    bytes: { type: "integer" },
-    refused: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: { path: { type: "string" }, reason: { type: "string" } },
-      },
-    },
-    refusedCount: { type: "integer" },
-  },
-} as const;
-
 const volumeSortable: Sortable<VolumeView> = {
   defaultSort: "name",
   fields: {
@@ -105,66 +51,37 @@ const volumeSortable: Sortable<VolumeView> = {
   text: (volume) => `${volume.name} ${volume.usedBy ?? ""}`,
 };
 
-type VolumeParams = { name: string };
-type SnapshotParams = { name: string; snapshot: string };
-type Quota = number | string | null;
-
 const volumeTarget = (request: FastifyRequest): string => (request.params as VolumeParams).name;
 
 export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions): void {
   const volumes = () => services(options).volumes;
 
-  api.get(
+  api.get<{ Reply: StorageView }>(
     "/storage",
     {
       config: { access: "user" },
       schema: {
         summary: "How volumes are stored, and what is enforced (quotas, snapshots, usage)",
-        response: {
-          200: {
-            type: "object",
-            required: ["mode", "reason", "capabilities", "notes"],
-            properties: {
-              mode: { type: "string", enum: ["btrfs", "btrfs-loop", "directory"] },
-              reason: { type: "string" },
-              capabilities: {
-                type: "object",
-                properties: {
-                  quotas: { type: "boolean" },
-                  snapshots: { type: "string", enum: ["atomic", "copy"] },
-                  usage: { type: "string", enum: ["accounted", "walked"] },
-                },
-              },
-              notes: { type: "array", items: { type: "string" } },
-              disk: {
-                type: ["object", "null"],
-                properties: {
-                  totalBytes: { type: "integer" },
-                  freeBytes: { type: "integer" },
-                },
-              },
-            },
-          },
-        },
+        response: { 200: StorageViewSchema },
       },
     },
     async () => volumes().info(),
   );
 
-  api.get<{ Querystring: PageQuery }>(
+  api.get<{ Querystring: PageQuery; Reply: Page<VolumeView> }>(
     "/volumes",
     {
       config: { access: "user" },
       schema: {
         summary: "Every volume: kind, the app using it, quota, usage, owner, snapshots",
-        querystring: { type: "object", properties: pageQuerySchema },
-        response: { 200: pageSchema(volumeSchema) },
+        querystring: PageQuerySchema,
+        response: { 200: PageSchema(VolumeViewSchema) },
       },
     },
     async (request) => pageOf(await volumes().list(), request.query, volumeSortable),
   );
 
-  api.post<{ Body: { name: string; quota?: Quota } }>(
+  api.post<{ Body: CreateVolumeBody; Reply: { 201: VolumeView } }>(
     "/volumes",
     {
       config: {
@@ -177,13 +94,8 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
       schema: {
         summary:
           "Make a user volume `user.<name>` (quota default: the storage.default_quota setting)",
-        body: {
-          type: "object",
-          required: ["name"],
-          additionalProperties: false,
-          properties: { name: nameParam, quota: quotaSchema },
-        },
-        response: { 201: volumeSchema },
+        body: CreateVolumeBodySchema,
+        response: { 201: VolumeViewSchema },
       },
     },
     async (request, reply) => {
@@ -192,11 +104,15 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
     },
   );
 
-  api.get<{ Params: VolumeParams }>(
+  api.get<{ Params: VolumeParams; Reply: VolumeView }>(
     "/volumes/:name",
     {
       config: { access: "user" },
-      schema: { summary: "One volume", params: volumeParams, response: { 200: volumeSchema } },
+      schema: {
+        summary: "One volume",
+        params: VolumeParamsSchema,
+        response: { 200: VolumeViewSchema },
+      },
     },
     async (request) => volumes().get(request.params.name),
   );
@@ -208,7 +124,7 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
       schema: {
         summary:
           "Delete a volume and its snapshots; a package volume of an installed app is refused (409)",
-        params: volumeParams,
+        params: VolumeParamsSchema,
       },
     },
     async (request, reply) => {
@@ -217,51 +133,46 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
     },
   );
 
-  api.put<{ Params: VolumeParams; Body: { quota: Quota } }>(
+  api.put<{ Params: VolumeParams; Body: { quota: number | string | null }; Reply: VolumeView }>(
     "/volumes/:name/quota",
     {
       config: { access: "admin", audit: { action: "volume.quota", target: volumeTarget } },
       schema: {
         summary: "Set a volume's quota (bytes or e.g. 10gb), or lift it with null",
-        params: volumeParams,
-        body: {
-          type: "object",
-          required: ["quota"],
-          additionalProperties: false,
-          properties: { quota: quotaSchema },
-        },
-        response: { 200: volumeSchema },
+        params: VolumeParamsSchema,
+        body: SetQuotaBodySchema,
+        response: { 200: VolumeViewSchema },
       },
     },
     async (request) => volumes().setQuota(request.params.name, request.body.quota),
   );
 
-  api.get<{ Params: VolumeParams }>(
+  api.get<{ Params: VolumeParams; Reply: SnapshotView[] }>(
     "/volumes/:name/snapshots",
     {
       config: { access: "user" },
       schema: {
         summary: "A volume's snapshots, by name",
-        params: volumeParams,
-        response: { 200: { type: "array", items: snapshotSchema } },
+        params: VolumeParamsSchema,
+        response: { 200: SnapshotListSchema },
       },
     },
     async (request) => volumes().snapshots(request.params.name),
   );
 
-  api.post<{ Params: VolumeParams; Body: { name?: string } | undefined }>(
+  api.post<{
+    Params: VolumeParams;
+    Body: { name?: string } | undefined;
+    Reply: { 201: SnapshotView };
+  }>(
     "/volumes/:name/snapshots",
     {
       config: { access: "admin", audit: { action: "volume.snapshot", target: volumeTarget } },
       schema: {
         summary: "Take a snapshot (name default: the time, YYYYMMDDTHHMMSSZ)",
-        params: volumeParams,
-        body: {
-          type: "object",
-          additionalProperties: false,
-          properties: { name: nameParam },
-        },
-        response: { 201: snapshotSchema },
+        params: VolumeParamsSchema,
+        body: SnapshotBodySchema,
+        response: { 201: SnapshotViewSchema },
       },
     },
     async (request, reply) => {
@@ -284,7 +195,7 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
           },
         },
       },
-      schema: { summary: "Delete a snapshot", params: snapshotParams },
+      schema: { summary: "Delete a snapshot", params: SnapshotParamsSchema },
     },
     async (request, reply) => {
       await volumes().removeSnapshot(request.params.name, request.params.snapshot);
@@ -293,25 +204,14 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
   );
 
   // Packing a package volume hands out the app's data, secrets included: administrators only.
-  api.get<{ Params: VolumeParams; Querystring: { format?: PackFormat; path?: string[] } }>(
+  api.get<{ Params: VolumeParams; Querystring: DownloadQuery }>(
     "/volumes/:name/archive",
     {
       config: { access: "admin" },
       schema: {
         summary: "Download a volume, or chosen paths in it, as tar.gz or tar.xz (streamed)",
-        params: volumeParams,
-        querystring: {
-          type: "object",
-          additionalProperties: false,
-          properties: {
-            format: { type: "string", enum: ["tar.gz", "tar.xz"], default: "tar.gz" },
-            path: {
-              type: "array",
-              maxItems: MAX_DOWNLOAD_PATHS,
-              items: { type: "string", minLength: 1, maxLength: 4096 },
-            },
-          },
-        },
+        params: VolumeParamsSchema,
+        querystring: DownloadQuerySchema,
       },
     },
     async (request, reply) => {
@@ -332,7 +232,7 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
     uploads.addContentTypeParser(ARCHIVE_CONTENT_TYPES, (_request, payload, done) => {
       done(null, payload);
     });
-    uploads.put<{ Params: VolumeParams }>(
+    uploads.put<{ Params: VolumeParams; Reply: UploadResult }>(
       "/volumes/:name/archive",
       {
         config: {
@@ -349,8 +249,8 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
         schema: {
           summary:
             "Upload an archive (tar, tar.gz, tar.xz, tar.bz2, zip) into a volume; entries that would escape it are refused and listed",
-          params: volumeParams,
-          response: { 200: uploadResultSchema },
+          params: VolumeParamsSchema,
+          response: { 200: UploadResultSchema },
         },
       },
       async (request, reply) => {

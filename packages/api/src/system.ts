@@ -1,0 +1,26 @@
+import { Type, type Static } from "@sinclair/typebox";
+import { Nullable, StringEnum } from "./schema.js";
+
+/** Whether the daemon is booting or ready, and whether first-run setup is needed. */
+export const StatusSchema = Type.Object({
+  state: StringEnum(["booting", "ready", "failed"]),
+  step: Type.String(),
+  error: Nullable(Type.String()),
+  version: Type.String(),
+  /** Null while booting: the accounts are not read yet. */
+  setupNeeded: Nullable(Type.Boolean()),
+});
+export type Status = Static<typeof StatusSchema>;
+
+export const SystemUsageSchema = Type.Object({
+  cpu: Type.Object({
+    cores: Type.Integer(),
+    /** Share of CPU time spent working since the previous sample. */
+    busyPercent: Type.Number(),
+    /** 1, 5 and 15 minute load averages. */
+    load: Type.Array(Type.Number()),
+  }),
+  memory: Type.Object({ totalBytes: Type.Integer(), availableBytes: Type.Integer() }),
+  uptimeSeconds: Type.Integer(),
+});
+export type SystemUsage = Static<typeof SystemUsageSchema>;
