@@ -15,6 +15,7 @@ import { TownError } from "@townos/format";
 import type { InstallRecord, Installs } from "../store/installs.js";
 import type { Repositories, RepositoryConfig } from "../store/repositories.js";
 import { sql, type Db } from "../store/database.js";
+import { KeyedLock } from "../system/mutex.js";
 import type { Clock } from "../clock.js";
 import { previewInstall, type InstallPreview } from "./preview.js";
 
@@ -120,8 +121,8 @@ export interface RefreshOutcome {
 export class Catalog {
   private readonly loaded = new Map<string, Loaded>();
   private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
-  /** The tail of each repository's queue of work. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Each repository's work, one piece at a time. */
+  private readonly queues = new KeyedLock();
   /** Repositories whose clone is still being read after a start. */
   private readonly loading = new Set<string>();
   /** Bumped whenever a repository's contents change. */
@@ -196,19 +197,12 @@ export class Catalog {
 
   /** Runs `work` after every earlier piece of work on the same repository. */
   private serially<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(name) ?? Promise.resolve();
-    const next = previous.then(work, work);
-    const tail = next.catch(() => undefined);
-    this.queues.set(name, tail);
-    void tail.then(() => {
-      if (this.queues.get(name) === tail) this.queues.delete(name);
-    });
-    return next;
+    return this.queues.run([name], work);
   }
 
   /** Resolves once no work is running: shutdown waits for it so no clone is left half-written. */
-  async settle(): Promise<void> {
-    while (this.queues.size > 0) await Promise.allSettled([...this.queues.values()]);
+  settle(): Promise<void> {
+    return this.queues.idle();
   }
 
   async refreshAll(): Promise<RefreshOutcome[]> {

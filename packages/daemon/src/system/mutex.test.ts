@@ -83,6 +83,26 @@ describe("KeyedLock", () => {
   });
 });
 
+describe("KeyedLock.idle", () => {
+  it("resolves once every key is free, also of work queued meanwhile", async () => {
+    const lock = new KeyedLock();
+    const log: string[] = [];
+    const first = lock.run(["a"], async () => {
+      await tick();
+      void lock.run(["b"], async () => {
+        await tick();
+        log.push("b");
+      });
+      log.push("a");
+    });
+    await lock.idle();
+    assert.deepEqual(log, ["a", "b"]);
+    await first;
+    assert.equal(lock.size, 0);
+    await lock.idle();
+  });
+});
+
 describe("Mutex", () => {
   it("runs calls one at a time in call order, past failures, and says when idle", async () => {
     const mutex = new Mutex();

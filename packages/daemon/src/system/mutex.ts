@@ -104,6 +104,12 @@ export class KeyedLock {
     }
   }
 
+  /** Resolves once no key is held or waited for (shutdown waits for running work). */
+  async idle(): Promise<void> {
+    while (this.locks.size > 0)
+      await Promise.all([...this.locks.values()].map(({ mutex }) => mutex.idle()));
+  }
+
   /** Keys held or waited for (tests: nothing is kept once all is released). */
   get size(): number {
     return this.locks.size;
