@@ -100,7 +100,9 @@ describe("ManagedProcess with real processes", () => {
     assert.equal(status.origin, "adopted");
     assert.equal(status.pid, pid);
     assert.equal(second.argv()?.[0], process.execPath);
-    // An adopted process is polled: when it dies, it is started again.
+    // Watched again after a detach, an adopted process is polled: when it dies, it is started again.
+    second.detach();
+    assert.equal((await second.start()).pid, pid);
     process.kill(pid ?? 0, "SIGKILL");
     await until("the restart", () => second.status().origin === "started");
     const restarted = second.status();

@@ -126,9 +126,15 @@ export class ManagedProcess {
   start(): Promise<ProcessStatus> {
     return this.mutex.run(async () => {
       this.watching = true;
-      if (this.current === undefined && !(await this.adoptLocked())) {
-        this.apply({ type: "starting" });
-        await this.spawnLocked(false);
+      const current = this.current;
+      if (current === undefined) {
+        if (!(await this.adoptLocked())) {
+          this.apply({ type: "starting" });
+          await this.spawnLocked(false);
+        }
+      } else if (current.child === undefined) {
+        // Watched again after `detach`: an adopted process is polled anew.
+        this.pollAdopted(current);
       }
       return this.state;
     });
