@@ -1,11 +1,14 @@
 import { Command, CommanderError } from "commander";
 import { ApiError } from "@townos/client";
 import { isTownError } from "@townos/format";
-import { registerClientCommands } from "./client-commands.js";
+import { registerAccountCommands } from "./account-commands.js";
+import { registerAdminCommands } from "./admin-commands.js";
+import { registerAppCommands } from "./app-commands.js";
 import { registerDaemonCommand } from "./daemon-command.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
+import { registerRepoCommands } from "./repo-commands.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
 import { registerVolumeCommands } from "./volume-commands.js";
@@ -22,7 +25,10 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
     exitCode = code;
   });
   registerDaemonCommand(program, io);
-  registerClientCommands(program, io);
+  registerAccountCommands(program, io);
+  registerRepoCommands(program, io);
+  registerAppCommands(program, io);
+  registerAdminCommands(program, io);
   registerLogCommands(program, io);
   registerNetCommands(program, io);
   registerVolumeCommands(program, io, (code) => {
