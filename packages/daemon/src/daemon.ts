@@ -30,6 +30,7 @@ import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { hostList, Settings } from "./store/settings.js";
 import { Podman, type PodmanOptions } from "./runtime/podman/client.js";
+import { PodmanRuntime } from "./runtime/podman/runtime.js";
 import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";
@@ -347,9 +348,10 @@ function startApps(
       await podman.ensureService();
       await startEnabledAfterBoot(db, services.installs);
       if (stopping.signal.aborted) return;
-      services.monitor.attach(podman);
+      const runtime = new PodmanRuntime(podman);
+      services.monitor.attach(runtime);
       services.apps.attach({
-        runtime: podman,
+        runtime,
         storage: storage.driver,
         reconciler: podmanReconciler({
           podman,
@@ -360,7 +362,7 @@ function startApps(
           insecureRegistries: () => hostList(services.settings.string("registries.insecure")),
           held: (repo, name) => services.apps.isHeld(repo, name),
         }),
-        events: (eventOptions) => podman.events(eventOptions),
+        events: (eventOptions) => runtime.events(eventOptions),
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       });
     } catch (error) {

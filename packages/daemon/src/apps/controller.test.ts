@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { TownError, type CompiledPackage } from "@townos/format";
-import {
-  BOX,
-  FakeRuntime,
-  FakeStorage,
-  fakeSeeder,
-  fakeTemplateWriter,
-  NOW,
-} from "../../test/apps/fakes.js";
+import { BOX, FakeStorage, fakeSeeder, fakeTemplateWriter, NOW } from "../../test/apps/fakes.js";
+import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
 import { compileExample } from "../../test/runtime/examples.js";
-import { LABEL_SPEC_HASH } from "../runtime/podman/container-spec.js";
+import { LABEL_SPEC_HASH } from "../runtime/workload.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
 import { AppReconciler } from "./controller.js";
@@ -77,12 +71,12 @@ describe("AppReconciler", () => {
     );
     const store = runtime.containers.get("town-default--guestbook--store");
     assert.ok(store);
-    assert.deepEqual(store.spec.networks, { "town-default--guestbook": { aliases: ["store"] } });
+    assert.deepEqual(store.spec.network, { name: "town-default--guestbook", aliases: ["store"] });
     assert.equal(store.spec.labels[LABEL_APP], "default/guestbook");
     assert.equal(store.state, "running");
     assert.deepEqual(
-      runtime.containers.get("town-default--guestbook")?.spec.portmappings.map((p) => p.host_ip),
-      [""],
+      runtime.containers.get("town-default--guestbook")?.spec.ports.map((p) => p.hostAddress),
+      ["0.0.0.0"],
     );
     assert.ok(files.has("/storage/volumes/pkg.default.guestbook.www/index.html"));
   });

@@ -8,13 +8,8 @@
 import { planSecrets, TownError, type CompiledPackage } from "@townos/format";
 import type { Clock } from "../clock.js";
 import { redactError } from "../redact.js";
-import {
-  containerSpec,
-  LABEL_SPEC_HASH,
-  type SpecGenerator,
-} from "../runtime/podman/container-spec.js";
-import type { ExecResult } from "../runtime/podman/exec.js";
-import type { NetworkSpec } from "../runtime/podman/networks.js";
+import { packageWorkload } from "../runtime/package-workload.js";
+import { LABEL_SPEC_HASH, type HostRuntime, type WorkloadSummary } from "../runtime/workload.js";
 import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
@@ -36,35 +31,8 @@ function ownsNetwork(network: { labels?: Record<string, string> }, labels: Recor
   return Object.entries(labels).every(([key, value]) => network.labels?.[key] === value);
 }
 
-/** The container runtime as the reconciler uses it; the Podman driver satisfies it. */
-export interface AppRuntime {
-  /** All containers (running or not) carrying all the labels. Cheap. */
-  listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerList>;
-  /** Creates (does not start); `conflict` when the name is taken. */
-  createContainer(spec: SpecGenerator): Promise<string>;
-  /** Idempotent: false when it ran already. */
-  startContainer(name: string): Promise<boolean>;
-  /** Idempotent: false when it was not running or absent. */
-  stopContainer(name: string): Promise<boolean>;
-  /** Stops and removes; false when absent. */
-  removeContainer(name: string): Promise<boolean>;
-  /** Undefined when absent. */
-  inspectNetwork(name: string): Promise<{ labels: Record<string, string> } | undefined>;
-  /** Idempotent: an existing network of that name is kept. */
-  createNetwork(spec: NetworkSpec): Promise<object>;
-  /** False when absent; fails while containers use it. */
-  removeNetwork(name: string): Promise<boolean>;
-  imageExists(reference: string): Promise<boolean>;
-  /** `not_found` when no registry has it. */
-  pullImage(
-    reference: string,
-    options: { onProgress?: (line: string) => void; tlsVerify?: boolean },
-  ): Promise<unknown>;
-  /** Runs a command in a running container. */
-  exec(name: string, command: readonly string[]): Promise<ExecResult>;
-}
-
-export type ContainerList = { name: string; state: string; labels: Record<string, string> }[];
+/** What the controller reads of a listing of workloads. */
+export type WorkloadList = Pick<WorkloadSummary, "name" | "state" | "labels">[];
 
 /** The volume storage as the reconciler uses it; every StorageDriver satisfies it (see driver.ts). */
 export interface AppStorage {
@@ -118,7 +86,7 @@ export interface AppDesiredState {
 }
 
 export interface AppReconcilerOptions {
-  runtime: AppRuntime;
+  runtime: HostRuntime;
   storage: AppStorage;
   writeTemplates: TemplateWriter;
   seeder: VolumeSeeder;
@@ -163,7 +131,7 @@ export class AppReconciler {
     repo: string,
     name: string,
     onProgress?: (progress: ReconcileProgress) => void,
-    known?: ContainerList,
+    known?: WorkloadList,
   ): Promise<ReconcileReport> {
     const install = this.options.desired.get(repo, name);
     const removal = install ? undefined : this.options.desired.removal(repo, name);
@@ -172,10 +140,10 @@ export class AppReconciler {
     const secrets = plan ? planSecrets(plan) : [];
     const steps = new Steps(install ? `install ${name}` : `uninstall ${name}`, onProgress, secrets);
     // A fresh listing of the app's containers, unless the caller has one (a resync lists all apps at once).
-    const containers = (labels: Record<string, string>): Promise<ContainerList> =>
+    const containers = (labels: Record<string, string>): Promise<WorkloadList> =>
       known
         ? Promise.resolve(known)
-        : steps.look("list containers", () => this.options.runtime.listContainers(labels));
+        : steps.look("list containers", () => this.options.runtime.list(labels));
     try {
       if (install) {
         await this.apply(install, steps, containers);
@@ -191,7 +159,7 @@ export class AppReconciler {
   private async apply(
     install: InstallRecord,
     steps: Steps,
-    containers: (labels: Record<string, string>) => Promise<ContainerList>,
+    containers: (labels: Record<string, string>) => Promise<WorkloadList>,
   ): Promise<void> {
     const { runtime, storage } = this.options;
     const plan = install.plan;
@@ -207,7 +175,7 @@ export class AppReconciler {
       const published = publishedPlan(install, node);
       return {
         node,
-        spec: containerSpec({
+        workload: packageWorkload({
           plan: published,
           network,
           ...(alias === undefined ? {} : { alias }),
@@ -222,19 +190,20 @@ export class AppReconciler {
         }),
       };
     });
+    const fingerprints = new Map(
+      nodes.map(({ workload }) => [workload.name, runtime.fingerprint(workload)]),
+    );
 
     const existing = await containers(appLabel);
     const current = new Map<string, string>();
     for (const container of existing) {
-      const wanted = nodes.find(({ spec }) => spec.name === container.name)?.spec;
-      if (wanted && container.labels[LABEL_SPEC_HASH] === wanted.labels[LABEL_SPEC_HASH]) {
+      const wanted = fingerprints.get(container.name);
+      if (wanted !== undefined && container.labels[LABEL_SPEC_HASH] === wanted) {
         current.set(container.name, container.state);
         continue;
       }
       // Out of date or no longer part of the app.
-      await steps.act(`remove container ${container.name}`, () =>
-        runtime.removeContainer(container.name),
-      );
+      await steps.act(`remove container ${container.name}`, () => runtime.remove(container.name));
     }
     // Running containers of this app prove its network exists: skip that call then.
     if (current.size < nodes.length) {
@@ -247,7 +216,7 @@ export class AppReconciler {
       }
       if (!seen) {
         await steps.act(`create network ${network}`, () =>
-          runtime.createNetwork({ name: network, labels: appLabel }),
+          runtime.ensureNetwork({ name: network, labels: appLabel }),
         );
       }
       // An upgrade from a plan made before names were injective leaves the old network unused.
@@ -259,15 +228,15 @@ export class AppReconciler {
       );
     }
 
-    for (const { node, spec } of nodes) {
+    for (const { node, workload } of nodes) {
       const { volumes, reattached } = await this.volumes(install, node, steps);
-      if (!current.has(spec.name)) {
+      if (!current.has(workload.name)) {
         // Volumes taken back from an uninstall hold the app's data: never seeded again.
         const seedable = Object.fromEntries(
           Object.entries(volumes).filter(([name]) => !reattached.has(name)),
         );
         await this.seed(node, seedable, appLabel, steps);
-        await this.ensureImage(spec.image, steps);
+        await this.ensureImage(workload.image, steps);
       }
       if (node.files.length > 0) {
         const outcomes = await steps.look(`write templates of ${node.instance}`, () =>
@@ -281,21 +250,22 @@ export class AppReconciler {
 
     const running = install.running && !(this.options.held?.(install.repo, install.name) ?? false);
     // Dependencies first on start; the app first on stop (reverse order).
-    for (const { spec } of nodes) {
-      if (!current.has(spec.name)) {
-        await steps.act(`create container ${spec.name}`, () => runtime.createContainer(spec));
-        current.set(spec.name, "created");
+    for (const { workload } of nodes) {
+      const { name } = workload;
+      if (!current.has(name)) {
+        await steps.act(`create container ${name}`, () => runtime.ensure(workload));
+        current.set(name, "created");
       }
-      if (running && current.get(spec.name) !== "running") {
-        await steps.act(`start container ${spec.name}`, () => runtime.startContainer(spec.name));
-      }
-    }
-    for (const { spec } of [...nodes].reverse()) {
-      if (!running && current.get(spec.name) === "running") {
-        await steps.act(`stop container ${spec.name}`, () => runtime.stopContainer(spec.name));
+      if (running && current.get(name) !== "running") {
+        await steps.act(`start container ${name}`, () => runtime.start(name));
       }
     }
-    const main = nodes[nodes.length - 1]?.spec.name;
+    for (const { workload } of [...nodes].reverse()) {
+      if (!running && current.get(workload.name) === "running") {
+        await steps.act(`stop container ${workload.name}`, () => runtime.stop(workload.name));
+      }
+    }
+    const main = nodes[nodes.length - 1]?.workload.name;
     if (running && main !== undefined && install.postUpdateFor === plan.hash) {
       for (const command of plan.postUpdate) {
         const result = await steps.act(`run post_update "${command}"`, () =>
@@ -471,16 +441,14 @@ export class AppReconciler {
     name: string,
     removal: RemovalRecord | undefined,
     steps: Steps,
-    containers: (labels: Record<string, string>) => Promise<ContainerList>,
+    containers: (labels: Record<string, string>) => Promise<WorkloadList>,
   ): Promise<void> {
     const { runtime, storage } = this.options;
     const appLabel = appLabels(this.options.box, repo, name);
     const existing = await containers(appLabel);
     // The app first, its dependencies last (the reverse of their start order).
     for (const container of [...existing].reverse()) {
-      await steps.act(`remove container ${container.name}`, () =>
-        runtime.removeContainer(container.name),
-      );
+      await steps.act(`remove container ${container.name}`, () => runtime.remove(container.name));
     }
     // Both names: the app may have been installed before names were injective.
     for (const network of [appNetworkName(repo, name), legacyNetworkName(repo, name)]) {

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman/containers.js";
+import type { HealthState, WorkloadInfo, WorkloadSummary } from "../runtime/workload.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
 import { LABEL_APP } from "./labels.js";
 
 const T0 = Date.UTC(2026, 0, 1);
 
-function info(name: string, change: Partial<ContainerInfo> = {}): ContainerInfo {
+function info(name: string, change: Partial<WorkloadInfo> = {}): WorkloadInfo {
   return {
     id: `id-${name}`,
     name,
@@ -40,7 +40,7 @@ function info(name: string, change: Partial<ContainerInfo> = {}): ContainerInfo 
 }
 
 class FakeHealth implements HealthRuntime {
-  readonly containers = new Map<string, { app: string; info: ContainerInfo }>();
+  readonly containers = new Map<string, { app: string; info: WorkloadInfo }>();
   readonly probes: string[] = [];
   running = 0;
   maxRunning = 0;
@@ -52,11 +52,11 @@ class FakeHealth implements HealthRuntime {
       log: [{ start: null, end: null, exitCode: 0, output: "ok\n" }],
     });
 
-  add(app: string, container: ContainerInfo): void {
+  add(app: string, container: WorkloadInfo): void {
     this.containers.set(container.id, { app, info: container });
   }
 
-  listContainers(): Promise<ContainerSummary[]> {
+  list(): Promise<WorkloadSummary[]> {
     return Promise.resolve(
       [...this.containers.values()].map(({ app, info: c }) => ({
         id: c.id,
@@ -71,7 +71,7 @@ class FakeHealth implements HealthRuntime {
     );
   }
 
-  inspectContainer(name: string): Promise<ContainerInfo | undefined> {
+  inspect(name: string): Promise<WorkloadInfo | undefined> {
     const found = [...this.containers.values()].find(
       ({ info: c }) => c.id === name || c.name === name,
     );

@@ -10,19 +10,13 @@
  * monitor enforces the timeout, which Podman only notes afterwards.
  */
 import type { Clock } from "../clock.js";
-import type { ContainerInfo, ContainerSummary, HealthState } from "../runtime/podman/containers.js";
+import type { WorkloadInfo, WorkloadRuntime } from "../runtime/workload.js";
 import type { InstallRecord } from "../store/installs.js";
 import type { AppContainer } from "./logs.js";
 import { LABEL_APP } from "./labels.js";
 
-/** What health reads from the container runtime; the Podman driver satisfies it. */
-export interface HealthRuntime {
-  listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]>;
-  /** Undefined when absent. */
-  inspectContainer(name: string): Promise<ContainerInfo | undefined>;
-  /** Runs the healthcheck once; Podman records the result (read it with inspectContainer). */
-  runHealthcheck(name: string): Promise<HealthState>;
-}
+/** What health reads from the runtime: listings, inspection, and running a healthcheck (whose result inspect then shows). */
+export type HealthRuntime = Pick<WorkloadRuntime, "list" | "inspect" | "runHealthcheck">;
 
 export type HealthStatus = "healthy" | "unhealthy" | "starting" | "none";
 
@@ -128,7 +122,7 @@ export class HealthMonitor {
   private async scan(): Promise<void> {
     const { runtime, installs, clock } = this.options;
     const installed = new Set(installs.list().map((i) => `${i.repo}/${i.name}`));
-    const running = (await runtime.listContainers({})).filter((c) => {
+    const running = (await runtime.list({})).filter((c) => {
       const app = c.labels[LABEL_APP];
       return c.state === "running" && app !== undefined && installed.has(app);
     });
@@ -137,7 +131,7 @@ export class HealthMonitor {
     for (const id of this.results.keys()) if (!ids.has(id)) this.results.delete(id);
     for (const container of running) {
       if (this.scheduled.has(container.id)) continue;
-      const info = await runtime.inspectContainer(container.id);
+      const info = await runtime.inspect(container.id);
       const check = info?.healthcheck;
       if (!info || !check) {
         // Remembered without a schedule, so it is not inspected again on every scan.
@@ -196,7 +190,7 @@ export class HealthMonitor {
     try {
       // The run's own answer has neither the streak nor the output: Podman's record has both.
       const outcome = await Promise.race([
-        runtime.runHealthcheck(id).then(() => runtime.inspectContainer(id)),
+        runtime.runHealthcheck(id).then(() => runtime.inspect(id)),
         timedOut,
       ]);
       if (outcome === "timeout") {
@@ -283,13 +277,13 @@ const MAX_OUTPUT_LENGTH = 4096;
  * running (the stopped containers of a stopped app are never "restarting").
  */
 export async function containersHealth(
-  runtime: Pick<HealthRuntime, "inspectContainer">,
+  runtime: Pick<HealthRuntime, "inspect">,
   containers: readonly AppContainer[],
   options: { shouldRun: boolean; monitor: HealthMonitor | undefined; now: number },
 ): Promise<ContainerHealth[]> {
   return Promise.all(
     containers.map(async (container) => {
-      const info = await runtime.inspectContainer(container.name);
+      const info = await runtime.inspect(container.name);
       return info
         ? describe(container, info, options)
         : {
@@ -310,7 +304,7 @@ export async function containersHealth(
 
 function describe(
   container: AppContainer,
-  info: ContainerInfo,
+  info: WorkloadInfo,
   options: { shouldRun: boolean; monitor: HealthMonitor | undefined; now: number },
 ): ContainerHealth {
   const { state } = info;
@@ -330,7 +324,7 @@ function describe(
   };
 }
 
-function containerState(info: ContainerInfo, shouldRun: boolean, now: number): ContainerState {
+function containerState(info: WorkloadInfo, shouldRun: boolean, now: number): ContainerState {
   const { status, exitCode, finishedAt } = info.state;
   if (info.state.running) return status === "paused" ? "paused" : "running";
   if (status === "created" || status === "configured" || status === "initialized") {
@@ -347,7 +341,7 @@ function containerState(info: ContainerInfo, shouldRun: boolean, now: number): C
 }
 
 function probeView(
-  info: ContainerInfo,
+  info: WorkloadInfo,
   monitor: HealthMonitor | undefined,
 ): ContainerHealth["health"] {
   if (!info.healthcheck) return noProbe("none");

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
 import type { SpecGenerator } from "../runtime/podman/container-spec.js";
 import { Podman } from "../runtime/podman/client.js";
+import { PodmanRuntime } from "../runtime/podman/runtime.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
@@ -48,6 +49,7 @@ function spec(part: string, script: string, extra: Record<string, unknown> = {})
 describe("app logs and health with real Podman", { skip: podmanMissing, timeout: 120_000 }, () => {
   const work = mkdtempSync(join(os.tmpdir(), "town-logtest-"));
   const podman = new Podman({ socketPath: join(work, "podman.sock") });
+  const runtime = new PodmanRuntime(podman);
   let service: ServiceState = { started: false, pid: null };
 
   before(async () => {
@@ -88,24 +90,24 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
     await until(
       "both to print everything",
       10_000,
-      () => readLogPage(podman, printers, { limit: 100, search: "warned" }, Date.now()),
+      () => readLogPage(runtime, printers, { limit: 100, search: "warned" }, Date.now()),
       (page) => page.items.length === 1,
     );
     await until(
       "db too",
       10_000,
-      () => readLogPage(podman, printers, { limit: 100, search: "failed" }, Date.now()),
+      () => readLogPage(runtime, printers, { limit: 100, search: "failed" }, Date.now()),
       (page) => page.items.length === 1,
     );
 
-    const newest = await readLogPage(podman, printers, { limit: 5 }, Date.now());
+    const newest = await readLogPage(runtime, printers, { limit: 5 }, Date.now());
     assert.equal(newest.items.length, 5);
     assert.equal(newest.partial, false);
     assert.ok(newest.before, "older lines exist");
     const all = [...newest.items];
     let before: string | null = newest.before;
     while (before !== null) {
-      const page = await readLogPage(podman, printers, { limit: 7, before }, Date.now());
+      const page = await readLogPage(runtime, printers, { limit: 7, before }, Date.now());
       assert.ok(page.items.length > 0 || page.before === null, "no empty page in the middle");
       all.unshift(...page.items);
       before = page.before;
@@ -137,7 +139,7 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
       "merged by time",
     );
 
-    const found = await readLogPage(podman, printers, { limit: 50, search: "LINE 2" }, Date.now());
+    const found = await readLogPage(runtime, printers, { limit: 50, search: "LINE 2" }, Date.now());
     assert.deepEqual(
       found.items.map((l) => l.text).sort(),
       [
@@ -148,7 +150,7 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
       ].sort(),
     );
     const dbOnly = await readLogPage(
-      podman,
+      runtime,
       [printers[0] as AppContainer],
       { limit: 3, search: "web" },
       Date.now(),
@@ -174,7 +176,7 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
     const texts = (): string[] => events.flatMap((e) => (e.type === "line" ? [e.text] : []));
     const starts = (): number => texts().filter((t) => t.startsWith("started ")).length;
     let phase = 0;
-    for await (const event of followLogs(podman, containers, {
+    for await (const event of followLogs(runtime, containers, {
       tail: 2,
       signal: stop.signal,
       pollMs: 200,
@@ -243,20 +245,20 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
     });
     const installs = { list: () => [{ repo: "logtest", name: run } as InstallRecord] };
     // The real Podman, with this run's containers listed as the app's (see `spec`).
-    const runtime: HealthRuntime = {
-      listContainers: async () =>
-        (await podman.listContainers({ "town.test-run": run })).map((c) => ({
+    const listed: HealthRuntime = {
+      list: async () =>
+        (await runtime.list({ "town.test-run": run })).map((c) => ({
           ...c,
           labels: { ...c.labels, [LABEL_APP]: APP },
         })),
-      inspectContainer: (name) => podman.inspectContainer(name),
-      runHealthcheck: (name) => podman.runHealthcheck(name),
+      inspect: (name) => runtime.inspect(name),
+      runHealthcheck: (name) => runtime.runHealthcheck(name),
     };
-    const monitor = new HealthMonitor({ runtime, installs, clock: Date.now, scanMs: 200 });
+    const monitor = new HealthMonitor({ runtime: listed, installs, clock: Date.now, scanMs: 200 });
     monitor.start();
     const containers: AppContainer[] = [{ name: checked.name, instance: "checked", index: 0 }];
     const health = () =>
-      containersHealth(podman, containers, { shouldRun: true, monitor, now: Date.now() }).then(
+      containersHealth(runtime, containers, { shouldRun: true, monitor, now: Date.now() }).then(
         ([c]) => c,
       );
     try {
@@ -299,7 +301,7 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
       async () => {
         const c = await podman.inspectContainer(crashing.name);
         return c && !c.state.running && c.restartCount === 2
-          ? containersHealth(podman, containers, {
+          ? containersHealth(runtime, containers, {
               shouldRun: true,
               monitor: undefined,
               now: Date.now() + 60_000,
@@ -314,7 +316,7 @@ describe("app logs and health with real Podman", { skip: podmanMissing, timeout:
     assert.equal(crashed.health.status, "none");
     assert.ok(crashed.finishedAt !== null && crashed.startedAt !== null);
     assert.equal(ghost?.state, "missing");
-    const page = await readLogPage(podman, containers, { limit: 10 }, Date.now());
+    const page = await readLogPage(runtime, containers, { limit: 10 }, Date.now());
     assert.deepEqual(
       page.items.map((l) => l.text),
       ["crashing", "crashing", "crashing"],

@@ -10,17 +10,11 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownError, type CompiledPackage } from "@townos/format";
-import type { ContainerInfo } from "../runtime/podman/containers.js";
-import type { LogLine, LogOptions } from "../runtime/podman/logs.js";
+import type { LogLine, WorkloadInfo, WorkloadRuntime } from "../runtime/workload.js";
 import { flattenPlan } from "./names.js";
 
-/** What the logs read from the container runtime; the Podman driver satisfies it. */
-export interface LogRuntime {
-  /** Resolves once the stream is open; `not_found` when the container is absent. */
-  logs(name: string, options: LogOptions): Promise<AsyncGenerator<LogLine>>;
-  /** Undefined when absent. */
-  inspectContainer(name: string): Promise<ContainerInfo | undefined>;
-}
+/** What the logs read from the runtime: log streams, and inspection for start times. */
+export type LogRuntime = Pick<WorkloadRuntime, "logs" | "inspect">;
 
 /** One container of an app, in plan order (dependencies first). */
 export interface AppContainer {
@@ -161,7 +155,7 @@ async function scanHistory(
       ? { second: Math.floor(now / 1000) + 1, container: 0, line: 0 }
       : decodeCursor(query.before);
   const search = query.search?.toLowerCase() ?? "";
-  const infos = await Promise.all(containers.map((c) => runtime.inspectContainer(c.name)));
+  const infos = await Promise.all(containers.map((c) => runtime.inspect(c.name)));
   const present = containers.filter((_, i) => infos[i] !== undefined);
   const created = infos.flatMap((info) => (info?.created ? [info.created.getTime()] : []));
   const earliest = created.length > 0 ? Math.floor(Math.min(...created) / 1000) : upper.second;
@@ -407,9 +401,9 @@ async function followContainer(
   let drained: string | undefined;
   let missing = false;
   while (!stopped()) {
-    let info: ContainerInfo | undefined;
+    let info: WorkloadInfo | undefined;
     try {
-      info = await runtime.inspectContainer(container.name);
+      info = await runtime.inspect(container.name);
     } catch {
       // Podman restarting or busy: look again shortly.
       await pause(options.pollMs, signal);

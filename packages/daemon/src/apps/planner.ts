@@ -25,7 +25,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import { previewInstall } from "../catalog/preview.js";
 import { listeningPorts } from "../net/host-ports.js";
 import type { NetworkInputs } from "../net/network.js";
-import { PODMAN_NAME } from "../runtime/podman/container-spec.js";
+import { WORKLOAD_NAME } from "../runtime/workload.js";
 import { packageVolumeName, parseVolumeName } from "../storage/names.js";
 import {
   defaultExposure,
@@ -309,7 +309,7 @@ export class AppPlanner {
  */
 export function checkAppNames(plan: CompiledPackage): void {
   const network = planNetworkName(plan);
-  if (!PODMAN_NAME.test(network)) {
+  if (!WORKLOAD_NAME.test(network)) {
     throw new TownError("invalid_argument", `"${network}" cannot name the app's network`);
   }
   for (const { plan: node } of flattenPlan(plan)) {

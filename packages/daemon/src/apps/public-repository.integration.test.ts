@@ -56,7 +56,7 @@ import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
 import type { RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
-import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/podman/container-spec.js";
+import { LABEL_INSTANCE, LABEL_NAME } from "../runtime/package-workload.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
 import { LABEL_APP, LABEL_BOX } from "./labels.js";
 

@@ -7,8 +7,9 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Clock } from "../clock.js";
-import type { SpecGenerator } from "../runtime/podman/container-spec.js";
 import type { Podman } from "../runtime/podman/client.js";
+import { PodmanRuntime } from "../runtime/podman/runtime.js";
+import type { HostRuntime, Workload } from "../runtime/workload.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { seedFromArchive, seedFromGit, writeTemplates } from "../storage/seed.js";
 import {
@@ -22,8 +23,8 @@ import {
 export const MAX_IMAGE_SEED_BYTES = 16 * 1024 ** 3;
 
 /** Seeds from images through a stopped, short-lived container, and from git with isomorphic-git. */
-export function podmanSeeder(
-  podman: Podman,
+export function imageSeeder(
+  runtime: HostRuntime,
   stagingRoot: string,
   insecureRegistries: () => readonly string[] = () => [],
 ): VolumeSeeder {
@@ -37,17 +38,17 @@ export function podmanSeeder(
       return outcome.seeded;
     },
     async fromImage(dir, source, owner, labels) {
-      if (!(await podman.imageExists(source.image))) {
-        await podman.pullImage(
+      if (!(await runtime.imageExists(source.image))) {
+        await runtime.pullImage(
           source.image,
           isInsecure(source.image, insecureRegistries()) ? { tlsVerify: false } : {},
         );
       }
       // Labelled as the app's: one left by a crash is removed by the app's next reconcile.
       const name = `town-seed-${randomBytes(6).toString("hex")}`;
-      await podman.createContainer({ ...seedContainerSpec(name, source.image), labels });
+      await runtime.ensure(seedWorkload(name, source.image, labels));
       try {
-        const tar = await podman.copyFromContainer(name, source.directory);
+        const tar = await runtime.copyFrom(name, source.directory);
         const outcome = await seedFromArchive(dir, Readable.from(tar), "tar", {
           stagingRoot,
           maxBytes: MAX_IMAGE_SEED_BYTES,
@@ -55,27 +56,30 @@ export function podmanSeeder(
         });
         return outcome.seeded;
       } finally {
-        await podman.removeContainer(name);
+        await runtime.remove(name);
       }
     },
   };
 }
 
-/** A container that is never started: only its file system is read. */
-function seedContainerSpec(name: string, image: string): SpecGenerator {
+/** A workload that is never started: only its file system is read. */
+function seedWorkload(
+  name: string,
+  image: string,
+  labels: Readonly<Record<string, string>>,
+): Workload {
   return {
+    kind: "container",
     name,
     hostname: name,
     image,
     command: ["true"],
     env: {},
-    labels: {},
-    portmappings: [],
+    labels,
     mounts: [],
-    netns: { nsmode: "bridge" },
-    networks: {},
-    restart_policy: "no",
-    privileged: false,
+    ports: [],
+    network: null,
+    restart: "no",
   };
 }
 
@@ -89,11 +93,12 @@ export function podmanReconciler(options: {
   held?: (repo: string, name: string) => boolean;
   insecureRegistries?: () => readonly string[];
 }): AppReconciler {
+  const runtime = new PodmanRuntime(options.podman);
   return new AppReconciler({
-    runtime: options.podman,
+    runtime,
     storage: options.storage,
     writeTemplates,
-    seeder: podmanSeeder(options.podman, options.storage.stagingRoot, options.insecureRegistries),
+    seeder: imageSeeder(runtime, options.storage.stagingRoot, options.insecureRegistries),
     desired: options.desired,
     clock: options.clock,
     box: options.box,

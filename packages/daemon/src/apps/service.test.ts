@@ -5,16 +5,15 @@ import { TownError } from "@townos/format";
 import { readTree, repoRoot, testSystem } from "../../../format/test/support.js";
 import {
   BOX,
-  FakeRuntime,
   FakeStorage,
   fakeSeeder,
   fakeTemplateWriter,
   legacyPlan,
   NOW,
 } from "../../test/apps/fakes.js";
+import { FakeRuntime, type FakeWorkload } from "../../test/runtime/fake-runtime.js";
 import { compileExample } from "../../test/runtime/examples.js";
 import { Catalog, type RepositoryFetcher } from "../catalog/catalog.js";
-import type { SpecGenerator } from "../runtime/podman/container-spec.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
 import { Repositories } from "../store/repositories.js";
@@ -456,13 +455,13 @@ describe("Apps: install and uninstall requests", () => {
   it("a resync removes containers left by an app nobody installed", async () => {
     attach();
     await apps.idle();
-    runtime.containers.set("town-default--ghost", {
-      state: "running",
-      spec: {
+    runtime.add(
+      {
         name: "town-default--ghost",
         labels: { [LABEL_APP]: "default/ghost", [LABEL_BOX]: BOX },
-      } as unknown as SpecGenerator,
-    });
+      } as unknown as FakeWorkload["spec"],
+      "running",
+    );
     await apps.resync();
     await apps.idle();
     assert.equal(runtime.containers.has("town-default--ghost"), false);
@@ -500,7 +499,7 @@ describe("Apps: install and uninstall requests", () => {
     // The ingress's port is published on loopback only and not listed as the app's own.
     const spec = runtime.containers.get("town-default--hello")?.spec;
     assert.deepEqual(
-      spec?.portmappings.map((p) => [p.host_ip, p.host_port]),
+      spec?.ports.map((p) => [p.hostAddress, p.hostPort]),
       [["127.0.0.1", ingressPort]],
     );
     assert.deepEqual((await apps.view("default", "hello")).ports, []);
@@ -514,7 +513,7 @@ describe("Apps: install and uninstall requests", () => {
     await apps.expose("default", "keyvalue", 7379, "local");
     assert.equal(kv()?.ports[0]?.exposure, "local");
     assert.equal(
-      runtime.containers.get("town-default--keyvalue")?.spec.portmappings[0]?.host_ip,
+      runtime.containers.get("town-default--keyvalue")?.spec.ports[0]?.hostAddress,
       "127.0.0.1",
     );
     await apps.setState("default", "keyvalue", "disable");

@@ -9,9 +9,9 @@ import { savedAnswersAsGiven, TownError, type SystemInfo } from "@townos/format"
 import type { Catalog } from "../catalog/catalog.js";
 import type { NetworkInputs } from "../net/network.js";
 import { WorkQueue } from "../reconcile/queue.js";
-import type { Podman } from "../runtime/podman/client.js";
 import { EXPOSURE_LEVELS, type ExposureLevel, type Installs } from "../store/installs.js";
-import type { AppReconciler, AppRuntime } from "./controller.js";
+import type { HostRuntime, WorkloadRuntime } from "../runtime/workload.js";
+import type { AppReconciler } from "./controller.js";
 import { VolumeHolds } from "./holds.js";
 import { appKey, parseAppKey } from "./labels.js";
 import { flattenPlan } from "./names.js";
@@ -54,12 +54,12 @@ export interface AppsOptions {
 
 /** What the apps need once a container runtime is there. */
 export interface AppsRuntime {
-  runtime: AppRuntime;
+  runtime: HostRuntime;
   reconciler: AppReconciler;
   /** Where volumes live: for previews (free space) and reinstalls (kept volumes). */
   storage: VolumeListing;
-  /** Podman's event stream, to notice containers changed by hand; absent in tests. */
-  events?: Podman["events"];
+  /** The runtime's event stream, to notice workloads changed by hand; absent in tests. */
+  events?: WorkloadRuntime["events"];
   /** How often every app is looked at even without a change. Default 60 s. */
   resyncMs?: number;
 }
@@ -70,7 +70,7 @@ export const INSTALL_WAIT_MS = 60_000;
 export class Apps {
   private attached:
     | {
-        runtime: AppRuntime;
+        runtime: HostRuntime;
         storage: VolumeListing;
         queue: WorkQueue;
         stop: () => void;
@@ -412,8 +412,7 @@ export class Apps {
     const install = this.options.installs.get(repo, name);
     if (!install?.plan) throw new TownError("not_found", `${repo}/${name} is not installed`);
     const nodes = flattenPlan(install.plan);
-    for (const { plan } of [...nodes].reverse())
-      await attached.runtime.stopContainer(plan.hostname);
+    for (const { plan } of [...nodes].reverse()) await attached.runtime.stop(plan.hostname);
     const outcome = await this.request(attached, repo, name, waitMs);
     return { app: await this.view(repo, name), settled: outcome !== undefined };
   }

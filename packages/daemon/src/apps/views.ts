@@ -3,7 +3,7 @@
  * its containers, its ports, names and volumes.
  */
 import type { InstallRecord, Installs } from "../store/installs.js";
-import type { AppRuntime } from "./controller.js";
+import type { WorkloadRuntime } from "../runtime/workload.js";
 import { appLabels, LABEL_APP, LABEL_BOX } from "./labels.js";
 import { flattenPlan } from "./names.js";
 import { appNotes, type AppNote } from "./notes.js";
@@ -33,7 +33,7 @@ export interface AppView {
   lastError: string | null;
 }
 
-type ContainerLister = Pick<AppRuntime, "listContainers">;
+type ContainerLister = Pick<WorkloadRuntime, "list">;
 
 export interface ViewOptions {
   installs: Installs;
@@ -50,7 +50,7 @@ export class AppViews {
   /** Every app with the live state of its containers (one runtime call). */
   async list(runtime: ContainerLister): Promise<AppView[]> {
     const states = new Map<string, Map<string, string>>();
-    for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
+    for (const container of await runtime.list({ [LABEL_BOX]: this.options.box })) {
       const app = container.labels[LABEL_APP];
       if (app === undefined) continue;
       const byName = states.get(app) ?? new Map<string, string>();
@@ -66,9 +66,7 @@ export class AppViews {
 
   /** The installed app with the live state of its containers. */
   async view(runtime: ContainerLister, install: InstallRecord): Promise<AppView> {
-    const existing = await runtime.listContainers(
-      appLabels(this.options.box, install.repo, install.name),
-    );
+    const existing = await runtime.list(appLabels(this.options.box, install.repo, install.name));
     return this.viewOf(install, new Map(existing.map((c) => [c.name, c.state])));
   }
 

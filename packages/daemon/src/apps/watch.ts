@@ -4,8 +4,8 @@
  * the passes it starts need not list again), and the container events that
  * show a change made by hand.
  */
-import type { Podman } from "../runtime/podman/client.js";
-import type { AppRuntime, ContainerList } from "./controller.js";
+import type { WorkloadRuntime } from "../runtime/workload.js";
+import type { WorkloadList } from "./controller.js";
 import { appFromLabel, appKey, LABEL_APP, LABEL_BOX } from "./labels.js";
 
 const EVENT_RETRY_MS = 5_000;
@@ -20,7 +20,7 @@ export class ContainerWatch {
   /** Podman events seen: a listing taken before the latest one may be out of date. */
   private events = 0;
   private snapshot:
-    { events: number; pending: Set<string>; byKey: Map<string, ContainerList> } | undefined;
+    { events: number; pending: Set<string>; byKey: Map<string, WorkloadList> } | undefined;
 
   constructor(private readonly options: WatchOptions) {}
 
@@ -30,11 +30,11 @@ export class ContainerWatch {
    * listing for one pass of each key. A failed listing is logged: the
    * passes then list for themselves.
    */
-  async resync(runtime: Pick<AppRuntime, "listContainers">, keys: Set<string>): Promise<void> {
+  async resync(runtime: Pick<WorkloadRuntime, "list">, keys: Set<string>): Promise<void> {
     try {
       const events = this.events;
-      const byKey = new Map<string, ContainerList>();
-      for (const container of await runtime.listContainers({ [LABEL_BOX]: this.options.box })) {
+      const byKey = new Map<string, WorkloadList>();
+      for (const container of await runtime.list({ [LABEL_BOX]: this.options.box })) {
         const app = appFromLabel(container.labels[LABEL_APP]);
         if (!app) continue;
         const key = appKey(app.repo, app.name);
@@ -54,7 +54,7 @@ export class ContainerWatch {
    * The app's containers from the last resync's listing, once, while no
    * Podman event has come in since (an event means the listing may be old).
    */
-  take(key: string): ContainerList | undefined {
+  take(key: string): WorkloadList | undefined {
     const snapshot = this.snapshot;
     if (!snapshot || snapshot.events !== this.events || !snapshot.pending.delete(key)) {
       return undefined;
@@ -64,13 +64,13 @@ export class ContainerWatch {
 
   /** Enqueues the app of every container event carrying the app label; reconnects after failures. */
   async watch(
-    events: Podman["events"],
+    events: WorkloadRuntime["events"],
     signal: AbortSignal,
     enqueue: (key: string) => void,
   ): Promise<void> {
     while (!signal.aborted) {
       try {
-        for await (const event of await events({ types: ["container"], signal })) {
+        for await (const event of await events({ signal })) {
           if (event.attributes[LABEL_BOX] !== this.options.box) continue;
           this.events += 1;
           const app = appFromLabel(event.attributes[LABEL_APP]);

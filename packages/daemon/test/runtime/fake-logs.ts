@@ -7,11 +7,12 @@
 import { TownError } from "@townos/format";
 import type { MonitorRuntime } from "../../src/apps/monitor.js";
 import type {
-  ContainerInfo,
-  ContainerSummary,
   HealthState,
-} from "../../src/runtime/podman/containers.js";
-import type { LogLine, LogOptions } from "../../src/runtime/podman/logs.js";
+  LogLine,
+  LogOptions,
+  WorkloadInfo,
+  WorkloadSummary,
+} from "../../src/runtime/workload.js";
 
 interface FakeLine {
   stream: "stdout" | "stderr";
@@ -76,7 +77,7 @@ export class FakeLogRuntime implements MonitorRuntime {
     this.containers.delete(name);
   }
 
-  inspectContainer(name: string): Promise<ContainerInfo | undefined> {
+  inspect(name: string): Promise<WorkloadInfo | undefined> {
     const c = this.containers.get(name);
     if (!c) return Promise.resolve(undefined);
     return Promise.resolve({
@@ -104,7 +105,7 @@ export class FakeLogRuntime implements MonitorRuntime {
   }
 
   /** Its containers have no healthcheck and no labels: the health monitor leaves them alone. */
-  listContainers(): Promise<ContainerSummary[]> {
+  list(): Promise<WorkloadSummary[]> {
     return Promise.resolve([]);
   }
 

@@ -28,6 +28,16 @@ import * as logs from "./logs.js";
 import * as networks from "./networks.js";
 import { PodmanService, type ServiceOptions, type ServiceState } from "./service.js";
 import * as stats from "./stats.js";
+import type {
+  ExecOptions,
+  ExecResult,
+  HealthState,
+  LogLine,
+  LogOptions,
+  WorkloadInfo,
+  WorkloadStats,
+  WorkloadSummary,
+} from "../workload.js";
 
 export interface PodmanOptions extends ServiceOptions {
   /** Default `/run/podman/podman.sock`. */
@@ -133,13 +143,11 @@ export class Podman {
     return containers.removeContainer(this.client, name, options);
   }
 
-  inspectContainer(name: string): Promise<containers.ContainerInfo | undefined> {
+  inspectContainer(name: string): Promise<WorkloadInfo | undefined> {
     return containers.inspectContainer(this.client, name);
   }
 
-  listContainers(
-    labels?: Readonly<Record<string, string>>,
-  ): Promise<containers.ContainerSummary[]> {
+  listContainers(labels?: Readonly<Record<string, string>>): Promise<WorkloadSummary[]> {
     return containers.listContainers(this.client, labels);
   }
 
@@ -158,11 +166,11 @@ export class Podman {
     return containers.copyFromContainer(this.client, name, directory, signal);
   }
 
-  runHealthcheck(name: string): Promise<containers.HealthState> {
+  runHealthcheck(name: string): Promise<HealthState> {
     return containers.runHealthcheck(this.client, name);
   }
 
-  logs(name: string, options?: logs.LogOptions): Promise<AsyncGenerator<logs.LogLine>> {
+  logs(name: string, options?: LogOptions): Promise<AsyncGenerator<LogLine>> {
     return logs.logs(this.client, name, options);
   }
 
@@ -170,15 +178,11 @@ export class Podman {
     return events.events(this.client, options);
   }
 
-  exec(
-    name: string,
-    command: readonly string[],
-    options?: exec.ExecOptions,
-  ): Promise<exec.ExecResult> {
+  exec(name: string, command: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return exec.exec(this.client, name, command, options);
   }
 
-  stats(name: string): Promise<stats.ContainerStats> {
+  stats(name: string): Promise<WorkloadStats> {
     return stats.stats(this.client, name);
   }
 }

@@ -4,14 +4,21 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { TownError, type CompiledPackage } from "@townos/format";
 import { compileExample } from "../../../test/runtime/examples.js";
+import { packageWorkload, type PackageWorkloadInput } from "../package-workload.js";
+import { LABEL_SPEC_HASH } from "../workload.js";
 import {
   canonicalJson,
-  containerSpec,
-  LABEL_SPEC_HASH,
+  containerSpec as podmanSpec,
   specHash,
-  type ContainerSpecInput,
   type SpecGenerator,
 } from "./container-spec.js";
+
+type ContainerSpecInput = PackageWorkloadInput;
+
+/** The whole compile: a plan's container as a workload, the workload as Podman's spec. */
+function containerSpec(input: ContainerSpecInput): SpecGenerator {
+  return podmanSpec(packageWorkload(input));
+}
 
 const testdata = join(import.meta.dirname, "testdata");
 /** `TOWN_UPDATE_GOLDENS=1` rewrites the golden files instead of comparing with them. */

@@ -4,62 +4,7 @@ import type { SpecGenerator } from "./container-spec.js";
 import { Decoder, goTime, type JsonObject } from "./decode.js";
 import type { LibpodClient, LibpodRequest } from "./libpod-client.js";
 import { checkName, hasLabels, labelFilters, namePath } from "./params.js";
-
-export interface HealthState {
-  /** `starting`, `healthy` or `unhealthy`. */
-  status: string;
-  failingStreak: number;
-  log: { start: Date | null; end: Date | null; exitCode: number; output: string }[];
-}
-
-/** A container's healthcheck as configured (from its image or its spec); durations in ms. */
-export interface HealthcheckConfig {
-  test: string[];
-  intervalMs: number;
-  timeoutMs: number;
-  startPeriodMs: number;
-  retries: number;
-}
-
-export interface ContainerInfo {
-  id: string;
-  name: string;
-  /** The reference the container was created from. */
-  image: string;
-  imageId: string;
-  created: Date | null;
-  labels: Record<string, string>;
-  state: {
-    /** `created`, `running`, `paused`, `stopped`, `exited`… */
-    status: string;
-    running: boolean;
-    exitCode: number;
-    pid: number;
-    startedAt: Date | null;
-    finishedAt: Date | null;
-    oomKilled: boolean;
-    /** Why the last start failed, or "". */
-    error: string;
-  };
-  restartCount: number;
-  /** `no`, `always`, `unless-stopped`, `on-failure` (libpod's "" reads as `no`). */
-  restartPolicy: string;
-  /** Null for a container without a healthcheck. */
-  healthcheck: HealthcheckConfig | null;
-  /** Null for a container without a healthcheck. */
-  health: HealthState | null;
-}
-
-export interface ContainerSummary {
-  id: string;
-  name: string;
-  image: string;
-  imageId: string;
-  state: string;
-  created: Date | null;
-  exitCode: number;
-  labels: Record<string, string>;
-}
+import type { HealthState, WorkloadInfo, WorkloadSummary } from "../workload.js";
 
 export interface StopOptions {
   /** Seconds between SIGTERM (or the image's stop signal) and SIGKILL; default 10. */
@@ -174,7 +119,7 @@ export async function removeContainer(
 export async function inspectContainer(
   client: LibpodClient,
   name: string,
-): Promise<ContainerInfo | undefined> {
+): Promise<WorkloadInfo | undefined> {
   const context = `inspect container ${name}`;
   const { status, body } = await client.request({
     method: "GET",
@@ -230,7 +175,7 @@ export async function inspectContainer(
 export async function listContainers(
   client: LibpodClient,
   labels: Readonly<Record<string, string>> = {},
-): Promise<ContainerSummary[]> {
+): Promise<WorkloadSummary[]> {
   const context = "list containers";
   const { body } = await client.request({
     method: "GET",

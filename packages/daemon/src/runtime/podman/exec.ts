@@ -5,23 +5,7 @@ import { Decoder } from "./decode.js";
 import type { LibpodClient } from "./libpod-client.js";
 import { inContext, MAX_LINE_BYTES, namePath } from "./params.js";
 import { demultiplex } from "./streams.js";
-
-export interface ExecOptions {
-  env?: Readonly<Record<string, string>>;
-  workdir?: string;
-  user?: string;
-  /** For the whole command; default 5 minutes. A timed-out command keeps running. */
-  timeoutMs?: number;
-  /** Kept per stream; the rest is read and dropped (`truncated`). Default 1 MiB. */
-  maxOutputBytes?: number;
-}
-
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
-}
+import type { ExecOptions, ExecResult } from "../workload.js";
 
 const EXEC_TIMEOUT_MS = 5 * 60_000;
 const MAX_OUTPUT_BYTES = 1024 * 1024;

@@ -4,28 +4,7 @@ import { goTime } from "./decode.js";
 import type { LibpodClient, LibpodRequest } from "./libpod-client.js";
 import { inContext, MAX_LINE_BYTES, namePath, unixSeconds } from "./params.js";
 import { demultiplex, type StreamName } from "./streams.js";
-
-export interface LogOptions {
-  /** Keep the stream open for new output until the container stops or `signal` aborts. */
-  follow?: boolean;
-  since?: Date;
-  until?: Date;
-  /** Parse libpod's timestamps into `LogLine.time` (whole seconds on Podman 4.3). */
-  timestamps?: boolean;
-  /** Only the last lines. */
-  tail?: number;
-  stdout?: boolean;
-  stderr?: boolean;
-  signal?: AbortSignal;
-}
-
-export interface LogLine {
-  stream: "stdout" | "stderr";
-  /** Null unless `timestamps` was asked for. */
-  time: Date | null;
-  /** One line without its newline. */
-  text: string;
-}
+import type { LogLine, LogOptions } from "../workload.js";
 
 /**
  * Opens a container's log stream. Resolves once libpod has answered (so a

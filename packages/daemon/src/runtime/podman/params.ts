@@ -4,7 +4,7 @@
  * stream parser's error gets the call's context.
  */
 import { TownError } from "@townos/format";
-import { PODMAN_NAME } from "./container-spec.js";
+import { WORKLOAD_NAME } from "../workload.js";
 import type { Decoder } from "./decode.js";
 
 /** Longest line or frame read from a stream (logs, events, pull progress, exec output). */
@@ -12,7 +12,7 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 
 /** Names go into URL paths: only what libpod itself accepts as a name or id. */
 export function checkName(name: string, context: string): string {
-  if (!PODMAN_NAME.test(name)) {
+  if (!WORKLOAD_NAME.test(name)) {
     throw new TownError("invalid_argument", `podman: ${context}: "${name}" is not a valid name`);
   }
   return name;

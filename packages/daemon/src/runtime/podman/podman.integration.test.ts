@@ -19,17 +19,20 @@ import {
   preparePodmanHost,
   TEST_IMAGE,
 } from "../../../test/runtime/podman-host.js";
-import {
-  containerSpec,
-  LABEL_SPEC_HASH,
-  specHash,
-  type ContainerSpecInput,
-  type SpecGenerator,
-} from "./container-spec.js";
+import { packageWorkload, type PackageWorkloadInput } from "../package-workload.js";
+import { LABEL_SPEC_HASH } from "../workload.js";
+import { containerSpec as podmanSpec, specHash, type SpecGenerator } from "./container-spec.js";
 import { Podman } from "./client.js";
 import type { PodmanEvent } from "./events.js";
-import type { LogLine } from "./logs.js";
+import type { LogLine } from "../workload.js";
 import type { ServiceState } from "./service.js";
+
+type ContainerSpecInput = PackageWorkloadInput;
+
+/** The whole compile: a plan's container as a workload, the workload as Podman's spec. */
+function containerSpec(input: ContainerSpecInput): SpecGenerator {
+  return podmanSpec(packageWorkload(input));
+}
 
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 const runLabels = { "town.test-run": run };

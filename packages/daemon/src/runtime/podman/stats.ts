@@ -3,20 +3,10 @@ import { TownError } from "@townos/format";
 import { Decoder } from "./decode.js";
 import type { LibpodClient } from "./libpod-client.js";
 import { checkName } from "./params.js";
-
-export interface ContainerStats {
-  cpuPercent: number;
-  memoryBytes: number;
-  memoryLimitBytes: number;
-  netInputBytes: number;
-  netOutputBytes: number;
-  blockInputBytes: number;
-  blockOutputBytes: number;
-  pids: number;
-}
+import type { WorkloadStats } from "../workload.js";
 
 /** A one-off resource sample of a running container. */
-export async function stats(client: LibpodClient, name: string): Promise<ContainerStats> {
+export async function stats(client: LibpodClient, name: string): Promise<WorkloadStats> {
   const context = `stats of container ${name}`;
   const { body } = await client.request({
     method: "GET",
