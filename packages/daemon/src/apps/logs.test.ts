@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownError } from "@townos/format";
 import { expectTownError } from "../../../format/test/support.js";
-import { FakeLogRuntime } from "../../test/runtime/fake-logs.js";
+import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
 import {
   appContainers,
   decodeCursor,
@@ -21,12 +21,12 @@ const db: AppContainer = { name: "app-db", instance: "db", index: 0 };
 const web: AppContainer = { name: "app-web", instance: "web", index: 1 };
 const both = [db, web];
 
-function setup(): { runtime: FakeLogRuntime; now: { ms: number }; clock: () => number } {
+function setup(): { runtime: FakeRuntime; now: { ms: number }; clock: () => number } {
   const now = { ms: T0 };
   const clock = (): number => now.ms;
-  const runtime = new FakeLogRuntime(clock);
-  runtime.create(db.name);
-  runtime.create(web.name);
+  const runtime = new FakeRuntime(clock);
+  runtime.run(db.name);
+  runtime.run(web.name);
   return { runtime, now, clock };
 }
 
@@ -119,8 +119,8 @@ describe("log history", () => {
     assert.deepEqual(texts(page.items), ["ERROR: disk full", "an error again"]);
     assert.equal(page.before, null);
     assert.ok(
-      runtime.calls.length > 4,
-      `read in growing windows back to the creation (${runtime.calls.length} calls)`,
+      runtime.logCalls.length > 4,
+      `read in growing windows back to the creation (${runtime.logCalls.length} calls)`,
     );
   });
 
@@ -302,12 +302,12 @@ describe("log follow", () => {
       { tail: 0, clock },
       async () => {
         runtime.write(db.name, "before restart");
-        runtime.stop(db.name);
+        runtime.halt(db.name);
         await sleep(50);
-        runtime.start(db.name);
+        runtime.resume(db.name);
         runtime.write(db.name, "after restart");
         await sleep(50);
-        runtime.create(db.name);
+        runtime.run(db.name);
         runtime.write(db.name, "recreated", "stdout", now.ms - 5000);
       },
       (seen) => lineTexts(seen).includes("recreated"),

@@ -121,6 +121,44 @@ export class FakeRuntime implements HostRuntime {
     return workload;
   }
 
+  /**
+   * By hand, at once (no call counted): (re)creates a running workload with
+   * a new id and an empty log, ending the one of that name first.
+   */
+  run(name: string): FakeWorkload {
+    const old = this.containers.get(name);
+    if (old) this.halt(name);
+    return this.add(
+      {
+        kind: "container",
+        name,
+        hostname: name,
+        image: "localhost/test:latest",
+        env: {},
+        labels: {},
+        mounts: [],
+        ports: [],
+        network: null,
+        restart: "no",
+      },
+      "running",
+    );
+  }
+
+  /** By hand, at once: the workload exits (its follow streams end). */
+  halt(name: string): void {
+    const workload = this.containers.get(name);
+    if (workload?.state === "running") this.end(workload, 0);
+  }
+
+  /** By hand, at once: the workload runs again, its log kept. */
+  resume(name: string): void {
+    const workload = this.containers.get(name);
+    if (!workload) throw new Error(`no workload ${name}`);
+    workload.state = "running";
+    workload.startedAt = this.clock();
+  }
+
   async start(name: string): Promise<boolean> {
     await tick();
     this.calls.push(`start ${name}`);

@@ -11,7 +11,7 @@ import { ApiError, TownClient, type LogEvent } from "@townos/client";
 import { runTownCaptured } from "../../../../cli/test/run-town.js";
 import type { FastifyInstance } from "fastify";
 import { compileExample } from "../../../test/runtime/examples.js";
-import { FakeLogRuntime } from "../../../test/runtime/fake-logs.js";
+import { FakeRuntime } from "../../../test/runtime/fake-runtime.js";
 import { AppMonitor } from "../../apps/monitor.js";
 import type { Services } from "../../services.js";
 import { openDatabase } from "../../store/database.js";
@@ -45,7 +45,7 @@ async function until(what: string, check: () => boolean): Promise<void> {
 describe("app log and health routes", () => {
   const plan = compileExample("hello", "1.0");
   const container = plan.hostname;
-  const runtime = new FakeLogRuntime(() => Date.now());
+  const runtime = new FakeRuntime(() => Date.now());
   const installs = new Installs(openDatabase(":memory:"), () => Date.now());
   const monitor = new AppMonitor({ installs, clock: () => Date.now() });
   const boot: BootState = { state: "ready", step: "ready", error: null, services: undefined };
@@ -106,7 +106,7 @@ describe("app log and health routes", () => {
     assert.equal(error.problem.code, "unavailable");
     assert.match(error.problem.detail, /podman is not installed/);
     monitor.attach(runtime);
-    runtime.create(container);
+    runtime.run(container);
   });
 
   /** The three routes as one caller sees them: the page, the health, and the stream's first answer. */
@@ -209,7 +209,7 @@ describe("app log and health routes", () => {
     assert.match(logs.stdout, /^\S+Z hello GET \/index\.html 200$/m);
     assert.match(logs.stderr, /^\S+Z hello GET \/missing 404$/m, "stderr lines to stderr");
 
-    const follows = (): number => runtime.calls.filter((c) => c.options.follow).length;
+    const follows = (): number => runtime.logCalls.filter((c) => c.options.follow).length;
     const before = follows();
     const following = town("app", "logs", "default/hello", "-f", "--tail", "0");
     await until("the daemon to follow", () => follows() > before);
@@ -235,7 +235,7 @@ describe("app log and health routes", () => {
       health.containers.map((c) => [c.container, c.state, c.health.status]),
       [[container, "running", "none"]],
     );
-    runtime.remove(container);
+    await runtime.remove(container);
     const gone = await client.appHealth("default", "hello");
     assert.equal(gone.containers[0]?.state, "missing");
   });
