@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { AppHealth, LogEntry, TownClient } from "@townos/client";
 import { packageSpec, parseWhole } from "./arguments.js";
-import { connect } from "./connect.js";
+import { clientKit } from "./client-kit.js";
 import { table } from "./text.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
@@ -21,9 +21,7 @@ const PAGE_LIMIT = 1000;
 export function registerLogCommands(program: Command, io: Io): void {
   const app = program.commands.find((command) => command.name() === "app");
   if (!app) throw new Error("the app command must be registered first");
-  const print = (text: string): void => {
-    io.stdout(text.endsWith("\n") ? text : `${text}\n`);
-  };
+  const { client, print } = clientKit(program, io);
 
   app
     .command("logs")
@@ -37,7 +35,7 @@ export function registerLogCommands(program: Command, io: Io): void {
     .action(async (spec: string, flags: LogFlags) => {
       const { repo, name } = appSpec(spec);
       const tail = parseWhole(flags.tail, "tail");
-      const api = await connect(program, io);
+      const api = await client();
       const filter = {
         ...(flags.search === undefined ? {} : { search: flags.search }),
         ...(flags.instance === undefined ? {} : { instance: flags.instance }),
@@ -76,7 +74,7 @@ export function registerLogCommands(program: Command, io: Io): void {
     .option("--json")
     .action(async (spec: string, flags: { json?: boolean }) => {
       const { repo, name } = appSpec(spec);
-      const health = await (await connect(program, io)).appHealth(repo, name);
+      const health = await (await client()).appHealth(repo, name);
       if (flags.json) {
         print(JSON.stringify(health, null, 2));
         return;

@@ -2,14 +2,12 @@ import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { NetworkStatus } from "@townos/client";
-import { connect } from "./connect.js";
+import { clientKit } from "./client-kit.js";
 import type { Io } from "./io.js";
 
 /** `town net …`: the box's HTTPS ingress, names and router port mappings. */
 export function registerNetCommands(program: Command, io: Io): void {
-  const print = (text: string): void => {
-    io.stdout(text.endsWith("\n") ? text : `${text}\n`);
-  };
+  const { client, print } = clientKit(program, io);
   const net = program.command("net").description("networking: HTTPS ingress, DNS, mDNS, UPnP");
 
   net
@@ -17,7 +15,7 @@ export function registerNetCommands(program: Command, io: Io): void {
     .description("state of the ingress, DNS, mDNS and the router's port mappings")
     .option("--json")
     .action(async (flags: { json?: boolean }) => {
-      const status = await (await connect(program, io)).netStatus();
+      const status = await (await client()).netStatus();
       print(flags.json ? JSON.stringify(status, null, 2) : statusLines(status).join("\n"));
     });
 
@@ -26,7 +24,7 @@ export function registerNetCommands(program: Command, io: Io): void {
     .description("save the root certificate of the box's local CA, to install on devices")
     .argument("[file]", "where to save it ('-': print it)", "town-os-ca.crt")
     .action(async (file: string) => {
-      const pem = await (await connect(program, io)).caCertificate();
+      const pem = await (await client()).caCertificate();
       if (file === "-") {
         print(pem);
         return;

@@ -6,14 +6,11 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { VolumeView } from "@townos/client";
 import { collect } from "./answers.js";
-import { allPages, connect } from "./connect.js";
+import { allPages } from "./connect.js";
+import { clientKit, type JsonFlag } from "./client-kit.js";
 import { formatBytes, table } from "./text.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
-
-interface JsonFlag {
-  json?: boolean;
-}
 
 /** How often upload progress is redrawn on a terminal. */
 const PROGRESS_MS = 250;
@@ -24,13 +21,7 @@ export function registerVolumeCommands(
   io: Io,
   setExit: (code: number) => void,
 ): void {
-  const client = () => connect(program, io);
-  const print = (text: string): void => {
-    io.stdout(text.endsWith("\n") ? text : `${text}\n`);
-  };
-  const json = (value: unknown): void => {
-    print(JSON.stringify(value, null, 2));
-  };
+  const { client, print, json } = clientKit(program, io);
 
   const volume = program.command("volume").description("volumes: quotas, snapshots, archives");
   volume
