@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { HealthState, WorkloadInfo, WorkloadSummary } from "../runtime/workload.js";
+import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
+import type { HealthState, WorkloadInfo } from "../runtime/workload.js";
 import type { InstallRecord } from "../store/installs.js";
-import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
+import { containersHealth, HealthMonitor } from "./health.js";
 import { LABEL_APP } from "./labels.js";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -39,59 +40,38 @@ function info(name: string, change: Partial<WorkloadInfo> = {}): WorkloadInfo {
   };
 }
 
-class FakeHealth implements HealthRuntime {
-  readonly containers = new Map<string, { app: string; info: WorkloadInfo }>();
-  readonly probes: string[] = [];
-  running = 0;
-  maxRunning = 0;
-  /** What the next probes answer; a never-settling promise simulates a hung check. */
-  answer: () => Promise<HealthState> = () =>
+/** The shared fake, its healthchecks passing unless a test says otherwise. */
+function fakeHealth(): FakeRuntime {
+  const runtime = new FakeRuntime();
+  runtime.healthAnswer = () =>
     Promise.resolve({
       status: "healthy",
       failingStreak: 0,
       log: [{ start: null, end: null, exitCode: 0, output: "ok\n" }],
     });
+  return runtime;
+}
 
-  add(app: string, container: WorkloadInfo): void {
-    this.containers.set(container.id, { app, info: container });
-  }
-
-  list(): Promise<WorkloadSummary[]> {
-    return Promise.resolve(
-      [...this.containers.values()].map(({ app, info: c }) => ({
-        id: c.id,
-        name: c.name,
-        image: c.image,
-        imageId: c.imageId,
-        state: c.state.status,
-        created: c.created,
-        exitCode: c.state.exitCode,
-        labels: { [LABEL_APP]: app },
-      })),
-    );
-  }
-
-  inspect(name: string): Promise<WorkloadInfo | undefined> {
-    const found = [...this.containers.values()].find(
-      ({ info: c }) => c.id === name || c.name === name,
-    );
-    return Promise.resolve(found?.info);
-  }
-
-  async runHealthcheck(name: string): Promise<HealthState> {
-    this.probes.push(name);
-    this.running += 1;
-    this.maxRunning = Math.max(this.maxRunning, this.running);
-    try {
-      const health = await this.answer();
-      // Recorded where inspect reads it, as Podman does.
-      const container = this.containers.get(name);
-      if (container) container.info = { ...container.info, health };
-      return health;
-    } finally {
-      this.running -= 1;
-    }
-  }
+/** Puts a workload of `app` in place whose inspection answers `container`. */
+function add(runtime: FakeRuntime, app: string, container: WorkloadInfo): void {
+  const workload = runtime.add(
+    {
+      kind: "container",
+      name: container.name,
+      hostname: container.name,
+      image: container.image,
+      env: {},
+      labels: { [LABEL_APP]: app },
+      mounts: [],
+      ports: [],
+      network: null,
+      restart: "unless-stopped",
+    },
+    container.state.status,
+    container.id,
+  );
+  workload.exitCode = container.state.exitCode;
+  workload.info = container;
 }
 
 const installed = (...apps: string[]): { list(): InstallRecord[] } => ({
@@ -105,14 +85,15 @@ const installed = (...apps: string[]): { list(): InstallRecord[] } => ({
 describe("health monitor", () => {
   it("probes running containers of installed apps on their healthcheck's interval", async () => {
     const now = { ms: T0 };
-    const runtime = new FakeHealth();
-    runtime.add("default/web", info("web"));
-    runtime.add("default/web", info("nocheck", { healthcheck: null }));
-    runtime.add(
+    const runtime = fakeHealth();
+    add(runtime, "default/web", info("web"));
+    add(runtime, "default/web", info("nocheck", { healthcheck: null }));
+    add(
+      runtime,
       "default/web",
       info("stopped", { state: { ...info("x").state, status: "exited", running: false } }),
     );
-    runtime.add("default/gone", info("orphan"));
+    add(runtime, "default/gone", info("orphan"));
     const monitor = new HealthMonitor({
       runtime,
       installs: installed("default/web"),
@@ -144,13 +125,13 @@ describe("health monitor", () => {
 
   it("runs a bounded number of probes at once", async () => {
     const now = { ms: T0 + 60_000 };
-    const runtime = new FakeHealth();
-    for (let i = 0; i < 5; i++) runtime.add("default/web", info(`c${i}`));
+    const runtime = fakeHealth();
+    for (let i = 0; i < 5; i++) add(runtime, "default/web", info(`c${i}`));
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    runtime.answer = async () => {
+    runtime.healthAnswer = async () => {
       await gate;
       return { status: "healthy", failingStreak: 0, log: [] };
     };
@@ -168,14 +149,15 @@ describe("health monitor", () => {
     await monitor.tick();
     await monitor.settled();
     assert.equal(runtime.probes.length, 4);
-    assert.equal(runtime.maxRunning, 2);
+    assert.equal(runtime.maxProbing, 2);
     await monitor.stop();
   });
 
   it("counts a probe that outlives its timeout as failed, unhealthy after the retries", async () => {
     const now = { ms: T0 + 60_000 };
-    const runtime = new FakeHealth();
-    runtime.add(
+    const runtime = fakeHealth();
+    add(
+      runtime,
       "default/web",
       info("slow", {
         healthcheck: {
@@ -187,7 +169,7 @@ describe("health monitor", () => {
         },
       }),
     );
-    runtime.answer = () => new Promise<HealthState>(() => undefined);
+    runtime.healthAnswer = () => new Promise<HealthState>(() => undefined);
     const monitor = new HealthMonitor({
       runtime,
       installs: installed("default/web"),
@@ -217,8 +199,9 @@ describe("container health", () => {
   ];
 
   it("reports state, exit code, restarts, and Podman's healthcheck record", async () => {
-    const runtime = new FakeHealth();
-    runtime.add(
+    const runtime = fakeHealth();
+    add(
+      runtime,
       "default/web",
       info("db", {
         restartCount: 4,
@@ -231,7 +214,8 @@ describe("container health", () => {
         },
       }),
     );
-    runtime.add(
+    add(
+      runtime,
       "default/web",
       info("web", {
         healthcheck: null,
@@ -265,7 +249,7 @@ describe("container health", () => {
   });
 
   it("calls a fresh exit that the policy restarts `restarting`, unless the app is stopped", async () => {
-    const runtime = new FakeHealth();
+    const runtime = fakeHealth();
     const exited = {
       ...info("x").state,
       status: "exited",
@@ -273,12 +257,14 @@ describe("container health", () => {
       exitCode: 1,
       finishedAt: new Date(T0),
     };
-    runtime.add("default/web", info("db", { state: exited, restartPolicy: "on-failure" }));
-    runtime.add(
+    add(runtime, "default/web", info("db", { state: exited, restartPolicy: "on-failure" }));
+    add(
+      runtime,
       "default/web",
       info("web", { state: { ...exited, exitCode: 0 }, restartPolicy: "on-failure" }),
     );
-    runtime.add(
+    add(
+      runtime,
       "default/web",
       info("worker", { state: { ...exited, status: "created", finishedAt: null } }),
     );

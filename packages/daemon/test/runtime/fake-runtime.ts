@@ -48,6 +48,8 @@ export interface FakeWorkload {
   exitCode: number;
   healthcheck: HealthcheckConfig | null;
   health: HealthState | null;
+  /** What inspect answers over what the fake derives, when a test scripts it. */
+  info: Partial<WorkloadInfo>;
   lines: FakeLine[];
   wake: Set<() => void>;
 }
@@ -69,6 +71,13 @@ export class FakeRuntime implements HostRuntime {
   failCreate: string | undefined;
   /** Exit code of every exec. */
   execExitCode = 0;
+  /** Healthchecks run, by the name or id asked for. */
+  readonly probes: string[] = [];
+  /** Most healthchecks running at once so far. */
+  maxProbing = 0;
+  /** What healthchecks answer; default: the workload's recorded health, `conflict` without one. */
+  healthAnswer: ((name: string) => Promise<HealthState>) | undefined;
+  private probing = 0;
   /** `list` calls so far. */
   listings = 0;
   /** Log streams open right now. */
@@ -103,10 +112,10 @@ export class FakeRuntime implements HostRuntime {
   }
 
   /** Puts a workload in place as it is, as if made by hand (no call counted). */
-  add(spec: FakeWorkload["spec"], state = "created"): FakeWorkload {
+  add(spec: FakeWorkload["spec"], state = "created", id?: string): FakeWorkload {
     this.ids += 1;
     const workload: FakeWorkload = {
-      id: `id${this.ids}`,
+      id: id ?? `id${this.ids}`,
       state,
       spec,
       created: this.clock(),
@@ -114,6 +123,7 @@ export class FakeRuntime implements HostRuntime {
       exitCode: 0,
       healthcheck: null,
       health: null,
+      info: {},
       lines: [],
       wake: new Set(),
     };
@@ -232,14 +242,27 @@ export class FakeRuntime implements HostRuntime {
       restartPolicy: w.spec.restart,
       healthcheck: w.healthcheck,
       health: w.health,
+      ...w.info,
     };
   }
 
   async runHealthcheck(name: string): Promise<HealthState> {
-    await tick();
-    const workload = this.need(name, "healthcheck");
-    if (!workload.health) throw new TownError("conflict", `${name} has no defined healthcheck`);
-    return workload.health;
+    // Counted as called, before answering: a probe is running from then on.
+    this.probes.push(name);
+    this.probing += 1;
+    this.maxProbing = Math.max(this.maxProbing, this.probing);
+    try {
+      await tick();
+      const workload = this.need(name, "healthcheck");
+      const health = this.healthAnswer ? await this.healthAnswer(name) : workload.health;
+      if (!health) throw new TownError("conflict", `${name} has no defined healthcheck`);
+      // Recorded where inspect reads it, as Podman does.
+      workload.health = health;
+      if (workload.info.health !== undefined) workload.info = { ...workload.info, health };
+      return health;
+    } finally {
+      this.probing -= 1;
+    }
   }
 
   /** Appends a line to a workload's log, waking its follow streams. */
