@@ -22,7 +22,7 @@ import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { isAbsolute, normalize } from "node:path";
 import { DNS_LABEL, findControlCharacter, TownError, type Issue } from "@townos/format";
-import { canonicalJson } from "../runtime/podman/container-spec.js";
+import { canonicalJson } from "../canonical-json.js";
 
 export interface IngressRoute {
   /** A DNS name, e.g. `gitea.default.home`. */

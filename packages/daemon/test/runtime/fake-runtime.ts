@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { TownError } from "@townos/format";
-import { canonicalJson } from "../../src/runtime/podman/container-spec.js";
+import { canonicalJson } from "../../src/canonical-json.js";
 import {
   LABEL_SPEC_HASH,
   type EnsureOutcome,

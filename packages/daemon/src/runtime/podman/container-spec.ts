@@ -8,6 +8,7 @@
  * built spec's hash is out of date (the fingerprint `ensure` compares).
  */
 import { createHash } from "node:crypto";
+import { canonicalJson } from "../../canonical-json.js";
 import { LABEL_SPEC_HASH, type Workload } from "../workload.js";
 
 /** The subset of libpod's SpecGenerator this driver fills in (libpod's field names). */
@@ -91,23 +92,6 @@ export function specHash(spec: SpecGenerator): string {
   return createHash("sha256")
     .update(canonicalJson({ ...spec, labels }))
     .digest("hex");
-}
-
-/**
- * JSON with object keys sorted (by UTF-16 code units) at every level and no
- * whitespace, so that equal values always serialize to equal text. Array
- * order is kept: it is meaningful (arguments, mounts). Undefined members are
- * left out, as JSON.stringify does.
- */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, member: unknown) => {
-    if (member === null || typeof member !== "object" || Array.isArray(member)) return member;
-    const sorted: Record<string, unknown> = {};
-    for (const key of Object.keys(member).sort()) {
-      sorted[key] = (member as Record<string, unknown>)[key];
-    }
-    return sorted;
-  });
 }
 
 function portMappings(workload: Workload): PortMapping[] {
