@@ -89,6 +89,7 @@ export interface WorkloadSummary {
   id: string;
   name: string;
   image: string;
+  imageId: string;
   /** `created`, `running`, `paused`, `stopped`, `exited`… as the runtime says. */
   state: string;
   created: Date | null;

@@ -209,6 +209,7 @@ export class FakeRuntime implements HostRuntime {
         id: w.id,
         name: w.spec.name,
         image: w.spec.image,
+        imageId: `image-of-${w.spec.image}`,
         state: w.state,
         created: new Date(w.created),
         exitCode: w.exitCode,
