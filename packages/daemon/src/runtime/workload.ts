@@ -6,7 +6,7 @@
  * implementation compiles a `Workload` into its own (Podman's SpecGenerator,
  * say) with a pure function.
  *
- * Contract, for every implementation (checked by runtime/workload-contract.ts
+ * Contract, for every implementation (checked by test/runtime/workload-contract.ts
  * against the in-memory fake and against Podman):
  * - A workload is known by its name, unique within the runtime.
  * - "Absent" is an answer, not an error: `inspect` gives undefined, `list`
