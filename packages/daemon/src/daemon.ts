@@ -23,7 +23,8 @@ import { systemClock, type Clock } from "./clock.js";
 import { Metrics } from "./api/metrics.js";
 import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
-import { hostLanAddresses, Network } from "./net/network.js";
+import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
+import { Manager, periodic } from "./reconcile/manager.js";
 import { AuditLog } from "./store/audit.js";
 import { sql, openDatabase, type Db } from "./store/database.js";
 import { Installs } from "./store/installs.js";
@@ -215,6 +216,7 @@ function createServices(
     clock,
     (files) => jobs.parse(files),
   );
+  const manager = new Manager();
   const apps = new Apps({
     installs,
     catalog,
@@ -224,6 +226,7 @@ function createServices(
     log: (message, fields) => {
       log.warn(fields, message);
     },
+    manager,
   });
   return {
     accounts,
@@ -243,7 +246,10 @@ function createServices(
       volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
       holder: apps,
     }),
-    network: config.network ? createNetwork(config.network, config.dataDir, log) : undefined,
+    network: config.network
+      ? createNetwork(config.network, config.dataDir, log, manager)
+      : undefined,
+    manager,
     system: systemInfo,
   };
 }
@@ -252,6 +258,7 @@ function createNetwork(
   network: NetworkConfig,
   dataDir: string,
   log: FastifyInstance["log"],
+  manager: Manager,
 ): Network {
   const lanAddresses = network.lanAddresses;
   return new Network({
@@ -270,6 +277,7 @@ function createNetwork(
         log.warn(message);
       },
     },
+    manager,
   });
 }
 
@@ -306,11 +314,10 @@ function startNetwork(
   services.settings.onChange((key) => {
     if (key === "dns.tld" || key === "upnp.forward_https") update();
   });
-  const timer = setInterval(update, NETWORK_RESYNC_MS);
-  timer.unref();
+  // Ends when the network closes (its kind stops).
+  services.manager.watch(NETWORK, periodic(NETWORK_RESYNC_MS, update));
   return async () => {
     stopped = true;
-    clearInterval(timer);
     await network.close();
   };
 }

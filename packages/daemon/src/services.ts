@@ -7,6 +7,7 @@ import type { SetupCode } from "./auth/setup-code.js";
 import type { LoginThrottle } from "./auth/throttle.js";
 import type { Catalog } from "./catalog/catalog.js";
 import type { Network } from "./net/network.js";
+import type { Manager } from "./reconcile/manager.js";
 import type { OAuthFlows } from "./apps/oauth.js";
 import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
@@ -36,6 +37,8 @@ export interface Services {
   volumes: Volumes;
   /** HTTPS ingress, DNS, mDNS and UPnP; undefined when this daemon runs without networking. */
   network: Network | undefined;
+  /** Runs the reconcilers of every kind (`apps`, `network`). */
+  manager: Manager;
   /** The box as packages see it (`@LOCAL_INTERNAL_HOST@`, `.System`), read when needed. */
   system: () => SystemInfo;
 }

@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Network } from "../src/net/network.js";
+import { Manager } from "../src/reconcile/manager.js";
 import { freeNetworkPorts } from "./net.js";
 import { createTestNetns, netnsMissing, type TestNetns } from "./netns.js";
 
@@ -158,6 +159,7 @@ export async function startNetworkBehind(router: TestRouter, scratch: string): P
     // The box's "LAN" is the host side of the router's veth.
     lanAddresses: () => [router.netns.hostAddress],
     log: { info: () => undefined, warn: () => undefined },
+    manager: new Manager(),
   });
   await network.start();
   return network;

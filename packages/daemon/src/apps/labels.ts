@@ -26,9 +26,11 @@ export function appFromLabel(
   return { repo: label.slice(0, slash), name: label.slice(slash + 1) };
 }
 
-const KEY_PREFIX = "app/";
+/** The manager's kind of apps: an app's key is `apps/<repo>/<name>`. */
+export const APPS = "apps";
+const KEY_PREFIX = `${APPS}/`;
 
-/** The work-queue key of an app. */
+/** The manager's key of an app. */
 export function appKey(repo: string, name: string): string {
   return `${KEY_PREFIX}${repo}/${name}`;
 }

@@ -16,6 +16,7 @@ import { compileExample } from "../../test/runtime/examples.js";
 import { Catalog, type RepositoryFetcher } from "../catalog/catalog.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
+import { Manager } from "../reconcile/manager.js";
 import { Repositories } from "../store/repositories.js";
 import { AppReconciler } from "./controller.js";
 import { LABEL_APP, LABEL_BOX } from "./labels.js";
@@ -58,6 +59,7 @@ describe("Apps: install and uninstall requests", () => {
       system: () => testSystem,
       box: BOX,
       hostPorts: () => Promise.resolve(hostPorts),
+      manager: new Manager(),
     });
     runtime = new FakeRuntime();
     storage = new FakeStorage();

@@ -8,12 +8,12 @@
 import { savedAnswersAsGiven, TownError, type SystemInfo } from "@townos/format";
 import type { Catalog } from "../catalog/catalog.js";
 import type { NetworkInputs } from "../net/network.js";
-import { WorkQueue } from "../reconcile/queue.js";
+import { periodic, type Manager, type Outcome } from "../reconcile/manager.js";
 import { EXPOSURE_LEVELS, type ExposureLevel, type Installs } from "../store/installs.js";
 import type { HostRuntime, WorkloadRuntime } from "../runtime/workload.js";
 import type { AppReconciler } from "./controller.js";
 import { VolumeHolds } from "./holds.js";
-import { appKey, parseAppKey } from "./labels.js";
+import { APPS, appKey, parseAppKey } from "./labels.js";
 import { flattenPlan } from "./names.js";
 import { checkOwnership } from "./ownership.js";
 import {
@@ -50,6 +50,8 @@ export interface AppsOptions {
   hostPorts?: () => Promise<Set<number>>;
   /** Told about reconcile failures (they are also recorded on the app). */
   log?: (message: string, fields: Record<string, unknown>) => void;
+  /** Runs the app controller (kind `apps`) once a runtime is attached. */
+  manager: Manager;
 }
 
 /** What the apps need once a container runtime is there. */
@@ -68,19 +70,9 @@ export interface AppsRuntime {
 export const INSTALL_WAIT_MS = 60_000;
 
 export class Apps {
-  private attached:
-    | {
-        runtime: HostRuntime;
-        storage: VolumeListing;
-        queue: WorkQueue;
-        stop: () => void;
-        done: Map<string, Waiter[]>;
-      }
-    | undefined;
+  private attached: { runtime: HostRuntime; storage: VolumeListing } | undefined;
   /** Why apps cannot run, while no runtime is attached. */
   private unavailableReason = "the container runtime is starting";
-  /** Per key: the number of the latest request; waiters wait for a reconcile that started after theirs. */
-  private readonly requested = new Map<string, number>();
   private readonly networkListeners: (() => void)[] = [];
   /** The installs' generation networking was last told about. */
   private networkGeneration = -1;
@@ -115,25 +107,12 @@ export class Apps {
     this.unavailableReason = reason;
   }
 
-  /** Starts reconciling: every app now, every `resyncMs`, and on Podman events. */
+  /** Starts the app controller: every app now, every `resyncMs`, and on Podman events. */
   attach(options: AppsRuntime): void {
-    const done = new Map<string, Waiter[]>();
-    const started = new Map<string, number>();
-    const settle = (key: string, outcome: Outcome): void => {
-      const seen = started.get(key) ?? 0;
-      const waiting = done.get(key) ?? [];
-      done.set(
-        key,
-        waiting.filter((waiter) => {
-          if (waiter.generation > seen) return true;
-          waiter.resolve(outcome);
-          return false;
-        }),
-      );
-    };
-    const queue = new WorkQueue({
-      reconcile: async (key) => {
-        started.set(key, this.requested.get(key) ?? 0);
+    const { manager } = this.options;
+    manager.register(APPS, {
+      reconcile: async (id) => {
+        const key = `${APPS}/${id}`;
         const app = parseAppKey(key);
         if (!app) return undefined;
         await options.reconciler.reconcile(
@@ -146,18 +125,18 @@ export class Apps {
         );
         return undefined;
       },
-      onSuccess: (key) => {
+      onSuccess: (id) => {
         if (this.options.installs.generation !== this.networkGeneration) {
           this.networkGeneration = this.options.installs.generation;
           this.networkChanged();
         }
-        const app = parseAppKey(key);
+        const app = parseAppKey(`${APPS}/${id}`);
         if (app && this.options.installs.get(app.repo, app.name)) {
           this.options.installs.recordOutcome(app.repo, app.name, null);
         }
-        settle(key, { error: undefined, terminal: false });
       },
-      onError: (key, error, failure) => {
+      onError: (id, error, failure) => {
+        const key = `${APPS}/${id}`;
         const app = parseAppKey(key);
         const { installs } = this.options;
         this.options.log?.("app reconcile failed", {
@@ -170,27 +149,19 @@ export class Apps {
         if (app && (installs.get(app.repo, app.name) || installs.removal(app.repo, app.name))) {
           installs.recordOutcome(app.repo, app.name, errorText(error));
         }
-        settle(key, { error, terminal: failure.terminal });
       },
     });
-    const abort = new AbortController();
-    const resync = setInterval(() => {
-      void this.resync();
-    }, options.resyncMs ?? 60_000);
-    resync.unref();
-    this.attached = {
-      runtime: options.runtime,
-      storage: options.storage,
-      queue,
-      done,
-      stop: () => {
-        abort.abort();
-        clearInterval(resync);
-      },
-    };
-    if (options.events) {
-      void this.watch.watch(options.events, abort.signal, (key) => {
-        queue.enqueue(key);
+    this.attached = { runtime: options.runtime, storage: options.storage };
+    manager.watch(
+      APPS,
+      periodic(options.resyncMs ?? 60_000, () => {
+        void this.resync();
+      }),
+    );
+    const events = options.events;
+    if (events) {
+      manager.watch(APPS, (enqueue, signal) => {
+        void this.watch.watch(events, signal, enqueue);
       });
     }
     void this.resync();
@@ -198,10 +169,8 @@ export class Apps {
 
   /** Stops taking work and waits for running reconciles. */
   async stop(): Promise<void> {
-    const attached = this.attached;
-    if (!attached) return;
-    attached.stop();
-    await attached.queue.stop();
+    if (!this.attached) return;
+    await this.options.manager.stop(APPS);
   }
 
   /** Enqueues every installed app, every pending removal, and the apps of leftover containers. */
@@ -214,12 +183,12 @@ export class Apps {
     const runtime = this.attached?.runtime;
     // One listing for every app: each pass then starts from it instead of asking again.
     if (runtime) await this.watch.resync(runtime, keys);
-    for (const key of keys) this.attached?.queue.enqueue(key);
+    if (this.attached) for (const key of keys) this.options.manager.enqueue(key);
   }
 
   /** Resolves when nothing is queued or running: for tests. */
   async idle(): Promise<void> {
-    await this.attached?.queue.idle();
+    if (this.attached) await this.options.manager.idle(APPS);
   }
 
   private runtime(): NonNullable<Apps["attached"]> {
@@ -276,7 +245,7 @@ export class Apps {
         checkOwnership(request.repo, request.name, plan, others);
       },
     );
-    const outcome = await this.request(attached, request.repo, request.name, waitMs);
+    const outcome = await this.request(request.repo, request.name, waitMs);
     if (outcome?.terminal && installs.get(request.repo, request.name)) {
       // Undo: volumes this install made go, volumes it took back are moved aside again.
       installs.remove(
@@ -286,7 +255,7 @@ export class Apps {
         reused.map((volume) => volume.from),
         true,
       );
-      await this.request(attached, request.repo, request.name, waitMs);
+      await this.request(request.repo, request.name, waitMs);
       throw outcome.error;
     }
     return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
@@ -309,7 +278,7 @@ export class Apps {
     request: UpgradeRequest,
     waitMs = INSTALL_WAIT_MS,
   ): Promise<{ app: AppView; settled: boolean }> {
-    const attached = this.runtime();
+    this.runtime();
     const { installs, catalog } = this.options;
     const install = installs.get(request.repo, request.name);
     if (!install)
@@ -356,7 +325,7 @@ export class Apps {
         checkOwnership(request.repo, request.name, plan, others);
       },
     );
-    const outcome = await this.request(attached, request.repo, request.name, waitMs);
+    const outcome = await this.request(request.repo, request.name, waitMs);
     return { app: await this.view(request.repo, request.name), settled: outcome !== undefined };
   }
 
@@ -371,11 +340,11 @@ export class Apps {
     purge: boolean,
     waitMs = INSTALL_WAIT_MS,
   ): Promise<boolean> {
-    const attached = this.runtime();
+    this.runtime();
     if (!this.options.installs.remove(repo, name, purge)) {
       throw new TownError("not_found", `${repo}/${name} is not installed`);
     }
-    return (await this.request(attached, repo, name, waitMs)) !== undefined;
+    return (await this.request(repo, name, waitMs)) !== undefined;
   }
 
   /**
@@ -389,7 +358,7 @@ export class Apps {
     change: "start" | "stop" | "enable" | "disable",
     waitMs = INSTALL_WAIT_MS,
   ): Promise<{ app: AppView; settled: boolean }> {
-    const attached = this.runtime();
+    this.runtime();
     const { installs } = this.options;
     const found =
       change === "start" || change === "stop"
@@ -398,7 +367,7 @@ export class Apps {
     if (!found && !installs.get(repo, name)) {
       throw new TownError("not_found", `${repo}/${name} is not installed`);
     }
-    const outcome = await this.request(attached, repo, name, waitMs);
+    const outcome = await this.request(repo, name, waitMs);
     return { app: await this.view(repo, name), settled: outcome !== undefined };
   }
 
@@ -413,7 +382,7 @@ export class Apps {
     if (!install?.plan) throw new TownError("not_found", `${repo}/${name} is not installed`);
     const nodes = flattenPlan(install.plan);
     for (const { plan } of [...nodes].reverse()) await attached.runtime.stop(plan.hostname);
-    const outcome = await this.request(attached, repo, name, waitMs);
+    const outcome = await this.request(repo, name, waitMs);
     return { app: await this.view(repo, name), settled: outcome !== undefined };
   }
 
@@ -429,7 +398,7 @@ export class Apps {
     level: ExposureLevel,
     waitMs = INSTALL_WAIT_MS,
   ): Promise<{ app: AppView; settled: boolean }> {
-    const attached = this.runtime();
+    this.runtime();
     const install = this.options.installs.get(repo, name);
     if (!install) throw new TownError("not_found", `${repo}/${name} is not installed`);
     if (!EXPOSURE_LEVELS.includes(level)) {
@@ -442,7 +411,7 @@ export class Apps {
       throw new TownError("not_found", `${repo}/${name} publishes no host port ${hostPort}`);
     }
     this.options.installs.setExposure(repo, name, hostPort, level);
-    const outcome = await this.request(attached, repo, name, waitMs);
+    const outcome = await this.request(repo, name, waitMs);
     this.networkChanged();
     return { app: await this.view(repo, name), settled: outcome !== undefined };
   }
@@ -486,7 +455,7 @@ export class Apps {
     const attached = this.attached;
     return this.holds.hold(
       volumeName,
-      attached && ((repo, name) => this.request(attached, repo, name, INSTALL_WAIT_MS)),
+      attached && ((repo, name) => this.request(repo, name, INSTALL_WAIT_MS)),
     );
   }
 
@@ -506,31 +475,8 @@ export class Apps {
   }
 
   /** Enqueues and waits for a reconcile that started after this call; undefined when none finished in time. */
-  private async request(
-    attached: NonNullable<Apps["attached"]>,
-    repo: string,
-    name: string,
-    waitMs: number,
-  ): Promise<Outcome | undefined> {
-    const key = appKey(repo, name);
-    const generation = (this.requested.get(key) ?? 0) + 1;
-    this.requested.set(key, generation);
-    let timer: NodeJS.Timeout | undefined;
-    const finished = new Promise<Outcome | undefined>((resolve) => {
-      const waiters = attached.done.get(key) ?? [];
-      waiters.push({ generation, resolve });
-      attached.done.set(key, waiters);
-      timer = setTimeout(() => {
-        resolve(undefined);
-      }, waitMs);
-      timer.unref();
-    });
-    attached.queue.enqueue(key);
-    try {
-      return await finished;
-    } finally {
-      clearTimeout(timer);
-    }
+  private request(repo: string, name: string, waitMs: number): Promise<Outcome | undefined> {
+    return this.options.manager.requestAndWait(appKey(repo, name), waitMs);
   }
 
   /** Every app with the live state of its containers (one runtime call). @throws `unavailable` */
@@ -546,17 +492,6 @@ export class Apps {
     const { runtime } = this.runtime();
     return this.views.view(runtime, install);
   }
-}
-
-/** How a reconcile a request waited for ended. */
-interface Outcome {
-  error: unknown;
-  terminal: boolean;
-}
-
-interface Waiter {
-  generation: number;
-  resolve: (outcome: Outcome) => void;
 }
 
 function errorText(error: unknown): string {

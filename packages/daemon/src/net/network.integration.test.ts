@@ -34,6 +34,7 @@ import {
 import { compileExample } from "../../test/runtime/examples.js";
 import { freePort } from "../../test/runtime/podman-host.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { Manager } from "../reconcile/manager.js";
 import { Network, type NetworkInputs } from "./network.js";
 
 const missing = networkMissing();
@@ -85,6 +86,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
     gatewayUrl: `http://127.0.0.1:${routerPort}/rootDesc.xml`,
     lanAddresses: () => ["127.0.0.1"],
     log: quietLog,
+    manager: new Manager(),
   });
   const inputs = (appPort: number): NetworkInputs => ({
     tld: "home",

@@ -4,6 +4,10 @@
  * daemon derives from the installs. Each part fails on its own: a part that
  * cannot run shows why in `status()` while the others serve.
  *
+ * Networking is a kind of the reconcile manager with one object,
+ * `network/box`: `update` writes the desired inputs and enqueues it, so a
+ * burst of updates is applied once, with the newest inputs.
+ *
  * Caddy and dnsmasq outlive the daemon (`close()` leaves them serving, the
  * next daemon adopts them), so names and HTTPS keep working while it restarts.
  */
@@ -11,6 +15,7 @@ import { mkdir } from "node:fs/promises";
 import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
+import type { Manager } from "../reconcile/manager.js";
 import { DnsmasqSupervisor, hostUpstreams, type DnsStatus } from "../dns/dnsmasq.js";
 import { MdnsResponder, type MdnsStatus } from "../dns/mdns.js";
 import { CaddySupervisor, type IngressStatus } from "../ingress/supervisor.js";
@@ -50,6 +55,8 @@ export interface NetworkOptions {
   /** The box's IPv4 LAN addresses, read at every update (they may change). */
   lanAddresses: () => string[];
   log: NetworkLog;
+  /** Runs the `network` kind: the updates, one at a time. */
+  manager: Manager;
 }
 
 export interface NetworkStatus {
@@ -87,6 +94,10 @@ export const NETWORK_OFF: NetworkStatus = {
 export const DEFAULT_MDNS_NAME = "town-os.local";
 export const DEFAULT_DNS_DIR = "/run/town/dns";
 
+/** The manager's kind of networking, and the key of its only object (the box). */
+export const NETWORK = "network";
+const NETWORK_KEY = `${NETWORK}/box`;
+
 interface Applied {
   dashboardUrl: string;
   forwardHttps: boolean;
@@ -104,9 +115,8 @@ export class Network {
   private mdnsProblem: string | undefined;
   private started: Promise<void> | undefined;
   private applied: Applied | undefined;
-  /** The newest inputs not applied yet: a burst of updates applies only the last. */
-  private pending: NetworkInputs | undefined;
-  private draining: Promise<void> | undefined;
+  /** The newest inputs: each reconcile applies them. */
+  private desired: NetworkInputs | undefined;
   private closed = false;
 
   constructor(private readonly options: NetworkOptions) {
@@ -122,6 +132,7 @@ export class Network {
             : withInterface(this.firstIpv4()),
         ),
     });
+    options.manager.register(NETWORK, { reconcile: () => this.reconcile() });
   }
 
   /**
@@ -135,18 +146,15 @@ export class Network {
   }
 
   /**
-   * Makes the parts serve `inputs`. Idempotent (unchanged configurations are
-   * not applied again) and serialized; calls during an update coalesce into
-   * one more update with the newest inputs. Never throws: what fails shows
-   * in `status()`.
+   * Makes the parts serve `inputs`, resolving once they do. Idempotent
+   * (unchanged configurations are not applied again) and serialized; calls
+   * during an update coalesce into one more update with the newest inputs.
+   * Never throws: what fails shows in `status()`.
    */
-  update(inputs: NetworkInputs): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.pending = inputs;
-    this.draining ??= this.drain().finally(() => {
-      this.draining = undefined;
-    });
-    return this.draining;
+  async update(inputs: NetworkInputs): Promise<void> {
+    if (this.closed) return;
+    this.desired = inputs;
+    await this.options.manager.requestAndWait(NETWORK_KEY);
   }
 
   status(): NetworkStatus {
@@ -211,17 +219,18 @@ export class Network {
     if (!this.closed) this.upnp.start();
   }
 
-  private async drain(): Promise<void> {
+  /** The `network/box` reconcile: applies the newest inputs. Never fails. */
+  private async reconcile(): Promise<undefined> {
     await this.start();
-    for (let inputs = this.pending; inputs !== undefined && !this.closed; inputs = this.pending) {
-      this.pending = undefined;
-      try {
-        await this.apply(inputs);
-      } catch (error) {
-        // Every step catches its own failures; this is a bug, kept visible all the same.
-        this.options.log.warn(`network: update failed: ${message(error)}`);
-      }
+    const inputs = this.desired;
+    if (inputs === undefined || this.closed) return undefined;
+    try {
+      await this.apply(inputs);
+    } catch (error) {
+      // Every step catches its own failures; this is a bug, kept visible all the same.
+      this.options.log.warn(`network: update failed: ${message(error)}`);
     }
+    return undefined;
   }
 
   private async apply(inputs: NetworkInputs): Promise<void> {
@@ -269,12 +278,12 @@ export class Network {
     };
   }
 
-  /** Lets the running update finish and refuses new ones. */
+  /** Lets the running update finish and refuses new ones (the kind's sources stop too). */
   private async quiesce(): Promise<void> {
     this.closed = true;
-    this.pending = undefined;
+    this.desired = undefined;
     await this.started;
-    await this.draining;
+    await this.options.manager.stop(NETWORK);
   }
 
   private firstIpv4(): string | undefined {
