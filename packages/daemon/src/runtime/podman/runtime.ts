@@ -3,6 +3,7 @@
  * a container made from `containerSpec(workload)`, its fingerprint that
  * spec's `town.spec-hash` label.
  */
+import { TownError } from "@townos/format";
 import type {
   EnsureOutcome,
   EventOptions,
@@ -36,6 +37,13 @@ export class PodmanRuntime implements WorkloadRuntime, NetworkRuntime, ImageStor
 
   async ensure(workload: Workload): Promise<EnsureOutcome> {
     const spec = containerSpec(workload);
+    // Absent is the common case (the controller removes what is out of date first): one call then.
+    try {
+      await this.podman.createContainer(spec);
+      return "created";
+    } catch (error) {
+      if (!(error instanceof TownError && error.code === "conflict")) throw error;
+    }
     const existing = await this.podman.inspectContainer(workload.name);
     if (existing?.labels[LABEL_SPEC_HASH] === spec.labels[LABEL_SPEC_HASH]) return "unchanged";
     if (existing) await this.podman.removeContainer(workload.name);
