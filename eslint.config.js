@@ -18,7 +18,7 @@ export default defineConfig(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ["eslint.config.js"] },
+        projectService: { allowDefaultProject: ["eslint.config.js", ".dependency-cruiser.mjs"] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

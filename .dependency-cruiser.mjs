@@ -1,8 +1,8 @@
 // The import graph stays acyclic, type-only imports included: a cycle means
 // two files are one module in disguise, and an ESM cycle can read a binding
 // before it is initialised. `npm run lint` runs this over every package.
-/** @type {import('dependency-cruiser').IConfiguration} */
-module.exports = {
+
+export default {
   forbidden: [
     {
       name: "no-circular",
