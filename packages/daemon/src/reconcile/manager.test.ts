@@ -2,40 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TownError } from "@townos/format";
 import { Manager, periodic, type Failure, type Reconciler } from "./manager.js";
-import type { ReconcileResult, Scheduler } from "./queue.js";
-
-/** A scheduler whose clock moves only when the test says so. */
-function manualTime() {
-  let now = 0;
-  const timers: { at: number; run: () => void; cancelled: boolean }[] = [];
-  const schedule: Scheduler = (run, ms) => {
-    const timer = { at: now + ms, run, cancelled: false };
-    timers.push(timer);
-    return () => {
-      timer.cancelled = true;
-    };
-  };
-  const advance = (ms: number): void => {
-    now += ms;
-    for (const timer of timers.filter((t) => !t.cancelled && t.at <= now)) {
-      timer.cancelled = true;
-      timer.run();
-    }
-  };
-  return {
-    schedule,
-    advance,
-    pending: () => timers.filter((t) => !t.cancelled).map((t) => t.at - now),
-  };
-}
-
-function deferred() {
-  let resolve = (): void => undefined;
-  const promise = new Promise<void>((done) => {
-    resolve = done;
-  });
-  return { promise, resolve };
-}
+import type { ReconcileResult } from "./queue.js";
+import { deferred, manualTime } from "../../test/reconcile/time.js";
 
 /** A reconciler that records each id it is given and answers what `next` says. */
 function recorder(
