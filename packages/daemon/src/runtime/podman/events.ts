@@ -4,33 +4,17 @@ import { Decoder } from "./decode.js";
 import type { LibpodClient, LibpodRequest } from "./libpod-client.js";
 import { hasLabels, inContext, MAX_LINE_BYTES, parseJson, unixSeconds } from "./params.js";
 import { readLines } from "./streams.js";
+import type { EventOptions as WorkloadEventOptions, WorkloadEvent } from "../workload.js";
 
-export interface EventOptions {
-  /** Only events of objects carrying all these labels. */
-  labels?: Readonly<Record<string, string>>;
+/** The neutral event filter, plus libpod's object types. */
+export interface EventOptions extends WorkloadEventOptions {
   /** `container`, `image`, `network`, …; default all. */
   types?: readonly string[];
-  /** `start`, `died`, `remove`, …; default all. */
-  actions?: readonly string[];
-  /** Replay past events from this moment on first. */
-  since?: Date;
-  /** End the stream at this moment. */
-  until?: Date;
-  signal?: AbortSignal;
 }
 
-export interface PodmanEvent {
+/** A neutral event, plus the kind of object it is about (libpod reports images and networks too). */
+export interface PodmanEvent extends WorkloadEvent {
   type: string;
-  /** `create`, `init`, `start`, `died`, `cleanup`, `remove`, `exec`, `health_status`, … */
-  action: string;
-  id: string;
-  /** The object's name (container, image), when libpod gives it. */
-  name: string | null;
-  time: Date;
-  /** The object's labels, `name`, `image`, `containerExitCode`… */
-  attributes: Record<string, string>;
-  /** For `died` and `exec_died`: the exit code. */
-  exitCode: number | null;
 }
 
 /**

@@ -3,8 +3,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { TownError } from "@townos/format";
 import { Decoder } from "./decode.js";
 import type { LibpodClient } from "./libpod-client.js";
-import { inContext, MAX_LINE_BYTES, namePath } from "./params.js";
+import { MAX_LINE_BYTES, namePath } from "./params.js";
 import { demultiplex } from "./streams.js";
+import { streamError, TimeLimit } from "./time-limit.js";
 import type { ExecOptions, ExecResult } from "../workload.js";
 
 const EXEC_TIMEOUT_MS = 5 * 60_000;
@@ -75,10 +76,7 @@ async function execOutput(
   timeoutMs: number,
   maxBytes: number,
 ): Promise<Omit<ExecResult, "exitCode">> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => {
-    controller.abort();
-  }, timeoutMs);
+  const limit = new TimeLimit(timeoutMs);
   const kept: Record<"stdout" | "stderr", Buffer[]> = { stdout: [], stderr: [] };
   const sizes = { stdout: 0, stderr: 0 };
   let truncated = false;
@@ -89,7 +87,7 @@ async function execOutput(
       body: { Detach: false, Tty: false },
       context,
       timeoutMs,
-      signal: controller.signal,
+      signal: limit.signal,
     });
     for await (const frame of demultiplex(response, MAX_LINE_BYTES)) {
       if (frame.stream === "stdin") continue;
@@ -99,12 +97,9 @@ async function execOutput(
       sizes[frame.stream] += Math.min(room, frame.data.length);
     }
   } catch (error) {
-    if (controller.signal.aborted) {
-      throw new TownError("unavailable", `podman: ${context}: not done within ${timeoutMs} ms`);
-    }
-    throw inContext(error, context);
+    throw streamError(error, context, limit);
   } finally {
-    clearTimeout(timer);
+    limit.clear();
   }
   return {
     stdout: Buffer.concat(kept.stdout).toString("utf8"),

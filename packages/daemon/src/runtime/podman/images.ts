@@ -2,8 +2,9 @@
 import { TownError } from "@townos/format";
 import { Decoder, goTime } from "./decode.js";
 import type { LibpodClient } from "./libpod-client.js";
-import { inContext, MAX_LINE_BYTES, parseJson } from "./params.js";
+import { MAX_LINE_BYTES, parseJson } from "./params.js";
 import { readLines } from "./streams.js";
+import { streamError, TimeLimit } from "./time-limit.js";
 
 export interface ImageInfo {
   id: string;
@@ -87,14 +88,7 @@ export async function pullImage(
   options: PullOptions = {},
 ): Promise<PullResult> {
   const context = `pull image ${reference}`;
-  const controller = new AbortController();
-  const timeoutMs = options.timeoutMs ?? PULL_TIMEOUT_MS;
-  const timer = setTimeout(() => {
-    controller.abort();
-  }, timeoutMs);
-  const signal = options.signal
-    ? AbortSignal.any([options.signal, controller.signal])
-    : controller.signal;
+  const limit = new TimeLimit(options.timeoutMs ?? PULL_TIMEOUT_MS, options.signal);
   const d = new Decoder(context);
   try {
     const response = await client.stream({
@@ -105,8 +99,8 @@ export async function pullImage(
         ...(options.tlsVerify === false ? { tlsVerify: false } : {}),
       },
       context,
-      timeoutMs,
-      signal,
+      timeoutMs: limit.ms,
+      signal: limit.signal,
     });
     for await (const line of readLines(response, MAX_LINE_BYTES)) {
       if (line.trim() === "") continue;
@@ -120,13 +114,9 @@ export async function pullImage(
     }
     throw new TownError("io", `podman: ${context}: the progress stream ended without a result`);
   } catch (error) {
-    if (controller.signal.aborted) {
-      throw new TownError("unavailable", `podman: ${context}: not done within ${timeoutMs} ms`);
-    }
-    throw inContext(error, context);
+    throw streamError(error, context, limit);
   } finally {
-    clearTimeout(timer);
-    controller.abort();
+    limit.end();
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import http from "node:http";
 import { TownError, type ErrorCode } from "@townos/format";
+import { TimeLimit } from "./time-limit.js";
 
 export const DEFAULT_SOCKET_PATH = "/run/podman/podman.sock";
 /** Libpod serves every v4 release under this prefix; 4.0.0 is the oldest we speak to. */
@@ -49,25 +50,18 @@ export class LibpodClient {
   /** One request, its whole (bounded) body read and parsed. */
   async request(options: LibpodRequest): Promise<LibpodResponse> {
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort();
-    }, timeoutMs);
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, controller.signal])
-      : controller.signal;
+    const limit = new TimeLimit(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.signal);
     try {
-      const response = await this.send(options, signal);
+      const response = await this.send(options, limit.signal);
       const failed = (response.statusCode ?? 0) >= 400;
       const bytes = failed
         ? await readBody(response, MAX_ERROR_BYTES, options.context, "truncate")
         : await readBody(response, maxBytes, options.context, "throw");
       return this.answer(options, response, bytes);
     } catch (error) {
-      throw this.transportError(error, options, controller.signal.aborted ? timeoutMs : undefined);
+      throw this.transportError(error, options, limit);
     } finally {
-      clearTimeout(timer);
+      limit.clear();
     }
   }
 
@@ -77,21 +71,14 @@ export class LibpodClient {
    * must consume or destroy it. Abort `signal` to end the stream.
    */
   async stream(options: LibpodRequest): Promise<http.IncomingMessage> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort();
-    }, timeoutMs);
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, controller.signal])
-      : controller.signal;
+    const limit = new TimeLimit(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.signal);
     let response: http.IncomingMessage;
     try {
-      response = await this.send(options, signal);
+      response = await this.send(options, limit.signal);
     } catch (error) {
-      throw this.transportError(error, options, controller.signal.aborted ? timeoutMs : undefined);
+      throw this.transportError(error, options, limit);
     } finally {
-      clearTimeout(timer);
+      limit.clear();
     }
     const status = response.statusCode ?? 0;
     // The caller's signal stays attached to the request: aborting it ends the stream.
@@ -142,15 +129,11 @@ export class LibpodClient {
     return { status, body };
   }
 
-  private transportError(
-    error: unknown,
-    options: LibpodRequest,
-    timedOutAfter: number | undefined,
-  ): TownError {
+  private transportError(error: unknown, options: LibpodRequest, limit: TimeLimit): TownError {
     if (error instanceof TownError) return error;
     const prefix = `podman: ${options.context}`;
-    if (timedOutAfter !== undefined) {
-      return new TownError("unavailable", `${prefix}: no answer within ${timedOutAfter} ms`, {
+    if (limit.expired) {
+      return new TownError("unavailable", `${prefix}: no answer within ${limit.ms} ms`, {
         cause: error,
       });
     }
