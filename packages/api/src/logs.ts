@@ -35,6 +35,7 @@ export type LogEvent =
       type: "container";
       container: string;
       instance: string;
+      /** `attached`: following it (again); `detached`: it stopped; `missing`: it does not exist. */
       state: "attached" | "detached" | "missing";
     };
 

@@ -2,7 +2,11 @@ import { Type, type Static } from "@sinclair/typebox";
 import { NameParam } from "./common.js";
 import { Nullable, OneOfTypes, StringEnum } from "./schema.js";
 
-/** Longest volume name: uninstalled volumes carry their app, version and time. */
+/**
+ * Longest volume name (bytes): a volume is a directory of that name, and 255 is the longest
+ * file name Linux file systems take, btrfs included. Uninstalled volumes carry their app,
+ * version and time.
+ */
 export const MAX_VOLUME_NAME_BYTES = 255;
 
 export const VolumeViewSchema = Type.Object({

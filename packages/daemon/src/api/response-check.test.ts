@@ -1,14 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
-import {
-  AccountSchema,
-  MAX_LOG_PAGE as API_MAX_LOG_PAGE,
-  MAX_VOLUME_NAME_BYTES,
-  type Account,
-} from "@townos/api";
-import { MAX_LOG_PAGE } from "../apps/logs.js";
-import { MAX_NAME_BYTES } from "../storage/names.js";
+import { AccountSchema, type Account } from "@townos/api";
 import { checkResponses } from "./response-check.js";
 
 const account: Account = {
@@ -53,12 +46,5 @@ describe("checkResponses", () => {
     const response = await app.inject({ method: "GET", url: "/unchecked" });
     assert.equal(response.statusCode, 200);
     assert.equal(response.json<{ id: number }>().id, 7);
-  });
-});
-
-describe("the contract's limits", () => {
-  it("are the daemon's own", () => {
-    assert.equal(API_MAX_LOG_PAGE, MAX_LOG_PAGE);
-    assert.equal(MAX_VOLUME_NAME_BYTES, MAX_NAME_BYTES);
   });
 });

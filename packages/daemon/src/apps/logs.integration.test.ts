@@ -10,6 +10,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { LogEvent } from "@townos/api";
 import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
 import type { SpecGenerator } from "../runtime/podman/container-spec.js";
 import { Podman } from "../runtime/podman/client.js";
@@ -17,7 +18,7 @@ import { PodmanRuntime } from "../runtime/podman/runtime.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
-import { followLogs, readLogPage, type AppContainer, type LogEvent } from "./logs.js";
+import { followLogs, readLogPage, type AppContainer } from "./logs.js";
 import { LABEL_APP } from "./labels.js";
 import { until } from "../../test/daemon.js";
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { LogEvent } from "@townos/api";
 import { TownError } from "@townos/format";
 import { expectTownError } from "../../../format/test/support.js";
 import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
@@ -11,7 +12,6 @@ import {
   followLogs,
   readLogPage,
   type AppContainer,
-  type LogEvent,
   type LogRuntime,
 } from "./logs.js";
 import { compileExample } from "../../test/runtime/examples.js";

@@ -9,6 +9,7 @@
  * it makes a stable paging cursor (`<second>.<container>.<line>`).
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { MAX_LOG_PAGE, type LogEntry, type LogEvent, type LogPage } from "@townos/api";
 import { TownError, type CompiledPackage } from "@townos/format";
 import type { LogLine, WorkloadInfo, WorkloadRuntime } from "../runtime/workload.js";
 import { flattenPlan } from "./names.js";
@@ -26,28 +27,6 @@ export interface AppContainer {
   index: number;
 }
 
-export interface LogEntry {
-  container: string;
-  instance: string;
-  stream: "stdout" | "stderr";
-  /** Milliseconds since the epoch, whole seconds (all Podman 4.3 tells). */
-  time: number;
-  text: string;
-  /** The line was longer than the line limit and was cut. */
-  truncated: boolean;
-}
-
-export interface LogPage {
-  /** Oldest first. */
-  items: LogEntry[];
-  /** Cursor for the page before this one (pass as `before`); null when nothing is older. */
-  before: string | null;
-  /** The scan stopped at its byte bound: older matches may exist beyond `before`. */
-  partial: boolean;
-  /** Bytes of log text read to make this page. */
-  scannedBytes: number;
-}
-
 export interface LogQuery {
   /** Only older lines than this cursor; absent: the newest. */
   before?: string;
@@ -63,7 +42,6 @@ export interface LogLimits {
   maxScanBytes: number;
 }
 
-export const MAX_LOG_PAGE = 1000;
 export const DEFAULT_LOG_LIMITS: LogLimits = { maxLineLength: 8192, maxScanBytes: 16 << 20 };
 /** The first history window; each further one is four times wider. */
 const FIRST_WINDOW_SECONDS = 60;
@@ -298,17 +276,6 @@ function entry(
     truncated,
   };
 }
-
-/** What a live follow yields: lines, and containers coming and going. */
-export type LogEvent =
-  | ({ type: "line" } & LogEntry)
-  | {
-      type: "container";
-      container: string;
-      instance: string;
-      /** `attached`: following it (again); `detached`: it stopped; `missing`: it does not exist. */
-      state: "attached" | "detached" | "missing";
-    };
 
 export interface FollowOptions {
   /** Lines of history first (with `search` applied). */

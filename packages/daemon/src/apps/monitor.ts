@@ -2,6 +2,7 @@
  * Logs and health of installed apps, as the API serves them. Answers
  * `unavailable` until a container runtime is attached (like Apps).
  */
+import type { LogEvent, LogPage } from "@townos/api";
 import { TownError } from "@townos/format";
 import type { Clock } from "../clock.js";
 import type { InstallRecord } from "../store/installs.js";
@@ -17,8 +18,6 @@ import {
   followLogs,
   readLogPage,
   type AppContainer,
-  type LogEvent,
-  type LogPage,
   type LogQuery,
   type LogRuntime,
 } from "./logs.js";

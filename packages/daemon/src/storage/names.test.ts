@@ -1,11 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { MAX_VOLUME_NAME_BYTES } from "@townos/api";
 import { TownError } from "@townos/format";
 import {
   checkSnapshotName,
   checkVolumeName,
   MAX_INSTANCE_LENGTH,
-  MAX_NAME_BYTES,
   MAX_REPO_LENGTH,
   MAX_VOLUME_PART_LENGTH,
   packageVolumeName,
@@ -96,7 +96,7 @@ describe("volume names", () => {
       "v".repeat(MAX_VOLUME_PART_LENGTH),
     );
     const aside = uninstalledVolumeName(name, new Date());
-    assert.ok(Buffer.byteLength(aside) <= MAX_NAME_BYTES, `${aside.length} bytes`);
+    assert.ok(Buffer.byteLength(aside) <= MAX_VOLUME_NAME_BYTES, `${aside.length} bytes`);
     assert.equal(parseVolumeName(aside)?.kind, "uninstalled");
   });
 

@@ -24,10 +24,9 @@
  * ```
  */
 import { join } from "node:path";
+import { MAX_VOLUME_NAME_BYTES } from "@townos/api";
 import { TownError } from "@townos/format";
 
-/** Longest file name (bytes) Linux file systems take, btrfs included. */
-export const MAX_NAME_BYTES = 255;
 export const MAX_REPO_LENGTH = 63;
 /** Dependency instances are `<parent>-<key>`: longer than one DNS label may be. */
 export const MAX_INSTANCE_LENGTH = 96;
@@ -101,7 +100,7 @@ export function reattachedVolumeName(uninstalled: string): string {
 
 /** Reads a volume name back; undefined for anything that is not one. */
 export function parseVolumeName(name: string): ParsedVolumeName | undefined {
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return undefined;
+  if (Buffer.byteLength(name) > MAX_VOLUME_NAME_BYTES) return undefined;
   if (name.startsWith("pkg.")) {
     const [repo, instance, ...rest] = name.slice(4).split(".");
     const volume = rest.join(".");
@@ -224,8 +223,10 @@ function partProblem(part: string, rule: RegExp, max: number): string | undefine
 }
 
 function fitted(name: string): string {
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
-    throw invalid(`the volume name "${printable(name)}" is longer than ${MAX_NAME_BYTES} bytes`);
+  if (Buffer.byteLength(name) > MAX_VOLUME_NAME_BYTES) {
+    throw invalid(
+      `the volume name "${printable(name)}" is longer than ${MAX_VOLUME_NAME_BYTES} bytes`,
+    );
   }
   return name;
 }
