@@ -4,18 +4,12 @@
  * healthcheck. Every container is named `town-logtest-…` and removed after.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { rm } from "node:fs/promises";
-import os from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LogEvent } from "@townos/api";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../test/runtime/podman-host.js";
+import { podmanForSuite, podmanMissing, TEST_IMAGE } from "../../test/runtime/podman-host.js";
 import type { SpecGenerator } from "../runtime/podman/container-spec.js";
-import { Podman } from "../runtime/podman/client.js";
 import { PodmanRuntime } from "../runtime/podman/runtime.js";
-import type { ServiceState } from "../runtime/podman/service.js";
 import type { InstallRecord } from "../store/installs.js";
 import { containersHealth, HealthMonitor, type HealthRuntime } from "./health.js";
 import { followLogs, readLogPage, type AppContainer } from "./logs.js";
@@ -48,27 +42,8 @@ function spec(part: string, script: string, extra: Record<string, unknown> = {})
 }
 
 describe("app logs and health with real Podman", { skip: podmanMissing, timeout: 120_000 }, () => {
-  const work = mkdtempSync(join(os.tmpdir(), "town-logtest-"));
-  const podman = new Podman({ socketPath: join(work, "podman.sock") });
+  const { podman } = podmanForSuite("town-logtest-", { "town.test-run": run });
   const runtime = new PodmanRuntime(podman);
-  let service: ServiceState = { started: false, pid: null };
-
-  before(async () => {
-    await preparePodmanHost();
-    service = await podman.ensureService();
-  });
-
-  after(async () => {
-    try {
-      for (const container of await podman.listContainers({ "town.test-run": run })) {
-        await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-      }
-    } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
-      await rm(work, { recursive: true, force: true });
-    }
-  });
 
   it("pages merged history, newest last, and searches it", async () => {
     const printers: AppContainer[] = [

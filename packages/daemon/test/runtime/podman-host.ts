@@ -5,8 +5,12 @@
  * Podman service of the test's own, and removing what a test's apps left.
  */
 import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { promisify } from "node:util";
 import { LABEL_APP } from "../../src/apps/labels.js";
 import { Podman } from "../../src/runtime/podman/client.js";
@@ -72,14 +76,57 @@ export function stopTestPodman({ podman, service }: TestPodman): void {
   if (service.pid !== null) process.kill(service.pid);
 }
 
+/** A describe block's own Podman: `service` is what its `before` started. */
+export interface SuitePodman extends TestPodman {
+  /** A scratch directory of the block's own; the socket is in it. */
+  work: string;
+}
+
+/**
+ * For a describe block: a scratch directory and a Podman client on a socket
+ * in it, whose service starts (after preparing the host) before the block's
+ * tests. Afterwards whatever carries `labels` is removed, the service ended
+ * and the directory deleted, whatever the tests did. A service of its own
+ * because one already running may predate the host's configuration.
+ */
+export function podmanForSuite(
+  prefix: string,
+  labels: Readonly<Record<string, string>>,
+): SuitePodman {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const suite: SuitePodman = {
+    work,
+    podman: new Podman({ socketPath: join(work, "podman.sock") }),
+    service: { started: false, pid: null },
+  };
+  before(async () => {
+    await preparePodmanHost();
+    suite.service = await suite.podman.ensureService();
+  });
+  after(async () => {
+    try {
+      if (suite.service.started) await removeLabelled(suite.podman, labels);
+    } finally {
+      stopTestPodman(suite);
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+  return suite;
+}
+
 /** Removes the containers and networks of the apps ("repo/name") a failed test left. */
 export async function removeAppLeftovers(podman: Podman, apps: readonly string[]): Promise<void> {
-  for (const app of apps) {
-    for (const container of await podman.listContainers({ [LABEL_APP]: app })) {
-      await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-    }
-    for (const network of await podman.listNetworks({ [LABEL_APP]: app })) {
-      await podman.removeNetwork(network.name);
-    }
+  for (const app of apps) await removeLabelled(podman, { [LABEL_APP]: app });
+}
+
+async function removeLabelled(
+  podman: Podman,
+  labels: Readonly<Record<string, string>>,
+): Promise<void> {
+  for (const container of await podman.listContainers(labels)) {
+    await podman.removeContainer(container.id, { timeoutSeconds: 0 });
+  }
+  for (const network of await podman.listNetworks(labels)) {
+    await podman.removeNetwork(network.name);
   }
 }

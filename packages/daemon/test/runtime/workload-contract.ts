@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TownError } from "@townos/format";
 import type { HostRuntime, LogLine, Workload } from "../../src/runtime/workload.js";
+import { collect, rejection } from "../async.js";
 
 export interface ContractHarness {
   runtime: HostRuntime;
@@ -20,22 +20,6 @@ export interface ContractHarness {
   name(part: string): string;
   /** Makes a running workload write a line to its own output. */
   print(name: string, stream: "stdout" | "stderr", text: string): Promise<void>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<TownError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof TownError, `expected a TownError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a rejection");
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const all: T[] = [];
-  for await (const item of items) all.push(item);
-  return all;
 }
 
 /** Defines the contract's tests; `harness` is called once the suite's `before` hooks ran. */

@@ -5,27 +5,24 @@
  * afterwards, whatever the tests did.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TownError, type CompiledPackage } from "@townos/format";
+import type { CompiledPackage } from "@townos/format";
 import { compileExample } from "../../../test/runtime/examples.js";
 import {
   freePort,
+  podmanForSuite,
   podmanMissing,
-  preparePodmanHost,
   TEST_IMAGE,
 } from "../../../test/runtime/podman-host.js";
 import { packageWorkload, type PackageWorkloadInput } from "../package-workload.js";
 import { LABEL_SPEC_HASH } from "../workload.js";
 import { containerSpec as podmanSpec, specHash, type SpecGenerator } from "./container-spec.js";
-import { Podman } from "./client.js";
 import type { PodmanEvent } from "./events.js";
 import type { LogLine } from "../workload.js";
-import type { ServiceState } from "./service.js";
+import { collect, rejection } from "../../../test/async.js";
 
 type ContainerSpecInput = PackageWorkloadInput;
 
@@ -37,16 +34,6 @@ function containerSpec(input: ContainerSpecInput): SpecGenerator {
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 const runLabels = { "town.test-run": run };
 const nameOf = (part: string): string => `town-it-${run}-${part}`;
-
-async function rejection(promise: Promise<unknown>): Promise<TownError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof TownError, `expected a TownError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a rejection");
-}
 
 /** A bare spec for containers that are not package plans. */
 function plainSpec(
@@ -71,12 +58,6 @@ function plainSpec(
   };
 }
 
-async function collect<T>(lines: AsyncIterable<T>): Promise<T[]> {
-  const all: T[] = [];
-  for await (const line of lines) all.push(line);
-  return all;
-}
-
 /** GETs a URL until it answers (httpd takes a moment to listen), for at most 10 s. */
 async function fetchText(url: string): Promise<string> {
   const deadline = Date.now() + 10_000;
@@ -92,36 +73,12 @@ async function fetchText(url: string): Promise<string> {
 }
 
 describe("podman driver against real Podman", { skip: podmanMissing }, () => {
-  const work = mkdtempSync(join(os.tmpdir(), "town-podman-"));
-  // A service of its own: one already running may predate the host's configuration.
-  const podman = new Podman({ socketPath: join(work, "podman.sock") });
-  let service: ServiceState = { started: false, pid: null };
-
-  before(async () => {
-    await preparePodmanHost();
-    service = await podman.ensureService();
-  });
-
-  after(async () => {
-    try {
-      if (service.started) {
-        for (const container of await podman.listContainers(runLabels)) {
-          await podman.removeContainer(container.id, { timeoutSeconds: 0 });
-        }
-        for (const network of await podman.listNetworks(runLabels)) {
-          await podman.removeNetwork(network.name);
-        }
-      }
-    } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
-      await rm(work, { recursive: true, force: true });
-    }
-  });
+  const suite = podmanForSuite("town-podman-", runLabels);
+  const { podman, work } = suite;
 
   it("starts a service of its own on a fresh socket and talks to it", async () => {
-    assert.equal(service.started, true);
-    assert.ok(service.pid);
+    assert.equal(suite.service.started, true);
+    assert.ok(suite.service.pid);
     assert.deepEqual(await podman.ensureService(), { started: false, pid: null });
     assert.equal(await podman.ping(), true);
     const version = await podman.version();

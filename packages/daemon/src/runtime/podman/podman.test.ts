@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import type http from "node:http";
 import { after, describe, it } from "node:test";
-import { TownError } from "@townos/format";
 import {
   frame,
   sendError,
@@ -17,6 +16,7 @@ import {
 } from "../../../test/runtime/fake-libpod.js";
 import type { SpecGenerator } from "./container-spec.js";
 import { Podman } from "./client.js";
+import { rejection } from "../../../test/async.js";
 
 const fakes: FakeLibpod[] = [];
 after(async () => {
@@ -32,16 +32,6 @@ async function fakePodman(handler: FakeHandler): Promise<{ podman: Podman; fake:
     podman.close();
   });
   return { podman, fake };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<TownError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof TownError, `expected a TownError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a rejection");
 }
 
 function stream(response: http.ServerResponse, parts: (string | Buffer)[]): void {

@@ -3,45 +3,16 @@
  * a Podman service of this test's own. Everything it makes carries a
  * `town.test-run` label and is removed afterwards.
  */
-import { mkdtempSync } from "node:fs";
-import { rm } from "node:fs/promises";
-import os from "node:os";
-import { join } from "node:path";
-import { after, before, describe } from "node:test";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../../../test/runtime/podman-host.js";
+import { describe } from "node:test";
+import { podmanForSuite, podmanMissing, TEST_IMAGE } from "../../../test/runtime/podman-host.js";
 import { workloadContract } from "../../../test/runtime/workload-contract.js";
-import { Podman } from "./client.js";
 import { PodmanRuntime } from "./runtime.js";
-import type { ServiceState } from "./service.js";
 
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 const labels = { "town.test-run": run };
 
 describe("Podman runtime", { skip: podmanMissing }, () => {
-  const work = mkdtempSync(join(os.tmpdir(), "town-runtime-"));
-  const podman = new Podman({ socketPath: join(work, "podman.sock") });
-  const runtime = new PodmanRuntime(podman);
-  let service: ServiceState = { started: false, pid: null };
-
-  before(async () => {
-    await preparePodmanHost();
-    service = await podman.ensureService();
-  });
-
-  after(async () => {
-    try {
-      for (const workload of await runtime.list(labels)) {
-        await runtime.remove(workload.name, { timeoutSeconds: 0 });
-      }
-      for (const network of await runtime.listNetworks(labels)) {
-        await runtime.removeNetwork(network.name);
-      }
-    } finally {
-      podman.close();
-      if (service.pid !== null) process.kill(service.pid);
-      await rm(work, { recursive: true, force: true });
-    }
-  });
+  const runtime = new PodmanRuntime(podmanForSuite("town-runtime-", labels).podman);
 
   workloadContract("podman", () => ({
     runtime,
