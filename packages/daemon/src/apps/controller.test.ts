@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { TownError, type CompiledPackage } from "@townos/format";
-import { BOX, FakeStorage, fakeSeeder, fakeTemplateWriter, NOW } from "../../test/apps/fakes.js";
+import { FakeStorage, fakeReconciler, installOf, NOW } from "../../test/apps/fakes.js";
 import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
 import { compileExample } from "../../test/runtime/examples.js";
 import { LABEL_SPEC_HASH } from "../runtime/workload.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
-import { AppReconciler } from "./controller.js";
+import type { AppReconciler } from "./controller.js";
 import { appKey, LABEL_APP, parseAppKey } from "./labels.js";
 import { appNetworkName } from "./names.js";
 import type { ReconcileProgress } from "./steps.js";
@@ -20,15 +20,7 @@ describe("AppReconciler", () => {
   let reconciler: AppReconciler;
 
   const install = (plan: CompiledPackage, enabled = true): void => {
-    installs.put({
-      repo: plan.repo,
-      name: plan.name,
-      version: plan.version,
-      definitionHash: "x",
-      answers: plan.answers,
-      enabled,
-      plan,
-    });
+    installs.put(installOf(plan, { enabled }));
   };
   const mutatingCalls = (): number => runtime.calls.length + storage.calls.length;
 
@@ -37,15 +29,7 @@ describe("AppReconciler", () => {
     storage = new FakeStorage();
     files = new Map();
     installs = new Installs(openDatabase(":memory:"), () => NOW);
-    reconciler = new AppReconciler({
-      runtime,
-      storage,
-      writeTemplates: fakeTemplateWriter(files),
-      seeder: fakeSeeder(files),
-      desired: installs,
-      clock: () => NOW,
-      box: BOX,
-    });
+    reconciler = fakeReconciler({ runtime, storage, desired: installs }, files);
   });
 
   it("creates network, volumes, templates and containers, dependencies first, and starts them", async () => {
@@ -299,16 +283,7 @@ describe("AppReconciler", () => {
   });
 
   it("puts back a quota or owner changed by hand", async () => {
-    reconciler = new AppReconciler({
-      runtime,
-      storage,
-      writeTemplates: fakeTemplateWriter(files),
-      seeder: fakeSeeder(files),
-      desired: installs,
-      clock: () => NOW,
-      box: BOX,
-      volumeCheckMs: 0,
-    });
+    reconciler = fakeReconciler({ runtime, storage, desired: installs, volumeCheckMs: 0 }, files);
     install(compileExample("hello", "1.0"));
     await reconciler.reconcile("default", "hello");
     assert.deepEqual((await reconciler.reconcile("default", "hello")).mutations, []);
@@ -321,16 +296,7 @@ describe("AppReconciler", () => {
 
   it("runs post_update commands once after an upgrade, and fails the pass when one fails", async () => {
     const plan = { ...compileExample("hello", "1.0"), postUpdate: ["migrate --all"] };
-    installs.put({
-      repo: "default",
-      name: "hello",
-      version: "1.0",
-      definitionHash: "x",
-      answers: {},
-      enabled: true,
-      plan,
-      postUpdateFor: plan.hash,
-    });
+    installs.put(installOf(plan, { answers: {}, postUpdateFor: plan.hash }));
     runtime.execExitCode = 3;
     await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
       assert.equal(error.message, 'install hello: post_update "migrate --all" exited with 3: oops');
@@ -352,16 +318,7 @@ describe("AppReconciler", () => {
     await reconciler.reconcile("default", "hello");
     const aside = "uninstalled.default.hello.www.20261127T120000Z";
     assert.equal(installs.uninstalledVolumeVersion(aside), "1.0");
-    installs.put({
-      repo: "default",
-      name: "hello",
-      version: "1.1",
-      definitionHash: "x",
-      answers: {},
-      enabled: true,
-      plan,
-      reused: [aside],
-    });
+    installs.put(installOf(plan, { version: "1.1", answers: {}, reused: [aside] }));
     const report = await reconciler.reconcile("default", "hello");
     assert.equal(report.mutations[1], `reattach volume pkg.default.hello.www from ${aside}`);
     assert.deepEqual([...storage.volumes.keys()], ["pkg.default.hello.www"]);

@@ -6,8 +6,8 @@ import { readTree, repoRoot, testSystem } from "../../../format/test/support.js"
 import {
   BOX,
   FakeStorage,
-  fakeSeeder,
-  fakeTemplateWriter,
+  fakeReconciler,
+  installOf,
   legacyPlan,
   NOW,
 } from "../../test/apps/fakes.js";
@@ -18,7 +18,6 @@ import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
 import { Manager } from "../reconcile/manager.js";
 import { Repositories } from "../store/repositories.js";
-import { AppReconciler } from "./controller.js";
 import { LABEL_APP, LABEL_BOX } from "./labels.js";
 import { portHolders } from "./planner.js";
 import { Apps } from "./service.js";
@@ -70,18 +69,13 @@ describe("Apps: install and uninstall requests", () => {
   });
 
   const attach = (): void => {
-    const files = new Map<string, string>();
     apps.attach({
       runtime,
       storage,
-      reconciler: new AppReconciler({
+      reconciler: fakeReconciler({
         runtime,
         storage,
-        writeTemplates: fakeTemplateWriter(files),
-        seeder: fakeSeeder(files),
         desired: installs,
-        clock: () => NOW,
-        box: BOX,
         held: (repo, name) => apps.isHeld(repo, name),
       }),
     });
@@ -252,15 +246,7 @@ describe("Apps: install and uninstall requests", () => {
     attach();
     // guestbook installed before names were injective: its dependency was guestbook-store.
     const old = legacyPlan(compileExample("guestbook", "1.0", { feedport: "9091" }));
-    installs.put({
-      repo: "default",
-      name: "guestbook",
-      version: "1.0",
-      definitionHash: "old",
-      answers: old.answers,
-      enabled: true,
-      plan: old,
-    });
+    installs.put(installOf(old, { definitionHash: "old" }));
     await apps.resync();
     await apps.idle();
     assert.ok(storage.volumes.has("pkg.default.guestbook-store.data"));
@@ -281,15 +267,7 @@ describe("Apps: install and uninstall requests", () => {
   it("an upgrade of an app installed before names were injective moves its volumes and network", async () => {
     attach();
     const old = legacyPlan(compileExample("guestbook", "1.0", { feedport: "9091" }));
-    installs.put({
-      repo: "default",
-      name: "guestbook",
-      version: "1.0",
-      definitionHash: "old",
-      answers: { feedport: "9091" },
-      enabled: true,
-      plan: old,
-    });
+    installs.put(installOf(old, { definitionHash: "old", answers: { feedport: "9091" } }));
     await apps.resync();
     await apps.idle();
     assert.deepEqual([...runtime.networks.keys()], ["town-default-guestbook"]);

@@ -1,10 +1,16 @@
 /**
  * Fakes for the app controller and service tests (the runtime is
  * test/runtime/fake-runtime.ts): in-memory storage that counts every mutating call, a seeder and a template writer
- * over a map of files.
+ * over a map of files, a reconciler over them, and an install record.
  */
 import type { CompiledPackage } from "@townos/format";
-import type { AppStorage, VolumeSeeder } from "../../src/apps/controller.js";
+import {
+  AppReconciler,
+  type AppReconcilerOptions,
+  type AppStorage,
+  type VolumeSeeder,
+} from "../../src/apps/controller.js";
+import type { InstallInput } from "../../src/store/installs.js";
 import type { CreateVolumeOptions, Owner } from "../../src/storage/driver.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../../src/storage/seed.js";
 
@@ -108,4 +114,33 @@ export function legacyPlan(plan: CompiledPackage): CompiledPackage {
   };
   delete legacy.scope;
   return legacy as CompiledPackage;
+}
+
+/** An AppReconciler at NOW in BOX whose templates and seeds go into `files`. */
+export function fakeReconciler(
+  options: Pick<AppReconcilerOptions, "runtime" | "storage" | "desired"> &
+    Partial<AppReconcilerOptions>,
+  files = new Map<string, string>(),
+): AppReconciler {
+  return new AppReconciler({
+    writeTemplates: fakeTemplateWriter(files),
+    seeder: fakeSeeder(files),
+    clock: () => NOW,
+    box: BOX,
+    ...options,
+  });
+}
+
+/** The install of `plan` with its answers, enabled, from definition "x"; `extra` overrides. */
+export function installOf(plan: CompiledPackage, extra: Partial<InstallInput> = {}): InstallInput {
+  return {
+    repo: plan.repo,
+    name: plan.name,
+    version: plan.version,
+    definitionHash: "x",
+    answers: plan.answers,
+    enabled: true,
+    plan,
+    ...extra,
+  };
 }

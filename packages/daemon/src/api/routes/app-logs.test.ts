@@ -10,6 +10,7 @@ import { TownError } from "@townos/format";
 import { ApiError, TownClient, type LogEvent } from "@townos/client";
 import { runTownCaptured } from "../../../../cli/test/run-town.js";
 import type { FastifyInstance } from "fastify";
+import { installOf } from "../../../test/apps/fakes.js";
 import { compileExample } from "../../../test/runtime/examples.js";
 import { FakeRuntime } from "../../../test/runtime/fake-runtime.js";
 import { AppMonitor } from "../../apps/monitor.js";
@@ -19,19 +20,10 @@ import { Installs } from "../../store/installs.js";
 import { Metrics } from "../metrics.js";
 import type { BootState } from "../context.js";
 import { buildApi } from "../server.js";
+import { rejection } from "../../../test/async.js";
 
 const TOKEN = "a-good-token";
 const USER_TOKEN = "an-ordinary-user";
-
-async function rejection(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ApiError, `expected an ApiError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a rejection");
-}
 
 /** Polls until `check` holds, for at most 5 s. */
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -57,15 +49,7 @@ describe("app log and health routes", () => {
   let baseUrl = "";
 
   before(async () => {
-    installs.put({
-      repo: "default",
-      name: "hello",
-      version: "1.0",
-      definitionHash: "x",
-      answers: {},
-      enabled: true,
-      plan,
-    });
+    installs.put(installOf(plan, { answers: {} }));
     // Only what these routes use; an administrator for the good token, and an ordinary user.
     boot.services = {
       monitor,
@@ -102,7 +86,7 @@ describe("app log and health routes", () => {
 
   it("answers unavailable until a runtime is attached", async () => {
     monitor.setUnavailable("podman is not installed");
-    const error = await rejection(client.appHealth("default", "hello"));
+    const error = await rejection(client.appHealth("default", "hello"), ApiError);
     assert.equal(error.problem.code, "unavailable");
     assert.match(error.problem.detail, /podman is not installed/);
     monitor.attach(runtime);
@@ -124,11 +108,11 @@ describe("app log and health routes", () => {
 
   it("is for administrators, and for every account while apps.logs_for_users is on", async () => {
     for (const call of calls(anonymous)) {
-      const error = await rejection(call);
+      const error = await rejection(call, ApiError);
       assert.equal(error.problem.code, "unauthenticated");
     }
     for (const call of calls(user)) {
-      const error = await rejection(call);
+      const error = await rejection(call, ApiError);
       assert.equal(error.problem.code, "forbidden");
     }
     logsForUsers = true;
@@ -148,11 +132,17 @@ describe("app log and health routes", () => {
       [["hello", "stderr", "GET /missing 404"]],
     );
     assert.equal(page.before, null);
-    const bad = await rejection(client.appLogs("default", "hello", { before: "x" }));
+    const bad = await rejection(client.appLogs("default", "hello", { before: "x" }), ApiError);
     assert.equal(bad.problem.code, "invalid_argument");
-    const tooMany = await rejection(client.appLogs("default", "hello", { limit: 100_000 }));
+    const tooMany = await rejection(
+      client.appLogs("default", "hello", { limit: 100_000 }),
+      ApiError,
+    );
     assert.equal(tooMany.problem.code, "invalid_argument");
-    const noInstance = await rejection(client.appLogs("default", "hello", { instance: "db" }));
+    const noInstance = await rejection(
+      client.appLogs("default", "hello", { instance: "db" }),
+      ApiError,
+    );
     assert.equal(noInstance.problem.code, "not_found");
   });
 
@@ -194,6 +184,7 @@ describe("app log and health routes", () => {
           assert.fail(`no event expected, got ${JSON.stringify(event)}`);
         }
       })(),
+      ApiError,
     );
     assert.equal(error.problem.code, "not_found");
   });
