@@ -355,7 +355,10 @@ describe("networking in a real daemon", { skip: missing }, () => {
       ),
       "hello from the hello app",
     );
-    assert.equal(await dig(ports.dnsPort, "hello.default.home"), "127.0.0.1");
+    // dnsmasq rereads its hosts file on SIGHUP, which may land after Caddy already serves.
+    await eventually("hello.default.home in DNS", async () => {
+      assert.equal(await dig(ports.dnsPort, "hello.default.home"), "127.0.0.1");
+    });
     assert.deepEqual((await admin.netStatus()).apps, [
       {
         repo: "default",
