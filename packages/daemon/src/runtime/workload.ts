@@ -1,8 +1,9 @@
 /**
  * The neutral workload runtime: what the app controller, health, logs and
- * seeding ask of whatever runs workloads. Podman containers implement it
- * today (runtime/podman/runtime.ts); QEMU virtual machines are to follow
- * (runtime/qemu/). Nothing here names a runtime's own spec format: each
+ * seeding ask of whatever runs workloads. Podman runs containers
+ * (runtime/podman/runtime.ts), QEMU virtual machines (runtime/qemu/), and
+ * runtime/router.ts puts them behind one interface by the workload's kind.
+ * Nothing here names a runtime's own spec format: each
  * implementation compiles a `Workload` into its own (Podman's SpecGenerator,
  * say) with a pure function.
  *
@@ -25,7 +26,7 @@
  * - Streams (logs with follow, events) end when the caller aborts their signal.
  */
 
-export type WorkloadKind = "container";
+export type WorkloadKind = "container" | "vm";
 
 /** What names a workload or a network in every runtime (libpod's rule, the strictest). */
 export const WORKLOAD_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}$/;
@@ -46,6 +47,34 @@ export interface Mount {
   source: string;
   /** Absolute path inside the workload. */
   target: string;
+  /** The volume's name: a VM's guest mounts the share by this 9p tag (containers ignore it). */
+  name?: string;
+}
+
+/** What only a virtual machine has. */
+export interface MachineSpec {
+  memoryBytes: number;
+  cpus: number;
+  /**
+   * Normalized absolute path of the VM's own copy-on-write disk (a qcow2
+   * file in its package volume) over the base image `Workload.image` names;
+   * made by `ensure` when absent, kept by `remove`.
+   */
+  disk: string;
+}
+
+/** What a VM's `inspect` adds: how it runs and its disk. */
+export interface MachineInfo {
+  /** `kvm` when hardware virtualization really works on the host, else `tcg` (emulation). */
+  accelerator: "kvm" | "tcg";
+  memoryBytes: number;
+  cpus: number;
+  /** The disk as the guest sees it. */
+  diskVirtualBytes: number;
+  /** What the VM's own disk file takes on the host (its changes over the base image). */
+  diskAllocatedBytes: number;
+  /** QEMU's run state from QMP (`running`, `paused`, `shutdown`…), or null when not running. */
+  qmpStatus: string | null;
 }
 
 /** A workload port published on the host. */
@@ -62,7 +91,7 @@ export interface Workload {
   kind: WorkloadKind;
   name: string;
   hostname: string;
-  /** A container image reference. */
+  /** A container image reference, or for a VM the name of its base image in the VM image store. */
   image: string;
   /** Absent: the image's entrypoint. */
   entrypoint?: readonly string[];
@@ -82,6 +111,8 @@ export interface Workload {
    * (Health checks come from the image: the package format has no field for them yet.)
    */
   resources?: { ulimits?: readonly Ulimit[] };
+  /** Present exactly when `kind` is `vm`. */
+  machine?: MachineSpec;
 }
 
 /** One line of a listing; cheap to get for every workload at once. */
@@ -141,6 +172,8 @@ export interface WorkloadInfo {
   healthcheck: HealthcheckConfig | null;
   /** Null without a health check. */
   health: HealthState | null;
+  /** Present exactly for a VM. */
+  machine?: MachineInfo;
 }
 
 export interface LogOptions {
