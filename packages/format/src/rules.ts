@@ -6,6 +6,8 @@ export const QUESTION_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_]*$/;
 export const ENV_KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 export const PORT_NAME = /^[a-zA-Z][a-zA-Z0-9_]*$/;
 export const IMAGE_REFERENCE = /^[a-zA-Z0-9@][a-zA-Z0-9._:/@-]*$/;
+/** A SHA-256 checksum as hex, either case. */
+export const SHA256 = /^[0-9a-fA-F]{64}$/;
 /**
  * Package and repository names become DNS labels (`<name>.<repo>.<tld>`) and
  * container names, so they follow RFC 1123 label rules, lower case.

@@ -477,7 +477,33 @@ describe("compile: rules checked after substitution", () => {
       image: "https://images.example.org/debian.qcow2",
       memory: 2 * 1024 ** 3,
       cpus: 2,
+      sha256: null,
     });
+    // The VM's own disk gets a volume, so uninstall and reinstall keep it like any data.
+    assert.deepEqual(
+      plan.volumes.map((volume) => [volume.name, volume.mountpoint, volume.quota]),
+      [["vm-disk", "/", null]],
+    );
+  });
+
+  it("keeps a VM image's checksum (the sha256 extension), in lower case", () => {
+    const sum = "AB".repeat(32);
+    const pkg = source(`vm:\n  image: debian.qcow2\n  sha256: ${sum}\n`);
+    const plan = compilePackage(pkg, {}, options());
+    assert.equal(plan.vm?.sha256, sum.toLowerCase());
+  });
+
+  it("refuses container-only fields and a volume named vm-disk in a VM package", () => {
+    const pkg = source(
+      "vm:\n  image: debian.qcow2\ncommand: [run]\npost_update: [x]\nvolumes:\n  vm-disk: {mountpoint: /data}\n",
+    );
+    const error = compileError(() => compilePackage(pkg, {}, options()));
+    assert.deepEqual(
+      error.issues.map((issue) => issue.field),
+      ["volumes.vm-disk", "command", "post_update"],
+    );
+    assert.match(error.issues[0]?.message ?? "", /the VM's own disk/);
+    assert.match(error.issues[1]?.message ?? "", /no meaning for a virtual machine/);
   });
 
   it("rejects proton packages clearly", () => {

@@ -16,7 +16,7 @@ import { FieldCompiler } from "./fields.js";
 import { renderFiles } from "./files.js";
 import { compareText, hashPlan } from "./plan.js";
 import { compilePorts, PortClaims } from "./ports.js";
-import { compileVm } from "./runtime.js";
+import { compileVm, vmVolumes } from "./runtime.js";
 import type { CompiledPackage, CompileOptions, PackageSource } from "./types.js";
 import { compileArchives, compileGitSources, compileVolumes } from "./volumes.js";
 
@@ -140,7 +140,8 @@ class Compiler {
     const domains = definition.network.domains.map((domain, i) =>
       field.domain(`network.domains.${i}`, domain),
     );
-    const volumes = compileVolumes(field, definition);
+    const declaredVolumes = compileVolumes(field, definition);
+    const volumes = vm ? vmVolumes(field, definition, declaredVolumes) : declaredVolumes;
     const volumeNames = new Set(volumes.map((volume) => volume.name));
     const archives = compileArchives(field, definition, volumeNames);
     const gitSources = compileGitSources(field, definition, volumeNames);

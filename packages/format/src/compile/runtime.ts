@@ -1,10 +1,17 @@
-/** The runtime fields of a plan: a VM's image, memory and CPUs. */
+/** The runtime fields of a plan: a VM's image, memory, CPUs and checksum, and its disk volume. */
 
 import type { PackageDefinition } from "../definition/types.js";
-import { isGitUrl } from "../rules.js";
+import { isGitUrl, SHA256 } from "../rules.js";
 import { parseByteSize } from "../units.js";
 import type { FieldCompiler } from "./fields.js";
-import type { CompiledPackage } from "./types.js";
+import type { CompiledPackage, CompiledVolume } from "./types.js";
+
+/**
+ * The volume every VM's own disk lives in (a copy-on-write file over the
+ * base image), so that uninstall and reinstall keep or drop it like any
+ * other volume. A package may not declare a volume of that name.
+ */
+export const VM_DISK_VOLUME = "vm-disk";
 
 export function compileVm(
   field: FieldCompiler,
@@ -21,5 +28,45 @@ export function compileVm(
   const cpusText = field.text("vm.cpus", field.stage1(vm.cpus));
   if (!/^[1-9][0-9]{0,2}$/.test(cpusText))
     field.report("vm.cpus", `"${cpusText}" is not a CPU count`);
-  return { image, memory: memory ?? 0, cpus: Number(cpusText) || 0 };
+  let sha256: string | null = null;
+  if (vm.sha256 !== undefined) {
+    sha256 = field.text("vm.sha256", field.stage1(vm.sha256)).toLowerCase();
+    if (!SHA256.test(sha256)) field.report("vm.sha256", `"${sha256}" is not a SHA-256 in hex`);
+  }
+  return { image, memory: memory ?? 0, cpus: Number(cpusText) || 0, sha256 };
+}
+
+/**
+ * What a VM plan adds to the package's volumes: its disk volume (the guest's
+ * root, hence the mountpoint `/`). Fields a container alone has meaning for
+ * are refused rather than silently dropped.
+ */
+export function vmVolumes(
+  field: FieldCompiler,
+  definition: PackageDefinition,
+  volumes: readonly CompiledVolume[],
+): CompiledVolume[] {
+  if (volumes.some((volume) => volume.name === VM_DISK_VOLUME)) {
+    field.report(
+      `volumes.${VM_DISK_VOLUME}`,
+      `the volume name ${VM_DISK_VOLUME} is the VM's own disk; pick another name`,
+    );
+  }
+  for (const [name, present] of [
+    ["entrypoint", definition.entrypoint !== undefined],
+    ["command", definition.command !== undefined],
+    ["post_update", definition.postUpdate.length > 0],
+  ] as const) {
+    if (present) field.report(name, `${name} has no meaning for a virtual machine`);
+  }
+  const disk: CompiledVolume = {
+    name: VM_DISK_VOLUME,
+    mountpoint: "/",
+    quota: null,
+    uid: null,
+    gid: null,
+    archive: null,
+    git: null,
+  };
+  return [...volumes, disk];
 }

@@ -78,7 +78,8 @@ export interface CompiledPackage {
   supplies: string[];
   runtime: "container" | "vm";
   image: string | null;
-  vm: { image: string; memory: number; cpus: number } | null;
+  /** `sha256`: the image's checksum (lower-case hex) when the package gives one. */
+  vm: { image: string; memory: number; cpus: number; sha256: string | null } | null;
   entrypoint: string[] | null;
   command: string[] | null;
   environment: Record<string, string>;

@@ -136,6 +136,16 @@ describe("parseDefinition", () => {
     });
   });
 
+  it("reads a VM image's checksum and refuses one that is not hex SHA-256", () => {
+    const sum = "0f".repeat(32);
+    const { definition } = parseDefinition(`vm:\n  image: disk.qcow2\n  sha256: ${sum}\n`);
+    assert.equal(definition?.vm?.sha256, sum);
+    assert.match(
+      errorsOf("vm:\n  image: disk.qcow2\n  sha256: abc\n")[0]?.message ?? "",
+      /"abc" is not a SHA-256 in hex/,
+    );
+  });
+
   it("refuses shell metacharacters in images", () => {
     for (const image of ["'nginx; rm -rf /'", "'$(id)'", "'a b'", "'`x`'", "'x|y'", "'x>y'"]) {
       assert.match(

@@ -1,6 +1,6 @@
 /** The runtime sections: `image` (a container) and `vm`. */
 
-import { hasMarker, IMAGE_REFERENCE } from "../rules.js";
+import { hasMarker, IMAGE_REFERENCE, SHA256 } from "../rules.js";
 import { parseByteSize } from "../units.js";
 import type { Field, FieldReader } from "./reader.js";
 import type { PackageDefinition } from "./types.js";
@@ -37,15 +37,19 @@ export function checkImage(r: FieldReader, reference: string, field: string, nod
 
 export function readVm(r: FieldReader, node: Field): PackageDefinition["vm"] {
   if (node == null) return undefined;
-  const fields = r.fieldsOf(node, "vm", ["image", "memory", "cpus"]);
+  const fields = r.fieldsOf(node, "vm", ["image", "memory", "cpus", "sha256"]);
   const image = r.required(fields.get("image"), "vm.image");
   const memory = r.text(fields.get("memory"), "vm.memory") ?? "1gb";
   const cpus = r.text(fields.get("cpus"), "vm.cpus") ?? "1";
+  const sha256 = r.text(fields.get("sha256"), "vm.sha256");
+  if (sha256 !== undefined && !hasMarker(sha256) && !SHA256.test(sha256)) {
+    r.source.error("vm.sha256", fields.get("sha256"), `"${sha256}" is not a SHA-256 in hex`);
+  }
   if (!hasMarker(memory) && parseByteSize(memory) === undefined) {
     r.source.error("vm.memory", fields.get("memory"), `"${memory}" is not a byte size`);
   }
   if (!hasMarker(cpus) && !/^[1-9][0-9]{0,2}$/.test(cpus)) {
     r.source.error("vm.cpus", fields.get("cpus"), `"${cpus}" is not a CPU count (1-999)`);
   }
-  return { image, memory, cpus };
+  return sha256 === undefined ? { image, memory, cpus } : { image, memory, cpus, sha256 };
 }

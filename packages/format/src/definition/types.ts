@@ -9,7 +9,8 @@ import type { OAuthDefinition } from "../oauth.js";
  */
 export interface PackageDefinition {
   image?: { url: string; type: string };
-  vm?: { image: string; memory: string; cpus: string };
+  /** `sha256` is this project's extension: the image's checksum, checked after download. */
+  vm?: { image: string; memory: string; cpus: string; sha256?: string };
   proton?: ReadonlyMap<string, string>;
   description: string;
   supplies: string[];
