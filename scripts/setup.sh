@@ -14,6 +14,9 @@ node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo
 # shellcheck source=lib/debian-packages.sh
 source scripts/lib/debian-packages.sh
 install_debian_packages
+# Virtual machines and their disk images; without the recommends, which add a desktop's GUI libraries.
+debian_packages=(qemu-system-x86 qemu-utils)
+install_debian_packages --no-install-recommends
 
 if [ "$(node_major)" -lt "$need_node_major" ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
