@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isPrivateAddress } from "./oauth-http.js";
+import { isPrivateAddress } from "./public-address.js";
 
-describe("addresses an account link may not reach", () => {
+describe("addresses the box reaches for others only when public", () => {
   it("refuses the box's own networks and anything not unicast", () => {
     for (const address of [
       "127.0.0.1",
