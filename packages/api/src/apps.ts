@@ -11,6 +11,36 @@ export const AppNoteSchema = Type.Object({
 });
 export type AppNote = Static<typeof AppNoteSchema>;
 
+/** What a running VM is made of, for an app whose own package runs as a virtual machine. */
+export const VmFactsSchema = Type.Object({
+  /** The install instance that runs the VM (the app's own). */
+  instance: Type.String(),
+  /** `vm.image` of the plan: a URL or the name of an image in the VM image store. */
+  image: Type.String(),
+  /** `kvm` or `tcg` (emulation); null while the VM does not exist. */
+  accelerator: Type.Unsafe<"kvm" | "tcg" | null>({
+    type: ["string", "null"],
+    enum: ["kvm", "tcg", null],
+  }),
+  memoryBytes: Type.Integer(),
+  cpus: Type.Integer(),
+  /** The disk as the guest sees it; null while the VM does not exist. */
+  diskVirtualBytes: Nullable(Type.Integer()),
+  /** What the VM's own disk file takes on the host; null while the VM does not exist. */
+  diskAllocatedBytes: Nullable(Type.Integer()),
+  /** QEMU's run state (`running`, `paused`…); null while QEMU does not run. */
+  qmpStatus: Nullable(Type.String()),
+  /** Host ports forwarded to the guest. */
+  ports: Type.Array(
+    Type.Object({
+      hostAddress: Type.String(),
+      hostPort: Type.Integer(),
+      guestPort: Type.Integer(),
+    }),
+  ),
+});
+export type VmFacts = Static<typeof VmFactsSchema>;
+
 export const AppViewSchema = Type.Object({
   repo: Type.String(),
   name: Type.String(),
@@ -41,6 +71,11 @@ export const AppViewSchema = Type.Object({
   /** One per container of the app (dependencies first); `missing` when it does not exist. */
   containers: Type.Array(Type.Object({ name: Type.String(), state: Type.String() })),
   lastError: Nullable(Type.String()),
+  /**
+   * The app's virtual machine; null for a container app. Listings leave out
+   * what only the running VM tells (accelerator, disk, QMP state: null).
+   */
+  vm: Nullable(VmFactsSchema),
 });
 export type AppView = Static<typeof AppViewSchema>;
 

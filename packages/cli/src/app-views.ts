@@ -1,4 +1,4 @@
-import type { AppInstallPreview, AppView } from "@townos/client";
+import type { AppInstallPreview, AppView, VmFacts } from "@townos/client";
 import { formatBytes } from "./text.js";
 
 // An app and an install preview as `town app` prints them.
@@ -13,6 +13,7 @@ export function appLines(view: AppView): string[] {
   const lines = [
     `${view.repo}/${view.name} ${view.version}${state.length > 0 ? ` (${state.join(", ")})` : ""}`,
   ];
+  if (view.vm) lines.push(`  ${vmLine(view.vm)}`);
   for (const url of view.urls) lines.push(`  ${url}`);
   for (const p of view.ports) {
     const role = p.name === null ? "" : ` ${p.name}`;
@@ -26,6 +27,28 @@ export function appLines(view: AppView): string[] {
   for (const c of view.containers) lines.push(`  container ${c.name}: ${c.state}`);
   if (view.lastError) lines.push(`  last error: ${view.lastError}`);
   return lines;
+}
+
+/** "runtime: vm (tcg), memory 128.0 MiB, 1 CPU, disk 16.0 MiB (1.2 MiB used), QMP running, ports 127.0.0.1:8080 → 80, image tiny" */
+export function vmLine(vm: VmFacts): string {
+  const parts = [
+    `runtime: vm (${vm.accelerator ?? "not running"})`,
+    `memory ${formatBytes(vm.memoryBytes)}`,
+    `${vm.cpus} CPU${vm.cpus === 1 ? "" : "s"}`,
+  ];
+  if (vm.diskVirtualBytes !== null) {
+    const used =
+      vm.diskAllocatedBytes === null ? "" : ` (${formatBytes(vm.diskAllocatedBytes)} used)`;
+    parts.push(`disk ${formatBytes(vm.diskVirtualBytes)}${used}`);
+  }
+  if (vm.qmpStatus !== null) parts.push(`QMP ${vm.qmpStatus}`);
+  if (vm.ports.length > 0) {
+    parts.push(
+      `ports ${vm.ports.map((p) => `${p.hostAddress}:${p.hostPort} → ${p.guestPort}`).join(", ")}`,
+    );
+  }
+  parts.push(`image ${vm.image}`);
+  return parts.join(", ");
 }
 
 export function previewLines(preview: AppInstallPreview): string[] {

@@ -1,13 +1,22 @@
 /**
  * What the API shows of installed apps: each install with the live state of
- * its containers, its ports, names and volumes.
+ * its containers, its ports, names and volumes, and for a VM what its
+ * runtime says of it.
  */
+import type { VmFacts } from "@townos/api";
 import type { InstallRecord, Installs } from "../store/installs.js";
-import type { WorkloadRuntime } from "../runtime/workload.js";
+import type { MachineInfo, WorkloadRuntime } from "../runtime/workload.js";
+import { HOST_ADDRESS } from "./host-address.js";
 import { appLabels, LABEL_APP, LABEL_BOX } from "./labels.js";
 import { flattenPlan } from "./names.js";
 import { appNotes, type AppNote } from "./notes.js";
-import { appUrls, publishedPorts, type PublishedPort } from "./planner.js";
+import {
+  appUrls,
+  portExposure,
+  publishedPlan,
+  publishedPorts,
+  type PublishedPort,
+} from "./planner.js";
 
 export interface AppView {
   repo: string;
@@ -31,6 +40,8 @@ export interface AppView {
   /** One per container of the app (dependencies first); `missing` when it does not exist. */
   containers: { name: string; state: string }[];
   lastError: string | null;
+  /** The app's own VM; null for a container app. */
+  vm: VmFacts | null;
 }
 
 type ContainerLister = Pick<WorkloadRuntime, "list">;
@@ -64,13 +75,26 @@ export class AppViews {
       );
   }
 
-  /** The installed app with the live state of its containers. */
-  async view(runtime: ContainerLister, install: InstallRecord): Promise<AppView> {
+  /** The installed app with the live state of its containers, and of its VM as the runtime inspects it. */
+  async view(
+    runtime: Pick<WorkloadRuntime, "list" | "inspect">,
+    install: InstallRecord,
+  ): Promise<AppView> {
     const existing = await runtime.list(appLabels(this.options.box, install.repo, install.name));
-    return this.viewOf(install, new Map(existing.map((c) => [c.name, c.state])));
+    const vm =
+      install.plan?.runtime === "vm" ? await runtime.inspect(install.plan.hostname) : undefined;
+    return this.viewOf(
+      install,
+      new Map(existing.map((c) => [c.name, c.state])),
+      vm?.machine ?? null,
+    );
   }
 
-  private viewOf(install: InstallRecord, states: ReadonlyMap<string, string>): AppView {
+  private viewOf(
+    install: InstallRecord,
+    states: ReadonlyMap<string, string>,
+    machine: MachineInfo | null = null,
+  ): AppView {
     const nodes = install.plan ? flattenPlan(install.plan) : [];
     return {
       repo: install.repo,
@@ -98,6 +122,39 @@ export class AppViews {
         state: states.get(plan.hostname) ?? "missing",
       })),
       lastError: this.options.installs.lastError(install.repo, install.name),
+      vm: vmFacts(install, machine),
     };
   }
+}
+
+/**
+ * The VM facts of an install whose own package is a VM: what the plan sets
+ * (image, forwarded ports; memory and CPUs until QEMU says) and what the
+ * running machine tells, null where it is not known.
+ */
+export function vmFacts(install: InstallRecord, machine: MachineInfo | null): VmFacts | null {
+  const plan = install.plan;
+  if (plan?.runtime !== "vm" || plan.vm === null) return null;
+  const node = publishedPlan(install, plan);
+  return {
+    instance: plan.instance,
+    image: plan.vm.image,
+    accelerator: machine?.accelerator ?? null,
+    memoryBytes: machine?.memoryBytes ?? plan.vm.memory,
+    cpus: machine?.cpus ?? plan.vm.cpus,
+    diskVirtualBytes: machine?.diskVirtualBytes ?? null,
+    diskAllocatedBytes: machine?.diskAllocatedBytes ?? null,
+    qmpStatus: machine?.qmpStatus ?? null,
+    ports: node.ports.flatMap((port) =>
+      port.host === null
+        ? []
+        : [
+            {
+              hostAddress: HOST_ADDRESS[portExposure(install, plan, port)],
+              hostPort: port.host,
+              guestPort: port.container,
+            },
+          ],
+    ),
+  };
 }

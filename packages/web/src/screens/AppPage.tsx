@@ -15,6 +15,7 @@ import { navigate } from "../router.js";
 import { useSession } from "../session.js";
 import { ProgressList } from "./InstallDialog.js";
 import { Logs } from "./Logs.js";
+import { vmFactRows } from "../vm.js";
 
 const REFRESH_MS = 5000;
 const EXPOSURES = ["local", "lan", "internet"] as const;
@@ -171,6 +172,18 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
           </table>
         )}
       </Section>
+      {view.vm && (
+        <Section title={t("app.vm")}>
+          <dl className="notes">
+            {vmFactRows(view.vm).map(([label, value]) => (
+              <div key={label}>
+                <dt>{label}</dt>
+                <dd>{value}</dd>
+              </div>
+            ))}
+          </dl>
+        </Section>
+      )}
       {view.notes.length > 0 && (
         <Section title={t("app.notes")}>
           <NoteList notes={view.notes} />
