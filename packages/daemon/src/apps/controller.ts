@@ -9,7 +9,12 @@ import { planSecrets, TownError, type CompiledPackage } from "@townos/format";
 import type { Clock } from "../clock.js";
 import { redactError } from "../redact.js";
 import { packageWorkload } from "../runtime/package-workload.js";
-import { LABEL_SPEC_HASH, type HostRuntime, type WorkloadSummary } from "../runtime/workload.js";
+import {
+  LABEL_SPEC_HASH,
+  type HostRuntime,
+  type WorkloadKind,
+  type WorkloadSummary,
+} from "../runtime/workload.js";
 import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
@@ -32,7 +37,7 @@ function ownsNetwork(network: { labels?: Record<string, string> }, labels: Recor
 }
 
 /** What the controller reads of a listing of workloads. */
-export type WorkloadList = Pick<WorkloadSummary, "name" | "state" | "labels">[];
+export type WorkloadList = Pick<WorkloadSummary, "name" | "state" | "labels" | "kind">[];
 
 /** The volume storage as the reconciler uses it; every StorageDriver satisfies it (see driver.ts). */
 export interface AppStorage {
@@ -69,6 +74,17 @@ export interface VolumeSeeder {
   ): Promise<boolean>;
 }
 
+/** The VM image store as the controller uses it (runtime/qemu/images.ts behind it). */
+export interface VmImageSource {
+  /** Whether the store holds the image a plan names (an http(s) URL or a store name). */
+  has(reference: string): Promise<boolean>;
+  /** Downloads, checks and converts it unless held; a store name it lacks is `not_found`. */
+  fetch(
+    reference: string,
+    options: { sha256: string | null; onProgress: (line: string) => void },
+  ): Promise<void>;
+}
+
 /** Where the desired state comes from. */
 export interface AppDesiredState {
   get(repo: string, name: string): InstallRecord | undefined;
@@ -96,6 +112,8 @@ export interface AppReconcilerOptions {
   box: string;
   /** Apps held stopped for a while (an upload into their volume), whatever their desired state. */
   held?: (repo: string, name: string) => boolean;
+  /** Base images of VMs; absent on a box that cannot run them (no QEMU). */
+  vmImages?: VmImageSource;
   /** Registries (`host:port`) pulled from over plain HTTP. */
   insecureRegistries?: () => readonly string[];
   /** How long a volume's quota and owner are trusted before being read again. Default 10 minutes. */
@@ -203,7 +221,9 @@ export class AppReconciler {
         continue;
       }
       // Out of date or no longer part of the app.
-      await steps.act(`remove container ${container.name}`, () => runtime.remove(container.name));
+      await steps.act(`remove ${noun(container)} ${container.name}`, () =>
+        runtime.remove(container.name),
+      );
     }
     // Running containers of this app prove its network exists: skip that call then.
     if (current.size < nodes.length) {
@@ -236,7 +256,9 @@ export class AppReconciler {
           Object.entries(volumes).filter(([name]) => !reattached.has(name)),
         );
         await this.seed(node, seedable, appLabel, steps);
-        await this.ensureImage(workload.image, steps);
+        await (workload.kind === "vm"
+          ? this.ensureVmImage(node, steps)
+          : this.ensureImage(workload.image, steps));
       }
       if (node.files.length > 0) {
         const outcomes = await steps.look(`write templates of ${node.instance}`, () =>
@@ -253,16 +275,18 @@ export class AppReconciler {
     for (const { workload } of nodes) {
       const { name } = workload;
       if (!current.has(name)) {
-        await steps.act(`create container ${name}`, () => runtime.ensure(workload));
+        await steps.act(`create ${noun(workload)} ${name}`, () => runtime.ensure(workload));
         current.set(name, "created");
       }
       if (running && current.get(name) !== "running") {
-        await steps.act(`start container ${name}`, () => runtime.start(name));
+        await steps.act(`start ${noun(workload)} ${name}`, () => runtime.start(name));
       }
     }
     for (const { workload } of [...nodes].reverse()) {
       if (!running && current.get(workload.name) === "running") {
-        await steps.act(`stop container ${workload.name}`, () => runtime.stop(workload.name));
+        await steps.act(`stop ${noun(workload)} ${workload.name}`, () =>
+          runtime.stop(workload.name),
+        );
       }
     }
     const main = nodes[nodes.length - 1]?.workload.name;
@@ -436,6 +460,29 @@ export class AppReconciler {
     );
   }
 
+  /** Gets the base image of a VM unless the store has it, its progress shown as the step's detail. */
+  private async ensureVmImage(node: CompiledPackage, steps: Steps): Promise<void> {
+    const { vmImages } = this.options;
+    if (node.vm === null) return;
+    const { image, sha256 } = node.vm;
+    if (!vmImages) {
+      throw new TownError(
+        "unavailable",
+        `${node.instance} is a virtual machine, and this box cannot run them (QEMU is not set up)`,
+      );
+    }
+    if (await steps.look(`inspect VM image ${image}`, () => vmImages.has(image))) return;
+    const step = `download VM image ${image}`;
+    await steps.act(step, () =>
+      vmImages.fetch(image, {
+        sha256,
+        onProgress: (line) => {
+          steps.detail(step, line);
+        },
+      }),
+    );
+  }
+
   private async remove(
     repo: string,
     name: string,
@@ -448,7 +495,9 @@ export class AppReconciler {
     const existing = await containers(appLabel);
     // The app first, its dependencies last (the reverse of their start order).
     for (const container of [...existing].reverse()) {
-      await steps.act(`remove container ${container.name}`, () => runtime.remove(container.name));
+      await steps.act(`remove ${noun(container)} ${container.name}`, () =>
+        runtime.remove(container.name),
+      );
     }
     // Both names: the app may have been installed before names were injective.
     for (const network of [appNetworkName(repo, name), legacyNetworkName(repo, name)]) {
@@ -510,6 +559,11 @@ export class AppReconciler {
 /** Whether the image's registry (the first part of a normalized reference) is one reached over plain HTTP. */
 export function isInsecure(image: string, insecure: readonly string[]): boolean {
   return insecure.includes(image.slice(0, image.indexOf("/")).toLowerCase());
+}
+
+/** How steps name a workload: `container` or `vm`. */
+function noun(workload: { kind?: WorkloadKind }): string {
+  return workload.kind === "vm" ? "vm" : "container";
 }
 
 function volumeKey(quota: number | null, owner: Owner | undefined): string {

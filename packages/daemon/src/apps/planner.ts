@@ -241,12 +241,6 @@ export class AppPlanner {
       portHolders: holders,
       resolveDependency: (dependency) => index.find(dependency),
     });
-    if (plan.runtime !== "container") {
-      throw new TownError(
-        "invalid_package",
-        `${request.repo}/${request.name} is a virtual machine; VMs are not supported yet`,
-      );
-    }
     checkAppNames(plan);
     checkDomainClaims(request.repo, request.name, plan, this.options.tld(), installs.list());
     const taken = new Set([...holders.keys(), ...portHolders([{ plan, ingressPorts: {} }]).keys()]);

@@ -1,18 +1,19 @@
 /**
- * Turns one container of a compiled plan into the neutral `Workload` the
- * runtime runs. Pure: no I/O, no clock, no randomness; the same input always
+ * Turns one container or VM of a compiled plan into the neutral `Workload`
+ * the runtime runs. Pure: no I/O, no clock, no randomness; the same input always
  * gives the same workload (and so the same fingerprint in every runtime).
  *
  * The workload carries the labels the controller finds its workloads by
  * (`town.repo`, `town.name`, `town.instance`); the runtime adds its
  * fingerprint (`town.spec-hash`).
  */
-import { isAbsolute, posix } from "node:path";
+import { isAbsolute, join, posix } from "node:path";
 import { isIP } from "node:net";
 import {
   DNS_LABEL,
   findControlCharacter,
   TownError,
+  VM_DISK_VOLUME,
   type CompiledPackage,
   type CompiledPort,
   type Exposure,
@@ -25,6 +26,7 @@ import {
   type Ulimit,
   type Workload,
 } from "./workload.js";
+import { vmImageName } from "./qemu/image-name.js";
 
 export const LABEL_REPO = "town.repo";
 export const LABEL_NAME = "town.name";
@@ -36,9 +38,11 @@ const RESERVED_LABELS: readonly string[] = [
   LABEL_SPEC_HASH,
 ];
 const MAX_LABEL_BYTES = 4096;
+/** A VM's own disk: this file in its `vm-disk` volume. */
+export const VM_DISK_FILE = "disk.qcow2";
 
 export interface PackageWorkloadInput {
-  /** A compiled plan with `runtime: "container"`. */
+  /** A compiled plan. */
   plan: CompiledPackage;
   /** The app's private network; its workloads find each other there by name and alias. */
   network: string;
@@ -58,18 +62,24 @@ export interface PackageWorkloadInput {
 }
 
 /**
- * Builds the workload for one container of a plan (the app or one of its
- * dependencies: call it once per container). Ports without a host port (the
+ * Builds the workload for one container or VM of a plan (the app or one of
+ * its dependencies: call it once per node). Ports without a host port (the
  * `http` port the ingress serves) are not published. Throws TownError
- * `invalid_argument` for input the caller should have checked: a VM plan, a
- * volume without a host path, a bad address, alias, label or ulimit.
+ * `invalid_argument` for input the caller should have checked: a plan
+ * without its image, a volume without a host path, a bad address, alias,
+ * label or ulimit.
+ *
+ * A VM joins no container network (QEMU's user-mode networking forwards its
+ * published ports); its image is the VM image store's name for `vm.image`,
+ * its disk a file in its `vm-disk` volume, and its other volumes are shared
+ * with the guest under their names.
  */
 export function packageWorkload(input: PackageWorkloadInput): Workload {
   const { plan } = input;
   const fail = (message: string): never => {
     throw new TownError("invalid_argument", `container spec for ${plan.hostname}: ${message}`);
   };
-  if (plan.runtime !== "container" || plan.image === null) fail("the plan is not a container");
+  if (plan.runtime === "vm" ? plan.vm === null : plan.image === null) fail("the plan has no image");
   if (!WORKLOAD_NAME.test(input.network)) fail(`"${input.network}" is not a network name`);
   if (input.alias !== undefined && !DNS_LABEL.test(input.alias))
     fail(`"${input.alias}" is not a DNS label`);
@@ -86,6 +96,28 @@ export function packageWorkload(input: PackageWorkloadInput): Workload {
   labels[LABEL_NAME] = plan.name;
   labels[LABEL_INSTANCE] = plan.instance;
 
+  if (plan.vm !== null) {
+    const volumeMounts = mounts(plan, input.volumePaths, fail);
+    const disk = volumeMounts.find((mount) => mount.name === VM_DISK_VOLUME);
+    if (disk === undefined) return fail(`the VM has no ${VM_DISK_VOLUME} volume`);
+    return {
+      kind: "vm",
+      name: plan.hostname,
+      hostname: plan.hostname,
+      image: vmImageName(plan.vm.image),
+      env: { ...plan.environment },
+      labels,
+      mounts: volumeMounts.filter((mount) => mount !== disk),
+      ports: publishedPorts(plan.ports, input.hostAddress, fail),
+      network: null,
+      restart: "unless-stopped",
+      machine: {
+        memoryBytes: plan.vm.memory,
+        cpus: plan.vm.cpus,
+        disk: join(disk.source, VM_DISK_FILE),
+      },
+    };
+  }
   const workload: Workload = {
     kind: "container",
     name: plan.hostname,
@@ -93,7 +125,7 @@ export function packageWorkload(input: PackageWorkloadInput): Workload {
     image: plan.image ?? "",
     env: { ...plan.environment },
     labels,
-    mounts: mounts(plan, input.volumePaths, fail),
+    mounts: mounts(plan, input.volumePaths, fail).map(({ source, target }) => ({ source, target })),
     ports: publishedPorts(plan.ports, input.hostAddress, fail),
     network: { name: input.network, aliases: input.alias === undefined ? [] : [input.alias] },
     restart: "unless-stopped",
@@ -141,7 +173,7 @@ function mounts(
     ) {
       fail(`"${source}" (volume ${volume.name}) is not a normalized absolute path`);
     }
-    return { source, target: volume.mountpoint };
+    return { source, target: volume.mountpoint, name: volume.name };
   });
   return list.sort((a, b) => comparePaths(a.target, b.target));
 }

@@ -55,7 +55,10 @@ export class WorkloadRouter implements HostRuntime {
 
   async list(labels?: Readonly<Record<string, string>>): Promise<WorkloadSummary[]> {
     const [containers, vms] = await Promise.all([this.host.list(labels), this.vms.list(labels)]);
-    return [...containers, ...vms];
+    return [
+      ...containers.map((summary): WorkloadSummary => ({ ...summary, kind: "container" })),
+      ...vms.map((summary): WorkloadSummary => ({ ...summary, kind: "vm" })),
+    ];
   }
 
   async inspect(name: string): Promise<WorkloadInfo | undefined> {

@@ -119,6 +119,8 @@ export interface Workload {
 export interface WorkloadSummary {
   id: string;
   name: string;
+  /** Absent from a runtime of one kind; the router (router.ts) says which runtime holds it. */
+  kind?: WorkloadKind;
   image: string;
   imageId: string;
   /** `created`, `running`, `paused`, `stopped`, `exited`… as the runtime says. */
