@@ -194,7 +194,7 @@ describe("containerSpec", () => {
 
   it("rejects what the caller should have checked", () => {
     const cases: [Partial<ContainerSpecInput>, RegExp][] = [
-      [{ plan: { ...hello, runtime: "vm", image: null } }, /not a container/],
+      [{ plan: { ...hello, runtime: "vm", image: null } }, /the plan has no image/],
       [{ volumePaths: {} }, /volume www has no host path/],
       [{ volumePaths: { www: "relative/www" } }, /not a normalized absolute path/],
       [{ volumePaths: { www: "/a/../etc" } }, /not a normalized absolute path/],
