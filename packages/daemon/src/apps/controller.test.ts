@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
-import { TownError, type CompiledPackage } from "@townos/format";
+import { TownError, VM_DISK_VOLUME, type CompiledPackage } from "@townos/format";
 import { FakeStorage, fakeReconciler, installOf, NOW } from "../../test/apps/fakes.js";
 import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
 import { compileExample } from "../../test/runtime/examples.js";
 import { LABEL_SPEC_HASH } from "../runtime/workload.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
-import type { AppReconciler } from "./controller.js";
+import type { AppReconciler, VmImageSource } from "./controller.js";
 import { appKey, LABEL_APP, parseAppKey } from "./labels.js";
 import { appNetworkName } from "./names.js";
 import type { ReconcileProgress } from "./steps.js";
@@ -278,6 +278,56 @@ describe("AppReconciler", () => {
         error.message,
         "install hello: pull image registry.example/missing:1: no such image",
       );
+      return true;
+    });
+  });
+
+  it("runs a VM: its base image fetched once with progress, its disk volume made, no exec", async () => {
+    const plan = compileExample("hello", "1.0");
+    const [www] = plan.volumes;
+    assert.ok(www);
+    const url = "https://images.example.org/router.qcow2";
+    install({
+      ...plan,
+      runtime: "vm",
+      image: null,
+      vm: { image: url, memory: 2 ** 27, cpus: 1, sha256: null },
+      volumes: [...plan.volumes, { ...www, name: VM_DISK_VOLUME, mountpoint: "/" }],
+    });
+    const held = new Set<string>();
+    const fetched: { reference: string; sha256: string | null }[] = [];
+    const vmImages: VmImageSource = {
+      has: (reference) => Promise.resolve(held.has(reference)),
+      fetch: async (reference, options) => {
+        fetched.push({ reference, sha256: options.sha256 });
+        options.onProgress("12 MiB of 40 MiB");
+        held.add(reference);
+        return Promise.resolve();
+      },
+    };
+    const vmReconciler = fakeReconciler({ runtime, storage, desired: installs, vmImages }, files);
+    const details: string[] = [];
+    const report = await vmReconciler.reconcile("default", "hello", (p) => {
+      if (p.detail) details.push(p.detail);
+    });
+    assert.deepEqual(report.mutations.slice(-6), [
+      "create volume pkg.default.hello.www",
+      "create volume pkg.default.hello.vm-disk",
+      `download VM image ${url}`,
+      "write template www:index.html",
+      "create vm town-default--hello",
+      "start vm town-default--hello",
+    ]);
+    assert.deepEqual(fetched, [{ reference: url, sha256: null }]);
+    assert.deepEqual(details, ["12 MiB of 40 MiB"]);
+    assert.equal(runtime.containers.get("town-default--hello")?.spec.kind, "vm");
+    assert.deepEqual((await vmReconciler.reconcile("default", "hello")).mutations, []);
+
+    // A box without QEMU says so instead of failing somewhere later.
+    runtime.containers.clear();
+    await assert.rejects(reconciler.reconcile("default", "hello"), (error: TownError) => {
+      assert.equal(error.code, "unavailable");
+      assert.match(error.message, /cannot run them \(QEMU is not set up\)/);
       return true;
     });
   });
