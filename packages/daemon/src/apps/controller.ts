@@ -18,7 +18,8 @@ import {
 import type { CreateVolumeOptions, Owner } from "../storage/driver.js";
 import { packageVolumeName, parseVolumeName, uninstalledVolumeName } from "../storage/names.js";
 import type { TemplateFile, TemplateOutcome, TemplateVolume } from "../storage/seed.js";
-import type { ExposureLevel, InstallRecord, RemovalRecord } from "../store/installs.js";
+import type { InstallRecord, RemovalRecord } from "../store/installs.js";
+import { HOST_ADDRESS } from "./host-address.js";
 import { appLabels } from "./labels.js";
 import {
   appNetworkName,
@@ -124,13 +125,6 @@ export interface ReconcileReport {
   /** Every mutating call made, in order (`create container gitea`): empty when nothing changed. */
   mutations: string[];
 }
-
-/** The host address a port is published on, per exposure: `internet` adds a router mapping to `lan`. */
-const HOST_ADDRESS: Readonly<Record<ExposureLevel, string>> = {
-  local: "127.0.0.1",
-  lan: "0.0.0.0",
-  internet: "0.0.0.0",
-};
 
 const VOLUME_CHECK_MS = 10 * 60_000;
 
