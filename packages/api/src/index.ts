@@ -17,4 +17,5 @@ export * from "./plan.js";
 export * from "./repositories.js";
 export * from "./system.js";
 export * from "./undeclared.js";
+export * from "./vm-images.js";
 export * from "./volumes.js";

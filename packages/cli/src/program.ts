@@ -11,6 +11,7 @@ import { registerPackageCommands } from "./package-commands.js";
 import { registerRepoCommands } from "./repo-commands.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
+import { registerVmImageCommands } from "./vm-image-commands.js";
 import { registerVolumeCommands } from "./volume-commands.js";
 
 /** Exit codes: 0 success, 1 failure, 2 invalid input (usage, package or answers). */
@@ -32,6 +33,9 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
   registerLogCommands(program, io);
   registerNetCommands(program, io);
   registerVolumeCommands(program, io, (code) => {
+    exitCode = code;
+  });
+  registerVmImageCommands(program, io, (code) => {
     exitCode = code;
   });
   try {

@@ -53,6 +53,9 @@ import type {
   CreateVolumeBody,
   ArchiveFormat,
   ExposeBody,
+  AddVmImageBody,
+  VmImageDownload,
+  VmImageList,
 } from "@townos/api";
 import { ApiError } from "./errors.js";
 import { readEvents } from "./events.js";
@@ -419,6 +422,21 @@ export class TownClient {
   /** How busy the box is: CPU, load, memory and uptime. */
   systemUsage(): Promise<SystemUsage> {
     return this.request("GET", "/system/usage");
+  }
+
+  /** The VM image store: its images, and the downloads under way or failed. */
+  vmImages(): Promise<VmImageList> {
+    return this.request("GET", "/vm-images");
+  }
+
+  /** Starts adding an image from a URL; it downloads in the background, with progress in `vmImages()`. */
+  addVmImage(input: AddVmImageBody): Promise<VmImageDownload> {
+    return this.request("POST", "/vm-images", { body: input });
+  }
+
+  /** Deletes an image (`conflict` while an installed app runs a VM on it), or dismisses its failed download. */
+  removeVmImage(name: string): Promise<void> {
+    return this.request("DELETE", `/vm-images/${encodeURIComponent(name)}`);
   }
 
   /** How volumes are stored and what that enforces (quotas, snapshots). */

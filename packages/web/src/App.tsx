@@ -17,6 +17,7 @@ import { Store } from "./screens/Store.js";
 import { Repositories } from "./screens/Repositories.js";
 import { Audit, Network, Settings, Users } from "./screens/Admin.js";
 import { Storage } from "./screens/Storage.js";
+import { VmImages } from "./screens/VmImages.js";
 
 type Phase =
   | { kind: "loading" }
@@ -162,6 +163,7 @@ const NAV: NavItem[] = [
   { to: "/", label: "nav.home" },
   { to: "/store", label: "nav.store" },
   { to: "/storage", label: "nav.storage" },
+  { to: "/vm-images", label: "nav.vmImages", admin: true },
   { to: "/repositories", label: "nav.repositories" },
   { to: "/users", label: "nav.users", admin: true },
   { to: "/audit", label: "nav.audit", admin: true },
@@ -247,6 +249,7 @@ function Routes({ path }: { path: string }) {
     return <AppPage key={path} repo={params["repo"] ?? ""} name={params["name"] ?? ""} />;
   if (path === "/repositories") return <Repositories />;
   if (path === "/storage") return <Storage />;
+  if (path === "/vm-images") return <VmImages />;
   if (path === "/users") return <Users />;
   if (path === "/audit") return <Audit />;
   if (path === "/settings") return <Settings />;

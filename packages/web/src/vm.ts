@@ -1,4 +1,4 @@
-import type { VmFacts } from "@townos/client";
+import type { VmFacts, VmImageDownload } from "@townos/client";
 import { formatBytes, t } from "./messages.js";
 
 /** A VM's facts as the app page's card lists them: a label and its text, in order. */
@@ -33,4 +33,18 @@ export function vmFactRows(vm: VmFacts): [label: string, value: string][] {
   }
   rows.push([t("app.vm.image"), vm.image]);
   return rows;
+}
+
+/** What a running download is doing, in words. */
+export function downloadText(download: VmImageDownload): string {
+  if (download.phase === "check") return t("vmImages.checking");
+  if (download.phase === "convert") return t("vmImages.converting");
+  const received = formatBytes(download.receivedBytes);
+  const total = download.totalBytes;
+  if (total === null || total === 0) return t("vmImages.downloadingUnknown", { received });
+  return t("vmImages.downloading", {
+    received,
+    total: formatBytes(total),
+    percent: Math.min(100, Math.floor((download.receivedBytes / total) * 100)),
+  });
 }

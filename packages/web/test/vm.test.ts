@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { VmFacts } from "@townos/client";
-import { vmFactRows } from "../src/vm.js";
+import { downloadText, vmFactRows } from "../src/vm.js";
 
 const MiB = 1024 * 1024;
 
@@ -54,5 +54,26 @@ describe("the VM facts card", () => {
       vmFactRows({ ...RUNNING, accelerator: "kvm" })[0]?.[1],
       "KVM (hardware virtualization)",
     );
+  });
+});
+
+describe("a VM image download's progress line", () => {
+  const download = {
+    name: "tiny",
+    url: "http://127.0.0.1/tiny.qcow2",
+    phase: "download" as const,
+    receivedBytes: 3 * MiB,
+    totalBytes: 12 * MiB,
+    error: null,
+  };
+
+  it("gives the percent of a known size, and what came so far of an unknown one", () => {
+    assert.equal(downloadText(download), "Downloading: 3 MB of 12 MB (25%)");
+    assert.equal(downloadText({ ...download, totalBytes: null }), "Downloading: 3 MB so far");
+  });
+
+  it("names the phases after the download", () => {
+    assert.equal(downloadText({ ...download, phase: "check" }), "Checking the image…");
+    assert.equal(downloadText({ ...download, phase: "convert" }), "Converting the image…");
   });
 });
