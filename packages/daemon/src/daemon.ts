@@ -32,6 +32,7 @@ import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { hostList, Settings } from "./store/settings.js";
 import { Podman, type PodmanOptions } from "./runtime/podman/client.js";
 import { PodmanRuntime } from "./runtime/podman/runtime.js";
+import { VmImageStore } from "./runtime/qemu/images.js";
 import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";
@@ -85,9 +86,24 @@ export interface AppsConfig {
   storageLoopBytes?: number;
   /** How often every app is reconciled even without a change; default 60 s. */
   resyncMs?: number;
+  /** Virtual machines; false: none (VM apps answer `unavailable`). Default: on when QEMU is installed. */
+  vms?: VmsConfig | false;
+}
+
+export interface VmsConfig {
+  /** Default: probed (KVM when a probe guest really runs under it, else TCG); `TOWN_VM_ACCEL` too. */
+  accelerator?: "kvm" | "tcg";
+  /**
+   * Let packages name VM images on private and loopback addresses (a LAN
+   * image server; tests). Off by default: a package could otherwise hand its
+   * guest whatever a LAN address serves.
+   */
+  privateImageUrls?: boolean;
 }
 
 export const DEFAULT_DATA_DIR = "/var/lib/town";
+/** Below the data directory: the VM image store. */
+const VM_IMAGES_DIR = "vm-images";
 export const DEFAULT_LISTEN = "0.0.0.0:5309";
 
 /** `host:port`, `[v6]:port` or `:port`. */
@@ -241,6 +257,7 @@ function createServices(
     apps,
     monitor: new AppMonitor({ installs, clock }),
     oauth: new OAuthFlows({ index: () => catalog.index(), clock, config: config.oauth ?? {} }),
+    vmImages: new VmImageStore(join(config.dataDir, VM_IMAGES_DIR), { clock }),
     volumes: new Volumes({
       settings,
       volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),

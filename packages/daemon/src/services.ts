@@ -14,6 +14,7 @@ import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
 import type { Settings } from "./store/settings.js";
 import type { Volumes } from "./volumes/volumes.js";
+import type { VmImageStore } from "./runtime/qemu/images.js";
 
 /** Everything the API works with once the daemon has booted. */
 export interface Services {
@@ -33,6 +34,8 @@ export interface Services {
   oauth: OAuthFlows;
   /** Logs and health of installed apps; answers `unavailable` while no container runtime is attached. */
   monitor: AppMonitor;
+  /** Base images of virtual machines (`<dataDir>/vm-images`). */
+  vmImages: VmImageStore;
   /** Volumes, their archives and snapshots; answers `unavailable` until storage is set up. */
   volumes: Volumes;
   /** HTTPS ingress, DNS, mDNS and UPnP; undefined when this daemon runs without networking. */

@@ -32,3 +32,9 @@ export function parseDuration(text: string): number | undefined {
   const seconds = Number(match[1]) * multiplier;
   return Number.isSafeInteger(Math.round(seconds)) ? Math.round(seconds) : undefined;
 }
+
+/** A size for people: GiB with one decimal from 1 GiB on, else whole MiB. */
+export function formatByteSize(bytes: number): string {
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${Number(gib.toFixed(1))} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
+}

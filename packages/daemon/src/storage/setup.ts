@@ -21,7 +21,7 @@
 import { constants } from "node:fs";
 import { mkdir, open, readFile, rename, rm, statfs } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { TownError } from "@townos/format";
+import { formatByteSize, TownError } from "@townos/format";
 import { BtrfsDriver, BTRFS_SUPER_MAGIC, isOnBtrfs } from "./btrfs.js";
 import { DirectoryDriver } from "./directory.js";
 import type { StorageDriver } from "./driver.js";
@@ -130,7 +130,7 @@ export async function setupStorage(options: StorageSetupOptions): Promise<Storag
     return await useBtrfs(
       root,
       "btrfs-loop",
-      `Volumes are btrfs subvolumes in ${loopFile} (${formatBytes(size)}, sparse), made because ${root} is on ${hostFs}.`,
+      `Volumes are btrfs subvolumes in ${loopFile} (${formatByteSize(size)}, sparse), made because ${root} is on ${hostFs}.`,
     );
   } catch (error) {
     // Nothing lives in a file just made: undo it all and fall back.
@@ -244,11 +244,6 @@ const FILE_SYSTEMS: Record<number, string> = {
 async function fileSystemName(path: string): Promise<string> {
   const type = (await statfs(path)).type;
   return FILE_SYSTEMS[type] ?? `a file system of type 0x${type.toString(16)}`;
-}
-
-function formatBytes(bytes: number): string {
-  const gib = bytes / 2 ** 30;
-  return gib >= 1 ? `${Number(gib.toFixed(1))} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
 }
 
 function message(error: unknown): string {
