@@ -22,6 +22,7 @@ import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
+import { registerVmImageRoutes } from "./routes/vm-images.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
 import { canonicalTarget } from "./request-target.js";
 import { checkResponses } from "./response-check.js";
@@ -218,6 +219,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAppRoutes(api, options);
       registerAppLogRoutes(api, options);
       registerVolumeRoutes(api, options);
+      registerVmImageRoutes(api, options);
       registerNetRoutes(api, options);
       registerOAuthRoutes(api, options);
     },
