@@ -27,6 +27,7 @@ describe("vmImageName", () => {
       "https://x.example/.hidden.qcow2",
       `https://x.example/${"a".repeat(500)}.img`,
       "https://x.example/a%0Ab.img",
+      "https://x.example/a..b...c.raw",
     ]) {
       const name = vmImageName(url);
       assert.match(name, VM_IMAGE_NAME, `${url} → ${name}`);

@@ -30,6 +30,7 @@ export function vmImageName(reference: string): string {
   const stem = segment
     .replace(EXTENSIONS, "")
     .replace(/[^a-zA-Z0-9._-]+/g, "-")
+    .replace(/\.{2,}/g, ".")
     .replace(/^[^a-zA-Z0-9]+/, "")
     .slice(0, STEM_BYTES)
     .replace(/[.-]+$/, "");

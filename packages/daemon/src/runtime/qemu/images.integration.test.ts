@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { rejection } from "../../../test/async.js";
 import { findProgram } from "../../storage/exec.js";
-import { VmImageStore, vmImageName } from "./images.js";
+import { vmImageName } from "./image-name.js";
+import { VmImageStore } from "./images.js";
 import { imageInfo } from "./qemu-img.js";
 
 const MiB = 1024 * 1024;

@@ -28,15 +28,14 @@ import {
   type DownloadProgress,
   type DownloadResult,
 } from "./download.js";
+import { isImageUrl, VM_IMAGE_NAME, vmImageName } from "./image-name.js";
 import { assertSelfContained, checkImage, convertImage, imageInfo } from "./qemu-img.js";
 
-export const VM_IMAGE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/;
 /** Guest disks larger than this are refused by default (a small file may claim any size). */
 export const DEFAULT_MAX_VIRTUAL_BYTES = 4 * 1024 ** 4;
 const MAX_METADATA_BYTES = 64 * 1024;
 /** Failed downloads kept for `downloads()` to show. */
 const MAX_FAILURES_SHOWN = 32;
-const IMAGE_EXTENSIONS = /\.(qcow2|qcow|img|raw|vmdk|vdi|vhdx|vhd|xz|gz|bz2|zst)$/i;
 
 export interface VmImage {
   name: string;
@@ -85,36 +84,12 @@ export interface VmImageStoreOptions {
   clock?: Clock;
 }
 
-/** The store name of an image referenced by URL: readable, and distinct for distinct URLs. */
-export function vmImageName(url: string): string {
-  let last = "";
-  try {
-    last = decodeURIComponent(new URL(url).pathname.split("/").at(-1) ?? "");
-  } catch {
-    // A malformed escape: the name is the hash alone.
-  }
-  while (IMAGE_EXTENSIONS.test(last)) last = last.replace(IMAGE_EXTENSIONS, "");
-  const readable = last
-    .replace(/[^a-zA-Z0-9._-]+/g, "-")
-    .replace(/\.{2,}/g, ".")
-    .replace(/^[^a-zA-Z0-9]+/, "")
-    .slice(0, 100)
-    .replace(/[^a-zA-Z0-9]+$/, "");
-  const hash = createHash("sha256").update(url).digest("hex").slice(0, 8);
-  return `${readable === "" ? "image" : readable}-${hash}`;
-}
-
 /** Why `name` is not a store name; undefined when fine. */
 export function vmImageNameProblem(name: string): string | undefined {
   if (!VM_IMAGE_NAME.test(name))
     return `"${printable(name)}" is not a VM image name (letters, digits, ".", "_", "-"; up to 128; starting with a letter or digit)`;
   if (name.includes("..")) return `"${printable(name)}" may not contain ".."`;
   return undefined;
-}
-
-/** Whether a `vm.image` reference is a URL (else it names an image in the store). */
-export function isImageUrl(reference: string): boolean {
-  return /^https?:\/\//i.test(reference);
 }
 
 interface Job {
