@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CompiledPackage } from "@townos/format";
 import { installOf } from "../../test/apps/fakes.js";
-import { compileExample } from "../../test/runtime/examples.js";
+import { asVm, compileExample } from "../../test/runtime/examples.js";
 import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
 import type { MachineInfo } from "../runtime/workload.js";
 import { openDatabase } from "../store/database.js";
@@ -17,10 +17,7 @@ const BOX = "box-1";
 function vmPlan(): CompiledPackage {
   const plan = compileExample("hello", "1.0");
   return {
-    ...plan,
-    runtime: "vm",
-    image: null,
-    vm: { image: "tiny", memory: 128 * MiB, cpus: 1, sha256: null },
+    ...asVm(plan, "tiny"),
     ports: [
       ...plan.ports,
       { name: null, host: 2222, container: 22, exposure: "internal" as const },
@@ -37,7 +34,7 @@ function setUp(plan: CompiledPackage, extra: Parameters<typeof installOf>[1] = {
 
 const RUNNING: MachineInfo = {
   accelerator: "tcg",
-  memoryBytes: 128 * MiB,
+  memoryBytes: 64 * MiB,
   cpus: 1,
   diskVirtualBytes: 16 * MiB,
   diskAllocatedBytes: 1_258_291,
@@ -68,7 +65,7 @@ describe("the app view", () => {
       ports: [],
       network: null,
       restart: "unless-stopped",
-      machine: { memoryBytes: 128 * MiB, cpus: 1, disk: "/v/disk.qcow2" },
+      machine: { memoryBytes: 64 * MiB, cpus: 1, disk: "/v/disk.qcow2" },
     });
     const workload = runtime.containers.get(plan.hostname);
     assert.ok(workload);
@@ -79,7 +76,7 @@ describe("the app view", () => {
       instance: "hello",
       image: "tiny",
       accelerator: "tcg",
-      memoryBytes: 128 * MiB,
+      memoryBytes: 64 * MiB,
       cpus: 1,
       diskVirtualBytes: 16 * MiB,
       diskAllocatedBytes: 1_258_291,
@@ -98,7 +95,7 @@ describe("the app view", () => {
       instance: "hello",
       image: "tiny",
       accelerator: null,
-      memoryBytes: 128 * MiB,
+      memoryBytes: 64 * MiB,
       cpus: 1,
       diskVirtualBytes: null,
       diskAllocatedBytes: null,

@@ -1,23 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CompiledPackage } from "@townos/format";
 import { installOf } from "../../test/apps/fakes.js";
-import { compileExample } from "../../test/runtime/examples.js";
+import { asVm, compileExample } from "../../test/runtime/examples.js";
 import { vmImageName } from "../runtime/qemu/image-name.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
 import { vmImageUsers } from "./vm-image-users.js";
 
 const URL = "https://images.example/router/disk.qcow2.xz";
-
-function asVm(plan: CompiledPackage, image: string): CompiledPackage {
-  return {
-    ...plan,
-    runtime: "vm",
-    image: null,
-    vm: { image, memory: 1 << 26, cpus: 1, sha256: null },
-  };
-}
 
 describe("which apps run a VM on an image", () => {
   it("counts an app by its own VM or a dependency's, by store name or URL, once each", () => {

@@ -39,3 +39,13 @@ export function compileExample(
     },
   );
 }
+
+/** The plan as it would be if its package ran as a VM on `image` (a store name or URL), 64 MiB and 1 CPU. */
+export function asVm(plan: CompiledPackage, image: string): CompiledPackage {
+  return {
+    ...plan,
+    runtime: "vm",
+    image: null,
+    vm: { image, memory: 64 * 1024 * 1024, cpus: 1, sha256: null },
+  };
+}

@@ -8,24 +8,21 @@
  * image.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import type { FastifyInstance } from "fastify";
-import type { CompiledPackage } from "@townos/format";
 import { TownError } from "@townos/format";
 import { ApiError, TownClient, type VmImageList } from "@townos/client";
 import { runTownCaptured } from "../../../../cli/test/run-town.js";
 import { installOf } from "../../../test/apps/fakes.js";
 import { rejection } from "../../../test/async.js";
 import { until } from "../../../test/daemon.js";
-import { compileExample } from "../../../test/runtime/examples.js";
+import { asVm, compileExample } from "../../../test/runtime/examples.js";
+import { startImageServer, type ImageServer } from "../../../test/vm-image-server.js";
 import { vmImageName } from "../../runtime/qemu/image-name.js";
 import { VmImageStore } from "../../runtime/qemu/images.js";
 import type { Services } from "../../services.js";
@@ -35,29 +32,13 @@ import type { BootState } from "../context.js";
 import { Metrics } from "../metrics.js";
 import { buildApi } from "../server.js";
 
-const run = promisify(execFile);
 const ADMIN_TOKEN = "an-administrator";
 const USER_TOKEN = "an-ordinary-user";
 const MiB = 1024 * 1024;
 
-/** The plan as a VM on `image` (the root, or with `dependency`, its first dependency). */
-function asVm(plan: CompiledPackage, image: string): CompiledPackage {
-  return {
-    ...plan,
-    runtime: "vm",
-    image: null,
-    vm: { image, memory: 64 * MiB, cpus: 1, sha256: null },
-  };
-}
-
 describe("VM image routes on the real store", () => {
   let scratch: string;
-  let images: Map<string, Buffer>;
-  /** While set, /held.qcow2 sends its first half and waits for this to resolve. */
-  let hold: Promise<void> | undefined;
-  let releaseHold: () => void = () => undefined;
-  let files: Server;
-  let filesUrl: string;
+  let files: ImageServer;
   const installs = new Installs(openDatabase(":memory:"), () => Date.now());
   const audited: { action: string; target: string }[] = [];
   const boot: BootState = { state: "ready", step: "ready", error: null, services: undefined };
@@ -78,31 +59,7 @@ describe("VM image routes on the real store", () => {
 
   before(async () => {
     scratch = await mkdtemp(join(tmpdir(), "town-vm-images-"));
-    await run("qemu-img", ["create", "-q", "-f", "qcow2", join(scratch, "tiny.qcow2"), "16M"]);
-    const tiny = await readFile(join(scratch, "tiny.qcow2"));
-    images = new Map([
-      ["/tiny.qcow2", tiny],
-      ["/held.qcow2", tiny],
-      ["/other/disk.qcow2", tiny],
-    ]);
-    files = createServer((request, response) => {
-      const body = images.get(request.url ?? "");
-      if (!body) {
-        response.writeHead(404).end();
-        return;
-      }
-      response.writeHead(200, { "content-length": body.length });
-      if (request.url !== "/held.qcow2" || hold === undefined) {
-        response.end(body);
-        return;
-      }
-      const half = Math.floor(body.length / 2);
-      response.write(body.subarray(0, half));
-      void hold.then(() => response.end(body.subarray(half)));
-    });
-    await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
-    const address = files.address();
-    filesUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    files = await startImageServer(scratch);
 
     boot.services = {
       vmImages: new VmImageStore(join(scratch, "vm-images")),
@@ -135,10 +92,8 @@ describe("VM image routes on the real store", () => {
   });
 
   after(async () => {
-    releaseHold();
     await app.close();
-    files.closeAllConnections();
-    await new Promise((resolve) => files.close(resolve));
+    await files.close();
     await rm(scratch, { recursive: true, force: true });
   });
 
@@ -146,7 +101,7 @@ describe("VM image routes on the real store", () => {
     // Made one at a time: each rejection is awaited as soon as it exists.
     const calls = (client: TownClient): (() => Promise<unknown>)[] => [
       () => client.vmImages(),
-      () => client.addVmImage({ url: `${filesUrl}/tiny.qcow2` }),
+      () => client.addVmImage({ url: `${files.url}/tiny.qcow2` }),
       () => client.removeVmImage("tiny"),
     ];
     for (const call of calls(anonymous))
@@ -157,11 +112,9 @@ describe("VM image routes on the real store", () => {
   });
 
   it("adds an image in the background, its progress in the listing until it is ready", async () => {
-    hold = new Promise((resolve) => {
-      releaseHold = resolve;
-    });
-    const url = `${filesUrl}/held.qcow2`;
-    const size = images.get("/held.qcow2")?.length ?? 0;
+    files.hold();
+    const url = `${files.url}/held.qcow2`;
+    const size = files.files.get("/held.qcow2")?.length ?? 0;
     const started = await admin.addVmImage({ url, name: "tiny" });
     assert.deepEqual(
       { name: started.name, url: started.url, error: started.error },
@@ -191,7 +144,7 @@ describe("VM image routes on the real store", () => {
       /^tiny +downloading 50% \(.+ of .+\) +http:\/\/127\.0\.0\.1:\d+\/held\.qcow2$/m,
     );
 
-    releaseHold();
+    files.release();
     const done = await listing((list) => list.downloads.length === 0, "the image to be ready");
     const image = done.images[0];
     assert.ok(image);
@@ -203,7 +156,7 @@ describe("VM image routes on the real store", () => {
     assert.equal(
       image.sha256,
       createHash("sha256")
-        .update(images.get("/held.qcow2") ?? "")
+        .update(files.files.get("/held.qcow2") ?? "")
         .digest("hex"),
     );
     assert.deepEqual(image.usedBy, []);
@@ -222,16 +175,16 @@ describe("VM image routes on the real store", () => {
 
   it("refuses a second image of a name, and input the store cannot take", async () => {
     const duplicate = await rejection(
-      admin.addVmImage({ url: `${filesUrl}/tiny.qcow2`, name: "tiny" }),
+      admin.addVmImage({ url: `${files.url}/tiny.qcow2`, name: "tiny" }),
       ApiError,
     );
     assert.equal(duplicate.problem.code, "conflict");
     assert.match(duplicate.problem.detail, /"tiny" is already in the store/);
     for (const body of [
       { url: "ftp://127.0.0.1/tiny.qcow2" },
-      { url: `${filesUrl}/tiny.qcow2`, name: "../escape" },
-      { url: `${filesUrl}/tiny.qcow2`, name: "a..b" },
-      { url: `${filesUrl}/tiny.qcow2`, sha256: "abc" },
+      { url: `${files.url}/tiny.qcow2`, name: "../escape" },
+      { url: `${files.url}/tiny.qcow2`, name: "a..b" },
+      { url: `${files.url}/tiny.qcow2`, sha256: "abc" },
     ]) {
       const refused = await rejection(admin.addVmImage(body), ApiError);
       assert.equal(refused.problem.code, "invalid_argument", JSON.stringify(body));
@@ -240,7 +193,7 @@ describe("VM image routes on the real store", () => {
   });
 
   it("keeps a failed download's error in the listing until it is dismissed", async () => {
-    const url = `${filesUrl}/tiny.qcow2`;
+    const url = `${files.url}/tiny.qcow2`;
     const wrong = "0".repeat(64);
     const added = await town("vm-image", "add", url, "--name", "bad", "--sha256", wrong);
     assert.equal(added.code, 1);
@@ -264,7 +217,7 @@ describe("VM image routes on the real store", () => {
   });
 
   it("adds with a name made from the URL, printing progress, and deletes by name", async () => {
-    const url = `${filesUrl}/other/disk.qcow2`;
+    const url = `${files.url}/other/disk.qcow2`;
     const name = vmImageName(url);
     assert.match(name, /^disk-[0-9a-f]{8}$/);
     const added = await town("vm-image", "add", url);
@@ -281,7 +234,7 @@ describe("VM image routes on the real store", () => {
   });
 
   it("refuses to delete an image an installed app or its dependency runs a VM on, naming them", async () => {
-    const url = `${filesUrl}/other/disk.qcow2`;
+    const url = `${files.url}/other/disk.qcow2`;
     const byUrl = vmImageName(url);
     await admin.addVmImage({ url });
     await listing((list) => list.images.some((image) => image.name === byUrl), byUrl);
