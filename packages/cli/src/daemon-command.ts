@@ -47,6 +47,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_UPNP_GATEWAY_URL        the router's UPnP description URL (default: found by SSDP)",
         "  TOWN_NETWORK=off             no ingress, DNS, mDNS or UPnP",
         "  TOWN_EXTRA_CA_FILE           PEM file of CAs trusted besides the system's, for account links (oauth questions)",
+        "  TOWN_VMS=off                 no virtual machines (VM apps answer unavailable)",
+        "  TOWN_VM_ACCEL=kvm|tcg        the VMs' accelerator (default: KVM when a probe guest really runs under it)",
+        "  TOWN_VM_PRIVATE_IMAGES=1     packages may download VM images from private and loopback addresses",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -69,6 +72,10 @@ export function registerDaemonCommand(program: Command, io: Io): void {
           ...(io.env["TOWN_PODMAN_SOCKET"]
             ? { podman: { socketPath: io.env["TOWN_PODMAN_SOCKET"] } }
             : {}),
+          vms:
+            io.env["TOWN_VMS"] === "off"
+              ? false
+              : { privateImageUrls: io.env["TOWN_VM_PRIVATE_IMAGES"] === "1" },
         },
         network: networkConfig(flags, io.env),
         ...(io.env["TOWN_EXTRA_CA_FILE"]

@@ -16,8 +16,9 @@ import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
 import { appNetworkName } from "../src/apps/names.js";
 import { LABEL_APP } from "../src/apps/labels.js";
-import { podmanReconciler } from "../src/apps/seeder.js";
+import { appReconciler } from "../src/apps/seeder.js";
 import { Podman } from "../src/runtime/podman/client.js";
+import { PodmanRuntime } from "../src/runtime/podman/runtime.js";
 import { setupStorage } from "../src/storage/setup.js";
 import { createRepo, startGitServer } from "../test/git-server.js";
 import {
@@ -152,8 +153,8 @@ try {
   const queued = performance.now() - queuedStart;
 
   const storage = await setupStorage({ dataDir: join(scratch, "data") });
-  const reconciler = podmanReconciler({
-    podman: counted,
+  const reconciler = appReconciler({
+    runtime: new PodmanRuntime(counted),
     storage: storage.driver,
     desired: services.installs,
     clock: Date.now,

@@ -7,7 +7,8 @@ import { TownError, type SystemInfo } from "@townos/format";
 import { Apps } from "./apps/service.js";
 import { AppMonitor } from "./apps/monitor.js";
 import { OAuthFlows, type OAuthConfig } from "./apps/oauth.js";
-import { podmanReconciler } from "./apps/seeder.js";
+import { appRuntime, type AppRuntime, type VmsConfig } from "./apps/host-runtime.js";
+import { appReconciler } from "./apps/seeder.js";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
 import { SETUP_CODE_FILE, SetupCode } from "./auth/setup-code.js";
@@ -31,7 +32,6 @@ import { Installs } from "./store/installs.js";
 import { DEFAULT_REPOSITORY, Repositories } from "./store/repositories.js";
 import { hostList, Settings } from "./store/settings.js";
 import { Podman, type PodmanOptions } from "./runtime/podman/client.js";
-import { PodmanRuntime } from "./runtime/podman/runtime.js";
 import { VmImageStore } from "./runtime/qemu/images.js";
 import { setupStorage } from "./storage/setup.js";
 import type { Services } from "./services.js";
@@ -90,20 +90,11 @@ export interface AppsConfig {
   vms?: VmsConfig | false;
 }
 
-export interface VmsConfig {
-  /** Default: probed (KVM when a probe guest really runs under it, else TCG); `TOWN_VM_ACCEL` too. */
-  accelerator?: "kvm" | "tcg";
-  /**
-   * Let packages name VM images on private and loopback addresses (a LAN
-   * image server; tests). Off by default: a package could otherwise hand its
-   * guest whatever a LAN address serves.
-   */
-  privateImageUrls?: boolean;
-}
 
 export const DEFAULT_DATA_DIR = "/var/lib/town";
-/** Below the data directory: the VM image store. */
+/** Below the data directory: the VM image store, and the VMs' own state (pid, QMP socket, console). */
 const VM_IMAGES_DIR = "vm-images";
+const VM_STATE_DIR = "vms";
 export const DEFAULT_LISTEN = "0.0.0.0:5309";
 
 /** `host:port`, `[v6]:port` or `:port`. */
@@ -360,6 +351,7 @@ function startApps(
   const options = config.apps ?? {};
   const podman = new Podman(options.podman ?? {});
   const stopping = new AbortController();
+  let hosted: AppRuntime | undefined;
   const started = (async () => {
     try {
       const loopBytes = options.storageLoopBytes;
@@ -372,13 +364,29 @@ function startApps(
       await podman.ensureService();
       await startEnabledAfterBoot(db, services.installs);
       if (stopping.signal.aborted) return;
-      const runtime = new PodmanRuntime(podman);
+      hosted = await appRuntime({
+        podman,
+        vms: options.vms,
+        stateDir: join(config.dataDir, VM_STATE_DIR),
+        images: services.vmImages,
+        log: {
+          info: (message) => {
+            app.log.info(message);
+          },
+          warn: (message) => {
+            app.log.warn(message);
+          },
+        },
+        clock,
+      });
+      const { runtime, vmImages } = hosted;
       services.monitor.attach(runtime);
       services.apps.attach({
         runtime,
         storage: storage.driver,
-        reconciler: podmanReconciler({
-          podman,
+        reconciler: appReconciler({
+          runtime,
+          ...(vmImages ? { vmImages } : {}),
           storage: storage.driver,
           desired: services.installs,
           clock,
@@ -403,6 +411,7 @@ function startApps(
     await started;
     await services.apps.stop();
     await services.monitor.stop();
+    await hosted?.detach();
     podman.close();
   };
 }

@@ -32,10 +32,11 @@ import {
 import { systemInfo, type RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
+import { PodmanRuntime } from "../runtime/podman/runtime.js";
 import { setupStorage } from "../storage/setup.js";
 import { appNetworkName } from "./names.js";
 import { LABEL_APP } from "./labels.js";
-import { podmanReconciler } from "./seeder.js";
+import { appReconciler } from "./seeder.js";
 
 if (podmanMissing) console.log(`# skipping the apps integration test: ${podmanMissing}`);
 
@@ -204,8 +205,8 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     assert.ok(services);
     await services.apps.idle();
     const storage = await setupStorage({ dataDir: join(scratch, "data") });
-    const reconciler = podmanReconciler({
-      podman: podman,
+    const reconciler = appReconciler({
+      runtime: new PodmanRuntime(podman),
       storage: storage.driver,
       desired: services.installs,
       clock: Date.now,

@@ -1,14 +1,12 @@
 /**
  * Seeding of package volumes with the real programs: directories copied out
  * of container images (`archives`) and git clones (`git_sources`, a
- * volume's `git`), and the reconciler put together from Podman and a
- * storage driver.
+ * volume's `git`), and the reconciler put together from the host runtime
+ * and a storage driver.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Clock } from "../clock.js";
-import type { Podman } from "../runtime/podman/client.js";
-import { PodmanRuntime } from "../runtime/podman/runtime.js";
 import type { HostRuntime, Workload } from "../runtime/workload.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { seedFromArchive, seedFromGit, writeTemplates } from "../storage/seed.js";
@@ -16,6 +14,7 @@ import {
   AppReconciler,
   isInsecure,
   type AppDesiredState,
+  type VmImageSource,
   type VolumeSeeder,
 } from "./controller.js";
 
@@ -83,17 +82,21 @@ function seedWorkload(
   };
 }
 
-/** The app reconciler over Podman and a storage driver, as the daemon runs it. */
-export function podmanReconciler(options: {
-  podman: Podman;
+/**
+ * The app reconciler over a host runtime (Podman, or Podman and QEMU behind
+ * the router) and a storage driver, as the daemon runs it.
+ */
+export function appReconciler(options: {
+  runtime: HostRuntime;
   storage: StorageDriver;
   desired: AppDesiredState;
   clock: Clock;
   box: string;
+  vmImages?: VmImageSource;
   held?: (repo: string, name: string) => boolean;
   insecureRegistries?: () => readonly string[];
 }): AppReconciler {
-  const runtime = new PodmanRuntime(options.podman);
+  const { runtime } = options;
   return new AppReconciler({
     runtime,
     storage: options.storage,
@@ -102,6 +105,7 @@ export function podmanReconciler(options: {
     desired: options.desired,
     clock: options.clock,
     box: options.box,
+    ...(options.vmImages ? { vmImages: options.vmImages } : {}),
     ...(options.held ? { held: options.held } : {}),
     ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),
   });
