@@ -426,7 +426,8 @@ case "$state" in '' | *[!0-9]*) state= ;; esac
 
 # A sector's first line, printable characters only (the disk may hold anything).
 read_sector() { dd if=/dev/vda bs=512 skip="$1" count=1 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9 ._-'; }
-write_sector() { printf '%s\\n' "$2" | dd of=/dev/vda bs=512 seek="$1" count=1 conv=sync 2>/dev/null; }
+# fsync: sync(2) flushes no disk cache, and a QEMU killed before its own flush loses the write.
+write_sector() { printf '%s\\n' "$2" | dd of=/dev/vda bs=512 seek="$1" count=1 conv=sync,fsync 2>/dev/null; }
 
 if [ -z "$state" ]; then
   say "no town.state on the kernel command line: no marker, no boot count"
