@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -272,5 +272,29 @@ describe("VM image routes on the real store", () => {
     await admin.removeVmImage(byUrl);
     assert.deepEqual(await admin.vmImages(), { images: [], downloads: [] });
     assert.ok(!existsSync(join(scratch, "vm-images", "tiny.qcow2")));
+  });
+
+  it("stops the downloads it started when the server closes, keeping their part to resume", async () => {
+    files.hold();
+    await admin.addVmImage({ url: `${files.url}/held.qcow2`, name: "cut" });
+    await listing((list) => (list.downloads[0]?.receivedBytes ?? 0) > 0, "half of the download");
+    const store = (boot.services as Services).vmImages;
+    await app.close();
+    await until(
+      "the download to stop",
+      10_000,
+      () => Promise.resolve(store.downloads()),
+      (downloads) => downloads.every((d) => d.error !== undefined),
+    );
+    assert.deepEqual(
+      store.downloads().map((d) => d.name),
+      ["cut"],
+    );
+    const left = await readdir(join(scratch, "vm-images"));
+    assert.ok(
+      left.some((file) => /^\.download-cut-[0-9a-f]{8}\.part$/.test(file)),
+      String(left),
+    );
+    assert.equal(await store.get("cut"), undefined);
   });
 });

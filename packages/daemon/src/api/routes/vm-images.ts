@@ -29,6 +29,13 @@ function downloadView(download: StoreDownload): VmImageDownload {
 }
 
 export function registerVmImageRoutes(api: FastifyInstance, options: ApiOptions): void {
+  // Downloads outlive their request, not the server: closing it stops them (their part is kept to resume).
+  const closing = new AbortController();
+  api.addHook("onClose", (_instance, done) => {
+    closing.abort(new TownError("unavailable", "the daemon is stopping"));
+    done();
+  });
+
   api.get<{ Reply: VmImageList }>(
     "/vm-images",
     {
@@ -93,6 +100,7 @@ export function registerVmImageRoutes(api: FastifyInstance, options: ApiOptions)
         name,
         ...(sha256 === undefined ? {} : { sha256 }),
         allowPrivateAddresses: true,
+        signal: closing.signal,
       });
       // Nobody waits for it here: its failure stays in the listing.
       adding.catch(() => undefined);
