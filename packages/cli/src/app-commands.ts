@@ -219,7 +219,9 @@ export function registerAppCommands(program: Command, io: Io): void {
     });
   app
     .command("info")
-    .description("an installed app: ports, volumes, notes, containers, last error")
+    .description(
+      "an installed app: ports, volumes, notes, containers, last error; for a VM its accelerator, memory, CPUs, disk and forwarded ports",
+    )
     .argument("<app>", "REPO/NAME")
     .option("--json")
     .action(async (spec: string, flags: JsonFlag) => {

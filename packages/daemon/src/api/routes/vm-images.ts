@@ -57,7 +57,8 @@ export function registerVmImageRoutes(api: FastifyInstance, options: ApiOptions)
           format: image.format,
           virtualSize: image.virtualSize,
           fileSize: image.fileSize,
-          addedAt: Date.parse(image.addedAt),
+          // The store keeps ISO 8601; a date it cannot read shows as the epoch rather than failing the listing.
+          addedAt: Date.parse(image.addedAt) || 0,
           usedBy: users.get(image.name) ?? [],
         })),
         downloads: vmImages.downloads().map(downloadView),
