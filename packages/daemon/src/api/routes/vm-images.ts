@@ -106,15 +106,12 @@ export function registerVmImageRoutes(api: FastifyInstance, options: ApiOptions)
       // Nobody waits for it here: its failure stays in the listing.
       adding.catch(() => undefined);
       const started = store.downloads().find((d) => d.name === name && d.error === undefined);
-      // The store refuses a bad URL, name or checksum, or another URL under this name, before it starts.
-      if (!started) await adding;
-      return reply
-        .status(202)
-        .send(
-          downloadView(
-            started ?? { name, url, phase: "download", receivedBytes: 0, totalBytes: null },
-          ),
-        );
+      if (!started) {
+        // The store refused before starting: a bad URL, name or checksum, or another URL under this name.
+        await adding;
+        throw new TownError("internal", `the download of VM image "${name}" did not start`);
+      }
+      return reply.status(202).send(downloadView(started));
     },
   );
 
