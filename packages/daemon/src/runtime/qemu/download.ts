@@ -6,16 +6,22 @@
  * it stopped. Bounded in size and idle time, and the sha256 covers the whole
  * file, the resumed part included.
  *
+ * `decompress` unpacks an image published as .xz or .gz (found by its magic
+ * bytes) before qemu-img sees it.
+ *
  * The URL may come from a package, which must not make the box fetch its LAN
  * into a guest the package controls: unless `allowPrivateAddresses`, every
  * hop (redirects included) must resolve to public addresses only.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import { constants } from "node:fs";
-import { lstat, open, rename, type FileHandle } from "node:fs/promises";
+import { lstat, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
+import { addAbortSignal, pipeline } from "node:stream";
+import { createGunzip } from "node:zlib";
 import { TownError } from "@townos/format";
 import { isPrivateAddress, publicOnlyLookup } from "../../net/public-address.js";
 import { formatDuration, printable } from "../../storage/names.js";
@@ -331,4 +337,118 @@ function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }
     signal?.addEventListener("abort", aborted, { once: true });
   });
+}
+
+export type Compression = "xz" | "gzip";
+
+const MAGIC: readonly [Compression, Buffer][] = [
+  ["xz", Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+  ["gzip", Buffer.from([0x1f, 0x8b])],
+];
+const MAX_STDERR_BYTES = 4096;
+
+/** The compression `file` starts with (its bytes decide, not its name); null for none. */
+export async function compressionOf(file: string): Promise<Compression | null> {
+  const handle = await open(file, constants.O_RDONLY | NO_FOLLOW);
+  try {
+    const head = Buffer.alloc(6);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const found = MAGIC.find(([, magic]) =>
+      head.subarray(0, bytesRead).subarray(0, magic.length).equals(magic),
+    );
+    return found === undefined ? null : found[0];
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Unpacks an xz (Debian's `xz`) or gzip (zlib) download into `dest` (mode
+ * 0600), leaving holes for runs of zeros as raw disk images are mostly empty.
+ * @returns the compression, or null when `file` is not compressed (nothing written)
+ * @throws TownError invalid_argument for damaged data or more than `maxBytes` unpacked
+ */
+export async function decompress(
+  file: string,
+  dest: string,
+  options: { maxBytes?: number; signal?: AbortSignal } = {},
+): Promise<Compression | null> {
+  const compression = await compressionOf(file);
+  if (compression === null) return null;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW;
+  const out = await open(dest, flags, 0o600);
+  let stderr = "";
+  const child =
+    compression === "xz"
+      ? spawn("xz", ["--decompress", "--stdout", "--", file], {
+          stdio: ["ignore", "pipe", "pipe"],
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        })
+      : undefined;
+  child?.stderr.on("data", (chunk: Buffer) => {
+    stderr = `${stderr}${chunk.toString("utf8")}`.slice(-MAX_STDERR_BYTES);
+  });
+  const exited = child === undefined ? Promise.resolve(0) : exitOf(child);
+  // Not awaited when reading fails first: the rejection is seen below or not at all.
+  exited.catch(() => undefined);
+  const damaged = (detail: string): TownError =>
+    new TownError(
+      "invalid_argument",
+      `the ${compression} data is damaged: ${printable(detail, 300)}`,
+    );
+  let length = 0;
+  try {
+    let source = child?.stdout;
+    if (source === undefined) {
+      const gunzip = createGunzip();
+      const input = await open(file, constants.O_RDONLY | NO_FOLLOW);
+      // pipeline closes the file when gunzip fails; the failure itself comes out of gunzip.
+      pipeline(input.createReadStream(), gunzip, () => undefined);
+      source = gunzip;
+    }
+    for await (const chunk of options.signal === undefined
+      ? source
+      : addAbortSignal(options.signal, source)) {
+      const data = chunk as Buffer;
+      if (length + data.length > maxBytes)
+        throw new TownError("invalid_argument", `the image unpacks to more than ${maxBytes} bytes`);
+      if (!isZeros(data)) await out.write(data, 0, data.length, length);
+      length += data.length;
+    }
+    const status = await exited;
+    const last = stderr
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .at(-1);
+    if (status !== 0) throw damaged(last ?? `xz exited with status ${status}`);
+    await out.truncate(length);
+    await out.sync();
+  } catch (error) {
+    child?.kill("SIGKILL");
+    await out.close();
+    await rm(dest, { force: true });
+    if (error instanceof TownError || options.signal?.aborted === true) throw error;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT" && compression === "xz")
+      throw new TownError("unavailable", "xz is not installed (Debian package xz-utils)");
+    throw damaged((error as Error).message);
+  }
+  await out.close();
+  return compression;
+}
+
+function exitOf(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      resolve(code ?? -1);
+    });
+  });
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+function isZeros(data: Buffer): boolean {
+  if (data.length <= ZEROS.length) return data.equals(ZEROS.subarray(0, data.length));
+  return data.every((byte) => byte === 0);
 }

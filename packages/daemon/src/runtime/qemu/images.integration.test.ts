@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { rejection } from "../../../test/async.js";
 import { findProgram } from "../../storage/exec.js";
@@ -145,6 +146,11 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
       ),
     );
     server.files.set("/garbage.img", Buffer.from("<html>not found</html>"));
+    const xz = execFileSync("xz", ["-c", "-T1", raw], { maxBuffer: 64 * MiB });
+    server.files.set("/disk.raw.xz", xz);
+    server.files.set("/cut.raw.xz", xz.subarray(0, Math.floor(xz.length / 2)));
+    server.files.set("/data.qcow2.gz", gzipSync(qcow2Bytes));
+    server.files.set("/zeros.img.gz", gzipSync(Buffer.alloc(16 * MiB)));
     await server.start();
   });
 
@@ -274,6 +280,41 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
     );
     assert.equal(error.code, "unavailable");
     assert.match(error.message, /answered 404/);
+  });
+
+  it("unpacks .xz and .gz images, found by their bytes", async () => {
+    const fromXz = await store.add(server.url("/disk.raw.xz"), { allowPrivateAddresses: true });
+    assert.equal(fromXz.format, "raw");
+    assert.equal(fromXz.sha256, sha256(server.files.get("/disk.raw.xz") ?? Buffer.alloc(0)));
+    assert.equal(fromXz.virtualSize, 8 * MiB);
+    const fromGz = await store.add(server.url("/data.qcow2.gz"), { allowPrivateAddresses: true });
+    assert.equal(fromGz.format, "qcow2");
+    assert.equal(fromGz.virtualSize, 8 * MiB);
+    assert.deepEqual(
+      await entries(),
+      [
+        `${fromGz.name}.json`,
+        `${fromGz.name}.qcow2`,
+        `${fromXz.name}.json`,
+        `${fromXz.name}.qcow2`,
+      ].sort(),
+    );
+  });
+
+  it("refuses damaged compressed data and an image that unpacks beyond the limit, leaving nothing", async () => {
+    const cut = await rejection(
+      store.add(server.url("/cut.raw.xz"), { allowPrivateAddresses: true }),
+    );
+    assert.equal(cut.code, "invalid_argument");
+    assert.match(cut.message, /the xz data is damaged/);
+    assert.deepEqual(await entries(), []);
+    const small = new VmImageStore(dir, { maxDownloadBytes: 4 * MiB });
+    const bomb = await rejection(
+      small.add(server.url("/zeros.img.gz"), { allowPrivateAddresses: true }),
+    );
+    assert.equal(bomb.code, "invalid_argument");
+    assert.match(bomb.message, /unpacks to more than 4194304 bytes/);
+    assert.deepEqual(await entries(), []);
   });
 
   it("stops a download over the size limit and leaves nothing", async () => {

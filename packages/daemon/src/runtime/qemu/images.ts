@@ -5,8 +5,9 @@
  *
  *   <name>.qcow2            the base image (never written once complete)
  *   <name>.json             its metadata, written last: its presence means complete
- *   .download-<name>-<h>    a download in progress (`.part` while transferring),
- *                           <h> from the URL so a part is resumed only from its own URL
+ *   .download-<name>-<h>    a download in progress (`.part` while transferring,
+ *                           `.unpacked` for an .xz or .gz image), <h> from the URL
+ *                           so a part is resumed only from its own URL
  *
  * Entries are never followed through links (lstat, O_NOFOLLOW). A download
  * that failed on the network keeps its `.part` so a later add resumes it; an
@@ -23,6 +24,8 @@ import { ensureDirs, lstatOrUndefined, PathRefused } from "../../storage/safe-fs
 import { printable } from "../../storage/names.js";
 import { NO_FOLLOW } from "../../system/proc.js";
 import {
+  decompress,
+  DEFAULT_MAX_DOWNLOAD_BYTES,
   download,
   downloadUrlProblem,
   type DownloadProgress,
@@ -302,8 +305,10 @@ export class VmImageStore {
     const downloaded = join(this.dir, downloadName(name, url));
     const base = join(this.dir, `${name}.qcow2`);
     const part = `${downloaded}.part`;
+    const unpacked = `${downloaded}.unpacked`;
     // A file from a download that completed before a crash is not trusted: fetch again.
     await removeFile(downloaded);
+    await removeFile(unpacked);
     let received: DownloadResult;
     try {
       received = await download(url, downloaded, {
@@ -333,7 +338,14 @@ export class VmImageStore {
           `${url}: the download's sha256 is ${received.sha256}, but ${sha256} was expected`,
         );
       job.state.phase = "check";
-      const info = await imageInfo(downloaded);
+      const compressed = await decompress(downloaded, unpacked, {
+        maxBytes: this.options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
+        signal: job.controller.signal,
+      }).catch((error: unknown) => {
+        throw error instanceof TownError ? error.withContext(url) : error;
+      });
+      const source = compressed === null ? downloaded : unpacked;
+      const info = await imageInfo(source);
       assertSelfContained(info, url);
       const maxVirtual = this.options.maxVirtualBytes ?? DEFAULT_MAX_VIRTUAL_BYTES;
       if (info.virtualSize > maxVirtual)
@@ -341,14 +353,14 @@ export class VmImageStore {
           "invalid_argument",
           `${url}: the disk's size of ${info.virtualSize} bytes is over the limit of ${maxVirtual}`,
         );
-      const check = await checkImage(downloaded, info.format);
+      const check = await checkImage(source, info.format);
       if (!check.ok)
         throw new TownError(
           "invalid_argument",
           `${url}: the ${info.format} image is damaged or truncated (qemu-img check found ${check.corruptions} corruptions, ${check.checkErrors} errors)`,
         );
       job.state.phase = "convert";
-      await convertImage(downloaded, info.format, base);
+      await convertImage(source, info.format, base);
       const converted = await imageInfo(base, { format: "qcow2" });
       const image: VmImage = {
         name,
@@ -361,10 +373,12 @@ export class VmImageStore {
       };
       await this.writeMetadata(image);
       await removeFile(downloaded);
+      await removeFile(unpacked);
       return image;
     } catch (error) {
       await removeFile(base);
       await removeFile(downloaded);
+      await removeFile(unpacked);
       throw error;
     }
   }
@@ -413,7 +427,8 @@ export class VmImageStore {
     try {
       return (await readdir(this.dir)).filter(
         (entry) =>
-          entry.startsWith(prefix) && /^[0-9a-f]{8}(\.part)?$/.test(entry.slice(prefix.length)),
+          entry.startsWith(prefix) &&
+          /^[0-9a-f]{8}(\.part|\.unpacked)?$/.test(entry.slice(prefix.length)),
       );
     } catch {
       return [];
