@@ -6,12 +6,10 @@
  * Run: npm run bench (targets: install within 1.5× of podman run; the pass
  * under 200 ms with zero mutating calls).
  */
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
 import { appNetworkName } from "../src/apps/names.js";
@@ -27,6 +25,7 @@ import {
   preparePodmanHost,
   TEST_IMAGE,
 } from "../test/runtime/podman-host.js";
+import { answers, median, run, waitFor } from "./support.js";
 
 const ROUNDS = 5;
 const APPS = 50;
@@ -185,42 +184,4 @@ try {
   podman.close();
   if (service.pid !== null) process.kill(service.pid);
   await rm(scratch, { recursive: true, force: true });
-}
-
-async function answers(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(10);
-  }
-  throw new Error(`nothing answered on port ${port}`);
-}
-
-async function waitFor(call: () => Promise<unknown>): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    try {
-      await call();
-      return;
-    } catch {
-      await sleep(100);
-    }
-  }
-  throw new Error("the apps runtime did not come up");
-}
-
-function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${command} ${args.join(" ")}: ${stderr || error.message}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }

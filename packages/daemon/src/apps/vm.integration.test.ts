@@ -37,6 +37,7 @@ import {
   TEST_GUEST_MARKER_PREFIX,
   testGuestMissing,
 } from "../../test/runtime/qemu/guest.js";
+import { processesMentioning } from "../../test/processes.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
 import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
 import type { RunningDaemon } from "../daemon.js";
@@ -70,22 +71,6 @@ questions:
     query: "Port for the guest's web server"
     type: port
 `;
-}
-
-/** Pids of live processes whose command line mentions `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const command = await readFile(`/proc/${entry}/cmdline`, "utf8");
-      const state = await readFile(`/proc/${entry}/stat`, "utf8");
-      if (command.includes(text) && !/\)\s+[ZX]\s/.test(state)) pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
 }
 
 describe("a VM app on QEMU, btrfs and Podman", { skip, timeout: 900_000 }, () => {

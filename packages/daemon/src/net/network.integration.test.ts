@@ -9,7 +9,7 @@
  * status shows that, which is what an install must survive.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,30 +33,12 @@ import {
 } from "../../test/upnp-router.js";
 import { compileExample } from "../../test/runtime/examples.js";
 import { freePort } from "../../test/runtime/podman-host.js";
+import { processesMentioning } from "../../test/processes.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 import { Manager } from "../reconcile/manager.js";
 import { Network, type NetworkInputs } from "./network.js";
 
 const missing = networkMissing();
-
-/** Live (non-zombie) processes whose command line mentions `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const command = await readFile(`/proc/${entry}/cmdline`, "utf8");
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      // Caddy names its files through its working directory (/proc/self/cwd/…).
-      const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => "");
-      if ((command.includes(text) || cwd.includes(text)) && !/\)\s+[ZX]\s/.test(stat))
-        pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
-}
 
 /** An HTTP server on loopback standing in for an app's published `http` port. */
 async function fakeApp(body: string): Promise<{ server: http.Server; port: number }> {

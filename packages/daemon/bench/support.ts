@@ -1,0 +1,44 @@
+/** What the benchmarks share: waiting for a port or a call, running a program, a median. */
+import { execFile } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** Waits until `http://127.0.0.1:<port>/` answers 2xx, polling every 10 ms, for at most `ms`. */
+export async function answers(port: number, ms = 6_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(10);
+  }
+  throw new Error(`nothing answered on port ${port}`);
+}
+
+/** Retries `call` every 100 ms until it succeeds, for at most 20 s. */
+export async function waitFor(call: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      await call();
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
+  throw new Error("the apps runtime did not come up");
+}
+
+export function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${command} ${args.join(" ")}: ${stderr || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
