@@ -17,6 +17,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { rejection } from "../../../test/async.js";
 import { findProgram } from "../../storage/exec.js";
 import { vmImageName } from "./image-name.js";
+import { download } from "./download.js";
 import { VmImageStore } from "./images.js";
 import { imageInfo } from "./qemu-img.js";
 
@@ -28,10 +29,14 @@ interface Logged {
   range: string | undefined;
 }
 
-/** Serves `files` with Range support; a path in `cutOnce` loses its connection halfway, once. */
+/**
+ * Serves `files` with Range support. A path in `cuts` loses its connection
+ * halfway through the body (as many times as its count says); `/stall` sends
+ * half and then nothing.
+ */
 class ImageServer {
   readonly files = new Map<string, Buffer>();
-  readonly cutOnce = new Set<string>();
+  readonly cuts = new Map<string, number>();
   readonly requests: Logged[] = [];
   private server: Server | undefined;
   port = 0;
@@ -44,29 +49,29 @@ class ImageServer {
         response.writeHead(302, { location: "/data.qcow2" }).end();
         return;
       }
-      const body = this.files.get(path);
+      const body = this.files.get(path === "/stall" ? "/data.qcow2" : path);
       if (body === undefined) {
         response.writeHead(404).end();
         return;
       }
       const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? "");
-      if (range !== null) {
-        const start = Number(range[1]);
-        response.writeHead(206, {
-          "content-length": body.length - start,
-          "content-range": `bytes ${start}-${body.length - 1}/${body.length}`,
+      const start = range === null ? 0 : Number(range[1]);
+      response.writeHead(range === null ? 200 : 206, {
+        "content-length": body.length - start,
+        ...(range === null
+          ? {}
+          : { "content-range": `bytes ${start}-${body.length - 1}/${body.length}` }),
+      });
+      const rest = body.subarray(start);
+      const cuts = this.cuts.get(path) ?? 0;
+      if (cuts > 0 || path === "/stall") {
+        this.cuts.set(path, cuts - 1);
+        response.write(rest.subarray(0, Math.floor(rest.length / 2)), () => {
+          if (path !== "/stall") request.socket.destroy();
         });
-        response.end(body.subarray(start));
         return;
       }
-      response.writeHead(200, { "content-length": body.length });
-      if (this.cutOnce.delete(path)) {
-        response.write(body.subarray(0, Math.floor(body.length / 2)), () => {
-          request.socket.destroy();
-        });
-        return;
-      }
-      response.end(body);
+      response.end(rest);
     });
     await new Promise<void>((resolve) => this.server?.listen(0, "127.0.0.1", resolve));
     const address = this.server.address();
@@ -131,6 +136,7 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
     const qcow2Bytes = await readFile(qcow2);
     server.files.set("/data.qcow2", qcow2Bytes);
     server.files.set("/flaky.qcow2", qcow2Bytes);
+    server.files.set("/flakier.qcow2", qcow2Bytes);
     server.files.set("/disk.raw", await readFile(raw));
     server.files.set(
       "/truncated.qcow2",
@@ -216,7 +222,7 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
   });
 
   it("resumes a download whose connection dropped midway with a Range request", async () => {
-    server.cutOnce.add("/flaky.qcow2");
+    server.cuts.set("/flaky.qcow2", 1);
     const first = server.requests.length;
     const image = await store.add(server.url("/flaky.qcow2"), { allowPrivateAddresses: true });
     const served = server.files.get("/flaky.qcow2") ?? Buffer.alloc(0);
@@ -227,6 +233,50 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
     const resumedAt = Number(/^bytes=(\d+)-$/.exec(requests[1]?.range ?? "")?.[1]);
     assert.ok(resumedAt > 0 && resumedAt < served.length, `resumed at ${resumedAt}`);
     assert.deepEqual(await entries(), [`${image.name}.json`, `${image.name}.qcow2`]);
+  });
+
+  it("keeps the part of a download that kept failing, and the next add resumes it", async () => {
+    const url = server.url("/flakier.qcow2");
+    // More drops than the download retries: the add fails, having got most of the file.
+    server.cuts.set("/flakier.qcow2", 4);
+    const failed = await rejection(
+      store.add(url, { name: "flakier", allowPrivateAddresses: true }),
+    );
+    assert.equal(failed.code, "unavailable");
+    assert.match(store.downloads()[0]?.error ?? "", /closed after|broke off/);
+    const parts = (await entries()).filter((entry) => entry.endsWith(".part"));
+    assert.equal(parts.length, 1);
+    const first = server.requests.length;
+    const image = await store.add(url, { name: "flakier", allowPrivateAddresses: true });
+    assert.equal(image.sha256, sha256(server.files.get("/flakier.qcow2") ?? Buffer.alloc(0)));
+    assert.match(server.requests[first]?.range ?? "", /^bytes=[1-9]\d*-$/);
+    assert.deepEqual(await entries(), ["flakier.json", "flakier.qcow2"]);
+  });
+
+  it("stops when its caller gives up, and when the server goes quiet", async () => {
+    const controller = new AbortController();
+    const aborted = await rejection(
+      store.add(server.url("/stall"), {
+        name: "stalled",
+        allowPrivateAddresses: true,
+        signal: controller.signal,
+        onProgress: (progress) => {
+          if (progress.receivedBytes > 0) controller.abort(new Error("changed my mind"));
+        },
+      }),
+      Error,
+    );
+    assert.equal(aborted.message, "changed my mind");
+    const part = join(dir, (await entries()).find((entry) => entry.endsWith(".part")) ?? "");
+    assert.ok((await stat(part)).size > 0, "the part stays for a later add");
+    const quiet = await rejection(
+      download(server.url("/stall"), join(scratch, "quiet.img"), {
+        allowPrivateAddresses: true,
+        idleTimeoutMs: 300,
+        retries: 0,
+      }),
+    );
+    assert.equal(quiet.code, "unavailable");
   });
 
   it("refuses a checksum mismatch, naming both sums, and leaves nothing", async () => {
