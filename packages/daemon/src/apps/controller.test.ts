@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
-import { TownError, VM_DISK_VOLUME, type CompiledPackage } from "@townos/format";
+import { TownError, type CompiledPackage } from "@townos/format";
 import { FakeStorage, fakeReconciler, installOf, NOW } from "../../test/apps/fakes.js";
 import { FakeRuntime } from "../../test/runtime/fake-runtime.js";
-import { compileExample } from "../../test/runtime/examples.js";
+import { asVm, compileExample } from "../../test/runtime/examples.js";
 import { LABEL_SPEC_HASH } from "../runtime/workload.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
@@ -283,17 +283,8 @@ describe("AppReconciler", () => {
   });
 
   it("runs a VM: its base image fetched once with progress, its disk volume made, no exec", async () => {
-    const plan = compileExample("hello", "1.0");
-    const [www] = plan.volumes;
-    assert.ok(www);
     const url = "https://images.example.org/router.qcow2";
-    install({
-      ...plan,
-      runtime: "vm",
-      image: null,
-      vm: { image: url, memory: 2 ** 27, cpus: 1, sha256: null },
-      volumes: [...plan.volumes, { ...www, name: VM_DISK_VOLUME, mountpoint: "/" }],
-    });
+    install(asVm(compileExample("hello", "1.0"), url));
     const held = new Set<string>();
     const fetched: { reference: string; sha256: string | null }[] = [];
     const vmImages: VmImageSource = {

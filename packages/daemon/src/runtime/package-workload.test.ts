@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TownError, VM_DISK_VOLUME, type CompiledPackage } from "@townos/format";
-import { compileExample } from "../../test/runtime/examples.js";
+import { asVm, compileExample } from "../../test/runtime/examples.js";
 import { packageWorkload, VM_DISK_FILE } from "./package-workload.js";
 import { vmImageName } from "./qemu/image-name.js";
 
@@ -12,17 +12,11 @@ const IMAGE_URL = "https://images.example.org/router-1.2.qcow2";
 
 /** hello as its package would be if it ran as a VM: its volume, the VM's disk, an external port. */
 const vmPlan: CompiledPackage = {
-  ...hello,
-  runtime: "vm",
-  image: null,
+  ...asVm(hello, IMAGE_URL),
   vm: { image: IMAGE_URL, memory: 256 * 2 ** 20, cpus: 2, sha256: null },
   ports: [
     { name: null, host: 8022, container: 22, exposure: "external" },
     { name: "http", host: 41000, container: 80, exposure: "internal" },
-  ],
-  volumes: [
-    ...hello.volumes,
-    { ...www, name: VM_DISK_VOLUME, mountpoint: "/", archive: null, git: null },
   ],
 };
 

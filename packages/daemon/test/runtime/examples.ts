@@ -10,6 +10,7 @@ import {
   loadRepository,
   PackageIndex,
   prefillAnswers,
+  VM_DISK_VOLUME,
   type CompiledPackage,
 } from "@townos/format";
 import { readTree, repoRoot, seededRandom, testSystem } from "../../../format/test/support.js";
@@ -40,12 +41,27 @@ export function compileExample(
   );
 }
 
-/** The plan as it would be if its package ran as a VM on `image` (a store name or URL), 64 MiB and 1 CPU. */
+/**
+ * The plan as it would be if its package ran as a VM on `image` (a store
+ * name or URL), 64 MiB and 1 CPU, with the disk volume the compile adds.
+ */
 export function asVm(plan: CompiledPackage, image: string): CompiledPackage {
   return {
     ...plan,
     runtime: "vm",
     image: null,
     vm: { image, memory: 64 * 1024 * 1024, cpus: 1, sha256: null },
+    volumes: [
+      ...plan.volumes,
+      {
+        name: VM_DISK_VOLUME,
+        mountpoint: "/",
+        quota: null,
+        uid: null,
+        gid: null,
+        archive: null,
+        git: null,
+      },
+    ],
   };
 }
