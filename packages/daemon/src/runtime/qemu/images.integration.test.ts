@@ -408,6 +408,13 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
     assert.deepEqual(await store.add(url, { name: "shared", allowPrivateAddresses: true }), a);
     assert.equal(server.requests.length, before + 1);
     assert.deepEqual(await store.ensure("shared"), a);
+    // A caller expecting another checksum is refused, the image someone else added stays.
+    const other = await rejection(
+      store.add(url, { name: "shared", sha256: "1".repeat(64), allowPrivateAddresses: true }),
+    );
+    assert.equal(other.code, "invalid_argument");
+    assert.match(other.message, /1{64} was expected/);
+    assert.deepEqual(await store.get("shared"), a);
   });
 
   it("refuses another URL under a taken name, and unknown store names", async () => {

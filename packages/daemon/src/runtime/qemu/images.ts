@@ -95,12 +95,15 @@ export function vmImageNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-interface Job {
-  url: string;
+/** One download into the store, shared by every caller adding its name. */
+interface Transfer {
   state: VmImageDownload;
-  promise: Promise<VmImage>;
   listeners: Set<(progress: DownloadProgress) => void>;
   controller: AbortController;
+}
+
+interface Job extends Transfer {
+  promise: Promise<VmImage>;
   /** Callers still waiting; the download is aborted when the last one gives up. */
   waiting: number;
 }
@@ -179,9 +182,15 @@ export class VmImageStore {
       );
     // Checked and registered without awaiting, so two calls cannot both start a download.
     let job = this.jobs.get(name);
-    if (job !== undefined && job.url !== url) return Promise.reject(conflict(name, job.url, url));
+    if (job !== undefined && job.state.url !== url)
+      return Promise.reject(conflict(name, job.state.url, url));
     if (job === undefined) job = this.start(name, url, sha256, options.allowPrivateAddresses);
-    return this.join(job, options);
+    return this.join(job, options).then((image) => {
+      // The image was there already, or another caller's download without this checksum.
+      if (sha256 !== undefined && image.sha256 !== sha256)
+        throw mismatch(url, image.sha256, sha256);
+      return image;
+    });
   }
 
   /**
@@ -229,30 +238,27 @@ export class VmImageStore {
     sha256: string | undefined,
     allowPrivateAddresses: boolean | undefined,
   ): Job {
-    const controller = new AbortController();
-    const job: Job = {
-      url,
+    const transfer: Transfer = {
       state: { name, url, phase: "download", receivedBytes: 0, totalBytes: null },
       listeners: new Set(),
-      controller,
-      waiting: 0,
-      promise: Promise.resolve() as unknown as Promise<VmImage>,
+      controller: new AbortController(),
     };
-    this.failures.delete(name);
-    this.jobs.set(name, job);
-    job.promise = this.fetch(job, sha256, allowPrivateAddresses === true).then(
+    const promise = this.fetch(transfer, sha256, allowPrivateAddresses === true).then(
       (image) => {
         this.jobs.delete(name);
         return image;
       },
       (error: unknown) => {
         this.jobs.delete(name);
-        this.remember({ ...job.state, error: (error as Error).message });
+        this.remember({ ...transfer.state, error: (error as Error).message });
         throw error;
       },
     );
+    const job: Job = { ...transfer, promise, waiting: 0 };
+    this.failures.delete(name);
+    this.jobs.set(name, job);
     // Callers may all have left: the outcome is still kept in `failures`, not unhandled.
-    job.promise.catch(() => undefined);
+    promise.catch(() => undefined);
     return job;
   }
 
@@ -285,7 +291,7 @@ export class VmImageStore {
   }
 
   private async fetch(
-    job: Job,
+    job: Transfer,
     sha256: string | undefined,
     allowPrivate: boolean,
   ): Promise<VmImage> {
@@ -320,7 +326,13 @@ export class VmImageStore {
         onProgress: (progress) => {
           job.state.receivedBytes = progress.receivedBytes;
           job.state.totalBytes = progress.totalBytes;
-          for (const listener of job.listeners) listener(progress);
+          for (const listener of job.listeners) {
+            try {
+              listener(progress);
+            } catch {
+              // A caller's listener failing must not break the download others wait for.
+            }
+          }
         },
       });
     } catch (error) {
@@ -333,10 +345,7 @@ export class VmImageStore {
     }
     try {
       if (sha256 !== undefined && received.sha256 !== sha256)
-        throw new TownError(
-          "invalid_argument",
-          `${url}: the download's sha256 is ${received.sha256}, but ${sha256} was expected`,
-        );
+        throw mismatch(url, received.sha256, sha256);
       job.state.phase = "check";
       const compressed = await decompress(downloaded, unpacked, {
         maxBytes: this.options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -484,6 +493,13 @@ function checkName(name: string): void {
 
 function downloadName(name: string, url: string): string {
   return `.download-${name}-${createHash("sha256").update(url).digest("hex").slice(0, 8)}`;
+}
+
+function mismatch(url: string, actual: string, expected: string): TownError {
+  return new TownError(
+    "invalid_argument",
+    `${url}: the download's sha256 is ${actual}, but ${expected} was expected`,
+  );
 }
 
 function conflict(name: string, held: string | null, wanted: string): TownError {
