@@ -83,6 +83,8 @@ export class QemuRuntime implements WorkloadRuntime {
   private readonly history: WorkloadEvent[] = [];
   /** Health by VM id, as this daemon probed it. */
   private readonly health = new Map<string, HealthState>();
+  /** Set by `detach`: the daemon is going, a late call adopts nothing. */
+  private detached = false;
 
   constructor(private readonly options: QemuRuntimeOptions) {
     checkStateDir(options.stateDir);
@@ -369,6 +371,7 @@ export class QemuRuntime implements WorkloadRuntime {
 
   /** Stops watching every VM but leaves them running (the daemon exits); consoles are drained first. */
   async detach(): Promise<void> {
+    this.detached = true;
     await Promise.all([...this.vms.values()].map((vm) => vm.detach()));
     this.vms.clear();
   }
@@ -397,7 +400,7 @@ export class QemuRuntime implements WorkloadRuntime {
       const record = await readRecord(vmPaths(this.options.stateDir, name).record);
       vm = new Vm(this.context, name, record?.workload.restart ?? "no");
       this.vms.set(name, vm);
-      if (record?.wanted === "running") await vm.adopt();
+      if (record?.wanted === "running" && !this.detached) await vm.adopt();
     }
     return vm;
   }
