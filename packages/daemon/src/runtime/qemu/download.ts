@@ -291,15 +291,18 @@ function get(url: URL, offset: number, options: DownloadOptions): Promise<Incomi
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    let answer: IncomingMessage | undefined;
     const outgoing = send(url, requestOptions, (response) => {
       clearTimeout(connectTimer);
+      answer = response;
       resolve(response);
     });
     const connectTimer = setTimeout(() => {
       outgoing.destroy(new Error(`no answer within ${formatDuration(connectMs)}`));
     }, connectMs);
     outgoing.setTimeout(idleMs, () => {
-      outgoing.destroy(new Error(`nothing received for ${formatDuration(idleMs)}`));
+      // Once the body streams, its reader is the one to tell why it stopped.
+      (answer ?? outgoing).destroy(new Error(`nothing received for ${formatDuration(idleMs)}`));
     });
     outgoing.on("error", (error) => {
       clearTimeout(connectTimer);

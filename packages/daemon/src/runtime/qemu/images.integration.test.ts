@@ -277,6 +277,7 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
       }),
     );
     assert.equal(quiet.code, "unavailable");
+    assert.match(quiet.message, /nothing received for 300 ms/);
   });
 
   it("refuses a checksum mismatch, naming both sums, and leaves nothing", async () => {
