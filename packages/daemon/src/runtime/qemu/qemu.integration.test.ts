@@ -277,6 +277,34 @@ describe("QemuRuntime with real QEMU (TCG)", () => {
     assert.equal(await qemu.start(workload.name), true);
   });
 
+  it("a VM whose restart policy is `no` stays down after it dies", async () => {
+    const qemu = current();
+    const once: Workload = {
+      ...workload,
+      name: "town-test--once",
+      ports: [],
+      mounts: [],
+      restart: "no",
+      machine: { ...machine(), disk: join(dir, "volume", "once.qcow2") },
+    };
+    assert.equal(await qemu.ensure(once), "created");
+    assert.equal(await qemu.start(once.name), true);
+    const pid = (await qemu.inspect(once.name))?.state.pid ?? 0;
+    process.kill(pid, "SIGKILL");
+    const info = await until("its death noted", async () => {
+      const seen = await qemu.inspect(once.name);
+      return seen?.state.finishedAt !== null && seen;
+    });
+    await sleep(1_000);
+    const later = await qemu.inspect(once.name);
+    assert.equal(later?.state.running, false);
+    assert.equal(later.state.status, "stopped");
+    assert.equal(later.state.exitCode, 137);
+    assert.equal(later.restartCount, 0);
+    assert.match(info.state.error, /killed by SIGKILL/);
+    assert.equal(await qemu.remove(once.name), true);
+  });
+
   it("refuses what a VM cannot do and what it should not be given", async () => {
     const qemu = current();
     assert.equal((await rejection(qemu.exec(workload.name, ["true"]))).code, "invalid_argument");
