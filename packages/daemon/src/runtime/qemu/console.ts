@@ -197,9 +197,11 @@ export class ConsoleLog extends EventEmitter<{ append: [] }> {
         // Rotated after `current` was opened, the older file is `current` itself.
         const older = (await rotated.open()) && rotated.inode !== current.inode;
         const readers = older ? [rotated, current] : [current];
-        for (const reader of readers) {
+        reading: for (const reader of readers) {
           for await (const chunk of reader.chunks()) {
             for (const entry of chunk) {
+              // Appended in time order: nothing after this one is wanted.
+              if (entry.time > until) break reading;
               if (!wanted(entry)) continue;
               if (tail === undefined) {
                 if (signal?.aborted === true) return;

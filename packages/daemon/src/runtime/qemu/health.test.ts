@@ -16,6 +16,8 @@ describe("guestAnswered", () => {
     assert.equal(guestAnswered(TABLE("ESTABLISHED"), 80), true);
     assert.equal(guestAnswered(TABLE("ESTABLISHED"), 8080), false);
     assert.equal(guestAnswered("", 80), false);
+    const outbound = "  TCP[ESTABLISHED]  20  10.0.2.15 41000  93.184.216.34  80  0  0";
+    assert.equal(guestAnswered(outbound, 80), false, "the guest's own connection out");
   });
 });
 

@@ -18,6 +18,8 @@ export const VM_HEALTHCHECK: Omit<HealthcheckConfig, "test"> = {
 };
 const MAX_LOG_ENTRIES = 5;
 const USERNET_POLL_MS = 100;
+/** The guest's address on QEMU's user-mode network (its first DHCP lease). */
+const GUEST_ADDRESS = "10.0.2.15";
 
 export function vmHealthcheck(ports: readonly PublishedPort[]): HealthcheckConfig {
   const first = ports[0];
@@ -88,14 +90,15 @@ export async function probeGuestPort(
 /**
  * True when QEMU's socket table has a TCP connection to the guest's `port`
  * past SYN_SENT (the guest accepted it). Lines look like
- * `TCP[ESTABLISHED]  15  127.0.0.1 18080  10.0.2.15  80  0  0`.
+ * `TCP[ESTABLISHED]  15  127.0.0.1 18080  10.0.2.15  80  0  0`; the guest's
+ * own connections out have another destination.
  */
 export function guestAnswered(usernet: string, port: number): boolean {
   return usernet.split("\n").some((line) => {
     const fields = line.trim().split(/\s+/);
     const state = /^TCP\[([A-Z_]+)\]$/.exec(fields[0] ?? "")?.[1];
     if (state === undefined || state === "SYN_SENT" || state === "HOST_FORWARD") return false;
-    return fields[5] === String(port);
+    return fields[4] === GUEST_ADDRESS && fields[5] === String(port);
   });
 }
 
