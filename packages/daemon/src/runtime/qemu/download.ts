@@ -126,9 +126,13 @@ export async function download(
       }
     }
     await state.handle.sync();
-  } finally {
+  } catch (error) {
     await state.handle.close();
+    // An empty part is nothing to resume.
+    if (state.received === 0) await rm(part, { force: true });
+    throw error;
   }
+  await state.handle.close();
   await rename(part, file);
   return { sha256: state.hash.digest("hex"), bytes: state.received };
 }

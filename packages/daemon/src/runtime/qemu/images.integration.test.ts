@@ -45,8 +45,14 @@ class ImageServer {
     this.server = createServer((request, response) => {
       const path = request.url ?? "/";
       this.requests.push({ path, range: request.headers.range });
-      if (path === "/redirect") {
-        response.writeHead(302, { location: "/data.qcow2" }).end();
+      const redirects: Record<string, string> = {
+        "/redirect": "/data.qcow2",
+        "/to-file": "file:///etc/shadow",
+        "/loop": "/loop",
+      };
+      const location = redirects[path];
+      if (location !== undefined) {
+        response.writeHead(302, { location }).end();
         return;
       }
       const body = this.files.get(path === "/stall" ? "/data.qcow2" : path);
@@ -389,12 +395,24 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
     assert.deepEqual(await entries(), []);
   });
 
-  it("follows a redirect to the image", async () => {
+  it("follows a redirect to the image, but not to another scheme nor forever", async () => {
     const image = await store.add(server.url("/redirect"), {
       name: "moved",
       allowPrivateAddresses: true,
     });
     assert.equal(image.sha256, sha256(server.files.get("/data.qcow2") ?? Buffer.alloc(0)));
+    const toFile = await rejection(
+      store.add(server.url("/to-file"), { allowPrivateAddresses: true }),
+    );
+    assert.equal(toFile.code, "invalid_argument");
+    assert.match(
+      toFile.message,
+      /redirects to a refused URL: "file:\/\/\/etc\/shadow" is not an http\(s\) URL/,
+    );
+    const loop = await rejection(store.add(server.url("/loop"), { allowPrivateAddresses: true }));
+    assert.equal(loop.code, "unavailable");
+    assert.match(loop.message, /more than 5 redirects/);
+    assert.deepEqual(await entries(), ["moved.json", "moved.qcow2"]);
   });
 
   it("adds once: a second add returns the image, concurrent adds share one download", async () => {
