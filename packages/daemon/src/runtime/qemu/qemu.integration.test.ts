@@ -25,6 +25,12 @@ import {
   type Workload,
   type WorkloadEvent,
 } from "../workload.js";
+import {
+  buildTestGuest,
+  TEST_GUEST_DIR,
+  TEST_GUEST_GREETING,
+  testGuestMissing,
+} from "../../../test/runtime/qemu/guest.js";
 import { bootDisk, bootsUnder } from "./accel.js";
 import { QemuRuntime } from "./runtime.js";
 import { vmPaths } from "./state.js";
@@ -347,5 +353,82 @@ describe("QemuRuntime with real QEMU (TCG)", () => {
     assert.equal(existsSync(vmPaths(join(dir, "vms"), workload.name).dir), false);
     assert.equal(existsSync(disk()), true);
     assert.equal(await qemu.remove(workload.name), false);
+  });
+});
+
+/**
+ * A real Linux guest (test/runtime/qemu/guest.ts: kernel, busybox, an HTTP
+ * server on port 80, acpid): health turns healthy once the guest answers its
+ * forwarded port, the environment reaches it through fw_cfg, and stop is a
+ * clean power-down whose last console lines are kept.
+ */
+describe("QemuRuntime with a Linux guest (TCG)", { skip: testGuestMissing() }, () => {
+  let dir = "";
+  let qemu: QemuRuntime | undefined;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "town-qemu-linux-"));
+    await mkdir(join(dir, "images"));
+    await mkdir(join(dir, "volume"));
+    const guest = await buildTestGuest(TEST_GUEST_DIR);
+    await promisify(execFile)("qemu-img", [
+      "convert",
+      "-f",
+      "raw",
+      "-O",
+      "qcow2",
+      guest.diskPath,
+      join(dir, "images", "guest.qcow2"),
+    ]);
+  });
+
+  after(async () => {
+    await qemu?.remove("town-test--linux", { timeoutSeconds: 0 });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("is healthy once its web server answers, gets its environment, and powers off cleanly", async () => {
+    const runtime = new QemuRuntime({
+      stateDir: join(dir, "vms"),
+      images: { path: (name) => join(dir, "images", `${name}.qcow2`) },
+      accelerator: () => Promise.resolve("tcg"),
+      log: { info: () => undefined, warn: () => undefined },
+    });
+    qemu = runtime;
+    const port = await freePort();
+    const linux: Workload = {
+      kind: "vm",
+      name: "town-test--linux",
+      hostname: "town-test--linux",
+      image: "guest",
+      env: { GREETING: "hello" },
+      labels: {},
+      mounts: [],
+      ports: [{ hostAddress: "127.0.0.1", hostPort: port, port: 80, protocol: "tcp" }],
+      network: null,
+      restart: "unless-stopped",
+      machine: { memoryBytes: 128 * MIB, cpus: 1, disk: join(dir, "volume", "disk.qcow2") },
+    };
+    await runtime.ensure(linux);
+    await runtime.start(linux.name);
+    const first = await runtime.runHealthcheck(linux.name);
+    assert.notEqual(first.status, "unhealthy", "failures while it boots do not count");
+    await until(
+      "the guest's web server",
+      async () => (await runtime.runHealthcheck(linux.name)).status === "healthy",
+      120_000,
+    );
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(await page.text(), TEST_GUEST_GREETING);
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/env`)).text(), "GREETING=hello\n");
+
+    assert.equal(await runtime.stop(linux.name, { timeoutSeconds: 30 }), true);
+    const info = await runtime.inspect(linux.name);
+    assert.equal(info?.state.exitCode, 0, "it powered itself off");
+    const last = await collect(await runtime.logs(linux.name, { tail: 3 }));
+    assert.ok(
+      last.some((line) => /power/.test(line.text)),
+      last.map((line) => line.text).join("\n"),
+    );
   });
 });

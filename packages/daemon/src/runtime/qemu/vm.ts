@@ -218,7 +218,9 @@ export class Vm {
             (error: unknown) => error as Error,
           );
       }
-      await sleep(100);
+      // The guest's last words come just before it goes, with QEMU's ring buffer.
+      await this.recorder?.drain();
+      await sleep(50);
     }
     const powered = (await commandLine(pid)) === undefined;
     if (asked !== true && !powered)
