@@ -212,15 +212,18 @@ describe("ConsoleRecorder", () => {
       let served = 0;
       const recorder = new ConsoleRecorder({
         log,
-        // 4 MiB of output without a single newline, then as many short lines.
+        // 2 MiB of output without a single newline, then 256 KiB of one-letter lines.
         read: (max) => {
-          if (served >= 8 * 1024 * 1024) return Promise.resolve(Buffer.alloc(0));
-          const chunk = Buffer.alloc(max, served < 4 * 1024 * 1024 ? "A" : "b\n");
+          if (served >= 2.25 * 1024 * 1024) return Promise.resolve(Buffer.alloc(0));
+          const chunk = Buffer.alloc(max, served < 2 * 1024 * 1024 ? "A" : "b\n");
           served += chunk.length;
           return Promise.resolve(chunk);
         },
       });
+      // One drain takes at most the ring buffer's megabyte.
       await recorder.drain();
+      assert.equal(served, 1024 * 1024);
+      while (served < 2.25 * 1024 * 1024) await recorder.drain();
       await recorder.stop({ lastDrain: false });
       const sizes = await Promise.all(
         ["console.log", "console.log.1"].map(async (f) => (await stat(join(spamDir, f))).size),
@@ -231,6 +234,7 @@ describe("ConsoleRecorder", () => {
       );
       const lines = await collect(log.read({}, running(false)));
       assert.ok(lines.every((line) => Buffer.byteLength(line.text) <= 16 * 1024));
+      assert.equal(lines.at(-1)?.text, "b", "the newest output is what is kept");
     } finally {
       await rm(spamDir, { recursive: true, force: true });
     }
