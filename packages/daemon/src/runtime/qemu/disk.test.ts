@@ -4,19 +4,31 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { rejection } from "../../../test/async.js";
-import { diskExists, parseQcow2Header, readDisk } from "./disk.js";
+import { diskBase, diskExists, parseQcow2Header, readDisk } from "./disk.js";
 
 /** A qcow2 header as qemu-img writes it, with the fields the parser reads. */
 function header(
-  options: { version?: number; size?: bigint; incompatible?: bigint; crypt?: number } = {},
+  options: {
+    version?: number;
+    size?: bigint;
+    incompatible?: bigint;
+    crypt?: number;
+    backing?: string;
+  } = {},
 ): Buffer {
   const bytes = Buffer.alloc(104);
   bytes.writeUInt32BE(0x514649fb, 0);
   bytes.writeUInt32BE(options.version ?? 3, 4);
+  if (options.backing !== undefined) {
+    bytes.writeBigUInt64BE(104n, 8);
+    bytes.writeUInt32BE(Buffer.byteLength(options.backing), 16);
+  }
   bytes.writeBigUInt64BE(options.size ?? 1n << 30n, 24);
   bytes.writeUInt32BE(options.crypt ?? 0, 32);
   bytes.writeBigUInt64BE(options.incompatible ?? 0n, 72);
-  return bytes;
+  return options.backing === undefined
+    ? bytes
+    : Buffer.concat([bytes, Buffer.from(options.backing)]);
 }
 
 describe("parseQcow2Header", () => {
@@ -26,6 +38,7 @@ describe("parseQcow2Header", () => {
       virtualBytes: 2 ** 30,
       externalDataFile: false,
       encrypted: false,
+      backingName: null,
     });
     assert.equal(parseQcow2Header(header({ incompatible: 4n }))?.externalDataFile, true);
     // Version 2 has no feature bits: the bytes there are something else.
@@ -51,6 +64,20 @@ describe("the VM's disk in a volume someone may upload into", () => {
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("keeps the base it was made on, when that is an image of the store", async () => {
+    const store = { path: (name: string) => `/data/vm-images/${name}.qcow2` };
+    await writeFile(join(dir, "on-old.qcow2"), header({ backing: store.path("debian-11") }));
+    const { backingFile } = await readDisk(join(dir, "on-old.qcow2"), "disk");
+    assert.equal(backingFile, "/data/vm-images/debian-11.qcow2");
+    // A later package version naming debian-12 does not slide it under this disk.
+    assert.equal(diskBase(backingFile, store, "debian-12"), store.path("debian-11"));
+    // A new disk (nothing recorded) gets the workload's image.
+    assert.equal(diskBase(null, store, "debian-12"), store.path("debian-12"));
+    // A name someone wrote into an uploaded disk is never a path of its own choosing.
+    for (const planted of ["/etc/shadow", "/data/vm-images/../../etc/x.qcow2", "debian-11.qcow2"])
+      assert.equal(diskBase(planted, store, "debian-12"), store.path("debian-12"), planted);
   });
 
   it("is read when it is a plain qcow2", async () => {

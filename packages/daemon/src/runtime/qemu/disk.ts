@@ -8,8 +8,10 @@
  */
 import { constants } from "node:fs";
 import { lstat, open } from "node:fs/promises";
+import { basename } from "node:path";
 import { TownError } from "@townos/format";
 import { NO_FOLLOW } from "../../system/proc.js";
+import { VM_IMAGE_NAME } from "./image-name.js";
 
 export interface Qcow2Header {
   version: number;
@@ -17,10 +19,14 @@ export interface Qcow2Header {
   /** qcow2 v3's incompatible feature bit 2: the data lives in another file. */
   externalDataFile: boolean;
   encrypted: boolean;
+  /** Where the backing file's name is in the file, or null without one (never opened from here). */
+  backingName: { offset: number; bytes: number } | null;
 }
 
 const QCOW2_MAGIC = 0x514649fb;
 const HEADER_BYTES = 104;
+/** The qcow2 specification's bound on a backing file name. */
+const MAX_BACKING_NAME_BYTES = 1023;
 
 /** The header of a qcow2 image; undefined when `bytes` does not start one. */
 export function parseQcow2Header(bytes: Buffer): Qcow2Header | undefined {
@@ -30,11 +36,19 @@ export function parseQcow2Header(bytes: Buffer): Qcow2Header | undefined {
   const size = bytes.readBigUInt64BE(24);
   if (size > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
   const incompatible = version === 3 && bytes.length >= 80 ? bytes.readBigUInt64BE(72) : 0n;
+  const backingOffset = bytes.readBigUInt64BE(8);
+  const backingBytes = bytes.readUInt32BE(16);
+  const named =
+    backingOffset > 0n &&
+    backingOffset < BigInt(Number.MAX_SAFE_INTEGER) &&
+    backingBytes > 0 &&
+    backingBytes <= MAX_BACKING_NAME_BYTES;
   return {
     version,
     virtualBytes: Number(size),
     externalDataFile: (incompatible & 4n) !== 0n,
     encrypted: bytes.readUInt32BE(32) !== 0,
+    backingName: named ? { offset: Number(backingOffset), bytes: backingBytes } : null,
   };
 }
 
@@ -54,12 +68,13 @@ export async function diskExists(path: string, what: string): Promise<boolean> {
 /**
  * Reads the disk's header (links not followed) and refuses what QEMU must
  * not open: not a qcow2, an external data file, encryption.
- * @returns its header and the bytes it takes on the host
+ * @returns its header, the bytes it takes on the host, and the backing
+ *   file name it records (only ever compared, see `diskBase`)
  */
 export async function readDisk(
   path: string,
   what: string,
-): Promise<{ header: Qcow2Header; allocatedBytes: number }> {
+): Promise<{ header: Qcow2Header; allocatedBytes: number; backingFile: string | null }> {
   let file;
   try {
     file = await open(path, constants.O_RDONLY | NO_FOLLOW);
@@ -83,8 +98,36 @@ export async function readDisk(
         `${what}: ${path} keeps its data in another file, which could expose host files to the guest`,
       );
     if (header.encrypted) throw new TownError("invalid_argument", `${what}: ${path} is encrypted`);
-    return { header, allocatedBytes: info.blocks * 512 };
+    let backingFile: string | null = null;
+    if (header.backingName !== null) {
+      const name = Buffer.alloc(header.backingName.bytes);
+      const read = await file.read(name, 0, name.length, header.backingName.offset);
+      backingFile = name.subarray(0, read.bytesRead).toString("utf8");
+    }
+    return { header, allocatedBytes: info.blocks * 512, backingFile };
   } finally {
     await file.close();
   }
+}
+
+/**
+ * The base image a VM's disk runs on. A disk stays on the image it was made
+ * from: a later version of the package naming another image must not slide
+ * a different base under it (the guest would see a corrupted disk). The name
+ * the disk records is only trusted when it is exactly the path of an image
+ * in the store (the file sits in a volume people can upload into); QEMU gets
+ * that path through -blockdev, never from the header. Without one (a disk
+ * about to be made), the workload's image.
+ */
+export function diskBase(
+  recorded: string | null,
+  images: { path(name: string): string },
+  image: string,
+): string {
+  if (recorded !== null) {
+    const name = basename(recorded).replace(/\.qcow2$/, "");
+    if (VM_IMAGE_NAME.test(name) && !name.includes("..") && images.path(name) === recorded)
+      return recorded;
+  }
+  return images.path(image);
 }

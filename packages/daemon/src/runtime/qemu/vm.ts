@@ -19,7 +19,7 @@ import type { ProcessExit, RestartPolicy } from "../../system/supervisor-state.j
 import { describeExit, ManagedProcess, type ProcessFailure } from "../../system/supervisor.js";
 import type { Workload } from "../workload.js";
 import { ConsoleLog, ConsoleRecorder } from "./console.js";
-import { readDisk } from "./disk.js";
+import { diskBase, readDisk } from "./disk.js";
 import {
   CONSOLE_DEVICE,
   environmentFile,
@@ -287,9 +287,9 @@ export class Vm {
     const { workload } = record;
     const disk = workload.machine?.disk ?? "";
     const accelerator = await this.context.accelerator();
-    const baseImage = this.context.images.path(workload.image);
-    await readDisk(baseImage, `vm ${this.name}: the base image ${workload.image}`);
-    await readDisk(disk, `vm ${this.name}: its disk`);
+    const { backingFile } = await readDisk(disk, `vm ${this.name}: its disk`);
+    const baseImage = diskBase(backingFile, this.context.images, workload.image);
+    await readDisk(baseImage, `vm ${this.name}: its base image`);
     const args = qemuArgs({ workload, accelerator, baseImage, paths: this.paths });
     this.restartPolicy = workload.restart;
     await writeFileAtomic(this.paths.environmentFile, environmentFile(workload.env));
