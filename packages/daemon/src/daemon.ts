@@ -90,7 +90,6 @@ export interface AppsConfig {
   vms?: VmsConfig | false;
 }
 
-
 export const DEFAULT_DATA_DIR = "/var/lib/town";
 /** Below the data directory: the VM image store, and the VMs' own state (pid, QMP socket, console). */
 const VM_IMAGES_DIR = "vm-images";
