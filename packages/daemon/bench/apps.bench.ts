@@ -10,7 +10,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
 import { appNetworkName } from "../src/apps/names.js";
 import { LABEL_APP } from "../src/apps/labels.js";
@@ -25,7 +24,7 @@ import {
   preparePodmanHost,
   TEST_IMAGE,
 } from "../test/runtime/podman-host.js";
-import { answers, median, run, waitFor } from "./support.js";
+import { answers, benchAdmin, median, run } from "./support.js";
 
 const ROUNDS = 5;
 const APPS = 50;
@@ -72,17 +71,7 @@ const daemon = await startDaemon({
 });
 
 try {
-  await daemon.booted;
-  const client = new TownClient({ baseUrl: daemon.url });
-  client.token = (
-    await client.setup({
-      username: "bench",
-      password: "bench-password",
-      setupCode: daemon.setupCode,
-    })
-  ).token;
-  await client.addRepository({ name: repo, url: server.url("bench.git") });
-  await waitFor(() => client.apps());
+  const client = await benchAdmin(daemon, { name: repo, url: server.url("bench.git") });
 
   const installTimes: number[] = [];
   const plainTimes: number[] = [];

@@ -1,6 +1,30 @@
-/** What the benchmarks share: waiting for a port or a call, running a program, a median. */
+/**
+ * What the benchmarks share: an in-process daemon's first administrator
+ * with a repository, waiting for a port or a call, running a program, a median.
+ */
 import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { TownClient } from "@townos/client";
+import type { RunningDaemon } from "../src/daemon.js";
+
+/** Sets the booted daemon up with its first administrator, adds `repository`, and waits for apps to run. */
+export async function benchAdmin(
+  daemon: RunningDaemon,
+  repository: { name: string; url: string },
+): Promise<TownClient> {
+  await daemon.booted;
+  const client = new TownClient({ baseUrl: daemon.url });
+  client.token = (
+    await client.setup({
+      username: "bench",
+      password: "bench-password",
+      setupCode: daemon.setupCode,
+    })
+  ).token;
+  await client.addRepository(repository);
+  await waitFor(() => client.apps());
+  return client;
+}
 
 /** Waits until `http://127.0.0.1:<port>/` answers 2xx, polling every 10 ms, for at most `ms`. */
 export async function answers(port: number, ms = 6_000): Promise<void> {

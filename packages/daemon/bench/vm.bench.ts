@@ -17,14 +17,13 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
 import { Podman } from "../src/runtime/podman/client.js";
 import { podmanMissing, preparePodmanHost, freePort } from "../test/runtime/podman-host.js";
 import { buildTestGuest, TEST_GUEST_DIR, testGuestMissing } from "../test/runtime/qemu/guest.js";
 import { createRepo, startGitServer } from "../test/git-server.js";
 import { processesMentioning } from "../test/processes.js";
-import { answers, median, run, waitFor } from "./support.js";
+import { answers, benchAdmin, median, run } from "./support.js";
 
 const ROUNDS = 3;
 const MEMORY_MIB = 128;
@@ -83,17 +82,7 @@ const daemon = await startDaemon({
 let plain: ChildProcess | undefined;
 
 try {
-  await daemon.booted;
-  const client = new TownClient({ baseUrl: daemon.url });
-  client.token = (
-    await client.setup({
-      username: "bench",
-      password: "bench-password",
-      setupCode: daemon.setupCode,
-    })
-  ).token;
-  await client.addRepository({ name: repo, url: git.url("bench.git") });
-  await waitFor(() => client.apps());
+  const client = await benchAdmin(daemon, { name: repo, url: git.url("bench.git") });
 
   const installTimes: number[] = [];
   let overhead = "";

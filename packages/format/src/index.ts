@@ -4,7 +4,7 @@ export { parseDefinition } from "./definition/parse.js";
 export * from "./compile/types.js";
 export { compilePackage } from "./compile/compile.js";
 export { planSecrets } from "./compile/plan.js";
-export { VM_DISK_VOLUME } from "./compile/runtime.js";
+export { VM_DISK, VM_DISK_VOLUME } from "./compile/runtime.js";
 export * from "./image.js";
 export * from "./markers.js";
 export * from "./names.js";

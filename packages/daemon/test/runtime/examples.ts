@@ -10,7 +10,7 @@ import {
   loadRepository,
   PackageIndex,
   prefillAnswers,
-  VM_DISK_VOLUME,
+  VM_DISK,
   type CompiledPackage,
 } from "@townos/format";
 import { readTree, repoRoot, seededRandom, testSystem } from "../../../format/test/support.js";
@@ -51,17 +51,6 @@ export function asVm(plan: CompiledPackage, image: string): CompiledPackage {
     runtime: "vm",
     image: null,
     vm: { image, memory: 64 * 1024 * 1024, cpus: 1, sha256: null },
-    volumes: [
-      ...plan.volumes,
-      {
-        name: VM_DISK_VOLUME,
-        mountpoint: "/",
-        quota: null,
-        uid: null,
-        gid: null,
-        archive: null,
-        git: null,
-      },
-    ],
+    volumes: [...plan.volumes, { ...VM_DISK }],
   };
 }

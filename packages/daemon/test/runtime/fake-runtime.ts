@@ -6,10 +6,9 @@
  * back in whole seconds as Podman 4.3 does) whose follow streams wait for new
  * lines, and counts the log streams open so tests can assert none leaks.
  */
-import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { TownError } from "@townos/format";
-import { canonicalJson } from "../../src/canonical-json.js";
+import { workloadFingerprint } from "../../src/runtime/fingerprint.js";
 import {
   LABEL_SPEC_HASH,
   type EnsureOutcome,
@@ -90,12 +89,7 @@ export class FakeRuntime implements HostRuntime {
   constructor(private readonly clock: () => number = Date.now) {}
 
   fingerprint(workload: Workload): string {
-    const labels = Object.fromEntries(
-      Object.entries(workload.labels).filter(([key]) => key !== LABEL_SPEC_HASH),
-    );
-    return createHash("sha256")
-      .update(canonicalJson({ ...workload, labels }))
-      .digest("hex");
+    return workloadFingerprint(workload);
   }
 
   async ensure(workload: Workload): Promise<EnsureOutcome> {

@@ -13,6 +13,17 @@ import type { CompiledPackage, CompiledVolume } from "./types.js";
  */
 export const VM_DISK_VOLUME = "vm-disk";
 
+/** That volume as every VM plan holds it: the guest's root (mountpoint `/`), no quota, no seed. */
+export const VM_DISK: Readonly<CompiledVolume> = {
+  name: VM_DISK_VOLUME,
+  mountpoint: "/",
+  quota: null,
+  uid: null,
+  gid: null,
+  archive: null,
+  git: null,
+};
+
 export function compileVm(
   field: FieldCompiler,
   vm: NonNullable<PackageDefinition["vm"]>,
@@ -59,14 +70,5 @@ export function vmVolumes(
   ] as const) {
     if (present) field.report(name, `${name} has no meaning for a virtual machine`);
   }
-  const disk: CompiledVolume = {
-    name: VM_DISK_VOLUME,
-    mountpoint: "/",
-    quota: null,
-    uid: null,
-    gid: null,
-    archive: null,
-    git: null,
-  };
-  return [...volumes, disk];
+  return [...volumes, { ...VM_DISK }];
 }

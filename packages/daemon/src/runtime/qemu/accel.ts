@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TownError } from "@townos/format";
-import type { Accelerator } from "./qemu-args.js";
+import { HEADLESS, machineArgs, type Accelerator } from "./qemu-args.js";
 
 /** What the probe guest prints on COM1. */
 export const PROBE_MARKER = "TOWN-VM-PROBE-OK";
@@ -85,16 +85,8 @@ export function bootDisk(message: string): Buffer {
 /** The probe guest's argv after the program: the raw boot sector, its serial port on stdout. */
 export function probeArgs(accelerator: Accelerator, image: string): string[] {
   return [
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
-    "-machine",
-    "q35",
-    "-accel",
-    accelerator,
-    "-cpu",
-    accelerator === "kvm" ? "host" : "max",
+    ...HEADLESS,
+    ...machineArgs(accelerator),
     "-m",
     "16",
     "-blockdev",

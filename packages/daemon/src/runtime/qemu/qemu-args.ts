@@ -50,6 +50,14 @@ const MAX_MOUNT_TAG_BYTES = 31;
 const MOUNT_TAG = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ENV_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
+/** No display, no default devices, no user config: every device is one we name. */
+export const HEADLESS: readonly string[] = ["-nodefaults", "-no-user-config", "-display", "none"];
+
+/** The machine and accelerator every VM (and the accelerator probe) gets. */
+export function machineArgs(accelerator: Accelerator): string[] {
+  return ["-machine", "q35", "-accel", accelerator, "-cpu", accelerator === "kvm" ? "host" : "max"];
+}
+
 /** The arguments after the program name. @throws TownError invalid_argument */
 export function qemuArgs(input: QemuArgsInput): string[] {
   const { workload, accelerator, paths } = input;
@@ -73,18 +81,10 @@ export function qemuArgs(input: QemuArgsInput): string[] {
   environmentFile(workload.env, fail);
 
   const args = [
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
+    ...HEADLESS,
     "-name",
     workload.name,
-    "-machine",
-    "q35",
-    "-accel",
-    accelerator,
-    "-cpu",
-    accelerator === "kvm" ? "host" : "max",
+    ...machineArgs(accelerator),
     "-m",
     String(memoryMiB),
     "-smp",

@@ -13,11 +13,10 @@
  * - A VM has no exec and no filesystem to copy from: both are refused
  *   (`invalid_argument`).
  */
-import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { mkdir, rm } from "node:fs/promises";
 import { TownError } from "@townos/format";
-import { canonicalJson } from "../../canonical-json.js";
+import { workloadFingerprint } from "../fingerprint.js";
 import { systemClock, type Clock } from "../../clock.js";
 import { KeyedLock } from "../../system/mutex.js";
 import type { RestartPolicy } from "../../system/supervisor-state.js";
@@ -105,12 +104,7 @@ export class QemuRuntime implements WorkloadRuntime {
   }
 
   fingerprint(workload: Workload): string {
-    const labels = Object.fromEntries(
-      Object.entries(workload.labels).filter(([key]) => key !== LABEL_SPEC_HASH),
-    );
-    return createHash("sha256")
-      .update(canonicalJson({ ...workload, labels }))
-      .digest("hex");
+    return workloadFingerprint(workload);
   }
 
   async ensure(workload: Workload): Promise<EnsureOutcome> {
