@@ -20,6 +20,7 @@ import { vmImageName } from "./image-name.js";
 import { download } from "./download.js";
 import { VmImageStore } from "./images.js";
 import { imageInfo } from "./qemu-img.js";
+import { backedByShadow } from "../../../test/runtime/qemu/hostile-images.js";
 
 const MiB = 1024 * 1024;
 const qemuImgMissing = (await findProgram("qemu-img")) === undefined && "qemu-img is not installed";
@@ -114,19 +115,7 @@ describe("VM image store", { skip: qemuImgMissing }, () => {
     const qcow2 = join(make, "data.qcow2");
     execFileSync("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow2]);
     const backed = join(make, "backed.qcow2");
-    execFileSync("qemu-img", [
-      "create",
-      "-q",
-      "-f",
-      "qcow2",
-      "-u",
-      "-b",
-      "/etc/shadow",
-      "-F",
-      "raw",
-      backed,
-      "1M",
-    ]);
+    backedByShadow(backed);
     const dataFile = join(make, "data-file.qcow2");
     const secret = join(make, "secret.raw");
     execFileSync("qemu-img", [

@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { rejection } from "../../../test/async.js";
 import { findProgram } from "../../storage/exec.js";
 import { checkImage, convertImage, createOverlay, imageInfo } from "./qemu-img.js";
+import { backedByShadow } from "../../../test/runtime/qemu/hostile-images.js";
 
 const qemuImgMissing = (await findProgram("qemu-img")) === undefined && "qemu-img is not installed";
 
@@ -77,19 +78,7 @@ describe("qemu-img", { skip: qemuImgMissing }, () => {
     });
 
     const overlay = join(dir, "backed.qcow2");
-    execFileSync("qemu-img", [
-      "create",
-      "-q",
-      "-f",
-      "qcow2",
-      "-u",
-      "-b",
-      "/etc/shadow",
-      "-F",
-      "raw",
-      overlay,
-      "1M",
-    ]);
+    backedByShadow(overlay);
     const refused = await rejection(convertImage(overlay, "qcow2", join(dir, "leak.qcow2")));
     assert.equal(refused.code, "invalid_argument");
     assert.match(refused.message, /\/etc\/shadow/);
