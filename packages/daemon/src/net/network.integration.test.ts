@@ -280,7 +280,10 @@ describe("networking in a real daemon", { skip: missing }, () => {
       viaCaddy(caFile, "town.home", ports.httpsPort, "/api/v1/status"),
     );
     assert.equal((JSON.parse(body) as { state: string }).state, "ready");
-    assert.equal(await dig(ports.dnsPort, "town.home"), "127.0.0.1");
+    // The first update applies Caddy before it starts dnsmasq: the name may come a moment later.
+    await eventually("town.home in DNS", async () => {
+      assert.equal(await dig(ports.dnsPort, "town.home"), "127.0.0.1");
+    });
   });
 
   it("prints the parts in `town net status` and saves the CA with `town net ca`", async () => {
