@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TownError } from "@townos/format";
 import { ApiError, TownClient, type LogEvent } from "@townos/client";
 import { runTownCaptured } from "../../../../cli/test/run-town.js";
 import type { FastifyInstance } from "fastify";
@@ -17,13 +16,9 @@ import { AppMonitor } from "../../apps/monitor.js";
 import type { Services } from "../../services.js";
 import { openDatabase } from "../../store/database.js";
 import { Installs } from "../../store/installs.js";
-import { Metrics } from "../metrics.js";
 import type { BootState } from "../context.js";
-import { buildApi } from "../server.js";
+import { ADMIN_TOKEN, listenApi, testSessions, USER_TOKEN } from "../../../test/api-harness.js";
 import { rejection } from "../../../test/async.js";
-
-const TOKEN = "a-good-token";
-const USER_TOKEN = "an-ordinary-user";
 
 /** Polls until `check` holds, for at most 5 s. */
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -54,27 +49,10 @@ describe("app log and health routes", () => {
     boot.services = {
       monitor,
       settings: { flag: (key: string) => key === "apps.logs_for_users" && logsForUsers },
-      sessions: {
-        verify: (token: string) => {
-          if (token === TOKEN) return { account: { id: 1, username: "a", role: "admin" } };
-          if (token === USER_TOKEN) return { account: { id: 2, username: "u", role: "user" } };
-          throw new TownError("unauthenticated", "not a session");
-        },
-      },
+      sessions: testSessions,
     } as unknown as Services;
-    app = await buildApi({
-      version: "test",
-      boot,
-      metrics: new Metrics(),
-      isAllowedHost: () => true,
-      logger: false,
-      checkResponses: true,
-    });
-    await app.listen({ host: "127.0.0.1", port: 0 });
-    const address = app.server.address();
-    const port = typeof address === "object" && address ? address.port : 0;
-    baseUrl = `http://127.0.0.1:${port}`;
-    client = new TownClient({ baseUrl, token: TOKEN });
+    ({ app, baseUrl } = await listenApi(boot));
+    client = new TownClient({ baseUrl, token: ADMIN_TOKEN });
     anonymous = new TownClient({ baseUrl });
     user = new TownClient({ baseUrl, token: USER_TOKEN });
   });
@@ -193,7 +171,7 @@ describe("app log and health routes", () => {
     const town = (...argv: string[]) =>
       runTownCaptured(["--server", baseUrl, ...argv], {
         cwd: process.cwd(),
-        env: { TOWN_TOKEN: TOKEN, HOME: "/nonexistent" },
+        env: { TOWN_TOKEN: ADMIN_TOKEN, HOME: "/nonexistent" },
       });
     const logs = await town("app", "logs", "default/hello", "--search", "get");
     assert.equal(logs.code, 0, logs.stderr);

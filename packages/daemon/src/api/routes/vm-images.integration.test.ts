@@ -15,7 +15,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
-import { TownError } from "@townos/format";
 import { ApiError, TownClient, type VmImageList } from "@townos/client";
 import { runTownCaptured } from "../../../../cli/test/run-town.js";
 import { installOf } from "../../../test/apps/fakes.js";
@@ -29,11 +28,8 @@ import type { Services } from "../../services.js";
 import { openDatabase } from "../../store/database.js";
 import { Installs } from "../../store/installs.js";
 import type { BootState } from "../context.js";
-import { Metrics } from "../metrics.js";
-import { buildApi } from "../server.js";
+import { ADMIN_TOKEN, listenApi, testSessions, USER_TOKEN } from "../../../test/api-harness.js";
 
-const ADMIN_TOKEN = "an-administrator";
-const USER_TOKEN = "an-ordinary-user";
 const MiB = 1024 * 1024;
 
 describe("VM image routes on the real store", () => {
@@ -67,25 +63,9 @@ describe("VM image routes on the real store", () => {
       audit: {
         record: (entry: { action: string; target: string }) => audited.push(entry),
       },
-      sessions: {
-        verify: (token: string) => {
-          if (token === ADMIN_TOKEN) return { account: { id: 1, username: "a", role: "admin" } };
-          if (token === USER_TOKEN) return { account: { id: 2, username: "u", role: "user" } };
-          throw new TownError("unauthenticated", "not a session");
-        },
-      },
+      sessions: testSessions,
     } as unknown as Services;
-    app = await buildApi({
-      version: "test",
-      boot,
-      metrics: new Metrics(),
-      isAllowedHost: () => true,
-      logger: false,
-      checkResponses: true,
-    });
-    await app.listen({ host: "127.0.0.1", port: 0 });
-    const port = (app.server.address() as { port: number }).port;
-    baseUrl = `http://127.0.0.1:${port}`;
+    ({ app, baseUrl } = await listenApi(boot));
     admin = new TownClient({ baseUrl, token: ADMIN_TOKEN });
     user = new TownClient({ baseUrl, token: USER_TOKEN });
     anonymous = new TownClient({ baseUrl });

@@ -321,7 +321,11 @@ class LogReader {
     const end = data.lastIndexOf(10);
     // Only whole lines: the rest waits for its newline (the writer appends whole lines).
     this.rest = end === -1 ? data : data.subarray(end + 1);
-    if (end === -1) return this.rest.length > 4 * MAX_CONSOLE_LINE_BYTES ? this.skip() : [];
+    if (end === -1) {
+      // No newline in far more than a line may hold: a damaged file, dropped rather than kept growing.
+      if (this.rest.length > 4 * MAX_CONSOLE_LINE_BYTES) this.rest = Buffer.alloc(0);
+      return [];
+    }
     const entries: ConsoleEntry[] = [];
     for (const line of data.subarray(0, end).toString("utf8").split("\n")) {
       const entry = parseEntry(line);
@@ -331,10 +335,6 @@ class LogReader {
   }
 
   /** A "line" far longer than any the writer makes: not ours, dropped. */
-  private skip(): ConsoleEntry[] {
-    this.rest = Buffer.alloc(0);
-    return [];
-  }
 }
 
 export interface ConsoleRecorderOptions {
