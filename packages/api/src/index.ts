@@ -12,6 +12,7 @@ export * from "./common.js";
 export * from "./logs.js";
 export * from "./net.js";
 export * from "./oauth.js";
+export * from "./pages.js";
 export * from "./paging.js";
 export * from "./plan.js";
 export * from "./repositories.js";

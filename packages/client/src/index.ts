@@ -56,6 +56,12 @@ import type {
   AddVmImageBody,
   VmImageDownload,
   VmImageList,
+  CreatePageBody,
+  PageHook,
+  PageInfo,
+  PageList,
+  PageLog,
+  PageLogEvent,
 } from "@townos/api";
 import { ApiError } from "./errors.js";
 import { readEvents } from "./events.js";
@@ -439,6 +445,67 @@ export class TownClient {
     return this.request("DELETE", `/vm-images/${encodeURIComponent(name)}`);
   }
 
+  /** Every page (static website) with its state, source, URLs and versions. */
+  pages(): Promise<PageList> {
+    return this.request("GET", "/pages");
+  }
+
+  page(name: string): Promise<PageInfo> {
+    return this.request("GET", pagePath(name));
+  }
+
+  /** Creates a page; a git or image page starts deploying at once, an archive page waits for `uploadPage`. */
+  createPage(input: CreatePageBody): Promise<PageInfo> {
+    return this.request("POST", "/pages", { body: input });
+  }
+
+  /** Uploads a new version of an archive page (tar, tar.gz, tar.xz, zip), streamed; resolves once it is online. */
+  async uploadPage(name: string, body: UploadBody | Blob): Promise<PageInfo> {
+    const response = await this.send("PUT", `${pagePath(name)}/content`, {
+      body,
+      contentType: "application/octet-stream",
+    });
+    return (await response.json()) as PageInfo;
+  }
+
+  /** Deploys the page again from its source (a git page fetches its branch, even on an unchanged commit). */
+  rebuildPage(name: string): Promise<PageInfo> {
+    return this.request("POST", `${pagePath(name)}/rebuild`);
+  }
+
+  /** Brings the previous version back online (the current one becomes the previous). */
+  rollbackPage(name: string): Promise<PageInfo> {
+    return this.request("POST", `${pagePath(name)}/rollback`);
+  }
+
+  deletePage(name: string): Promise<void> {
+    return this.request("DELETE", pagePath(name));
+  }
+
+  addPageDomain(name: string, domain: string): Promise<PageInfo> {
+    return this.request("PUT", `${pagePath(name)}/domains/${encodeURIComponent(domain)}`);
+  }
+
+  removePageDomain(name: string, domain: string): Promise<PageInfo> {
+    return this.request("DELETE", `${pagePath(name)}/domains/${encodeURIComponent(domain)}`);
+  }
+
+  /** The webhook URL a git host calls on a push; it holds the page's secret token. */
+  pageHook(name: string): Promise<PageHook> {
+    return this.request("GET", `${pagePath(name)}/hook`);
+  }
+
+  /** The last deploy's log: fetching, building and publishing. */
+  pageLog(name: string): Promise<PageLog> {
+    return this.request("GET", `${pagePath(name)}/logs`);
+  }
+
+  /** Follows the build log live until the deploy ends (an `end` event) or `signal` aborts. */
+  async *followPageLog(name: string, signal: AbortSignal): AsyncGenerator<PageLogEvent> {
+    const response = await this.send("GET", `${pagePath(name)}/logs/stream`, {});
+    yield* readEvents<PageLogEvent>(response, signal);
+  }
+
   /** How volumes are stored and what that enforces (quotas, snapshots). */
   storage(): Promise<StorageView> {
     return this.request("GET", "/storage");
@@ -534,4 +601,8 @@ export class TownClient {
 
 function appPath(repo: string, name: string): string {
   return `/apps/${encodeURIComponent(repo)}/${encodeURIComponent(name)}`;
+}
+
+function pagePath(name: string): string {
+  return `/pages/${encodeURIComponent(name)}`;
 }

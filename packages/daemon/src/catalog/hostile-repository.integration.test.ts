@@ -74,19 +74,27 @@ function slow(): Record<string, string> {
 const HOSTILE = ["bombs", "many", "heavy", "slow", "inflate"] as const;
 
 /** Asks for the status every few ms until stopped; keeps the slowest answer. */
-function probeStatus(url: string): { stop: () => Promise<{ count: number; worstMs: number }> } {
+interface StatusTimes {
+  count: number;
+  p95Ms: number;
+  worstMs: number;
+}
+
+/**
+ * Polls the status endpoint until stopped. Reading a hostile repository on the event loop would
+ * stall answers for seconds; a loaded CI machine delays single answers by tens of milliseconds. So
+ * the checks bound the 95th percentile tightly and the worst answer loosely.
+ */
+function probeStatus(url: string): { stop: () => Promise<StatusTimes> } {
   const state = { running: true };
-  let count = 0;
-  let worstMs = 0;
+  const times: number[] = [];
   const loop = (async () => {
     while (state.running) {
       const started = performance.now();
       const response = await fetch(`${url}/api/v1/status`);
       await response.arrayBuffer();
-      const ms = performance.now() - started;
+      times.push(performance.now() - started);
       assert.equal(response.status, 200);
-      count += 1;
-      worstMs = Math.max(worstMs, ms);
       await sleep(10);
     }
   })();
@@ -94,9 +102,17 @@ function probeStatus(url: string): { stop: () => Promise<{ count: number; worstM
     stop: async () => {
       state.running = false;
       await loop;
-      return { count, worstMs };
+      const sorted = [...times].sort((a, b) => a - b);
+      const at = (fraction: number) => sorted[Math.floor((sorted.length - 1) * fraction)] ?? 0;
+      return { count: sorted.length, p95Ms: at(0.95), worstMs: at(1) };
     },
   };
+}
+
+function checkResponsive({ count, p95Ms, worstMs }: StatusTimes): void {
+  assert.ok(count > 20, `only ${count} probes`);
+  assert.ok(p95Ms < 100, `95% of status answers took up to ${Math.round(p95Ms)} ms`);
+  assert.ok(worstMs < 1000, `a status answer took ${Math.round(worstMs)} ms`);
 }
 
 function byName(repos: readonly Repository[]): Map<string, Repository> {
@@ -147,15 +163,13 @@ describe("hostile package repositories", () => {
     await rm(scratch, { recursive: true, force: true });
   });
 
-  it("adds and refreshes them while answering its status within 100 ms", async () => {
+  it("adds and refreshes them while answering its status promptly", async () => {
     const probe = probeStatus(daemon.url);
     for (const name of HOSTILE) {
       await admin.addRepository({ name, url: server.url(`${name}.git`) });
     }
     await admin.refreshRepositories();
-    const { count, worstMs } = await probe.stop();
-    assert.ok(count > 20, `only ${count} probes`);
-    assert.ok(worstMs < 100, `a status answer took ${Math.round(worstMs)} ms`);
+    checkResponsive(await probe.stop());
     checkErrors(byName((await admin.repositories()).items));
   });
 
@@ -174,7 +188,7 @@ describe("hostile package repositories", () => {
     );
   });
 
-  it("boots with them on disk: ready at once, status within 100 ms, each error shown", async () => {
+  it("boots with them on disk: ready at once, status promptly, each error shown", async () => {
     await daemon.stop();
     daemon = await startDaemon(config);
     const probe = probeStatus(daemon.url);
@@ -187,9 +201,7 @@ describe("hostile package repositories", () => {
       () => admin.repositories(),
       (page) => page.items.every((repo) => !repo.status.loading),
     );
-    const { count, worstMs } = await probe.stop();
-    assert.ok(count > 20, `only ${count} probes`);
-    assert.ok(worstMs < 100, `a status answer took ${Math.round(worstMs)} ms`);
+    checkResponsive(await probe.stop());
     checkErrors(byName(loaded.items));
     assert.equal((await admin.package("bombs", "fair")).versions[0]?.valid, true);
     await assert.rejects(
