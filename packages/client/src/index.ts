@@ -468,6 +468,11 @@ export class TownClient {
     return (await response.json()) as PageInfo;
   }
 
+  /** The address an archive page's new version is PUT to (the dashboard's upload with progress). */
+  pageContentUrl(name: string): string {
+    return `${this.baseUrl}/api/v1${pagePath(name)}/content`;
+  }
+
   /** Deploys the page again from its source (a git page fetches its branch, even on an unchanged commit). */
   rebuildPage(name: string): Promise<PageInfo> {
     return this.request("POST", `${pagePath(name)}/rebuild`);
