@@ -8,6 +8,7 @@ import { registerDaemonCommand } from "./daemon-command.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
+import { registerPageCommands } from "./page-commands.js";
 import { registerRepoCommands } from "./repo-commands.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
@@ -36,6 +37,9 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
     exitCode = code;
   });
   registerVmImageCommands(program, io, (code) => {
+    exitCode = code;
+  });
+  registerPageCommands(program, io, (code) => {
     exitCode = code;
   });
   try {

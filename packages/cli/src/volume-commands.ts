@@ -9,11 +9,9 @@ import { collect } from "./answers.js";
 import { allPages } from "./connect.js";
 import { clientKit, type JsonFlag } from "./client-kit.js";
 import { formatBytes, table } from "./text.js";
+import { counted, progressLine } from "./upload-progress.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
-
-/** How often upload progress is redrawn on a terminal. */
-const PROGRESS_MS = 250;
 
 /** `town volume …`: volumes, their quotas, snapshots and archives. */
 export function registerVolumeCommands(
@@ -188,29 +186,4 @@ function appOf(volume: VolumeView): string {
   if (volume.usedBy) return volume.usedBy;
   if (volume.package) return `(${volume.package.repo}/${volume.package.instance})`;
   return "-";
-}
-
-/** The file's chunks, reporting the bytes read so far. */
-async function* counted(
-  source: AsyncIterable<Buffer>,
-  report: ((sent: number) => void) | undefined,
-): AsyncGenerator<Uint8Array> {
-  let sent = 0;
-  for await (const chunk of source) {
-    sent += chunk.length;
-    report?.(sent);
-    yield chunk;
-  }
-}
-
-/** Redraws "sent / total" on one line of stderr, at most every PROGRESS_MS. */
-function progressLine(io: Io, total: number): (sent: number, last?: boolean) => void {
-  let drawn = 0;
-  return (sent, last = false) => {
-    const now = Date.now();
-    if (!last && now - drawn < PROGRESS_MS) return;
-    drawn = now;
-    const percent = total > 0 ? Math.floor((sent / total) * 100) : 100;
-    io.stderr(`\r${formatBytes(sent)} / ${formatBytes(total)} (${percent}%)${last ? "\n" : ""}`);
-  };
 }
