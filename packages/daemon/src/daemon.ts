@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import { TownError, type SystemInfo } from "@townos/format";
 import { Apps } from "./apps/service.js";
 import { AppMonitor } from "./apps/monitor.js";
+import { appDomainOwners } from "./apps/domains.js";
 import { OAuthFlows, type OAuthConfig } from "./apps/oauth.js";
 import { appRuntime, type AppRuntime, type VmsConfig } from "./apps/host-runtime.js";
 import { appReconciler } from "./apps/seeder.js";
@@ -25,6 +26,7 @@ import { Metrics } from "./api/metrics.js";
 import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
+import { attachPages, createPages, schedulePageRefreshes } from "./pages/setup.js";
 import { Manager, periodic } from "./reconcile/manager.js";
 import { AuditLog } from "./store/audit.js";
 import { sql, openDatabase, type Db } from "./store/database.js";
@@ -34,6 +36,7 @@ import { hostList, Settings } from "./store/settings.js";
 import { Podman, type PodmanOptions } from "./runtime/podman/client.js";
 import { VmImageStore } from "./runtime/qemu/images.js";
 import { setupStorage } from "./storage/setup.js";
+import type { HostRuntime } from "./runtime/workload.js";
 import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";
 
@@ -192,6 +195,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await booted;
       stopBackgroundWork();
       boot.services?.oauth.close();
+      await boot.services?.pages.stop();
       await stopNetwork();
       await stopApps();
       await app.close();
@@ -223,16 +227,30 @@ function createServices(
     (files) => jobs.parse(files),
   );
   const manager = new Manager();
+  const box = boxId(db);
   const apps = new Apps({
     installs,
     catalog,
     tld: () => settings.string("dns.tld"),
     system: systemInfo,
-    box: boxId(db),
+    box,
     log: (message, fields) => {
       log.warn(fields, message);
     },
     manager,
+  });
+  const pages = createPages(db, clock, config.dataDir, {
+    tld: () => settings.string("dns.tld"),
+    takenNames: () =>
+      new Set([
+        ...installs.list().map((install) => install.name),
+        ...repositories.list().map((repository) => repository.name),
+      ]),
+    appDomains: () => appDomainOwners(installs.list()),
+    box,
+    log: (message, fields) => {
+      log.warn(fields, message);
+    },
   });
   return {
     accounts,
@@ -245,6 +263,7 @@ function createServices(
     installs,
     catalog,
     apps,
+    pages,
     monitor: new AppMonitor({ installs, clock }),
     oauth: new OAuthFlows({ index: () => catalog.index(), clock, config: config.oauth ?? {} }),
     vmImages: new VmImageStore(join(config.dataDir, VM_IMAGES_DIR), { clock }),
@@ -304,25 +323,32 @@ function startNetwork(
   const network = services.network;
   if (network === undefined) return () => Promise.resolve();
   let stopped = false;
-  const update = (): void => {
-    if (stopped) return;
+  /** Resolves once the network serves what the installs and pages ask for now. */
+  const update = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
     try {
-      void network.update({
+      return network.update({
         ...services.apps.networkInputs(dashboardPort),
+        pages: services.pages.networkPages(),
         forwardHttps: services.settings.get("upnp.forward_https") === true,
       });
     } catch (error) {
       app.log.warn({ err: error }, "network: the inputs could not be read");
+      return Promise.resolve();
     }
   };
   void network.start();
-  update();
-  services.apps.onNetworkChange(update);
+  void update();
+  services.apps.onNetworkChange(() => void update());
+  services.pages.onNetworkChange(update);
   services.settings.onChange((key) => {
-    if (key === "dns.tld" || key === "upnp.forward_https") update();
+    if (key === "dns.tld" || key === "upnp.forward_https") void update();
   });
   // Ends when the network closes (its kind stops).
-  services.manager.watch(NETWORK, periodic(NETWORK_RESYNC_MS, update));
+  services.manager.watch(
+    NETWORK,
+    periodic(NETWORK_RESYNC_MS, () => void update()),
+  );
   return async () => {
     stopped = true;
     await network.close();
@@ -342,6 +368,7 @@ function startApps(
   app: FastifyInstance,
 ): () => Promise<void> {
   if (config.apps === false) {
+    startPages(services, config, clock, undefined, app);
     services.apps.setUnavailable("running apps is turned off in this daemon's configuration");
     services.monitor.setUnavailable("running apps is turned off in this daemon's configuration");
     services.volumes.setUnavailable("storage is turned off in this daemon's configuration");
@@ -396,8 +423,10 @@ function startApps(
         events: (eventOptions) => runtime.events(eventOptions),
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       });
+      startPages(services, config, clock, runtime, app);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      if (hosted === undefined) startPages(services, config, clock, undefined, app);
       services.apps.setUnavailable(reason);
       services.monitor.setUnavailable(reason);
       // Ignored when storage was set up and only the container runtime failed.
@@ -413,6 +442,42 @@ function startApps(
     await hosted?.detach();
     podman.close();
   };
+}
+
+/**
+ * Pages deploy into the ingress's sites directory once Caddy has made it;
+ * image sources and builds need the container runtime (undefined: those
+ * answer `unavailable`, archive and git pages work).
+ */
+function startPages(
+  services: Services,
+  config: DaemonConfig,
+  clock: Clock,
+  runtime: HostRuntime | undefined,
+  app: FastifyInstance,
+): void {
+  const network = services.network;
+  if (network === undefined) {
+    services.pages.setUnavailable(
+      "pages are served by the HTTPS ingress, which is off in this daemon's configuration",
+    );
+    return;
+  }
+  void (async () => {
+    await network.start();
+    await attachPages(
+      services.pages,
+      config.dataDir,
+      network.sitesDir,
+      runtime,
+      () => hostList(services.settings.string("registries.insecure")),
+      clock,
+    );
+  })().catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    services.pages.setUnavailable(`pages cannot deploy: ${reason}`);
+    app.log.warn({ reason }, "pages cannot deploy");
+  });
 }
 
 /**
@@ -506,6 +571,7 @@ function startBackgroundWork(services: Services, app: FastifyInstance): () => vo
     refreshTimer.unref();
   };
   scheduleRefresh(1000);
+  const stopPageRefreshes = schedulePageRefreshes(services.pages, services.settings);
   const sweep = setInterval(() => services.sessions.sweep(), 3600_000);
   sweep.unref();
   const audit = setInterval(() => {
@@ -514,6 +580,7 @@ function startBackgroundWork(services: Services, app: FastifyInstance): () => vo
   audit.unref();
   return () => {
     stopped = true;
+    stopPageRefreshes();
     clearTimeout(refreshTimer);
     clearInterval(sweep);
     clearInterval(audit);

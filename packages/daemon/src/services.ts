@@ -9,6 +9,7 @@ import type { Catalog } from "./catalog/catalog.js";
 import type { Network } from "./net/network.js";
 import type { Manager } from "./reconcile/manager.js";
 import type { OAuthFlows } from "./apps/oauth.js";
+import type { Pages } from "./pages/service.js";
 import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
@@ -38,6 +39,8 @@ export interface Services {
   vmImages: VmImageStore;
   /** Volumes, their archives and snapshots; answers `unavailable` until storage is set up. */
   volumes: Volumes;
+  /** Static websites served by the ingress; answers `unavailable` without networking. */
+  pages: Pages;
   /** HTTPS ingress, DNS, mDNS and UPnP; undefined when this daemon runs without networking. */
   network: Network | undefined;
   /** Runs the reconcilers of every kind (`apps`, `network`). */

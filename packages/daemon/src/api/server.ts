@@ -21,6 +21,7 @@ import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
+import { registerPageRoutes } from "./routes/pages.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
 import { registerVmImageRoutes } from "./routes/vm-images.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
@@ -220,6 +221,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAppLogRoutes(api, options);
       registerVolumeRoutes(api, options);
       registerVmImageRoutes(api, options);
+      registerPageRoutes(api, options);
       registerNetRoutes(api, options);
       registerOAuthRoutes(api, options);
     },

@@ -21,11 +21,9 @@ export function checkDomainClaims(
   tld: string,
   installs: readonly InstallRecord[],
 ): void {
-  const owners = new Map<string, string>();
-  for (const other of installs) {
-    if ((other.repo === repo && other.name === name) || !other.plan) continue;
-    for (const domain of planDomains(other.plan)) owners.set(domain, `${other.repo}/${other.name}`);
-  }
+  const owners = appDomainOwners(
+    installs.filter((other) => !(other.repo === repo && other.name === name)),
+  );
   const refused: Issue[] = [];
   const taken: Issue[] = [];
   for (const [i, domain] of planDomains(plan).entries()) {
@@ -44,6 +42,17 @@ export function checkDomainClaims(
     `${repo}/${name} may not claim the public domain ${first.message}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ""}`,
     { issues },
   );
+}
+
+/** Each public domain the installs serve, with the app (`repo/name`) serving it. */
+export function appDomainOwners(installs: readonly InstallRecord[]): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const install of installs) {
+    if (!install.plan) continue;
+    for (const domain of planDomains(install.plan))
+      owners.set(domain, `${install.repo}/${install.name}`);
+  }
+  return owners;
 }
 
 function planDomains(plan: CompiledPackage): string[] {

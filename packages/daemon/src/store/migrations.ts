@@ -164,4 +164,21 @@ export const migrations: readonly string[] = [
   -- An undo's removal touches only these volumes (JSON list); NULL: all of the plan's.
   ALTER TABLE app_removals ADD COLUMN only_volumes TEXT;
   `,
+  `
+  -- Static websites served by the ingress. \`source\` is JSON (a git URL keeps
+  -- its credentials: never shown); \`current\`/\`previous\` are version JSON.
+  CREATE TABLE pages (
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    build TEXT,
+    domains TEXT NOT NULL DEFAULT '[]',
+    hook_token TEXT NOT NULL,
+    current TEXT,
+    previous TEXT,
+    last_error TEXT,
+    skipped TEXT NOT NULL DEFAULT '[]',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER
+  );
+  `,
 ];

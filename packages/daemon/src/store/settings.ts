@@ -68,6 +68,13 @@ export const SETTINGS = {
     min: 0,
     description: "How often package repositories are refreshed (0: never on its own)",
   },
+  "pages.refresh_interval": {
+    type: "seconds",
+    default: 300,
+    min: 0,
+    description:
+      "How often git pages look for a new commit (0: only on their webhook or a rebuild)",
+  },
 } as const satisfies Record<string, SettingDefinition>;
 
 export type SettingKey = keyof typeof SETTINGS;

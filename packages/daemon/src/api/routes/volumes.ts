@@ -1,7 +1,4 @@
-import type { IncomingMessage } from "node:http";
-import { PassThrough } from "node:stream";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { TownError } from "@townos/format";
 import {
   CreateVolumeBodySchema,
   DownloadQuerySchema,
@@ -28,18 +25,9 @@ import {
   type VolumeView,
 } from "@townos/api";
 import { pageOf, type Sortable } from "../paging.js";
+import { acceptArchiveBodies, consumeUpload } from "../upload-body.js";
 import { type ApiOptions, services } from "../context.js";
 
-/** Content types an archive upload may be sent as; the archive's own bytes say which format it is. */
-export const ARCHIVE_CONTENT_TYPES = [
-  "application/octet-stream",
-  "application/gzip",
-  "application/x-gzip",
-  "application/x-xz",
-  "application/x-bzip2",
-  "application/x-tar",
-  "application/zip",
-];
 const volumeSortable: Sortable<VolumeView> = {
   defaultSort: "name",
   fields: {
@@ -229,9 +217,7 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
 
   // The upload's body goes to the unpacker as it arrives: Fastify neither buffers it nor applies its bodyLimit.
   void api.register(async (uploads) => {
-    uploads.addContentTypeParser(ARCHIVE_CONTENT_TYPES, (_request, payload, done) => {
-      done(null, payload);
-    });
+    acceptArchiveBodies(uploads);
     uploads.put<{ Params: VolumeParams; Reply: UploadResult }>(
       "/volumes/:name/archive",
       {
@@ -253,27 +239,12 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
           response: { 200: UploadResultSchema },
         },
       },
-      async (request, reply) => {
-        const raw = request.body as IncomingMessage;
-        // The unpacker destroys what it reads when it stops early; the request must live on to be answered.
-        const input = new PassThrough();
-        raw.pipe(input);
-        raw.once("close", () => {
-          if (!raw.complete) input.destroy(new TownError("io", "the upload was cut off"));
-        });
-        const length = request.headers["content-length"];
-        try {
-          return await volumes().upload(request.params.name, input, {
-            ...(length === undefined ? {} : { declaredBytes: Number(length) }),
-          });
-        } finally {
-          // What follows a failure (or the archive's end) is not read: the connection cannot carry another request.
-          if (!raw.readableEnded) {
-            raw.unpipe(input);
-            void reply.header("connection", "close");
-          }
-        }
-      },
+      async (request, reply) =>
+        consumeUpload(request, reply, (input, declaredBytes) =>
+          volumes().upload(request.params.name, input, {
+            ...(declaredBytes === undefined ? {} : { declaredBytes }),
+          }),
+        ),
     );
   });
 }
