@@ -4,10 +4,9 @@
  * volume's `git`), and the reconciler put together from the host runtime
  * and a storage driver.
  */
-import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
 import type { Clock } from "../clock.js";
-import type { HostRuntime, Workload } from "../runtime/workload.js";
+import { copyOutOfImage } from "../runtime/image-files.js";
+import type { HostRuntime } from "../runtime/workload.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { seedFromArchive, seedFromGit, writeTemplates } from "../storage/seed.js";
 import {
@@ -37,48 +36,25 @@ export function imageSeeder(
       return outcome.seeded;
     },
     async fromImage(dir, source, owner, labels) {
-      if (!(await runtime.imageExists(source.image))) {
-        await runtime.pullImage(
-          source.image,
-          isInsecure(source.image, insecureRegistries()) ? { tlsVerify: false } : {},
-        );
-      }
-      // Labelled as the app's: one left by a crash is removed by the app's next reconcile.
-      const name = `town-seed-${randomBytes(6).toString("hex")}`;
-      await runtime.ensure(seedWorkload(name, source.image, labels));
-      try {
-        const tar = await runtime.copyFrom(name, source.directory);
-        const outcome = await seedFromArchive(dir, Readable.from(tar), "tar", {
-          stagingRoot,
-          maxBytes: MAX_IMAGE_SEED_BYTES,
-          ...(owner ? { owner } : {}),
-        });
-        return outcome.seeded;
-      } finally {
-        await runtime.remove(name);
-      }
+      // Labelled as the app's: a container left by a crash is removed by the app's next reconcile.
+      const outcome = await copyOutOfImage(
+        runtime,
+        {
+          image: source.image,
+          directory: source.directory,
+          labels,
+          insecure: isInsecure(source.image, insecureRegistries()),
+          namePrefix: "town-seed",
+        },
+        (tar) =>
+          seedFromArchive(dir, tar, "tar", {
+            stagingRoot,
+            maxBytes: MAX_IMAGE_SEED_BYTES,
+            ...(owner ? { owner } : {}),
+          }),
+      );
+      return outcome.seeded;
     },
-  };
-}
-
-/** A workload that is never started: only its file system is read. */
-function seedWorkload(
-  name: string,
-  image: string,
-  labels: Readonly<Record<string, string>>,
-): Workload {
-  return {
-    kind: "container",
-    name,
-    hostname: name,
-    image,
-    command: ["true"],
-    env: {},
-    labels,
-    mounts: [],
-    ports: [],
-    network: null,
-    restart: "no",
   };
 }
 

@@ -1,8 +1,9 @@
 /**
- * Clone and fetch over the guarded transport: the only isomorphic-git calls
- * that touch the network. Clones are shallow (depth 1), of one branch,
- * without tags and without a work tree; credentials go only through the auth
- * callback, so they are never written to the clone's config.
+ * Clone, fetch and asking for a branch's commit over the guarded transport:
+ * the only isomorphic-git calls that touch the network. Clones are shallow
+ * (depth 1), of one branch, without tags and without a work tree;
+ * credentials go only through the auth callback, so they are never written
+ * to the clone's config.
  */
 import fs from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
@@ -106,6 +107,27 @@ export async function fetchBranch(
     if (shallow) await writeFile(shallowFile, shallow).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * The commit the session's branch (the remote's `HEAD` without one) points
+ * to, asked of the server without fetching anything; null when it has none.
+ * @throws TownError (see `gitError`).
+ */
+export async function remoteCommit(session: GitSession): Promise<string | null> {
+  const ref = session.branch === undefined ? "HEAD" : `refs/heads/${session.branch}`;
+  const { onAuth, onAuthFailure } = callbacks(session);
+  const refs = await runGit(session, "fetch", (http) =>
+    git.listServerRefs({
+      http,
+      url: session.url,
+      prefix: ref,
+      symrefs: true,
+      onAuth,
+      onAuthFailure,
+    }),
+  );
+  return refs.find((found) => found.ref === ref)?.oid ?? null;
 }
 
 /** Passes a progress report on; a failing callback does not fail the operation. */

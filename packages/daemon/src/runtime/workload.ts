@@ -98,6 +98,8 @@ export interface Workload {
   /** Absent: the image's command (unless an entrypoint is given). */
   command?: readonly string[];
   env: Readonly<Record<string, string>>;
+  /** Absent: the image's working directory. */
+  workingDir?: string;
   labels: Readonly<Record<string, string>>;
   /** In the order they are mounted: a parent before what is nested in it. */
   mounts: readonly Mount[];

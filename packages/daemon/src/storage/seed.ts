@@ -89,6 +89,8 @@ export interface GitSeedOptions {
   /** Most paths in the commit's tree. Default `DEFAULT_GIT_MAX_FILES`. */
   maxFiles?: number;
   onProgress?: (progress: GitProgress) => void;
+  /** Stops the download (the seed fails) when aborted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -118,7 +120,7 @@ export async function seedFromGit(
   return withEmptyVolume(volumeDir, options.stagingRoot, context, async (staging) => {
     const dir = staging.tree;
     const cache = {};
-    const bound = deadline(timeoutMs);
+    const bound = deadline(timeoutMs, options.signal);
     const session: GitSession = {
       url: remote.url,
       display: remote.display,

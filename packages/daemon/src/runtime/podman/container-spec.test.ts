@@ -158,6 +158,15 @@ describe("containerSpec", () => {
     assert.deepEqual(withCommand.command, ["httpd", "-f", "-p", "8080", "-h", "/www"]);
   });
 
+  it("sets the working directory only when given, and then it counts in the hash", () => {
+    const workload = packageWorkload(inputFor(hello, hello));
+    const plain = podmanSpec(workload);
+    assert.equal("work_dir" in plain, false);
+    const inSite = podmanSpec({ ...workload, workingDir: "/site" });
+    assert.equal(inSite.work_dir, "/site");
+    assert.notEqual(inSite.labels[LABEL_SPEC_HASH], plain.labels[LABEL_SPEC_HASH]);
+  });
+
   it("sets ulimits only when given, sorted, by libpod's short names", () => {
     assert.equal("r_limits" in containerSpec(inputFor(hello, hello)), false);
     const spec = containerSpec({

@@ -21,6 +21,8 @@ export interface SpecGenerator {
   /** Absent: the image's command (unless an entrypoint is given, as in Docker). */
   command?: string[];
   env: Record<string, string>;
+  /** Absent: the image's working directory. */
+  work_dir?: string;
   labels: Record<string, string>;
   portmappings: PortMapping[];
   mounts: BindMount[];
@@ -74,6 +76,7 @@ export function containerSpec(workload: Workload): SpecGenerator {
   };
   if (workload.entrypoint !== undefined) spec.entrypoint = [...workload.entrypoint];
   if (workload.command !== undefined) spec.command = [...workload.command];
+  if (workload.workingDir !== undefined) spec.work_dir = workload.workingDir;
   const ulimits = workload.resources?.ulimits;
   if (ulimits !== undefined) {
     spec.r_limits = ulimits
