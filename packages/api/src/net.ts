@@ -93,6 +93,8 @@ export const NetworkStatusSchema = Type.Object({
   apps: Type.Array(
     Type.Object({ repo: Type.String(), name: Type.String(), urls: Type.Array(Type.String()) }),
   ),
+  /** Each page's URLs; none before its first version. */
+  pages: Type.Array(Type.Object({ name: Type.String(), urls: Type.Array(Type.String()) })),
   /** What the last update left out or could not apply, and why. */
   problems: Type.Array(Type.String()),
   /** Epoch ms of the last update. */

@@ -60,6 +60,9 @@ try {
   const compiled = compileIngress({
     routes: [{ host: HOST, upstream: `127.0.0.1:${appPort}` }],
     publicDomains: [],
+    sites: [],
+    publicSites: [],
+    sitesRoot: supervisor.paths.caddySitesDir,
     dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
     httpsPort,
     httpPort: await freePort(),

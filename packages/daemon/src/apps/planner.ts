@@ -256,7 +256,7 @@ export class AppPlanner {
   }
 
   /** What networking serves for the installed apps: names, ingress routes, ports and exposures. */
-  networkInputs(dashboardPort: number): NetworkInputs {
+  networkInputs(dashboardPort: number): Omit<NetworkInputs, "pages"> {
     // Names come from the TLD setting now, so changing it moves every name, route and certificate.
     const tld = this.options.tld();
     return {

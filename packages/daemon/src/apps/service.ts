@@ -428,7 +428,7 @@ export class Apps {
   }
 
   /** What networking serves for the installed apps: names, ingress routes, ports and exposures. */
-  networkInputs(dashboardPort: number): NetworkInputs {
+  networkInputs(dashboardPort: number): Omit<NetworkInputs, "pages"> {
     return this.planner.networkInputs(dashboardPort);
   }
 

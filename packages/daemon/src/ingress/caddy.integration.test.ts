@@ -1,7 +1,8 @@
 /**
  * The ingress against the real Caddy (Debian's 2.6.2) on free high ports
  * with a temporary data directory: an app on loopback reached by its name
- * over HTTPS with the downloaded local CA root, the HTTP redirect, a config
+ * over HTTPS with the downloaded local CA root, static sites (types, index
+ * files, the site's 404 page, compression, revalidation), the HTTP redirect, a config
  * Caddy refuses while the old one keeps serving, restart after kill -9, and
  * adoption by a second supervisor. The real ACME exchange cannot run here
  * (no public CA reachable, no public name): only that Caddy accepts the
@@ -15,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { gunzipSync } from "node:zlib";
 import { TownError } from "@townos/format";
 import { eventually } from "../../test/net.js";
 import { freePort } from "../../test/runtime/podman-host.js";
@@ -164,6 +166,9 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
     input = {
       routes: [{ host, upstream: `127.0.0.1:${appPort}` }],
       publicDomains: [],
+      sites: [],
+      publicSites: [],
+      sitesRoot: supervisor.paths.caddySitesDir,
       dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
       httpsPort: await freePort(),
       httpPort: await freePort(),
@@ -241,6 +246,107 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
       `https://town.home:${input.httpsPort}/`,
     ]);
     assert.equal(dashboard.status, 200);
+  });
+
+  it("serves static sites from the sites directory, with their 404 page, compressed and revalidated", async () => {
+    // What a deploy makes: root's directories (0755) and files (0644), read by Caddy's user.
+    const sites = supervisor.paths.sitesDir;
+    assert.equal((await stat(sites)).mode & 0o7777, 0o755);
+    const files: Record<string, string> = {
+      "site/v1/index.html": "<!doctype html><title>home</title>v1\n",
+      "site/v1/style.css": "body { color: teal }\n",
+      "site/v1/big.txt": "a line of text that repeats, and compresses well\n".repeat(420),
+      "site/v1/sub/index.html": "<p>sub</p>\n",
+      "site/v1/404.html": "<p>no such page here</p>\n",
+      "site/v2/index.html": "<p>v2</p>\n",
+      "plain/v1/index.html": "<p>plain</p>\n",
+    };
+    for (const [name, content] of Object.entries(files)) {
+      await mkdir(join(sites, name, ".."), { recursive: true, mode: 0o755 });
+      await writeFile(join(sites, name), content, { mode: 0o644 });
+    }
+    const withSites = (root: string): IngressInput => ({
+      ...input,
+      sites: [
+        { host: "site.home", root },
+        { host: "plain.home", root: "plain/v1" },
+      ],
+    });
+    const get = (host: string, path: string, ...args: string[]): Promise<CurlResult> =>
+      curl([
+        "--cacert",
+        rootPem,
+        "--resolve",
+        `${host}:${input.httpsPort}:127.0.0.1`,
+        ...args,
+        `https://${host}:${input.httpsPort}${path}`,
+      ]);
+    const header = (answer: CurlResult, name: string): string | undefined =>
+      new RegExp(`^${name}: (.*?)\r?$`, "im").exec(answer.headers)?.[1];
+    try {
+      assert.equal(await supervisor.apply(compileIngress(withSites("site/v1"))), "loaded");
+      // The new names' certificates are issued right after the load.
+      const home = await eventually("site.home's certificate", () => get("site.home", "/"));
+      assert.equal(home.status, 200, home.headers);
+      assert.equal(home.body, files["site/v1/index.html"]);
+      assert.equal(header(home, "content-type"), "text/html; charset=utf-8");
+      assert.equal(header(home, "cache-control"), "public, max-age=0, must-revalidate");
+      assert.equal(header(home, "x-content-type-options"), "nosniff");
+      const etag = header(home, "etag");
+      assert.ok(etag, home.headers);
+      assert.ok(header(home, "last-modified"), home.headers);
+
+      const css = await get("site.home", "/style.css");
+      assert.equal(css.status, 200);
+      assert.equal(header(css, "content-type"), "text/css; charset=utf-8");
+      assert.equal(css.body, files["site/v1/style.css"]);
+      const sub = await get("site.home", "/sub/");
+      assert.equal(sub.status, 200);
+      assert.equal(sub.body, files["site/v1/sub/index.html"]);
+
+      // Unchanged: a cheap 304 without the body.
+      const again = await get("site.home", "/", "-H", `If-None-Match: ${etag}`);
+      assert.equal(again.status, 304);
+      assert.equal(again.body, "");
+
+      const missing = await get("site.home", "/no/such/page");
+      assert.equal(missing.status, 404);
+      assert.equal(missing.body, files["site/v1/404.html"]);
+      assert.equal(header(missing, "content-type"), "text/html; charset=utf-8");
+      // Revalidating a stored 404 (its ETag is the 404 page's) gets the page again, not an empty 404.
+      const stored = header(missing, "etag") ?? "";
+      for (const conditional of [`If-None-Match: ${stored}`, "Range: bytes=0-3"]) {
+        const revalidated = await get("site.home", "/no/such/page", "-H", conditional);
+        assert.equal(revalidated.status, 404, conditional);
+        assert.equal(revalidated.body, files["site/v1/404.html"], conditional);
+      }
+      // A site without a 404.html: Caddy's plain 404.
+      await eventually("plain.home's certificate", () => get("plain.home", "/"));
+      const plain = await get("plain.home", "/missing.html");
+      assert.equal(plain.status, 404);
+      assert.equal(plain.body, "");
+
+      const gzipped = join(dir, "big.txt.gz");
+      const big = await get("site.home", "/big.txt", "-H", "Accept-Encoding: gzip", "-o", gzipped);
+      assert.equal(big.status, 200);
+      assert.equal(header(big, "content-encoding"), "gzip");
+      const compressed = await readFile(gzipped);
+      assert.ok(compressed.length < 2_000, `${compressed.length} bytes`);
+      assert.equal(gunzipSync(compressed).toString(), files["site/v1/big.txt"]);
+      // Small files are not worth it.
+      const small = await get("site.home", "/style.css", "-H", "Accept-Encoding: gzip");
+      assert.equal(header(small, "content-encoding"), undefined);
+
+      // The swap: the same name serves the other version at once.
+      assert.equal(await supervisor.apply(compileIngress(withSites("site/v2"))), "loaded");
+      const swapped = await get("site.home", "/");
+      assert.equal(swapped.status, 200);
+      assert.equal(swapped.body, files["site/v2/index.html"]);
+      // v2 has no 404.html: its misses are plain.
+      assert.equal((await get("site.home", "/no/such/page")).body, "");
+    } finally {
+      await supervisor.apply(compileIngress(input));
+    }
   });
 
   it("redirects plain HTTP to HTTPS", async () => {

@@ -15,11 +15,24 @@ const base: IngressInput = {
     { host: "gitea.default.home", upstream: "127.0.0.1:10001" },
   ],
   publicDomains: [{ host: "git.example.org", upstream: "127.0.0.1:10001" }],
+  sites: [],
+  publicSites: [],
+  sitesRoot: "/proc/self/cwd/sites",
   dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
   httpsPort: 443,
   httpPort: 80,
   adminAddress: "unix//var/lib/town/ingress/admin.sock",
   storageDir: "/var/lib/town/ingress/storage",
+};
+
+const VERSION = "blog/20261203T101010000Z-ab12";
+const withSites: IngressInput = {
+  ...base,
+  sites: [
+    { host: "notes.home", root: "notes/20261201T000000000Z-00ff" },
+    { host: "blog.home", root: VERSION },
+  ],
+  publicSites: [{ host: "blog.example.org", root: VERSION }],
 };
 
 function path(config: JsonObject, ...keys: (string | number)[]): unknown {
@@ -245,5 +258,192 @@ describe("compileIngress", () => {
         }),
       (error: unknown) => error instanceof TownError && error.issues.length === 3,
     );
+  });
+});
+
+describe("compileIngress with static sites", () => {
+  const lan = { ranges: [...LAN_SOURCE_RANGES] };
+  const server = (input: IngressInput): JsonObject =>
+    path(compileIngress(input).config, "apps", "http", "servers", "https") as JsonObject;
+
+  it("serves each site's version directory: compressed, revalidated, never sniffed, no listings", () => {
+    const routes = path(server(withSites), "routes") as JsonObject[];
+    const blog = routes.find((route) => path(route, "match", 0, "host", 0) === "blog.home");
+    assert.deepEqual(blog, {
+      match: [{ host: ["blog.home"], remote_ip: lan }],
+      handle: [
+        {
+          handler: "encode",
+          encodings: { gzip: {}, zstd: {} },
+          prefer: ["zstd", "gzip"],
+          minimum_length: 1024,
+        },
+        {
+          handler: "headers",
+          response: {
+            set: {
+              "Cache-Control": ["public, max-age=0, must-revalidate"],
+              "X-Content-Type-Options": ["nosniff"],
+            },
+          },
+        },
+        {
+          handler: "file_server",
+          root: `/proc/self/cwd/sites/${VERSION}`,
+          index_names: ["index.html"],
+        },
+      ],
+      terminal: true,
+    });
+  });
+
+  it("puts local sites with the local names (LAN only, local CA) and public ones with the public", () => {
+    const { config, localHosts, publicHosts } = compileIngress(withSites);
+    assert.deepEqual(localHosts, [
+      "blog.home",
+      "gitea.default.home",
+      "notes.home",
+      "town.home",
+      "wiki.default.home",
+    ]);
+    assert.deepEqual(publicHosts, ["blog.example.org", "git.example.org"]);
+    const https = server(withSites);
+    const routes = path(https, "routes") as JsonObject[];
+    assert.deepEqual(
+      routes.map((route) => path(route, "match", 0)),
+      [
+        { host: ["blog.example.org"] },
+        { host: ["git.example.org"] },
+        ...localHosts.map((host) => ({ host: [host], remote_ip: lan })),
+        { host: localHosts },
+      ],
+    );
+    assert.equal(path(routes[0] as JsonObject, "handle", 2, "handler"), "file_server");
+    assert.equal(path(routes.at(-1) as JsonObject, "handle", 0, "status_code"), 403);
+    assert.deepEqual(path(config, "apps", "tls", "automation", "policies"), [
+      { subjects: localHosts, issuers: [{ module: "internal" }] },
+      { subjects: publicHosts, issuers: [{ module: "acme" }] },
+    ]);
+    assert.deepEqual(path(https, "tls_connection_policies"), [
+      { match: { sni: localHosts, remote_ip: lan } },
+      { match: { sni: publicHosts } },
+    ]);
+  });
+
+  it("answers a site's 404 with its /404.html when it has one, from the same version", () => {
+    const errors = path(server(withSites), "errors", "routes") as JsonObject[];
+    assert.deepEqual(
+      errors.map((route) => path(route, "match", 0)),
+      [
+        { host: ["blog.example.org"] },
+        { host: ["blog.home"], remote_ip: lan },
+        { host: ["notes.home"], remote_ip: lan },
+      ],
+    );
+    const root = `/proc/self/cwd/sites/${VERSION}`;
+    assert.deepEqual(path(errors[1] as JsonObject, "handle"), [
+      {
+        handler: "subroute",
+        routes: [
+          {
+            match: [
+              {
+                expression: "{http.error.status_code} == 404",
+                file: { root, try_files: ["/404.html"] },
+              },
+            ],
+            handle: [
+              { handler: "rewrite", uri: "/404.html" },
+              {
+                handler: "headers",
+                request: {
+                  delete: [
+                    "If-Match",
+                    "If-None-Match",
+                    "If-Modified-Since",
+                    "If-Unmodified-Since",
+                    "If-Range",
+                    "Range",
+                  ],
+                },
+              },
+              { handler: "file_server", root, status_code: 404 },
+            ],
+          },
+        ],
+      },
+    ]);
+    assert.equal(path(errors[1] as JsonObject, "terminal"), true);
+    // Without sites the config is what it was before sites existed.
+    assert.equal(path(server(base), "errors"), undefined);
+  });
+
+  it("gives the same config whatever the order of the sites", () => {
+    const reordered = compileIngress({ ...withSites, sites: [...withSites.sites].reverse() });
+    assert.equal(reordered.hash, compileIngress(withSites).hash);
+    const moved = compileIngress({
+      ...withSites,
+      sites: [{ host: "blog.home", root: "blog/20261204T000000000Z-cd34" }],
+    });
+    assert.notEqual(moved.hash, compileIngress(withSites).hash);
+  });
+
+  it("refuses a root that is not plain relative names inside the sites directory", () => {
+    const site = (root: string): IngressInput => ({
+      ...base,
+      sites: [{ host: "blog.home", root }],
+    });
+    compileFails(site("../x"), "sites[0].root", /not starting with '\.'/);
+    compileFails(site("blog/.."), "sites[0].root", /not starting with '\.'/);
+    compileFails(site("a//b"), "sites[0].root", /no empty ones/);
+    compileFails(site("a/"), "sites[0].root", /no empty ones/);
+    compileFails(site("/abs"), "sites[0].root", /relative/);
+    compileFails(site("a/.git"), "sites[0].root", /not starting with '\.'/);
+    compileFails(site(""), "sites[0].root", /empty/);
+    compileFails(site("a/{http.request.host}"), "sites[0].root", /letters, digits/);
+    compileFails(site("a b"), "sites[0].root", /letters, digits/);
+    compileFails(site("a\\b"), "sites[0].root", /letters, digits/);
+    compileFails(site("a/b\u0000"), "sites[0].root", /control character U\+0000/);
+    compileFails(site(`a/${"b".repeat(1024)}`), "sites[0].root", /longer than 1024/);
+    compileFails(
+      { ...base, publicSites: [{ host: "blog.example.org", root: "../etc" }] },
+      "publicSites[0].root",
+      /not starting/,
+    );
+    for (const good of [VERSION, "a", "a/b/c", "x_y-z.1/v2"])
+      assert.doesNotThrow(() => compileIngress(site(good)), good);
+  });
+
+  it("refuses a site's name that is not a DNS name or that something else serves", () => {
+    compileFails(
+      { ...base, sites: [{ host: "bad_name.home", root: VERSION }] },
+      "sites[0].host",
+      /not a DNS name/,
+    );
+    compileFails(
+      { ...base, sites: [{ host: "Gitea.default.home", root: VERSION }] },
+      "sites[0].host",
+      /already served by routes\[1\]/,
+    );
+    compileFails(
+      { ...base, sites: [{ host: "town.home", root: VERSION }] },
+      "sites[0].host",
+      /already served by dashboard/,
+    );
+    compileFails(
+      { ...base, publicSites: [{ host: "git.example.org", root: VERSION }] },
+      "publicSites[0].host",
+      /already served by publicDomains\[0\]/,
+    );
+    compileFails(
+      { ...withSites, publicSites: [{ host: "blog.home", root: VERSION }] },
+      "publicSites[0].host",
+      /already served by sites\[1\]/,
+    );
+  });
+
+  it("refuses a relative sites directory", () => {
+    compileFails({ ...base, sitesRoot: "sites" }, "sitesRoot", /absolute/);
+    compileFails({ ...base, sitesRoot: "/proc/self/cwd/../sites" }, "sitesRoot", /normalized/);
   });
 });

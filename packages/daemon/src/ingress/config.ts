@@ -10,6 +10,12 @@
  * ACME HTTP-01 challenges on it before any route runs, so the redirect does
  * not hide them.
  *
+ * A name goes either to an upstream (an app, the dashboard) or to a static
+ * site: a directory under `sitesRoot` served by Caddy's file_server, with
+ * compression, `Cache-Control: public, max-age=0, must-revalidate` (a new
+ * version shows at once; ETag and Last-Modified make the revalidation a cheap
+ * 304) and the site's own `/404.html`, when it has one, for what is missing.
+ *
  * Two route sets share the HTTPS listener: public domains answer any source;
  * the dashboard and the local names answer only sources on the home network
  * (`LAN_SOURCE_RANGES`), checked twice: the TLS handshake for a local name
@@ -31,11 +37,24 @@ export interface IngressRoute {
   upstream: string;
 }
 
+export interface IngressSite {
+  /** A DNS name, e.g. `blog.home`. */
+  host: string;
+  /** The version directory relative to the sites root, `<page>/<version>`. */
+  root: string;
+}
+
 export interface IngressInput {
   /** Apps under the local TLD: certificates from the local CA. */
   routes: readonly IngressRoute[];
   /** Names from `network.domains`: publicly trusted certificates through ACME. */
   publicDomains: readonly IngressRoute[];
+  /** Static sites under local names: LAN sources only, local CA (like `routes`). */
+  sites: readonly IngressSite[];
+  /** Static sites under public domains: any source, ACME (like `publicDomains`). */
+  publicSites: readonly IngressSite[];
+  /** The sites directory as Caddy names it (absolute, e.g. `/proc/self/cwd/sites`). */
+  sitesRoot: string;
   /** The dashboard's own name, `town.<tld>` (local CA). */
   dashboard: IngressRoute;
   httpsPort: number;
@@ -83,6 +102,23 @@ export const LAN_SOURCE_RANGES: readonly string[] = [
 
 const MAX_HOST_LENGTH = 253;
 const MAX_ROUTES = 10_000;
+const MAX_SITE_ROOT_LENGTH = 1024;
+/** One segment of a site's root: no leading dot (so no `..`, no hidden directories), no placeholders. */
+const SITE_ROOT_SEGMENT = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+/** Smaller bodies are sent as they are: compressing them saves less than it costs. */
+const ENCODE_MINIMUM_LENGTH = 1024;
+
+/** What makes file_server answer 304, 412 or 206 instead of the whole file. */
+const CONDITIONAL_REQUEST_HEADERS = [
+  "If-Match",
+  "If-None-Match",
+  "If-Modified-Since",
+  "If-Unmodified-Since",
+  "If-Range",
+  "Range",
+];
+/** A name and what answers it: an upstream (proxied) or a site (files). */
+type Served = IngressRoute | IngressSite;
 /** `HOST:PORT`, the host a DNS name, an IPv4 address or a bracketed IPv6 address. */
 export const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):([0-9]{1,5})$/;
 
@@ -93,30 +129,46 @@ export function compileIngress(input: IngressInput): CompiledIngress {
     issues.push({ field, message });
   };
 
-  const count = input.routes.length + input.publicDomains.length;
+  const count =
+    input.routes.length +
+    input.publicDomains.length +
+    input.sites.length +
+    input.publicSites.length;
   if (count > MAX_ROUTES) problem("routes", `more than ${MAX_ROUTES} routes`);
 
   const owners = new Map<string, string>();
-  const checkRoute = (route: IngressRoute, field: string): IngressRoute => {
-    const host = route.host.toLowerCase();
+  const checkHost = (name: string, field: string): string => {
+    const host = name.toLowerCase();
     const hostProblem = dnsNameProblem(host);
-    if (hostProblem) problem(`${field}.host`, `"${printable(route.host)}" ${hostProblem}`);
-    const upstreamProblem = upstreamAddressProblem(route.upstream);
-    if (upstreamProblem)
-      problem(`${field}.upstream`, `"${printable(route.upstream)}" ${upstreamProblem}`);
+    if (hostProblem) problem(`${field}.host`, `"${printable(name)}" ${hostProblem}`);
     const owner = owners.get(host);
     if (owner !== undefined) problem(`${field}.host`, `"${host}" is already served by ${owner}`);
     else owners.set(host, field);
+    return host;
+  };
+  const checkRoute = (route: IngressRoute, field: string): IngressRoute => {
+    const host = checkHost(route.host, field);
+    const upstreamProblem = upstreamAddressProblem(route.upstream);
+    if (upstreamProblem)
+      problem(`${field}.upstream`, `"${printable(route.upstream)}" ${upstreamProblem}`);
     return { host, upstream: route.upstream };
+  };
+  const checkSite = (site: IngressSite, field: string): IngressSite => {
+    const host = checkHost(site.host, field);
+    const rootProblem = siteRootProblem(site.root);
+    if (rootProblem) problem(`${field}.root`, `"${printable(site.root)}" ${rootProblem}`);
+    return { host, root: site.root };
   };
   const dashboard = checkRoute(input.dashboard, "dashboard");
   const local = sortByHost([
     dashboard,
     ...input.routes.map((route, i) => checkRoute(route, `routes[${i}]`)),
+    ...input.sites.map((site, i) => checkSite(site, `sites[${i}]`)),
   ]);
-  const publicRoutes = sortByHost(
-    input.publicDomains.map((route, i) => checkRoute(route, `publicDomains[${i}]`)),
-  );
+  const publicRoutes = sortByHost([
+    ...input.publicDomains.map((route, i) => checkRoute(route, `publicDomains[${i}]`)),
+    ...input.publicSites.map((site, i) => checkSite(site, `publicSites[${i}]`)),
+  ]);
 
   for (const [field, port] of [
     ["httpsPort", input.httpsPort],
@@ -129,6 +181,8 @@ export function compileIngress(input: IngressInput): CompiledIngress {
   if (adminProblem) problem("adminAddress", `"${printable(input.adminAddress)}" ${adminProblem}`);
   const storageProblem = absolutePathProblem(input.storageDir);
   if (storageProblem) problem("storageDir", `"${printable(input.storageDir)}" ${storageProblem}`);
+  const sitesProblem = absolutePathProblem(input.sitesRoot);
+  if (sitesProblem) problem("sitesRoot", `"${printable(input.sitesRoot)}" ${sitesProblem}`);
 
   if (issues.length > 0) {
     const first = issues[0];
@@ -171,8 +225,8 @@ export function bootstrapConfig(adminAddress: string, storageDir: string): JsonO
 
 function caddyConfig(
   input: IngressInput,
-  local: readonly IngressRoute[],
-  publicRoutes: readonly IngressRoute[],
+  local: readonly Served[],
+  publicRoutes: readonly Served[],
 ): JsonObject {
   const localHosts = local.map((route) => route.host);
   const publicHosts = publicRoutes.map((route) => route.host);
@@ -185,6 +239,14 @@ function caddyConfig(
   // A handshake that matches no policy is refused: local names only from the LAN.
   const connectionPolicies: JsonObject[] = [{ match: { sni: [...localHosts], remote_ip: lan } }];
   if (publicHosts.length > 0) connectionPolicies.push({ match: { sni: [...publicHosts] } });
+  const route = (served: Served, sources?: JsonObject): JsonObject =>
+    "upstream" in served
+      ? proxyRoute(served, sources)
+      : siteRoute(served, siteDirectory(input.sitesRoot, served), sources);
+  const notFoundRoutes = [
+    ...publicRoutes.map((served) => notFoundRoute(served, input.sitesRoot)),
+    ...local.map((served) => notFoundRoute(served, input.sitesRoot, lan)),
+  ].filter((errorRoute) => errorRoute !== undefined);
   return {
     admin: adminSection(input.adminAddress),
     storage: storageSection(input.storageDir),
@@ -205,10 +267,12 @@ function caddyConfig(
             read_header_timeout: "30s",
             idle_timeout: "5m",
             routes: [
-              ...publicRoutes.map((route) => proxyRoute(route)),
-              ...local.map((route) => proxyRoute(route, lan)),
+              ...publicRoutes.map((served) => route(served)),
+              ...local.map((served) => route(served, lan)),
               localOnlyRoute(localHosts),
             ],
+            // Only with sites: the configs of a box without any stay as they were.
+            ...(notFoundRoutes.length > 0 ? { errors: { routes: notFoundRoutes } } : {}),
           },
           http: {
             listen: [`:${input.httpPort}`],
@@ -255,9 +319,7 @@ function localOnlyRoute(localHosts: readonly string[]): JsonObject {
  */
 function proxyRoute(route: IngressRoute, sources?: JsonObject): JsonObject {
   return {
-    match: [
-      sources === undefined ? { host: [route.host] } : { host: [route.host], remote_ip: sources },
-    ],
+    match: [hostMatch(route.host, sources)],
     handle: [
       {
         handler: "reverse_proxy",
@@ -272,6 +334,84 @@ function proxyRoute(route: IngressRoute, sources?: JsonObject): JsonObject {
     ],
     terminal: true,
   };
+}
+
+/**
+ * A static site: its files, compressed when that pays, revalidated at every
+ * use (file_server's ETag and Last-Modified make that a 304), never sniffed
+ * into another type, no directory listings.
+ */
+function siteRoute(site: IngressSite, directory: string, sources?: JsonObject): JsonObject {
+  return {
+    match: [hostMatch(site.host, sources)],
+    handle: [
+      {
+        handler: "encode",
+        encodings: { gzip: {}, zstd: {} },
+        prefer: ["zstd", "gzip"],
+        minimum_length: ENCODE_MINIMUM_LENGTH,
+      },
+      {
+        handler: "headers",
+        response: {
+          set: {
+            "Cache-Control": ["public, max-age=0, must-revalidate"],
+            "X-Content-Type-Options": ["nosniff"],
+          },
+        },
+      },
+      { handler: "file_server", root: directory, index_names: ["index.html"] },
+    ],
+    terminal: true,
+  };
+}
+
+/**
+ * A site's 404: its own `/404.html` when it has one (checked per request, so
+ * a new version with or without one needs no new config); otherwise
+ * nothing handles the error and Caddy's plain 404 stands. Undefined for an
+ * upstream, whose 404s are its own.
+ */
+function notFoundRoute(
+  served: Served,
+  sitesRoot: string,
+  sources?: JsonObject,
+): JsonObject | undefined {
+  if ("upstream" in served) return undefined;
+  const directory = siteDirectory(sitesRoot, served);
+  return {
+    match: [hostMatch(served.host, sources)],
+    handle: [
+      {
+        handler: "subroute",
+        routes: [
+          {
+            match: [
+              {
+                expression: "{http.error.status_code} == 404",
+                file: { root: directory, try_files: ["/404.html"] },
+              },
+            ],
+            handle: [
+              { handler: "rewrite", uri: "/404.html" },
+              // Validators and ranges are the 404 page's: a match would turn the 404 into an empty one.
+              { handler: "headers", request: { delete: [...CONDITIONAL_REQUEST_HEADERS] } },
+              { handler: "file_server", root: directory, status_code: 404 },
+            ],
+          },
+        ],
+      },
+    ],
+    terminal: true,
+  };
+}
+
+function siteDirectory(sitesRoot: string, site: IngressSite): string {
+  return `${sitesRoot}/${site.root}`;
+}
+
+function hostMatch(host: string, sources?: JsonObject): JsonObject {
+  return sources === undefined ? { host: [host] } : { host: [host], remote_ip: sources };
 }
 
 function adminSection(adminAddress: string): JsonObject {
@@ -291,7 +431,7 @@ function storageSection(storageDir: string): JsonObject {
   return { module: "file_system", root: storageDir };
 }
 
-function sortByHost(routes: IngressRoute[]): IngressRoute[] {
+function sortByHost(routes: Served[]): Served[] {
   return routes.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 }
 
@@ -343,6 +483,19 @@ function absolutePathProblem(path: string): string | undefined {
   if (!isAbsolute(path)) return "must be an absolute path";
   if (normalize(path) !== path || path.includes(".."))
     return "must be normalized (no '..', '.', or double slashes)";
+  return undefined;
+}
+
+/** `<page>/<version>`: plain relative segments, so the directory stays inside the sites root. */
+function siteRootProblem(root: string): string | undefined {
+  const control = findControlCharacter(root);
+  if (control) return `contains the control character ${control}`;
+  if (root.length === 0) return "is empty";
+  if (root.length > MAX_SITE_ROOT_LENGTH)
+    return `is longer than ${MAX_SITE_ROOT_LENGTH} characters`;
+  if (root.startsWith("/")) return "must be relative to the sites directory";
+  if (!root.split("/").every((segment) => SITE_ROOT_SEGMENT.test(segment)))
+    return "must be '/'-separated names of letters, digits, '.', '_' and '-' (not starting with '.'; no empty ones)";
   return undefined;
 }
 

@@ -94,6 +94,9 @@ describe(
       const compiled = compileIngress({
         routes: [{ host: "wiki.default.home", upstream }],
         publicDomains: [{ host: "pub.example.org", upstream }],
+        sites: [],
+        publicSites: [],
+        sitesRoot: supervisor.paths.caddySitesDir,
         dashboard: { host: "town.home", upstream },
         httpsPort,
         httpPort: await freePort(),

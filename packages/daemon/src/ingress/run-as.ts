@@ -77,6 +77,19 @@ export async function prepareSharedDirectory(dir: string, user: RunAs): Promise<
 }
 
 /**
+ * The sites directory: the daemon's alone to write, readable by everyone
+ * (0755) so that Caddy's user serves from it. An existing one is checked
+ * without following a link.
+ */
+export async function prepareSitesDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const info = await lstat(dir);
+  if (!info.isDirectory() || info.uid !== process.getuid?.())
+    throw new TownError("unavailable", `caddy: ${dir} is not a directory of the daemon's`);
+  await chmod(dir, 0o755);
+}
+
+/**
  * A directory of Caddy's own (0700): made, or handed over (with what is in
  * it, links not followed) when an earlier root Caddy left it root's.
  */

@@ -37,6 +37,9 @@ describe("CaddySupervisor when Caddy cannot start", () => {
       const compiled = compileIngress({
         routes: [],
         publicDomains: [],
+        sites: [],
+        publicSites: [],
+        sitesRoot: supervisor.paths.caddySitesDir,
         dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
         httpsPort: 8443,
         httpPort: 8080,
@@ -78,6 +81,9 @@ describe("CaddySupervisor when Caddy cannot start", () => {
     const compiled = compileIngress({
       routes: [],
       publicDomains: [],
+      sites: [],
+      publicSites: [],
+      sitesRoot: supervisor.paths.caddySitesDir,
       dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
       httpsPort: 8443,
       httpPort: 8080,

@@ -31,6 +31,7 @@ import {
   openNoFollow,
   prepareOwnDirectory,
   prepareSharedDirectory,
+  prepareSitesDirectory,
   processUid,
   type RunAs,
 } from "./run-as.js";
@@ -52,6 +53,10 @@ export interface IngressPaths {
   /** The admin endpoint and storage as Caddy names them, in the configs it runs (see run-as.ts). */
   caddyAdminAddress: string;
   caddyStorageDir: string;
+  /** Static sites (pages): written by the daemon only, read by Caddy. */
+  sitesDir: string;
+  /** `sitesDir` as Caddy names it. */
+  caddySitesDir: string;
 }
 
 export function ingressPaths(dir: string): IngressPaths {
@@ -66,6 +71,8 @@ export function ingressPaths(dir: string): IngressPaths {
     xdgConfigDir: join(dir, "xdg-config"),
     caddyAdminAddress: `unix/${CADDY_DIR}/admin.sock`,
     caddyStorageDir: `${CADDY_DIR}/storage`,
+    sitesDir: join(dir, "sites"),
+    caddySitesDir: `${CADDY_DIR}/sites`,
   };
 }
 
@@ -198,6 +205,7 @@ export class CaddySupervisor {
     if (!this.watching) {
       this.watching = true;
       await mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
+      await prepareSitesDirectory(this.paths.sitesDir);
       await this.mutex.run(async () => {
         const { origin } = await this.process.start();
         if (origin === "adopted") await this.adopted();

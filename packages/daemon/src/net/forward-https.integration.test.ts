@@ -44,6 +44,7 @@ describe(
       tld: "home",
       dashboardPort: 5309,
       forwardHttps,
+      pages: [],
       apps: [
         {
           repo: "default",

@@ -73,6 +73,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
   const inputs = (appPort: number): NetworkInputs => ({
     tld: "home",
     dashboardPort: appPort,
+    pages: [],
     apps: [
       {
         repo: "default",
@@ -424,6 +425,7 @@ describe(
     const inputs = (exposure: "local" | "lan" | "internet"): NetworkInputs => ({
       tld: "home",
       dashboardPort: 5309,
+      pages: [],
       apps: [
         {
           repo: "default",

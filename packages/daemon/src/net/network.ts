@@ -27,6 +27,7 @@ import {
   withoutRefusedRecords,
   type AppUrls,
   type NetworkInputs,
+  type PageUrls,
 } from "./plan.js";
 
 export type { NetworkApp, NetworkInputs } from "./plan.js";
@@ -71,6 +72,7 @@ export interface NetworkStatus {
   /** The router forwards 443 and 80 to the ingress for public domains (setting `upnp.forward_https`). */
   forwardHttps: boolean;
   apps: AppUrls[];
+  pages: PageUrls[];
   /** What the last update left out or could not apply, and why. */
   problems: string[];
   /** Epoch ms of the last update. */
@@ -87,6 +89,7 @@ export const NETWORK_OFF: NetworkStatus = {
   dashboardUrl: null,
   forwardHttps: false,
   apps: [],
+  pages: [],
   problems: [],
   updatedAt: null,
 };
@@ -102,11 +105,14 @@ interface Applied {
   dashboardUrl: string;
   forwardHttps: boolean;
   apps: AppUrls[];
+  pages: PageUrls[];
   problems: string[];
   at: number;
 }
 
 export class Network {
+  /** Where the pages' versions live (the ingress serves them from there); exists once `start()` ran. */
+  readonly sitesDir: string;
   private readonly caddy: CaddySupervisor;
   private readonly dns: DnsmasqSupervisor;
   private readonly dnsDir: string;
@@ -122,6 +128,7 @@ export class Network {
   constructor(private readonly options: NetworkOptions) {
     const log = options.log;
     this.caddy = new CaddySupervisor({ dataDir: join(options.dataDir, "ingress"), log });
+    this.sitesDir = this.caddy.paths.sitesDir;
     this.dnsDir = options.dnsDir ?? DEFAULT_DNS_DIR;
     this.dns = new DnsmasqSupervisor({ dir: this.dnsDir });
     this.upnp = new PortMappingManager({
@@ -168,6 +175,7 @@ export class Network {
       dashboardUrl: this.applied?.dashboardUrl ?? null,
       forwardHttps: this.applied?.forwardHttps ?? false,
       apps: this.applied?.apps ?? [],
+      pages: this.applied?.pages ?? [],
       problems: [
         ...(this.mdnsProblem === undefined ? [] : [this.mdnsProblem]),
         ...(this.applied?.problems ?? []),
@@ -242,6 +250,7 @@ export class Network {
       lanAddresses,
       adminAddress: this.caddy.caddyAdminAddress,
       storageDir: this.caddy.paths.caddyStorageDir,
+      sitesRoot: this.caddy.paths.caddySitesDir,
     });
     const problems = [...plan.problems];
 
@@ -273,6 +282,7 @@ export class Network {
       dashboardUrl: plan.dashboardUrl,
       forwardHttps: inputs.forwardHttps === true,
       apps: plan.apps,
+      pages: plan.pages,
       problems,
       at: Date.now(),
     };

@@ -11,6 +11,7 @@ import {
   type NetworkContext,
   type NetworkInputs,
 } from "./plan.js";
+import type { NetworkPage } from "../pages/types.js";
 
 const context: NetworkContext = {
   httpsPort: 443,
@@ -19,6 +20,7 @@ const context: NetworkContext = {
   lanAddresses: ["192.168.1.20", "fd00::20"],
   adminAddress: "unix//var/lib/town/network/ingress/admin.sock",
   storageDir: "/var/lib/town/network/ingress/storage",
+  sitesRoot: "/proc/self/cwd/sites",
 };
 
 function app(overrides: Partial<NetworkApp> & Pick<NetworkApp, "name">): NetworkApp {
@@ -56,8 +58,19 @@ const inputs: NetworkInputs = {
   tld: "home",
   dashboardPort: 5309,
   apps: [gitea, game],
+  pages: [],
   forwardHttps: true,
 };
+
+const BLOG_VERSION = "blog/20261203T101010000Z-ab12";
+const blog: NetworkPage = {
+  name: "blog",
+  host: "blog.home",
+  domains: ["Blog.Example.org"],
+  root: BLOG_VERSION,
+};
+/** Created, not deployed yet. */
+const draft: NetworkPage = { name: "draft", host: "draft.home", domains: [], root: null };
 
 describe("planNetwork", () => {
   it("routes each app's name and public domains, and the dashboard at town.<tld>", () => {
@@ -65,6 +78,9 @@ describe("planNetwork", () => {
     assert.deepEqual(plan.ingress, {
       routes: [{ host: "gitea.default.home", upstream: "127.0.0.1:20001" }],
       publicDomains: [{ host: "git.example.org", upstream: "127.0.0.1:20001" }],
+      sites: [],
+      publicSites: [],
+      sitesRoot: "/proc/self/cwd/sites",
       dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
       httpsPort: 443,
       httpPort: 80,
@@ -140,7 +156,12 @@ describe("planNetwork", () => {
   });
 
   it("forwards 443 and 80 for public domains only when the administrator opted in", () => {
-    const unset: NetworkInputs = { tld: "home", dashboardPort: 5309, apps: [gitea, game] };
+    const unset: NetworkInputs = {
+      tld: "home",
+      dashboardPort: 5309,
+      apps: [gitea, game],
+      pages: [],
+    };
     for (const off of [unset, { ...inputs, forwardHttps: false }]) {
       const plan = planNetwork(off, context);
       assert.deepEqual(
@@ -167,6 +188,7 @@ describe("planNetwork", () => {
         tld: "lan",
         dashboardPort: 5309,
         apps: [app({ name: "wiki", ingress: { host: "wiki.default.lan", port: 20002 } })],
+        pages: [],
       },
       { ...context, httpsPort: 8443 },
     );
@@ -187,6 +209,7 @@ describe("planNetwork", () => {
           app({ name: "c", domains: ["Shared.Example.org"] }),
           app({ name: "d", ingress: null, domains: ["d.example.org"] }),
         ],
+        pages: [],
         forwardHttps: true,
       },
       context,
@@ -215,6 +238,79 @@ describe("planNetwork", () => {
   });
 });
 
+describe("planNetwork with pages", () => {
+  it("serves a page's live version at its name and public domains", () => {
+    const plan = planNetwork({ ...inputs, pages: [blog] }, context);
+    assert.deepEqual(plan.ingress.sites, [{ host: "blog.home", root: BLOG_VERSION }]);
+    assert.deepEqual(plan.ingress.publicSites, [{ host: "blog.example.org", root: BLOG_VERSION }]);
+    assert.equal(plan.ingress.sitesRoot, context.sitesRoot);
+    assert.deepEqual(plan.pages, [
+      { name: "blog", urls: ["https://blog.home/", "https://blog.example.org/"] },
+    ]);
+    const names = plan.dns.records.map((record) => `${record.name} ${record.address}`);
+    assert.ok(names.includes("blog.home 192.168.1.20"), names.join("\n"));
+    assert.deepEqual(plan.problems, []);
+    const { compiled } = compileIngressLeniently(plan.ingress);
+    assert.ok(compiled.localHosts.includes("blog.home"));
+    assert.ok(compiled.publicHosts.includes("blog.example.org"));
+  });
+
+  it("gives a page without a version its DNS name but no route", () => {
+    const plan = planNetwork({ ...inputs, pages: [draft] }, context);
+    assert.deepEqual(plan.ingress.sites, []);
+    assert.deepEqual(plan.pages, [{ name: "draft", urls: [] }]);
+    const names = plan.dns.records.map((record) => record.name);
+    assert.ok(names.includes("draft.home"), names.join("\n"));
+  });
+
+  it("counts a page's public domains for forwarding 443 and 80", () => {
+    const plan = planNetwork({ ...inputs, apps: [game], pages: [blog] }, context);
+    assert.deepEqual(
+      plan.mappings.map((m) => m.externalPort),
+      [27015, 443, 80],
+    );
+    const off = planNetwork({ ...inputs, apps: [], pages: [blog], forwardHttps: false }, context);
+    assert.match(off.problems.join("\n"), /forwarding the router's 443 and 80 is off/);
+  });
+
+  it("leaves out a page's names that an app or the dashboard has, saying why", () => {
+    const plan = planNetwork(
+      {
+        ...inputs,
+        pages: [
+          { ...blog, domains: ["git.example.org", "blog.example.org"] },
+          { name: "town", host: "town.home", domains: [], root: "town/v1" },
+        ],
+      },
+      context,
+    );
+    assert.deepEqual(plan.ingress.sites, [{ host: "blog.home", root: BLOG_VERSION }]);
+    assert.deepEqual(plan.ingress.publicSites, [{ host: "blog.example.org", root: BLOG_VERSION }]);
+    assert.deepEqual(plan.ingress.publicDomains, [
+      { host: "git.example.org", upstream: "127.0.0.1:20001" },
+    ]);
+    assert.deepEqual(plan.pages, [
+      { name: "blog", urls: ["https://blog.home/", "https://blog.example.org/"] },
+      { name: "town", urls: [] },
+    ]);
+    assert.deepEqual(plan.problems, [
+      "page blog: git.example.org is already served for default/gitea; left out",
+      "page town: town.home is already served for the dashboard; left out",
+    ]);
+    // The dashboard's name is published once.
+    const town = plan.dns.records.filter((record) => record.name === "town.home");
+    assert.equal(town.length, context.lanAddresses.length);
+  });
+
+  it("gives the same plan whatever order the pages come in", () => {
+    const pages = [blog, draft, { ...blog, name: "alpha", host: "alpha.home", domains: [] }];
+    assert.deepEqual(
+      planNetwork({ ...inputs, pages: [...pages].reverse() }, context),
+      planNetwork({ ...inputs, pages }, context),
+    );
+  });
+});
+
 describe("compileIngressLeniently", () => {
   it("compiles a good input as compileIngress does", () => {
     const { compiled, problems } = compileIngressLeniently(planNetwork(inputs, context).ingress);
@@ -234,6 +330,19 @@ describe("compileIngressLeniently", () => {
     assert.deepEqual(compiled.publicHosts, ["git.example.org"]);
     assert.equal(problems.length, 2);
     assert.match(problems[0] ?? "", /^ingress: left out: "bad_name\.default\.home" is not a DNS/);
+  });
+
+  it("leaves out the sites Caddy's compiler refuses and serves the rest", () => {
+    const input = planNetwork({ ...inputs, pages: [blog] }, context).ingress;
+    const { compiled, problems } = compileIngressLeniently({
+      ...input,
+      sites: [...input.sites, { host: "bad.home", root: "../etc" }],
+      publicSites: [...input.publicSites, { host: "bad_name.example.org", root: BLOG_VERSION }],
+    });
+    assert.deepEqual(compiled.localHosts, ["blog.home", "gitea.default.home", "town.home"]);
+    assert.deepEqual(compiled.publicHosts, ["blog.example.org", "git.example.org"]);
+    assert.equal(problems.length, 2);
+    assert.match(problems.join("\n"), /"\.\.\/etc" must be/);
   });
 
   it("throws when the ingress settings themselves are refused", () => {

@@ -5,7 +5,8 @@
  *
  * Conflicts never fail the whole plan: a name claimed twice or a public
  * domain without an app port is left out and named in `problems`, so one bad
- * app cannot take the box's names or HTTPS away from the others.
+ * app cannot take the box's names or HTTPS away from the others. Pages
+ * (static sites) claim their names after the apps, so an app keeps its name.
  */
 import { isIPv4 } from "node:net";
 import { isTownError, type Issue } from "@townos/format";
@@ -15,7 +16,9 @@ import {
   type CompiledIngress,
   type IngressInput,
   type IngressRoute,
+  type IngressSite,
 } from "../ingress/config.js";
+import type { NetworkPage } from "../pages/types.js";
 import { mappingDescription, type DesiredMapping } from "../upnp/mappings.js";
 
 export interface NetworkApp {
@@ -39,6 +42,8 @@ export interface NetworkApp {
 export interface NetworkInputs {
   tld: string;
   apps: NetworkApp[];
+  /** Static sites: served from the sites directory once they have a version. */
+  pages: NetworkPage[];
   /** The daemon's own API port on 127.0.0.1: served at https://town.<tld>/ */
   dashboardPort: number;
   /**
@@ -58,12 +63,19 @@ export interface NetworkContext {
   /** Caddy's admin address and storage, from its supervisor. */
   adminAddress: string;
   storageDir: string;
+  /** The sites directory as Caddy names it (the supervisor's `caddySitesDir`). */
+  sitesRoot: string;
 }
 
 export interface AppUrls {
   repo: string;
   name: string;
   /** `https://<host>[:port]/` for the app's name and each public domain it is served at. */
+  urls: string[];
+}
+
+export interface PageUrls {
+  name: string;
   urls: string[];
 }
 
@@ -74,6 +86,8 @@ export interface NetworkPlan {
   mappings: DesiredMapping[];
   dashboardUrl: string;
   apps: AppUrls[];
+  /** Where each page is served: `https://<host>[:port]/` per name, none before its first version. */
+  pages: PageUrls[];
   /** What was left out, and why. */
   problems: string[];
 }
@@ -123,12 +137,36 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
     apps.push({ repo: app.repo, name: app.name, urls });
   }
 
+  const sites: IngressSite[] = [];
+  const publicSites: IngressSite[] = [];
+  const pages: PageUrls[] = [];
+  const pageNames: string[] = [];
+  for (const page of sortedPages(inputs.pages)) {
+    const owner = `page ${page.name}`;
+    const urls: string[] = [];
+    // A page without a version yet keeps its names (and DNS) but has nothing to serve.
+    const host = page.host.toLowerCase();
+    if (claim(host, owner)) {
+      pageNames.push(host);
+      if (page.root !== null) {
+        sites.push({ host, root: page.root });
+        urls.push(`https://${host}${suffix}/`);
+      }
+    }
+    for (const domain of page.domains.map((name) => name.toLowerCase())) {
+      if (!claim(domain, owner) || page.root === null) continue;
+      publicSites.push({ host: domain, root: page.root });
+      urls.push(`https://${domain}${suffix}/`);
+    }
+    pages.push({ name: page.name, urls });
+  }
+
   const records = boxDnsRecords({
     tld: inputs.tld,
     addresses: context.lanAddresses,
     apps: [],
     // The inputs carry full names (the lead's one naming function made them).
-    boxNames: [dashboard, ...inputs.apps.flatMap((app) => app.names)],
+    boxNames: [dashboard, ...inputs.apps.flatMap((app) => app.names), ...pageNames],
   });
 
   const internalClient = context.lanAddresses.find((address) => isIPv4(address));
@@ -154,11 +192,12 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
 
   // Public names need the internet to reach the ingress: HTTPS, and HTTP for ACME's challenge.
   // Only when the administrator chose it: the forward opens the ingress, not one app.
-  if (publicDomains.length > 0 && inputs.forwardHttps !== true) {
+  const anyPublic = publicDomains.length > 0 || publicSites.length > 0;
+  if (anyPublic && inputs.forwardHttps !== true) {
     problems.push(
       "public domains answer on the home network only: forwarding the router's 443 and 80 is off (setting upnp.forward_https)",
     );
-  } else if (publicDomains.length > 0) {
+  } else if (anyPublic) {
     if (internalClient === undefined) {
       problems.push("public domains are not reachable: the box has no LAN IPv4 address");
     } else {
@@ -181,6 +220,9 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
     ingress: {
       routes,
       publicDomains,
+      sites,
+      publicSites,
+      sitesRoot: context.sitesRoot,
       dashboard: { host: dashboard, upstream: `127.0.0.1:${inputs.dashboardPort}` },
       httpsPort: context.httpsPort,
       httpPort: context.httpPort,
@@ -195,13 +237,14 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
     mappings,
     dashboardUrl: `https://${dashboard}${suffix}/`,
     apps,
+    pages,
     problems,
   };
 }
 
 /**
- * `compileIngress`, leaving out the app routes it refuses (and saying so) so
- * that the rest is still served. Throws when the dashboard or the ingress
+ * `compileIngress`, leaving out the app routes and sites it refuses (and
+ * saying so) so that the rest is still served. Throws when the dashboard or the ingress
  * settings themselves are refused.
  */
 export function compileIngressLeniently(input: IngressInput): {
@@ -213,14 +256,18 @@ export function compileIngressLeniently(input: IngressInput): {
   } catch (error) {
     const issues = refusedIssues(error);
     const routeIssue = (issue: Issue): boolean =>
-      /^(routes|publicDomains)\[\d+\]/.test(issue.field ?? "");
+      /^(routes|publicDomains|sites|publicSites)\[\d+\]/.test(issue.field ?? "");
     if (issues === undefined || !issues.every(routeIssue)) throw error;
-    const badRoutes = issueIndexes(issues, "routes");
-    const badDomains = issueIndexes(issues, "publicDomains");
+    const kept = <T>(list: readonly T[], name: string): T[] => {
+      const bad = issueIndexes(issues, name);
+      return list.filter((_, i) => !bad.has(i));
+    };
     const compiled = compileIngress({
       ...input,
-      routes: input.routes.filter((_, i) => !badRoutes.has(i)),
-      publicDomains: input.publicDomains.filter((_, i) => !badDomains.has(i)),
+      routes: kept(input.routes, "routes"),
+      publicDomains: kept(input.publicDomains, "publicDomains"),
+      sites: kept(input.sites, "sites"),
+      publicSites: kept(input.publicSites, "publicSites"),
     });
     return { compiled, problems: issues.map((issue) => `ingress: left out: ${issue.message}`) };
   }
@@ -267,6 +314,11 @@ function sortedApps(apps: readonly NetworkApp[]): NetworkApp[] {
   return [...apps].sort((a, b) =>
     a.repo === b.repo ? compare(a.name, b.name) : compare(a.repo, b.repo),
   );
+}
+
+/** By name: the same pages in any order give the same plan. */
+function sortedPages(pages: readonly NetworkPage[]): NetworkPage[] {
+  return [...pages].sort((a, b) => compare(a.name, b.name));
 }
 
 function compare(a: string, b: string): number {
