@@ -18,6 +18,7 @@ import { Repositories } from "./screens/Repositories.js";
 import { Audit, Network, Settings, Users } from "./screens/Admin.js";
 import { Storage } from "./screens/Storage.js";
 import { VmImages } from "./screens/VmImages.js";
+import { Pages } from "./screens/Pages.js";
 
 type Phase =
   | { kind: "loading" }
@@ -164,6 +165,7 @@ const NAV: NavItem[] = [
   { to: "/store", label: "nav.store" },
   { to: "/storage", label: "nav.storage" },
   { to: "/vm-images", label: "nav.vmImages", admin: true },
+  { to: "/pages", label: "nav.pages", admin: true },
   { to: "/repositories", label: "nav.repositories" },
   { to: "/users", label: "nav.users", admin: true },
   { to: "/audit", label: "nav.audit", admin: true },
@@ -250,6 +252,7 @@ function Routes({ path }: { path: string }) {
   if (path === "/repositories") return <Repositories />;
   if (path === "/storage") return <Storage />;
   if (path === "/vm-images") return <VmImages />;
+  if (path === "/pages") return <Pages />;
   if (path === "/users") return <Users />;
   if (path === "/audit") return <Audit />;
   if (path === "/settings") return <Settings />;

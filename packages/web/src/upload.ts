@@ -5,11 +5,12 @@
  */
 import { ApiError, type Problem, type UploadResult } from "@townos/client";
 
-export function uploadWithProgress(
+/** PUTs `file` to `url`; the answer is a volume's UploadResult, or a page's PageInfo. */
+export function uploadWithProgress<T = UploadResult>(
   url: string,
   file: Blob,
   onProgress: (sent: number, total: number) => void,
-): Promise<UploadResult> {
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
     request.open("PUT", url);
@@ -20,7 +21,7 @@ export function uploadWithProgress(
     });
     request.addEventListener("load", () => {
       if (request.status >= 200 && request.status < 300) {
-        resolve(JSON.parse(request.responseText) as UploadResult);
+        resolve(JSON.parse(request.responseText) as T);
         return;
       }
       reject(new ApiError(problemFrom(request)));
