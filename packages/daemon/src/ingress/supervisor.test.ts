@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -73,6 +73,29 @@ describe("CaddySupervisor when Caddy cannot start", () => {
       );
     } finally {
       supervisor.close();
+    }
+  });
+
+  it("makes the sites directory the daemon's, readable by all, and refuses a link in its place", async () => {
+    const caddyPath = join(dir, "no-such-caddy");
+    const made = new CaddySupervisor({ dataDir: join(dir, "sites"), caddyPath });
+    try {
+      await made.start();
+      const info = await lstat(made.paths.sitesDir);
+      assert.ok(info.isDirectory());
+      assert.equal(info.mode & 0o7777, 0o755);
+      assert.equal(info.uid, process.getuid?.());
+      assert.equal(made.paths.caddySitesDir, "/proc/self/cwd/sites");
+    } finally {
+      made.close();
+    }
+    const linked = new CaddySupervisor({ dataDir: join(dir, "linked"), caddyPath });
+    await mkdir(linked.paths.dir, { recursive: true });
+    await symlink(dir, linked.paths.sitesDir);
+    try {
+      await assert.rejects(linked.start(), /is not a directory of the daemon's/);
+    } finally {
+      linked.close();
     }
   });
 
