@@ -117,6 +117,7 @@ const CONDITIONAL_REQUEST_HEADERS = [
   "If-Range",
   "Range",
 ];
+
 /** A name and what answers it: an upstream (proxied) or a site (files). */
 type Served = IngressRoute | IngressSite;
 /** `HOST:PORT`, the host a DNS name, an IPv4 address or a bracketed IPv6 address. */
