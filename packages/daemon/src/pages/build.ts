@@ -67,11 +67,17 @@ export async function runBuild(runtime: HostRuntime, options: BuildOptions): Pro
     await runtime.ensure(buildWorkload(name, options));
     log.line("town", `running ${printable(build.command, 200)} in ${build.image}`);
     await runtime.start(name);
+    let last = "";
     for await (const line of await runtime.logs(name, { follow: true, signal })) {
       log.line(line.stream, line.text);
+      if (line.text.trim() !== "") last = line.text.trim();
     }
     const exitCode = await exitCodeOf(runtime, name, signal);
-    if (exitCode !== 0) throw new TownError("io", `the build exited with code ${exitCode}`);
+    if (exitCode !== 0) {
+      // The last words usually say why (the whole output is in the log).
+      const why = last === "" ? "" : `: ${printable(last, 200)}`;
+      throw new TownError("io", `the build exited with code ${exitCode}${why}`);
+    }
     log.line("town", "the build finished");
   } catch (error) {
     const reason: unknown = signal.reason;
