@@ -76,6 +76,8 @@ export class Pages {
   private readonly lock = new KeyedLock();
   /** Git refreshes asked for while one waits its turn: one is enough. */
   private readonly refreshQueued = new Set<string>();
+  /** Deploys asked for that have not started yet: the page shows `deploying` at once. */
+  private readonly waiting = new Map<string, number>();
   private readonly listeners = new Set<() => Promise<void>>();
   private readonly stopping = new AbortController();
 
@@ -317,7 +319,7 @@ export class Pages {
   private info(page: PageRecord): PageInfo {
     const running = this.running.get(page.name);
     const state: PageInfo["state"] =
-      running !== undefined
+      running !== undefined || this.waiting.has(page.name)
         ? "deploying"
         : page.lastError !== null
           ? "failed"
@@ -368,9 +370,20 @@ export class Pages {
     if (!force) {
       if (this.refreshQueued.has(name)) return;
       this.refreshQueued.add(name);
+    } else {
+      this.waiting.set(name, (this.waiting.get(name) ?? 0) + 1);
     }
+    const started = (): void => {
+      if (!force) {
+        this.refreshQueued.delete(name);
+        return;
+      }
+      const left = (this.waiting.get(name) ?? 1) - 1;
+      if (left > 0) this.waiting.set(name, left);
+      else this.waiting.delete(name);
+    };
     void this.deploy(name, async () => {
-      if (!force) this.refreshQueued.delete(name);
+      started();
       const page = this.options.store.get(name);
       if (page === undefined || page.source.type === "archive") return undefined;
       const source = page.source;
