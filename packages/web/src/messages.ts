@@ -373,7 +373,7 @@ const en = {
   "pages.rollback": "Roll back",
   "pages.delete": "Delete…",
   "pages.deleteConfirm": "Delete the page {name} and all its versions? This cannot be undone.",
-  "pages.domains": "Public domains",
+  "pages.domains": "Public domains: {count}",
   "pages.noDomains": "None: only the box's own name.",
   "pages.domain": "Public domain to add",
   "pages.addDomain": "Add",

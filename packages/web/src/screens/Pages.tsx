@@ -231,8 +231,8 @@ function Domains({ page, changed }: { page: PageInfo; changed: () => void }) {
     if (await act(() => client.addPageDomain(page.name, domain.trim()))) setDomain("");
   };
   return (
-    <div>
-      <h4>{t("pages.domains")}</h4>
+    <details>
+      <summary>{t("pages.domains", { count: page.domains.length })}</summary>
       {page.domains.length === 0 ? (
         <p className="muted">{t("pages.noDomains")}</p>
       ) : (
@@ -270,7 +270,7 @@ function Domains({ page, changed }: { page: PageInfo; changed: () => void }) {
         </button>
       </form>
       {problem && <ErrorBox problem={problem} />}
-    </div>
+    </details>
   );
 }
 
