@@ -19,11 +19,9 @@ import { lstatAt, openDirectory, openInside } from "../storage/tree.js";
  */
 export function subdirParts(path: string | null, what: string): string[] {
   if (path === null) return [];
+  if (path === "") throw new TownError("invalid_argument", `${what}: the directory is empty`);
   const trimmed = path.replace(/\/+$/, "");
-  if (trimmed === "" || trimmed === ".") {
-    if (path === "") throw new TownError("invalid_argument", `${what}: the directory is empty`);
-    return [];
-  }
+  if (trimmed === "" || trimmed === ".") return [];
   const check = checkRelativePath(trimmed);
   if ("reason" in check) {
     throw new TownError("invalid_argument", `${what} "${printable(path)}": ${check.reason}`);
