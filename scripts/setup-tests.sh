@@ -11,13 +11,14 @@
 # - syslinux, syslinux-common, mtools and dosfstools: the VM tests' boot disk,
 #   a FAT file system made and filled without mounting it; busybox-static
 #   (setup-podman.sh installs it too): the guest's userland, and depmod here.
+# - wrk: the load generator of `npm run bench` (the ingress and API figures).
 # Then fetches (not installs) the kernel package linux-image-amd64 points at,
 # unpacked into /var/cache/town-tests/kernel: the VM tests' guest boots it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 debian_packages=(git miniupnpd nftables dnsutils curl iproute2 chromium fonts-dejavu-core
   docker-registry redis-tools postgresql-15 syslinux syslinux-common mtools dosfstools
-  busybox-static)
+  busybox-static wrk)
 readonly kernel_cache=/var/cache/town-tests/kernel
 # Only the PostgreSQL programs are wanted: no "main" cluster running on the host.
 if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "ok installed"; then

@@ -3,7 +3,8 @@
  * a child process) measured with wrk directly on its port and through Caddy
  * over HTTPS, in the same run, side by side, for two responses: a 19-byte
  * hello (the proxy's cost alone) and a 12 KB HTML page built per request (a
- * small dynamic page). Also Caddy's CPU time per proxied request. Target:
+ * small dynamic page), and the same 12 KB as a file of a page (static site)
+ * served by Caddy itself. Also Caddy's CPU time per request. Target:
  * through Caddy at least 0.8× the direct throughput.
  *
  * wrk sends the URL's host as TLS SNI and cannot be pointed at a name without
@@ -13,7 +14,7 @@
  * Run: npm run bench (or node --conditions=source --import tsx packages/daemon/bench/ingress.bench.ts).
  */
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileIngress, configHash, type JsonObject } from "../src/ingress/config.js";
@@ -23,6 +24,9 @@ import { freePort } from "../test/runtime/podman-host.js";
 const CONNECTIONS = Number(process.env["BENCH_CLIENTS"] ?? 50);
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10);
 const HOST = "app.default.home";
+/** A page (static site) on the same ingress: a 12 KB HTML file served by Caddy's file_server. */
+const SITE_HOST = "site.home";
+const SITE_ROOT = "bench/v1";
 
 for (const program of ["caddy", "wrk"]) {
   if (spawnSync(program, ["--version"]).error !== undefined) {
@@ -60,7 +64,7 @@ try {
   const compiled = compileIngress({
     routes: [{ host: HOST, upstream: `127.0.0.1:${appPort}` }],
     publicDomains: [],
-    sites: [],
+    sites: [{ host: SITE_HOST, root: SITE_ROOT }],
     publicSites: [],
     sitesRoot: supervisor.paths.caddySitesDir,
     dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
@@ -73,9 +77,25 @@ try {
   tls["certificates"] = { automate: ["127.0.0.1"] };
   const [localPolicy] = (tls["automation"] as JsonObject)["policies"] as { subjects: string[] }[];
   localPolicy?.subjects.push("127.0.0.1");
+  // And the handshake naming it (wrk's SNI) is let in from loopback, as a local name's is.
+  const https = ((compiled.config["apps"] as JsonObject)["http"] as JsonObject)[
+    "servers"
+  ] as JsonObject;
+  const [lanPolicy] = (https["https"] as JsonObject)["tls_connection_policies"] as {
+    match: { sni: string[] };
+  }[];
+  lanPolicy?.match.sni.push("127.0.0.1");
   const status = await supervisor.start();
   if (status.state !== "running" && status.state !== "adopted")
     throw new Error(`Caddy did not start: ${JSON.stringify(status)}`);
+  const siteDir = join(supervisor.paths.sitesDir, ...SITE_ROOT.split("/"));
+  await mkdir(siteDir, { recursive: true, mode: 0o755 });
+  // The same 12 KB the app builds per request, as a file (Caddy's user reads it: 0644).
+  await writeFile(
+    join(siteDir, "page.html"),
+    await (await fetch(`http://127.0.0.1:${appPort}/page`)).text(),
+    { mode: 0o644 },
+  );
   await supervisor.apply({ ...compiled, hash: configHash(compiled.config) });
 
   const caddyPid = supervisor.status().pid;
@@ -103,6 +123,14 @@ try {
       `  ${label} ratio ${(viaCaddy.rps / plain.rps).toFixed(2)}× (target ≥ 0.80×); Caddy CPU ${((cpu / viaCaddy.requests) * 1e6).toFixed(0)} µs per request`,
     );
   }
+  await wrk(`${proxied}/page.html`, 2, SITE_HOST);
+  const cpuBefore = caddyPid === null ? 0 : await cpuSeconds(caddyPid);
+  const site = await wrk(`${proxied}/page.html`, SECONDS, SITE_HOST);
+  const cpu = caddyPid === null ? NaN : (await cpuSeconds(caddyPid)) - cpuBefore;
+  console.log(row("static file (12 KB), Caddy", site));
+  console.log(
+    `  static file: Caddy CPU ${((cpu / site.requests) * 1e6).toFixed(0)} µs per request`,
+  );
 } finally {
   await supervisor.stop();
   app.kill("SIGTERM");
@@ -116,11 +144,11 @@ interface LoadResult {
   p99: number;
 }
 
-async function wrk(url: string, seconds: number): Promise<LoadResult> {
+async function wrk(url: string, seconds: number, host = HOST): Promise<LoadResult> {
   const output = await new Promise<string>((resolve, reject) => {
     execFile(
       "wrk",
-      ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-H", `Host: ${HOST}`, url],
+      ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-H", `Host: ${host}`, url],
       (error, stdout) => {
         if (error) reject(new Error(`wrk failed: ${error.message}`));
         else resolve(stdout);
