@@ -310,6 +310,16 @@ describe("town page against a daemon", () => {
     assert.equal(online.stderr, "-- blog: online\n");
   });
 
+  it("rolls back without blaming itself for an earlier deploy's failure", async () => {
+    requests = [];
+    script = [{ ...ONLINE, state: "failed", error: "an earlier upload: not an archive" }];
+    const run = await town("page", "rollback", "blog");
+    assert.deepEqual(requests, ["POST /api/v1/pages/blog/rollback"]);
+    assert.match(run.stdout, /^blog: failed: an earlier upload: not an archive$/m);
+    assert.equal(run.stderr, "");
+    assert.equal(run.code, 0);
+  });
+
   it("prints only the webhook URL", async () => {
     script = [{ url: "https://town.home/api/v1/pages/blog/hook/s3cret" }];
     const run = await town("page", "hook", "blog");

@@ -112,10 +112,13 @@ export function registerPageCommands(
 ): void {
   const { client, print, json } = clientKit(program, io);
 
-  /** The page as the result, on stdout; a failed deploy's reason on stderr and exit code 1. */
-  const finish = (page: PageInfo, flags: JsonFlag): void => {
+  const show = (page: PageInfo, flags: JsonFlag): void => {
     if (flags.json) json(page);
     else print(pageLines(page).join("\n"));
+  };
+  /** A deploy's page as the result, on stdout; its failure's reason on stderr and exit code 1. */
+  const finish = (page: PageInfo, flags: JsonFlag): void => {
+    show(page, flags);
     if (page.state === "failed") {
       io.stderr(`town: deploying ${page.name} failed: ${page.error ?? "no reason given"}\n`);
       setExit(1);
@@ -172,9 +175,7 @@ export function registerPageCommands(
     .argument("<name>")
     .option("--json")
     .action(async (name: string, flags: JsonFlag) => {
-      const info = await (await client()).page(name);
-      if (flags.json) json(info);
-      else print(pageLines(info).join("\n"));
+      show(await (await client()).page(name), flags);
     });
 
   page
@@ -258,8 +259,8 @@ export function registerPageCommands(
     .argument("<name>")
     .option("--json")
     .action(async (name: string, flags: JsonFlag) => {
-      const api = await client();
-      finish(await settle(api, await api.rollbackPage(name)), flags);
+      // No deploy: a failure the page still shows is an earlier one's, not this command's.
+      show(await (await client()).rollbackPage(name), flags);
     });
 
   page
@@ -320,16 +321,18 @@ export function registerPageCommands(
     .argument("<name>")
     .argument("<action>", "add or rm")
     .argument("<domain>")
-    .action(async (name: string, action: string, domain: string) => {
+    .option("--json")
+    .action(async (name: string, action: string, domain: string, flags: JsonFlag) => {
       if (action !== "add" && action !== "rm") {
         throw new UsageError(`the action is add or rm, not "${action}"`);
       }
       const api = await client();
-      const info =
+      show(
         action === "add"
           ? await api.addPageDomain(name, domain)
-          : await api.removePageDomain(name, domain);
-      print(pageLines(info).join("\n"));
+          : await api.removePageDomain(name, domain),
+        flags,
+      );
     });
 
   page
