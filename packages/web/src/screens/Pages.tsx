@@ -102,10 +102,11 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
   const status = pageStatus(page);
   const deploying = page.state === "deploying";
 
-  const upload = (event: SyntheticEvent): void => {
+  const upload = async (event: SyntheticEvent<HTMLFormElement>): Promise<void> => {
     event.preventDefault();
+    const form = event.currentTarget;
     if (!file) return;
-    void act(async () => {
+    const done = await act(async () => {
       setSent({ sent: 0, total: file.size });
       try {
         await uploadWithProgress<PageInfo>(
@@ -119,6 +120,10 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
         setSent(undefined);
       }
     });
+    if (done) {
+      form.reset();
+      setFile(undefined);
+    }
   };
   const remove = (): void => {
     if (window.confirm(t("pages.deleteConfirm", { name: page.name }))) {
@@ -177,7 +182,7 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
       <Domains page={page} changed={changed} />
       {page.source.type === "git" && <Hook name={page.name} />}
       {page.source.type === "archive" && (
-        <form className="inline" onSubmit={upload}>
+        <form className="inline" onSubmit={(event) => void upload(event)}>
           <label className="visually-hidden" htmlFor={`${id}-file`}>
             {t("pages.archive", { name: page.name })}
           </label>
@@ -217,8 +222,15 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
       </div>
       {sent && <UploadProgress sent={sent} label={t("pages.archive", { name: page.name })} />}
       {busy && !sent && <p role="status">{t("pages.working")}</p>}
-      {problem && <ErrorBox problem={problem} />}
-      <BuildLog name={page.name} deploying={deploying} />
+      {/* A failed upload's reason is the card's failure already. */}
+      {problem && !(page.state === "failed" && problem.detail === page.error) && (
+        <ErrorBox problem={problem} />
+      )}
+      <BuildLog
+        name={page.name}
+        deploying={deploying}
+        deployed={`${page.state} ${page.current?.id ?? ""} ${page.error ?? ""}`}
+      />
     </article>
   );
 }
@@ -307,7 +319,16 @@ function Hook({ name }: { name: string }) {
  * The last deploy's log, shown on request and opened by itself when a deploy
  * starts: followed live while it runs, read once otherwise.
  */
-function BuildLog({ name, deploying }: { name: string; deploying: boolean }) {
+function BuildLog({
+  name,
+  deploying,
+  deployed,
+}: {
+  name: string;
+  deploying: boolean;
+  /** Changes when a deploy ended (or a version was swapped in): the log is read again. */
+  deployed: string;
+}) {
   const [open, setOpen] = useState(deploying);
   const [lines, setLines] = useState<PageLogLine[]>([]);
   const [truncated, setTruncated] = useState(false);
@@ -345,7 +366,7 @@ function BuildLog({ name, deploying }: { name: string; deploying: boolean }) {
     return () => {
       controller.abort();
     };
-  }, [name, open, deploying, attempt]);
+  }, [name, open, deploying, deployed, attempt]);
 
   useLayoutEffect(() => {
     if (box.current) box.current.scrollTop = box.current.scrollHeight;
