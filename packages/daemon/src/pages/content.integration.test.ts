@@ -17,7 +17,7 @@ import { podmanForSuite, podmanMissing } from "../../test/runtime/podman-host.js
 import { buildStandIn } from "../../test/runtime/stand-in-images.js";
 import { buildTar, type TarSpec } from "../../test/storage/archives.js";
 import { PodmanRuntime } from "../runtime/podman/runtime.js";
-import { PageContent } from "./content.js";
+import { PageContent, versionRoot } from "./content.js";
 import { remoteHead } from "./git-head.js";
 import type { DeployLog, DeployOptions } from "./types.js";
 
@@ -88,7 +88,7 @@ describe("git pages", () => {
       options(log),
     );
     assert.equal(version.commit, first);
-    const root = join(scratch, "sites", pages.root("docs", version.id));
+    const root = join(scratch, "sites", versionRoot("docs", version.id));
     assert.deepEqual(await listing(root), ["guide/", "guide/a.html", "index.html"]);
     assert.deepEqual([...version.skipped].sort(), ["link", "passwd"]);
     assert.ok(log.lines.includes(`town: checked out ${first.slice(0, 7)}`), log.lines.join("\n"));
@@ -181,7 +181,7 @@ describe("image and build pages", { skip: podmanMissing, timeout: 300_000 }, () 
       { type: "image", image: siteImage, path: "/srv/site/" },
       options(),
     );
-    const root = join(sites, pages.root("img", version.id));
+    const root = join(sites, versionRoot("img", version.id));
     assert.deepEqual(await listing(root), ["css/", "css/site.css", "index.html"]);
     assert.equal(await readFile(join(root, "index.html"), "utf8"), "from the image");
     await expectTownError(

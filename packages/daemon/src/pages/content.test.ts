@@ -25,7 +25,7 @@ import { after, before, describe, it } from "node:test";
 import { expectTownError } from "../../../format/test/support.js";
 import { buildTar, type TarSpec } from "../../test/storage/archives.js";
 import { withDirectory } from "../storage/tree.js";
-import { PageContent, VERSION_ID, type PageLimits } from "./content.js";
+import { PageContent, VERSION_ID, type PageLimits, versionRoot } from "./content.js";
 import { sanitiseTree } from "./sanitise.js";
 import type { DeployLog, DeployOptions } from "./types.js";
 
@@ -112,7 +112,7 @@ describe("PageContent", () => {
     assert.equal(version.bytes, "<h1>hello</h1>".length + "page".length);
     assert.equal(version.commit, null);
     assert.deepEqual(version.skipped.sort(), ["../escape", "/etc/absolute", "link.html"].sort());
-    const root = join(sites, pages.root("blog", version.id));
+    const root = join(sites, versionRoot("blog", version.id));
     assert.deepEqual(await modes(root), [
       "index.html 644 0:0",
       "sub/ 755 0:0",
@@ -120,7 +120,7 @@ describe("PageContent", () => {
     ]);
     assert.equal((await lstat(root)).mode & 0o7777, 0o755);
     assert.equal(await readFile(join(root, "index.html"), "utf8"), "<h1>hello</h1>");
-    assert.equal(pages.root("blog", version.id), `blog/${version.id}`);
+    assert.equal(versionRoot("blog", version.id), `blog/${version.id}`);
     assert.deepEqual(await pages.versions("blog"), [version.id]);
     assert.deepEqual(await readdir(join(sites, ".work")), []);
     assert.deepEqual(log.steps, ["receiving", "publishing"]);
@@ -234,9 +234,9 @@ describe("PageContent", () => {
     const { pages } = await content();
     for (const name of ["../etc", ".work", "a/b", "", "UPPER", "-x"]) {
       await expectTownError(pages.versions(name), "invalid_argument", /not a page name/);
-      assert.throws(() => pages.root(name, "20261203T160001005Z-abcd"), /not a page name/);
+      assert.throws(() => versionRoot(name, "20261203T160001005Z-abcd"), /not a page name/);
     }
-    assert.throws(() => pages.root("blog", "../x"), /not a version id/);
+    assert.throws(() => versionRoot("blog", "../x"), /not a version id/);
   });
 
   it("needs a container runtime for images and builds", async () => {

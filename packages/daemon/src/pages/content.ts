@@ -10,7 +10,7 @@
  * directory to serve, sanitises it (`sanitise.ts`) and renames it into
  * place: a version appears complete or not at all, and the live one is
  * never touched. Which version is served is the caller's (the ingress is
- * pointed at `root(page, id)`).
+ * pointed at `versionRoot(page, id)`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rename } from "node:fs/promises";
@@ -221,15 +221,6 @@ export class PageContent {
     await withDirectory(this.sitesDir, (dir) => removeAt(dir, page));
   }
 
-  /** The version's directory relative to the sites directory: what the ingress serves. */
-  root(page: string, versionId: string): string {
-    checkPage(page);
-    if (!VERSION_ID.test(versionId)) {
-      throw new TownError("invalid_argument", "pages: not a version id");
-    }
-    return `${page}/${versionId}`;
-  }
-
   private async fill(
     page: string,
     input: DeployInput,
@@ -301,4 +292,13 @@ function reportSanitised(tree: SanitisedTree, log: DeployOptions["log"]): void {
   if (tree.skippedCount === 0) return;
   log.line("town", `left out ${tree.skippedCount} links and special files (a site is plain files)`);
   for (const path of tree.skipped.slice(0, 20)) log.line("town", `  ${path}`);
+}
+
+/** A version's directory relative to the sites directory: what the ingress serves. Pure. */
+export function versionRoot(page: string, versionId: string): string {
+  checkPage(page);
+  if (!VERSION_ID.test(versionId)) {
+    throw new TownError("invalid_argument", "pages: not a version id");
+  }
+  return `${page}/${versionId}`;
 }

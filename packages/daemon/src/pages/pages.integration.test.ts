@@ -26,13 +26,18 @@ import {
 } from "../../test/runtime/podman-host.js";
 import { buildStandIn } from "../../test/runtime/stand-in-images.js";
 import { buildTar } from "../../test/storage/archives.js";
+import { LABEL_BOX } from "../apps/labels.js";
 import type { RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
+import { containerSpec } from "../runtime/podman/container-spec.js";
 import type { ServiceState } from "../runtime/podman/service.js";
+import { PAGE_LABEL } from "./service.js";
 
 const run = promisify(execFile);
 const missing = podmanMissing || networkMissing();
 if (missing) console.log(`# skipping the pages integration test: ${missing}`);
+
+const ADMIN_PASSWORD = "admin-password-pages-7c1d";
 
 interface Answer {
   status: number;
@@ -99,7 +104,7 @@ describe("pages", { skip: missing, timeout: 300_000 }, () => {
     server = await startGitServer({ root: gitRoot });
     network = await loopbackNetwork(scratch);
     daemon = await startPodmanDaemon(scratch, podman, { network });
-    admin = await setupAdmin(daemon);
+    admin = await setupAdmin(daemon, ADMIN_PASSWORD);
     await admin.addRepository({ name: repoName, url: server.url("apps.git") });
     const url = daemon.url;
     const pem = await eventually("the local CA", async () => {
@@ -293,6 +298,37 @@ describe("pages", { skip: missing, timeout: 300_000 }, () => {
       JSON.stringify(log.items),
     );
     await serves("built.home", "built one\n");
+  });
+
+  it("keeps serving across a daemon restart, and removes a build container a crash left", async () => {
+    assert.ok(daemon);
+    const box = daemon.boot.services?.pages.box ?? "";
+    const leftover = `town-page-build-built-${randomBytes(3).toString("hex")}`;
+    await podman.createContainer(
+      containerSpec({
+        kind: "container",
+        name: leftover,
+        hostname: leftover,
+        image: TEST_IMAGE,
+        command: ["true"],
+        env: {},
+        labels: { [PAGE_LABEL]: "built", [LABEL_BOX]: box },
+        mounts: [],
+        ports: [],
+        network: null,
+        restart: "no",
+      }),
+    );
+    const before = await admin.page("blog");
+    await daemon.stop();
+    daemon = await startPodmanDaemon(scratch, podman, { network });
+    admin = new TownClient({ baseUrl: daemon.url });
+    admin.token = (await admin.login({ username: "admin", password: ADMIN_PASSWORD })).token;
+    await eventually("the leftover build container to be removed", async () => {
+      assert.equal(await podman.inspectContainer(leftover), undefined);
+    });
+    assert.deepEqual((await admin.page("blog")).current, before.current);
+    await serves("blog.home", "blog one\n");
   });
 
   it("stops serving a deleted page", async () => {

@@ -23,8 +23,10 @@ import type {
   PageVersion,
 } from "@townos/api";
 import { isGitUrl, isTownError, TownError } from "@townos/format";
+import { LABEL_BOX } from "../apps/labels.js";
 import { parseRemoteUrl } from "../git/remote.js";
 import { KeyedLock } from "../system/mutex.js";
+import { versionRoot } from "./content.js";
 import type { DeployLogBook } from "./deploy-log.js";
 import { checkPageDomain, checkPageName, pageHost, pageUrls } from "./names.js";
 import type { PageRecord, PageStore } from "./store.js";
@@ -44,7 +46,6 @@ export interface SiteContent {
   versions(page: string): Promise<string[]>;
   prune(page: string, keep: readonly string[]): Promise<void>;
   remove(page: string): Promise<void>;
-  root(page: string, versionId: string): string;
 }
 
 export interface PagesOptions {
@@ -83,10 +84,16 @@ export class Pages {
 
   constructor(private readonly options: PagesOptions) {}
 
+  /** This install's id: it labels the containers deploys run. */
+  get box(): string {
+    return this.options.box;
+  }
+
   /** Content can be made and served: deploys may start. Versions a crash orphaned are deleted. */
   async attach(content: SiteContent): Promise<void> {
     await content.open();
     this.content = content;
+    await this.publish();
     for (const page of this.options.store.list()) {
       const onDisk = new Set(await content.versions(page.name));
       await content.prune(page.name, keptVersions(page));
@@ -122,10 +129,8 @@ export class Pages {
       name: page.name,
       host: pageHost(page.name, tld),
       domains: page.domains,
-      root:
-        page.current === null || this.content === undefined
-          ? null
-          : this.content.root(page.name, page.current.id),
+      // Served from the database's word even before the content store is attached (a restart).
+      root: page.current === null ? null : versionRoot(page.name, page.current.id),
     }));
   }
 
@@ -438,7 +443,7 @@ export class Pages {
           },
           signal: this.stopping.signal,
           build: page.build,
-          labels: { [PAGE_LABEL]: name, "town.box": this.options.box },
+          labels: { [PAGE_LABEL]: name, [LABEL_BOX]: this.options.box },
         });
         running.step = "publishing";
         const published = store.published(name, versionOf(version), version.skipped);

@@ -6,6 +6,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { LABEL_BOX } from "../apps/labels.js";
 import type { Clock } from "../clock.js";
 import type { HostRuntime } from "../runtime/workload.js";
 import type { Db } from "../store/database.js";
@@ -13,7 +14,7 @@ import type { Settings } from "../store/settings.js";
 import { PageContent } from "./content.js";
 import { DeployLogBook } from "./deploy-log.js";
 import { remoteHead } from "./git-head.js";
-import { Pages, type PagesOptions } from "./service.js";
+import { PAGE_LABEL, Pages, type PagesOptions } from "./service.js";
 import { PageStore } from "./store.js";
 
 /** Below the data directory: each page's last build log. */
@@ -36,7 +37,8 @@ export function createPages(
 /**
  * Pages can deploy: their content goes to the ingress's sites directory.
  * Without a runtime, archive and git pages work and image sources and
- * builds answer `unavailable`.
+ * builds answer `unavailable`. Build and image containers a crash left
+ * behind (this box's, labelled as a page's) are removed first.
  */
 export async function attachPages(
   pages: Pages,
@@ -47,6 +49,9 @@ export async function attachPages(
   clock: Clock,
 ): Promise<void> {
   await mkdir(join(dataDir, PAGE_LOGS_DIR), { recursive: true, mode: 0o700 });
+  for (const leftover of (await runtime?.list({ [LABEL_BOX]: pages.box })) ?? []) {
+    if (leftover.labels[PAGE_LABEL] !== undefined) await runtime?.remove(leftover.name);
+  }
   await pages.attach(
     new PageContent({
       sitesDir,

@@ -21,12 +21,7 @@ export type DeployInput =
 
 /** A step of a deploy, shown while it runs. */
 export type DeployStep =
-  | "receiving"
-  | "cloning"
-  | "pulling"
-  | "extracting"
-  | "building"
-  | "publishing";
+  "receiving" | "cloning" | "pulling" | "extracting" | "building" | "publishing";
 
 export interface DeployLog {
   step(step: DeployStep): void;
