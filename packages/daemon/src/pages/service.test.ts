@@ -64,6 +64,9 @@ class MemoryContent implements SiteContent {
   }
 }
 
+/** A head that makes the git host unreachable. */
+const DOWN = "down";
+
 describe("the pages service", () => {
   let dir: string;
   let content: MemoryContent;
@@ -89,7 +92,10 @@ describe("the pages service", () => {
       tld: () => "home",
       takenNames: () => new Set(["gitea", "default"]),
       appDomains: () => new Map([["git.example.org", "default/gitea"]]),
-      remoteHead: () => Promise.resolve(head),
+      remoteHead: () =>
+        head === DOWN
+          ? Promise.reject(new TownError("io", "git host down"))
+          : Promise.resolve(head),
       box: "box1",
       log: () => undefined,
     });
@@ -195,6 +201,38 @@ describe("the pages service", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal((await settled("docs")).current?.commit, "c2");
     assert.equal(content.deployed.length, 2);
+  });
+
+  it("does not retry a failed commit on every refresh, and clears a failed look once the branch answers", async () => {
+    pages.create({
+      name: "docs",
+      source: { type: "git", url: "https://git.example.org/docs.git" },
+    });
+    await settled("docs");
+    head = "c2";
+    content.failWith = new TownError("io", "the build exited with code 1");
+    pages.refresh("docs");
+    await pages.idle();
+    assert.equal(content.deployed.length, 2);
+    pages.refreshAll();
+    await pages.idle();
+    assert.equal(content.deployed.length, 2, "the failed commit is not deployed again");
+    content.failWith = undefined;
+    head = "c3";
+    pages.refreshAll();
+    await pages.idle();
+    assert.equal(pages.view("docs").state, "online");
+    assert.equal(content.deployed.length, 3);
+
+    head = DOWN;
+    pages.refresh("docs");
+    await pages.idle();
+    assert.match(pages.view("docs").error ?? "", /^looking for changes: git host down/);
+    assert.equal(pages.view("docs").state, "failed");
+    head = "c3";
+    pages.refresh("docs");
+    await pages.idle();
+    assert.equal(pages.view("docs").state, "online");
   });
 
   it("streams a deploy's log to a follower until it ends", async () => {

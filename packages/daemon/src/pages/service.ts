@@ -66,6 +66,9 @@ export interface PagesOptions {
 /** Labels of a page's deploy containers: a crash's leftovers are found by them. */
 export const PAGE_LABEL = "town.page";
 
+/** How a failed look at a git page's branch starts its error: the next good look clears it. */
+const LOOKING_FAILED = "looking for changes: ";
+
 interface Running {
   step: DeployStep | null;
 }
@@ -77,6 +80,8 @@ export class Pages {
   private readonly lock = new KeyedLock();
   /** Git refreshes asked for while one waits its turn: one is enough. */
   private readonly refreshQueued = new Set<string>();
+  /** The last commit of each git page whose deploy failed (kept in memory). */
+  private readonly failedCommits = new Map<string, string>();
   /** Deploys asked for that have not started yet: the page shows `deploying` at once. */
   private readonly waiting = new Map<string, number>();
   private readonly listeners = new Set<() => Promise<void>>();
@@ -99,7 +104,7 @@ export class Pages {
       await content.prune(page.name, keptVersions(page));
       if (page.current !== null && !onDisk.has(page.current.id) && page.source.type !== "archive") {
         this.options.log("pages: the live version is gone; deploying again", { page: page.name });
-        this.deployInBackground(page.name, false);
+        this.deployInBackground(page.name, true);
       }
     }
   }
@@ -187,7 +192,7 @@ export class Pages {
     return this.view(name);
   }
 
-  /** Git pages: deploys when the branch moved. What the webhook and the schedule call. */
+  /** Git pages deploy when the branch moved, image pages again. What the webhook and the schedule call. */
   refresh(name: string): void {
     this.deployInBackground(name, false);
   }
@@ -206,8 +211,8 @@ export class Pages {
     const given = Buffer.from(token);
     if (page === undefined || given.length !== expected.length || !timingSafeEqual(given, expected))
       throw new TownError("not_found", "no such hook");
-    if (page.source.type === "git") this.refresh(name);
-    else if (page.source.type === "image") this.deployInBackground(name, true);
+    // Calls while one waits its turn coalesce: a flood of pushes is one deploy.
+    if (page.source.type !== "archive") this.refresh(name);
   }
 
   /** The webhook's secret token (administrators only). */
@@ -318,7 +323,12 @@ export class Pages {
   /** Stops deploys under way (their work is thrown away) and waits for them. */
   async stop(): Promise<void> {
     this.stopping.abort(new TownError("unavailable", "the daemon is stopping"));
-    await this.lock.idle();
+    await this.idle();
+  }
+
+  /** Resolves once no deploy runs or waits its turn. */
+  idle(): Promise<void> {
+    return this.lock.idle();
   }
 
   private info(page: PageRecord): PageInfo {
@@ -387,17 +397,23 @@ export class Pages {
       if (left > 0) this.waiting.set(name, left);
       else this.waiting.delete(name);
     };
+    let head: string | undefined;
     void this.deploy(name, async () => {
       started();
       const page = this.options.store.get(name);
       if (page === undefined || page.source.type === "archive") return undefined;
       const source = page.source;
-      if (source.type === "git" && !force && page.current?.commit !== undefined) {
-        const head = await this.options.remoteHead(source.url, source.branch);
-        if (head === page.current.commit) return undefined;
+      if (source.type === "git" && !force) {
+        head = await this.options.remoteHead(source.url, source.branch);
+        const unchanged = head === page.current?.commit || head === this.failedCommits.get(name);
+        if (unchanged && page.lastError?.startsWith(LOOKING_FAILED) === true)
+          this.options.store.failed(name, null);
+        if (unchanged) return undefined;
       }
       return source;
     }).catch((error: unknown) => {
+      // A commit that failed is not tried again on every refresh; a new commit or a rebuild is.
+      if (head !== undefined) this.failedCommits.set(name, head);
       this.options.log("pages: a deploy failed", { page: name, error: describe(error) });
     });
   }
@@ -418,7 +434,7 @@ export class Pages {
         deploying = await input();
       } catch (error) {
         if (store.get(name) !== undefined)
-          store.failed(name, `looking for changes: ${describe(error)}`);
+          store.failed(name, `${LOOKING_FAILED}${describe(error)}`);
         throw error;
       }
       if (deploying === undefined) return;
