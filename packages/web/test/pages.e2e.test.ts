@@ -1,11 +1,12 @@
 /**
  * The Pages screen in Debian's Chromium against a real daemon whose ingress
- * (Caddy) serves the pages (apps off: archive pages need no Podman): an
+ * (Caddy) serves the pages (apps off: archive and git pages need no Podman): an
  * administrator creates a page from an archive in the dialog and watches it
  * upload, sees it served at its HTTPS name, uploads a new version, reads the
  * build log, sees a failed upload keep the old version online, rolls back,
- * adds a public domain and deletes the page. Screenshots of the screen land
- * in docs/screenshots for reviewers.
+ * adds a public domain and deletes the page; a git page (from a loopback
+ * smart-HTTP server) deploys by itself, shows its commit and webhook URL, and
+ * rebuilds. Screenshots of the screen land in docs/screenshots for reviewers.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -18,6 +19,7 @@ import { startDaemon, type RunningDaemon } from "@townos/daemon";
 import type { TownClient } from "@townos/client";
 import { setupAdmin, testDaemonConfig, until } from "../../daemon/test/daemon.js";
 import { eventually, loopbackNetwork, networkMissing, scratchDir } from "../../daemon/test/net.js";
+import { createRepo, startGitServer, type GitServer } from "../../daemon/test/git-server.js";
 import { buildTar } from "../../daemon/test/storage/archives.js";
 import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
 
@@ -39,6 +41,7 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
   let scratch = "";
   let caFile = "";
   let daemon: RunningDaemon | undefined;
+  let git: GitServer | undefined;
   let admin: TownClient;
   let network: Awaited<ReturnType<typeof loopbackNetwork>>;
   let context: BrowserContext | undefined;
@@ -67,6 +70,8 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
     await ensureBuilt();
     await mkdir(shotsDir, { recursive: true });
     scratch = await scratchDir("town-web-pages-");
+    await createRepo(join(scratch, "git"), "site.git", { "docs/index.html": "from git\n" });
+    git = await startGitServer({ root: join(scratch, "git") });
     network = await loopbackNetwork(scratch);
     daemon = await startDaemon(
       testDaemonConfig(scratch, { webRoot: join(webDir, "dist"), apps: false, network }),
@@ -104,6 +109,7 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
     const running = daemon?.boot.services?.network;
     await daemon?.stop();
     await running?.stopForTests();
+    await git?.close();
     await rm(scratch, { recursive: true, force: true });
   });
 
@@ -203,6 +209,38 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
       .getByRole("link", { name: "https://www.example.org/" })
       .waitFor({ state: "detached" });
 
+    await card.getByRole("button", { name: "Delete…" }).click();
+    await page.getByText("No pages yet.").waitFor();
+  });
+
+  it("creates a git page that deploys by itself, and shows its webhook URL on request", async () => {
+    assert.ok(daemon && git);
+    await page.goto(`${daemon.url}/pages`);
+    await page.getByRole("button", { name: "Create a page…" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create a page" });
+    await dialog.getByLabel(/^Name/).fill("docs");
+    await dialog.getByRole("radio", { name: "A git repository" }).check();
+    await dialog.getByRole("button", { name: "Create", exact: true }).click();
+    await dialog.getByText("Give the repository's URL.").waitFor();
+    await dialog.getByLabel(/^Repository URL/).fill(git.url("site.git"));
+    await dialog.getByLabel("Folder to serve (optional: all of it)").fill("docs");
+    await dialog.getByRole("button", { name: "Create", exact: true }).click();
+    await dialog.waitFor({ state: "detached" });
+
+    const card = page.getByRole("article", { name: "docs" });
+    await card.getByText("online", { exact: true }).waitFor();
+    await card.getByText(/^1 file, 9 B, commit [0-9a-f]{40}, /).waitFor();
+    await card.getByText(`Git: ${git.url("site.git")} (folder docs)`).waitFor();
+    await serves("docs.home", "from git\n");
+
+    await card.getByRole("button", { name: "Show the webhook URL" }).click();
+    await card.getByRole("button", { name: "Show", exact: true }).click();
+    await card.getByText(/\/api\/v1\/pages\/docs\/hook\/[0-9a-f]+$/).waitFor();
+
+    // A rebuild deploys the same commit again: the version before becomes the previous.
+    await card.getByRole("button", { name: "Rebuild" }).click();
+    await card.getByText("Previous version").waitFor();
+    await card.getByText("online", { exact: true }).waitFor();
     await card.getByRole("button", { name: "Delete…" }).click();
     await page.getByText("No pages yet.").waitFor();
   });
