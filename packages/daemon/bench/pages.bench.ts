@@ -9,74 +9,43 @@
  * Run: node --conditions=source --import tsx packages/daemon/bench/pages.bench.ts
  * (BENCH_SITE_MIB changes the size).
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TownClient } from "@townos/client";
 import { startDaemon } from "../src/daemon.js";
-import { freeNetworkPorts } from "../test/net.js";
+import { loopbackNetwork, networkMissing, viaCaddy } from "../test/net.js";
+import { testDaemonConfig } from "../test/daemon.js";
 import { buildTar } from "../test/storage/archives.js";
-import { median, run } from "./support.js";
+import { benchAccount, median } from "./support.js";
 
 const MiB = 1024 * 1024;
 const SITE_MIB = Number(process.env["BENCH_SITE_MIB"] ?? 50);
 const FILES = 400;
 const ROUNDS = 3;
 
-if (process.getuid?.() !== 0) {
-  console.log("pages bench skipped: Caddy and dnsmasq run from a root daemon");
+const missing = networkMissing();
+if (missing) {
+  console.log(`pages bench skipped: ${missing}`);
   process.exit(0);
-}
-for (const program of ["caddy", "dnsmasq", "curl"]) {
-  const found = spawnSync("sh", ["-c", `command -v ${program} || test -x /usr/sbin/${program}`]);
-  if (found.status !== 0) {
-    console.log(`pages bench skipped: ${program} is not installed`);
-    process.exit(0);
-  }
 }
 
 const scratch = await mkdtemp(join(tmpdir(), "town-pages-bench-"));
-const ports = await freeNetworkPorts();
-const daemon = await startDaemon({
-  dataDir: join(scratch, "data"),
-  host: "127.0.0.1",
-  port: 0,
-  defaultRepositoryUrl: "",
-  logLevel: "warn",
-  extraHosts: [],
-  version: "bench",
-  apps: false,
-  network: { ...ports, lanAddresses: ["127.0.0.1"], dnsDir: join(scratch, "dns") },
-});
+const network = await loopbackNetwork(scratch);
+const daemon = await startDaemon(
+  testDaemonConfig(scratch, { logLevel: "warn", checkResponses: false, apps: false, network }),
+);
 try {
   await daemon.booted;
-  const client = new TownClient({ baseUrl: daemon.url });
-  client.token = (
-    await client.setup({
-      username: "bench",
-      password: "bench-password",
-      setupCode: daemon.setupCode,
-    })
-  ).token;
+  const client = await benchAccount(daemon);
   const caFile = join(scratch, "ca.crt");
   await writeFile(caFile, await retry(() => client.caCertificate()));
   await retry(() => client.createPage({ name: "bench", source: { type: "archive" } }));
 
-  const index = async (): Promise<string> =>
-    run("curl", [
-      "-sS",
-      "--max-time",
-      "5",
-      "--cacert",
-      caFile,
-      "--resolve",
-      `bench.home:${ports.httpsPort}:127.0.0.1`,
-      `https://bench.home:${ports.httpsPort}/`,
-    ]).catch(() => "");
+  const index = (): Promise<string> =>
+    viaCaddy(caFile, "bench.home", network.httpsPort).catch(() => "");
 
   const totals: number[] = [];
   const answers: number[] = [];
@@ -94,9 +63,9 @@ try {
     `pages: upload of a ${SITE_MIB} MB site (${FILES} files) to its new index served over HTTPS: median ${seconds(median(totals))} (${totals.map(seconds).join(", ")}); the API answered after ${seconds(median(answers))}`,
   );
 } finally {
-  const network = daemon.boot.services?.network;
+  const running = daemon.boot.services?.network;
   await daemon.stop();
-  await network?.stopForTests();
+  await running?.stopForTests();
   await rm(scratch, { recursive: true, force: true });
 }
 

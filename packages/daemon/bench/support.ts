@@ -7,11 +7,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { TownClient } from "@townos/client";
 import type { RunningDaemon } from "../src/daemon.js";
 
-/** Sets the booted daemon up with its first administrator, adds `repository`, and waits for apps to run. */
-export async function benchAdmin(
-  daemon: RunningDaemon,
-  repository: { name: string; url: string },
-): Promise<TownClient> {
+/** Sets the booted daemon up with its first administrator, signed in. */
+export async function benchAccount(daemon: RunningDaemon): Promise<TownClient> {
   await daemon.booted;
   const client = new TownClient({ baseUrl: daemon.url });
   client.token = (
@@ -21,6 +18,15 @@ export async function benchAdmin(
       setupCode: daemon.setupCode,
     })
   ).token;
+  return client;
+}
+
+/** `benchAccount`, with `repository` added, once apps run. */
+export async function benchAdmin(
+  daemon: RunningDaemon,
+  repository: { name: string; url: string },
+): Promise<TownClient> {
+  const client = await benchAccount(daemon);
   await client.addRepository(repository);
   await waitFor(() => client.apps());
   return client;
