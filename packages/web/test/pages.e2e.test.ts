@@ -9,21 +9,19 @@
  * rebuilds. Screenshots of the screen land in docs/screenshots for reviewers.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import { startDaemon, type RunningDaemon } from "@townos/daemon";
 import type { TownClient } from "@townos/client";
-import { setupAdmin, testDaemonConfig, until } from "../../daemon/test/daemon.js";
-import { eventually, loopbackNetwork, networkMissing, scratchDir } from "../../daemon/test/net.js";
+import { setupAdmin, testDaemonConfig } from "../../daemon/test/daemon.js";
+import { loopbackNetwork, networkMissing, scratchDir } from "../../daemon/test/net.js";
+import { readyForPages, servesPage, visitPage } from "../../daemon/test/pages.js";
 import { createRepo, startGitServer, type GitServer } from "../../daemon/test/git-server.js";
 import { buildTar } from "../../daemon/test/storage/archives.js";
 import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
 
-const run = promisify(execFile);
 const shotsDir = join(webDir, "../../docs/screenshots");
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 const missing = chromiumMissing || networkMissing();
@@ -47,24 +45,7 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
   let context: BrowserContext | undefined;
   let page: Page;
 
-  /** The body Caddy answers at `host`, trusting only the box's CA. */
-  const served = async (host: string): Promise<string> => {
-    const { stdout } = await run("curl", [
-      "-sS",
-      "--max-time",
-      "10",
-      "--cacert",
-      caFile,
-      "--resolve",
-      `${host}:${network.httpsPort}:127.0.0.1`,
-      `https://${host}:${network.httpsPort}/`,
-    ]);
-    return stdout;
-  };
-  const serves = (host: string, body: string) =>
-    eventually(`${host} to serve "${body.trim()}"`, async () => {
-      assert.equal(await served(host), body);
-    });
+  const serves = (host: string, body: string) => servesPage(caFile, host, network.httpsPort, body);
 
   before(async () => {
     await ensureBuilt();
@@ -78,27 +59,12 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
     );
     await daemon.booted;
     admin = await setupAdmin(daemon, "admin-password-51c0");
-    const url = daemon.url;
-    const pem = await eventually("the local CA", async () => {
-      const answer = await fetch(`${url}/tls/ca.crt`);
-      assert.equal(answer.status, 200);
-      return answer.text();
-    });
-    caFile = join(scratch, "ca.crt");
-    await writeFile(caFile, pem);
-    // Pages wait for the ingress's first start.
-    await until(
-      "pages to be ready",
-      60_000,
-      () => admin.createPage({ name: "probe", source: { type: "archive" } }),
-      () => true,
-    );
-    await admin.deletePage("probe");
+    caFile = await readyForPages(daemon.url, admin, scratch);
     await writeFile(join(scratch, "v1.tar"), site("page one\n", 4 * 1024 * 1024));
     await writeFile(join(scratch, "v2.tar"), site("page two\n"));
     await writeFile(join(scratch, "bad.tar"), "not an archive at all");
     context = await launchChromium(join(scratch, "chromium"), { viewport: SIZES.desktop });
-    await context.addCookies([{ name: "town_session", value: admin.token ?? "", url }]);
+    await context.addCookies([{ name: "town_session", value: admin.token ?? "", url: daemon.url }]);
     page = context.pages()[0] ?? (await context.newPage());
     // Deleting asks first.
     page.on("dialog", (dialog) => void dialog.accept());
@@ -185,7 +151,7 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
         hasText: /The last deploy failed.*not a tar.*The version before it stays online\./,
       })
       .waitFor();
-    assert.equal(await served("blog.home"), "page two\n");
+    assert.equal((await visitPage(caFile, "blog.home", network.httpsPort)).body, "page two\n");
     await card
       .getByLabel("Build log")
       .getByText(/^failed: archive: not a tar/)
@@ -199,6 +165,9 @@ describe("the Pages screen", { skip: missing, timeout: 240_000 }, () => {
 
     await card.getByRole("button", { name: "Roll back" }).click();
     await serves("blog.home", "page one\n");
+    // A good version is back: the failure box goes.
+    await card.getByText("online", { exact: true }).waitFor();
+    assert.equal(await card.getByRole("alert").count(), 0);
 
     await card.getByText("Public domains: 0").click();
     await card.getByLabel("Public domain to add").fill("www.example.org");

@@ -7,21 +7,19 @@
  * hook and rm, as a person at a terminal would run them.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import type { TownClient } from "@townos/client";
 import { runTownCaptured, type TownRun } from "../../../cli/test/run-town.js";
-import { setupAdmin, testDaemonConfig, until } from "../../test/daemon.js";
+import { setupAdmin, testDaemonConfig } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
-import { eventually, loopbackNetwork, networkMissing, scratchDir } from "../../test/net.js";
+import { loopbackNetwork, networkMissing, scratchDir } from "../../test/net.js";
+import { readyForPages, servesPage, visitPage } from "../../test/pages.js";
 import { buildTar } from "../../test/storage/archives.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
 
-const run = promisify(execFile);
 const missing = networkMissing();
 if (missing) console.log(`# skipping the town page test: ${missing}`);
 
@@ -40,24 +38,7 @@ describe("town page", { skip: missing, timeout: 180_000 }, () => {
       env: { TOWN_TOKEN: admin.token ?? "" },
     });
   };
-  /** The body Caddy answers at `host`, trusting only the box's CA. */
-  const served = async (host: string): Promise<string> =>
-    (
-      await run("curl", [
-        "-sS",
-        "--max-time",
-        "10",
-        "--cacert",
-        caFile,
-        "--resolve",
-        `${host}:${network.httpsPort}:127.0.0.1`,
-        `https://${host}:${network.httpsPort}/`,
-      ])
-    ).stdout;
-  const serves = (host: string, body: string) =>
-    eventually(`${host} to serve "${body.trim()}"`, async () => {
-      assert.equal(await served(host), body);
-    });
+  const serves = (host: string, body: string) => servesPage(caFile, host, network.httpsPort, body);
 
   before(async () => {
     scratch = await scratchDir("town-page-cli-");
@@ -70,22 +51,7 @@ describe("town page", { skip: missing, timeout: 180_000 }, () => {
     daemon = await startDaemon(testDaemonConfig(scratch, { apps: false, network }));
     await daemon.booted;
     admin = await setupAdmin(daemon, "admin-password-51c0");
-    const url = daemon.url;
-    const pem = await eventually("the local CA", async () => {
-      const answer = await fetch(`${url}/tls/ca.crt`);
-      assert.equal(answer.status, 200);
-      return answer.text();
-    });
-    caFile = join(scratch, "ca.crt");
-    await writeFile(caFile, pem);
-    // Pages wait for the ingress's first start.
-    await until(
-      "pages to be ready",
-      60_000,
-      () => admin.createPage({ name: "probe", source: { type: "archive" } }),
-      () => true,
-    );
-    await admin.deletePage("probe");
+    caFile = await readyForPages(daemon.url, admin, scratch);
     const site = (text: string) =>
       gzipSync(
         buildTar([
@@ -136,7 +102,7 @@ describe("town page", { skip: missing, timeout: 180_000 }, () => {
     const bad = await town("page", "upload", "blog", "bad.tar");
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^town: .*not a tar, tar\.gz, tar\.xz, tar\.bz2 or zip archive$/m);
-    assert.equal(await served("blog.home"), "page two\n");
+    assert.equal((await visitPage(caFile, "blog.home", network.httpsPort)).body, "page two\n");
     const shown = await town("page", "show", "blog");
     assert.match(shown.stdout, /^blog: failed: archive: not a tar/);
     const log = await town("page", "logs", "blog");
@@ -155,7 +121,8 @@ describe("town page", { skip: missing, timeout: 180_000 }, () => {
     const listed = await town("page", "ls");
     assert.match(
       listed.stdout,
-      /^blog +failed +\S+Z +https:\/\/blog\.home\/ +archive \(dir public\)$/m,
+      // The rollback brought a good version back: the failure is over.
+      /^blog +online +\S+Z +https:\/\/blog\.home\/ +archive \(dir public\)$/m,
     );
     const removed = await town("page", "rm", "blog");
     assert.equal(removed.stdout, "deleted blog\n");

@@ -6,17 +6,16 @@
  * online), rollback, hostile archives and names.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { ApiError, TownClient, type PageInfo } from "@townos/client";
 import { setupAdmin, startPodmanDaemon, until } from "../../test/daemon.js";
 import { commitFiles, createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import { dig, eventually, loopbackNetwork, networkMissing, scratchDir } from "../../test/net.js";
+import { readyForPages, servesPage, visitPage } from "../../test/pages.js";
 import {
   podmanMissing,
   preparePodmanHost,
@@ -33,16 +32,10 @@ import { containerSpec } from "../runtime/podman/container-spec.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import { PAGE_LABEL } from "./service.js";
 
-const run = promisify(execFile);
 const missing = podmanMissing || networkMissing();
 if (missing) console.log(`# skipping the pages integration test: ${missing}`);
 
 const ADMIN_PASSWORD = "admin-password-pages-7c1d";
-
-interface Answer {
-  status: number;
-  body: string;
-}
 
 describe("pages", { skip: missing, timeout: 300_000 }, () => {
   let scratch = "";
@@ -57,28 +50,9 @@ describe("pages", { skip: missing, timeout: 300_000 }, () => {
   let builtRepo = "";
   const repoName = `r${randomBytes(3).toString("hex")}`;
 
-  /** GET through Caddy at the page's name, trusting only the box's CA. */
-  const visit = async (host: string, path = "/"): Promise<Answer> => {
-    const { stdout } = await run("curl", [
-      "-sS",
-      "--max-time",
-      "10",
-      "--cacert",
-      caFile,
-      "--resolve",
-      `${host}:${network.httpsPort}:127.0.0.1`,
-      "-w",
-      "\n%{http_code}",
-      `https://${host}:${network.httpsPort}${path}`,
-    ]);
-    const cut = stdout.lastIndexOf("\n");
-    return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
-  };
+  const visit = (host: string, path = "/") => visitPage(caFile, host, network.httpsPort, path);
   const serves = (host: string, body: string, path = "/") =>
-    eventually(`${host}${path} to serve "${body.trim()}"`, async () => {
-      const answer = await visit(host, path);
-      assert.deepEqual(answer, { status: 200, body });
-    });
+    servesPage(caFile, host, network.httpsPort, body, path);
   const settled = (name: string): Promise<PageInfo> =>
     until(
       `page ${name} to finish deploying`,
@@ -106,22 +80,7 @@ describe("pages", { skip: missing, timeout: 300_000 }, () => {
     daemon = await startPodmanDaemon(scratch, podman, { network });
     admin = await setupAdmin(daemon, ADMIN_PASSWORD);
     await admin.addRepository({ name: repoName, url: server.url("apps.git") });
-    const url = daemon.url;
-    const pem = await eventually("the local CA", async () => {
-      const answer = await fetch(`${url}/tls/ca.crt`);
-      assert.equal(answer.status, 200);
-      return answer.text();
-    });
-    caFile = join(scratch, "ca.crt");
-    await writeFile(caFile, pem);
-    await until(
-      "pages to be ready",
-      60_000,
-      () =>
-        admin.pages().then(() => admin.createPage({ name: "probe", source: { type: "archive" } })),
-      () => true,
-    );
-    await admin.deletePage("probe");
+    caFile = await readyForPages(daemon.url, admin, scratch);
   });
 
   after(async () => {

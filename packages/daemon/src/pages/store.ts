@@ -109,7 +109,7 @@ export class PageStore {
       throw new TownError("conflict", `page "${name}" has no previous version`);
     sql(
       this.db,
-      "UPDATE pages SET current = ?, previous = ?, skipped = '[]', updated_at = ? WHERE name = ?",
+      "UPDATE pages SET current = ?, previous = ?, last_error = NULL, skipped = '[]', updated_at = ? WHERE name = ?",
     ).run(
       JSON.stringify(page.previous),
       page.current === null ? null : JSON.stringify(page.current),
