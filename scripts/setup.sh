@@ -14,9 +14,15 @@ node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo
 # shellcheck source=lib/debian-packages.sh
 source scripts/lib/debian-packages.sh
 install_debian_packages
-# Virtual machines and their disk images; without the recommends, which add a desktop's GUI libraries.
-debian_packages=(qemu-system-x86 qemu-utils)
+# Virtual machines and their disk images, and monitoring (Prometheus, Node
+# Exporter); without the recommends, which add a desktop's GUI libraries.
+debian_packages=(qemu-system-x86 qemu-utils prometheus prometheus-node-exporter)
 install_debian_packages --no-install-recommends
+# The daemon runs Prometheus and Node Exporter itself (its config, loopback
+# ports, supervised): Debian's own services would take the same ports.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
+fi
 
 if [ "$(node_major)" -lt "$need_node_major" ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

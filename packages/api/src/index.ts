@@ -10,6 +10,8 @@ export * from "./apps.js";
 export * from "./catalog.js";
 export * from "./common.js";
 export * from "./logs.js";
+export * from "./monitoring.js";
+export * from "./monitoring-queries.js";
 export * from "./net.js";
 export * from "./oauth.js";
 export * from "./pages.js";

@@ -62,6 +62,11 @@ import type {
   PageList,
   PageLog,
   PageLogEvent,
+  MonitoringAlerts,
+  MonitoringQuery,
+  MonitoringRangeQuery,
+  MonitoringResult,
+  MonitoringStatus,
 } from "@townos/api";
 import { ApiError } from "./errors.js";
 import { readEvents } from "./events.js";
@@ -443,6 +448,26 @@ export class TownClient {
   /** Deletes an image (`conflict` while an installed app runs a VM on it), or dismisses its failed download. */
   removeVmImage(name: string): Promise<void> {
     return this.request("DELETE", `/vm-images/${encodeURIComponent(name)}`);
+  }
+
+  /** Prometheus, Node Exporter and Grafana, and every scrape target with its health. */
+  monitoringStatus(): Promise<MonitoringStatus> {
+    return this.request("GET", "/monitoring/status");
+  }
+
+  /** A PromQL instant query, answered by the box's Prometheus (series of apps the caller may see). */
+  monitoringQuery(query: MonitoringQuery): Promise<MonitoringResult> {
+    return this.request("GET", "/monitoring/query", { query: { ...query } });
+  }
+
+  /** A PromQL range query (`start`, `end` in seconds since the epoch, `step` in seconds). */
+  monitoringQueryRange(query: MonitoringRangeQuery): Promise<MonitoringResult> {
+    return this.request("GET", "/monitoring/query_range", { query: { ...query } });
+  }
+
+  /** The built-in alerts: full disks and volumes, restarting apps, targets down, memory pressure. */
+  monitoringAlerts(): Promise<MonitoringAlerts> {
+    return this.request("GET", "/monitoring/alerts");
   }
 
   /** Every page (static website) with its state, source, URLs and versions. */

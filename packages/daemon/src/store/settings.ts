@@ -75,6 +75,24 @@ export const SETTINGS = {
     description:
       "How often git pages look for a new commit (0: only on their webhook or a rebuild)",
   },
+  "monitoring.retention": {
+    type: "seconds",
+    default: 30 * 24 * 3600,
+    min: 3600,
+    description: "How long Prometheus keeps the box's and the apps' metrics",
+  },
+  "monitoring.scrape_interval": {
+    type: "seconds",
+    default: 15,
+    min: 5,
+    description: "How often Prometheus reads every metrics target",
+  },
+  "monitoring.grafana": {
+    type: "boolean",
+    default: false,
+    description:
+      "Run Grafana (a container) with the box's Prometheus as its data source and generated dashboards",
+  },
 } as const satisfies Record<string, SettingDefinition>;
 
 export type SettingKey = keyof typeof SETTINGS;
