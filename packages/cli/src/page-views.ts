@@ -1,5 +1,5 @@
 import type { PageInfo, PageLogLine, PageSourceView, PageVersion } from "@townos/client";
-import { formatBytes, table } from "./text.js";
+import { formatBytes, table, timeText } from "./text.js";
 
 // Pages (static websites) as `town page` prints them.
 
@@ -83,10 +83,6 @@ export function versionText(version: PageVersion): string {
 /** A build log line: its time, and `--` before the daemon's own words. */
 export function logLineText(line: PageLogLine): string {
   return `${timeText(line.time)} ${line.stream === "town" ? "-- " : ""}${line.text}`;
-}
-
-function timeText(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 function oneLine(text: string): string {

@@ -6,6 +6,7 @@ import { registerAdminCommands } from "./admin-commands.js";
 import { registerAppCommands } from "./app-commands.js";
 import { registerDaemonCommand } from "./daemon-command.js";
 import { registerLogCommands } from "./log-commands.js";
+import { registerMonitorCommands } from "./monitor-commands.js";
 import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
 import { registerPageCommands } from "./page-commands.js";
@@ -40,6 +41,9 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
     exitCode = code;
   });
   registerPageCommands(program, io, (code) => {
+    exitCode = code;
+  });
+  registerMonitorCommands(program, io, (code) => {
     exitCode = code;
   });
   try {
