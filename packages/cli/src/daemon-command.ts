@@ -8,7 +8,7 @@ import {
   startDaemon,
   type DaemonConfig,
 } from "@townos/daemon";
-import { DEFAULT_REPOSITORY } from "@townos/daemon";
+import { DEFAULT_MONITORING, DEFAULT_REPOSITORY } from "@townos/daemon";
 import { UsageError } from "./usage.js";
 import type { Io } from "./io.js";
 
@@ -50,6 +50,8 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_VMS=off                 no virtual machines (VM apps answer unavailable)",
         "  TOWN_VM_ACCEL=kvm|tcg        the VMs' accelerator (default: KVM when a probe guest really runs under it)",
         "  TOWN_VM_PRIVATE_IMAGES=1     packages may download VM images from private and loopback addresses",
+        `  TOWN_PROMETHEUS_PORT, TOWN_NODE_EXPORTER_PORT   their loopback ports (default ${DEFAULT_MONITORING.prometheusPort}, ${DEFAULT_MONITORING.nodeExporterPort})`,
+        "  TOWN_MONITORING=off          no Prometheus or Node Exporter",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -78,6 +80,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
               : { privateImageUrls: io.env["TOWN_VM_PRIVATE_IMAGES"] === "1" },
         },
         network: networkConfig(flags, io.env),
+        monitoring: monitoringConfig(io.env),
         ...(io.env["TOWN_EXTRA_CA_FILE"]
           ? { oauth: { trustedCaFile: io.env["TOWN_EXTRA_CA_FILE"] } }
           : {}),
@@ -115,6 +118,23 @@ function networkConfig(
     httpPort: port(flags.httpPort ?? env["TOWN_HTTP_PORT"], "--http-port", 80),
     dnsPort: port(flags.dnsPort ?? env["TOWN_DNS_PORT"], "--dns-port", 53),
     ...(gatewayUrl ? { gatewayUrl } : {}),
+  };
+}
+
+/** Monitoring from the environment: on unless TOWN_MONITORING=off. */
+function monitoringConfig(env: NodeJS.ProcessEnv): NonNullable<DaemonConfig["monitoring"]> {
+  if (env["TOWN_MONITORING"] === "off") return false;
+  return {
+    prometheusPort: port(
+      env["TOWN_PROMETHEUS_PORT"],
+      "TOWN_PROMETHEUS_PORT",
+      DEFAULT_MONITORING.prometheusPort,
+    ),
+    nodeExporterPort: port(
+      env["TOWN_NODE_EXPORTER_PORT"],
+      "TOWN_NODE_EXPORTER_PORT",
+      DEFAULT_MONITORING.nodeExporterPort,
+    ),
   };
 }
 

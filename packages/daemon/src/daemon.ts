@@ -27,6 +27,9 @@ import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
 import { attachPages, createPages, schedulePageRefreshes } from "./pages/setup.js";
+import { AppMetrics } from "./monitoring/app-metrics.js";
+import { createMonitoring, runMonitoring } from "./monitoring/setup.js";
+import type { MonitoringConfig } from "./monitoring/types.js";
 import { Manager, periodic } from "./reconcile/manager.js";
 import { AuditLog } from "./store/audit.js";
 import { sql, openDatabase, type Db } from "./store/database.js";
@@ -62,6 +65,8 @@ export interface DaemonConfig {
   apps?: AppsConfig | false;
   /** HTTPS ingress, DNS, mDNS and UPnP; absent or false: off (the net status says so). */
   network?: NetworkConfig | false;
+  /** Prometheus and Node Exporter on loopback ports; absent or false: off (the monitoring status says so). */
+  monitoring?: MonitoringConfig | false;
   /** How oauth questions' flows reach their providers (extra CA; private addresses in tests). */
   oauth?: OAuthConfig;
   /** Tests: an answer with a field its response schema lacks fails (see api/response-check.ts). */
@@ -152,12 +157,13 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let stopBackgroundWork = (): void => undefined;
   let stopApps = (): Promise<void> => Promise.resolve();
   let stopNetwork = (): Promise<void> => Promise.resolve();
+  let stopMonitoring = (): void => undefined;
   const booted = (async () => {
     try {
       boot.step = "opening the state database";
       await mkdir(config.dataDir, { recursive: true, mode: 0o750 });
       db = openDatabase(join(config.dataDir, "town.db"));
-      const services = createServices(db, clock, config, app.log);
+      const services = createServices(db, clock, config, app.log, port);
       addDefaultRepository(db, services.repositories, config.defaultRepositoryUrl);
       pruneAudit(services, app);
       const setupCode = await services.setupCode.prepare(services.accounts.setupNeeded);
@@ -174,7 +180,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       boot.step = "ready";
       app.log.info({ dataDir: config.dataDir, url }, "Town OS is ready");
       stopBackgroundWork = startBackgroundWork(services, app);
-      stopApps = startApps(db, services, config, clock, app);
+      const monitoring = runMonitoring(services.monitoring, services.settings);
+      services.apps.onNetworkChange(monitoring.changed);
+      stopMonitoring = monitoring.stop;
+      stopApps = startApps(db, services, config, clock, app, metrics);
       stopNetwork = startNetwork(services, port, app);
     } catch (error) {
       boot.state = "failed";
@@ -196,6 +205,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       stopBackgroundWork();
       boot.services?.oauth.close();
       await boot.services?.pages.stop();
+      stopMonitoring();
+      await boot.services?.monitoring.close();
       await stopNetwork();
       await stopApps();
       await app.close();
@@ -211,6 +222,7 @@ function createServices(
   clock: Clock,
   config: DaemonConfig,
   log: FastifyInstance["log"],
+  apiPort: number,
 ): Services {
   const accounts = new Accounts(db, clock);
   const repositories = new Repositories(db, clock);
@@ -275,6 +287,17 @@ function createServices(
     network: config.network
       ? createNetwork(config.network, config.dataDir, log, manager)
       : undefined,
+    monitoring: createMonitoring(config.monitoring, {
+      dataDir: config.dataDir,
+      apiPort,
+      settings,
+      appEndpoints: () => Promise.resolve([]),
+      ingressMetrics: () => null,
+      grafana: () => ({ enabled: false, state: "off", url: null, error: null }),
+      log: (message, fields) => {
+        log.warn(fields, message);
+      },
+    }),
     manager,
     system: systemInfo,
   };
@@ -366,6 +389,7 @@ function startApps(
   config: DaemonConfig,
   clock: Clock,
   app: FastifyInstance,
+  metrics: Metrics,
 ): () => Promise<void> {
   if (config.apps === false) {
     startPages(services, config, clock, undefined, app);
@@ -378,6 +402,7 @@ function startApps(
   const podman = new Podman(options.podman ?? {});
   const stopping = new AbortController();
   let hosted: AppRuntime | undefined;
+  let appMetrics: AppMetrics | undefined;
   const started = (async () => {
     try {
       const loopBytes = options.storageLoopBytes;
@@ -424,6 +449,12 @@ function startApps(
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       });
       startPages(services, config, clock, runtime, app);
+      appMetrics = new AppMetrics({
+        registry: metrics.registry,
+        runtime,
+        storage: storage.driver,
+        box: services.apps.box,
+      });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (hosted === undefined) startPages(services, config, clock, undefined, app);
@@ -439,6 +470,7 @@ function startApps(
     await started;
     await services.apps.stop();
     await services.monitor.stop();
+    appMetrics?.close();
     await hosted?.detach();
     podman.close();
   };

@@ -10,6 +10,7 @@ import type { Network } from "./net/network.js";
 import type { Manager } from "./reconcile/manager.js";
 import type { OAuthFlows } from "./apps/oauth.js";
 import type { Pages } from "./pages/service.js";
+import type { Monitoring } from "./monitoring/service.js";
 import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
@@ -41,6 +42,8 @@ export interface Services {
   volumes: Volumes;
   /** Static websites served by the ingress; answers `unavailable` without networking. */
   pages: Pages;
+  /** Prometheus, Node Exporter and Grafana: status, queries, alerts; answers `unavailable` when off. */
+  monitoring: Monitoring;
   /** HTTPS ingress, DNS, mDNS and UPnP; undefined when this daemon runs without networking. */
   network: Network | undefined;
   /** Runs the reconcilers of every kind (`apps`, `network`). */

@@ -20,6 +20,7 @@ import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
 import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
+import { registerMonitoringRoutes } from "./routes/monitoring.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerPageRoutes } from "./routes/pages.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
@@ -222,6 +223,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerVolumeRoutes(api, options);
       registerVmImageRoutes(api, options);
       registerPageRoutes(api, options);
+      registerMonitoringRoutes(api, options);
       registerNetRoutes(api, options);
       registerOAuthRoutes(api, options);
     },

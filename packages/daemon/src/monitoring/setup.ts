@@ -1,0 +1,95 @@
+/**
+ * Monitoring as the daemon runs it: Prometheus and Node Exporter under
+ * `<dataDir>/monitoring`, their scrape configuration kept equal to the box
+ * (its own programs, the apps' metrics endpoints) on every change of the
+ * installs or the settings and every minute (container addresses change
+ * when apps restart).
+ */
+import { join } from "node:path";
+import type { Settings } from "../store/settings.js";
+import { PrometheusClient } from "./prometheus-client.js";
+import { MonitoringProcesses } from "./prometheus.js";
+import { Monitoring, type GrafanaState } from "./service.js";
+import { scrapeTargets, type AppEndpoint } from "./targets.js";
+import type { MonitoringConfig } from "./types.js";
+
+/** How often the targets are looked at again without a change. */
+const RESYNC_MS = 60_000;
+
+export interface MonitoringWiring {
+  dataDir: string;
+  /** The daemon's API port: Prometheus scrapes its `/metrics` on loopback. */
+  apiPort: number;
+  settings: Settings;
+  /** The installed apps' metrics endpoints (empty while apps do not run). */
+  appEndpoints: () => Promise<AppEndpoint[]>;
+  /** Caddy's metrics address, `127.0.0.1:PORT`, or null without the ingress. */
+  ingressMetrics: () => string | null;
+  grafana: () => GrafanaState;
+  log: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export function createMonitoring(
+  config: MonitoringConfig | false | undefined,
+  wiring: MonitoringWiring,
+): Monitoring {
+  if (config === undefined || config === false)
+    return new Monitoring({ off: "monitoring is off in this daemon's configuration" });
+  const { settings } = wiring;
+  const programs = new MonitoringProcesses({
+    dir: join(wiring.dataDir, "monitoring"),
+    prometheusPort: config.prometheusPort,
+    nodeExporterPort: config.nodeExporterPort,
+    log: {
+      info: (message: string) => {
+        wiring.log(message);
+      },
+      warn: (message: string) => {
+        wiring.log(message);
+      },
+    },
+  });
+  return new Monitoring({
+    programs,
+    prometheus: new PrometheusClient(programs.prometheusUrl),
+    retentionSeconds: () => settings.number("monitoring.retention"),
+    scrapeIntervalSeconds: () => settings.number("monitoring.scrape_interval"),
+    targets: async () =>
+      scrapeTargets({
+        nodeExporter: programs.nodeExporterAddress,
+        daemon: `127.0.0.1:${wiring.apiPort}`,
+        ingress: wiring.ingressMetrics(),
+        apps: await wiring.appEndpoints(),
+      }),
+    appsOpenToUsers: () => settings.flag("apps.logs_for_users"),
+    grafana: wiring.grafana,
+    log: wiring.log,
+  });
+}
+
+/**
+ * Starts monitoring and keeps its configuration current: `changed` is
+ * called by the daemon when installs change. Returns a stop function.
+ */
+export function runMonitoring(
+  monitoring: Monitoring,
+  settings: Settings,
+): { changed: () => void; stop: () => void } {
+  let stopped = false;
+  const changed = (): void => {
+    if (!stopped) void monitoring.update();
+  };
+  void monitoring.start();
+  settings.onChange((key) => {
+    if (key.startsWith("monitoring.")) changed();
+  });
+  const timer = setInterval(changed, RESYNC_MS);
+  timer.unref();
+  return {
+    changed,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
