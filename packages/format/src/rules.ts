@@ -71,6 +71,24 @@ export function absolutePathProblem(path: string): string | undefined {
   return undefined;
 }
 
+/** Longest metrics path a package may give: Prometheus' target URL, not a document. */
+export const MAX_METRICS_PATH_LENGTH = 1024;
+
+/**
+ * A metrics endpoint's path (the `metrics` extension): absolute, and only the
+ * characters a URL path holds unescaped (RFC 3986 pchar and `/`), so no
+ * spaces, control characters, query or fragment.
+ */
+export function metricsPathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return "must be an absolute URL path (starting with /)";
+  if (path.length > MAX_METRICS_PATH_LENGTH)
+    return `is longer than ${MAX_METRICS_PATH_LENGTH} characters`;
+  if (!/^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(path)) {
+    return "may hold only URL path characters (no spaces, control characters, ? or #)";
+  }
+  return undefined;
+}
+
 export function isDomainName(name: string): boolean {
   return (
     name.length <= 253 &&

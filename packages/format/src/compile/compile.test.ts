@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { compilePackage } from "./compile.js";
@@ -510,6 +511,58 @@ describe("compile: rules checked after substitution", () => {
     const pkg = source("proton:\n  exe: game.exe\n");
     const error = compileError(() => compilePackage(pkg, {}, options()));
     assert.match(error.message, /proton.*not supported/);
+  });
+});
+
+describe("compile: the metrics extension", () => {
+  it("gives the container port and path, null without the field, on dependencies too", () => {
+    const index = new PackageIndex([
+      {
+        name: "default",
+        repository: loadRepository([
+          {
+            path: "packages/db/1.0.yaml",
+            text: "image: db\nmetrics: {port: '@mport@'}\nquestions:\n  mport: {default: '9187'}\n",
+          },
+          {
+            path: "packages/app/1.0.yaml",
+            text: "image: app\nmetrics: {port: 8080, path: /-/metrics}\ndependencies:\n  db: {package: db}\n",
+          },
+          { path: "packages/plain/1.0.yaml", text: "image: plain\n" },
+        ]),
+      },
+    ]);
+    const plan = compileWithDefaults(index, "app", "1.0");
+    assert.deepEqual(plan.metrics, { port: 8080, path: "/-/metrics" });
+    assert.deepEqual(plan.dependencies[0]?.metrics, { port: 9187, path: "/metrics" });
+    assert.equal(compileWithDefaults(index, "plain", "1.0").metrics, null);
+  });
+
+  it("changes the plan's hash only when given", () => {
+    const plain = compilePackage(source("image: app\n"), {}, options());
+    const withMetrics = compilePackage(source("image: app\nmetrics: {port: 80}\n"), {}, options());
+    assert.notEqual(plain.hash, withMetrics.hash);
+    // What the plan hashed to before the field existed.
+    const { metrics, hash, ...before } = plain;
+    assert.equal(metrics, null);
+    assert.equal(hash, createHash("sha256").update(JSON.stringify(before)).digest("hex"));
+  });
+
+  it("checks substituted values", () => {
+    const pkg = source(
+      "image: app\nmetrics: {port: '@p@', path: '@path@'}\nquestions:\n  p: {}\n  path: {}\n",
+    );
+    const error = compileError(() => compilePackage(pkg, { p: "70000", path: "/a b" }, options()));
+    assert.deepEqual(
+      error.issues.map((issue) => [issue.field, issue.message]),
+      [
+        ["metrics.port", '"70000" is not a port number (1-65535)'],
+        [
+          "metrics.path",
+          '"/a b" may hold only URL path characters (no spaces, control characters, ? or #)',
+        ],
+      ],
+    );
   });
 });
 

@@ -16,7 +16,7 @@ import { FieldCompiler } from "./fields.js";
 import { renderFiles } from "./files.js";
 import { compareText, hashPlan } from "./plan.js";
 import { compilePorts, PortClaims } from "./ports.js";
-import { compileVm, vmVolumes } from "./runtime.js";
+import { compileMetrics, compileVm, vmVolumes } from "./runtime.js";
 import type { CompiledPackage, CompileOptions, PackageSource } from "./types.js";
 import { compileArchives, compileGitSources, compileVolumes } from "./volumes.js";
 
@@ -122,6 +122,7 @@ class Compiler {
 
     const image = definition.image ? field.image("image", definition.image.url) : null;
     const vm = definition.vm ? compileVm(field, definition.vm) : null;
+    const metrics = compileMetrics(field, definition.metrics);
     const entrypoint = definition.entrypoint
       ? definition.entrypoint.map((arg, i) => field.text(`entrypoint.${i}`, field.stage1(arg)))
       : null;
@@ -201,6 +202,7 @@ class Compiler {
         .map(([name]) => name)
         .sort(compareText),
       dependencies: deps.dependencies,
+      metrics,
     };
     return { ...plan, hash: hashPlan(plan) };
   }

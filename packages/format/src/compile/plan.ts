@@ -27,8 +27,16 @@ export function planSecrets(plan: CompiledPackage): string[] {
   return [...values].sort((a, b) => b.length - a.length || compareText(a, b));
 }
 
+/**
+ * Fields added after hashes were first stored are left out while they hold
+ * their "none" value (only plan nodes have a `metrics` key whose value can be
+ * null), so that a plan that does not use them keeps its stored hash.
+ */
 export function hashPlan(plan: Omit<CompiledPackage, "hash">): string {
-  return createHash("sha256").update(JSON.stringify(plan)).digest("hex");
+  const json = JSON.stringify(plan, (key, value: unknown) =>
+    key === "metrics" && value === null ? undefined : value,
+  );
+  return createHash("sha256").update(json).digest("hex");
 }
 
 /** Code-unit order, independent of locale: plans must sort the same everywhere. */

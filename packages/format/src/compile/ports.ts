@@ -19,9 +19,9 @@ export function compilePorts(
     for (const entry of network[exposure]) {
       const name = `network.${exposure}.${entry.key}`;
       const key = field.text(name, field.stage1(entry.key)).trim();
-      const container = port(field, name, entry.value);
+      const container = portNumber(field, name, entry.value);
       if (/^[0-9]+$/.test(key)) {
-        ports.push({ name: null, host: port(field, name, key), container, exposure });
+        ports.push({ name: null, host: portNumber(field, name, key), container, exposure });
       } else if (exposure === "internal" && key === "http") {
         ingress = { host: dnsName, port: container };
         ports.push({ name: key, host: null, container, exposure });
@@ -34,7 +34,8 @@ export function compilePorts(
   return { ports, ingress };
 }
 
-function port(field: FieldCompiler, name: string, written: string): number {
+/** A port number (1-65535) once substituted; 0 after reporting one that is not. */
+export function portNumber(field: FieldCompiler, name: string, written: string): number {
   const text = field.text(name, field.stage1(written)).trim();
   const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
   if (!(port >= 1 && port <= 65535)) {

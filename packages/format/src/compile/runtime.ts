@@ -1,9 +1,13 @@
-/** The runtime fields of a plan: a VM's image, memory, CPUs and checksum, and its disk volume. */
+/**
+ * The runtime fields of a plan: a VM's image, memory, CPUs and checksum, and
+ * its disk volume; a container's metrics endpoint.
+ */
 
 import type { PackageDefinition } from "../definition/types.js";
-import { isGitUrl, SHA256 } from "../rules.js";
+import { isGitUrl, metricsPathProblem, SHA256 } from "../rules.js";
 import { parseByteSize } from "../units.js";
 import type { FieldCompiler } from "./fields.js";
+import { portNumber } from "./ports.js";
 import type { CompiledPackage, CompiledVolume } from "./types.js";
 
 /**
@@ -71,4 +75,17 @@ export function vmVolumes(
     if (present) field.report(name, `${name} has no meaning for a virtual machine`);
   }
   return [...volumes, { ...VM_DISK }];
+}
+
+/** The `metrics` extension once substituted: a container port and an absolute URL path. */
+export function compileMetrics(
+  field: FieldCompiler,
+  metrics: PackageDefinition["metrics"],
+): CompiledPackage["metrics"] {
+  if (metrics === undefined) return null;
+  const port = portNumber(field, "metrics.port", metrics.port);
+  const path = field.text("metrics.path", field.stage1(metrics.path));
+  const problem = metricsPathProblem(path);
+  if (problem) field.report("metrics.path", `"${path}" ${problem}`);
+  return { port, path };
 }

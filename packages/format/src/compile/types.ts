@@ -96,6 +96,12 @@ export interface CompiledPackage {
   /** Names of the answers that are secrets (`secret` and `oauth` questions), sorted. */
   secrets: string[];
   dependencies: CompiledDependency[];
+  /**
+   * This project's `metrics` extension: the container port and URL path its
+   * Prometheus metrics are served at, null when the package declares none.
+   * Absent in plans stored before it existed.
+   */
+  metrics: { port: number; path: string } | null;
   /** sha256 of everything above: a changed hash means a changed plan. */
   hash: string;
 }

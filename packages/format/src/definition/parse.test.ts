@@ -146,6 +146,45 @@ describe("parseDefinition", () => {
     );
   });
 
+  it("reads the metrics extension: a port as number or digits, the path defaulting to /metrics", () => {
+    assert.deepEqual(parseDefinition("image: a\nmetrics: {port: 9100}\n").definition?.metrics, {
+      port: "9100",
+      path: "/metrics",
+    });
+    assert.deepEqual(
+      parseDefinition("image: a\nmetrics: {port: '8080', path: /api/metrics}\n").definition
+        ?.metrics,
+      { port: "8080", path: "/api/metrics" },
+    );
+    assert.equal(parseDefinition("image: a\n").definition?.metrics, undefined);
+  });
+
+  it("refuses bad metrics ports and paths, a missing port, and metrics on a VM", () => {
+    const messages = (yaml: string): string[] =>
+      errorsOf(yaml).map((e) => `${e.field}: ${e.message}`);
+    assert.deepEqual(messages("image: a\nmetrics: {port: 0}\n"), [
+      'metrics.port: "0" is not a port number (1-65535)',
+    ]);
+    assert.deepEqual(messages("image: a\nmetrics: {port: http}\n"), [
+      'metrics.port: "http" is not a port number (1-65535)',
+    ]);
+    assert.deepEqual(messages("image: a\nmetrics: {path: /m}\n"), ["metrics: port is required"]);
+    for (const path of ["metrics", "/a b", "/m?x=1", "/m#top", "/\u00e9"]) {
+      assert.match(
+        messages(`image: a\nmetrics: {port: 80, path: "${path}"}\n`)[0] ?? "",
+        /^metrics\.path: /,
+        path,
+      );
+    }
+    assert.match(
+      messages('image: a\nmetrics: {port: 80, path: "/m\\u0007"}\n')[0] ?? "",
+      /control character/,
+    );
+    assert.deepEqual(messages("vm: {image: disk.qcow2}\nmetrics: {port: 80}\n"), [
+      "metrics: a virtual machine cannot declare metrics (only containers can)",
+    ]);
+  });
+
   it("refuses shell metacharacters in images", () => {
     for (const image of ["'nginx; rm -rf /'", "'$(id)'", "'a b'", "'`x`'", "'x|y'", "'x>y'"]) {
       assert.match(

@@ -8,6 +8,7 @@
 import type { Node as YamlNode } from "yaml";
 import { YamlSource } from "../yaml-source.js";
 import { readDependencies } from "./dependencies.js";
+import { readMetrics } from "./metrics.js";
 import { readEnvironment, readNetwork } from "./network.js";
 import { readNotes } from "./notes.js";
 import { readQuestions } from "./questions.js";
@@ -40,6 +41,7 @@ const KNOWN_FIELDS = new Set([
   "dependencies",
   "notes",
   "post_update",
+  "metrics",
 ]);
 
 /** Parses and validates one package file. Collects every problem it finds. */
@@ -88,6 +90,17 @@ function readDefinition(r: FieldReader, root: YamlNode | null | undefined): Pack
   if (image) definition.image = image;
   const vm = readVm(r, fields.get("vm"));
   if (vm) definition.vm = vm;
+  const metrics = readMetrics(r, fields.get("metrics"));
+  if (metrics) {
+    definition.metrics = metrics;
+    // A VM's ports are forwarded to the host, not on the app's network Prometheus scrapes through.
+    if (vm)
+      r.source.error(
+        "metrics",
+        fields.get("metrics"),
+        "a virtual machine cannot declare metrics (only containers can)",
+      );
+  }
   if (fields.has("proton") && fields.get("proton") != null) {
     definition.proton = r.stringMap(fields.get("proton"), "proton");
   }

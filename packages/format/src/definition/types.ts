@@ -12,6 +12,8 @@ export interface PackageDefinition {
   /** `sha256` is this project's extension: the image's checksum, checked after download. */
   vm?: { image: string; memory: string; cpus: string; sha256?: string };
   proton?: ReadonlyMap<string, string>;
+  /** This project's extension: where the container serves Prometheus metrics (see metrics.ts). */
+  metrics?: { port: string; path: string };
   description: string;
   supplies: string[];
   entrypoint?: string[];
