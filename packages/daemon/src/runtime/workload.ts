@@ -176,6 +176,12 @@ export interface WorkloadInfo {
   healthcheck: HealthcheckConfig | null;
   /** Null without a health check. */
   health: HealthState | null;
+  /**
+   * Network name → the workload's IPv4 address on it: how the box reaches a
+   * container's own ports (a package's metrics) without publishing them.
+   * Empty while not running, and always for a VM (its ports are forwarded).
+   */
+  addresses: Record<string, string>;
   /** Present exactly for a VM. */
   machine?: MachineInfo;
 }
@@ -246,6 +252,8 @@ export interface ExecResult {
 
 export interface WorkloadStats {
   cpuPercent: number;
+  /** CPU time used since the workload started (user + system), seconds: a counter. */
+  cpuSeconds: number;
   memoryBytes: number;
   memoryLimitBytes: number;
   netInputBytes: number;

@@ -6,6 +6,7 @@
  * back in whole seconds as Podman 4.3 does) whose follow streams wait for new
  * lines, and counts the log streams open so tests can assert none leaks.
  */
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { TownError } from "@townos/format";
 import { workloadFingerprint } from "../../src/runtime/fingerprint.js";
@@ -53,6 +54,12 @@ export interface FakeWorkload {
   wake: Set<() => void>;
 }
 
+/** A running fake's address on its network: the same for the same name, so tests can expect it. */
+export function fakeAddress(name: string): string {
+  const [a = 0, b = 0] = createHash("sha256").update(name).digest();
+  return `10.89.${a}.${(b % 254) + 1}`;
+}
+
 /** The fake answers asynchronously, as the real drivers do. */
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -77,6 +84,10 @@ export class FakeRuntime implements HostRuntime {
   /** What healthchecks answer; default: the workload's recorded health, `conflict` without one. */
   healthAnswer: ((name: string) => Promise<HealthState>) | undefined;
   private probing = 0;
+  /** What `stats` of a running workload answers; default: all zero but one process. */
+  statsAnswer: ((name: string) => Promise<WorkloadStats>) | undefined;
+  /** `stats` calls so far. */
+  statsCalls = 0;
   /** `list` calls so far. */
   listings = 0;
   /** Log streams open right now. */
@@ -237,6 +248,8 @@ export class FakeRuntime implements HostRuntime {
       restartPolicy: w.spec.restart,
       healthcheck: w.healthcheck,
       health: w.health,
+      addresses:
+        running && w.spec.network ? { [w.spec.network.name]: fakeAddress(w.spec.name) } : {},
       ...w.info,
     };
   }
@@ -324,11 +337,14 @@ export class FakeRuntime implements HostRuntime {
 
   async stats(name: string): Promise<WorkloadStats> {
     await tick();
+    this.statsCalls += 1;
     if (this.need(name, "stats of").state !== "running") {
       throw new TownError("conflict", `fake: stats of container ${name}: it is not running`);
     }
+    if (this.statsAnswer) return this.statsAnswer(name);
     return {
       cpuPercent: 0,
+      cpuSeconds: 0,
       memoryBytes: 0,
       memoryLimitBytes: 0,
       netInputBytes: 0,

@@ -76,7 +76,9 @@ export function workloadContract(title: string, harness: () => ContractHarness):
       assert.equal(await runtime.start(name), true);
       assert.equal((await runtime.inspect(name))?.state.running, true);
       assert.equal(await runtime.start(name), false);
-      assert.ok((await runtime.stats(name)).pids >= 1);
+      const stats = await runtime.stats(name);
+      assert.ok(stats.pids >= 1);
+      assert.ok(stats.cpuSeconds >= 0 && Number.isFinite(stats.cpuSeconds));
       assert.equal(await runtime.stop(name, { timeoutSeconds: 0 }), true);
       assert.equal((await runtime.inspect(name))?.state.running, false);
       assert.equal(await runtime.stop(name, { timeoutSeconds: 0 }), false);
@@ -169,6 +171,26 @@ export function workloadContract(title: string, harness: () => ContractHarness):
       assert.equal(await runtime.removeNetwork(name), true);
       assert.equal(await runtime.removeNetwork(name), false);
       assert.equal(await runtime.inspectNetwork(name), undefined);
+    });
+
+    void it("a running workload has an IPv4 address on its network, none when stopped", async () => {
+      const h = harness();
+      const { runtime } = h;
+      const network = h.name("addrnet");
+      await runtime.ensureNetwork({ name: network, labels: h.labels });
+      const workload = { ...sleeper(h, "addr"), network: { name: network, aliases: [] } };
+      try {
+        await runtime.ensure(workload);
+        assert.deepEqual((await runtime.inspect(workload.name))?.addresses, {});
+        await runtime.start(workload.name);
+        const address = (await runtime.inspect(workload.name))?.addresses[network] ?? "";
+        assert.match(address, /^\d{1,3}(\.\d{1,3}){3}$/);
+        await runtime.stop(workload.name, { timeoutSeconds: 0 });
+        assert.deepEqual((await runtime.inspect(workload.name))?.addresses, {});
+      } finally {
+        await runtime.remove(workload.name, { timeoutSeconds: 0 });
+        await runtime.removeNetwork(network);
+      }
     });
 
     void it("images: present and absent ones", async () => {

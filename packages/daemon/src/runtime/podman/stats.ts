@@ -25,6 +25,8 @@ export async function stats(client: LibpodClient, name: string): Promise<Workloa
   const s = d.object(sample, "sample");
   return {
     cpuPercent: d.number(s, "CPU"),
+    // The cgroup's cumulative CPU time, ns.
+    cpuSeconds: d.number(s, "CPUNano") / 1e9,
     memoryBytes: d.number(s, "MemUsage"),
     memoryLimitBytes: d.number(s, "MemLimit"),
     netInputBytes: d.number(s, "NetInput"),

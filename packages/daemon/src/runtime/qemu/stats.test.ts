@@ -24,6 +24,7 @@ describe("VM stats", () => {
     const stats = await procStats(process.pid, { readBytes: 1, writtenBytes: 2 });
     assert.ok(stats.memoryBytes > 1024 * 1024);
     assert.ok(stats.cpuPercent >= 0);
+    assert.ok(stats.cpuSeconds > 0, "this process has used CPU time");
     assert.ok(stats.pids >= 1);
     assert.equal(stats.blockOutputBytes, 2);
   });

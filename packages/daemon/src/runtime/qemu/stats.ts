@@ -58,6 +58,7 @@ export async function procStats(
   const elapsed = performance.now() - begin;
   return {
     cpuPercent: elapsed > 0 ? Math.max(0, ((second.cpuMs - first.cpuMs) / elapsed) * 100) : 0,
+    cpuSeconds: second.cpuMs / 1000,
     memoryBytes: second.rssBytes,
     memoryLimitBytes: totalmem(),
     netInputBytes: 0,
