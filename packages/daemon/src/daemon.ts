@@ -27,6 +27,7 @@ import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
 import { attachPages, createPages, schedulePageRefreshes } from "./pages/setup.js";
+import { appEndpoints } from "./monitoring/app-endpoints.js";
 import { AppMetrics } from "./monitoring/app-metrics.js";
 import { createMonitoring, runMonitoring } from "./monitoring/setup.js";
 import type { MonitoringConfig } from "./monitoring/types.js";
@@ -291,7 +292,6 @@ function createServices(
       dataDir: config.dataDir,
       apiPort,
       settings,
-      appEndpoints: () => Promise.resolve([]),
       ingressMetrics: () => null,
       grafana: () => ({ enabled: false, state: "off", url: null, error: null }),
       log: (message, fields) => {
@@ -449,6 +449,9 @@ function startApps(
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       });
       startPages(services, config, clock, runtime, app);
+      services.monitoring.attachApps(() =>
+        appEndpoints(services.installs.list(), (name) => runtime.inspect(name)),
+      );
       appMetrics = new AppMetrics({
         registry: metrics.registry,
         runtime,

@@ -67,32 +67,13 @@ function monitoring(
     prometheus: api,
     retentionSeconds: () => 86_400,
     scrapeIntervalSeconds: () => 15,
-    targets: () =>
-      Promise.resolve(
-        scrapeTargets({
-          nodeExporter: "127.0.0.1:9100",
-          daemon: "127.0.0.1:5309",
-          ingress: null,
-          apps: [
-            {
-              repo: "default",
-              app: "gitea",
-              instance: "gitea",
-              address: "10.89.0.2",
-              port: 9000,
-              path: "/metrics",
-            },
-            {
-              repo: "default",
-              app: "off",
-              instance: "off",
-              address: null,
-              port: 9000,
-              path: "/metrics",
-            },
-          ],
-        }),
-      ),
+    targets: (apps) =>
+      scrapeTargets({
+        nodeExporter: "127.0.0.1:9100",
+        daemon: "127.0.0.1:5309",
+        ingress: null,
+        apps,
+      }),
     appsOpenToUsers: () => open,
     grafana: () => ({ enabled: false, state: "off", url: null, error: null }),
     log: () => undefined,
@@ -139,7 +120,29 @@ describe("the monitoring service", () => {
     const applied: PrometheusInputs[] = [];
     const service = monitoring(prometheus(), false, applied);
     await service.start();
-    assert.deepEqual(applied, [
+    service.attachApps(() =>
+      Promise.resolve([
+        {
+          repo: "default",
+          app: "gitea",
+          instance: "gitea",
+          address: "10.89.0.2",
+          port: 9000,
+          path: "/metrics",
+        },
+        {
+          repo: "default",
+          app: "off",
+          instance: "off",
+          address: null,
+          port: 9000,
+          path: "/metrics",
+        },
+      ]),
+    );
+    await service.update();
+    assert.equal(applied.length, 3, "at start, when apps attach, and when asked");
+    assert.deepEqual(applied.slice(2), [
       {
         scrapeIntervalSeconds: 15,
         targets: [

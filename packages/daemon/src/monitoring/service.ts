@@ -19,6 +19,7 @@ import { ALERT_QUERIES, MAX_RANGE_POINTS } from "@townos/api";
 import { isTownError, TownError } from "@townos/format";
 import { Mutex } from "../system/mutex.js";
 import { alertsFrom, type AlertKind } from "./alerts.js";
+import type { AppEndpoint } from "./targets.js";
 import type { PrometheusInputs, ScrapeTarget } from "./types.js";
 
 /** What the service needs of the supervised programs (`MonitoringProcesses`). */
@@ -56,8 +57,8 @@ export interface MonitoringOptions {
   prometheus: PrometheusApi;
   retentionSeconds: () => number;
   scrapeIntervalSeconds: () => number;
-  /** The box's targets now (the apps' addresses are read from the runtime). */
-  targets: () => Promise<ScrapeTarget[]>;
+  /** The box's targets with the apps' endpoints given. */
+  targets: (apps: readonly AppEndpoint[]) => ScrapeTarget[];
   /** Whether accounts that are not administrators see apps' series (`apps.logs_for_users`). */
   appsOpenToUsers: () => boolean;
   grafana: () => GrafanaState;
@@ -75,6 +76,7 @@ const OFF_PROCESS: MonitoringProcess = {
 export class Monitoring {
   private readonly applying = new Mutex();
   private started = false;
+  private appEndpoints: () => Promise<AppEndpoint[]> = () => Promise.resolve([]);
 
   constructor(private readonly options: MonitoringOptions | { off: string }) {}
 
@@ -87,6 +89,12 @@ export class Monitoring {
     await this.update();
   }
 
+  /** Apps run: their metrics endpoints are scraped from now on. */
+  attachApps(endpoints: () => Promise<AppEndpoint[]>): void {
+    this.appEndpoints = endpoints;
+    void this.update();
+  }
+
   /** Applies the targets and settings in force now, when they changed. Never throws; serialized. */
   update(): Promise<void> {
     const options = this.on();
@@ -96,7 +104,7 @@ export class Monitoring {
         await options.programs.apply(
           {
             scrapeIntervalSeconds: options.scrapeIntervalSeconds(),
-            targets: await options.targets(),
+            targets: options.targets(await this.appEndpoints()),
           },
           options.retentionSeconds(),
         );

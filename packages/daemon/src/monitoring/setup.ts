@@ -10,7 +10,7 @@ import type { Settings } from "../store/settings.js";
 import { PrometheusClient } from "./prometheus-client.js";
 import { MonitoringProcesses } from "./prometheus.js";
 import { Monitoring, type GrafanaState } from "./service.js";
-import { scrapeTargets, type AppEndpoint } from "./targets.js";
+import { scrapeTargets } from "./targets.js";
 import type { MonitoringConfig } from "./types.js";
 
 /** How often the targets are looked at again without a change. */
@@ -21,8 +21,6 @@ export interface MonitoringWiring {
   /** The daemon's API port: Prometheus scrapes its `/metrics` on loopback. */
   apiPort: number;
   settings: Settings;
-  /** The installed apps' metrics endpoints (empty while apps do not run). */
-  appEndpoints: () => Promise<AppEndpoint[]>;
   /** Caddy's metrics address, `127.0.0.1:PORT`, or null without the ingress. */
   ingressMetrics: () => string | null;
   grafana: () => GrafanaState;
@@ -54,12 +52,12 @@ export function createMonitoring(
     prometheus: new PrometheusClient(programs.prometheusUrl),
     retentionSeconds: () => settings.number("monitoring.retention"),
     scrapeIntervalSeconds: () => settings.number("monitoring.scrape_interval"),
-    targets: async () =>
+    targets: (apps) =>
       scrapeTargets({
         nodeExporter: programs.nodeExporterAddress,
         daemon: `127.0.0.1:${wiring.apiPort}`,
         ingress: wiring.ingressMetrics(),
-        apps: await wiring.appEndpoints(),
+        apps,
       }),
     appsOpenToUsers: () => settings.flag("apps.logs_for_users"),
     grafana: wiring.grafana,
