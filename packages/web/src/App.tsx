@@ -19,6 +19,7 @@ import { Audit, Network, Settings, Users } from "./screens/Admin.js";
 import { Storage } from "./screens/Storage.js";
 import { VmImages } from "./screens/VmImages.js";
 import { Pages } from "./screens/Pages.js";
+import { Monitoring } from "./screens/Monitoring.js";
 
 type Phase =
   | { kind: "loading" }
@@ -166,6 +167,7 @@ const NAV: NavItem[] = [
   { to: "/storage", label: "nav.storage" },
   { to: "/vm-images", label: "nav.vmImages", admin: true },
   { to: "/pages", label: "nav.pages", admin: true },
+  { to: "/monitoring", label: "nav.monitoring" },
   { to: "/repositories", label: "nav.repositories" },
   { to: "/users", label: "nav.users", admin: true },
   { to: "/audit", label: "nav.audit", admin: true },
@@ -253,6 +255,7 @@ function Routes({ path }: { path: string }) {
   if (path === "/storage") return <Storage />;
   if (path === "/vm-images") return <VmImages />;
   if (path === "/pages") return <Pages />;
+  if (path === "/monitoring") return <Monitoring />;
   if (path === "/users") return <Users />;
   if (path === "/audit") return <Audit />;
   if (path === "/settings") return <Settings />;

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import type { AppView, UpgradeOffer } from "@townos/client";
+import type { AppView, MonitoringAlerts, UpgradeOffer } from "@townos/client";
 import { client, useLoad } from "../api.js";
 import { appStatus, ErrorBox, Spinner, StatusBadge } from "../components.js";
 import { formatBytes, t } from "../messages.js";
@@ -8,6 +8,8 @@ import { tour, useSession } from "../session.js";
 import { AppLinks, NoteList } from "./AppPage.js";
 
 const REFRESH_MS = 5000;
+/** Alerts come from metrics scraped every few seconds at most; asking more often shows nothing new. */
+const ALERTS_REFRESH_MS = 30_000;
 
 export function Home() {
   const session = useSession();
@@ -16,6 +18,7 @@ export function Home() {
   const storage = useLoad(() => client.storage(), "storage", REFRESH_MS);
   const usage = useLoad(() => client.systemUsage(), "usage", REFRESH_MS);
   const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
+  const alerts = useLoad(() => client.monitoringAlerts(), "alerts", ALERTS_REFRESH_MS);
   // The tour's steps are the administrator's to take.
   const [showTour, setShowTour] = useState(session.isAdmin && tour.pending());
 
@@ -32,6 +35,7 @@ export function Home() {
           </span>
         )}
       </div>
+      <Alerts alerts={alerts.data} failed={alerts.error !== undefined} />
       {showTour && (
         <section className="card tour" aria-labelledby="tour-title">
           <h2 id="tour-title">{t("tour.title")}</h2>
@@ -145,6 +149,37 @@ export function Home() {
       )}
       {storage.error && <ErrorBox problem={storage.error} />}
     </>
+  );
+}
+
+/** The built-in alerts, most severe first; nothing when all is well, a quiet note when nobody could look. */
+function Alerts({ alerts, failed }: { alerts: MonitoringAlerts | undefined; failed: boolean }) {
+  if (failed || alerts?.available === false) {
+    return <p className="muted">{t("home.alertsUnavailable")}</p>;
+  }
+  if (!alerts || alerts.items.length === 0) return null;
+  const items = [...alerts.items].sort(
+    (a, b) => Number(b.severity === "critical") - Number(a.severity === "critical"),
+  );
+  return (
+    <section className="card danger" aria-labelledby="alerts-title">
+      <h2 id="alerts-title">{t("home.alerts")}</h2>
+      <ul>
+        {items.map((alert) => (
+          <li key={`${alert.kind} ${alert.subject}`}>
+            <span
+              className={`badge ${alert.severity === "critical" ? "badge-failed" : "badge-starting"}`}
+            >
+              {t(`home.alert.${alert.severity}`)}
+            </span>{" "}
+            {alert.message}
+          </li>
+        ))}
+      </ul>
+      <p>
+        <Link to="/monitoring">{t("nav.monitoring")}</Link>
+      </p>
+    </section>
   );
 }
 
