@@ -36,6 +36,7 @@ function info(name: string, change: Partial<WorkloadInfo> = {}): WorkloadInfo {
       retries: 3,
     },
     health: null,
+    addresses: {},
     ...change,
   };
 }

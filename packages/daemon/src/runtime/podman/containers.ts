@@ -168,7 +168,18 @@ export async function inspectContainer(
           }
         : null,
     health: health && d.string(health, "Status") !== "" ? healthState(health, d) : null,
+    addresses: networkAddresses(d, d.optionalObject(root, "NetworkSettings")),
   };
+}
+
+/** `NetworkSettings.Networks[name].IPAddress`, for the networks that gave one (none when stopped). */
+function networkAddresses(d: Decoder, settings: JsonObject | undefined): Record<string, string> {
+  const networks = settings && d.optionalObject(settings, "Networks");
+  const entries = Object.entries(networks ?? {}).map(([name, value]): [string, string] => [
+    name,
+    d.string(d.object(value, `network ${name}`), "IPAddress"),
+  ]);
+  return Object.fromEntries(entries.filter(([, address]) => address !== ""));
 }
 
 /** All containers (running or not) carrying all the given labels. */

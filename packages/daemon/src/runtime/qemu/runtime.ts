@@ -231,6 +231,8 @@ export class QemuRuntime implements WorkloadRuntime {
       restartPolicy: record.workload.restart,
       healthcheck: vmHealthcheck(record.workload.ports),
       health: this.health.get(record.id) ?? { status: "starting", failingStreak: 0, log: [] },
+      // User-mode networking: the guest is reached through its forwarded ports only.
+      addresses: {},
       machine: {
         accelerator: record.accelerator ?? (await this.context.accelerator()),
         // What QEMU was given: whole MiB.
