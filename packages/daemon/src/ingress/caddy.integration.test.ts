@@ -4,7 +4,7 @@
  * over HTTPS with the downloaded local CA root, static sites (types, index
  * files, the site's 404 page, compression, revalidation), the HTTP redirect, a config
  * Caddy refuses while the old one keeps serving, restart after kill -9, and
- * adoption by a second supervisor. The real ACME exchange cannot run here
+ * adoption by a second supervisor, Caddy's metrics on a loopback port. The real ACME exchange cannot run here
  * (no public CA reachable, no public name): only that Caddy accepts the
  * generated ACME configuration is tested.
  */
@@ -421,6 +421,20 @@ describe("ingress with the real Caddy", { skip: caddyMissing || curlMissing }, (
     assert.equal(await supervisor.apply(withPublic), "loaded");
     assert.equal((await viaCaddy()).status, 200);
     assert.equal(await supervisor.apply(compileIngress(input)), "loaded");
+  });
+
+  it("serves Caddy's metrics on a loopback port for Prometheus", async () => {
+    const metricsAddress = `127.0.0.1:${await freePort()}`;
+    assert.equal(await supervisor.apply(compileIngress({ ...input, metricsAddress })), "loaded");
+    try {
+      // A request through the HTTPS server first, so that its counters exist.
+      assert.equal((await viaCaddy()).status, 200);
+      const answer = await curl([`http://${metricsAddress}/metrics`]);
+      assert.equal(answer.status, 200, answer.headers);
+      assert.match(answer.body, /^caddy_http_requests_total\{[^}]*server="https"[^}]*\} [1-9]/m);
+    } finally {
+      assert.equal(await supervisor.apply(compileIngress(input)), "loaded");
+    }
   });
 
   it(

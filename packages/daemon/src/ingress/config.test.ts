@@ -261,6 +261,59 @@ describe("compileIngress", () => {
   });
 });
 
+describe("compileIngress with Caddy's metrics", () => {
+  it("adds a plain-HTTP loopback server answering with Caddy's metrics, counting the others' requests", () => {
+    const without = compileIngress(base);
+    const withMetrics = compileIngress({ ...base, metricsAddress: "127.0.0.1:9180" });
+    assert.deepEqual(path(withMetrics.config, "apps", "http", "servers", "metrics"), {
+      listen: ["127.0.0.1:9180"],
+      automatic_https: { disable: true },
+      read_header_timeout: "30s",
+      routes: [{ handle: [{ handler: "metrics" }], terminal: true }],
+    });
+    const servers = path(withMetrics.config, "apps", "http", "servers") as Record<
+      string,
+      Record<string, unknown>
+    >;
+    delete servers["metrics"];
+    for (const name of ["https", "http"]) {
+      const server = servers[name];
+      assert.ok(server);
+      assert.deepEqual(server["metrics"], {});
+      delete server["metrics"];
+    }
+    assert.deepEqual(withMetrics.config, without.config);
+    assert.deepEqual(Object.keys(path(without.config, "apps", "http", "servers") as object), [
+      "https",
+      "http",
+    ]);
+    assert.notEqual(
+      compileIngress({ ...base, metricsAddress: "127.0.0.1:9180" }).hash,
+      without.hash,
+    );
+  });
+
+  it("refuses an address that is not 127.0.0.1:PORT, or that takes the HTTP or HTTPS port", () => {
+    for (const bad of [
+      "0.0.0.0:9180",
+      ":9180",
+      "localhost:9180",
+      "[::1]:9180",
+      "127.0.0.1:0",
+      "127.0.0.1:70000",
+      "127.0.0.1:09180",
+      "unix//run/m.sock",
+      "127.0.0.1:9180\n",
+    ])
+      compileFails({ ...base, metricsAddress: bad }, "metricsAddress", /127\.0\.0\.1:PORT|control/);
+    compileFails(
+      { ...base, metricsAddress: "127.0.0.1:443" },
+      "metricsAddress",
+      /HTTP or HTTPS port/,
+    );
+  });
+});
+
 describe("compileIngress with static sites", () => {
   const lan = { ranges: [...LAN_SOURCE_RANGES] };
   const server = (input: IngressInput): JsonObject =>

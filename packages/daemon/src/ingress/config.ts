@@ -63,6 +63,12 @@ export interface IngressInput {
   adminAddress: string;
   /** Where Caddy keeps its CA and certificates: must survive restarts. */
   storageDir: string;
+  /**
+   * `127.0.0.1:PORT`: a plain-HTTP server there answers every path with
+   * Caddy's Prometheus metrics (the admin API's own `/metrics` is on a unix
+   * socket Prometheus cannot scrape). Absent: no such server.
+   */
+  metricsAddress?: string;
 }
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
@@ -178,6 +184,14 @@ export function compileIngress(input: IngressInput): CompiledIngress {
     if (!isPort(port)) problem(field, `${port} is not a port (1-65535)`);
   }
   if (input.httpsPort === input.httpPort) problem("httpPort", "must differ from httpsPort");
+  if (input.metricsAddress !== undefined) {
+    const metricsProblem = metricsAddressProblem(input.metricsAddress, [
+      input.httpsPort,
+      input.httpPort,
+    ]);
+    if (metricsProblem)
+      problem("metricsAddress", `"${printable(input.metricsAddress)}" ${metricsProblem}`);
+  }
   const adminProblem = adminAddressProblem(input.adminAddress);
   if (adminProblem) problem("adminAddress", `"${printable(input.adminAddress)}" ${adminProblem}`);
   const storageProblem = absolutePathProblem(input.storageDir);
@@ -244,6 +258,8 @@ function caddyConfig(
     "upstream" in served
       ? proxyRoute(served, sources)
       : siteRoute(served, siteDirectory(input.sitesRoot, served), sources);
+  // Caddy 2.6 counts a server's requests (`caddy_http_*`) only when asked; only with metrics, as above.
+  const counted = input.metricsAddress === undefined ? {} : { metrics: {} };
   const notFoundRoutes = [
     ...publicRoutes.map((served) => notFoundRoute(served, input.sitesRoot)),
     ...local.map((served) => notFoundRoute(served, input.sitesRoot, lan)),
@@ -274,10 +290,12 @@ function caddyConfig(
             ],
             // Only with sites: the configs of a box without any stay as they were.
             ...(notFoundRoutes.length > 0 ? { errors: { routes: notFoundRoutes } } : {}),
+            ...counted,
           },
           http: {
             listen: [`:${input.httpPort}`],
             read_header_timeout: "30s",
+            ...counted,
             routes: [
               {
                 handle: [
@@ -292,9 +310,28 @@ function caddyConfig(
               },
             ],
           },
+          ...(input.metricsAddress === undefined
+            ? {}
+            : { metrics: metricsServer(input.metricsAddress) }),
         },
       },
     },
+  };
+}
+
+/**
+ * Caddy's own metrics for Prometheus, on loopback only: the Go runtime's,
+ * the reverse proxy's upstream health, and the requests of the servers that
+ * have `metrics: {}` (by server, handler, code and method; Caddy 2.6 has no
+ * per-host counts).
+ */
+function metricsServer(address: string): JsonObject {
+  return {
+    listen: [address],
+    // No names to get certificates for, and plain HTTP is what Prometheus asks.
+    automatic_https: { disable: true },
+    read_header_timeout: "30s",
+    routes: [{ handle: [{ handler: "metrics" }], terminal: true }],
   };
 }
 
@@ -473,9 +510,23 @@ function adminAddressProblem(address: string): string | undefined {
   const match = HOST_PORT.exec(address);
   const host = match?.[1]?.replace(/^\[(.*)\]$/, "$1") ?? "";
   if (!match || !isPort(Number(match[2]))) return "is neither unix//PATH nor a loopback IP:PORT";
-  if (!(host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)))
-    return "must be a unix socket or a loopback address";
+  if (!isLoopback(host)) return "must be a unix socket or a loopback address";
   return undefined;
+}
+
+/** The metrics tell what the box serves and how much: this machine only, on a port of its own. */
+function metricsAddressProblem(address: string, taken: readonly number[]): string | undefined {
+  const control = findControlCharacter(address);
+  if (control) return `contains the control character ${control}`;
+  const match = /^127\.0\.0\.1:([1-9][0-9]{0,4})$/.exec(address);
+  const port = Number(match?.[1]);
+  if (!match || !isPort(port)) return "is not 127.0.0.1:PORT";
+  if (taken.includes(port)) return "uses the HTTP or HTTPS port";
+  return undefined;
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function absolutePathProblem(path: string): string | undefined {

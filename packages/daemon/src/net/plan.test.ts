@@ -99,6 +99,12 @@ describe("planNetwork", () => {
     assert.deepEqual(plan.problems, []);
   });
 
+  it("gives Caddy a loopback metrics address only with a metrics port", () => {
+    assert.equal(planNetwork(inputs, context).ingress.metricsAddress, undefined);
+    const plan = planNetwork(inputs, { ...context, metricsPort: 9180 });
+    assert.equal(plan.ingress.metricsAddress, "127.0.0.1:9180");
+  });
+
   it("publishes town.<tld> and every app name at every LAN address, local to the TLD", () => {
     const { dns } = planNetwork(inputs, context);
     const pairs = dns.records.map((record) => `${record.name} ${record.address}`);

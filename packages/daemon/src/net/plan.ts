@@ -65,6 +65,8 @@ export interface NetworkContext {
   storageDir: string;
   /** The sites directory as Caddy names it (the supervisor's `caddySitesDir`). */
   sitesRoot: string;
+  /** Loopback port Caddy serves its Prometheus metrics on (`IngressInput.metricsAddress`); absent: none. */
+  metricsPort?: number;
 }
 
 export interface AppUrls {
@@ -228,6 +230,9 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
       httpPort: context.httpPort,
       adminAddress: context.adminAddress,
       storageDir: context.storageDir,
+      ...(context.metricsPort === undefined
+        ? {}
+        : { metricsAddress: `127.0.0.1:${context.metricsPort}` }),
     },
     dns: {
       records,
