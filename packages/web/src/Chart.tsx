@@ -40,7 +40,7 @@ export function Chart({ title, unit, data }: { title: string; unit: ChartUnit; d
             value: (_plot: uPlot, value: number | null) => format(value),
           })),
         ],
-        scales: { y: { range: yRange(unit) } },
+        scales: { x: { time: true, range: data.span }, y: { range: yRange(unit) } },
         axes: [{}, { size: 80, values: (_plot, ticks) => ticks.map((tick) => format(tick)) }],
       },
       data.columns,

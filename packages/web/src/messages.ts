@@ -400,6 +400,7 @@ const en = {
   "monitoring.down": "Prometheus is down.",
   "monitoring.downBecause": "Prometheus is down: {reason}",
   "monitoring.starting": "Prometheus is starting.",
+  "monitoring.startingBecause": "Prometheus is not answering yet: {reason}",
   "monitoring.off": "Monitoring is off on this box.",
   "monitoring.failed": "This chart could not be loaded: {reason}",
   "monitoring.cores": "{count} cores",

@@ -47,6 +47,9 @@ export function rangeQuery(
   };
 }
 
+/** Labels every series of the box carries (there is one box): no help in telling lines apart. */
+const BOX_LABELS = new Set(["__name__", "job", "instance"]);
+
 /** A line's name from its labels: `repo/app`, with the volume or mount point; else the chart's title. */
 export function seriesName(metric: Record<string, string>, fallback: string): string {
   const { repo, app, volume, mountpoint } = metric;
@@ -56,7 +59,7 @@ export function seriesName(metric: Record<string, string>, fallback: string): st
   if (mountpoint !== undefined) parts.push(mountpoint);
   if (parts.length > 0) return parts.join(" ");
   const rest = Object.entries(metric)
-    .filter(([name]) => name !== "__name__")
+    .filter(([name]) => !BOX_LABELS.has(name))
     .map(([name, value]) => `${name}=${value}`)
     .sort();
   return rest.length > 0 ? rest.join(", ") : fallback;
@@ -68,6 +71,8 @@ export type Columns = [number[], ...(number | null)[][]];
 export interface ChartData {
   names: string[];
   columns: Columns;
+  /** The time the chart spans (seconds): the whole range asked for, however few points came. */
+  span: [number, number];
 }
 
 /**
@@ -75,7 +80,11 @@ export interface ChartData {
  * the timestamps, sorted by name so colours stay put between refreshes.
  * Prometheus' NaN and ±Inf (a division by zero) are gaps, not points.
  */
-export function chartData(result: MonitoringResult, fallbackName: string): ChartData {
+export function chartData(
+  result: MonitoringResult,
+  fallbackName: string,
+  span: [number, number],
+): ChartData {
   const series = result.series
     .map((s) => ({ name: seriesName(s.metric, fallbackName), values: s.values }))
     .sort((a, b) => a.name.localeCompare(b.name));
@@ -91,7 +100,7 @@ export function chartData(result: MonitoringResult, fallbackName: string): Chart
     }
     return column;
   });
-  return { names: series.map((s) => s.name), columns: [times, ...columns] };
+  return { names: series.map((s) => s.name), columns: [times, ...columns], span };
 }
 
 /** Whether a chart has at least one point to draw. */
@@ -148,7 +157,10 @@ export function monitoringDown(status: MonitoringStatus): string | null {
     case "on":
       return null;
     case "starting":
-      return t("monitoring.starting");
+      // Also while a crashed Prometheus is started again: its last error says why it went.
+      return status.reason === null
+        ? t("monitoring.starting")
+        : t("monitoring.startingBecause", { reason: status.reason });
     case "off":
       return t("monitoring.off");
     case "failed":

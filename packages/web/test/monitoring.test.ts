@@ -76,7 +76,11 @@ describe("a range result as uPlot's columns", () => {
     );
     assert.equal(seriesName({ mountpoint: "/srv" }, "Disk"), "/srv");
     assert.equal(seriesName({}, "CPU in use"), "CPU in use");
-    assert.equal(seriesName({ job: "node", device: "eth0" }, "x"), "device=eth0, job=node");
+    assert.equal(seriesName({ job: "node", instance: "127.0.0.1:9100" }, "Memory"), "Memory");
+    assert.equal(
+      seriesName({ job: "node", device: "eth0", fstype: "ext4" }, "x"),
+      "device=eth0, fstype=ext4",
+    );
   });
 
   it("aligns every series on the union of the timestamps, gaps as null, sorted by name", () => {
@@ -102,8 +106,10 @@ describe("a range result as uPlot's columns", () => {
         ],
       },
       "CPU by app",
+      [100, 145],
     );
     assert.deepEqual(data.names, ["main/chat", "main/wiki"]);
+    assert.deepEqual(data.span, [100, 145]);
     assert.deepEqual(data.columns, [
       [100, 115, 130, 145],
       [null, 0.5, null, null],
@@ -113,12 +119,13 @@ describe("a range result as uPlot's columns", () => {
   });
 
   it("has nothing to draw without series, or with only gaps", () => {
-    const none = chartData({ resultType: "matrix", series: [] }, "x");
+    const none = chartData({ resultType: "matrix", series: [] }, "x", [0, 1]);
     assert.deepEqual(none.columns, [[]]);
     assert.equal(hasPoints(none), false);
     const gaps = chartData(
       { resultType: "matrix", series: [{ metric: {}, values: [[1, "NaN"]] }] },
       "x",
+      [0, 1],
     );
     assert.equal(hasPoints(gaps), false);
   });
@@ -138,10 +145,11 @@ describe("values and notes", () => {
   });
 
   it("says why a chart is empty: Prometheus down, the query's error, or no data yet", () => {
-    const empty = chartData({ resultType: "matrix", series: [] }, "x");
+    const empty = chartData({ resultType: "matrix", series: [] }, "x", [0, 1]);
     const full = chartData(
       { resultType: "matrix", series: [{ metric: {}, values: [[1, "2"]] }] },
       "x",
+      [0, 1],
     );
     assert.equal(chartNote(STATUS, full, undefined), null);
     assert.equal(chartNote(STATUS, undefined, undefined), null);
@@ -168,6 +176,14 @@ describe("values and notes", () => {
       text: "Prometheus is down.",
     });
     assert.equal(chartNote({ ...STATUS, state: "starting" }, undefined, undefined)?.kind, "down");
+    assert.equal(
+      chartNote(
+        { ...STATUS, state: "starting", reason: "connection refused" },
+        undefined,
+        undefined,
+      )?.text,
+      "Prometheus is not answering yet: connection refused",
+    );
     assert.equal(
       chartNote({ ...STATUS, state: "off" }, undefined, undefined)?.text,
       "Monitoring is off on this box.",

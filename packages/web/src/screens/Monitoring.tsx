@@ -3,7 +3,7 @@
  * time range, drawn from range queries the daemon passes to Prometheus with
  * the caller's session, and what is measured with its health.
  */
-import { useMemo, useState } from "react";
+import { useState } from "react";
 import type { MonitoringStatus, MonitoringTarget } from "@townos/client";
 import {
   CHART_QUERIES,
@@ -92,23 +92,25 @@ function Summary({ status }: { status: MonitoringStatus }) {
           {down}
         </p>
       )}
-      <p className="muted">
-        {t("monitoring.services", {
-          prometheus: status.prometheus.state,
-          nodeExporter: status.nodeExporter.state,
-        })}{" "}
-        ·{" "}
-        {t("monitoring.settings", {
-          retention: durationText(status.retentionSeconds),
-          interval: durationText(status.scrapeIntervalSeconds),
-        })}
-        {status.grafana.url !== null && (
-          <>
-            {" "}
-            · <a href={status.grafana.url}>{t("monitoring.grafana")}</a>
-          </>
-        )}
-      </p>
+      {status.state !== "off" && (
+        <p className="muted">
+          {t("monitoring.services", {
+            prometheus: status.prometheus.state,
+            nodeExporter: status.nodeExporter.state,
+          })}{" "}
+          ·{" "}
+          {t("monitoring.settings", {
+            retention: durationText(status.retentionSeconds),
+            interval: durationText(status.scrapeIntervalSeconds),
+          })}
+          {status.grafana.url !== null && (
+            <>
+              {" "}
+              · <a href={status.grafana.url}>{t("monitoring.grafana")}</a>
+            </>
+          )}
+        </p>
+      )}
     </>
   );
 }
@@ -126,17 +128,16 @@ function ChartCard({
   const interval = status.scrapeIntervalSeconds;
   const on = status.state === "on";
   const result = useLoad(
-    () =>
-      on
-        ? client.monitoringQueryRange(rangeQuery(chart, range, interval, Date.now()))
-        : Promise.resolve(undefined),
+    async () => {
+      if (!on) return undefined;
+      const query = rangeQuery(chart, range, interval, Date.now());
+      const answer = await client.monitoringQueryRange(query);
+      return chartData(answer, chart.title, [query.start, query.end]);
+    },
     `${chart.id}:${range.id}:${interval}:${on}`,
     on ? refreshMs(range) : undefined,
   );
-  const data = useMemo(
-    () => (result.data === undefined ? undefined : chartData(result.data, chart.title)),
-    [result.data, chart.title],
-  );
+  const data = result.data;
   const note = chartNote(status, data, result.error);
   return (
     <article className="card chart-card" aria-label={chart.title}>
