@@ -13,6 +13,9 @@
  * can neither replace nor remove the daemon's files (config, log). Its
  * storage and XDG directories are Caddy's own. The daemon never follows a
  * link in that directory: see `openNoFollow`.
+ *
+ * Prometheus and Node Exporter (monitoring/prometheus.ts) run the same way,
+ * as the `prometheus` user and without capabilities.
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -34,8 +37,11 @@ export const DEFAULT_CADDY_USER = "caddy";
 /** Caddy's own directory as Caddy names it: its working directory. */
 export const CADDY_DIR = "/proc/self/cwd";
 
-/** The user's ids from the system's user database (`getent`, so NSS is honoured). */
-export async function lookupUser(name: string): Promise<RunAs> {
+/**
+ * The user's ids from the system's user database (`getent`, so NSS is honoured).
+ * `program` (also Debian's package that makes the user) names it in messages.
+ */
+export async function lookupUser(name: string, program = "caddy"): Promise<RunAs> {
   let line = "";
   try {
     line = (await run("getent", ["passwd", name], { timeout: 5_000 })).stdout.trim();
@@ -46,32 +52,41 @@ export async function lookupUser(name: string): Promise<RunAs> {
   if (uid === undefined || gid === undefined || !/^\d+$/.test(uid) || !/^\d+$/.test(gid))
     throw new TownError(
       "unavailable",
-      `caddy: there is no user "${name}" to run Caddy as (Debian's caddy package makes it); Caddy is not started as root`,
+      `${program}: there is no user "${name}" to run ${program} as (Debian's ${program} package makes it); ${program} is not started as root`,
     );
-  if (Number(uid) === 0) throw new TownError("unavailable", `caddy: the user "${name}" is root`);
+  if (Number(uid) === 0)
+    throw new TownError("unavailable", `${program}: the user "${name}" is root`);
   return { name, uid: Number(uid), gid: Number(gid) };
 }
 
-/** `setpriv` arguments that run the command after them as `user` with only CAP_NET_BIND_SERVICE. */
-export function dropPrivileges(user: RunAs): string[] {
+/** `setpriv` arguments that run the command after them as `user` with only `capabilities` (none: `[]`). */
+export function dropPrivileges(
+  user: RunAs,
+  capabilities: readonly string[] = ["net_bind_service"],
+): string[] {
+  const caps = ["-all", ...capabilities.map((capability) => `+${capability}`)].join(",");
   return [
     `--reuid=${user.uid}`,
     `--regid=${user.gid}`,
     "--init-groups",
-    "--inh-caps=-all,+net_bind_service",
-    "--ambient-caps=-all,+net_bind_service",
-    "--bounding-set=-all,+net_bind_service",
+    `--inh-caps=${caps}`,
+    `--ambient-caps=${caps}`,
+    `--bounding-set=${caps}`,
     "--no-new-privs",
     "--",
   ];
 }
 
 /** The shared directory: the daemon's (root), Caddy's group may add files but not touch others'. */
-export async function prepareSharedDirectory(dir: string, user: RunAs): Promise<void> {
+export async function prepareSharedDirectory(
+  dir: string,
+  user: RunAs,
+  program = "caddy",
+): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
   if (!info.isDirectory() || info.uid !== 0)
-    throw new TownError("unavailable", `caddy: ${dir} is not a directory of root's`);
+    throw new TownError("unavailable", `${program}: ${dir} is not a directory of root's`);
   await chown(dir, 0, user.gid);
   await chmod(dir, 0o1770);
 }
@@ -93,11 +108,15 @@ export async function prepareSitesDirectory(dir: string): Promise<void> {
  * A directory of Caddy's own (0700): made, or handed over (with what is in
  * it, links not followed) when an earlier root Caddy left it root's.
  */
-export async function prepareOwnDirectory(dir: string, user: RunAs): Promise<void> {
+export async function prepareOwnDirectory(
+  dir: string,
+  user: RunAs,
+  program = "caddy",
+): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
   if (!info.isDirectory())
-    throw new TownError("unavailable", `caddy: ${dir} is not a directory (a link?)`);
+    throw new TownError("unavailable", `${program}: ${dir} is not a directory (a link?)`);
   if (info.uid !== user.uid || info.gid !== user.gid)
     await run("chown", ["-R", "-P", `${user.uid}:${user.gid}`, "--", dir], { timeout: 60_000 });
   await chmod(dir, 0o700);
@@ -108,8 +127,7 @@ export async function openNoFollow(path: string, flags: number, mode = 0o600): P
   // (Node opens every file close-on-exec already.)
   const handle = await open(path, flags | NO_FOLLOW, mode);
   try {
-    if (!(await handle.stat()).isFile())
-      throw new TownError("io", `caddy: ${path} is not a regular file`);
+    if (!(await handle.stat()).isFile()) throw new TownError("io", `${path} is not a regular file`);
     return handle;
   } catch (error) {
     await handle.close();
