@@ -49,6 +49,8 @@ export interface Mount {
   target: string;
   /** The volume's name: a VM's guest mounts the share by this 9p tag (containers ignore it). */
   name?: string;
+  /** Containers only: the workload cannot write to it. Absent: writable. */
+  readOnly?: boolean;
 }
 
 /** What only a virtual machine has. */
@@ -106,6 +108,12 @@ export interface Workload {
   ports: readonly PublishedPort[];
   /** The network it joins, with extra names it is found by there; null for none. */
   network: { name: string; aliases: readonly string[] } | null;
+  /**
+   * Containers only: share the host's network (what it listens on, it listens
+   * on the host; it reaches the host's loopback). Takes no `network` and no
+   * `ports`. Absent: a network of its own.
+   */
+  hostNetwork?: boolean;
   /** What the runtime does when the workload ends by itself. */
   restart: "no" | "on-failure" | "always" | "unless-stopped";
   /**

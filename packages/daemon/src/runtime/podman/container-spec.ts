@@ -8,6 +8,7 @@
  * built spec's hash is out of date (the fingerprint `ensure` compares).
  */
 import { createHash } from "node:crypto";
+import { TownError } from "@townos/format";
 import { canonicalJson } from "../../canonical-json.js";
 import { LABEL_SPEC_HASH, type Workload } from "../workload.js";
 
@@ -26,7 +27,8 @@ export interface SpecGenerator {
   labels: Record<string, string>;
   portmappings: PortMapping[];
   mounts: BindMount[];
-  netns: { nsmode: "bridge" };
+  /** `host`: the host's network namespace (`Workload.hostNetwork`), with no networks. */
+  netns: { nsmode: "bridge" | "host" };
   networks: Record<string, { aliases?: string[] }>;
   restart_policy: "no" | "on-failure" | "always" | "unless-stopped";
   privileged: false;
@@ -46,12 +48,19 @@ export interface BindMount {
   destination: string;
   source: string;
   type: "bind";
-  options: ["rbind"];
+  options: ["rbind"] | ["rbind", "ro"];
 }
 
 /** The create spec of a workload, its `town.spec-hash` label included. */
 export function containerSpec(workload: Workload): SpecGenerator {
   const { network } = workload;
+  const hostNetwork = workload.hostNetwork === true;
+  if (hostNetwork && (network !== null || workload.ports.length > 0)) {
+    throw new TownError(
+      "invalid_argument",
+      `container ${workload.name}: on the host's network it can join no other and publish no ports`,
+    );
+  }
   const spec: SpecGenerator = {
     name: workload.name,
     // Libpod defaults the host name to the short container id, not the name.
@@ -60,13 +69,13 @@ export function containerSpec(workload: Workload): SpecGenerator {
     env: { ...workload.env },
     labels: { ...workload.labels },
     portmappings: portMappings(workload),
-    mounts: workload.mounts.map(({ source, target }) => ({
+    mounts: workload.mounts.map(({ source, target, readOnly }) => ({
       destination: target,
       source,
       type: "bind",
-      options: ["rbind"],
+      options: readOnly === true ? ["rbind", "ro"] : ["rbind"],
     })),
-    netns: { nsmode: "bridge" },
+    netns: { nsmode: hostNetwork ? "host" : "bridge" },
     networks:
       network === null
         ? {}

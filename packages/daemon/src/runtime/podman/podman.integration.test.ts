@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -321,6 +323,40 @@ describe("podman driver against real Podman", { skip: podmanMissing }, () => {
     );
     assert.equal(seen.find((e) => e.action === "died")?.exitCode, 137);
     await podman.removeContainer(other.name, { timeoutSeconds: 0 });
+  });
+
+  it("runs a container on the host's network: it reaches the host's loopback, read-only mounts stay so", async () => {
+    const server = createServer((_request, response) => response.end("host loopback"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const dir = join(work, "host-net");
+    await mkdir(dir, { recursive: true });
+    const spec = podmanSpec({
+      kind: "container",
+      name: nameOf("hostnet"),
+      hostname: nameOf("hostnet"),
+      image: TEST_IMAGE,
+      command: ["sleep", "30"],
+      env: {},
+      labels: { ...runLabels },
+      mounts: [{ source: dir, target: "/ro", readOnly: true }],
+      ports: [],
+      network: null,
+      hostNetwork: true,
+      restart: "no",
+    });
+    try {
+      await podman.createContainer(spec);
+      await podman.startContainer(spec.name);
+      const fetched = await podman.exec(spec.name, ["wget", "-qO-", `http://127.0.0.1:${port}/`]);
+      assert.equal(fetched.stdout, "host loopback", fetched.stderr);
+      const write = await podman.exec(spec.name, ["touch", "/ro/x"]);
+      assert.notEqual(write.exitCode, 0);
+      assert.match(write.stderr, /Read-only file system/);
+    } finally {
+      await podman.removeContainer(spec.name, { timeoutSeconds: 0 });
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it("waits for a container and reports its exit code", async () => {
