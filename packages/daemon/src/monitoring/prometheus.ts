@@ -144,6 +144,8 @@ export class MonitoringProcesses {
         this.loadedHash = origin === "started" ? this.launchedHash : undefined;
         this.reloadError = null;
         log.info(`monitoring: ${origin} Prometheus (pid ${pid})`);
+        // An `apply` while it was starting found it down: brought up to date now.
+        void this.convergeLogged();
       },
       onFailure: (_failure, message) => {
         log.warn(`monitoring: ${message}`);
@@ -183,7 +185,7 @@ export class MonitoringProcesses {
     // Known before an adopted Prometheus's config is rewritten; a failure shows at its next start.
     this.runAs = await this.prepare().catch(() => undefined);
     await Promise.all([this.prometheus.start(), this.nodeExporter.start()]);
-    await this.mutex.run(() => this.converge());
+    await this.convergeLogged();
   }
 
   /**
@@ -245,6 +247,15 @@ export class MonitoringProcesses {
       restarts,
       lastError: lastError?.message ?? ownError,
     };
+  }
+
+  /** `converge` without a caller to throw to: a failure (to write the config) is logged. */
+  private async convergeLogged(): Promise<void> {
+    try {
+      await this.mutex.run(() => this.converge());
+    } catch (error) {
+      this.log.warn(`monitoring: ${String(error)}`);
+    }
   }
 
   /** A running Prometheus runs the desired retention and config (under `mutex`). */
