@@ -13,10 +13,10 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import type { MonitoringTarget } from "@townos/api";
+import type { MonitoringSeries } from "@townos/api";
 import { processUid } from "../ingress/run-as.js";
 import { commandLine } from "../system/proc.js";
+import { eventually } from "../../test/net.js";
 import { processesMentioning } from "../../test/processes.js";
 import { freePort } from "../../test/runtime/podman-host.js";
 import { PrometheusClient } from "./prometheus-client.js";
@@ -31,24 +31,11 @@ const missing =
       : false;
 const root = process.getuid?.() === 0;
 
-/** Polls `check` until it gives something, failing after `ms`. */
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  ms = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms (last error: ${String(last)})`);
-    await sleep(250);
-  }
+/** Node Exporter's `up` series once Prometheus scraped it successfully. */
+async function nodeUp(client: PrometheusClient): Promise<MonitoringSeries> {
+  const [series] = (await client.query('up{job="node"} == 1')).series;
+  assert.ok(series, "not scraped yet");
+  return series;
 }
 
 describe(
@@ -146,21 +133,20 @@ describe(
         await readFile(join(dir, "prometheus", "prometheus.yml"), "utf8"),
         /"job_name": "node"/,
       );
-      const up = await until("node exporter scraped", async () => {
-        const result = await client.query('up{job="node"} == 1');
-        return result.series.length === 1 ? result.series[0] : undefined;
-      });
+      const up = await eventually("node exporter scraped", () => nodeUp(client), 60_000);
       assert.equal(up.metric["instance"], first.nodeExporterAddress);
       // Node Exporter's own series, as the charts use them.
       const cpu = await client.query("count(node_cpu_seconds_total)");
       assert.ok(Number(cpu.series[0]?.values[0]?.[1]) > 0);
-      const down = await until("the closed port reported down", async () => {
-        const targets = await client.targets();
-        return targets.find(
-          (target): target is MonitoringTarget =>
-            target.job === "app" && target.health === "down" && target.lastError !== null,
-        );
-      });
+      const down = await eventually(
+        "the closed port reported down",
+        async () => {
+          const target = (await client.targets()).find((item) => item.job === "app");
+          assert.ok(target?.health === "down" && target.lastError !== null, JSON.stringify(target));
+          return target;
+        },
+        60_000,
+      );
       assert.equal(down.instance, `127.0.0.1:${downPort}`);
       assert.deepEqual(down.labels, { app: "gone", repo: "default" });
       assert.ok(down.lastScrape !== null);
@@ -183,9 +169,9 @@ describe(
       assert.equal(loads(), loaded + 1);
       assert.equal(first.status().prometheus.pid, before);
       // Prometheus applies new targets within its own 5 s.
-      await until("the new target listed", async () =>
-        (await client.targets()).some((target) => target.job === "town") ? true : undefined,
-      );
+      await eventually("the new target listed", async () => {
+        assert.ok((await client.targets()).some((target) => target.job === "town"));
+      });
       await first.apply(inputs(), 7200);
       const { pid, state } = first.status().prometheus;
       assert.equal(state, "running");
@@ -213,18 +199,15 @@ describe(
       const second = supervisors[1] as MonitoringProcesses;
       const killed = second.status().prometheus.pid ?? 0;
       process.kill(killed, "SIGKILL");
-      const again = await until("Prometheus restarted", () => {
+      await eventually("Prometheus restarted", () => {
         const { state, pid } = second.status().prometheus;
-        return Promise.resolve(state === "running" && pid !== killed ? pid : undefined);
+        assert.ok(state === "running" && pid !== killed, `${state} ${String(pid)}`);
+        return Promise.resolve();
       });
-      assert.ok(again !== null);
       assert.ok(second.status().prometheus.restarts >= 1);
       assert.equal(await client.ready(), true);
       // The restarted one runs the desired config.
-      await until("node exporter scraped after the restart", async () => {
-        const result = await client.query('up{job="node"} == 1');
-        return result.series.length === 1 ? true : undefined;
-      });
+      await eventually("node exporter scraped after the restart", () => nodeUp(client), 60_000);
     });
 
     it("stops both, leaving nothing running", async () => {
