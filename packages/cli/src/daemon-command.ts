@@ -52,6 +52,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_VM_PRIVATE_IMAGES=1     packages may download VM images from private and loopback addresses",
         `  TOWN_PROMETHEUS_PORT, TOWN_NODE_EXPORTER_PORT   their loopback ports (default ${DEFAULT_MONITORING.prometheusPort}, ${DEFAULT_MONITORING.nodeExporterPort})`,
         "  TOWN_MONITORING=off          no Prometheus or Node Exporter",
+        "  TOWN_INGRESS_METRICS_PORT    the loopback port of Caddy's metrics for Prometheus (default 9180)",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -117,6 +118,7 @@ function networkConfig(
     httpsPort: port(flags.httpsPort ?? env["TOWN_HTTPS_PORT"], "--https-port", 443),
     httpPort: port(flags.httpPort ?? env["TOWN_HTTP_PORT"], "--http-port", 80),
     dnsPort: port(flags.dnsPort ?? env["TOWN_DNS_PORT"], "--dns-port", 53),
+    metricsPort: port(env["TOWN_INGRESS_METRICS_PORT"], "TOWN_INGRESS_METRICS_PORT", 9180),
     ...(gatewayUrl ? { gatewayUrl } : {}),
   };
 }

@@ -78,6 +78,8 @@ export interface NetworkConfig {
   httpsPort: number;
   httpPort: number;
   dnsPort: number;
+  /** Caddy's Prometheus metrics on this loopback port; absent: none. */
+  metricsPort?: number;
   /** The router's UPnP description URL; absent: found by SSDP. */
   gatewayUrl?: string;
   /** The LAN addresses served (tests: 127.0.0.1); default: the host's. */
@@ -241,6 +243,9 @@ function createServices(
   );
   const manager = new Manager();
   const box = boxId(db);
+  const network = config.network
+    ? createNetwork(config.network, config.dataDir, log, manager)
+    : undefined;
   const apps = new Apps({
     installs,
     catalog,
@@ -285,14 +290,12 @@ function createServices(
       volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
       holder: apps,
     }),
-    network: config.network
-      ? createNetwork(config.network, config.dataDir, log, manager)
-      : undefined,
+    network,
     monitoring: createMonitoring(config.monitoring, {
       dataDir: config.dataDir,
       apiPort,
       settings,
-      ingressMetrics: () => null,
+      ingressMetrics: () => network?.metricsAddress ?? null,
       grafana: () => ({ enabled: false, state: "off", url: null, error: null }),
       log: (message, fields) => {
         log.warn(fields, message);
@@ -316,6 +319,7 @@ function createNetwork(
     httpsPort: network.httpsPort,
     httpPort: network.httpPort,
     dnsPort: network.dnsPort,
+    ...(network.metricsPort === undefined ? {} : { metricsPort: network.metricsPort }),
     ...(network.gatewayUrl === undefined ? {} : { gatewayUrl: network.gatewayUrl }),
     lanAddresses: lanAddresses === undefined ? hostLanAddresses : () => [...lanAddresses],
     log: {

@@ -49,6 +49,8 @@ export interface NetworkOptions {
   httpsPort: number;
   httpPort: number;
   dnsPort: number;
+  /** Caddy's Prometheus metrics on `127.0.0.1:<port>`; absent: none. */
+  metricsPort?: number;
   /** Announced by mDNS; default `town-os.local`. */
   mdnsName?: string;
   /** The router's description URL; absent: found by SSDP. */
@@ -164,6 +166,11 @@ export class Network {
     await this.options.manager.requestAndWait(NETWORK_KEY);
   }
 
+  /** Where Caddy serves its metrics (`127.0.0.1:PORT`); null when it does not. */
+  get metricsAddress(): string | null {
+    return this.options.metricsPort === undefined ? null : `127.0.0.1:${this.options.metricsPort}`;
+  }
+
   status(): NetworkStatus {
     const mdns = this.mdns?.status() ?? null;
     return {
@@ -251,6 +258,7 @@ export class Network {
       adminAddress: this.caddy.caddyAdminAddress,
       storageDir: this.caddy.paths.caddyStorageDir,
       sitesRoot: this.caddy.paths.caddySitesDir,
+      ...(this.options.metricsPort === undefined ? {} : { metricsPort: this.options.metricsPort }),
     });
     const problems = [...plan.problems];
 
