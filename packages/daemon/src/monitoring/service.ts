@@ -85,8 +85,9 @@ export class Monitoring {
     const options = this.on();
     if (options === undefined || this.started) return;
     this.started = true;
-    await options.programs.start();
+    // What is wanted first: Prometheus then starts with it (its retention included), not restarted for it.
     await this.update();
+    await options.programs.start();
   }
 
   /** Apps run: their metrics endpoints are scraped from now on. */
