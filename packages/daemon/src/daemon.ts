@@ -29,7 +29,8 @@ import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
 import { attachPages, createPages, schedulePageRefreshes } from "./pages/setup.js";
 import { appEndpoints } from "./monitoring/app-endpoints.js";
 import { AppMetrics } from "./monitoring/app-metrics.js";
-import { createMonitoring, runMonitoring } from "./monitoring/setup.js";
+import { grafanaNetworkApp } from "./monitoring/grafana-runner.js";
+import { createMonitoring, grafanaRunner, runMonitoring } from "./monitoring/setup.js";
 import type { MonitoringConfig } from "./monitoring/types.js";
 import { Manager, periodic } from "./reconcile/manager.js";
 import { AuditLog } from "./store/audit.js";
@@ -296,7 +297,6 @@ function createServices(
       apiPort,
       settings,
       ingressMetrics: () => network?.metricsAddress ?? null,
-      grafana: () => ({ enabled: false, state: "off", url: null, error: null }),
       log: (message, fields) => {
         log.warn(fields, message);
       },
@@ -354,8 +354,11 @@ function startNetwork(
   const update = (): Promise<void> => {
     if (stopped) return Promise.resolve();
     try {
+      const inputs = services.apps.networkInputs(dashboardPort);
+      const grafana = services.monitoring.grafanaState().state === "running";
       return network.update({
-        ...services.apps.networkInputs(dashboardPort),
+        ...inputs,
+        apps: grafana ? [...inputs.apps, grafanaNetworkApp(inputs.tld)] : inputs.apps,
         pages: services.pages.networkPages(),
         forwardHttps: services.settings.get("upnp.forward_https") === true,
       });
@@ -368,6 +371,7 @@ function startNetwork(
   void update();
   services.apps.onNetworkChange(() => void update());
   services.pages.onNetworkChange(update);
+  services.monitoring.onGrafanaChange(() => void update());
   services.settings.onChange((key) => {
     if (key === "dns.tld" || key === "upnp.forward_https") void update();
   });
@@ -453,6 +457,18 @@ function startApps(
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       });
       startPages(services, config, clock, runtime, app);
+      const grafana = grafanaRunner(config.monitoring, {
+        runtime,
+        box: services.apps.box,
+        dataDir: config.dataDir,
+        scrapeIntervalSeconds: () => services.settings.number("monitoring.scrape_interval"),
+        url: () => {
+          const network = config.network;
+          const port = network && network.httpsPort !== 443 ? `:${network.httpsPort}` : "";
+          return `https://grafana.${services.settings.string("dns.tld")}${port}/`;
+        },
+      });
+      if (grafana) services.monitoring.attachGrafana(grafana);
       services.monitoring.attachApps(() =>
         appEndpoints(services.installs.list(), (name) => runtime.inspect(name)),
       );

@@ -119,9 +119,9 @@ describe("monitoring", { skip: missing, timeout: 300_000 }, () => {
       60_000,
     );
     assert.equal(widgets?.metric["repo"], repo);
-    assert.equal(widgets?.metric["app"], "stats");
-    assert.equal(widgets?.metric["job"], "app");
-    assert.equal(widgets?.values[0]?.[1], "7");
+    assert.equal(widgets.metric["app"], "stats");
+    assert.equal(widgets.metric["job"], "app");
+    assert.equal(widgets.values[0]?.[1], "7");
 
     const [up] = await eventually("town_app_up", () =>
       seriesOf(`town_app_up{repo="${repo}",app="stats"}`),
@@ -166,7 +166,7 @@ describe("monitoring", { skip: missing, timeout: 300_000 }, () => {
       },
       60_000,
     );
-    assert.ok((target?.lastError ?? "").length > 0);
+    assert.ok((target.lastError ?? "").length > 0);
     const alerts = await admin.monitoringAlerts();
     assert.equal(alerts.available, true);
     assert.ok(

@@ -75,7 +75,7 @@ function monitoring(
         apps,
       }),
     appsOpenToUsers: () => open,
-    grafana: () => ({ enabled: false, state: "off", url: null, error: null }),
+    grafanaEnabled: () => false,
     log: () => undefined,
   });
 }

@@ -45,6 +45,12 @@ export interface Viewer {
   admin: boolean;
 }
 
+/** What the service needs of Grafana's runner (`GrafanaRunner`). */
+export interface GrafanaControl {
+  reconcile(enabled: boolean): Promise<void>;
+  state(): GrafanaState;
+}
+
 export interface GrafanaState {
   enabled: boolean;
   state: string;
@@ -61,7 +67,8 @@ export interface MonitoringOptions {
   targets: (apps: readonly AppEndpoint[]) => ScrapeTarget[];
   /** Whether accounts that are not administrators see apps' series (`apps.logs_for_users`). */
   appsOpenToUsers: () => boolean;
-  grafana: () => GrafanaState;
+  /** The setting `monitoring.grafana`. */
+  grafanaEnabled: () => boolean;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -77,6 +84,8 @@ export class Monitoring {
   private readonly applying = new Mutex();
   private started = false;
   private appEndpoints: () => Promise<AppEndpoint[]> = () => Promise.resolve([]);
+  private grafana: GrafanaControl | undefined;
+  private readonly grafanaListeners = new Set<() => void>();
 
   constructor(private readonly options: MonitoringOptions | { off: string }) {}
 
@@ -96,6 +105,30 @@ export class Monitoring {
     void this.update();
   }
 
+  /** Grafana can run (it is a container): it follows the setting from now on. */
+  attachGrafana(grafana: GrafanaControl): void {
+    this.grafana = grafana;
+    void this.update();
+  }
+
+  /** Calls `listener` whenever Grafana's state changes (the network serves it only while it runs). */
+  onGrafanaChange(listener: () => void): void {
+    this.grafanaListeners.add(listener);
+  }
+
+  /** Grafana's state now (the network serves it while it runs). */
+  grafanaState(): GrafanaState {
+    const enabled = this.on()?.grafanaEnabled() ?? false;
+    return (
+      this.grafana?.state() ?? {
+        enabled,
+        state: enabled ? "starting" : "off",
+        url: null,
+        error: enabled ? "waiting for the container runtime" : null,
+      }
+    );
+  }
+
   /** Applies the targets and settings in force now, when they changed. Never throws; serialized. */
   update(): Promise<void> {
     const options = this.on();
@@ -109,6 +142,10 @@ export class Monitoring {
           },
           options.retentionSeconds(),
         );
+        const before = JSON.stringify(this.grafanaState());
+        await this.grafana?.reconcile(options.grafanaEnabled());
+        if (JSON.stringify(this.grafanaState()) !== before)
+          for (const listener of this.grafanaListeners) listener();
       } catch (error) {
         options.log("monitoring: the scrape configuration could not be applied", {
           error: error instanceof Error ? error.message : String(error),
@@ -164,7 +201,7 @@ export class Monitoring {
       retentionSeconds: options.retentionSeconds(),
       scrapeIntervalSeconds: options.scrapeIntervalSeconds(),
       targets: targets.filter((target) => this.sees(viewer, target.labels)),
-      grafana: options.grafana(),
+      grafana: this.grafanaState(),
     };
   }
 

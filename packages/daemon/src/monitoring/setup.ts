@@ -7,9 +7,10 @@
  */
 import { join } from "node:path";
 import type { Settings } from "../store/settings.js";
+import { GrafanaRunner, type GrafanaRunnerOptions } from "./grafana-runner.js";
 import { PrometheusClient } from "./prometheus-client.js";
 import { MonitoringProcesses } from "./prometheus.js";
-import { Monitoring, type GrafanaState } from "./service.js";
+import { Monitoring } from "./service.js";
 import { scrapeTargets } from "./targets.js";
 import type { MonitoringConfig } from "./types.js";
 
@@ -23,7 +24,6 @@ export interface MonitoringWiring {
   settings: Settings;
   /** Caddy's metrics address, `127.0.0.1:PORT`, or null without the ingress. */
   ingressMetrics: () => string | null;
-  grafana: () => GrafanaState;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -60,8 +60,22 @@ export function createMonitoring(
         apps,
       }),
     appsOpenToUsers: () => settings.flag("apps.logs_for_users"),
-    grafana: wiring.grafana,
+    grafanaEnabled: () => settings.flag("monitoring.grafana"),
     log: wiring.log,
+  });
+}
+
+/** Grafana as the daemon runs it once the container runtime is there; undefined when monitoring is off. */
+export function grafanaRunner(
+  config: MonitoringConfig | false | undefined,
+  options: Omit<GrafanaRunnerOptions, "prometheusUrl" | "dir"> & { dataDir: string },
+): GrafanaRunner | undefined {
+  if (config === undefined || config === false) return undefined;
+  const { dataDir, ...rest } = options;
+  return new GrafanaRunner({
+    ...rest,
+    dir: join(dataDir, "monitoring", "grafana"),
+    prometheusUrl: `http://127.0.0.1:${config.prometheusPort}`,
   });
 }
 
