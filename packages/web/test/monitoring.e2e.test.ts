@@ -8,7 +8,6 @@
  * Screenshots land in docs/screenshots for reviewers.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,22 +16,12 @@ import type { BrowserContext, Page } from "playwright-core";
 import { startDaemon, type RunningDaemon } from "@townos/daemon";
 import { setupAdmin, testDaemonConfig } from "../../daemon/test/daemon.js";
 import { eventually } from "../../daemon/test/net.js";
+import { prometheusMissing } from "../../daemon/test/monitoring.js";
 import { freePort } from "../../daemon/test/runtime/podman-host.js";
 import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
 
 const shotsDir = join(webDir, "../../docs/screenshots");
 const SIZES = { desktop: { width: 1280, height: 900 }, phone: { width: 390, height: 844 } };
-
-function prometheusMissing(): string | false {
-  for (const program of ["prometheus", "prometheus-node-exporter"]) {
-    try {
-      execFileSync("sh", ["-c", `command -v ${program}`], { stdio: "ignore" });
-    } catch {
-      return `${program} is not installed`;
-    }
-  }
-  return false;
-}
 
 const missing = chromiumMissing || prometheusMissing();
 if (missing) console.log(`# skipping the Monitoring screen test: ${missing}`);

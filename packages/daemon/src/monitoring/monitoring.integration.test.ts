@@ -7,7 +7,6 @@
  * is started again.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -22,6 +21,7 @@ import {
 import type { TownClient } from "@townos/client";
 import { setupAdmin, startPodmanDaemon, untilAppsAvailable } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
+import { prometheusMissing } from "../../test/monitoring.js";
 import { eventually, scratchDir } from "../../test/net.js";
 import {
   freePort,
@@ -35,17 +35,6 @@ import {
 import type { RunningDaemon } from "../daemon.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
-
-function prometheusMissing(): string | false {
-  for (const program of ["prometheus", "prometheus-node-exporter"]) {
-    try {
-      execFileSync("sh", ["-c", `command -v ${program}`], { stdio: "ignore" });
-    } catch {
-      return `${program} is not installed`;
-    }
-  }
-  return false;
-}
 
 const missing = podmanMissing || prometheusMissing();
 if (missing) console.log(`# skipping the monitoring integration test: ${missing}`);

@@ -8,7 +8,7 @@
  * program is not adopted, and nothing is left running.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,18 +17,14 @@ import type { MonitoringSeries } from "@townos/api";
 import { processUid } from "../ingress/run-as.js";
 import { commandLine } from "../system/proc.js";
 import { eventually } from "../../test/net.js";
+import { prometheusMissing } from "../../test/monitoring.js";
 import { processesMentioning } from "../../test/processes.js";
 import { freePort } from "../../test/runtime/podman-host.js";
 import { PrometheusClient } from "./prometheus-client.js";
 import { MonitoringProcesses } from "./prometheus.js";
 import type { PrometheusInputs, ScrapeTarget } from "./types.js";
 
-const missing =
-  spawnSync("prometheus", ["--version"]).error !== undefined
-    ? "prometheus is not installed"
-    : spawnSync("prometheus-node-exporter", ["--version"]).error !== undefined
-      ? "prometheus-node-exporter is not installed"
-      : false;
+const missing = prometheusMissing();
 const root = process.getuid?.() === 0;
 
 /** Node Exporter's `up` series once Prometheus scraped it successfully. */
