@@ -297,8 +297,13 @@ function createServices(
       apiPort,
       settings,
       ingressMetrics: () => network?.metricsAddress ?? null,
-      log: (message, fields) => {
-        log.warn(fields, message);
+      log: {
+        info: (message) => {
+          log.info(message);
+        },
+        warn: (message: string, fields?: Record<string, unknown>) => {
+          log.warn(fields, message);
+        },
       },
     }),
     manager,

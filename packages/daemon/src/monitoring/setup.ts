@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Settings } from "../store/settings.js";
 import { GrafanaRunner, type GrafanaRunnerOptions } from "./grafana-runner.js";
 import { PrometheusClient } from "./prometheus-client.js";
-import { MonitoringProcesses } from "./prometheus.js";
+import { MonitoringProcesses, type MonitoringLog } from "./prometheus.js";
 import { Monitoring } from "./service.js";
 import { scrapeTargets } from "./targets.js";
 import type { MonitoringConfig } from "./types.js";
@@ -24,7 +24,8 @@ export interface MonitoringWiring {
   settings: Settings;
   /** Caddy's metrics address, `127.0.0.1:PORT`, or null without the ingress. */
   ingressMetrics: () => string | null;
-  log: (message: string, fields?: Record<string, unknown>) => void;
+  /** Starts, adoptions and reloads (info); failures (warn). */
+  log: MonitoringLog & { warn: (message: string, fields?: Record<string, unknown>) => void };
 }
 
 export function createMonitoring(
@@ -38,14 +39,7 @@ export function createMonitoring(
     dir: join(wiring.dataDir, "monitoring"),
     prometheusPort: config.prometheusPort,
     nodeExporterPort: config.nodeExporterPort,
-    log: {
-      info: (message: string) => {
-        wiring.log(message);
-      },
-      warn: (message: string) => {
-        wiring.log(message);
-      },
-    },
+    log: wiring.log,
   });
   return new Monitoring({
     programs,
@@ -61,7 +55,9 @@ export function createMonitoring(
       }),
     appsOpenToUsers: () => settings.flag("apps.logs_for_users"),
     grafanaEnabled: () => settings.flag("monitoring.grafana"),
-    log: wiring.log,
+    log: (message, fields) => {
+      wiring.log.warn(message, fields);
+    },
   });
 }
 
