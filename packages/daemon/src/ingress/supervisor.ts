@@ -20,6 +20,7 @@ import { basename, join } from "node:path";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
 import { Mutex } from "../system/mutex.js";
+import { shownState } from "../system/supervisor-state.js";
 import { ManagedProcess, type Launch, type ProcessFailure } from "../system/supervisor.js";
 import { CaddyAdmin, CaddyDriver } from "./caddy.js";
 import { bootstrapConfig, type CompiledIngress } from "./config.js";
@@ -240,13 +241,10 @@ export class CaddySupervisor {
   status(): IngressStatus {
     const desiredHash = this.desired?.hash ?? null;
     const appliedHash = this.driver.appliedHash ?? null;
-    const { state, origin, pid, restarts } = this.process.status();
+    const status = this.process.status();
+    const { pid, restarts } = status;
     return {
-      state: !this.watching
-        ? "stopped"
-        : state === "running" && origin === "adopted"
-          ? "adopted"
-          : state,
+      state: shownState(this.watching, status),
       pid,
       user: pid === null ? null : this.userOf(pid),
       adminAddress: this.admin.address,

@@ -31,6 +31,7 @@ import {
   type RunAs,
 } from "../ingress/run-as.js";
 import { Mutex } from "../system/mutex.js";
+import { shownState } from "../system/supervisor-state.js";
 import { ManagedProcess, type Launch } from "../system/supervisor.js";
 import { compilePrometheusConfig, type CompiledPrometheus } from "./prometheus-config.js";
 import { PrometheusClient } from "./prometheus-client.js";
@@ -235,13 +236,10 @@ export class MonitoringProcesses {
     address: string,
     ownError: string | null,
   ): MonitoringProcess {
-    const { state, origin, pid, restarts, lastError } = process.status();
+    const status = process.status();
+    const { pid, restarts, lastError } = status;
     return {
-      state: !this.watching
-        ? "stopped"
-        : state === "running" && origin === "adopted"
-          ? "adopted"
-          : state,
+      state: shownState(this.watching, status),
       pid,
       address,
       restarts,

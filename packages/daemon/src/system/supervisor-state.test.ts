@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  shownState,
   backoffDelay,
   initialStatus,
   tailLines,
@@ -115,5 +116,14 @@ describe("tailLines", () => {
     assert.deepEqual(tailLines("a\nb\n\nc\n", 2, false), ["b", "c"]);
     assert.deepEqual(tailLines("ial line\nwhole\n", 5, true), ["whole"]);
     assert.deepEqual(tailLines("", 3, false), []);
+  });
+});
+
+describe("a supervised program's shown state", () => {
+  it("says adopted for one found running, stopped once unwatched, else its own state", () => {
+    assert.equal(shownState(true, { state: "running", origin: "adopted" }), "adopted");
+    assert.equal(shownState(true, { state: "running", origin: "started" }), "running");
+    assert.equal(shownState(true, { state: "restarting", origin: null }), "restarting");
+    assert.equal(shownState(false, { state: "running", origin: "adopted" }), "stopped");
   });
 });

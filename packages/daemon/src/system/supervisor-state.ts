@@ -33,6 +33,18 @@ export interface ProcessStatus {
   lastError: { message: string; at: number } | null;
 }
 
+/**
+ * A supervised program's state as its status shows it: `adopted` for one
+ * found running, `stopped` once nobody watches it any more.
+ */
+export function shownState(
+  watching: boolean,
+  status: Pick<ProcessStatus, "state" | "origin">,
+): ProcessState | "adopted" {
+  if (!watching) return "stopped";
+  return status.state === "running" && status.origin === "adopted" ? "adopted" : status.state;
+}
+
 export interface RestartPolicy {
   /** First delay before a restart; doubles with each failure in a row. */
   initialDelayMs: number;
