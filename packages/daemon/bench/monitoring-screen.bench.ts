@@ -30,9 +30,8 @@ import {
   preparePodmanHost,
   startTestPodman,
   stopTestPodman,
-  TEST_IMAGE,
 } from "../test/runtime/podman-host.js";
-import { benchAccount } from "./support.js";
+import { benchAccount, sleepingApp } from "./support.js";
 
 const APPS = 10;
 const SCRAPE_S = 5;
@@ -63,19 +62,7 @@ try {
   await client.setSetting("monitoring.scrape_interval", SCRAPE_S);
   const box = daemon.boot.services?.apps.box ?? "";
   for (const [i, name] of names.entries()) {
-    await runtime.ensure({
-      kind: "container",
-      name,
-      hostname: name,
-      image: TEST_IMAGE,
-      command: ["sleep", "3600"],
-      env: {},
-      labels: { [LABEL_BOX]: box, [LABEL_APP]: `screen/app${i}` },
-      mounts: [],
-      ports: [],
-      network: null,
-      restart: "no",
-    });
+    await runtime.ensure(sleepingApp(name, { [LABEL_BOX]: box, [LABEL_APP]: `screen/app${i}` }));
     await runtime.start(name);
   }
   // Enough scrapes for the whole window to hold points and rates.

@@ -21,8 +21,8 @@ import { AppMetrics, DEFAULT_STATS_TTL_MS } from "../src/monitoring/app-metrics.
 import { Podman } from "../src/runtime/podman/client.js";
 import { PodmanRuntime } from "../src/runtime/podman/runtime.js";
 import { sampleProc } from "../src/runtime/qemu/stats.js";
-import { podmanMissing, preparePodmanHost, TEST_IMAGE } from "../test/runtime/podman-host.js";
-import { median } from "./support.js";
+import { podmanMissing, preparePodmanHost } from "../test/runtime/podman-host.js";
+import { median, sleepingApp } from "./support.js";
 
 const APPS = 50;
 const ROUNDS = 20;
@@ -47,19 +47,9 @@ async function appMetricsBench(): Promise<void> {
   try {
     const made = performance.now();
     await inBatches(names, async (name, i) => {
-      await runtime.ensure({
-        kind: "container",
-        name,
-        hostname: name,
-        image: TEST_IMAGE,
-        command: ["sleep", "3600"],
-        env: {},
-        labels: { [LABEL_BOX]: box, [LABEL_APP]: `mb${run}/app${i}` },
-        mounts: [],
-        ports: [],
-        network: null,
-        restart: "no",
-      });
+      await runtime.ensure(
+        sleepingApp(name, { [LABEL_BOX]: box, [LABEL_APP]: `mb${run}/app${i}` }),
+      );
       await runtime.start(name);
     });
     console.log(

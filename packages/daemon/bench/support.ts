@@ -6,6 +6,8 @@ import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TownClient } from "@townos/client";
 import type { RunningDaemon } from "../src/daemon.js";
+import type { Workload } from "../src/runtime/workload.js";
+import { TEST_IMAGE } from "../test/runtime/podman-host.js";
 
 /** Sets the booted daemon up with its first administrator, signed in. */
 export async function benchAccount(daemon: RunningDaemon): Promise<TownClient> {
@@ -71,4 +73,21 @@ export function run(command: string, args: string[]): Promise<string> {
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+/** A container that only sleeps, labelled as an app's: what the monitoring benches count as an app. */
+export function sleepingApp(name: string, labels: Readonly<Record<string, string>>): Workload {
+  return {
+    kind: "container",
+    name,
+    hostname: name,
+    image: TEST_IMAGE,
+    command: ["sleep", "3600"],
+    env: {},
+    labels,
+    mounts: [],
+    ports: [],
+    network: null,
+    restart: "no",
+  };
 }

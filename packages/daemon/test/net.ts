@@ -42,16 +42,10 @@ export async function dig(port: number, name: string): Promise<string> {
   return stdout.trim();
 }
 
-/** GETs `https://host:port/path` through Caddy, trusting only the given root. */
-export async function viaCaddy(
-  caFile: string,
-  host: string,
-  port: number,
-  path = "/",
-): Promise<string> {
-  const { stdout } = await run("curl", [
+/** curl's arguments for a GET of `https://host:port/path` through Caddy on loopback, trusting only `caFile`. */
+export function curlViaCaddy(caFile: string, host: string, port: number, path = "/"): string[] {
+  return [
     "-sS",
-    "--fail",
     "--max-time",
     "10",
     "--cacert",
@@ -59,7 +53,17 @@ export async function viaCaddy(
     "--resolve",
     `${host}:${port}:127.0.0.1`,
     `https://${host}:${port}${path}`,
-  ]);
+  ];
+}
+
+/** GETs `https://host:port/path` through Caddy, trusting only the given root; a status of 400 or more fails. */
+export async function viaCaddy(
+  caFile: string,
+  host: string,
+  port: number,
+  path = "/",
+): Promise<string> {
+  const { stdout } = await run("curl", ["--fail", ...curlViaCaddy(caFile, host, port, path)]);
   return stdout;
 }
 

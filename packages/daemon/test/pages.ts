@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { TownClient } from "@townos/client";
 import { until } from "./daemon.js";
-import { eventually } from "./net.js";
+import { curlViaCaddy, eventually } from "./net.js";
 
 const run = promisify(execFile);
 
@@ -50,16 +50,9 @@ export async function visitPage(
   path = "/",
 ): Promise<PageAnswer> {
   const { stdout } = await run("curl", [
-    "-sS",
-    "--max-time",
-    "10",
-    "--cacert",
-    caFile,
-    "--resolve",
-    `${host}:${port}:127.0.0.1`,
     "-w",
     "\n%{http_code}",
-    `https://${host}:${port}${path}`,
+    ...curlViaCaddy(caFile, host, port, path),
   ]);
   const cut = stdout.lastIndexOf("\n");
   return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
