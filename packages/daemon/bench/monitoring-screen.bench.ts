@@ -2,7 +2,7 @@
  * The monitoring screen's data transfer for a 24 h range: the bytes of the
  * API answers the dashboard fetches (the status, then one range query per
  * chart, exactly as the screen builds them: `chartStep` gives 240 points a
- * series), with 10 apps exporting their figures. Needs root, Podman,
+ * series), with 10 installed apps exporting their figures. Needs root, Podman,
  * Prometheus and Node Exporter.
  *
  * A fresh Prometheus holds minutes, not a day: a 24 h query would return
@@ -14,13 +14,12 @@
  * Run: node --conditions=source --import tsx packages/daemon/bench/monitoring-screen.bench.ts
  */
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { CHART_POINTS, CHART_QUERIES, chartStep, rateWindow, withWindow } from "@townos/api";
-import { LABEL_APP, LABEL_BOX } from "../src/apps/labels.js";
 import { startDaemon } from "../src/daemon.js";
-import { PodmanRuntime } from "../src/runtime/podman/runtime.js";
 import { testDaemonConfig } from "../test/daemon.js";
 import { prometheusMissing } from "../test/monitoring.js";
 import { scratchDir } from "../test/net.js";
@@ -28,12 +27,22 @@ import {
   freePort,
   podmanMissing,
   preparePodmanHost,
+  removeAppLeftovers,
   startTestPodman,
   stopTestPodman,
+  TEST_IMAGE,
 } from "../test/runtime/podman-host.js";
-import { benchAccount, sleepingApp } from "./support.js";
+import { createRepo, startGitServer } from "../test/git-server.js";
+import { benchAdmin } from "./support.js";
 
 const APPS = 10;
+/** An app that only sleeps: its container's figures are what the per-app charts draw. */
+const SLEEPER = `
+image: ${TEST_IMAGE}
+description: Sleeps
+entrypoint: ["/bin/sleep"]
+command: ["3600"]
+`;
 const SCRAPE_S = 5;
 const DAY_S = 24 * 3600;
 const WINDOW_S = 240;
@@ -55,16 +64,17 @@ const daemon = await startDaemon(
     monitoring: { prometheusPort: await freePort(), nodeExporterPort: await freePort() },
   }),
 );
-const runtime = new PodmanRuntime(test.podman);
-const names = Array.from({ length: APPS }, (_, i) => `town-screen--app${i}`);
+const apps = Array.from({ length: APPS }, (_, i) => `app${i}`);
+const git = await startGitServer({ root: join(scratch, "git") });
 try {
-  const client = await benchAccount(daemon);
+  await createRepo(
+    join(scratch, "git"),
+    "screen.git",
+    Object.fromEntries(apps.map((name) => [`packages/${name}/1.0.yaml`, SLEEPER])),
+  );
+  const client = await benchAdmin(daemon, { name: "screen", url: git.url("screen.git") });
   await client.setSetting("monitoring.scrape_interval", SCRAPE_S);
-  const box = daemon.boot.services?.apps.box ?? "";
-  for (const [i, name] of names.entries()) {
-    await runtime.ensure(sleepingApp(name, { [LABEL_BOX]: box, [LABEL_APP]: `screen/app${i}` }));
-    await runtime.start(name);
-  }
+  for (const name of apps) await client.installApp({ repo: "screen", name, answers: {} });
   // Enough scrapes for the whole window to hold points and rates.
   const started = performance.now();
   for (;;) {
@@ -116,10 +126,14 @@ try {
       `  ${size.id.padEnd(16)} ${kib(size.bytes).padStart(10)} (gzip ${kib(size.gzip)})  ${size.series} series`,
     );
 } finally {
-  for (const name of names) await runtime.remove(name).catch(() => undefined);
   const monitoring = daemon.boot.services?.monitoring;
   await daemon.stop();
   await monitoring?.stopForTests();
+  await git.close();
+  await removeAppLeftovers(
+    test.podman,
+    apps.map((name) => `screen/${name}`),
+  );
   stopTestPodman(test);
   await rm(scratch, { recursive: true, force: true });
 }
