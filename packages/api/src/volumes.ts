@@ -55,6 +55,15 @@ export const SnapshotViewSchema = Type.Object({
 });
 export type SnapshotView = Static<typeof SnapshotViewSchema>;
 
+export const RestoreResultSchema = Type.Object({
+  volume: Type.String(),
+  /** The snapshot whose content the volume has now (it stays, like the others). */
+  snapshot: SnapshotViewSchema,
+  /** The app stopped during the restore and started again after, if any. */
+  heldApp: Nullable(Type.String()),
+});
+export type RestoreResult = Static<typeof RestoreResultSchema>;
+
 export const UploadResultSchema = Type.Object({
   volume: Type.String(),
   /** The app stopped during the unpack and started again after, if any. */

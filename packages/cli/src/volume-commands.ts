@@ -161,6 +161,23 @@ export function registerVolumeCommands(
     });
 
   volume
+    .command("restore")
+    .description("give a volume the content of one of its snapshots (which stay)")
+    .argument("<name>")
+    .argument("<snapshot>")
+    .option("--json")
+    .action(async (name: string, snapshot: string, flags: JsonFlag) => {
+      const result = await (await client()).restoreVolumeSnapshot(name, snapshot);
+      if (flags.json) json(result);
+      else {
+        print(
+          `restored ${result.volume} to snapshot ${result.snapshot.name} (taken ${new Date(result.snapshot.createdAt).toISOString()})` +
+            (result.heldApp ? `; ${result.heldApp} was stopped meanwhile` : ""),
+        );
+      }
+    });
+
+  volume
     .command("snapshots")
     .description("a volume's snapshots")
     .argument("<name>")

@@ -38,6 +38,7 @@ import type {
   SetupBody,
   SignedIn,
   SnapshotView,
+  RestoreResult,
   StartOAuthFlowBody,
   Status,
   StorageView,
@@ -578,6 +579,17 @@ export class TownClient {
     return this.request(
       "DELETE",
       `/volumes/${encodeURIComponent(name)}/snapshots/${encodeURIComponent(snapshot)}`,
+    );
+  }
+
+  /**
+   * Gives a volume the content of one of its snapshots (the snapshots stay);
+   * a package volume's app is stopped meanwhile.
+   */
+  restoreVolumeSnapshot(name: string, snapshot: string): Promise<RestoreResult> {
+    return this.request(
+      "POST",
+      `/volumes/${encodeURIComponent(name)}/snapshots/${encodeURIComponent(snapshot)}/restore`,
     );
   }
 

@@ -6,7 +6,9 @@
  *   extents included), so writing past one fails with EDQUOT.
  * - Snapshots are read-only subvolumes (`btrfs subvolume snapshot -r`). A
  *   snapshot starts with its source's qgroup limit (btrfs copies it); being
- *   read-only, that limit never matters.
+ *   read-only, that limit never matters. Restoring one makes a writable
+ *   snapshot of it in `<root>/tmp`, gives it the volume's limit and swaps it
+ *   in (`layout.ts`).
  * - Usage comes from `btrfs qgroup show --raw`: the figures of the last
  *   committed transaction (up to 30 s old) unless a sync is asked for.
  * - Deleting a subvolume returns at once; btrfs frees its space in the
@@ -205,6 +207,11 @@ export class BtrfsDriver extends LayoutDriver {
     await this.mustBeSubvolume(source);
     // Made in place: a read-only subvolume cannot be moved to another directory (EROFS).
     await run(this.btrfs, ["subvolume", "snapshot", "-r", source, target], "btrfs: snapshot");
+  }
+
+  protected async makeWritableCopy(snapshot: string, target: string): Promise<void> {
+    await this.mustBeSubvolume(snapshot);
+    await run(this.btrfs, ["subvolume", "snapshot", snapshot, target], "btrfs: writable snapshot");
   }
 
   /** Quota commands on a plain directory would silently hit its parent subvolume. */

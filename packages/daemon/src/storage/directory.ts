@@ -6,6 +6,7 @@
  *   the desired quota stays in the desired state);
  * - snapshots are full copies (slow, as large as the volume, writable by
  *   root), made in `<root>/tmp` and renamed into place when complete;
+ *   restoring one copies it back into `<root>/tmp`, then swaps it in;
  * - usage is measured by walking the tree (no links followed, hard links
  *   counted once), at most `maxUsageEntries` entries: beyond that the figure
  *   is a lower bound marked `partial`.
@@ -63,6 +64,15 @@ export class DirectoryDriver extends LayoutDriver {
       quota: null,
       usage: { usedBytes: size.bytes, exclusiveBytes: null, partial: size.partial },
     };
+  }
+
+  protected async makeWritableCopy(snapshot: string, target: string): Promise<void> {
+    await mkdir(target, { mode: 0o700 });
+    await copyTree(snapshot, target, {
+      maxEntries: Number.MAX_SAFE_INTEGER,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      keepOwner: true,
+    });
   }
 
   protected async makeSnapshot(source: string, target: string): Promise<void> {

@@ -151,6 +151,19 @@ export interface StorageDriver {
   removeSnapshot(name: string, snapshot: string): Promise<boolean>;
 
   /**
+   * Makes the volume's content that of `snapshot`: what was added since is
+   * gone, what was removed or changed is back. The snapshot and the others
+   * stay; the volume keeps its quota and the owner and mode of its root.
+   * Appears complete or not at all (a swap in `<root>/tmp` that `open`
+   * finishes after a crash); repeating it restores again. The volume's path
+   * then names a new directory: whoever holds the old one open (a running
+   * app) keeps seeing the old content, so stop its app first. Cost: btrfs a
+   * writable snapshot and a few `btrfs` runs; directories a full copy.
+   * @throws `not_found` for a missing volume or snapshot
+   */
+  restoreSnapshot(name: string, snapshot: string): Promise<void>;
+
+  /**
    * Renames a volume, its snapshots following: how volumes move aside as
    * "uninstalled" and come back. Done already (`from` absent, `to` present)
    * is success. @throws `not_found` when neither exists, `conflict` when both do.

@@ -119,6 +119,73 @@ function contract(open: () => Promise<StorageDriver>) {
     assert.equal(await driver.removeSnapshot(music, "after"), false);
   });
 
+  it("restores a snapshot: content as it was, snapshots, quota and owner kept", async () => {
+    const driver = await open();
+    const name = userVolumeName("photos");
+    const path = driver.path(name);
+    await driver.create(name, { owner, quota: 64 * MiB });
+    await mkdir(join(path, "album"));
+    await writeFile(join(path, "album", "a.jpg"), "a");
+    await writeFile(join(path, "b.jpg"), "b");
+    await driver.snapshot(name, "first");
+    await writeFile(join(path, "album", "a.jpg"), "changed");
+    await rm(join(path, "b.jpg"));
+    await writeFile(join(path, "new.jpg"), "new");
+    await driver.snapshot(name, "second");
+    for (let round = 0; round < 2; round++) {
+      await driver.restoreSnapshot(name, "first");
+      assert.deepEqual((await readdir(path)).sort(), ["album", "b.jpg"]);
+      assert.equal(await readFile(join(path, "album", "a.jpg"), "utf8"), "a");
+      assert.equal(await readFile(join(path, "b.jpg"), "utf8"), "b");
+    }
+    const stats = await stat(path);
+    assert.deepEqual({ uid: stats.uid, gid: stats.gid }, owner);
+    assert.equal(stats.mode & 0o7777, 0o755);
+    const attributes = await driver.attributes(name);
+    assert.equal(attributes?.quota, driver.capabilities.quotas ? 64 * MiB : null);
+    assert.deepEqual(
+      (await driver.listSnapshots(name)).map((snapshot) => snapshot.name),
+      ["first", "second"],
+    );
+    await writeFile(join(path, "after-restore.jpg"), "writable");
+    await driver.restoreSnapshot(name, "second");
+    assert.deepEqual((await readdir(path)).sort(), ["album", "new.jpg"]);
+    assert.equal(await readFile(join(path, "album", "a.jpg"), "utf8"), "changed");
+    assert.deepEqual(await readdir(join(driver.root, "tmp")), [], "nothing left in tmp/");
+    await expectTownError(driver.restoreSnapshot(name, "nope"), "not_found", /no snapshot nope/);
+    await expectTownError(
+      driver.restoreSnapshot(userVolumeName("absent"), "first"),
+      "not_found",
+      /no volume/,
+    );
+    await expectTownError(driver.restoreSnapshot(name, "../x"), "invalid_argument", /snapshot/);
+    await driver.remove(name);
+  });
+
+  it("finishes a restore a crash interrupted once its swap had begun", async () => {
+    const driver = await open();
+    const name = userVolumeName("crashed");
+    const path = driver.path(name);
+    const tmp = join(driver.root, "tmp");
+    for (const movedAside of [false, true]) {
+      await driver.create(name);
+      await writeFile(join(path, "state"), "live");
+      const fresh = join(tmp, "00000000000000f1");
+      const old = join(tmp, "00000000000000f2");
+      await mkdir(fresh);
+      await writeFile(join(fresh, "state"), "restored");
+      await writeFile(
+        join(tmp, "restore-00000000000000f1"),
+        JSON.stringify({ target: path, fresh, old }),
+      );
+      if (movedAside) await sh("mv", [path, old]);
+      await open();
+      assert.equal(await readFile(join(path, "state"), "utf8"), "restored");
+      assert.deepEqual(await readdir(tmp), []);
+      await driver.remove(name);
+    }
+  });
+
   it("renames volumes with their snapshots, idempotently", async () => {
     const driver = await open();
     const aside = uninstalledVolumeName(data, new Date("2024-01-02T03:04:05Z"));
@@ -233,6 +300,26 @@ describe("BtrfsDriver", { skip: skipBtrfs ?? false }, () => {
     assert.equal((await stat(driver.path(name))).ino, 256);
     const { snapshot } = await driver.snapshot(name, "ro");
     await assert.rejects(writeFile(join(snapshot.path, "x"), "x"), /EROFS/);
+    await driver.remove(name);
+  });
+
+  it("restores a snapshot as a writable subvolume under the volume's current quota", async () => {
+    const driver = await open();
+    const name = userVolumeName("restored");
+    await driver.create(name, { quota: 32 * MiB });
+    await driver.snapshot(name, "roomy");
+    await driver.setQuota(name, 8 * MiB);
+    await driver.restoreSnapshot(name, "roomy");
+    const path = driver.path(name);
+    assert.equal((await stat(path)).ino, 256);
+    assert.equal((await driver.get(name))?.quota, 8 * MiB, "not the snapshot's 32 MiB");
+    await assert.rejects(
+      writeFile(join(path, "fill"), Buffer.alloc(16 * MiB, 7)),
+      (error: unknown) => {
+        assert.equal((error as { errno?: unknown }).errno, -os.constants.errno.EDQUOT);
+        return true;
+      },
+    );
     await driver.remove(name);
   });
 

@@ -1,11 +1,32 @@
 /**
  * What both storage drivers share: the layout of the storage root
  * (`names.ts`), name checks, locking, the staging of new volumes in
- * `<root>/tmp` so that they appear complete or not at all, and renames that
- * carry snapshots along. Subclasses supply the file-system primitives.
+ * `<root>/tmp` so that they appear complete or not at all, renames that
+ * carry snapshots along, and restores that swap a snapshot's copy in.
+ * Subclasses supply the file-system primitives.
+ *
+ * A restore builds a writable copy of the snapshot in `<root>/tmp/<id>`
+ * (`fresh`), then writes `<root>/tmp/restore-<id>` (JSON: the volume's path,
+ * `fresh`, and `old`, a path in tmp) and swaps: the volume moves to `old`,
+ * `fresh` moves to the volume's path, the marker and `old` are deleted. Node
+ * has no renameat2(RENAME_EXCHANGE), so the swap is two renames; `open`
+ * finishes a swap whose marker it finds (a copy without a marker is just
+ * deleted with the rest of tmp).
  */
 import { randomBytes } from "node:crypto";
-import { chmod, chown, mkdir, opendir, realpath, rename, rmdir } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  opendir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+  writeFile,
+} from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { TownError } from "@townos/format";
 import type {
@@ -59,6 +80,8 @@ export abstract class LayoutDriver implements StorageDriver {
   protected abstract account(path: string, sync: boolean): Promise<Accounting>;
   /** Makes `target` (absent) a snapshot of `source`; it must appear complete or not at all. */
   protected abstract makeSnapshot(source: string, target: string): Promise<void>;
+  /** Makes `target` (absent, in `<root>/tmp`) a writable copy of the snapshot at `snapshot`. */
+  protected abstract makeWritableCopy(snapshot: string, target: string): Promise<void>;
 
   path(name: string): string {
     return volumePath(this.root, name);
@@ -76,6 +99,12 @@ export abstract class LayoutDriver implements StorageDriver {
     const tmp = join(this.root, TMP_DIR);
     await mkdir(tmp, { recursive: true, mode: 0o700 });
     const realVolumes = await realpath(volumes);
+    await this.recoverRestores(
+      tmp,
+      (target) =>
+        (dirname(target) === realVolumes || dirname(target) === volumes) &&
+        parseVolumeName(basename(target)) !== undefined,
+    );
     await recoverStaging(
       tmp,
       (target) =>
@@ -248,6 +277,38 @@ export abstract class LayoutDriver implements StorageDriver {
     });
   }
 
+  async restoreSnapshot(name: string, snapshot: string): Promise<void> {
+    const path = this.path(name);
+    checkSnapshotName(snapshot);
+    const source = snapshotPath(this.root, name, snapshot);
+    await this.locked([name], `restore ${name} to snapshot ${snapshot}`, async () => {
+      await this.mustExist(name, path);
+      if (!(await lstatOrUndefined(source))?.isDirectory())
+        throw new TownError("not_found", `volume ${name} has no snapshot ${snapshot}`);
+      const live = await lstat(path);
+      const quota = this.capabilities.quotas ? (await this.account(path, false)).quota : null;
+      const fresh = this.tmpPath();
+      const old = this.tmpPath();
+      const marker = join(this.root, TMP_DIR, `${RESTORE_PREFIX}${basename(fresh)}`);
+      try {
+        await this.makeWritableCopy(source, fresh);
+        await chown(fresh, live.uid, live.gid);
+        await chmod(fresh, live.mode & 0o7777);
+        // Always: a copy of a snapshot may carry the limit the volume had then.
+        if (this.capabilities.quotas) await this.applyQuota(fresh, quota);
+        const plan: RestorePlan = { target: path, fresh, old };
+        await writeFile(`${marker}.part`, JSON.stringify(plan), { mode: 0o600 });
+        await rename(`${marker}.part`, marker);
+      } catch (error) {
+        await rm(`${marker}.part`, { force: true });
+        await this.deleteTree(fresh);
+        throw error;
+      }
+      // From here on the restore happens: `open` finishes it after a crash.
+      await this.finishRestore({ target: path, fresh, old }, marker);
+    });
+  }
+
   async rename(from: string, to: string): Promise<void> {
     const fromPath = this.path(from);
     const toPath = this.path(to);
@@ -267,6 +328,35 @@ export abstract class LayoutDriver implements StorageDriver {
   }
 
   // -------------------------------------------------------------------------
+
+  /** Completes a restore whose marker was written: swaps `fresh` in, deletes `old` and the marker. */
+  private async finishRestore(plan: RestorePlan, marker: string): Promise<void> {
+    if (await lstatOrUndefined(plan.fresh)) {
+      if ((await lstatOrUndefined(plan.target)) && !(await lstatOrUndefined(plan.old)))
+        await rename(plan.target, plan.old);
+      await rename(plan.fresh, plan.target);
+    }
+    await this.deleteTree(plan.old);
+    await rm(marker, { force: true });
+  }
+
+  /** Finishes the restores a crash interrupted after their marker was written (see the top). */
+  private async recoverRestores(tmp: string, isTarget: (path: string) => boolean): Promise<void> {
+    const markers: string[] = [];
+    for await (const dirent of await opendir(tmp)) {
+      if (dirent.isFile() && RESTORE_MARKER.test(dirent.name)) markers.push(dirent.name);
+    }
+    for (const name of markers) {
+      const marker = join(tmp, name);
+      const plan = parsePlan(await readFile(marker, "utf8").catch(() => ""));
+      const inTmp = (path: string): boolean =>
+        dirname(path) === tmp && /^[0-9a-f]{16}$/.test(basename(path));
+      if (plan && isTarget(plan.target) && inTmp(plan.fresh) && inTmp(plan.old)) {
+        await this.finishRestore(plan, marker);
+      }
+      await rm(marker, { force: true });
+    }
+  }
 
   /** The quota to apply: none when the driver does not enforce quotas. */
   private enforced(bytes: number | null): number | null {
@@ -340,6 +430,29 @@ export abstract class LayoutDriver implements StorageDriver {
       }
       throw ioError(`storage: ${operation}`, error);
     }
+  }
+}
+
+const RESTORE_PREFIX = "restore-";
+const RESTORE_MARKER = /^restore-[0-9a-f]{16}$/;
+
+/** What a restore swaps, written to its marker before the swap starts. */
+interface RestorePlan {
+  target: string;
+  fresh: string;
+  old: string;
+}
+
+function parsePlan(text: string): RestorePlan | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null) return undefined;
+    const { target, fresh, old } = value as Record<string, unknown>;
+    if (typeof target !== "string" || typeof fresh !== "string" || typeof old !== "string")
+      return undefined;
+    return { target, fresh, old };
+  } catch {
+    return undefined;
   }
 }
 

@@ -194,6 +194,39 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
     assert.match(listed.stdout, /^first\s+\d{4}-/m);
     const ls = await town("volume", "ls");
     assert.match(ls.stdout, /^user\.photos\s+user\s+-\s+\S+ \S+\s+128\.0 MiB\s+1$/m);
+
+    // Changed by an upload, then restored: the content is the snapshot's again.
+    await admin.uploadVolumeArchive(
+      "user.photos",
+      new Blob([gzipSync(buildTar([{ path: "later.txt", body: Buffer.from("later") }]))]),
+    );
+    const restore = await town("volume", "restore", "user.photos", "first");
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.match(restore.stdout, /restored user\.photos to snapshot first \(taken \d{4}-/);
+    const download = await town("volume", "download", "user.photos", "restored.tar.gz");
+    assert.equal(download.code, 0, download.stderr);
+    const restored = join(scratch, "restored");
+    await mkdir(restored);
+    await unpackArchive(
+      Readable.from([await readFile(join(scratch, "restored.tar.gz"))]),
+      "tar.gz",
+      restored,
+      { stagingRoot: scratch, maxBytes: 10 * MiB },
+    );
+    assert.deepEqual((await readdir(restored)).sort(), ["album", "notes"]);
+    assert.equal(await readFile(join(restored, "album/two.jpg"), "utf8"), "two");
+    const again = await admin.restoreVolumeSnapshot("user.photos", "first");
+    assert.equal(again.snapshot.name, "first");
+    assert.equal(again.heldApp, null);
+    assert.equal((await admin.volume("user.photos")).quota, 128 * MiB);
+    assert.deepEqual(await problemOf(admin.restoreVolumeSnapshot("user.photos", "nope")), {
+      status: 404,
+      code: "not_found",
+    });
+    assert.deepEqual(await problemOf(admin.restoreVolumeSnapshot("user.photos", "../x")), {
+      status: 400,
+      code: "invalid_argument",
+    });
     await admin.removeVolumeSnapshot("user.photos", "first");
     assert.deepEqual(await admin.volumeSnapshots("user.photos"), []);
   });
@@ -297,6 +330,7 @@ describe("volumes through a real daemon on btrfs", { skip: skip ?? false }, () =
       "volume.quota user.photos success",
       "volume.snapshot user.photos success",
       "volume.snapshot.remove user.photos@first success",
+      "volume.restore user.photos@first success",
       "volume.upload user.big payload_too_large",
       "volume.remove user.hostile success",
     ]) {

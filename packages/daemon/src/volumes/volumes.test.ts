@@ -5,7 +5,7 @@
  * package volume's app) and downloads.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -224,6 +224,36 @@ describe("Volumes", () => {
       /not a tar/,
     );
     assert.deepEqual(holder.events.slice(2), [`hold ${PKG}`, `release ${PKG}`]);
+  });
+
+  it("restores snapshots, stopping a package volume's app meanwhile and no other", async () => {
+    const restore = driver.restoreSnapshot.bind(driver);
+    driver.restoreSnapshot = (name, snapshot) => {
+      holder.events.push(`restore ${name}@${snapshot}`);
+      return restore(name, snapshot);
+    };
+    await volumes.create("photos");
+    const path = driver.path("user.photos");
+    await writeFile(join(path, "a.txt"), "a");
+    await volumes.snapshot("user.photos", "first");
+    await writeFile(join(path, "a.txt"), "changed");
+    const result = await volumes.restore("user.photos", "first");
+    assert.equal(result.volume, "user.photos");
+    assert.equal(result.snapshot.name, "first");
+    assert.equal(result.heldApp, null);
+    assert.equal(await readFile(join(path, "a.txt"), "utf8"), "a");
+    assert.deepEqual(holder.events, ["restore user.photos@first"]);
+
+    await driver.create(PKG);
+    await volumes.snapshot(PKG, "before");
+    holder.events.length = 0;
+    assert.equal((await volumes.restore(PKG, "before")).heldApp, "default/guestbook");
+    assert.deepEqual(holder.events, [`hold ${PKG}`, `restore ${PKG}@before`, `release ${PKG}`]);
+    holder.events.length = 0;
+    await expectTownError(volumes.restore(PKG, "nope"), "not_found", /no snapshot named nope/);
+    await expectTownError(volumes.restore("user.none", "first"), "not_found", /no volume/);
+    await expectTownError(volumes.restore(PKG, "../x"), "invalid_argument", /snapshot/);
+    assert.deepEqual(holder.events, [], "nothing held for a restore refused up front");
   });
 
   it("refuses uploads over uploads.max_size, declared or not, before holding anything", async () => {

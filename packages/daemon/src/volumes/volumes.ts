@@ -85,6 +85,14 @@ export interface SnapshotView {
   createdAt: number;
 }
 
+export interface RestoreResult {
+  volume: string;
+  /** The snapshot whose content the volume has now. */
+  snapshot: SnapshotView;
+  /** The app stopped during the restore and started again after, if any. */
+  heldApp: string | null;
+}
+
 export interface UploadResult extends UnpackResult {
   volume: string;
   /** The app stopped during the unpack and started again after, if any. */
@@ -260,6 +268,34 @@ export class Volumes {
     if (!(await driver.removeSnapshot(name, snapshot))) {
       throw new TownError("not_found", `volume ${name} has no snapshot named ${snapshot}`);
     }
+  }
+
+  /**
+   * Makes the volume's content that of `snapshot` (which stays, like the
+   * others); the volume keeps its quota and owner. A package volume's app is
+   * stopped during the restore and started again after.
+   * @throws `not_found` (volume or snapshot)
+   */
+  async restore(name: string, snapshot: string): Promise<RestoreResult> {
+    const driver = this.driver();
+    const parsed = checkVolumeName(name);
+    checkSnapshotName(snapshot);
+    if (!(await driver.exists(name))) throw notFound(name);
+    const found = (await driver.listSnapshots(name)).find((entry) => entry.name === snapshot);
+    if (!found)
+      throw new TownError("not_found", `volume ${name} has no snapshot named ${snapshot}`);
+    const heldApp =
+      parsed.kind === "package" ? (this.options.volumeUsers().get(name) ?? null) : null;
+    const release =
+      parsed.kind === "package" ? await this.options.holder.holdVolume(name) : undefined;
+    try {
+      await driver.restoreSnapshot(name, snapshot);
+      // btrfs accounts at its next commit: without one, lists would show the old usage for up to 30 s.
+      await driver.usage(name, { sync: true });
+    } finally {
+      await release?.();
+    }
+    return { volume: name, snapshot: snapshotView(found), heldApp };
   }
 
   /**

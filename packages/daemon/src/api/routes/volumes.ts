@@ -4,6 +4,7 @@ import {
   DownloadQuerySchema,
   PageQuerySchema,
   PageSchema,
+  RestoreResultSchema,
   SetQuotaBodySchema,
   SnapshotBodySchema,
   SnapshotListSchema,
@@ -17,6 +18,7 @@ import {
   type DownloadQuery,
   type Page,
   type PageQuery,
+  type RestoreResult,
   type SnapshotParams,
   type SnapshotView,
   type StorageView,
@@ -189,6 +191,29 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
       await volumes().removeSnapshot(request.params.name, request.params.snapshot);
       return reply.status(204).send();
     },
+  );
+
+  api.post<{ Params: SnapshotParams; Reply: RestoreResult }>(
+    "/volumes/:name/snapshots/:snapshot/restore",
+    {
+      config: {
+        access: "admin",
+        audit: {
+          action: "volume.restore",
+          target: (r) => {
+            const { name, snapshot } = r.params as SnapshotParams;
+            return `${name}@${snapshot}`;
+          },
+        },
+      },
+      schema: {
+        summary:
+          "Give a volume the content of one of its snapshots (which stay); a package volume's app is stopped meanwhile",
+        params: SnapshotParamsSchema,
+        response: { 200: RestoreResultSchema },
+      },
+    },
+    async (request) => volumes().restore(request.params.name, request.params.snapshot),
   );
 
   // Packing a package volume hands out the app's data, secrets included: administrators only.
