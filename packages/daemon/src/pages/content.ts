@@ -170,11 +170,13 @@ export class PageContent {
           sanitiseTree(dir, this.limits, signal),
         );
         reportSanitised(tree, log);
-        const id = this.newVersionId();
+        const createdAt = this.clock();
+        const id = versionId(createdAt);
         await this.moveIn(page, at(served.parent, served.name), id);
         log.line("town", `version ${id}: ${tree.files} files, ${sizeText(tree.bytes)}`);
         return {
           id,
+          createdAt,
           files: tree.files,
           bytes: tree.bytes,
           commit: filled.commit,
@@ -261,11 +263,6 @@ export class PageContent {
     }
   }
 
-  private newVersionId(): string {
-    const stamp = new Date(this.clock()).toISOString().replace(/[-:.]/g, "");
-    return `${stamp}-${randomBytes(2).toString("hex")}`;
-  }
-
   private runtime(): HostRuntime {
     const { runtime } = this.options;
     if (!runtime) throw new TownError("unavailable", "pages: no container runtime");
@@ -301,4 +298,10 @@ export function versionRoot(page: string, versionId: string): string {
     throw new TownError("invalid_argument", "pages: not a version id");
   }
   return `${page}/${versionId}`;
+}
+
+/** A new version's id: its time (sortable) and a few random bits, `YYYYMMDDTHHMMSSmmmZ-<hex>`. */
+function versionId(at: number): string {
+  const stamp = new Date(at).toISOString().replace(/[-:.]/g, "");
+  return `${stamp}-${randomBytes(2).toString("hex")}`;
 }

@@ -39,6 +39,7 @@ class MemoryContent implements SiteContent {
     this.disk.set(page, [...(this.disk.get(page) ?? []), id]);
     return {
       id,
+      createdAt: Date.UTC(2026, 11, 3, 12, 0, 0, this.count),
       files: 1,
       bytes: 10,
       commit: input.type === "git" ? `c${this.count}` : null,

@@ -487,26 +487,8 @@ function keptVersions(page: PageRecord): string[] {
   return [page.current?.id, page.previous?.id].filter((id): id is string => id !== undefined);
 }
 
-function versionOf(version: PreparedVersion): PageVersion {
-  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(version.id);
-  const createdAt = match
-    ? Date.UTC(
-        Number(match[1]),
-        Number(match[2]) - 1,
-        Number(match[3]),
-        Number(match[4]),
-        Number(match[5]),
-        Number(match[6]),
-        Number(match[7]),
-      )
-    : 0;
-  return {
-    id: version.id,
-    createdAt,
-    files: version.files,
-    bytes: version.bytes,
-    commit: version.commit,
-  };
+function versionOf({ id, createdAt, files, bytes, commit }: PreparedVersion): PageVersion {
+  return { id, createdAt, files, bytes, commit };
 }
 
 /** The stored source from a create request: each type takes its fields and no others. */

@@ -33,6 +33,8 @@ export interface DeployLog {
 export interface PreparedVersion {
   /** Sortable by time: `YYYYMMDDTHHMMSSmmmZ-<hex>`. */
   id: string;
+  /** ms since the epoch: when it was made (the time in its id). */
+  createdAt: number;
   files: number;
   bytes: number;
   /** git: the commit checked out. */
