@@ -15,8 +15,8 @@ node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo
 source scripts/lib/debian-packages.sh
 install_debian_packages
 # Virtual machines and their disk images, and monitoring (Prometheus, Node
-# Exporter); without the recommends, which add a desktop's GUI libraries.
-debian_packages=(qemu-system-x86 qemu-utils prometheus prometheus-node-exporter)
+# Exporter), and backups (restic); without the recommends, which add a desktop's GUI libraries.
+debian_packages=(qemu-system-x86 qemu-utils prometheus prometheus-node-exporter restic)
 install_debian_packages --no-install-recommends
 # The daemon runs Prometheus and Node Exporter itself (its config, loopback
 # ports, supervised): Debian's own services would take the same ports.

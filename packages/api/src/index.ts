@@ -7,6 +7,7 @@
 export * from "./accounts.js";
 export * from "./admin.js";
 export * from "./apps.js";
+export * from "./backups.js";
 export * from "./catalog.js";
 export * from "./common.js";
 export * from "./logs.js";

@@ -68,6 +68,19 @@ import type {
   MonitoringRangeQuery,
   MonitoringResult,
   MonitoringStatus,
+  AddBackupTargetBody,
+  AddBackupTargetResult,
+  BackupOverview,
+  BackupPolicyView,
+  BackupRunView,
+  BackupTargetView,
+  BackupView,
+  RestoreBackupBody,
+  RestoreBackupResult,
+  RestorePointView,
+  RollbackResult,
+  RunBackupBody,
+  SetBackupPolicyBody,
 } from "@townos/api";
 import { ApiError } from "./errors.js";
 import { readEvents } from "./events.js";
@@ -624,6 +637,77 @@ export class TownClient {
     });
     if (!response.body) throw new Error("the download has no body");
     return response.body;
+  }
+
+  /** The app's restore points, newest first (taken before upgrades, on schedules, by hand). */
+  restorePoints(repo: string, name: string): Promise<RestorePointView[]> {
+    return this.request("GET", `${appPath(repo, name)}/restore-points`);
+  }
+
+  /** Takes a restore point of the app now (its declared quiesce applies). */
+  takeRestorePoint(repo: string, name: string): Promise<RestorePointView> {
+    return this.request("POST", `${appPath(repo, name)}/restore-points`, { body: {} });
+  }
+
+  removeRestorePoint(repo: string, name: string, id: string): Promise<void> {
+    return this.request(
+      "DELETE",
+      `${appPath(repo, name)}/restore-points/${encodeURIComponent(id)}`,
+    );
+  }
+
+  /**
+   * Returns the app to the version, answers and data of a restore point
+   * (default: the newest taken before an upgrade); what it replaces is kept
+   * as a restore point first.
+   */
+  rollback(repo: string, name: string, to?: string): Promise<RollbackResult> {
+    return this.request("POST", `${appPath(repo, name)}/rollback`, {
+      body: to === undefined ? {} : { to },
+    });
+  }
+
+  /** Targets, policies, recent runs and failures: the backups screen in one answer. */
+  backups(): Promise<BackupOverview> {
+    return this.request("GET", "/backups");
+  }
+
+  /** Adds a backup target after checking it can be written (a restic repository is initialised). */
+  addBackupTarget(input: AddBackupTargetBody): Promise<AddBackupTargetResult> {
+    return this.request("POST", "/backups/targets", { body: input });
+  }
+
+  backupTargets(): Promise<BackupTargetView[]> {
+    return this.request("GET", "/backups/targets");
+  }
+
+  /** Forgets a target; the backups on it stay where they are. */
+  removeBackupTarget(name: string): Promise<void> {
+    return this.request("DELETE", `/backups/targets/${encodeURIComponent(name)}`);
+  }
+
+  /** The backups a target holds, oldest first. */
+  targetBackups(target: string): Promise<BackupView[]> {
+    return this.request("GET", `/backups/targets/${encodeURIComponent(target)}/backups`);
+  }
+
+  /** Sets the subject's (an app `repo/name` or a volume) schedule, retention and targets. */
+  setBackupPolicy(input: SetBackupPolicyBody): Promise<BackupPolicyView> {
+    return this.request("PUT", "/backups/policies", { body: input });
+  }
+
+  removeBackupPolicy(subject: string): Promise<void> {
+    return this.request("DELETE", "/backups/policies", { query: { subject } });
+  }
+
+  /** Starts backups now (answered once started); follow them in `backups().runs`. */
+  runBackup(input: RunBackupBody = {}): Promise<BackupRunView[]> {
+    return this.request("POST", "/backups/run", { body: input });
+  }
+
+  /** Brings an app (version, answers and data) back from a target, in place or beside it (`asNew`). */
+  restoreBackup(input: RestoreBackupBody): Promise<RestoreBackupResult> {
+    return this.request("POST", "/backups/restore", { body: input });
   }
 
   /** State of the HTTPS ingress, DNS, mDNS and UPnP (`state: "off"` without networking). */

@@ -181,4 +181,62 @@ export const migrations: readonly string[] = [
     updated_at INTEGER
   );
   `,
+  `
+  -- Restore points: read-only snapshots of an app's volumes (or of one
+  -- volume) taken together, named \`id\` in each volume, with what the app
+  -- was then (version, answers, plan) so that it can be returned to.
+  CREATE TABLE restore_points (
+    id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    repo TEXT,
+    name TEXT,
+    reason TEXT NOT NULL,
+    version TEXT,
+    definition_hash TEXT,
+    answers TEXT,
+    plan TEXT,
+    quiesce TEXT NOT NULL DEFAULT 'none',
+    volumes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (subject, id)
+  );
+
+  -- Where backups go: \`password\` and \`env\` (JSON) are secrets, never shown.
+  CREATE TABLE backup_targets (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('path', 'btrfs', 'restic')),
+    location TEXT NOT NULL,
+    password TEXT,
+    env TEXT NOT NULL DEFAULT '{}',
+    status_ok INTEGER,
+    status_error TEXT,
+    status_at INTEGER,
+    created_at INTEGER NOT NULL
+  );
+
+  -- Per subject (an app \`repo/name\` or a volume): when to take a restore
+  -- point (cron, UTC), how many to keep (JSON), which targets get each.
+  CREATE TABLE backup_policies (
+    subject TEXT PRIMARY KEY,
+    schedule TEXT NOT NULL,
+    keep TEXT NOT NULL,
+    targets TEXT NOT NULL DEFAULT '[]',
+    created_at INTEGER NOT NULL
+  );
+
+  -- What each backup run did (observed facts, newest kept).
+  CREATE TABLE backup_runs (
+    id INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    target TEXT,
+    trigger TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'ok', 'failed')),
+    error TEXT,
+    restore_point TEXT,
+    bytes INTEGER,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE INDEX backup_runs_subject ON backup_runs(subject, started_at);
+  `,
 ];
