@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { QuestionDefinition, QuestionType } from "./definition/types.js";
-import { compileAnswers, savedAnswersAsGiven, type AnswerContext } from "./questions.js";
+import {
+  AUTO_PORT_MAX,
+  AUTO_PORT_MIN,
+  AUTO_PORT_PREFERRED_MAX,
+  compileAnswers,
+  freeAutoPort,
+  savedAnswersAsGiven,
+  type AnswerContext,
+} from "./questions.js";
 
 function context(): AnswerContext {
   let counter = 0;
@@ -38,5 +46,33 @@ describe("compileAnswers", () => {
     const again = compileAnswers(questions, savedAnswersAsGiven(questions, saved), context());
     assert.deepEqual(again.issues, []);
     assert.deepEqual(Object.fromEntries(again.values), saved);
+  });
+});
+
+describe("freeAutoPort", () => {
+  it("chooses below the kernel's ephemeral range while a port is free there", () => {
+    for (const start of [0, 1, 11_000, AUTO_PORT_PREFERRED_MAX - AUTO_PORT_MIN]) {
+      const port = freeAutoPort(new Set(), () => start);
+      assert.equal(port, AUTO_PORT_MIN + start);
+    }
+  });
+
+  it("wraps past taken ports, then goes above the ephemeral start once the low part is full", () => {
+    assert.equal(
+      freeAutoPort(new Set([32767]), (span) => span - 1),
+      AUTO_PORT_MIN,
+    );
+    const low = new Set<number>();
+    for (let port = AUTO_PORT_MIN; port <= AUTO_PORT_PREFERRED_MAX; port++) low.add(port);
+    assert.equal(
+      freeAutoPort(low, () => 0),
+      AUTO_PORT_PREFERRED_MAX + 1,
+    );
+    const all = new Set(low);
+    for (let port = AUTO_PORT_PREFERRED_MAX + 1; port <= AUTO_PORT_MAX; port++) all.add(port);
+    assert.equal(
+      freeAutoPort(all, () => 0),
+      undefined,
+    );
   });
 });

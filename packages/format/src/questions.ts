@@ -13,6 +13,36 @@ export const cryptoRandom: RandomSource = { bytes: (count) => randomBytes(count)
 
 export const AUTO_PORT_MIN = 10000;
 export const AUTO_PORT_MAX = 60000;
+/**
+ * Automatic ports are chosen below Linux's ephemeral range (32768–60999 by
+ * default) while one is free there: a port inside it can be taken by any
+ * outgoing connection between the choice and the container's start.
+ */
+export const AUTO_PORT_PREFERRED_MAX = 32767;
+
+/**
+ * A free port in the automatic range, from a random start (`random(n)` is an
+ * integer below n): the part below the ephemeral range first, then the rest.
+ * Undefined when every one is taken.
+ */
+export function freeAutoPort(
+  taken: ReadonlySet<number>,
+  random: (span: number) => number,
+): number | undefined {
+  const ranges: [number, number][] = [
+    [AUTO_PORT_MIN, AUTO_PORT_PREFERRED_MAX],
+    [AUTO_PORT_PREFERRED_MAX + 1, AUTO_PORT_MAX],
+  ];
+  for (const [low, high] of ranges) {
+    const span = high - low + 1;
+    const start = random(span);
+    for (let offset = 0; offset < span; offset++) {
+      const port = low + ((start + offset) % span);
+      if (!taken.has(port)) return port;
+    }
+  }
+  return undefined;
+}
 
 export interface AnswerContext {
   packageName: string;
@@ -210,15 +240,11 @@ function hex(random: RandomSource, bytes: number): string {
   return Buffer.from(random.bytes(bytes)).toString("hex");
 }
 
-/** A random start, then the first free port after it (wrapping): always ends. */
 function freePort(context: AnswerContext): number | undefined {
-  const span = AUTO_PORT_MAX - AUTO_PORT_MIN + 1;
-  const start = Buffer.from(context.random.bytes(4)).readUInt32BE(0) % span;
-  for (let offset = 0; offset < span; offset++) {
-    const port = AUTO_PORT_MIN + ((start + offset) % span);
-    if (!context.takenPorts.has(port)) return port;
-  }
-  return undefined;
+  return freeAutoPort(
+    context.takenPorts,
+    (span) => Buffer.from(context.random.bytes(4)).readUInt32BE(0) % span,
+  );
 }
 
 /** `port 80 is already in use (by default/web)`: who holds it, when known. */

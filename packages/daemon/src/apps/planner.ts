@@ -9,6 +9,7 @@ import { statfs } from "node:fs/promises";
 import {
   AUTO_PORT_MAX,
   AUTO_PORT_MIN,
+  freeAutoPort,
   compilePackage,
   cryptoRandom,
   isTownError,
@@ -440,13 +441,14 @@ export function appUrls(install: InstallRecord, tld: string): string[] {
 
 /** A random port in the auto range that is not taken. */
 function freePort(taken: ReadonlySet<number>): number {
-  const span = AUTO_PORT_MAX - AUTO_PORT_MIN + 1;
-  const start = randomInt(span);
-  for (let i = 0; i < span; i++) {
-    const port = AUTO_PORT_MIN + ((start + i) % span);
-    if (!taken.has(port)) return port;
+  const port = freeAutoPort(taken, randomInt);
+  if (port === undefined) {
+    throw new TownError(
+      "unavailable",
+      `every port from ${AUTO_PORT_MIN} to ${AUTO_PORT_MAX} is taken`,
+    );
   }
-  throw new TownError("unavailable", "every port from 10000 to 60000 is taken");
+  return port;
 }
 
 /** Bytes free for an unprivileged writer on the file system of `path`; null when it cannot be read. */
