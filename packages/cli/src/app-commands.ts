@@ -9,6 +9,7 @@ import { appLines, previewLines } from "./app-views.js";
 import { clientKit, usage, type JsonFlag } from "./client-kit.js";
 import type { Io } from "./io.js";
 import { registerCatalogCommands } from "./catalog-commands.js";
+import { registerRestorePointCommands } from "./restore-point-commands.js";
 
 /** `town app …`: the catalog, and installing, changing and removing apps. */
 export function registerAppCommands(program: Command, io: Io): void {
@@ -16,6 +17,7 @@ export function registerAppCommands(program: Command, io: Io): void {
   const { client, print, json } = kit;
   const app = program.command("app").description("apps and the package catalog");
   registerCatalogCommands(app, kit);
+  registerRestorePointCommands(app, kit, io);
 
   /** Progress lines of a change on stderr, so stdout stays the result (and --json stays JSON). */
   const showProgress = (progress: AppProgress): void => {

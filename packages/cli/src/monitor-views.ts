@@ -4,7 +4,7 @@ import type {
   MonitoringResult,
   MonitoringStatus,
 } from "@townos/client";
-import { table, timeText } from "./text.js";
+import { table, timeText, oneLine } from "./text.js";
 import { UsageError } from "./usage.js";
 
 // Monitoring as `town monitor` prints it.
@@ -126,8 +126,4 @@ export function parseTime(text: string): number {
     );
   }
   return ms / 1000;
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
 }

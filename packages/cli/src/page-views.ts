@@ -1,5 +1,5 @@
 import type { PageInfo, PageLogLine, PageSourceView, PageVersion } from "@townos/client";
-import { formatBytes, table, timeText } from "./text.js";
+import { formatBytes, table, timeText, oneLine } from "./text.js";
 
 // Pages (static websites) as `town page` prints them.
 
@@ -83,8 +83,4 @@ export function versionText(version: PageVersion): string {
 /** A build log line: its time, and `--` before the daemon's own words. */
 export function logLineText(line: PageLogLine): string {
   return `${timeText(line.time)} ${line.stream === "town" ? "-- " : ""}${line.text}`;
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
 }

@@ -4,6 +4,7 @@ import { isTownError } from "@townos/format";
 import { registerAccountCommands } from "./account-commands.js";
 import { registerAdminCommands } from "./admin-commands.js";
 import { registerAppCommands } from "./app-commands.js";
+import { registerBackupCommands } from "./backup-commands.js";
 import { registerDaemonCommand } from "./daemon-command.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerMonitorCommands } from "./monitor-commands.js";
@@ -44,6 +45,9 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
     exitCode = code;
   });
   registerMonitorCommands(program, io, (code) => {
+    exitCode = code;
+  });
+  registerBackupCommands(program, io, (code) => {
     exitCode = code;
   });
   try {

@@ -29,3 +29,8 @@ export function formatBytes(bytes: number): string {
 export function timeText(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
+
+/** Whitespace (newlines of a multi-line error, say) folded to single spaces, for a table cell. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}

@@ -1,0 +1,217 @@
+import type {
+  BackupOverview,
+  BackupPolicyView,
+  BackupRunView,
+  BackupTargetView,
+  BackupView,
+  KeepPolicy,
+  RestorePointView,
+  RollbackResult,
+} from "@townos/client";
+import { formatBytes, table, oneLine } from "./text.js";
+import { UsageError } from "./usage.js";
+
+// Restore points and backups as `town app snapshots` and `town backup` print them.
+
+const KEEP_KINDS = ["last", "hourly", "daily", "weekly", "monthly"] as const;
+
+/** `hourly=24,daily=7,weekly=4` → `{hourly: 24, daily: 7, weekly: 4}` (the daemon checks it again). */
+export function parseKeep(text: string): KeepPolicy {
+  const keep: KeepPolicy = {};
+  for (const part of text.split(",")) {
+    const match = /^\s*([a-z]+)\s*=\s*([0-9]{1,4})\s*$/.exec(part);
+    const kind = KEEP_KINDS.find((known) => known === match?.[1]);
+    if (!match || kind === undefined) {
+      throw new UsageError(
+        `--keep is KIND=COUNT,… with KIND one of ${KEEP_KINDS.join(", ")} (e.g. hourly=24,daily=7,weekly=4), not "${text}"`,
+      );
+    }
+    if (keep[kind] !== undefined) throw new UsageError(`--keep names ${kind} twice`);
+    const count = Number(match[2]);
+    if (count > 1000) throw new UsageError(`--keep ${kind} is at most 1000`);
+    keep[kind] = count;
+  }
+  return keep;
+}
+
+/** The text form back: `hourly=24,daily=7,weekly=4`, in a fixed order; "nothing" when empty. */
+export function keepText(keep: KeepPolicy): string {
+  const parts = KEEP_KINDS.flatMap((kind) =>
+    keep[kind] === undefined ? [] : [`${kind}=${keep[kind]}`],
+  );
+  return parts.length === 0 ? "nothing" : parts.join(",");
+}
+
+/** `--env KEY=VALUE` pairs for a restic target's backend. */
+export function parseEnv(pairs: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const match = /^([A-Z][A-Z0-9_]{0,63})=(.*)$/s.exec(pair);
+    if (!match?.[1]) throw new UsageError(`--env "${pair.split("=")[0] ?? ""}…" is not KEY=VALUE`);
+    env[match[1]] = match[2] ?? "";
+  }
+  return env;
+}
+
+/** "just now", "40 s ago", "5 min ago", "2 h ago", "3 d ago"; the future as "in 2 h". */
+export function agoText(ms: number, now: number): string {
+  const seconds = Math.round((now - ms) / 1000);
+  const size = Math.abs(seconds);
+  if (size < 5) return "just now";
+  const amount =
+    size < 60
+      ? `${size} s`
+      : size < 3600
+        ? `${Math.floor(size / 60)} min`
+        : size < 48 * 3600
+          ? `${Math.floor(size / 3600)} h`
+          : `${Math.floor(size / 86_400)} d`;
+  return seconds > 0 ? `${amount} ago` : `in ${amount}`;
+}
+
+/** Local time to the minute: "2026-12-03 21:00". */
+export function localTime(ms: number): string {
+  const date = new Date(ms);
+  const two = (n: number): string => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}`;
+}
+
+/** "2026-12-03 21:00 (2 h ago)". */
+export function whenText(ms: number, now: number): string {
+  return `${localTime(ms)} (${agoText(ms, now)})`;
+}
+
+/** The bytes only a restore point holds: "–" when the storage cannot tell, "+" when some part is unknown. */
+export function restorePointSize(point: RestorePointView): string {
+  const known = point.volumes.flatMap((v) => (v.exclusiveBytes === null ? [] : [v.exclusiveBytes]));
+  if (known.length === 0) return "–";
+  const sum = formatBytes(known.reduce((a, b) => a + b, 0));
+  return known.length < point.volumes.length ? `${sum}+` : sum;
+}
+
+/** `town app snapshots`: newest first, as the daemon answers. */
+export function restorePointTable(points: readonly RestorePointView[], now: number): string {
+  if (points.length === 0) return "no restore points";
+  return table(
+    ["ID", "WHEN", "REASON", "VERSION", "VOLUMES", "SIZE"],
+    points.map((point) => {
+      const gone = point.volumes.filter((v) => !v.present).length;
+      return [
+        point.id,
+        whenText(point.createdAt, now),
+        point.reason,
+        point.version ?? "-",
+        `${point.volumes.length}${gone > 0 ? ` (${gone} gone)` : ""}`,
+        restorePointSize(point),
+      ];
+    }),
+  );
+}
+
+/** "main/wiki is back at 1.2.0 from …; what it replaced is kept as …". */
+export function rollbackText(app: string, result: RollbackResult): string {
+  return `${app} is back at ${result.version} from ${result.restoredFrom.id}; what it replaced is kept as ${result.kept.id}`;
+}
+
+export function targetStatus(target: BackupTargetView): string {
+  if (target.status === null) return "not checked yet";
+  if (target.status.ok) return "ok";
+  return `failed: ${oneLine(target.status.error ?? "unknown error")}`;
+}
+
+export function targetTable(targets: readonly BackupTargetView[], now: number): string {
+  if (targets.length === 0) return "no backup targets";
+  return table(
+    ["NAME", "KIND", "LOCATION", "CHECKED", "STATUS"],
+    targets.map((target) => [
+      target.name,
+      target.kind,
+      target.location,
+      target.status === null ? "-" : agoText(target.status.at, now),
+      targetStatus(target),
+    ]),
+  );
+}
+
+function lastRunText(policy: BackupPolicyView, now: number): string {
+  const last = policy.lastRun;
+  if (last === null) return "never";
+  const result = last.ok ? "ok" : `failed: ${oneLine(last.error ?? "unknown error")}`;
+  return `${agoText(last.at, now)}, ${result}`;
+}
+
+export function policyTable(policies: readonly BackupPolicyView[], now: number): string {
+  if (policies.length === 0) return "no backup policies";
+  return table(
+    ["SUBJECT", "SCHEDULE", "KEEP", "TARGETS", "NEXT", "LAST"],
+    policies.map((policy) => [
+      policy.subject,
+      policy.schedule,
+      keepText(policy.keep),
+      policy.targets.length === 0 ? "(restore points only)" : policy.targets.join(","),
+      policy.nextRunAt === null ? "never" : whenText(policy.nextRunAt, now),
+      lastRunText(policy, now),
+    ]),
+  );
+}
+
+/** A run's state with what it is doing or why it failed. */
+export function runStateText(run: BackupRunView): string {
+  if (run.state === "running") return run.step === null ? "running" : `running: ${run.step}`;
+  if (run.state === "failed") return `failed: ${oneLine(run.error ?? "unknown error")}`;
+  return run.bytes === null ? "ok" : `ok, ${formatBytes(run.bytes)}`;
+}
+
+export function runTable(runs: readonly BackupRunView[], now: number): string {
+  if (runs.length === 0) return "no backup runs";
+  return table(
+    ["RUN", "SUBJECT", "TARGET", "TRIGGER", "STARTED", "STATE"],
+    runs.map((run) => [
+      String(run.id),
+      run.subject,
+      run.target ?? "-",
+      run.trigger,
+      agoText(run.startedAt, now),
+      runStateText(run),
+    ]),
+  );
+}
+
+/** `town backup ls`: targets, policies, failures needing a person, then recent runs. */
+export function overviewText(overview: BackupOverview, now: number, recentRuns = 10): string {
+  const sections = [
+    `TARGETS\n${targetTable(overview.targets, now)}`,
+    `POLICIES\n${policyTable(overview.policies, now)}`,
+  ];
+  if (overview.failures.length > 0) {
+    sections.push(
+      `FAILING\n${overview.failures
+        .map(
+          (f) =>
+            `${f.subject}${f.target === null ? "" : ` → ${f.target}`} (${agoText(f.at, now)}): ${oneLine(f.error)}`,
+        )
+        .join("\n")}`,
+    );
+  }
+  sections.push(`RECENT RUNS\n${runTable(overview.runs.slice(0, recentRuns), now)}`);
+  return sections.join("\n\n");
+}
+
+/** `town backup ls TARGET`: a target's backups, newest first. */
+export function backupTable(backups: readonly BackupView[], now: number): string {
+  if (backups.length === 0) return "no backups on this target";
+  return table(
+    ["ID", "SUBJECT", "VERSION", "WHEN", "VOLUMES", "SIZE", "KIND"],
+    [...backups]
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((backup) => [
+        backup.id,
+        backup.subject,
+        backup.app?.version ?? "-",
+        whenText(backup.createdAt, now),
+        String(backup.volumes.length),
+        backup.bytes === null ? "–" : formatBytes(backup.bytes),
+        backup.incremental ? "incremental" : "full",
+      ]),
+  );
+}
