@@ -23,4 +23,5 @@ export {
   isGitUrl,
   parseId,
   SHA256,
+  type QuiesceMode,
 } from "./rules.js";

@@ -89,6 +89,24 @@ export function metricsPathProblem(path: string): string | undefined {
   return undefined;
 }
 
+/** How the `backup` extension quiesces an app before a snapshot (absent: not at all). */
+export const QUIESCE_MODES = ["stop", "command"] as const;
+export type QuiesceMode = (typeof QUIESCE_MODES)[number];
+
+/** Bounds on a quiesce command: a short argument list, not a script shipped inline. */
+export const MAX_QUIESCE_ARGS = 32;
+export const MAX_QUIESCE_ARG_LENGTH = 4096;
+export const DEFAULT_QUIESCE_TIMEOUT_SECONDS = 60;
+export const MAX_QUIESCE_TIMEOUT_SECONDS = 3600;
+
+/** A quiesce timeout in whole seconds (1-3600), or what is wrong with the text. */
+export function parseQuiesceTimeout(text: string): number | string {
+  const seconds = /^[0-9]{1,4}$/.test(text) ? Number(text) : 0;
+  return seconds >= 1 && seconds <= MAX_QUIESCE_TIMEOUT_SECONDS
+    ? seconds
+    : `"${text}" is not a number of seconds (1-${MAX_QUIESCE_TIMEOUT_SECONDS})`;
+}
+
 export function isDomainName(name: string): boolean {
   return (
     name.length <= 253 &&

@@ -542,9 +542,10 @@ describe("compile: the metrics extension", () => {
     const plain = compilePackage(source("image: app\n"), {}, options());
     const withMetrics = compilePackage(source("image: app\nmetrics: {port: 80}\n"), {}, options());
     assert.notEqual(plain.hash, withMetrics.hash);
-    // What the plan hashed to before the field existed.
-    const { metrics, hash, ...before } = plain;
+    // What the plan hashed to before the field (and `backup`, added later) existed.
+    const { metrics, backup, hash, ...before } = plain;
     assert.equal(metrics, null);
+    assert.equal(backup, null);
     assert.equal(hash, createHash("sha256").update(JSON.stringify(before)).digest("hex"));
   });
 
@@ -563,6 +564,110 @@ describe("compile: the metrics extension", () => {
         ],
       ],
     );
+  });
+});
+
+describe("compile: the backup extension", () => {
+  it("gives how each node is quiesced, markers substituted, null without the field", () => {
+    const index = new PackageIndex([
+      {
+        name: "default",
+        repository: loadRepository([
+          {
+            path: "packages/db/1.0.yaml",
+            text: [
+              "image: db",
+              "backup:",
+              "  quiesce: command",
+              "  command: [psql, -U, '@user@', -c, 'CHECKPOINT', 'mail@@@PACKAGE_DNS@']",
+              "  timeout: '@wait@'",
+              "questions:",
+              "  user: {default: postgres}",
+              "  wait: {default: '300'}",
+              "",
+            ].join("\n"),
+          },
+          {
+            path: "packages/app/1.0.yaml",
+            text: "image: app\nbackup: {quiesce: stop}\ndependencies:\n  db: {package: db}\n",
+          },
+          { path: "packages/plain/1.0.yaml", text: "image: plain\n" },
+          {
+            path: "packages/guest/1.0.yaml",
+            text: "vm: {image: disk.qcow2}\nbackup: {quiesce: stop, timeout: 120}\n",
+          },
+        ]),
+      },
+    ]);
+    const plan = compileWithDefaults(index, "app", "1.0");
+    assert.deepEqual(plan.backup, { quiesce: "stop", command: [], timeoutSeconds: 60 });
+    assert.deepEqual(plan.dependencies[0]?.backup, {
+      quiesce: "command",
+      command: ["psql", "-U", "postgres", "-c", "CHECKPOINT", "mail@app--db.default.home"],
+      timeoutSeconds: 300,
+    });
+    assert.equal(compileWithDefaults(index, "plain", "1.0").backup, null);
+    assert.deepEqual(compileWithDefaults(index, "guest", "1.0").backup, {
+      quiesce: "stop",
+      command: [],
+      timeoutSeconds: 120,
+    });
+  });
+
+  it("changes the plan's hash only when given", () => {
+    const plain = compilePackage(source("image: app\n"), {}, options());
+    const withBackup = compilePackage(
+      source("image: app\nbackup: {quiesce: stop}\n"),
+      {},
+      options(),
+    );
+    assert.notEqual(plain.hash, withBackup.hash);
+    // A plan without backup keeps the hash it had before the field existed (see also metrics'
+    // test, which checks a plan with neither); here one that uses another extension.
+    const withMetrics = compilePackage(source("image: app\nmetrics: {port: 80}\n"), {}, options());
+    const { backup: none, hash: metricsHash, ...metricsBefore } = withMetrics;
+    assert.equal(none, null);
+    assert.equal(
+      metricsHash,
+      createHash("sha256").update(JSON.stringify(metricsBefore)).digest("hex"),
+    );
+  });
+
+  it("checks substituted values", () => {
+    const pkg = source(
+      [
+        "image: app",
+        "backup:",
+        "  quiesce: command",
+        "  command: ['@prog@', '@arg@']",
+        "  timeout: '@t@'",
+        "questions:",
+        "  prog: {optional: true}",
+        "  arg: {}",
+        "  t: {}",
+        "",
+      ].join("\n"),
+    );
+    const error = compileError(() =>
+      compilePackage(pkg, { prog: "", arg: "x".repeat(4097), t: "0" }, options()),
+    );
+    assert.deepEqual(
+      error.issues.map((issue) => [issue.field, issue.message]),
+      [
+        ["backup.command.1", "is longer than 4096 characters after substitution"],
+        ["backup.command.0", "must not be empty after substitution"],
+        ["backup.timeout", '"0" is not a number of seconds (1-3600)'],
+      ],
+    );
+    // A timeout answer left blank means the default.
+    const blank = compilePackage(
+      source(
+        "image: app\nbackup: {quiesce: stop, timeout: '@t@'}\nquestions:\n  t: {optional: true}\n",
+      ),
+      { t: "" },
+      options(),
+    );
+    assert.equal(blank.backup?.timeoutSeconds, 60);
   });
 });
 

@@ -16,7 +16,7 @@ import { FieldCompiler } from "./fields.js";
 import { renderFiles } from "./files.js";
 import { compareText, hashPlan } from "./plan.js";
 import { compilePorts, PortClaims } from "./ports.js";
-import { compileMetrics, compileVm, vmVolumes } from "./runtime.js";
+import { compileBackup, compileMetrics, compileVm, vmVolumes } from "./runtime.js";
 import type { CompiledPackage, CompileOptions, PackageSource } from "./types.js";
 import { compileArchives, compileGitSources, compileVolumes } from "./volumes.js";
 
@@ -123,6 +123,7 @@ class Compiler {
     const image = definition.image ? field.image("image", definition.image.url) : null;
     const vm = definition.vm ? compileVm(field, definition.vm) : null;
     const metrics = compileMetrics(field, definition.metrics);
+    const backup = compileBackup(field, definition.backup);
     const entrypoint = definition.entrypoint
       ? definition.entrypoint.map((arg, i) => field.text(`entrypoint.${i}`, field.stage1(arg)))
       : null;
@@ -203,6 +204,7 @@ class Compiler {
         .sort(compareText),
       dependencies: deps.dependencies,
       metrics,
+      backup,
     };
     return { ...plan, hash: hashPlan(plan) };
   }

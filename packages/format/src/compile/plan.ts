@@ -27,14 +27,17 @@ export function planSecrets(plan: CompiledPackage): string[] {
   return [...values].sort((a, b) => b.length - a.length || compareText(a, b));
 }
 
+const LATER_FIELDS = new Set(["metrics", "backup"]);
+
 /**
  * Fields added after hashes were first stored are left out while they hold
- * their "none" value (only plan nodes have a `metrics` key whose value can be
- * null), so that a plan that does not use them keeps its stored hash.
+ * their "none" value (only plan nodes have a `metrics` or `backup` key whose
+ * value can be null), so that a plan that does not use them keeps its stored
+ * hash.
  */
 export function hashPlan(plan: Omit<CompiledPackage, "hash">): string {
   const json = JSON.stringify(plan, (key, value: unknown) =>
-    key === "metrics" && value === null ? undefined : value,
+    LATER_FIELDS.has(key) && value === null ? undefined : value,
   );
   return createHash("sha256").update(json).digest("hex");
 }

@@ -1,10 +1,18 @@
 /**
  * The runtime fields of a plan: a VM's image, memory, CPUs and checksum, and
- * its disk volume; a container's metrics endpoint.
+ * its disk volume; a container's metrics endpoint; how the app is quiesced
+ * before a snapshot.
  */
 
 import type { PackageDefinition } from "../definition/types.js";
-import { isGitUrl, metricsPathProblem, SHA256 } from "../rules.js";
+import {
+  DEFAULT_QUIESCE_TIMEOUT_SECONDS,
+  isGitUrl,
+  MAX_QUIESCE_ARG_LENGTH,
+  metricsPathProblem,
+  parseQuiesceTimeout,
+  SHA256,
+} from "../rules.js";
 import { parseByteSize } from "../units.js";
 import type { FieldCompiler } from "./fields.js";
 import { portNumber } from "./ports.js";
@@ -88,4 +96,28 @@ export function compileMetrics(
   const problem = metricsPathProblem(path);
   if (problem) field.report("metrics.path", `"${path}" ${problem}`);
   return { port, path };
+}
+
+/**
+ * The `backup` extension once substituted: the command's arguments checked
+ * again (an answer may make one long or the program name empty), and the
+ * timeout in seconds (default 60, also when it substitutes to blank).
+ */
+export function compileBackup(
+  field: FieldCompiler,
+  backup: PackageDefinition["backup"],
+): NonNullable<CompiledPackage["backup"]> | null {
+  if (backup === undefined) return null;
+  const command = backup.command.map((arg, i) => {
+    const name = `backup.command.${i}`;
+    const value = field.text(name, field.stage1(arg));
+    if (value.length > MAX_QUIESCE_ARG_LENGTH)
+      field.report(name, `is longer than ${MAX_QUIESCE_ARG_LENGTH} characters after substitution`);
+    return value;
+  });
+  if (command[0] === "") field.report("backup.command.0", "must not be empty after substitution");
+  const timeoutSeconds =
+    field.optional("backup.timeout", backup.timeout, parseQuiesceTimeout) ??
+    DEFAULT_QUIESCE_TIMEOUT_SECONDS;
+  return { quiesce: backup.quiesce, command, timeoutSeconds };
 }

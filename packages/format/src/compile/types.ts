@@ -2,6 +2,7 @@
 
 import type { PackageDefinition } from "../definition/types.js";
 import type { RandomSource } from "../questions.js";
+import type { QuiesceMode } from "../rules.js";
 
 /** One package version, ready to compile. */
 export interface PackageSource {
@@ -102,6 +103,16 @@ export interface CompiledPackage {
    * Absent in plans stored before it existed.
    */
   metrics: { port: number; path: string } | null;
+  /**
+   * This project's `backup` extension: how the app is quiesced before a
+   * snapshot of its volumes. `stop`: its containers are stopped (given
+   * `timeoutSeconds` before they are killed) and started again after;
+   * `command`: `command` runs in its container first, for at most
+   * `timeoutSeconds` (`command` is empty for `stop`). Null when the package
+   * declares none: the snapshot is crash-consistent. Absent in plans stored
+   * before it existed: read it as `plan.backup ?? null`.
+   */
+  backup?: { quiesce: QuiesceMode; command: string[]; timeoutSeconds: number } | null;
   /** sha256 of everything above: a changed hash means a changed plan. */
   hash: string;
 }

@@ -185,6 +185,75 @@ describe("parseDefinition", () => {
     ]);
   });
 
+  it("reads the backup extension: stop, or a command with an optional timeout", () => {
+    assert.deepEqual(parseDefinition("image: a\nbackup: {quiesce: stop}\n").definition?.backup, {
+      quiesce: "stop",
+      command: [],
+    });
+    assert.deepEqual(
+      parseDefinition(
+        "image: a\nbackup:\n  quiesce: command\n  command: [redis-cli, -a, '@pw@', SAVE]\n  timeout: 120\nquestions:\n  pw: {}\n",
+      ).definition?.backup,
+      { quiesce: "command", command: ["redis-cli", "-a", "@pw@", "SAVE"], timeout: "120" },
+    );
+    // A VM can be stopped, so that much it may declare.
+    assert.deepEqual(
+      parseDefinition("vm: {image: disk.qcow2}\nbackup: {quiesce: stop, timeout: 300}\n").definition
+        ?.backup,
+      { quiesce: "stop", command: [], timeout: "300" },
+    );
+    assert.equal(parseDefinition("image: a\n").definition?.backup, undefined);
+  });
+
+  it("refuses a bad backup extension at its place", () => {
+    const problems = (yaml: string): string[] =>
+      errorsOf(yaml).map((e) => `${e.at ?? "?"} ${e.field}: ${e.message}`);
+    assert.deepEqual(problems("image: a\nbackup: {quiesce: pause}\n"), [
+      '2:19 backup.quiesce: "pause" is not one of stop, command',
+    ]);
+    assert.deepEqual(problems("image: a\nbackup: {timeout: 5}\n"), [
+      "2:1 backup: quiesce is required",
+    ]);
+    assert.deepEqual(problems("image: a\nbackup:\n  quiesce: command\n"), [
+      "2:1 backup: command is required with quiesce: command",
+    ]);
+    assert.deepEqual(problems("image: a\nbackup:\n  quiesce: stop\n  command: [sync]\n"), [
+      "4:12 backup.command: is only for quiesce: command",
+    ]);
+    assert.deepEqual(problems("image: a\nbackup:\n  quiesce: command\n  command: sync\n"), [
+      "4:12 backup.command: must be a list",
+    ]);
+    assert.deepEqual(problems("image: a\nbackup:\n  quiesce: command\n  command: []\n"), [
+      "4:12 backup.command: must not be empty",
+    ]);
+    assert.deepEqual(problems("image: a\nbackup:\n  quiesce: command\n  command: ['', x]\n"), [
+      "4:13 backup.command.0: must not be empty",
+    ]);
+    const many = JSON.stringify(Array.from({ length: 33 }, () => "x"));
+    assert.deepEqual(problems(`image: a\nbackup:\n  quiesce: command\n  command: ${many}\n`), [
+      "4:12 backup.command: has more than 32 arguments",
+    ]);
+    const long = "x".repeat(4097);
+    assert.deepEqual(
+      problems(`image: a\nbackup:\n  quiesce: command\n  command: [sh, ${long}]\n`),
+      ["4:17 backup.command.1: is longer than 4096 characters"],
+    );
+    assert.deepEqual(problems('image: a\nbackup:\n  quiesce: command\n  command: ["a\\u0007"]\n'), [
+      "4:13 backup.command.0: contains a control character (U+0007)",
+    ]);
+    for (const timeout of ["0", "3601", "1.5", "soon", "-1"]) {
+      assert.deepEqual(problems(`image: a\nbackup: {quiesce: stop, timeout: '${timeout}'}\n`), [
+        `2:34 backup.timeout: "${timeout}" is not a number of seconds (1-3600)`,
+      ]);
+    }
+    assert.deepEqual(
+      problems("vm: {image: disk.qcow2}\nbackup:\n  quiesce: command\n  command: [sync]\n"),
+      [
+        "3:12 backup.quiesce: a virtual machine can only be stopped for a snapshot (there is no command to run in it)",
+      ],
+    );
+  });
+
   it("refuses shell metacharacters in images", () => {
     for (const image of ["'nginx; rm -rf /'", "'$(id)'", "'a b'", "'`x`'", "'x|y'", "'x>y'"]) {
       assert.match(

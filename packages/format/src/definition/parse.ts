@@ -1,12 +1,14 @@
 /**
  * Parses and validates one package file into a PackageDefinition. Each section
  * has its reader (runtime.ts, network.ts, volumes.ts, questions.ts,
- * dependencies.ts, notes.ts); this file reads the top level and checks what
- * spans sections. The order of the reads is the order problems are reported in.
+ * dependencies.ts, notes.ts; metrics.ts and backup.ts for this project's
+ * extensions); this file reads the top level and checks what spans sections.
+ * The order of the reads is the order problems are reported in.
  */
 
 import type { Node as YamlNode } from "yaml";
 import { YamlSource } from "../yaml-source.js";
+import { readBackup } from "./backup.js";
 import { readDependencies } from "./dependencies.js";
 import { readMetrics } from "./metrics.js";
 import { readEnvironment, readNetwork } from "./network.js";
@@ -42,6 +44,7 @@ const KNOWN_FIELDS = new Set([
   "notes",
   "post_update",
   "metrics",
+  "backup",
 ]);
 
 /** Parses and validates one package file. Collects every problem it finds. */
@@ -101,6 +104,8 @@ function readDefinition(r: FieldReader, root: YamlNode | null | undefined): Pack
         "a virtual machine cannot declare metrics (only containers can)",
       );
   }
+  const backup = readBackup(r, fields.get("backup"), { vm: vm !== undefined });
+  if (backup) definition.backup = backup;
   if (fields.has("proton") && fields.get("proton") != null) {
     definition.proton = r.stringMap(fields.get("proton"), "proton");
   }

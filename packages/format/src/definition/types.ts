@@ -2,6 +2,7 @@
 
 import type { Issue, SourceLocation } from "../errors.js";
 import type { OAuthDefinition } from "../oauth.js";
+import type { QuiesceMode } from "../rules.js";
 
 /**
  * A package definition as written, after shape validation. String fields keep
@@ -14,6 +15,11 @@ export interface PackageDefinition {
   proton?: ReadonlyMap<string, string>;
   /** This project's extension: where the container serves Prometheus metrics (see metrics.ts). */
   metrics?: { port: string; path: string };
+  /**
+   * This project's extension: how the app is quiesced before a snapshot
+   * (see backup.ts). `command` is empty for `stop`; `timeout` as written.
+   */
+  backup?: { quiesce: QuiesceMode; command: string[]; timeout?: string };
   description: string;
   supplies: string[];
   entrypoint?: string[];
