@@ -203,6 +203,11 @@ export class BtrfsDriver extends LayoutDriver {
     };
   }
 
+  protected async snapshotExclusive(path: string, sync: boolean): Promise<number | null> {
+    // With quotas on, btrfs gives every subvolume (snapshots too) its level-0 quota group.
+    return (await this.account(path, sync)).usage.exclusiveBytes;
+  }
+
   protected async makeSnapshot(source: string, target: string): Promise<void> {
     await this.mustBeSubvolume(source);
     // Made in place: a read-only subvolume cannot be moved to another directory (EROFS).

@@ -151,6 +151,19 @@ export interface StorageDriver {
   removeSnapshot(name: string, snapshot: string): Promise<boolean>;
 
   /**
+   * Bytes only this snapshot holds (what deleting it frees): the volume's
+   * blocks it still shares are not counted. btrfs: the snapshot's quota
+   * group, as `usage` (lagging unless `sync`). Directories: null, since a
+   * copy's size would cost a walk (it is the whole volume then's).
+   * @throws `not_found` for a missing snapshot
+   */
+  snapshotUsage(
+    name: string,
+    snapshot: string,
+    options?: { sync?: boolean },
+  ): Promise<{ exclusiveBytes: number | null }>;
+
+  /**
    * Makes the volume's content that of `snapshot`: what was added since is
    * gone, what was removed or changed is back. The snapshot and the others
    * stay; the volume keeps its quota and the owner and mode of its root.

@@ -117,6 +117,8 @@ function contract(open: () => Promise<StorageDriver>) {
     assert.ok((await driver.listSnapshots(music))[0]?.createdAt instanceof Date);
     assert.equal(await driver.removeSnapshot(music, "after"), true);
     assert.equal(await driver.removeSnapshot(music, "after"), false);
+    await expectTownError(driver.snapshotUsage(music, "after"), "not_found", /no snapshot after/);
+    await expectTownError(driver.snapshotUsage(music, "../x"), "invalid_argument", /snapshot name/);
   });
 
   it("restores a snapshot: content as it was, snapshots, quota and owner kept", async () => {
@@ -258,6 +260,8 @@ describe("DirectoryDriver", () => {
     assert.ok(details.usage.usedBytes >= 4 * MiB);
     assert.equal(details.usage.exclusiveBytes, null);
     assert.equal(details.usage.partial, false);
+    await driver.snapshot(name, "copy");
+    assert.deepEqual(await driver.snapshotUsage(name, "copy"), { exclusiveBytes: null });
   });
 
   it("walks usage without following links, and marks a bounded walk partial", async () => {
@@ -359,6 +363,21 @@ describe("BtrfsDriver", { skip: skipBtrfs ?? false }, () => {
     assert.ok(after.usedBytes >= 20 * MiB, String(after.usedBytes));
     // The first 16 MiB are shared with the snapshot now: no longer exclusive.
     assert.ok((after.exclusiveBytes ?? 0) < 5 * MiB, String(after.exclusiveBytes));
+  });
+
+  it("measures what a snapshot alone holds: more once the volume rewrites a file they shared", async () => {
+    const driver = await open();
+    const name = userVolumeName("measured");
+    await driver.create(name);
+    const file = join(driver.path(name), "db");
+    await writeFile(file, Buffer.alloc(8 * MiB, 1));
+    await driver.snapshot(name, "then");
+    const shared = (await driver.snapshotUsage(name, "then", { sync: true })).exclusiveBytes;
+    assert.ok(shared !== null && shared < 1 * MiB, String(shared));
+    await writeFile(file, Buffer.alloc(8 * MiB, 2));
+    const alone = (await driver.snapshotUsage(name, "then", { sync: true })).exclusiveBytes;
+    assert.ok(alone !== null && alone >= 8 * MiB, String(alone));
+    await driver.remove(name);
   });
 
   it("removes volumes holding subvolumes an app made", async () => {

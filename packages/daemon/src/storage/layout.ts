@@ -82,6 +82,8 @@ export abstract class LayoutDriver implements StorageDriver {
   protected abstract makeSnapshot(source: string, target: string): Promise<void>;
   /** Makes `target` (absent, in `<root>/tmp`) a writable copy of the snapshot at `snapshot`. */
   protected abstract makeWritableCopy(snapshot: string, target: string): Promise<void>;
+  /** Bytes only the snapshot at `path` holds; null when the driver cannot tell cheaply. */
+  protected abstract snapshotExclusive(path: string, sync: boolean): Promise<number | null>;
 
   path(name: string): string {
     return volumePath(this.root, name);
@@ -274,6 +276,19 @@ export abstract class LayoutDriver implements StorageDriver {
       if (!(await lstatOrUndefined(path))?.isDirectory()) return false;
       await this.deleteTree(path);
       return true;
+    });
+  }
+
+  async snapshotUsage(
+    name: string,
+    snapshot: string,
+    options: { sync?: boolean } = {},
+  ): Promise<{ exclusiveBytes: number | null }> {
+    const path = snapshotPath(this.root, name, snapshot);
+    return this.locked([name], `usage of snapshot ${snapshot} of ${name}`, async () => {
+      if (!(await lstatOrUndefined(path))?.isDirectory())
+        throw new TownError("not_found", `volume ${name} has no snapshot ${snapshot}`);
+      return { exclusiveBytes: await this.snapshotExclusive(path, options.sync ?? false) };
     });
   }
 
