@@ -1,0 +1,255 @@
+/**
+ * Backup target `path`: a directory, typically on another local disk, that
+ * holds each backup as compressed archives.
+ *
+ * ```
+ * <location>/town-backups/<id>/<volume>.tar.gz   one per volume (storage/archive.ts)
+ * <location>/town-backups/<id>/manifest.json     the stored record, written last
+ * ```
+ * A backup directory without `manifest.json` is a run that stopped: not
+ * listed, deleted by the next `put` or `remove`. Always full.
+ *
+ * Restores go through `unpackArchive`, which treats the archive as hostile
+ * (anyone with the disk may have replaced it). What that costs: every file
+ * belongs to the owner the manifest gives the volume's root (archives keep
+ * no owners), set-id bits are dropped, and links pointing outside the
+ * volume (absolute ones included) are refused, so they are missing after a
+ * restore. The `btrfs` and `restic` kinds keep all of these.
+ */
+import { constants, createReadStream, createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, open, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { TownError } from "@townos/format";
+import { packVolume, unpackArchive } from "../../storage/archive.js";
+import { checkSnapshotName, checkVolumeName } from "../../storage/names.js";
+import {
+  MAX_MANIFEST_BYTES,
+  type BackupManifest,
+  type BackupSource,
+  type BackupTargetDriver,
+  type StoredBackup,
+  type TargetCallOptions,
+} from "../types.js";
+import {
+  namesIn,
+  prepareRoot,
+  readSmallFile,
+  requireEmptyDirectory,
+  requireRoot,
+  syncDirectory,
+  withTargetLock,
+  TEMP_PREFIX,
+  writeDurably,
+} from "./files.js";
+import { checkPut, encodeStored, parseStored } from "./stored.js";
+
+const MANIFEST_FILE = "manifest.json";
+const ARCHIVE_SUFFIX = ".tar.gz";
+/** Restores are bounded by the disk, not by these: generous on purpose. */
+const RESTORE_MAX_BYTES = 2 ** 50;
+const RESTORE_MAX_ENTRIES = 100_000_000;
+const RESTORE_TIMEOUT_MS = 24 * 3600_000;
+
+export interface PathTargetOptions {
+  /**
+   * Where restores unpack before moving into place (`StorageDriver.stagingRoot`,
+   * on the volumes' file system); default: a private directory in the system's temporary directory.
+   */
+  stagingRoot?: string | undefined;
+}
+
+export class PathTarget implements BackupTargetDriver {
+  readonly kind = "path";
+
+  constructor(
+    readonly name: string,
+    private readonly location: string,
+    private readonly options: PathTargetOptions = {},
+  ) {}
+
+  async prepare(options: TargetCallOptions = {}): Promise<void> {
+    await withTargetLock(
+      this.name,
+      this.location,
+      async () => {
+        const root = await prepareRoot(this.name, this.location);
+        // The write check: a file made, synced and deleted.
+        await writeDurably(root, `${TEMP_PREFIX}check`, "ok\n");
+        await rm(join(root, `${TEMP_PREFIX}check`), { force: true });
+      },
+      options.signal,
+    );
+  }
+
+  async put(
+    manifest: BackupManifest,
+    sources: readonly BackupSource[],
+    options: TargetCallOptions = {},
+  ): Promise<{ bytes: number | null; incremental: boolean }> {
+    checkPut(this.name, manifest, sources);
+    return withTargetLock(
+      this.name,
+      this.location,
+      async () => {
+        const root = await requireRoot(this.name, this.location);
+        const existing = await this.read(root, manifest.id);
+        if (existing) return { bytes: existing.bytes, incremental: false };
+        await this.removeLeftovers(root);
+        const dir = join(root, manifest.id);
+        await mkdir(dir, { mode: 0o700 });
+        let bytes = 0;
+        for (const source of sources) {
+          options.signal?.throwIfAborted();
+          bytes += await this.writeArchive(dir, source, bytes, options);
+        }
+        await syncDirectory(dir);
+        await writeDurably(
+          dir,
+          MANIFEST_FILE,
+          encodeStored({ manifest, bytes, incremental: false }),
+        );
+        return { bytes, incremental: false };
+      },
+      options.signal,
+    );
+  }
+
+  async list(options: TargetCallOptions = {}): Promise<StoredBackup[]> {
+    return withTargetLock(
+      this.name,
+      this.location,
+      async () => {
+        const root = await requireRoot(this.name, this.location);
+        const found: StoredBackup[] = [];
+        for (const name of await namesIn(root)) {
+          const stored = await this.read(root, name);
+          if (stored) found.push(stored);
+        }
+        return found.sort(
+          (a, b) =>
+            a.manifest.createdAt - b.manifest.createdAt ||
+            a.manifest.id.localeCompare(b.manifest.id),
+        );
+      },
+      options.signal,
+    );
+  }
+
+  async restoreVolume(
+    id: string,
+    volume: string,
+    into: string,
+    options: TargetCallOptions = {},
+  ): Promise<void> {
+    checkSnapshotName(id);
+    checkVolumeName(volume);
+    await withTargetLock(
+      this.name,
+      this.location,
+      async () => {
+        const root = await requireRoot(this.name, this.location);
+        const stored = await this.read(root, id);
+        const entry = stored?.manifest.volumes.find((candidate) => candidate.name === volume);
+        if (!entry) {
+          throw new TownError("not_found", `there is no backup ${id} of ${volume} on this target`);
+        }
+        await requireEmptyDirectory(this.name, into);
+        const file = await open(
+          join(root, id, `${volume}${ARCHIVE_SUFFIX}`),
+          constants.O_RDONLY | constants.O_NOFOLLOW,
+        );
+        const stagingParent = this.options.stagingRoot ?? tmpdir();
+        const staging = await mkdtemp(join(stagingParent, "town-restore-"));
+        try {
+          const totalBytes = (await file.stat()).size;
+          await unpackArchive(createReadStream("", { fd: file }), "tar.gz", into, {
+            stagingRoot: staging,
+            maxBytes: RESTORE_MAX_BYTES,
+            maxEntries: RESTORE_MAX_ENTRIES,
+            timeoutMs: RESTORE_TIMEOUT_MS,
+            owner: entry.owner,
+            ...(options.signal ? { signal: options.signal } : {}),
+            onProgress: (progress) => {
+              options.progress?.({
+                step: `restoring ${volume}`,
+                bytes: progress.archiveBytes,
+                totalBytes,
+              });
+            },
+          });
+        } finally {
+          await rm(staging, { recursive: true, force: true });
+        }
+      },
+      options.signal,
+    );
+  }
+
+  async remove(id: string, options: TargetCallOptions = {}): Promise<void> {
+    checkSnapshotName(id);
+    await withTargetLock(
+      this.name,
+      this.location,
+      async () => {
+        const root = await requireRoot(this.name, this.location);
+        // The manifest first: from then on the backup is not listed, whatever happens to the rest.
+        await rm(join(root, id, MANIFEST_FILE), { force: true });
+        await this.removeLeftovers(root);
+      },
+      options.signal,
+    );
+  }
+
+  /** The stored record of backup `id`, or undefined when it is not complete and valid. */
+  private async read(root: string, id: string): Promise<StoredBackup | undefined> {
+    try {
+      checkSnapshotName(id);
+    } catch {
+      return undefined;
+    }
+    const text = await readSmallFile(join(root, id, MANIFEST_FILE), MAX_MANIFEST_BYTES);
+    const stored = text === undefined ? undefined : parseStored(text);
+    return stored?.manifest.id === id ? stored : undefined;
+  }
+
+  /** Deletes every entry of the root that is not a complete backup (stopped runs, stray files). */
+  private async removeLeftovers(root: string): Promise<void> {
+    for (const name of await namesIn(root)) {
+      if (!(await this.read(root, name))) {
+        // rm never follows links: a planted one is deleted, not what it points to.
+        await rm(join(root, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** One volume's archive; returns its size. */
+  private async writeArchive(
+    dir: string,
+    source: BackupSource,
+    before: number,
+    options: TargetCallOptions,
+  ): Promise<number> {
+    const path = join(dir, `${source.volume}${ARCHIVE_SUFFIX}`);
+    const archive = await packVolume(source.path, { format: "tar.gz" });
+    let written = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        written += chunk.length;
+        options.progress?.({ step: `writing ${source.volume}`, bytes: before + written });
+        done(null, chunk);
+      },
+    });
+    const output = createWriteStream(path, { flags: "wx", mode: 0o600 });
+    await pipeline(archive, counter, output, { signal: options.signal });
+    const file = await open(path, constants.O_RDONLY);
+    try {
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    return (await stat(path)).size;
+  }
+}
