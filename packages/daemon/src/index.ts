@@ -11,3 +11,6 @@ export { DEFAULT_REPOSITORY } from "./store/repositories.js";
 export { DEFAULT_MONITORING } from "./monitoring/types.js";
 export { SETUP_CODE_FILE } from "./auth/setup-code.js";
 export type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js";
+// The written forms the CLI reads and shows: one parser, the daemon's.
+export { formatKeepPolicy, parseKeepPolicy } from "./backup/keep.js";
+export { checkSchedule } from "./backup/schedule.js";
