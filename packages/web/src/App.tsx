@@ -20,6 +20,7 @@ import { Storage } from "./screens/Storage.js";
 import { VmImages } from "./screens/VmImages.js";
 import { Pages } from "./screens/Pages.js";
 import { Monitoring } from "./screens/Monitoring.js";
+import { Backups } from "./screens/Backups.js";
 
 type Phase =
   | { kind: "loading" }
@@ -168,6 +169,7 @@ const NAV: NavItem[] = [
   { to: "/vm-images", label: "nav.vmImages", admin: true },
   { to: "/pages", label: "nav.pages", admin: true },
   { to: "/monitoring", label: "nav.monitoring" },
+  { to: "/backups", label: "nav.backups", admin: true },
   { to: "/repositories", label: "nav.repositories" },
   { to: "/users", label: "nav.users", admin: true },
   { to: "/audit", label: "nav.audit", admin: true },
@@ -256,6 +258,7 @@ function Routes({ path }: { path: string }) {
   if (path === "/vm-images") return <VmImages />;
   if (path === "/pages") return <Pages />;
   if (path === "/monitoring") return <Monitoring />;
+  if (path === "/backups") return <Backups />;
   if (path === "/users") return <Users />;
   if (path === "/audit") return <Audit />;
   if (path === "/settings") return <Settings />;

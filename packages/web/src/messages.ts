@@ -2,6 +2,8 @@
  * Every string the dashboard shows, in one catalog: translating it is a
  * data change. `{name}` placeholders are filled from the params of `t`.
  */
+import { backupMessages } from "./messages-backups.js";
+
 const en = {
   "app.name": "Town OS",
   "nav.open": "Menu",
@@ -17,6 +19,7 @@ const en = {
   "nav.vmImages": "VM images",
   "nav.pages": "Pages",
   "nav.monitoring": "Monitoring",
+  "nav.backups": "Backups",
   "nav.skip": "Skip to content",
   "user.menu": "Signed in as {name}",
   "user.admin": "administrator",
@@ -423,6 +426,8 @@ const en = {
   "home.alertsUnavailable": "Alerts are unavailable right now: monitoring is not answering.",
   "home.alert.warning": "Warning",
   "home.alert.critical": "Critical",
+
+  ...backupMessages,
 
   "users.title": "Users",
   "users.create": "Add a user",

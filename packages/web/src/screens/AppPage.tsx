@@ -15,6 +15,7 @@ import { navigate } from "../router.js";
 import { useSession } from "../session.js";
 import { ProgressList } from "./InstallDialog.js";
 import { Logs } from "./Logs.js";
+import { RestorePoints } from "./RestorePoints.js";
 import { vmFactRows } from "../vm.js";
 
 const REFRESH_MS = 5000;
@@ -189,6 +190,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
           <NoteList notes={view.notes} />
         </Section>
       )}
+      {session.isAdmin && <RestorePoints repo={repo} name={name} changed={app.reload} />}
       <Logs repo={repo} name={name} />
       <div className="columns">
         <Section title={t("app.containers")}>

@@ -6,6 +6,7 @@ import { formatBytes, t } from "../messages.js";
 import { Link } from "../router.js";
 import { tour, useSession } from "../session.js";
 import { AppLinks, NoteList } from "./AppPage.js";
+import { agoText } from "../backups.js";
 
 const REFRESH_MS = 5000;
 /** Alerts come from metrics scraped every few seconds at most; asking more often shows nothing new. */
@@ -36,6 +37,7 @@ export function Home() {
         )}
       </div>
       <Alerts alerts={alerts.data} failed={alerts.error !== undefined} />
+      {session.isAdmin && <BackupFailures />}
       {showTour && (
         <section className="card tour" aria-labelledby="tour-title">
           <h2 id="tour-title">{t("tour.title")}</h2>
@@ -178,6 +180,35 @@ function Alerts({ alerts, failed }: { alerts: MonitoringAlerts | undefined; fail
       </ul>
       <p>
         <Link to="/monitoring">{t("nav.monitoring")}</Link>
+      </p>
+    </section>
+  );
+}
+
+/** Subjects whose last backup failed (administrators: backups are theirs), like the alerts. */
+function BackupFailures() {
+  const overview = useLoad(() => client.backups(), "backups", ALERTS_REFRESH_MS);
+  const failures = overview.data?.failures ?? [];
+  if (failures.length === 0) return null;
+  const now = Date.now();
+  return (
+    <section className="card danger" aria-labelledby="backup-failures-title">
+      <h2 id="backup-failures-title">{t("home.backupFailures")}</h2>
+      <ul>
+        {failures.map((failure) => (
+          <li key={`${failure.subject} ${failure.target ?? ""}`}>
+            <span className="badge badge-failed">{t("backups.run.failed")}</span>{" "}
+            {t("home.backupFailure", {
+              subject: failure.subject,
+              target: failure.target === null ? "" : ` → ${failure.target}`,
+              error: failure.error,
+              when: agoText(failure.at, now),
+            })}
+          </li>
+        ))}
+      </ul>
+      <p>
+        <Link to="/backups">{t("nav.backups")}</Link>
       </p>
     </section>
   );
