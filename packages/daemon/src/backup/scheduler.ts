@@ -70,13 +70,14 @@ export class BackupScheduler {
   }
 
   /**
-   * When the subject's policy runs next (ms since the epoch): in the past
-   * when it is overdue and about to run; null without a policy or when its
-   * schedule never fires again.
+   * When the subject's policy runs next (ms since the epoch): now when it
+   * is overdue (about to run, or running); null without a policy or when
+   * its schedule never fires again.
    */
   nextRunAt(subject: string): number | null {
     const policy = this.options.policies.get(subject);
-    return policy ? this.dueAt(policy) : null;
+    const due = policy ? this.dueAt(policy) : null;
+    return due === null ? null : Math.max(due, this.options.clock());
   }
 
   /** Stops firing and waits for runs going on. */
