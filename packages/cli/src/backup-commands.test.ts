@@ -12,6 +12,7 @@ import type {
   RollbackResult,
 } from "@townos/client";
 import { runTownCaptured, type TownRun } from "../test/run-town.js";
+import { UsageError } from "./usage.js";
 import { readPasswordFile, targetRequest, type TargetFlags } from "./backup-commands.js";
 import {
   agoText,
@@ -21,6 +22,7 @@ import {
   overviewText,
   parseEnv,
   parseKeep,
+  parseSchedule,
   restorePointSize,
   restorePointTable,
   rollbackText,
@@ -66,17 +68,26 @@ describe("--keep", () => {
     const keep = parseKeep("hourly=24,daily=7, weekly=4");
     assert.deepEqual(keep, { hourly: 24, daily: 7, weekly: 4 });
     assert.equal(keepText(keep), "hourly=24,daily=7,weekly=4");
-    assert.equal(keepText(parseKeep("monthly=12,last=3")), "last=3,monthly=12");
+    assert.equal(keepText(parseKeep("last=3,monthly=12")), "monthly=12,last=3");
     assert.equal(keepText({}), "nothing");
   });
 
-  it("refuses unknown kinds, repeats, non-numbers and more than 1000", () => {
-    assert.throws(() => parseKeep("yearly=2"), /KIND one of last, hourly, daily, weekly, monthly/);
-    assert.throws(() => parseKeep("daily=7,daily=3"), /names daily twice/);
-    assert.throws(() => parseKeep("daily=-1"), /--keep is KIND=COUNT/);
-    assert.throws(() => parseKeep("daily"), /--keep is KIND=COUNT/);
-    assert.throws(() => parseKeep(""), /--keep is KIND=COUNT/);
-    assert.throws(() => parseKeep("hourly=1001"), /at most 1000/);
+  it("refuses what the daemon's parsers refuse, as a usage error naming the flag", () => {
+    assert.throws(
+      () => parseKeep("yearly=2"),
+      (error: Error) => {
+        assert.ok(error instanceof UsageError);
+        assert.match(error.message, /^--keep: invalid keep policy: .*yearly=2/);
+        return true;
+      },
+    );
+    assert.throws(() => parseKeep("daily=7,daily=3"), /given twice/);
+    assert.throws(() => parseKeep("hourly=1001"), /^Error: --keep: /);
+    assert.equal(parseSchedule(" 0  3 * * * "), "0 3 * * *");
+    assert.throws(
+      () => parseSchedule("0 3 * *"),
+      /^Error: --schedule: invalid schedule: .*five fields/,
+    );
   });
 });
 

@@ -9,6 +9,7 @@ import {
   overviewText,
   parseEnv,
   parseKeep,
+  parseSchedule,
   policyTable,
   runStateText,
   runTable,
@@ -173,7 +174,7 @@ export function registerBackupCommands(
           await client()
         ).setBackupPolicy({
           subject,
-          schedule: flags.schedule,
+          schedule: parseSchedule(flags.schedule),
           keep: parseKeep(flags.keep),
           ...(flags.target.length === 0 ? {} : { targets: flags.target }),
         });

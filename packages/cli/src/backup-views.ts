@@ -8,38 +8,38 @@ import type {
   RestorePointView,
   RollbackResult,
 } from "@townos/client";
+import { checkSchedule, formatKeepPolicy, parseKeepPolicy } from "@townos/daemon";
+import { isTownError } from "@townos/format";
 import { formatBytes, table, oneLine } from "./text.js";
 import { UsageError } from "./usage.js";
 
 // Restore points and backups as `town app snapshots` and `town backup` print them.
 
-const KEEP_KINDS = ["last", "hourly", "daily", "weekly", "monthly"] as const;
-
-/** `hourly=24,daily=7,weekly=4` → `{hourly: 24, daily: 7, weekly: 4}` (the daemon checks it again). */
-export function parseKeep(text: string): KeepPolicy {
-  const keep: KeepPolicy = {};
-  for (const part of text.split(",")) {
-    const match = /^\s*([a-z]+)\s*=\s*([0-9]{1,4})\s*$/.exec(part);
-    const kind = KEEP_KINDS.find((known) => known === match?.[1]);
-    if (!match || kind === undefined) {
-      throw new UsageError(
-        `--keep is KIND=COUNT,… with KIND one of ${KEEP_KINDS.join(", ")} (e.g. hourly=24,daily=7,weekly=4), not "${text}"`,
-      );
+/** The daemon's own parsers, their refusals made usage errors (exit 2) naming the flag. */
+function asUsage<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (isTownError(error) && error.code === "invalid_argument") {
+      throw new UsageError(`${flag}: ${error.message}`);
     }
-    if (keep[kind] !== undefined) throw new UsageError(`--keep names ${kind} twice`);
-    const count = Number(match[2]);
-    if (count > 1000) throw new UsageError(`--keep ${kind} is at most 1000`);
-    keep[kind] = count;
+    throw error;
   }
-  return keep;
 }
 
-/** The text form back: `hourly=24,daily=7,weekly=4`, in a fixed order; "nothing" when empty. */
+/** `--keep hourly=24,daily=7,weekly=4` → `{hourly: 24, daily: 7, weekly: 4}`. */
+export function parseKeep(text: string): KeepPolicy {
+  return asUsage("--keep", () => parseKeepPolicy(text));
+}
+
+/** `--schedule`, checked before anything is sent: five-field cron (UTC) or @daily and the like. */
+export function parseSchedule(text: string): string {
+  return asUsage("--schedule", () => checkSchedule(text));
+}
+
+/** The text form back: `hourly=24,daily=7,weekly=4`; "nothing" when empty. */
 export function keepText(keep: KeepPolicy): string {
-  const parts = KEEP_KINDS.flatMap((kind) =>
-    keep[kind] === undefined ? [] : [`${kind}=${keep[kind]}`],
-  );
-  return parts.length === 0 ? "nothing" : parts.join(",");
+  return formatKeepPolicy(keep) || "nothing";
 }
 
 /** `--env KEY=VALUE` pairs for a restic target's backend. */
