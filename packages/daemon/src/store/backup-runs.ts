@@ -31,6 +31,9 @@ export interface BackupRunEnd {
 /** Runs kept: older ones are deleted as new ones start. */
 export const KEPT_RUNS = 500;
 
+/** Runs of a subject started this close to each other are one run (one record per target). */
+const SAME_RUN_MS = 1000;
+
 /** Why a run left `running` by a crash failed. */
 export const INTERRUPTED = "the daemon stopped during the run";
 
@@ -105,16 +108,16 @@ export class BackupRuns {
   }
 
   /**
-   * How the subject's last finished run went: its runs (one per target)
-   * started at the instant of the newest one, ok when all were. Null before the first.
+   * How the subject's last finished run went: the newest finished record
+   * and those started with it (one per target), ok when all were. Null before the first.
    */
   lastFor(subject: string): BackupPolicyView["lastRun"] {
     const rows = sql(
       this.db,
-      `SELECT * FROM backup_runs WHERE subject = ? AND state != 'running' AND started_at =
-         (SELECT MAX(started_at) FROM backup_runs WHERE subject = ? AND state != 'running')
+      `SELECT * FROM backup_runs WHERE subject = ? AND state != 'running' AND started_at >=
+         (SELECT MAX(started_at) FROM backup_runs WHERE subject = ? AND state != 'running') - ?
        ORDER BY id`,
-    ).all(subject, subject) as Row[];
+    ).all(subject, subject, SAME_RUN_MS) as Row[];
     if (rows.length === 0) return null;
     const failed = rows.find((row) => row.state === "failed");
     return {
