@@ -44,6 +44,7 @@ import { setupStorage } from "./storage/setup.js";
 import type { HostRuntime } from "./runtime/workload.js";
 import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";
+import { createRestorePoints } from "./backup/restore-points-setup.js";
 
 export interface DaemonConfig {
   dataDir: string;
@@ -271,6 +272,11 @@ function createServices(
       log.warn(fields, message);
     },
   });
+  const volumes = new Volumes({
+    settings,
+    volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
+    holder: apps,
+  });
   return {
     accounts,
     sessions: new Sessions(db, accounts, clock),
@@ -286,11 +292,8 @@ function createServices(
     monitor: new AppMonitor({ installs, clock }),
     oauth: new OAuthFlows({ index: () => catalog.index(), clock, config: config.oauth ?? {} }),
     vmImages: new VmImageStore(join(config.dataDir, VM_IMAGES_DIR), { clock }),
-    volumes: new Volumes({
-      settings,
-      volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
-      holder: apps,
-    }),
+    volumes,
+    ...createRestorePoints({ db, clock, installs, apps, volumes }),
     network,
     monitoring: createMonitoring(config.monitoring, {
       dataDir: config.dataDir,

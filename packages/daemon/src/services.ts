@@ -16,6 +16,8 @@ import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
 import type { Settings } from "./store/settings.js";
 import type { Volumes } from "./volumes/volumes.js";
+import type { RollbackResult } from "@townos/api";
+import type { RestorePointService } from "./backup/restore-points.js";
 import type { VmImageStore } from "./runtime/qemu/images.js";
 
 /** Everything the API works with once the daemon has booted. */
@@ -40,6 +42,10 @@ export interface Services {
   vmImages: VmImageStore;
   /** Volumes, their archives and snapshots; answers `unavailable` until storage is set up. */
   volumes: Volumes;
+  /** Restore points of apps and volumes (snapshots taken together, with the app's version then). */
+  restorePoints: RestorePointService;
+  /** An app back to a restore point (default: the newest before an upgrade). */
+  rollback: (repo: string, name: string, to?: string) => Promise<RollbackResult>;
   /** Static websites served by the ingress; answers `unavailable` without networking. */
   pages: Pages;
   /** Prometheus, Node Exporter and Grafana: status, queries, alerts; answers `unavailable` when off. */

@@ -23,6 +23,7 @@ import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerMonitoringRoutes } from "./routes/monitoring.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerPageRoutes } from "./routes/pages.js";
+import { registerRestorePointRoutes } from "./routes/restore-points.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
 import { registerVmImageRoutes } from "./routes/vm-images.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
@@ -221,6 +222,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAppRoutes(api, options);
       registerAppLogRoutes(api, options);
       registerVolumeRoutes(api, options);
+      registerRestorePointRoutes(api, options);
       registerVmImageRoutes(api, options);
       registerPageRoutes(api, options);
       registerMonitoringRoutes(api, options);

@@ -1,6 +1,6 @@
 /**
  * Holds keep an app stopped while one of its package volumes is worked on
- * (an upload or a restore into it), whatever its desired state; the
+ * (an upload or a restore into it, a snapshot that needs it still), whatever its desired state; the
  * controller asks `isHeld` on every pass.
  */
 import { nameScope } from "@townos/format";
@@ -45,9 +45,17 @@ export class VolumeHolds {
             )
         : undefined;
     if (!owner || !request) return () => Promise.resolve();
-    const key = appKey(owner.repo, owner.name);
+    return this.holdApp(owner.repo, owner.name, request);
+  }
+
+  /**
+   * Stops the app (through `request`) and keeps it stopped until the
+   * returned release is called, which starts it again if it should run.
+   */
+  async holdApp(repo: string, name: string, request: AppRequest): Promise<() => Promise<void>> {
+    const key = appKey(repo, name);
     this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
-    await request(owner.repo, owner.name);
+    await request(repo, name);
     let released = false;
     return async () => {
       if (released) return;
@@ -55,7 +63,7 @@ export class VolumeHolds {
       const left = (this.holds.get(key) ?? 1) - 1;
       if (left > 0) this.holds.set(key, left);
       else this.holds.delete(key);
-      await request(owner.repo, owner.name);
+      await request(repo, name);
     };
   }
 }

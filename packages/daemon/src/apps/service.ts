@@ -5,12 +5,17 @@
  * result. Also keeps the controller fed (boot, periodic resync, Podman
  * events) and tells networking when what it serves may have changed.
  */
-import { savedAnswersAsGiven, TownError, type SystemInfo } from "@townos/format";
+import {
+  savedAnswersAsGiven,
+  TownError,
+  type CompiledPackage,
+  type SystemInfo,
+} from "@townos/format";
 import type { Catalog } from "../catalog/catalog.js";
 import type { NetworkInputs } from "../net/network.js";
 import { periodic, type Manager, type Outcome } from "../reconcile/manager.js";
 import { EXPOSURE_LEVELS, type ExposureLevel, type Installs } from "../store/installs.js";
-import type { HostRuntime, WorkloadRuntime } from "../runtime/workload.js";
+import type { ExecOptions, ExecResult, HostRuntime, WorkloadRuntime } from "../runtime/workload.js";
 import type { AppReconciler } from "./controller.js";
 import { VolumeHolds } from "./holds.js";
 import { APPS, appKey, parseAppKey } from "./labels.js";
@@ -54,6 +59,30 @@ export interface AppsOptions {
   manager: Manager;
 }
 
+/**
+ * Told before a change that could lose an app's data, so that a restore
+ * point keeps what was there; a hook that fails stops the change.
+ */
+export interface AppChangeHooks {
+  /** Before an upgrade (or a rollback) replaces the install: the app as it is. */
+  beforeUpgrade(repo: string, name: string): Promise<unknown>;
+  /** Before an install takes back volumes an uninstall kept (`from` → `volume`). */
+  beforeReinstall(
+    repo: string,
+    name: string,
+    volumes: readonly { volume: string; from: string }[],
+  ): Promise<unknown>;
+}
+
+/** What an install becomes on a rollback: a version with its answers, as it was. */
+export interface RevertTarget {
+  version: string;
+  answers: Record<string, string>;
+  definitionHash: string;
+  /** The plan it had: used when the catalog no longer has that version. */
+  plan: CompiledPackage | null;
+}
+
 /** What the apps need once a container runtime is there. */
 export interface AppsRuntime {
   runtime: HostRuntime;
@@ -81,6 +110,7 @@ export class Apps {
   private readonly holds: VolumeHolds;
   private readonly progress = new ProgressFollowers();
   private readonly watch: ContainerWatch;
+  private hooks: AppChangeHooks | undefined;
 
   constructor(private readonly options: AppsOptions) {
     this.planner = new AppPlanner(options);
@@ -100,6 +130,11 @@ export class Apps {
   /** This install's id, on every container it makes (`LABEL_BOX`). */
   get box(): string {
     return this.options.box;
+  }
+
+  /** Restore points before upgrades and reinstalls over old data. */
+  setChangeHooks(hooks: AppChangeHooks): void {
+    this.hooks = hooks;
   }
 
   /** Says why apps cannot run (Podman missing, say); app calls answer `unavailable` with it. */
@@ -228,6 +263,7 @@ export class Apps {
     const reused = reusedVolumes(plan, await attached.storage.list(), request, (volume) =>
       installs.uninstalledVolumeVersion(volume),
     );
+    if (reused.length > 0) await this.hooks?.beforeReinstall(request.repo, request.name, reused);
     // Checked again with the write, in one transaction: a concurrent install may have come first.
     installs.create(
       {
@@ -304,6 +340,7 @@ export class Apps {
         `${request.repo}/${request.name} is at ${install.version} already, with the same definition and answers`,
       );
     }
+    await this.hooks?.beforeUpgrade(request.repo, request.name);
     // One transaction with its checks: an uninstall or another upgrade meanwhile wins.
     installs.replace(
       {
@@ -457,6 +494,80 @@ export class Apps {
       volumeName,
       attached && ((repo, name) => this.request(repo, name, INSTALL_WAIT_MS)),
     );
+  }
+
+  /**
+   * Keeps the app stopped until the returned release is called (which
+   * starts it again if it should run). @throws `not_found`, `unavailable`
+   */
+  holdApp(repo: string, name: string): Promise<() => Promise<void>> {
+    this.runtime();
+    if (!this.options.installs.get(repo, name)) {
+      throw new TownError("not_found", `${repo}/${name} is not installed`);
+    }
+    return this.holds.holdApp(repo, name, (r, n) => this.request(r, n, INSTALL_WAIT_MS));
+  }
+
+  /** Runs a command in one of the apps' running workloads. @throws `conflict` when it does not run */
+  exec(workload: string, command: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    return this.runtime().runtime.exec(workload, command, options);
+  }
+
+  /**
+   * Makes the install what it was at `target` (version, answers), compiled
+   * anew when the catalog still has that version, else with the plan it had
+   * then; volumes are left as they are (the caller restored them). Waits
+   * like `install`. Taking no restore point itself, it is what a rollback uses.
+   * @throws `not_found`, `conflict` (changed meanwhile)
+   */
+  async revert(
+    repo: string,
+    name: string,
+    target: RevertTarget,
+    waitMs = INSTALL_WAIT_MS,
+  ): Promise<{ app: AppView; settled: boolean }> {
+    this.runtime();
+    const { installs, catalog } = this.options;
+    const install = installs.get(repo, name);
+    if (!install) throw new TownError("not_found", `${repo}/${name} is not installed`);
+    const inCatalog = catalog.index().find({ repo, name, version: target.version });
+    const compiled = inCatalog
+      ? await this.planner.compile(
+          { repo, name, version: target.version, answers: target.answers },
+          install,
+        )
+      : undefined;
+    const plan = compiled?.plan ?? target.plan;
+    if (!plan) {
+      throw new TownError(
+        "not_found",
+        `${repo}/${name}@${target.version} is neither in the catalog nor recorded with its plan`,
+      );
+    }
+    installs.replace(
+      {
+        repo,
+        name,
+        version: target.version,
+        definitionHash: compiled
+          ? catalog.definitionHash(repo, name, target.version)
+          : target.definitionHash,
+        answers: plan.answers,
+        enabled: install.enabled,
+        plan,
+        postUpdateFor: null,
+        reused: install.plan ? movedVolumes(install.plan, plan) : [],
+        exposures: install.exposures,
+        ingressPorts: compiled?.ingressPorts ?? install.ingressPorts,
+        dnsPublished: install.dnsPublished,
+      },
+      install,
+      (others) => {
+        checkOwnership(repo, name, plan, others);
+      },
+    );
+    const outcome = await this.request(repo, name, waitMs);
+    return { app: await this.view(repo, name), settled: outcome !== undefined };
   }
 
   /** The answers to offer when the package is installed again: the last ones given. */

@@ -17,15 +17,17 @@ export async function appEndpoints(
     if (install.plan === null) continue;
     const network = planNetworkName(install.plan);
     for (const { plan: node } of flattenPlan(install.plan)) {
-      if (node.metrics === null || node.runtime !== "container") continue;
+      // Plans stored before the extension existed lack the field.
+      const metrics = (node.metrics as typeof node.metrics | undefined) ?? null;
+      if (metrics === null || node.runtime !== "container") continue;
       const info = await inspect(node.hostname).catch(() => undefined);
       endpoints.push({
         repo: install.repo,
         app: install.name,
         instance: node.instance,
         address: info?.state.running === true ? (info.addresses[network] ?? null) : null,
-        port: node.metrics.port,
-        path: node.metrics.path,
+        port: metrics.port,
+        path: metrics.path,
       });
     }
   }

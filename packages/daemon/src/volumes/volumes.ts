@@ -39,6 +39,15 @@ export interface VolumeHolder {
   holdVolume(volumeName: string): Promise<() => Promise<void>>;
 }
 
+/**
+ * Told before a change that could lose a volume's data, so that a restore
+ * point keeps what was there; a hook that fails stops the change.
+ */
+export type VolumeChangeHook = (
+  volume: string,
+  reason: "quota" | "upload" | "restore",
+) => Promise<unknown>;
+
 export interface VolumesOptions {
   settings: { number(key: SettingKey): number };
   /** Package volume name → the app (`repo/name`) that has it: installed, or being uninstalled. */
@@ -111,8 +120,19 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class Volumes {
   private storage: StorageSetup | undefined;
   private unavailableReason = "storage is being set up";
+  private beforeChange: VolumeChangeHook | undefined;
 
   constructor(private readonly options: VolumesOptions) {}
+
+  /** Restore points before quota changes, uploads and restores. */
+  setChangeHook(hook: VolumeChangeHook): void {
+    this.beforeChange = hook;
+  }
+
+  /** The storage driver. @throws `unavailable` until storage is set up */
+  storageDriver(): StorageDriver {
+    return this.driver();
+  }
 
   /** Says why there is no storage; ignored once storage is attached. */
   setUnavailable(reason: string): void {
@@ -232,6 +252,7 @@ export class Volumes {
     checkVolumeName(name);
     const bytes = toBytes(quota);
     if (!(await driver.exists(name))) throw notFound(name);
+    await this.beforeChange?.(name, "quota");
     await driver.setQuota(name, bytes);
     return this.get(name);
   }
@@ -289,6 +310,7 @@ export class Volumes {
     const release =
       parsed.kind === "package" ? await this.options.holder.holdVolume(name) : undefined;
     try {
+      await this.beforeChange?.(name, "restore");
       await driver.restoreSnapshot(name, snapshot);
       // btrfs accounts at its next commit: without one, lists would show the old usage for up to 30 s.
       await driver.usage(name, { sync: true });
@@ -329,6 +351,7 @@ export class Volumes {
       const heldApp =
         parsed.kind === "package" ? (this.options.volumeUsers().get(name) ?? null) : null;
       if (parsed.kind === "package") release = await this.options.holder.holdVolume(name);
+      await this.beforeChange?.(name, "upload");
       const timeoutMs = Math.min(
         this.options.settings.number("uploads.unpack_timeout") * 1000,
         MAX_TIMER_MS,

@@ -141,7 +141,7 @@ async function* progressEvents(
   }
 }
 
-const appTarget = (request: FastifyRequest): string => {
+export const appTarget = (request: FastifyRequest): string => {
   const { repo, name } = request.params as AppParams;
   return `${repo}/${name}`;
 };

@@ -1,0 +1,44 @@
+import type { RollbackResult } from "@townos/api";
+import type { Apps } from "../apps/service.js";
+import type { Clock } from "../clock.js";
+import type { Db } from "../store/database.js";
+import type { Installs } from "../store/installs.js";
+import { RestorePoints } from "../store/restore-points.js";
+import type { Volumes } from "../volumes/volumes.js";
+import { restorePointHooks } from "./hooks.js";
+import { RestorePointService } from "./restore-points.js";
+import { rollback } from "./rollback.js";
+
+/**
+ * Restore points for the daemon: the service, rollback, and the hooks that
+ * take one before upgrades, reinstalls, quota changes, uploads and restores.
+ */
+export function createRestorePoints(options: {
+  db: Db;
+  clock: Clock;
+  installs: Installs;
+  apps: Apps;
+  volumes: Volumes;
+}): {
+  restorePoints: RestorePointService;
+  rollback: (repo: string, name: string, to?: string) => Promise<RollbackResult>;
+} {
+  const { installs, apps, volumes } = options;
+  const storage = () => volumes.storageDriver();
+  const restorePoints = new RestorePointService({
+    installs,
+    records: new RestorePoints(options.db),
+    storage,
+    holdApp: (repo, name) => apps.holdApp(repo, name),
+    exec: (workload, command, execOptions) => apps.exec(workload, command, execOptions),
+    clock: options.clock,
+  });
+  const hooks = restorePointHooks(restorePoints, installs);
+  apps.setChangeHooks(hooks.apps);
+  volumes.setChangeHook(hooks.volumes);
+  return {
+    restorePoints,
+    rollback: (repo, name, to) =>
+      rollback({ installs, points: restorePoints, storage, apps }, repo, name, to),
+  };
+}

@@ -1,0 +1,274 @@
+/**
+ * Restore points: read-only snapshots of an app's volumes (every node of its
+ * plan) or of one volume, taken together under one name, recorded with what
+ * the app was then. The app is quiesced as its package declares (`backup:`
+ * in the format extensions): stopped, a command run in it, or nothing (a
+ * crash-consistent snapshot, like pulling the plug).
+ */
+import { TownError, type CompiledPackage } from "@townos/format";
+import type { RestorePointReason, RestorePointView } from "@townos/api";
+import type { Clock } from "../clock.js";
+import type { ExecOptions, ExecResult } from "../runtime/workload.js";
+import type { StorageDriver } from "../storage/driver.js";
+import { checkVolumeName, timestamp } from "../storage/names.js";
+import type { Installs } from "../store/installs.js";
+import type { Quiesce, RestorePointRecord, RestorePoints } from "../store/restore-points.js";
+import { flattenPlan, nodeVolumeName } from "../apps/names.js";
+import type { BackupSource, RestorePointSource } from "./types.js";
+
+export interface RestorePointServiceOptions {
+  installs: Installs;
+  records: RestorePoints;
+  /** The storage driver once storage is set up. @throws `unavailable` before */
+  storage: () => StorageDriver;
+  /** Keeps the app stopped until the returned release is called. */
+  holdApp: (repo: string, name: string) => Promise<() => Promise<void>>;
+  /** Runs a command in a running workload (a quiesce command). */
+  exec: (workload: string, command: readonly string[], options: ExecOptions) => Promise<ExecResult>;
+  clock: Clock;
+}
+
+/** A volume to snapshot: by its name now, recorded under the name it will have (a reinstall renames). */
+export interface PointVolume {
+  current: string;
+  recordAs: string;
+}
+
+/** What a restore point says of its app. */
+export type PointApp = NonNullable<RestorePointRecord["app"]>;
+
+const MAX_SUFFIX = 99;
+
+export class RestorePointService implements RestorePointSource {
+  constructor(private readonly options: RestorePointServiceOptions) {}
+
+  /**
+   * Takes a restore point of an installed app (`repo/name`) or of a volume.
+   * @throws `not_found`, `unavailable`, `invalid_argument`
+   */
+  async take(subject: string, reason: RestorePointReason): Promise<RestorePointRecord> {
+    const app = splitApp(subject);
+    if (!app) {
+      checkVolumeName(subject);
+      if (!(await this.options.storage().exists(subject))) {
+        throw new TownError("not_found", `there is no volume ${subject}`);
+      }
+      return this.takeOf(subject, reason, null, [{ current: subject, recordAs: subject }], "none");
+    }
+    const install = this.options.installs.get(app.repo, app.name);
+    if (!install) throw new TownError("not_found", `${subject} is not installed`);
+    const volumes = install.plan ? planVolumes(install.plan) : [];
+    const quiesce = install.plan ? quiesceOf(install.plan) : "none";
+    return this.takeOf(
+      subject,
+      reason,
+      {
+        repo: install.repo,
+        name: install.name,
+        version: install.version,
+        definitionHash: install.definitionHash,
+        answers: install.answers,
+        plan: install.plan,
+      },
+      volumes.map((volume) => ({ current: volume, recordAs: volume })),
+      quiesce,
+    );
+  }
+
+  /**
+   * Snapshots `volumes` (those that exist) under one new id and records the
+   * point; quiesces `app` as asked. A failure leaves no snapshot of it behind.
+   */
+  async takeOf(
+    subject: string,
+    reason: RestorePointReason,
+    app: PointApp | null,
+    volumes: readonly PointVolume[],
+    quiesce: Quiesce,
+  ): Promise<RestorePointRecord> {
+    // An app without volumes has a restore point too (its version and answers), storage or not.
+    const driver = volumes.length > 0 ? this.options.storage() : undefined;
+    const present: PointVolume[] = [];
+    for (const volume of volumes) if (await driver?.exists(volume.current)) present.push(volume);
+    const id = await this.newId(driver, subject, reason, present);
+    const release = driver && present.length > 0 ? await this.quiesce(app, quiesce) : undefined;
+    const taken: string[] = [];
+    try {
+      for (const volume of present) {
+        if (!driver) break;
+        await driver.snapshot(volume.current, id);
+        taken.push(volume.current);
+      }
+    } catch (error) {
+      for (const volume of taken) await driver?.removeSnapshot(volume, id).catch(() => false);
+      throw error;
+    } finally {
+      await release?.();
+    }
+    const point: RestorePointRecord = {
+      id,
+      subject,
+      app,
+      reason,
+      quiesce,
+      volumes: present.map((volume) => volume.recordAs),
+      createdAt: this.options.clock(),
+    };
+    this.options.records.add(point);
+    return point;
+  }
+
+  list(subject?: string): RestorePointRecord[] {
+    return this.options.records.list(subject);
+  }
+
+  /** @throws `not_found` */
+  get(subject: string, id: string): RestorePointRecord {
+    const point = this.options.records.get(subject, id);
+    if (!point) throw new TownError("not_found", `${subject} has no restore point ${id}`);
+    return point;
+  }
+
+  /** The point as the API shows it: which snapshots are still there, and what each holds alone. */
+  async view(point: RestorePointRecord): Promise<RestorePointView> {
+    const volumes = [];
+    for (const volume of point.volumes) {
+      const driver = this.options.storage();
+      const snapshots = await driver.listSnapshots(volume);
+      const present = snapshots.some((snapshot) => snapshot.name === point.id);
+      volumes.push({
+        volume,
+        snapshot: point.id,
+        present,
+        exclusiveBytes: present
+          ? ((await driver.snapshotUsage(volume, point.id).catch(() => null))?.exclusiveBytes ??
+            null)
+          : null,
+      });
+    }
+    return {
+      id: point.id,
+      subject: point.subject,
+      app: point.app && { repo: point.app.repo, name: point.app.name },
+      reason: point.reason,
+      version: point.app?.version ?? null,
+      answers: point.app?.answers ?? null,
+      quiesce: point.quiesce,
+      createdAt: point.createdAt,
+      volumes,
+    };
+  }
+
+  async sources(point: RestorePointRecord): Promise<BackupSource[]> {
+    const driver = this.options.storage();
+    const sources: BackupSource[] = [];
+    for (const volume of point.volumes) {
+      const snapshots = (await driver.listSnapshots(volume)).sort(
+        (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
+      );
+      const own = snapshots.find((snapshot) => snapshot.name === point.id);
+      if (!own) {
+        throw new TownError(
+          "not_found",
+          `the snapshot ${point.id} of volume ${volume} is gone: restore point ${point.id} cannot be read`,
+        );
+      }
+      sources.push({
+        volume,
+        snapshot: point.id,
+        path: own.path,
+        earlier: snapshots
+          .filter((snapshot) => snapshot.createdAt.getTime() < own.createdAt.getTime())
+          .map((snapshot) => ({ name: snapshot.name, path: snapshot.path })),
+      });
+    }
+    return sources;
+  }
+
+  async remove(subject: string, id: string): Promise<void> {
+    const point = this.options.records.get(subject, id);
+    if (!point) return;
+    const driver = this.options.storage();
+    for (const volume of point.volumes) await driver.removeSnapshot(volume, id);
+    this.options.records.remove(subject, id);
+  }
+
+  /** `YYYYMMDDTHHMMSSZ-<reason>`, with `-2`… when taken already (by name or by a snapshot of one of the volumes). */
+  private async newId(
+    driver: StorageDriver | undefined,
+    subject: string,
+    reason: RestorePointReason,
+    volumes: readonly PointVolume[],
+  ): Promise<string> {
+    const base = `${timestamp(new Date(this.options.clock()))}-${reason}`;
+    const taken = new Set<string>();
+    for (const volume of volumes) {
+      for (const snapshot of (await driver?.listSnapshots(volume.current)) ?? []) {
+        taken.add(snapshot.name);
+      }
+    }
+    for (let suffix = 1; suffix <= MAX_SUFFIX; suffix++) {
+      const id = suffix === 1 ? base : `${base}-${suffix}`;
+      if (!taken.has(id) && !this.options.records.get(subject, id)) return id;
+    }
+    throw new TownError("conflict", `too many restore points of ${subject} in one second`);
+  }
+
+  /** Quiesces the app; resolves to what undoes it. */
+  private async quiesce(app: PointApp | null, quiesce: Quiesce): Promise<() => Promise<void>> {
+    if (!app?.plan || quiesce === "none") return () => Promise.resolve();
+    if (quiesce === "stop") return this.options.holdApp(app.repo, app.name);
+    for (const { plan } of flattenPlan(app.plan)) {
+      const backup = plan.backup ?? null;
+      if (backup?.quiesce !== "command") continue;
+      const result = await this.options
+        .exec(plan.hostname, backup.command, {
+          timeoutMs: backup.timeoutSeconds * 1000,
+          maxOutputBytes: 64 * 1024,
+        })
+        // A container that does not run has nothing in flight: its volumes are quiet already.
+        .catch((error: unknown) => {
+          if (error instanceof TownError && error.code === "conflict") return undefined;
+          throw error;
+        });
+      if (result && result.exitCode !== 0) {
+        throw new TownError(
+          "io",
+          `the quiesce command of ${plan.hostname} failed (exit ${result.exitCode}): ${lastLine(result.stderr || result.stdout)}`,
+        );
+      }
+    }
+    return () => Promise.resolve();
+  }
+}
+
+/** `repo/name` split, or undefined for a volume name (which holds no `/`). */
+export function splitApp(subject: string): { repo: string; name: string } | undefined {
+  const slash = subject.indexOf("/");
+  if (slash < 0) return undefined;
+  const repo = subject.slice(0, slash);
+  const name = subject.slice(slash + 1);
+  if (!repo || !name || name.includes("/")) {
+    throw new TownError("invalid_argument", `"${subject}" is neither repo/name nor a volume name`);
+  }
+  return { repo, name };
+}
+
+/** Every volume of every node of the plan, by name. */
+export function planVolumes(plan: CompiledPackage): string[] {
+  return flattenPlan(plan).flatMap(({ plan: node }) =>
+    node.volumes.map((volume) => nodeVolumeName(node, volume.name)),
+  );
+}
+
+/** The strongest quiesce any node of the plan declares: stop over command over none. */
+export function quiesceOf(plan: CompiledPackage): Quiesce {
+  const declared = flattenPlan(plan).map(({ plan: node }) => node.backup?.quiesce ?? "none");
+  if (declared.includes("stop")) return "stop";
+  return declared.includes("command") ? "command" : "none";
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split("\n");
+  return (lines[lines.length - 1] ?? "").slice(0, 300);
+}
