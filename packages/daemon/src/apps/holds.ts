@@ -51,10 +51,17 @@ export class VolumeHolds {
   /**
    * Stops the app (through `request`) and keeps it stopped until the
    * returned release is called, which starts it again if it should run.
+   * `stop`, when given, stops it first, once the hold keeps it from starting.
    */
-  async holdApp(repo: string, name: string, request: AppRequest): Promise<() => Promise<void>> {
+  async holdApp(
+    repo: string,
+    name: string,
+    request: AppRequest,
+    stop?: () => Promise<void>,
+  ): Promise<() => Promise<void>> {
     const key = appKey(repo, name);
     this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
+    await stop?.();
     await request(repo, name);
     let released = false;
     return async () => {

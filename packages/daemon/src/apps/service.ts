@@ -498,19 +498,20 @@ export class Apps {
 
   /**
    * Keeps the app stopped until the returned release is called (which
-   * starts it again if it should run). @throws `not_found`, `unavailable`
+   * starts it again if it should run); `stop` stops it in its own way first.
+   * @throws `not_found`, `unavailable`
    */
-  holdApp(repo: string, name: string): Promise<() => Promise<void>> {
+  holdApp(repo: string, name: string, stop?: () => Promise<void>): Promise<() => Promise<void>> {
     this.runtime();
     if (!this.options.installs.get(repo, name)) {
       throw new TownError("not_found", `${repo}/${name} is not installed`);
     }
-    return this.holds.holdApp(repo, name, (r, n) => this.request(r, n, INSTALL_WAIT_MS));
+    return this.holds.holdApp(repo, name, (r, n) => this.request(r, n, INSTALL_WAIT_MS), stop);
   }
 
-  /** Runs a command in one of the apps' running workloads. @throws `conflict` when it does not run */
-  exec(workload: string, command: readonly string[], options: ExecOptions): Promise<ExecResult> {
-    return this.runtime().runtime.exec(workload, command, options);
+  /** The apps' workloads, to quiesce one for a snapshot. @throws `unavailable` */
+  workloads(): Pick<WorkloadRuntime, "exec" | "stop"> {
+    return this.runtime().runtime;
   }
 
   /**

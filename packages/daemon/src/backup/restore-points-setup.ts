@@ -29,8 +29,8 @@ export function createRestorePoints(options: {
     installs,
     records: new RestorePoints(options.db),
     storage,
-    holdApp: (repo, name) => apps.holdApp(repo, name),
-    exec: (workload, command, execOptions) => apps.exec(workload, command, execOptions),
+    holdApp: (repo, name, stop) => apps.holdApp(repo, name, stop),
+    workloads: () => apps.workloads(),
     clock: options.clock,
   });
   const hooks = restorePointHooks(restorePoints, installs);

@@ -8,7 +8,7 @@
 import { TownError, type CompiledPackage } from "@townos/format";
 import type { RestorePointReason, RestorePointView } from "@townos/api";
 import type { Clock } from "../clock.js";
-import type { ExecOptions, ExecResult } from "../runtime/workload.js";
+import type { WorkloadRuntime } from "../runtime/workload.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { checkVolumeName, timestamp } from "../storage/names.js";
 import type { Installs } from "../store/installs.js";
@@ -21,10 +21,10 @@ export interface RestorePointServiceOptions {
   records: RestorePoints;
   /** The storage driver once storage is set up. @throws `unavailable` before */
   storage: () => StorageDriver;
-  /** Keeps the app stopped until the returned release is called. */
-  holdApp: (repo: string, name: string) => Promise<() => Promise<void>>;
-  /** Runs a command in a running workload (a quiesce command). */
-  exec: (workload: string, command: readonly string[], options: ExecOptions) => Promise<ExecResult>;
+  /** Keeps the app stopped until the returned release is called; `stop` stops it first. */
+  holdApp: (repo: string, name: string, stop?: () => Promise<void>) => Promise<() => Promise<void>>;
+  /** The apps' workloads: a quiesce command runs in one, `stop` stops them with the package's timeout. */
+  workloads: () => Pick<WorkloadRuntime, "exec" | "stop">;
   clock: Clock;
 }
 
@@ -217,11 +217,23 @@ export class RestorePointService implements RestorePointSource {
   /** Quiesces the app; resolves to what undoes it. */
   private async quiesce(app: PointApp | null, quiesce: Quiesce): Promise<() => Promise<void>> {
     if (!app?.plan || quiesce === "none") return () => Promise.resolve();
-    if (quiesce === "stop") return this.options.holdApp(app.repo, app.name);
-    for (const { plan } of flattenPlan(app.plan)) {
+    const nodes = flattenPlan(app.plan);
+    if (quiesce === "stop") {
+      // Stopped here (the app before its dependencies) to give each the time its package asks for.
+      return this.options.holdApp(app.repo, app.name, async () => {
+        for (const { plan } of [...nodes].reverse()) {
+          const timeoutSeconds = plan.backup?.timeoutSeconds;
+          if (timeoutSeconds !== undefined) {
+            await this.options.workloads().stop(plan.hostname, { timeoutSeconds });
+          }
+        }
+      });
+    }
+    for (const { plan } of nodes) {
       const backup = plan.backup ?? null;
       if (backup?.quiesce !== "command") continue;
       const result = await this.options
+        .workloads()
         .exec(plan.hostname, backup.command, {
           timeoutMs: backup.timeoutSeconds * 1000,
           maxOutputBytes: 64 * 1024,
