@@ -15,7 +15,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { NetworkInputs } from "../net/network.js";
 import { periodic, type Manager, type Outcome } from "../reconcile/manager.js";
 import { EXPOSURE_LEVELS, type ExposureLevel, type Installs } from "../store/installs.js";
-import type { ExecOptions, ExecResult, HostRuntime, WorkloadRuntime } from "../runtime/workload.js";
+import type { HostRuntime, WorkloadRuntime } from "../runtime/workload.js";
 import type { AppReconciler } from "./controller.js";
 import { VolumeHolds } from "./holds.js";
 import { APPS, appKey, parseAppKey } from "./labels.js";

@@ -97,7 +97,7 @@ describe("RestorePointService", () => {
     assert.equal(point.id, "20261203T200000Z-upgrade");
     assert.deepEqual(point.volumes, volumes);
     assert.equal(point.app?.version, "1.0");
-    assert.deepEqual(point.app?.answers, plan.answers);
+    assert.deepEqual(point.app.answers, plan.answers);
     assert.equal(point.quiesce, "none");
     assert.deepEqual(events, []);
     for (const volume of volumes) {
