@@ -45,6 +45,7 @@ import type { HostRuntime } from "./runtime/workload.js";
 import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";
 import { createRestorePoints } from "./backup/restore-points-setup.js";
+import { createBackups } from "./backup/setup.js";
 
 export interface DaemonConfig {
   dataDir: string;
@@ -213,6 +214,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       stopMonitoring();
       await boot.services?.monitoring.close();
       await stopNetwork();
+      await boot.services?.backups.stop();
       await stopApps();
       await app.close();
       await boot.services?.catalog.settle();
@@ -277,6 +279,7 @@ function createServices(
     volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
     holder: apps,
   });
+  const points = createRestorePoints({ db, clock, installs, apps, volumes });
   return {
     accounts,
     sessions: new Sessions(db, accounts, clock),
@@ -293,7 +296,21 @@ function createServices(
     oauth: new OAuthFlows({ index: () => catalog.index(), clock, config: config.oauth ?? {} }),
     vmImages: new VmImageStore(join(config.dataDir, VM_IMAGES_DIR), { clock }),
     volumes,
-    ...createRestorePoints({ db, clock, installs, apps, volumes }),
+    ...points,
+    backups: createBackups({
+      db,
+      clock,
+      installs,
+      repositories,
+      catalog,
+      apps,
+      volumes,
+      restorePoints: points.restorePoints,
+      manager,
+      log: (message, fields) => {
+        log.warn(fields, message);
+      },
+    }),
     network,
     monitoring: createMonitoring(config.monitoring, {
       dataDir: config.dataDir,
@@ -428,6 +445,7 @@ function startApps(
       });
       app.log.info({ mode: storage.mode, reason: storage.reason }, "storage is set up");
       services.volumes.attach(storage);
+      services.backups.start();
       await podman.ensureService();
       await startEnabledAfterBoot(db, services.installs);
       if (stopping.signal.aborted) return;

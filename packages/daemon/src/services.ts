@@ -18,6 +18,7 @@ import type { Settings } from "./store/settings.js";
 import type { Volumes } from "./volumes/volumes.js";
 import type { RollbackResult } from "@townos/api";
 import type { RestorePointService } from "./backup/restore-points.js";
+import type { Backups } from "./backup/service.js";
 import type { VmImageStore } from "./runtime/qemu/images.js";
 
 /** Everything the API works with once the daemon has booted. */
@@ -46,6 +47,8 @@ export interface Services {
   restorePoints: RestorePointService;
   /** An app back to a restore point (default: the newest before an upgrade). */
   rollback: (repo: string, name: string, to?: string) => Promise<RollbackResult>;
+  /** Backup targets, policies, runs and restores; runs and restores answer `unavailable` until storage is set up. */
+  backups: Backups;
   /** Static websites served by the ingress; answers `unavailable` without networking. */
   pages: Pages;
   /** Prometheus, Node Exporter and Grafana: status, queries, alerts; answers `unavailable` when off. */

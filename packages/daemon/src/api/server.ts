@@ -16,6 +16,7 @@ import { SESSION_COOKIE, type Access, type ApiOptions, type AuditConfig } from "
 import { asTownError, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { registerAppRoutes } from "./routes/apps.js";
 import { registerAppLogRoutes } from "./routes/app-logs.js";
+import { registerBackupRoutes } from "./routes/backups.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerCatalogRoutes } from "./routes/catalog.js";
@@ -223,6 +224,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerAppLogRoutes(api, options);
       registerVolumeRoutes(api, options);
       registerRestorePointRoutes(api, options);
+      registerBackupRoutes(api, options);
       registerVmImageRoutes(api, options);
       registerPageRoutes(api, options);
       registerMonitoringRoutes(api, options);
