@@ -6,7 +6,9 @@
  * and for progress read line by line.
  */
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
-import type { Writable } from "node:stream";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { TownError, type ErrorCode } from "@townos/format";
 import { formatDuration, printable } from "../../storage/names.js";
 
@@ -30,7 +32,13 @@ export interface ChildOptions {
   /** `collect`: resolved as text (bounded); `lines`: each line to `onLine`; `pipe`: the caller reads `child.stdout`. */
   stdout?: "collect" | "lines" | "pipe" | "ignore";
   onLine?: (line: string) => void;
-  /** Written to file descriptor 3 and closed: secrets reach the program through `/dev/fd/3`, never argv or environment. */
+  /**
+   * Given to the program as file descriptor 3, to read as `/dev/fd/3`:
+   * secrets go this way, never on argv. It is a file in a private (0700)
+   * temporary directory, deleted before the program starts (its open
+   * descriptor is all that is left). Node's own pipes are sockets, which
+   * `/dev/fd/3` cannot open.
+   */
   fd3?: string;
   /** The code of a failure from what the program said (default `io`). */
   failureCode?: (stderr: string) => ErrorCode;
@@ -55,13 +63,19 @@ export function startChild(
     options.stdout === undefined || options.stdout === "ignore" ? "ignore" : "pipe",
     "pipe",
   ];
-  if (options.fd3 !== undefined) stdio.push("pipe");
+  const secretFd = options.fd3 === undefined ? undefined : unlinkedFile(options.fd3);
+  if (secretFd !== undefined) stdio.push(secretFd);
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (value !== undefined && !options.dropEnv?.(name)) env[name] = value;
   }
   Object.assign(env, { LC_ALL: "C", LANG: "C" }, options.env);
-  const child = spawn(program, args, { stdio, env, cwd: options.cwd });
+  let child: ChildProcess;
+  try {
+    child = spawn(program, args, { stdio, env, cwd: options.cwd });
+  } finally {
+    if (secretFd !== undefined) closeSync(secretFd);
+  }
 
   let stopped: string | undefined;
   const kill = (why: string) => {
@@ -81,12 +95,6 @@ export function startChild(
   child.stderr?.setEncoding("utf8").on("data", (text: string) => {
     stderr = (stderr + text).slice(-MAX_STDERR_BYTES);
   });
-  const secret = child.stdio[3] as Writable | null | undefined;
-  if (secret && options.fd3 !== undefined) {
-    // The program may exit before reading it (a failure): that is not ours to report.
-    secret.on("error", () => undefined);
-    secret.end(options.fd3);
-  }
 
   let collected = "";
   let tooMuch = false;
@@ -154,6 +162,18 @@ export function runChild(
   options: ChildOptions,
 ): Promise<string> {
   return startChild(program, args, options).finished;
+}
+
+/** An open descriptor of a file holding `content`, whose name is already gone. */
+function unlinkedFile(content: string): number {
+  const dir = mkdtempSync(join(tmpdir(), "town-secret-"));
+  try {
+    const path = join(dir, "secret");
+    writeFileSync(path, content, { mode: 0o600 });
+    return openSync(path, "r");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The line of stderr that says what went wrong ("ERROR: …", "Fatal: …"), else its last line. */

@@ -101,16 +101,22 @@ export class PathTarget implements BackupTargetDriver {
         const dir = join(root, manifest.id);
         await mkdir(dir, { mode: 0o700 });
         let bytes = 0;
-        for (const source of sources) {
-          options.signal?.throwIfAborted();
-          bytes += await this.writeArchive(dir, source, bytes, options);
+        try {
+          for (const source of sources) {
+            options.signal?.throwIfAborted();
+            bytes += await this.writeArchive(dir, source, bytes, options);
+          }
+          await syncDirectory(dir);
+          await writeDurably(
+            dir,
+            MANIFEST_FILE,
+            encodeStored({ manifest, bytes, incremental: false }),
+          );
+        } catch (error) {
+          // A target that went away says so (`unavailable`) rather than what broke first.
+          await requireRoot(this.name, this.location);
+          throw error;
         }
-        await syncDirectory(dir);
-        await writeDurably(
-          dir,
-          MANIFEST_FILE,
-          encodeStored({ manifest, bytes, incremental: false }),
-        );
         return { bytes, incremental: false };
       },
       options.signal,
