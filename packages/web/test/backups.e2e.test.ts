@@ -4,7 +4,8 @@
  * HTTP): an administrator adds a folder target, sets a schedule for an app
  * sending to it, backs up now and watches the run finish and the backup
  * appear on the target; then on the app's page takes a restore point, sees
- * it in the timeline and restores the app to it. A screenshot of each lands
+ * it in the timeline and restores the app to it; a run to a target whose
+ * folder is gone fails and shows on Home. A screenshot of each lands
  * in docs/screenshots for reviewers.
  */
 import assert from "node:assert/strict";
@@ -165,6 +166,23 @@ describe(
       await page.getByText(/^notes is back at 1\.0; what it replaced is kept as \S+\.$/).waitFor();
       await timeline.getByText("before a rollback").waitFor();
       await page.screenshot({ path: join(shotsDir, "restore-points-desktop.png"), fullPage: true });
+    });
+
+    it("shows a failed backup on Home when the target's folder is gone", async () => {
+      assert.ok(daemon);
+      await rm(join(scratch, "usb"), { recursive: true, force: true });
+      await page.goto(`${daemon.url}/backups`);
+      await page.getByRole("button", { name: `Back up ${app} now` }).click();
+      const run = page.getByRole("table", { name: "Recent runs" }).getByRole("row").nth(1);
+      await run.getByText("failed", { exact: true }).waitFor({ timeout: 90_000 });
+
+      await page
+        .getByRole("navigation", { name: "Main" })
+        .getByRole("link", { name: "Home" })
+        .click();
+      const failures = page.getByRole("region", { name: "Backups that failed" });
+      await failures.getByText(new RegExp(`${app} → usb: .+ \\(.+\\)$`)).waitFor();
+      await failures.getByRole("link", { name: "Backups" }).waitFor();
     });
   },
 );
