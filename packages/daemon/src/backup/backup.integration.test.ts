@@ -12,7 +12,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupOverview, BackupRunView } from "@townos/api";
-import type { TownClient } from "@townos/client";
+import { ApiError, type TownClient } from "@townos/client";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
 import { scratchDir } from "../../test/net.js";
@@ -99,6 +99,17 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     return storageLocations(dataDir).root;
   }
 
+  /** The problem a call was refused with. */
+  async function rejection(call: Promise<unknown>): Promise<ApiError> {
+    try {
+      await call;
+    } catch (error) {
+      assert.ok(error instanceof ApiError, String(error));
+      return error;
+    }
+    assert.fail("the call succeeded");
+  }
+
   /** Starts runs and waits until each ended. */
   async function runAndWait(
     client: TownClient,
@@ -150,7 +161,7 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
         if (await mountedAt(root)) await unmount(root);
       }
       await server?.close();
-      if (test) await removeAppLeftovers(test.podman, [app, `${repo}/notes-restored`]);
+      if (test) await removeAppLeftovers(test.podman, [app]);
     } finally {
       if (test) stopTestPodman(test);
       await rm(scratch, { recursive: true, force: true });
@@ -166,8 +177,11 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     assert.ok(added.password !== null && added.password.length >= 16, "a password was made");
     resticPassword = added.password;
     assert.equal(added.target.status?.ok, true);
-    // The password is answered once, and never again.
+    // The password is answered once, and never again: not in listings, not in the audit log.
     assert.ok(!JSON.stringify(await admin.backupTargets()).includes(resticPassword));
+    const audit = await admin.audit({ action: "backup.target.add" });
+    assert.equal(audit.items[0]?.target, "offsite");
+    assert.ok(!JSON.stringify(audit).includes(resticPassword));
 
     const [run] = await runAndWait(admin, { subject: app, target: "offsite" });
     assert.equal(run?.state, "ok", run?.error ?? "");
@@ -180,7 +194,17 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     assert.equal(backup.id, run.restorePoint);
     assert.deepEqual(backup.app, { repo, name: "notes", version: "1.0" });
 
-    // The data changes after the backup; the restore brings the backed-up note back.
+    // The app moves on after the backup (version, answer, data); the restore brings all of it back.
+    await admin.changeApp(
+      {
+        action: "upgrade",
+        repo,
+        name: "notes",
+        version: "1.1",
+        answers: { motto: "seize the day" },
+      },
+      () => undefined,
+    );
     const volume = dataVolume(daemon);
     await writeFile(join(volume.path, "note.txt"), "a changed note\n");
     await writeFile(join(volume.path, "added-later.txt"), "not in the backup\n");
@@ -191,6 +215,9 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     assert.ok(restored.kept, "what the restore replaced is kept");
     assert.equal(await readFile(join(volume.path, "note.txt"), "utf8"), "the original note\n");
     await assert.rejects(readFile(join(volume.path, "added-later.txt")), { code: "ENOENT" });
+    const install = daemon.boot.services?.installs.get(repo, "notes");
+    assert.equal(install?.version, "1.0");
+    assert.deepEqual(install.answers, answers);
     // The `restore` restore point holds the changed data.
     const points = await admin.restorePoints(repo, "notes");
     const kept = points.find((point) => point.id === restored.kept);
@@ -265,6 +292,15 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
       );
     }
     await admin.removeBackupTarget("gone");
+  });
+
+  it("refuses to restore as a new app beside the one it is of, changing nothing", async () => {
+    const before = await readFile(join(dataVolume(daemon).path, "note.txt"), "utf8");
+    const error = await rejection(admin.restoreBackup({ app, target: "offsite", asNew: true }));
+    assert.equal(error.problem.code, "invalid_argument");
+    assert.match(error.problem.detail, /restore it in place/i);
+    assert.equal(daemon.boot.services?.installs.get(repo, "notes-restored"), undefined);
+    assert.equal(await readFile(join(dataVolume(daemon).path, "note.txt"), "utf8"), before);
   });
 
   it("restores the app from restic into a new daemon with a fresh data directory", async () => {

@@ -1,13 +1,16 @@
 /**
  * Restoring an app from a backup: its version, answers and volumes' content.
  *
- * - Not installed (a fresh box, or `asNew` under `<name>-restored`): each
+ * - Not installed (a fresh box, or a box it was uninstalled from): each
  *   volume of the new install is made with the backed-up quota and owner
  *   and filled before the app is installed, which then finds its data.
  * - Installed: a `restore` restore point keeps what is there, the app is
  *   held stopped, each volume's content is replaced and the install moved
  *   to the backup's version and answers; on failure the volumes go back to
  *   the restore point.
+ *
+ * `asNew` (a copy beside the app, `<name>-restored`) is refused for now: an
+ * install is named by its package, and nothing records another name's package.
  */
 import type { RestoreBackupBody, RestoreBackupResult } from "@townos/api";
 import { savedAnswersAsGiven, TownError, type PackageSource } from "@townos/format";
@@ -18,9 +21,6 @@ import type { BackupManifest, BackupTargetDriver, StoredBackup } from "./types.j
 import { backupView } from "./views.js";
 import { replaceVolumeContent, restoreIntoNewVolume } from "./volume-content.js";
 
-/** How many `-restored-N` names are tried before giving up. */
-const MAX_NAME_TRIES = 20;
-
 type AppManifest = BackupManifest & { app: NonNullable<BackupManifest["app"]> };
 
 export class AppRestorer {
@@ -29,6 +29,14 @@ export class AppRestorer {
   /** @throws `not_found` (target, backup, repository or version), `invalid_argument`, `conflict` */
   async restore(body: RestoreBackupBody): Promise<RestoreBackupResult> {
     const { repo, name } = parseApp(body.app);
+    if (body.asNew === true) {
+      // An install is its package's name: a second copy would need installs to name their package.
+      throw new TownError(
+        "invalid_argument",
+        `${body.app} cannot be restored as a new app beside it: an app is installed under its package's name only. Restore it in place (what it replaces is kept as a restore point) or onto another box`,
+        { issues: [{ field: "asNew", message: "not supported yet" }] },
+      );
+    }
     this.context.storage();
     const { driver } = this.context.target(body.target);
     const stored = pickBackup(await driver.list(), body);
@@ -38,13 +46,12 @@ export class AppRestorer {
     const release = await this.context.subjects.acquire(`${repo}/${name}`);
     try {
       const installed = this.context.options.installs.get(repo, name);
-      if (installed && body.asNew !== true) {
+      if (installed) {
         const kept = await this.inPlace(manifest, installed, driver, source);
         return { app: `${repo}/${name}`, version: manifest.app.version, backup, kept };
       }
-      const newName = body.asNew === true ? await this.freeName(manifest, source) : name;
-      await this.asNewInstall(manifest, newName, driver, source);
-      return { app: `${repo}/${newName}`, version: manifest.app.version, backup, kept: null };
+      await this.freshInstall(manifest, driver, source);
+      return { app: `${repo}/${name}`, version: manifest.app.version, backup, kept: null };
     } finally {
       release();
     }
@@ -83,13 +90,12 @@ export class AppRestorer {
    */
   private async newVolumes(
     manifest: AppManifest,
-    newName: string,
     source: PackageSource,
   ): Promise<{ volume: string; from: BackupManifest["volumes"][number] }[]> {
-    const { repo, version } = manifest.app;
+    const { repo, name, version } = manifest.app;
     const preview = await this.context.options.apps.preview({
       repo,
-      name: newName,
+      name,
       version,
       answers: this.answers(manifest, source),
       reuseVolumes: false,
@@ -98,7 +104,7 @@ export class AppRestorer {
     if (problems.length > 0) {
       throw new TownError(
         "invalid_argument",
-        `${repo}/${newName} cannot be installed from the backup: ${problems.map((p) => p.message).join("; ")}`,
+        `${repo}/${name} cannot be installed from the backup: ${problems.map((p) => p.message).join("; ")}`,
         { issues: problems },
       );
     }
@@ -118,40 +124,21 @@ export class AppRestorer {
     }
     return preview.volumes.flatMap((volume) => {
       const from = plan
-        ? backedUp.get(`${volume.instance.slice(newName.length)}/${volume.name}`)
+        ? backedUp.get(`${volume.instance.slice(name.length)}/${volume.name}`)
         : backedUp.get(volume.volume);
       return from ? [{ volume: volume.volume, from }] : [];
     });
   }
 
-  /** `<name>-restored`, or `-restored-2`…: not installed, and none of its volumes there. */
-  private async freeName(manifest: AppManifest, source: PackageSource): Promise<string> {
-    const { repo, name } = manifest.app;
-    const storage = this.context.storage();
-    for (let n = 1; n <= MAX_NAME_TRIES; n++) {
-      const candidate = n === 1 ? `${name}-restored` : `${name}-restored-${String(n)}`;
-      if (this.context.options.installs.get(repo, candidate)) continue;
-      const volumes = await this.newVolumes(manifest, candidate, source);
-      let taken = false;
-      for (const { volume } of volumes) taken ||= await storage.exists(volume);
-      if (!taken) return candidate;
-    }
-    throw new TownError(
-      "conflict",
-      `${repo}/${name}-restored … -${String(MAX_NAME_TRIES)} are all taken`,
-    );
-  }
-
   /** Fills new volumes from the backup and installs the app on them; undone on failure. */
-  private async asNewInstall(
+  private async freshInstall(
     manifest: AppManifest,
-    newName: string,
     target: BackupTargetDriver,
     source: PackageSource,
   ): Promise<void> {
-    const { repo, version } = manifest.app;
+    const { repo, name, version } = manifest.app;
     const storage = this.context.storage();
-    const volumes = await this.newVolumes(manifest, newName, source);
+    const volumes = await this.newVolumes(manifest, source);
     const made: string[] = [];
     try {
       for (const { volume, from } of volumes) {
@@ -164,14 +151,14 @@ export class AppRestorer {
         if (!created) {
           throw new TownError(
             "conflict",
-            `volume ${volume} exists already: ${repo}/${newName} is not installed, so it was left by something else; remove or rename it first`,
+            `volume ${volume} exists already: ${repo}/${name} is not installed, so it was left by something else; remove or rename it first`,
           );
         }
         made.push(volume);
       }
       await this.context.options.apps.install({
         repo,
-        name: newName,
+        name,
         version,
         answers: this.answers(manifest, source),
         reuseVolumes: false,
