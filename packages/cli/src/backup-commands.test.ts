@@ -128,10 +128,14 @@ describe("town backup target add's flags", () => {
     assert.equal(targetRequest("r", flags({ restic: "repo" }), "/srv").location, "/srv/repo");
   });
 
-  it("take --env as KEY=VALUE with an upper-case key", () => {
-    assert.deepEqual(parseEnv(["A=1", "B_2="]), { A: "1", B_2: "" });
-    assert.throws(() => parseEnv(["lower=1"]), /--env "lower…" is not KEY=VALUE/);
-    assert.throws(() => parseEnv(["NOEQUALS"]), /is not KEY=VALUE/);
+  it("take --env as KEY=VALUE, or KEY with the value from the environment", () => {
+    assert.deepEqual(parseEnv(["A=1", "B_2=", "SECRET"], { SECRET: "s3" }), {
+      A: "1",
+      B_2: "",
+      SECRET: "s3",
+    });
+    assert.throws(() => parseEnv(["lower=1"], {}), /--env "lower…" is not KEY=VALUE or KEY/);
+    assert.throws(() => parseEnv(["UNSET"], {}), /--env UNSET: it is not set here/);
   });
 
   it("read a password file without its newline, refusing one others can read", async () => {

@@ -39,7 +39,12 @@ export interface TargetFlags {
  * read separately): exactly one kind, the restic-only flags only with it, and
  * local directories made absolute (the daemon runs elsewhere).
  */
-export function targetRequest(name: string, flags: TargetFlags, cwd: string): AddBackupTargetBody {
+export function targetRequest(
+  name: string,
+  flags: TargetFlags,
+  cwd: string,
+  environment: NodeJS.ProcessEnv = {},
+): AddBackupTargetBody {
   const given = (["path", "btrfs", "restic"] as const).filter((kind) => flags[kind] !== undefined);
   if (given.length !== 1) {
     throw new UsageError(
@@ -55,7 +60,7 @@ export function targetRequest(name: string, flags: TargetFlags, cwd: string): Ad
   const location = flags[kind] ?? "";
   // restic names remote repositories `backend:…`; anything else is a local directory.
   const local = kind !== "restic" || !/^[a-z0-9]+:/.test(location);
-  const env = parseEnv(flags.env);
+  const env = parseEnv(flags.env, environment);
   return {
     name,
     kind,
@@ -108,13 +113,18 @@ export function registerBackupCommands(
     )
     .option(
       "--env <pair>",
-      "restic: KEY=VALUE its backend reads, e.g. AWS_ACCESS_KEY_ID (repeatable)",
+      "restic: KEY=VALUE its backend reads, e.g. AWS_ACCESS_KEY_ID, or KEY alone to pass on this shell's value (repeatable)",
       collect,
       [],
     )
     .option("--json")
     .action(async (name: string, flags: TargetFlags & JsonFlag) => {
-      const body = targetRequest(name, flags, io.cwd);
+      const body = targetRequest(name, flags, io.cwd, io.env);
+      if (flags.env.some((pair) => pair.includes("="))) {
+        io.stderr(
+          "town: warning: values given with --env KEY=VALUE are visible to other users in the process list and stay in the shell history; export KEY and give --env KEY instead\n",
+        );
+      }
       if (flags.passwordFile !== undefined) {
         body.password = await readPasswordFile(resolve(io.cwd, flags.passwordFile));
       }

@@ -42,13 +42,23 @@ export function keepText(keep: KeepPolicy): string {
   return formatKeepPolicy(keep) || "nothing";
 }
 
-/** `--env KEY=VALUE` pairs for a restic target's backend. */
-export function parseEnv(pairs: readonly string[]): Record<string, string> {
+/**
+ * `--env` for a restic target's backend: `KEY=VALUE`, or `KEY` alone to take
+ * the value from this command's environment (kept out of the process list).
+ */
+export function parseEnv(
+  pairs: readonly string[],
+  environment: NodeJS.ProcessEnv,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const pair of pairs) {
-    const match = /^([A-Z][A-Z0-9_]{0,63})=(.*)$/s.exec(pair);
-    if (!match?.[1]) throw new UsageError(`--env "${pair.split("=")[0] ?? ""}…" is not KEY=VALUE`);
-    env[match[1]] = match[2] ?? "";
+    const match = /^([A-Z][A-Z0-9_]{0,63})(?:=(.*))?$/s.exec(pair);
+    if (!match?.[1]) {
+      throw new UsageError(`--env "${pair.split("=")[0] ?? ""}…" is not KEY=VALUE or KEY`);
+    }
+    const value = match[2] ?? environment[match[1]];
+    if (value === undefined) throw new UsageError(`--env ${match[1]}: it is not set here`);
+    env[match[1]] = value;
   }
   return env;
 }
