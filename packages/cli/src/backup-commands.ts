@@ -258,12 +258,15 @@ export function registerBackupCommands(
   backup
     .command("restore")
     .description(
-      "bring an app (version, answers and data) back from a target: in place (what it replaces is kept as a restore point) or beside it --as-new",
+      "bring an app (version, answers and data) back from a target, in place (what it replaces is kept as a restore point) or onto a box without it",
     )
     .argument("<app>", "REPO/NAME")
     .requiredOption("--from <target>", "the target holding the backup")
     .option("--at <id>", "the backup (default: the app's newest on the target)")
-    .option("--as-new", "install it as NAME-restored instead of replacing the app")
+    .option(
+      "--as-new",
+      "install it beside the app as NAME-restored (the daemon refuses this for now: an app is installed under its package's name)",
+    )
     .option("--yes", "do not ask before replacing the app")
     .option("--json")
     .action(

@@ -40,11 +40,8 @@ export const backupMessages = {
   "backups.targetBackups": "Backups on {name}",
   "backups.noBackups": "No backups on this target yet.",
   "backups.restoreInPlace": "Restore",
-  "backups.restoreAsNew": "Restore as a new app",
   "backups.restoreConfirm":
     "Replace {app} with its backup from {when}? Its current state is kept as a restore point first.",
-  "backups.restoreNewConfirm":
-    "Install the backup of {app} from {when} beside it, as {name}-restored?",
   "backups.restored": "{app} is at version {version}.",
   "backups.incremental": "incremental",
   "backups.full": "full",

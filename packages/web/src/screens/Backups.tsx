@@ -2,7 +2,7 @@
  * Backups (administrators): targets off the box with their last check,
  * schedules with retention and their last and next run, the recent runs with
  * the step under way (read every 2 s while one runs), "Back up now", and each
- * target's backups with restore in place or as a new app.
+ * target's backups, each restorable in place.
  */
 import { useEffect, useState } from "react";
 import type { BackupOverview, BackupPolicyView, BackupTargetView } from "@townos/client";

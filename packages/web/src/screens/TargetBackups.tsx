@@ -4,7 +4,7 @@ import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Spinner } from "../components.js";
 import { formatBytes, formatTime, t } from "../messages.js";
 
-/** A target's backups, read when opened, newest first, each restorable in place or as a new app. */
+/** A target's backups, read when opened, newest first, each restorable in place (what it replaces kept first). */
 export function TargetBackups({ target }: { target: string }) {
   const [open, setOpen] = useState(false);
   return (
@@ -28,23 +28,15 @@ function BackupList({ target }: { target: string }) {
   }
   if (list.data.length === 0) return <p className="muted">{t("backups.noBackups")}</p>;
 
-  const restore = (backup: BackupView, asNew: boolean): void => {
+  // In place only: the daemon refuses a copy beside the app for now (an app is installed under its package's name).
+  const restore = (backup: BackupView): void => {
     const app = backup.app ? `${backup.app.repo}/${backup.app.name}` : backup.subject;
-    const when = formatTime(backup.createdAt);
-    const question = asNew
-      ? t("backups.restoreNewConfirm", { app, when, name: backup.app?.name ?? app })
-      : t("backups.restoreConfirm", { app, when });
-    if (!window.confirm(question)) return;
+    if (!window.confirm(t("backups.restoreConfirm", { app, when: formatTime(backup.createdAt) }))) {
+      return;
+    }
     setDone(undefined);
     void act(async () => {
-      setDone(
-        await client.restoreBackup({
-          app,
-          target,
-          at: backup.id,
-          ...(asNew ? { asNew: true } : {}),
-        }),
-      );
+      setDone(await client.restoreBackup({ app, target, at: backup.id }));
     });
   };
 
@@ -74,28 +66,16 @@ function BackupList({ target }: { target: string }) {
                 </td>
                 <td className="toolbar">
                   {backup.app !== null && (
-                    <>
-                      <button
-                        type="button"
-                        className="small"
-                        disabled={busy}
-                        onClick={() => {
-                          restore(backup, false);
-                        }}
-                      >
-                        {t("backups.restoreInPlace")}
-                      </button>
-                      <button
-                        type="button"
-                        className="small"
-                        disabled={busy}
-                        onClick={() => {
-                          restore(backup, true);
-                        }}
-                      >
-                        {t("backups.restoreAsNew")}
-                      </button>
-                    </>
+                    <button
+                      type="button"
+                      className="small"
+                      disabled={busy}
+                      onClick={() => {
+                        restore(backup);
+                      }}
+                    >
+                      {t("backups.restoreInPlace")}
+                    </button>
                   )}
                 </td>
               </tr>
