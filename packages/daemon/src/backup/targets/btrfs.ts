@@ -106,6 +106,12 @@ export class BtrfsTarget implements BackupTargetDriver {
           }
           // A target that went away meanwhile must not get a record on whatever is at its path now.
           await this.root();
+          // The subvolumes on disk before the record listing them: a power cut in between leaves garbage, never a broken backup.
+          await runChild(btrfs, ["filesystem", "sync", "--", root], {
+            context: `${this.context}: btrfs filesystem sync`,
+            timeoutMs: COMMAND_TIMEOUT_MS,
+            signal: options.signal,
+          });
           await writeDurably(
             join(root, MANIFESTS_DIR),
             `${manifest.id}${RECORD_SUFFIX}`,
