@@ -44,6 +44,10 @@ const TRANSFER_TIMEOUT_MS = 24 * 3600_000;
 /** Most snapshot ids given to one `restic forget`. */
 const FORGET_BATCH = 100;
 
+/** Manifests read from repositories, by location and snapshot id: `list` dumps each only once. */
+const manifests = new Map<string, BackupManifest | undefined>();
+const MAX_CACHED_MANIFESTS = 10_000;
+
 /** A restic snapshot as `restic snapshots --json` lists it (only what is used). */
 interface ResticSnapshot {
   id: string;
@@ -156,10 +160,7 @@ export class ResticTarget implements BackupTargetDriver {
       const found: StoredBackup[] = [];
       for (const tagged of snapshots) {
         if (!tagged.manifest) continue;
-        const text = await this.restic(["dump", tagged.snapshot.id, MANIFEST_PATH], options, {
-          stdout: "collect",
-        });
-        const manifest = parseManifest(text);
+        const manifest = await this.manifest(tagged, options);
         if (manifest?.id !== tagged.id) continue;
         // Every volume's snapshot must be there (one forgotten by hand makes the backup incomplete).
         const whole = manifest.volumes.every((volume) =>
@@ -273,6 +274,25 @@ export class ResticTarget implements BackupTargetDriver {
       );
     }
     return added;
+  }
+
+  /** A manifest snapshot's content: read once per snapshot (its id is a hash of it, so it never changes). */
+  private async manifest(
+    tagged: Tagged,
+    options: TargetCallOptions,
+  ): Promise<BackupManifest | undefined> {
+    const key = `${this.config.location}\n${tagged.snapshot.id}`;
+    if (manifests.has(key)) return manifests.get(key);
+    const text = await this.restic(["dump", tagged.snapshot.id, MANIFEST_PATH], options, {
+      stdout: "collect",
+    });
+    const manifest = parseManifest(text);
+    if (manifests.size >= MAX_CACHED_MANIFESTS) {
+      const oldest = manifests.keys().next();
+      if (!oldest.done) manifests.delete(oldest.value);
+    }
+    manifests.set(key, manifest);
+    return manifest;
   }
 
   /** Every snapshot of host `town` carrying a valid `town-id` tag. */

@@ -62,6 +62,10 @@ export function checkPut(
   const problem = (message: string) =>
     new TownError("invalid_argument", `backup target "${target}": ${message}`);
   if (!isManifest(manifest)) throw problem("the manifest is not valid");
+  // What could not be read back must not be written.
+  if (Buffer.byteLength(JSON.stringify(manifest)) > MAX_MANIFEST_BYTES - 1024) {
+    throw problem(`the manifest is larger than ${MAX_MANIFEST_BYTES - 1024} bytes`);
+  }
   const names = manifest.volumes.map((volume) => volume.name).sort();
   const given = sources.map((source) => source.volume).sort();
   if (names.join("\n") !== given.join("\n")) {

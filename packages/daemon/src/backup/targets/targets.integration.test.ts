@@ -249,6 +249,8 @@ describe("backup targets", { skip }, () => {
         kind === "path" ? asPathRestores(expected) : expected,
       );
       assert.equal(await readFile(join(fresh.path, "a.txt"), "utf8"), "second\n");
+      const top = await lstat(fresh.path);
+      assert.deepEqual([top.uid, top.gid, top.mode & 0o7777], [owner.uid, owner.gid, 0o755]);
       await expectTownError(
         target.restoreVolume(S2, volume, fresh.path),
         "invalid_argument",
