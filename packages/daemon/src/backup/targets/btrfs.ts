@@ -214,8 +214,12 @@ export class BtrfsTarget implements BackupTargetDriver {
     const dir = join(root, source.volume);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     let parent: string | undefined;
+    // Same name is not enough: `btrfs receive` finds the parent by its UUID
+    // (another box may have sent a snapshot of that name).
     for (const earlier of [...source.earlier].reverse()) {
-      if (await this.receivedWhole(btrfs, join(dir, earlier.name))) {
+      const received = await this.uuids(btrfs, join(dir, earlier.name));
+      if (received?.received === undefined) continue;
+      if ((await this.uuids(btrfs, earlier.path))?.own === received.received) {
         parent = earlier.path;
         break;
       }
@@ -271,14 +275,25 @@ export class BtrfsTarget implements BackupTargetDriver {
 
   /** Whether `path` is a subvolume that `btrfs receive` finished (it has a received UUID). */
   private async receivedWhole(btrfs: string, path: string): Promise<boolean> {
-    if (!(await isSubvolume(path))) return false;
+    return (await this.uuids(btrfs, path))?.received !== undefined;
+  }
+
+  /** A subvolume's own UUID and, once `btrfs receive` finished it, its received UUID; undefined for no subvolume. */
+  private async uuids(
+    btrfs: string,
+    path: string,
+  ): Promise<{ own: string | undefined; received: string | undefined } | undefined> {
+    if (!(await isSubvolume(path))) return undefined;
     const shown = await runChild(btrfs, ["subvolume", "show", "--", path], {
       context: `${this.context}: btrfs subvolume show`,
       timeoutMs: COMMAND_TIMEOUT_MS,
       stdout: "collect",
     });
-    const uuid = /^\s*Received UUID:\s*(\S+)\s*$/m.exec(shown)?.[1];
-    return uuid !== undefined && uuid !== "-";
+    const field = (name: string) => {
+      const value = new RegExp(`^\\s*${name}:\\s*(\\S+)\\s*$`, "m").exec(shown)?.[1];
+      return value === undefined || value === "-" ? undefined : value;
+    };
+    return { own: field("UUID"), received: field("Received UUID") };
   }
 
   /** Every valid record, by id. */
