@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TownError, type ErrorCode } from "@townos/format";
 import { formatDuration, printable } from "../../storage/names.js";
+import { signalProcess } from "../../system/proc.js";
 
 /** Longest stdout kept when it is collected, and longest progress line read. */
 const MAX_STDOUT_BYTES = 8 * 1024 * 1024;
@@ -72,7 +73,9 @@ export function startChild(
   Object.assign(env, { LC_ALL: "C", LANG: "C" }, options.env);
   let child: ChildProcess;
   try {
-    child = spawn(program, args, { stdio, env, cwd: options.cwd });
+    // Its own session: no terminal for ssh (under restic's sftp) to ask a
+    // password on, and a group to stop helpers with.
+    child = spawn(program, args, { stdio, env, cwd: options.cwd, detached: true });
   } finally {
     if (secretFd !== undefined) closeSync(secretFd);
   }
@@ -80,7 +83,9 @@ export function startChild(
   let stopped: string | undefined;
   const kill = (why: string) => {
     stopped ??= why;
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      signalProcess(child.pid, "SIGKILL");
+    }
   };
   const timer = setTimeout(() => {
     kill(`took longer than ${formatDuration(options.timeoutMs)} and was stopped`);

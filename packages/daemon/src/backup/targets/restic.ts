@@ -34,6 +34,7 @@ import {
 } from "../types.js";
 import { startChild, type ChildOptions } from "./child.js";
 import { requireEmptyDirectory, targetContext, withTargetLock } from "./files.js";
+import { redactLocation } from "./location.js";
 import { checkPut, parseManifest, valid } from "./stored.js";
 
 const HOST = "town";
@@ -333,7 +334,7 @@ export class ResticTarget implements BackupTargetDriver {
   }
 
   private start(args: readonly string[], options: TargetCallOptions, extra: Partial<ChildOptions>) {
-    return startChild(this.program, ["--password-file", "/dev/fd/3", ...args], {
+    const started = startChild(this.program, ["--password-file", "/dev/fd/3", ...args], {
       context: `${this.context}: restic ${args[0] ?? ""}`,
       timeoutMs: COMMAND_TIMEOUT_MS,
       signal: options.signal,
@@ -343,6 +344,13 @@ export class ResticTarget implements BackupTargetDriver {
       failureCode: classify,
       ...extra,
     });
+    // restic names the repository in its errors: credentials in its URL stay out of them.
+    const finished = started.finished.catch((error: unknown) => {
+      const location = this.config.location;
+      if (!(error instanceof TownError) || !error.message.includes(location)) throw error;
+      throw new TownError(error.code, error.message.replaceAll(location, redactLocation(location)));
+    });
+    return { ...started, finished };
   }
 
   private program = "restic";

@@ -363,6 +363,15 @@ describe("backup targets", { skip }, () => {
       env: {},
     });
     await expectTownError(missing.list(), "unavailable", /^backup target "gone"/);
+    const refused = openTarget({
+      name: "refused",
+      kind: "restic",
+      location: "rest:http://me:s3cret@127.0.0.1:9/repo",
+      password: PASSWORD,
+      env: {},
+    });
+    const error = await expectTownError(refused.prepare(), "unavailable", /me:\*\*\*@127/);
+    assert.doesNotMatch(error.message, /s3cret/);
   });
 });
 
