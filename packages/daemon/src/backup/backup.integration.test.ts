@@ -25,7 +25,7 @@ import {
   TEST_IMAGE,
   type TestPodman,
 } from "../../test/runtime/podman-host.js";
-import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
+import { btrfsUnavailable, mountLoopBtrfs, type LoopBtrfs } from "../../test/storage/loop-btrfs.js";
 import { flattenPlan, nodeVolumeName } from "../apps/names.js";
 import type { RunningDaemon } from "../daemon.js";
 import { snapshotPath, volumePath } from "../storage/names.js";
@@ -69,6 +69,8 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
   let daemon: RunningDaemon;
   let admin: TownClient;
   let resticPassword: string;
+  /** A second btrfs, standing in for a USB disk. */
+  let usb: LoopBtrfs | undefined;
 
   /** Starts a daemon on its own data directory and btrfs loop file, signed in, with the repository added. */
   async function boxAt(dir: string): Promise<{ daemon: RunningDaemon; admin: TownClient }> {
@@ -160,6 +162,7 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
         const { root } = storageLocations(dataDir);
         if (await mountedAt(root)) await unmount(root);
       }
+      await usb?.close();
       await server?.close();
       if (test) await removeAppLeftovers(test.podman, [app]);
     } finally {
@@ -303,6 +306,25 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     assert.equal(await readFile(join(dataVolume(daemon).path, "note.txt"), "utf8"), before);
   });
 
+  it("sends to another btrfs, incrementally after the first", async () => {
+    usb = await mountLoopBtrfs(256 * MiB);
+    await admin.addBackupTarget({ name: "usb", kind: "btrfs", location: usb.mountPoint });
+    const [first] = await runAndWait(admin, { subject: app, target: "usb" });
+    assert.equal(first?.state, "ok", first?.error ?? "");
+    // What changed since is all the second send carries.
+    await writeFile(join(dataVolume(daemon).path, "second.txt"), "written between the two\n");
+    const [second] = await runAndWait(admin, { subject: app, target: "usb" });
+    assert.equal(second?.state, "ok", second?.error ?? "");
+    const held = await admin.targetBackups("usb");
+    assert.deepEqual(
+      held.map((backup) => [backup.id, backup.incremental]),
+      [
+        [first.restorePoint, false],
+        [second.restorePoint, true],
+      ],
+    );
+  });
+
   it("restores the app from restic into a new daemon with a fresh data directory", async () => {
     await admin.uninstallApp(repo, "notes", { purge: true });
     await daemon.stop();
@@ -330,6 +352,24 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     );
     assert.equal(view.version, "1.0");
     assert.deepEqual(fresh.daemon.boot.services?.installs.get(repo, "notes")?.answers, answers);
+    assert.equal(
+      await readFile(join(dataVolume(fresh.daemon).path, "note.txt"), "utf8"),
+      "the original note\n",
+    );
+
+    // The other disk brings it back too, once it is gone from this box.
+    await fresh.admin.uninstallApp(repo, "notes", { purge: true });
+    assert.ok(usb);
+    await fresh.admin.addBackupTarget({ name: "usb", kind: "btrfs", location: usb.mountPoint });
+    const fromUsb = await fresh.admin.restoreBackup({ app, target: "usb" });
+    const newest = (await fresh.admin.targetBackups("usb")).at(-1);
+    assert.equal(fromUsb.backup.id, newest?.id);
+    await until(
+      "the app restored from the other disk to run",
+      30_000,
+      () => fresh.admin.app(repo, "notes"),
+      (seen) => seen.containers.length > 0 && seen.containers.every((c) => c.state === "running"),
+    );
     assert.equal(
       await readFile(join(dataVolume(fresh.daemon).path, "note.txt"), "utf8"),
       "the original note\n",

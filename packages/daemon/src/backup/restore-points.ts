@@ -162,10 +162,14 @@ export class RestorePointService implements RestorePointSource {
   async sources(point: RestorePointRecord): Promise<BackupSource[]> {
     const driver = this.options.storage();
     const sources: BackupSource[] = [];
+    // Ordered by the restore points' records: a btrfs snapshot keeps its volume's birth and
+    // change times, so the snapshots' own times are the same for all of them.
+    const records = this.options.records.list();
     for (const volume of point.volumes) {
-      const snapshots = (await driver.listSnapshots(volume)).sort(
-        (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
+      const takenAt = new Map(
+        records.filter((r) => r.volumes.includes(volume)).map((r) => [r.id, r.createdAt]),
       );
+      const snapshots = await driver.listSnapshots(volume);
       const own = snapshots.find((snapshot) => snapshot.name === point.id);
       if (!own) {
         throw new TownError(
@@ -173,13 +177,17 @@ export class RestorePointService implements RestorePointSource {
           `the snapshot ${point.id} of volume ${volume} is gone: restore point ${point.id} cannot be read`,
         );
       }
+      const earlier = snapshots.flatMap((snapshot) => {
+        const at = takenAt.get(snapshot.name);
+        return at !== undefined && at < point.createdAt ? [{ snapshot, at }] : [];
+      });
       sources.push({
         volume,
         snapshot: point.id,
         path: own.path,
-        earlier: snapshots
-          .filter((snapshot) => snapshot.createdAt.getTime() < own.createdAt.getTime())
-          .map((snapshot) => ({ name: snapshot.name, path: snapshot.path })),
+        earlier: earlier
+          .sort((a, b) => a.at - b.at)
+          .map(({ snapshot }) => ({ name: snapshot.name, path: snapshot.path })),
       });
     }
     return sources;
