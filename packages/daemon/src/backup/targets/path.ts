@@ -167,8 +167,13 @@ export class PathTarget implements BackupTargetDriver {
           join(root, id, `${volume}${ARCHIVE_SUFFIX}`),
           constants.O_RDONLY | constants.O_NOFOLLOW,
         );
-        const stagingParent = this.options.stagingRoot ?? tmpdir();
-        const staging = await mkdtemp(join(stagingParent, "town-restore-"));
+        // The storage's own staging root lets its `open` finish a restore a crash cut short.
+        let staging = this.options.stagingRoot;
+        let scratch: string | undefined;
+        if (staging === undefined) {
+          scratch = await mkdtemp(join(tmpdir(), "town-restore-"));
+          staging = scratch;
+        }
         try {
           const totalBytes = (await file.stat()).size;
           await unpackArchive(createReadStream("", { fd: file }), "tar.gz", into, {
@@ -187,7 +192,7 @@ export class PathTarget implements BackupTargetDriver {
             },
           });
         } finally {
-          await rm(staging, { recursive: true, force: true });
+          if (scratch) await rm(scratch, { recursive: true, force: true });
         }
       },
       options.signal,

@@ -140,18 +140,25 @@ async function freshVolume(): Promise<{ driver: BtrfsDriver; path: string }> {
   return { driver, path: made.volume.path };
 }
 
-function open(kind: BackupTargetKind, password = PASSWORD): BackupTargetDriver {
+function open(
+  kind: BackupTargetKind,
+  password = PASSWORD,
+  stagingRoot?: string,
+): BackupTargetDriver {
   const location =
     kind === "restic"
       ? resticRepo
       : join(disk.mountPoint, kind === "path" ? "archives" : "received");
-  return openTarget({
-    name: `t-${kind}`,
-    kind,
-    location,
-    password: kind === "restic" ? password : null,
-    env: {},
-  });
+  return openTarget(
+    {
+      name: `t-${kind}`,
+      kind,
+      location,
+      password: kind === "restic" ? password : null,
+      env: {},
+    },
+    stagingRoot === undefined ? {} : { stagingRoot },
+  );
 }
 
 async function writeRandom(path: string, bytes: number): Promise<void> {
@@ -243,7 +250,8 @@ describe("backup targets", { skip }, () => {
       const expected = await describeTree((await sources(S2))[0]?.path ?? "");
       assert.match(expected.get("outside") ?? "", /-> \/etc\/passwd$/);
       const fresh = await freshVolume();
-      await target.restoreVolume(S2, volume, fresh.path);
+      // Restored as the service does: staged in the new storage root's own tmp/.
+      await open(kind, PASSWORD, fresh.driver.stagingRoot).restoreVolume(S2, volume, fresh.path);
       assert.deepEqual(
         await describeTree(fresh.path),
         kind === "path" ? asPathRestores(expected) : expected,
