@@ -272,6 +272,31 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
     await admin.removeBackupPolicy(app);
   });
 
+  it("puts the volumes back and says so when an in-place restore fails", async () => {
+    const [backup] = await admin.targetBackups("disk");
+    assert.ok(backup);
+    const volume = dataVolume(daemon);
+    // Someone with the disk broke the backup's archive.
+    await writeFile(
+      join(scratch, "disk", "town-backups", backup.id, `${volume.name}.tar.gz`),
+      "not gzip",
+    );
+    await writeFile(join(volume.path, "note.txt"), "written after the backups\n");
+    const error = await rejection(admin.restoreBackup({ app, target: "disk", at: backup.id }));
+    assert.match(error.problem.detail, /volumes were put back as they were \(restore point /);
+    assert.equal(
+      await readFile(join(volume.path, "note.txt"), "utf8"),
+      "written after the backups\n",
+    );
+    await writeFile(join(volume.path, "note.txt"), "the original note\n");
+    await until(
+      "the app to run again",
+      30_000,
+      () => admin.app(repo, "notes"),
+      (view) => view.containers.every((c) => c.state === "running"),
+    );
+  });
+
   it("fails a run to a target whose directory vanished, says so on the overview, and keeps the restore points whole", async () => {
     const gone = join(scratch, "gone");
     await mkdir(gone);
