@@ -91,6 +91,7 @@ export class BtrfsTarget implements BackupTargetDriver {
       this.location,
       async () => {
         const root = await this.root();
+        await mkdir(join(root, MANIFESTS_DIR), { recursive: true, mode: 0o700 });
         const records = await this.records(root);
         const existing = records.get(manifest.id);
         if (existing) return { bytes: existing.bytes, incremental: existing.incremental };
@@ -213,6 +214,10 @@ export class BtrfsTarget implements BackupTargetDriver {
   ): Promise<{ bytes: number; incremental: boolean }> {
     const dir = join(root, source.volume);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!(await lstatOrUndefined(dir))?.isDirectory()) {
+      // A link planted on the disk would take the received data elsewhere.
+      throw new TownError("io", `${this.context}: ${dir} is not a directory`);
+    }
     let parent: string | undefined;
     // Same name is not enough: `btrfs receive` finds the parent by its UUID
     // (another box may have sent a snapshot of that name).
