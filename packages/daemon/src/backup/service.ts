@@ -198,8 +198,14 @@ export class Backups {
 
   // --- restores
 
-  restore(body: RestoreBackupBody): Promise<RestoreBackupResult> {
-    return this.restorer.restore(body);
+  /** Restores an app from a target (see `restore-app.ts`); the target's secrets are kept out of errors. */
+  async restore(body: RestoreBackupBody): Promise<RestoreBackupResult> {
+    try {
+      return await this.restorer.restore(body);
+    } catch (error) {
+      const config = this.context.options.targets.get(body.target);
+      throw config ? hideSecrets(error, config) : error;
+    }
   }
 
   // --- overview
@@ -314,5 +320,10 @@ function hideSecrets(error: unknown, config: BackupTargetConfig): unknown {
   if (!(error instanceof TownError)) return error;
   const secrets = targetSecrets(config);
   const message = redactText(error.message, secrets);
-  return message === error.message ? error : new TownError(error.code, message);
+  return message === error.message
+    ? error
+    : new TownError(error.code, message, {
+        issues: error.issues,
+        ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }),
+      });
 }
