@@ -61,8 +61,8 @@ export class Backups {
 
   /** Stops firing policies, aborts running backups and waits for them. */
   async stop(): Promise<void> {
-    await this.context.options.scheduler.stop();
-    await this.runner.stop();
+    // Together: the scheduler's stop waits for a run that only the runner's stop aborts.
+    await Promise.all([this.context.options.scheduler.stop(), this.runner.stop()]);
     await Promise.all(this.running);
   }
 
