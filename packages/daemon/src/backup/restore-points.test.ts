@@ -24,7 +24,10 @@ import { planVolumes, quiesceOf, RestorePointService } from "./restore-points.js
 
 const NOW = Date.UTC(2026, 11, 3, 20, 0, 0);
 
-function withBackup(plan: CompiledPackage, backup: CompiledPackage["backup"]): CompiledPackage {
+function withBackup(
+  plan: CompiledPackage,
+  backup: NonNullable<CompiledPackage["backup"]>,
+): CompiledPackage {
   return { ...plan, backup };
 }
 
@@ -52,7 +55,7 @@ describe("RestorePointService", () => {
       },
       workloads: () => ({
         exec: (workload, command, options) => {
-          events.push(`exec ${workload} ${command.join(" ")} ${options.timeoutMs ?? 0}`);
+          events.push(`exec ${workload} ${command.join(" ")} ${options?.timeoutMs ?? 0}`);
           return execResult instanceof TownError
             ? Promise.reject(execResult)
             : Promise.resolve(execResult);
@@ -128,9 +131,10 @@ describe("RestorePointService", () => {
     const base = compileExample("guestbook", "1.0");
     const plan: CompiledPackage = {
       ...withBackup(base, { quiesce: "stop", command: [], timeoutSeconds: 90 }),
-      dependencies: base.dependencies.map((dependency) =>
-        withBackup(dependency, { quiesce: "stop", command: [], timeoutSeconds: 5 }),
-      ),
+      dependencies: base.dependencies.map((dependency) => ({
+        ...dependency,
+        backup: { quiesce: "stop", command: [], timeoutSeconds: 5 },
+      })),
     };
     assert.equal(quiesceOf(plan), "stop");
     const points = service(plan);
