@@ -44,7 +44,7 @@ import {
   TEMP_PREFIX,
   writeDurably,
 } from "./files.js";
-import { checkPut, encodeStored, parseStored } from "./stored.js";
+import { checkPut, encodeStored, parseStored, oldestFirst } from "./stored.js";
 
 const MANIFESTS_DIR = "manifests";
 const RECORD_SUFFIX = ".json";
@@ -142,11 +142,7 @@ export class BtrfsTarget implements BackupTargetDriver {
           }
           if (whole) found.push(stored);
         }
-        return found.sort(
-          (a, b) =>
-            a.manifest.createdAt - b.manifest.createdAt ||
-            a.manifest.id.localeCompare(b.manifest.id),
-        );
+        return oldestFirst(found);
       },
       options.signal,
     );

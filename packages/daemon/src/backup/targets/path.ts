@@ -44,7 +44,7 @@ import {
   TEMP_PREFIX,
   writeDurably,
 } from "./files.js";
-import { checkPut, encodeStored, parseStored } from "./stored.js";
+import { checkPut, encodeStored, parseStored, oldestFirst } from "./stored.js";
 
 const MANIFEST_FILE = "manifest.json";
 const ARCHIVE_SUFFIX = ".tar.gz";
@@ -134,11 +134,7 @@ export class PathTarget implements BackupTargetDriver {
           const stored = await this.read(root, name);
           if (stored) found.push(stored);
         }
-        return found.sort(
-          (a, b) =>
-            a.manifest.createdAt - b.manifest.createdAt ||
-            a.manifest.id.localeCompare(b.manifest.id),
-        );
+        return oldestFirst(found);
       },
       options.signal,
     );

@@ -35,7 +35,7 @@ import {
 import { startChild, type ChildOptions } from "./child.js";
 import { requireEmptyDirectory, targetContext, withTargetLock } from "./files.js";
 import { redactLocation } from "./location.js";
-import { checkPut, parseManifest, valid } from "./stored.js";
+import { checkPut, parseManifest, valid, oldestFirst } from "./stored.js";
 
 const HOST = "town";
 const MANIFEST_TAG = "town-manifest";
@@ -169,10 +169,7 @@ export class ResticTarget implements BackupTargetDriver {
         );
         if (whole) found.push({ manifest, bytes: tagged.bytes, incremental: tagged.incremental });
       }
-      return found.sort(
-        (a, b) =>
-          a.manifest.createdAt - b.manifest.createdAt || a.manifest.id.localeCompare(b.manifest.id),
-      );
+      return oldestFirst(found);
     }, options.signal);
   }
 

@@ -16,6 +16,14 @@ import {
   type StoredBackup,
 } from "../types.js";
 
+/** Backups oldest first (ties by id), as `list` answers them. */
+export function oldestFirst(backups: StoredBackup[]): StoredBackup[] {
+  return backups.sort(
+    (a, b) =>
+      a.manifest.createdAt - b.manifest.createdAt || a.manifest.id.localeCompare(b.manifest.id),
+  );
+}
+
 /** Encodes a stored backup for the target. */
 export function encodeStored(stored: StoredBackup): string {
   return `${JSON.stringify(stored)}\n`;
