@@ -1,8 +1,10 @@
 /**
  * The restore points the box takes by itself: before an upgrade, a
- * reinstall over kept data, a quota change, an upload or a restore.
+ * reinstall over kept data, and a quota change, an upload or a restore of
+ * an app's volume.
  */
 import type { AppChangeHooks } from "../apps/service.js";
+import { parseVolumeName } from "../storage/names.js";
 import type { Installs } from "../store/installs.js";
 import type { VolumeChangeHook } from "../volumes/volumes.js";
 import type { RestorePointService } from "./restore-points.js";
@@ -38,6 +40,9 @@ export function restorePointHooks(
         );
       },
     },
-    volumes: (volume, reason) => points.take(volume, reason),
+    // An app's data only: a person's own volumes get the snapshots they take.
+    volumes: async (volume, reason) => {
+      if (parseVolumeName(volume)?.kind === "package") await points.take(volume, reason);
+    },
   };
 }
