@@ -26,7 +26,14 @@ export const RestorePointIdParam = Type.String({
   pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]*$",
 });
 
-/** What a restore point or backup is of: an app (`repo/name`) or a volume (its full name). */
+/**
+ * The subject of a whole-box backup: the desired state (package
+ * repositories, settings) with every installed app and every person's
+ * volume. Neither an app (`repo/name`) nor a volume name (those have a prefix).
+ */
+export const BOX_SUBJECT = "box";
+
+/** What a restore point or backup is of: an app (`repo/name`), a volume (its full name) or `box`. */
 export const BackupSubjectParam = Type.String({ minLength: 1, maxLength: 255 });
 
 export const RestorePointVolumeSchema = Type.Object({
@@ -262,6 +269,55 @@ export const RestoreBackupResultSchema = Type.Object({
   kept: Nullable(Type.String()),
 });
 export type RestoreBackupResult = Static<typeof RestoreBackupResultSchema>;
+
+export const RestoreBoxBody = Type.Object(
+  {
+    target: BackupTargetNameParam,
+    /** The box backup's id; absent: the newest box backup on the target. */
+    at: Type.Optional(RestorePointIdParam),
+  },
+  { additionalProperties: false },
+);
+export type RestoreBoxBody = Static<typeof RestoreBoxBody>;
+
+/** What a restore of the whole box did, part by part: one part failing does not stop the others. */
+export const RestoreBoxResultSchema = Type.Object({
+  backup: BackupViewSchema,
+  repositories: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      /** Without credentials: a repository that had some must be given them again. */
+      url: Type.String(),
+      /** `present`: one of that name was there already and is kept as it is. */
+      state: StringEnum(["added", "present", "failed"]),
+      error: Nullable(Type.String()),
+    }),
+  ),
+  /** The settings set to the backed-up values (those changed from their defaults then). */
+  settings: Type.Array(
+    Type.Object({ key: Type.String(), ok: Type.Boolean(), error: Nullable(Type.String()) }),
+  ),
+  /** People's volumes (apps' volumes come back with their apps). */
+  volumes: Type.Array(
+    Type.Object({
+      volume: Type.String(),
+      /** `present`: a volume of that name was there and is left as it is. */
+      state: StringEnum(["restored", "present", "failed"]),
+      error: Nullable(Type.String()),
+    }),
+  ),
+  apps: Type.Array(
+    Type.Object({
+      app: Type.String(),
+      version: Type.String(),
+      state: StringEnum(["restored", "failed"]),
+      /** The restore point keeping what an in-place restore replaced. */
+      kept: Nullable(Type.String()),
+      error: Nullable(Type.String()),
+    }),
+  ),
+});
+export type RestoreBoxResult = Static<typeof RestoreBoxResultSchema>;
 
 /** The backups screen in one answer. */
 export const BackupOverviewSchema = Type.Object({

@@ -77,6 +77,8 @@ import type {
   BackupView,
   RestoreBackupBody,
   RestoreBackupResult,
+  RestoreBoxBody,
+  RestoreBoxResult,
   RestorePointView,
   RollbackResult,
   RunBackupBody,
@@ -708,6 +710,11 @@ export class TownClient {
   /** Brings an app (version, answers and data) back from a target, in place or beside it (`asNew`). */
   restoreBackup(input: RestoreBackupBody): Promise<RestoreBackupResult> {
     return this.request("POST", "/backups/restore", { body: input });
+  }
+
+  /** Restores the whole box from a target: repositories, settings, people's volumes and every app. */
+  restoreBox(input: RestoreBoxBody): Promise<RestoreBoxResult> {
+    return this.request("POST", "/backups/restore-box", { body: input });
   }
 
   /** State of the HTTPS ingress, DNS, mDNS and UPnP (`state: "off"` without networking). */

@@ -279,7 +279,15 @@ function createServices(
     volumeUsers: () => volumeUsers([...installs.list(), ...installs.removals()]),
     holder: apps,
   });
-  const points = createRestorePoints({ db, clock, installs, apps, volumes });
+  const points = createRestorePoints({
+    db,
+    clock,
+    installs,
+    repositories,
+    settings,
+    apps,
+    volumes,
+  });
   return {
     accounts,
     sessions: new Sessions(db, accounts, clock),
@@ -303,6 +311,7 @@ function createServices(
       installs,
       repositories,
       catalog,
+      settings,
       apps,
       volumes,
       restorePoints: points.restorePoints,

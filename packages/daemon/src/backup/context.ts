@@ -9,6 +9,7 @@ import type { Clock } from "../clock.js";
 import type { StorageDriver } from "../storage/driver.js";
 import type { Installs } from "../store/installs.js";
 import type { Repositories } from "../store/repositories.js";
+import type { Settings } from "../store/settings.js";
 import type { BackupPolicies } from "../store/backup-policies.js";
 import type { BackupRuns } from "../store/backup-runs.js";
 import type { BackupTargets } from "../store/backup-targets.js";
@@ -17,7 +18,10 @@ import { KeyedLock } from "../system/mutex.js";
 import type { BackupTargetConfig, BackupTargetDriver, RestorePointSource } from "./types.js";
 
 /** What of the apps service backups use. */
-export type BackupApps = Pick<Apps, "box" | "install" | "upgrade" | "preview" | "holdApp">;
+export type BackupApps = Pick<
+  Apps,
+  "box" | "install" | "upgrade" | "preview" | "holdApp" | "expose" | "setState"
+>;
 
 export interface BackupContextOptions {
   targets: BackupTargets;
@@ -27,6 +31,8 @@ export interface BackupContextOptions {
   installs: Installs;
   repositories: Repositories;
   catalog: Catalog;
+  /** A whole-box restore sets the backed-up settings. */
+  settings: Pick<Settings, "set">;
   apps: BackupApps;
   /** Opens a target's driver (`targets/index.ts`). */
   openTarget: (config: BackupTargetConfig) => BackupTargetDriver;
@@ -60,4 +66,8 @@ export class BackupContext {
 /** The values of a target's configuration that must never be shown. */
 export function targetSecrets(config: BackupTargetConfig): string[] {
   return [...(config.password === null ? [] : [config.password]), ...Object.values(config.env)];
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -37,6 +37,16 @@ export async function buildManifest(
       ...point.app,
       repoUrl: url === undefined || url === null ? null : withoutCredentials(url),
     },
+    ...(point.box && {
+      desired: {
+        apps: point.box.apps,
+        repositories: point.box.repositories.map((repository) => ({
+          ...repository,
+          url: withoutCredentials(repository.url),
+        })),
+        settings: point.box.settings,
+      },
+    }),
     volumes,
     createdAt: point.createdAt,
   };

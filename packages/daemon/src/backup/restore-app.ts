@@ -16,12 +16,15 @@ import type { RestoreBackupBody, RestoreBackupResult } from "@townos/api";
 import { savedAnswersAsGiven, TownError, type PackageSource } from "@townos/format";
 import { flattenPlan, nodeVolumeName } from "../apps/names.js";
 import type { InstallRecord } from "../store/installs.js";
+import type { PointApp } from "../store/restore-points.js";
 import type { BackupContext } from "./context.js";
+import { planVolumes } from "./restore-points.js";
 import type { BackupManifest, BackupTargetDriver, StoredBackup } from "./types.js";
 import { backupView } from "./views.js";
 import { replaceVolumeContent, restoreIntoNewVolume } from "./volume-content.js";
 
-type AppManifest = BackupManifest & { app: NonNullable<BackupManifest["app"]> };
+/** A backup's manifest as one app's: an app's own, or one app's part of a whole-box backup. */
+export type AppManifest = BackupManifest & { app: NonNullable<BackupManifest["app"]> };
 
 export class AppRestorer {
   constructor(private readonly context: BackupContext) {}
@@ -39,19 +42,30 @@ export class AppRestorer {
     }
     this.context.storage();
     const { driver } = this.context.target(body.target);
-    const stored = pickBackup(await driver.list(), body);
-    const manifest = stored.manifest as AppManifest;
+    const { stored, manifest } = pickBackup(await driver.list(), body);
+    const kept = await this.restoreFrom(manifest, driver);
+    return {
+      app: `${repo}/${name}`,
+      version: manifest.app.version,
+      backup: backupView(body.target, stored),
+      kept,
+    };
+  }
+
+  /**
+   * Restores the app the manifest is of from `target`, in place or as a
+   * fresh install. @returns the restore point keeping what it replaced;
+   * null when the app was not installed
+   */
+  async restoreFrom(manifest: AppManifest, target: BackupTargetDriver): Promise<string | null> {
+    const { repo, name } = manifest.app;
     const source = this.packageSource(manifest);
-    const backup = backupView(body.target, stored);
     const release = await this.context.subjects.acquire(`${repo}/${name}`);
     try {
       const installed = this.context.options.installs.get(repo, name);
-      if (installed) {
-        const kept = await this.inPlace(manifest, installed, driver, source);
-        return { app: `${repo}/${name}`, version: manifest.app.version, backup, kept };
-      }
-      await this.freshInstall(manifest, driver, source);
-      return { app: `${repo}/${name}`, version: manifest.app.version, backup, kept: null };
+      if (installed) return await this.inPlace(manifest, installed, target, source);
+      await this.freshInstall(manifest, target, source);
+      return null;
     } finally {
       release();
     }
@@ -227,16 +241,21 @@ function parseApp(app: string): { repo: string; name: string } {
   return { repo: app.slice(0, slash), name: app.slice(slash + 1) };
 }
 
-/** The backup asked for (`at`), or the app's newest on the target. @throws `not_found` */
-function pickBackup(backups: StoredBackup[], body: RestoreBackupBody): StoredBackup {
-  const ofApp = backups.filter(
-    (backup) =>
-      backup.manifest.app !== null &&
-      `${backup.manifest.app.repo}/${backup.manifest.app.name}` === body.app,
-  );
+/**
+ * The backup asked for (`at`), or the app's newest on the target: a backup
+ * of the app, or a whole-box one holding it. @throws `not_found`
+ */
+function pickBackup(
+  backups: StoredBackup[],
+  body: RestoreBackupBody,
+): { stored: StoredBackup; manifest: AppManifest } {
+  const ofApp = backups.flatMap((stored) => {
+    const manifest = appManifestOf(stored.manifest, body.app);
+    return manifest ? [{ stored, manifest }] : [];
+  });
   const found =
     body.at === undefined
-      ? ofApp.reduce<StoredBackup | undefined>(
+      ? ofApp.reduce<(typeof ofApp)[number] | undefined>(
           (newest, backup) =>
             !newest || backup.manifest.createdAt > newest.manifest.createdAt ? backup : newest,
           undefined,
@@ -251,6 +270,39 @@ function pickBackup(backups: StoredBackup[], body: RestoreBackupBody): StoredBac
     );
   }
   return found;
+}
+
+/** The manifest as app `repo/name`'s: its own, or its part of a whole-box backup; undefined when it holds none. */
+export function appManifestOf(manifest: BackupManifest, app: string): AppManifest | undefined {
+  const own = manifest.app;
+  if (own) return `${own.repo}/${own.name}` === app ? { ...manifest, app: own } : undefined;
+  const entry = manifest.desired?.apps.find((boxed) => `${boxed.repo}/${boxed.name}` === app);
+  if (!manifest.desired || !entry) return undefined;
+  const names = new Set(entry.plan ? carriedPlanVolumes(entry.plan, app) : []);
+  const repository = manifest.desired.repositories.find((r) => r.name === entry.repo);
+  return {
+    ...manifest,
+    subject: app,
+    app: {
+      repo: entry.repo,
+      name: entry.name,
+      version: entry.version,
+      definitionHash: entry.definitionHash,
+      answers: entry.answers,
+      plan: entry.plan,
+      repoUrl: repository?.url ?? null,
+    },
+    volumes: manifest.volumes.filter((volume) => names.has(volume.name)),
+  };
+}
+
+/** The volumes of a plan read back from a target, which only looks like one. @throws `invalid_argument` */
+function carriedPlanVolumes(plan: NonNullable<PointApp["plan"]>, app: string): string[] {
+  try {
+    return planVolumes(plan);
+  } catch {
+    throw new TownError("invalid_argument", `the backup's plan of ${app} cannot be read`);
+  }
 }
 
 function sameAnswers(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -3,8 +3,11 @@ import type { Apps } from "../apps/service.js";
 import type { Clock } from "../clock.js";
 import type { Db } from "../store/database.js";
 import type { Installs } from "../store/installs.js";
+import type { Repositories } from "../store/repositories.js";
+import type { Settings } from "../store/settings.js";
 import { RestorePoints } from "../store/restore-points.js";
 import type { Volumes } from "../volumes/volumes.js";
+import { desiredState } from "./desired-state.js";
 import { restorePointHooks } from "./hooks.js";
 import { RestorePointService } from "./restore-points.js";
 import { rollback } from "./rollback.js";
@@ -17,6 +20,8 @@ export function createRestorePoints(options: {
   db: Db;
   clock: Clock;
   installs: Installs;
+  repositories: Repositories;
+  settings: Settings;
   apps: Apps;
   volumes: Volumes;
 }): {
@@ -31,6 +36,7 @@ export function createRestorePoints(options: {
     storage,
     holdApp: (repo, name, stop) => apps.holdApp(repo, name, stop),
     workloads: () => apps.workloads(),
+    desiredState: () => desiredState(options.repositories, options.settings),
     clock: options.clock,
   });
   const hooks = restorePointHooks(restorePoints, installs);

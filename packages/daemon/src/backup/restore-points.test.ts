@@ -65,6 +65,10 @@ describe("RestorePointService", () => {
           return Promise.resolve(true);
         },
       }),
+      desiredState: () => ({
+        repositories: [{ name: "default", url: "https://git.example/town.git", credentials: true }],
+        settings: { "dns.tld": "lan" },
+      }),
       clock: () => now,
     });
   }
@@ -114,6 +118,49 @@ describe("RestorePointService", () => {
       view.volumes.map((entry) => entry.present),
       volumes.map(() => true),
     );
+  });
+
+  it("takes the whole box: every app's volumes, each app quiesced in turn, people's volumes and the desired state", async () => {
+    const guestbook = withBackup(compileExample("guestbook", "1.0"), {
+      quiesce: "stop",
+      command: [],
+      timeoutSeconds: 30,
+    });
+    const points = service(guestbook);
+    const hello = compileExample("hello", "1.0");
+    installs.create(installOf(hello), () => undefined);
+    installs.setRunning("default", "hello", false);
+    const volumes = [...(await makeVolumes(guestbook)), ...(await makeVolumes(hello))];
+    await driver.create("user.photos");
+    await driver.create("uninstalled.default.old.data.20260101T000000Z");
+
+    const point = await points.take("box", "manual");
+    assert.equal(point.subject, "box");
+    assert.equal(point.app, null);
+    assert.deepEqual([...point.volumes].sort(), [...volumes, "user.photos"].sort());
+    assert.equal(point.quiesce, "stop");
+    assert.deepEqual(events.slice(0, 2), [
+      "hold default/guestbook",
+      `stop ${guestbook.hostname} 30`,
+    ]);
+    assert.equal(events.at(-1), "release default/guestbook");
+    assert.deepEqual(
+      point.box?.apps.map((app) => [app.name, app.version, app.running]),
+      [
+        ["guestbook", "1.0", true],
+        ["hello", "1.0", false],
+      ],
+    );
+    assert.deepEqual(point.box.settings, { "dns.tld": "lan" });
+    assert.equal(point.box.repositories[0]?.credentials, true);
+    for (const volume of point.volumes) {
+      assert.deepEqual(
+        (await driver.listSnapshots(volume)).map((snapshot) => snapshot.name),
+        [point.id],
+      );
+    }
+    // Read back from the record as it was written.
+    assert.deepEqual(points.get("box", point.id).box, point.box);
   });
 
   it("gives points taken in the same second distinct ids, also past snapshots made by hand", async () => {
@@ -183,6 +230,7 @@ describe("RestorePointService", () => {
       workloads: () => {
         throw new Error("not expected");
       },
+      desiredState: () => ({ repositories: [], settings: {} }),
       clock: () => now,
     });
     assert.equal(flattenPlan(plan).length, 1);

@@ -6,13 +6,19 @@
  * crash-consistent snapshot, like pulling the plug).
  */
 import { TownError, type CompiledPackage } from "@townos/format";
-import type { RestorePointReason, RestorePointView } from "@townos/api";
+import { BOX_SUBJECT, type RestorePointReason, type RestorePointView } from "@townos/api";
 import type { Clock } from "../clock.js";
 import type { WorkloadRuntime } from "../runtime/workload.js";
 import type { StorageDriver } from "../storage/driver.js";
-import { checkVolumeName, timestamp } from "../storage/names.js";
-import type { Installs } from "../store/installs.js";
-import type { Quiesce, RestorePointRecord, RestorePoints } from "../store/restore-points.js";
+import { checkVolumeName, parseVolumeName, timestamp } from "../storage/names.js";
+import type { InstallRecord, Installs } from "../store/installs.js";
+import type {
+  BoxState,
+  PointApp,
+  Quiesce,
+  RestorePointRecord,
+  RestorePoints,
+} from "../store/restore-points.js";
 import { flattenPlan, nodeVolumeName } from "../apps/names.js";
 import type { BackupSource, RestorePointSource } from "./types.js";
 
@@ -25,6 +31,8 @@ export interface RestorePointServiceOptions {
   holdApp: (repo: string, name: string, stop?: () => Promise<void>) => Promise<() => Promise<void>>;
   /** The apps' workloads: a quiesce command runs in one, `stop` stops them with the package's timeout. */
   workloads: () => Pick<WorkloadRuntime, "exec" | "stop">;
+  /** The box's package repositories and changed settings, for a whole-box restore point. */
+  desiredState: () => Omit<BoxState, "apps">;
   clock: Clock;
 }
 
@@ -34,8 +42,12 @@ export interface PointVolume {
   recordAs: string;
 }
 
-/** What a restore point says of its app. */
-export type PointApp = NonNullable<RestorePointRecord["app"]>;
+/** Volumes snapshotted while their app is quiesced, one app after the other. */
+interface VolumeGroup {
+  app: PointApp | null;
+  quiesce: Quiesce;
+  volumes: PointVolume[];
+}
 
 const MAX_SUFFIX = 99;
 
@@ -47,6 +59,7 @@ export class RestorePointService implements RestorePointSource {
    * @throws `not_found`, `unavailable`, `invalid_argument`
    */
   async take(subject: string, reason: RestorePointReason): Promise<RestorePointRecord> {
+    if (subject === BOX_SUBJECT) return this.takeBox(reason);
     const app = splitApp(subject);
     if (!app) {
       checkVolumeName(subject);
@@ -57,61 +70,100 @@ export class RestorePointService implements RestorePointSource {
     }
     const install = this.options.installs.get(app.repo, app.name);
     if (!install) throw new TownError("not_found", `${subject} is not installed`);
-    const volumes = install.plan ? planVolumes(install.plan) : [];
-    const quiesce = install.plan ? quiesceOf(install.plan) : "none";
-    return this.takeOf(
-      subject,
-      reason,
-      {
-        repo: install.repo,
-        name: install.name,
-        version: install.version,
-        definitionHash: install.definitionHash,
-        answers: install.answers,
-        plan: install.plan,
-      },
-      volumes.map((volume) => ({ current: volume, recordAs: volume })),
-      quiesce,
+    const { volumes, quiesce } = installGroup(install);
+    return this.takeOf(subject, reason, pointApp(install), volumes, quiesce);
+  }
+
+  /**
+   * Takes a whole-box restore point: every app's volumes (each app quiesced
+   * in turn, as its package says) and every person's volume, under one id,
+   * recorded with the box's desired state.
+   */
+  private async takeBox(reason: RestorePointReason): Promise<RestorePointRecord> {
+    const driver = this.options.storage();
+    const installs = this.options.installs.list();
+    const people = (await driver.list()).filter(
+      (volume) => parseVolumeName(volume.name)?.kind === "user",
     );
+    const groups: VolumeGroup[] = [
+      ...installs.map((install) => ({ app: pointApp(install), ...installGroup(install) })),
+      {
+        app: null,
+        quiesce: "none",
+        volumes: people.map(({ name }) => ({ current: name, recordAs: name })),
+      },
+    ];
+    const box: BoxState = {
+      apps: installs.map((install) => ({
+        ...pointApp(install),
+        running: install.running,
+        exposures: install.exposures,
+      })),
+      ...this.options.desiredState(),
+    };
+    return this.takeGroups(BOX_SUBJECT, reason, groups, { app: null, box });
   }
 
   /**
    * Snapshots `volumes` (those that exist) under one new id and records the
    * point; quiesces `app` as asked. A failure leaves no snapshot of it behind.
    */
-  async takeOf(
+  takeOf(
     subject: string,
     reason: RestorePointReason,
     app: PointApp | null,
     volumes: readonly PointVolume[],
     quiesce: Quiesce,
   ): Promise<RestorePointRecord> {
+    return this.takeGroups(subject, reason, [{ app, quiesce, volumes: [...volumes] }], { app });
+  }
+
+  /** Snapshots the groups' volumes that exist under one new id, each group quiesced while its are taken. */
+  private async takeGroups(
+    subject: string,
+    reason: RestorePointReason,
+    groups: readonly VolumeGroup[],
+    record: Pick<RestorePointRecord, "app" | "box">,
+  ): Promise<RestorePointRecord> {
     // An app without volumes has a restore point too (its version and answers), storage or not.
-    const driver = volumes.length > 0 ? this.options.storage() : undefined;
-    const present: PointVolume[] = [];
-    for (const volume of volumes) if (await driver?.exists(volume.current)) present.push(volume);
-    const id = await this.newId(driver, subject, reason, present);
-    const release = driver && present.length > 0 ? await this.quiesce(app, quiesce) : undefined;
+    const driver = groups.some((group) => group.volumes.length > 0)
+      ? this.options.storage()
+      : undefined;
+    const present: VolumeGroup[] = [];
+    for (const group of groups) {
+      const volumes: PointVolume[] = [];
+      for (const volume of group.volumes) {
+        if (await driver?.exists(volume.current)) volumes.push(volume);
+      }
+      present.push({ ...group, volumes });
+    }
+    const all = present.flatMap((group) => group.volumes);
+    const id = await this.newId(driver, subject, reason, all);
     const taken: string[] = [];
     try {
-      for (const volume of present) {
-        if (!driver) break;
-        await driver.snapshot(volume.current, id);
-        taken.push(volume.current);
+      for (const group of present) {
+        if (!driver || group.volumes.length === 0) continue;
+        const release = await this.quiesce(group.app, group.quiesce);
+        try {
+          for (const volume of group.volumes) {
+            await driver.snapshot(volume.current, id);
+            taken.push(volume.current);
+          }
+        } finally {
+          await release();
+        }
       }
     } catch (error) {
       for (const volume of taken) await driver?.removeSnapshot(volume, id).catch(() => false);
       throw error;
-    } finally {
-      await release?.();
     }
     const point: RestorePointRecord = {
       id,
       subject,
-      app,
+      ...record,
       reason,
-      quiesce,
-      volumes: present.map((volume) => volume.recordAs),
+      quiesce: strongest(present.map((group) => group.quiesce)),
+      volumes: all.map((volume) => volume.recordAs),
       createdAt: this.options.clock(),
     };
     this.options.records.add(point);
@@ -281,11 +333,36 @@ export function planVolumes(plan: CompiledPackage): string[] {
   );
 }
 
-/** The strongest quiesce any node of the plan declares: stop over command over none. */
+/** The strongest quiesce any node of the plan declares. */
 export function quiesceOf(plan: CompiledPackage): Quiesce {
-  const declared = flattenPlan(plan).map(({ plan: node }) => node.backup?.quiesce ?? "none");
+  return strongest(flattenPlan(plan).map(({ plan: node }) => node.backup?.quiesce ?? "none"));
+}
+
+/** Stop over command over none. */
+function strongest(declared: readonly Quiesce[]): Quiesce {
   if (declared.includes("stop")) return "stop";
   return declared.includes("command") ? "command" : "none";
+}
+
+/** What a restore point records of an installed app. */
+function pointApp(install: InstallRecord): PointApp {
+  return {
+    repo: install.repo,
+    name: install.name,
+    version: install.version,
+    definitionHash: install.definitionHash,
+    answers: install.answers,
+    plan: install.plan,
+  };
+}
+
+/** The install's volumes, and how its package says to quiesce it. */
+function installGroup(install: InstallRecord): Omit<VolumeGroup, "app"> {
+  const volumes = install.plan ? planVolumes(install.plan) : [];
+  return {
+    quiesce: install.plan ? quiesceOf(install.plan) : "none",
+    volumes: volumes.map((volume) => ({ current: volume, recordAs: volume })),
+  };
 }
 
 function lastLine(text: string): string {

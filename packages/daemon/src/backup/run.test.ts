@@ -127,6 +127,7 @@ function setup() {
     installs: {} as unknown as Installs,
     repositories: { list: () => [] } as unknown as Repositories,
     catalog: {} as unknown as Catalog,
+    settings: { set: () => assert.fail("a run sets no setting") },
     apps: { box: "box1" } as BackupApps,
     openTarget: () => target,
     storage: () => storage,

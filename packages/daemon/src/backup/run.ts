@@ -10,7 +10,7 @@
 import type { KeepPolicy, RestorePointReason } from "@townos/api";
 import { redactText } from "../redact.js";
 import type { RestorePointRecord } from "../store/restore-points.js";
-import { targetSecrets, type BackupContext } from "./context.js";
+import { errorText, targetSecrets, type BackupContext } from "./context.js";
 import { selectKept } from "./keep.js";
 import { buildManifest } from "./manifest.js";
 import type { TargetProgress } from "./types.js";
@@ -183,8 +183,4 @@ function progressText(progress: TargetProgress): string {
   if (total === undefined || total <= 0) return progress.step;
   const percent = Math.min(100, Math.floor((progress.bytes / total) * 100));
   return `${progress.step} (${String(percent)} %)`;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

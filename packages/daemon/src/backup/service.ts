@@ -8,18 +8,21 @@
  * answers `unavailable`.
  */
 import { randomBytes } from "node:crypto";
-import type {
-  AddBackupTargetBody,
-  AddBackupTargetResult,
-  BackupOverview,
-  BackupPolicyView,
-  BackupRunView,
-  BackupTargetView,
-  BackupView,
-  RestoreBackupBody,
-  RestoreBackupResult,
-  RunBackupBody,
-  SetBackupPolicyBody,
+import {
+  BOX_SUBJECT,
+  type AddBackupTargetBody,
+  type AddBackupTargetResult,
+  type BackupOverview,
+  type BackupPolicyView,
+  type BackupRunView,
+  type BackupTargetView,
+  type BackupView,
+  type RestoreBackupBody,
+  type RestoreBackupResult,
+  type RestoreBoxBody,
+  type RestoreBoxResult,
+  type RunBackupBody,
+  type SetBackupPolicyBody,
 } from "@townos/api";
 import { TownError } from "@townos/format";
 import { redactText } from "../redact.js";
@@ -30,6 +33,7 @@ import type { BackupTargetRecord } from "../store/backup-targets.js";
 import { BackupContext, targetSecrets, type BackupContextOptions } from "./context.js";
 import { checkKeepPolicy } from "./keep.js";
 import { AppRestorer } from "./restore-app.js";
+import { BoxRestorer } from "./restore-box.js";
 import { BackupRunner, type RunPlan } from "./run.js";
 import { checkSchedule } from "./schedule.js";
 import { checkTargetLocation, redactLocation } from "./targets/index.js";
@@ -45,6 +49,7 @@ export class Backups {
   private readonly context: BackupContext;
   private readonly runner: BackupRunner;
   private readonly restorer: AppRestorer;
+  private readonly boxRestorer: BoxRestorer;
   /** Runs started in the background, for `stop`. */
   private readonly running = new Set<Promise<void>>();
 
@@ -52,6 +57,7 @@ export class Backups {
     this.context = new BackupContext(options);
     this.runner = new BackupRunner(this.context);
     this.restorer = new AppRestorer(this.context);
+    this.boxRestorer = new BoxRestorer(this.context, this.restorer, options.settings);
   }
 
   /** Storage is set up: policies fire from now on (overdue ones at once). */
@@ -200,10 +206,20 @@ export class Backups {
 
   /** Restores an app from a target (see `restore-app.ts`); the target's secrets are kept out of errors. */
   async restore(body: RestoreBackupBody): Promise<RestoreBackupResult> {
+    return this.keepingSecrets(body.target, () => this.restorer.restore(body));
+  }
+
+  /** Restores the whole box from a target (see `restore-box.ts`). */
+  async restoreBox(body: RestoreBoxBody): Promise<RestoreBoxResult> {
+    return this.keepingSecrets(body.target, () => this.boxRestorer.restore(body));
+  }
+
+  /** Runs `work`, with the target's secrets kept out of its error. */
+  private async keepingSecrets<T>(target: string, work: () => Promise<T>): Promise<T> {
     try {
-      return await this.restorer.restore(body);
+      return await work();
     } catch (error) {
-      const config = this.context.options.targets.get(body.target);
+      const config = this.context.options.targets.get(target);
       throw config ? hideSecrets(error, config) : error;
     }
   }
@@ -253,8 +269,9 @@ export class Backups {
     void work.finally(() => this.running.delete(work));
   }
 
-  /** An installed app `repo/name`, or an existing volume. @throws `not_found`, `invalid_argument`, `unavailable` */
+  /** The whole box, an installed app `repo/name`, or an existing volume. @throws `not_found`, `invalid_argument`, `unavailable` */
   private async checkSubject(subject: string): Promise<void> {
+    if (subject === BOX_SUBJECT) return;
     const slash = subject.indexOf("/");
     if (slash !== -1) {
       const repo = subject.slice(0, slash);

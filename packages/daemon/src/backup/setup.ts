@@ -13,6 +13,7 @@ import { BackupTargets } from "../store/backup-targets.js";
 import type { Db } from "../store/database.js";
 import type { Installs } from "../store/installs.js";
 import type { Repositories } from "../store/repositories.js";
+import type { Settings } from "../store/settings.js";
 import type { Volumes } from "../volumes/volumes.js";
 import { BackupScheduler } from "./scheduler.js";
 import { Backups } from "./service.js";
@@ -25,6 +26,7 @@ export function createBackups(options: {
   installs: Installs;
   repositories: Repositories;
   catalog: Catalog;
+  settings: Settings;
   apps: Apps;
   volumes: Volumes;
   restorePoints: RestorePointSource;
@@ -51,6 +53,7 @@ export function createBackups(options: {
     installs: options.installs,
     repositories: options.repositories,
     catalog: options.catalog,
+    settings: options.settings,
     apps: options.apps,
     // Restores unpack next to the volumes, where they move in from.
     openTarget: (config) => openTarget(config, stagingRootOf(volumes)),

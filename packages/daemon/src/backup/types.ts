@@ -22,7 +22,7 @@
  */
 import type { CompiledPackage } from "@townos/format";
 import type { BackupTargetKind, RestorePointReason } from "@townos/api";
-import type { RestorePointRecord } from "../store/restore-points.js";
+import type { BoxApp, RestorePointRecord } from "../store/restore-points.js";
 import type { Owner } from "../storage/driver.js";
 
 export const MANIFEST_FORMAT = 1;
@@ -58,8 +58,19 @@ export interface BackupManifest {
     /** The package repository's URL (credentials left out), to say what to add before a restore. */
     repoUrl: string | null;
   } | null;
+  /** Only in a whole-box backup (subject `box`): the box's desired state then. */
+  desired?: BackupManifestBox;
   volumes: BackupManifestVolume[];
   createdAt: number;
+}
+
+/** The desired state a whole-box backup carries; its volumes are every app's and every person's. */
+export interface BackupManifestBox {
+  apps: BoxApp[];
+  /** In their order, URLs without credentials: one that had some is marked so. */
+  repositories: { name: string; url: string; credentials: boolean }[];
+  /** The settings changed from their defaults. */
+  settings: Record<string, number | string | boolean>;
 }
 
 /** A volume's content to back up: a read-only snapshot, with the older snapshots of it still on the box. */

@@ -239,4 +239,9 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX backup_runs_subject ON backup_runs(subject, started_at);
   `,
+  `
+  -- A whole-box restore point (subject 'box') records the desired state it
+  -- was taken with: every app, the package repositories and the settings (JSON).
+  ALTER TABLE restore_points ADD COLUMN box TEXT;
+  `,
 ];

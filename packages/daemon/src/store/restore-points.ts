@@ -1,9 +1,37 @@
 import type { CompiledPackage } from "@townos/format";
 import type { RestorePointReason } from "@townos/api";
+import type { ExposureLevel } from "./installs.js";
 import { sql, type Db } from "./database.js";
 
 /** How an app was quiesced for a restore point. */
 export type Quiesce = "none" | "stop" | "command";
+
+/** An app as a restore point records it. */
+export interface PointApp {
+  repo: string;
+  name: string;
+  version: string;
+  definitionHash: string;
+  answers: Record<string, string>;
+  plan: CompiledPackage | null;
+}
+
+/** An app as a whole-box restore point records it: with what a person chose for it. */
+export interface BoxApp extends PointApp {
+  /** False when a person had stopped it. */
+  running: boolean;
+  /** Host port → exposure, where a person changed it. */
+  exposures: Record<string, ExposureLevel>;
+}
+
+/** What a whole-box restore point records besides its volumes: the box's desired state then. */
+export interface BoxState {
+  apps: BoxApp[];
+  /** Package repositories in their order; `url` as configured (the manifest strips credentials). */
+  repositories: { name: string; url: string; credentials: boolean }[];
+  /** The settings changed from their defaults. */
+  settings: Record<string, number | string | boolean>;
+}
 
 /** A restore point as recorded: which snapshots were taken together, and what the app was then. */
 export interface RestorePointRecord {
@@ -12,14 +40,9 @@ export interface RestorePointRecord {
   /** `repo/name` of an app, or a volume's name. */
   subject: string;
   /** The app whose volumes these are; null for a volume of no app. */
-  app: {
-    repo: string;
-    name: string;
-    version: string;
-    definitionHash: string;
-    answers: Record<string, string>;
-    plan: CompiledPackage | null;
-  } | null;
+  app: PointApp | null;
+  /** Only for the subject `box`. */
+  box?: BoxState;
   reason: RestorePointReason;
   quiesce: Quiesce;
   /** The volumes snapshotted, by name. */
@@ -40,6 +63,7 @@ interface Row {
   quiesce: string;
   volumes: string;
   created_at: number;
+  box: string | null;
 }
 
 /** The record of restore points; the snapshots themselves are the storage driver's. */
@@ -50,8 +74,8 @@ export class RestorePoints {
     sql(
       this.db,
       `INSERT INTO restore_points
-         (id, subject, repo, name, reason, version, definition_hash, answers, plan, quiesce, volumes, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         (id, subject, repo, name, reason, version, definition_hash, answers, plan, quiesce, volumes, created_at, box)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       point.id,
       point.subject,
@@ -65,6 +89,7 @@ export class RestorePoints {
       point.quiesce,
       JSON.stringify(point.volumes),
       point.createdAt,
+      point.box ? JSON.stringify(point.box) : null,
     );
   }
 
@@ -117,5 +142,6 @@ function toRecord(row: Row): RestorePointRecord {
     quiesce: row.quiesce as Quiesce,
     volumes: JSON.parse(row.volumes) as string[],
     createdAt: row.created_at,
+    ...(row.box === null ? {} : { box: JSON.parse(row.box) as BoxState }),
   };
 }

@@ -12,6 +12,8 @@ import {
   BackupViewSchema,
   RestoreBackupBody,
   RestoreBackupResultSchema,
+  RestoreBoxBody,
+  RestoreBoxResultSchema,
   RunBackupBody,
   SetBackupPolicyBody,
   type AddBackupTargetResult,
@@ -21,6 +23,7 @@ import {
   type BackupTargetView,
   type BackupView,
   type RestoreBackupResult,
+  type RestoreBoxResult,
 } from "@townos/api";
 import { type ApiOptions, services } from "../context.js";
 
@@ -189,5 +192,22 @@ export function registerBackupRoutes(api: FastifyInstance, options: ApiOptions):
       },
     },
     async (request) => backups().restore(request.body),
+  );
+
+  api.post<{ Body: RestoreBoxBody; Reply: RestoreBoxResult }>(
+    "/backups/restore-box",
+    {
+      config: {
+        access: "admin",
+        audit: { action: "backup.restore-box", target: (r) => (r.body as RestoreBoxBody).target },
+      },
+      schema: {
+        summary:
+          "Restore the whole box from a backup of it: package repositories, settings, people's volumes and every app, each part reported",
+        body: RestoreBoxBody,
+        response: { 200: RestoreBoxResultSchema },
+      },
+    },
+    async (request) => backups().restoreBox(request.body),
   );
 }

@@ -101,8 +101,11 @@ function isManifest(value: unknown): value is BackupManifest {
     return false;
   const createdAt = value["createdAt"];
   if (!Number.isSafeInteger(createdAt) || (createdAt as number) < 0) return false;
+  const desired = value["desired"];
+  if (desired !== undefined && !isDesired(desired)) return false;
   const volumes = value["volumes"];
-  if (!Array.isArray(volumes) || volumes.length === 0) return false;
+  // Only a whole box may have no volume: its apps' state is a backup too.
+  if (!Array.isArray(volumes) || (volumes.length === 0 && desired === undefined)) return false;
   const seen = new Set<string>();
   for (const volume of volumes as unknown[]) {
     if (!isObject(volume) || typeof volume["name"] !== "string") return false;
@@ -122,18 +125,49 @@ function isManifest(value: unknown): value is BackupManifest {
   }
   const app = value["app"];
   if (app !== null) {
-    if (!isObject(app)) return false;
-    for (const key of ["repo", "name", "version", "definitionHash"] as const) {
-      if (typeof app[key] !== "string") return false;
-    }
-    const answers = app["answers"];
-    if (!isObject(answers) || Object.values(answers).some((answer) => typeof answer !== "string"))
-      return false;
-    // The plan is only carried: whoever uses it compiles the package again to check it.
-    if (app["plan"] !== null && !isObject(app["plan"])) return false;
+    if (!isApp(app)) return false;
     if (app["repoUrl"] !== null && typeof app["repoUrl"] !== "string") return false;
   }
   return true;
+}
+
+/** What a manifest says of an app: strings, answers as strings, a plan that is only carried. */
+function isApp(app: unknown): app is Record<string, unknown> {
+  if (!isObject(app)) return false;
+  for (const key of ["repo", "name", "version", "definitionHash"] as const) {
+    if (typeof app[key] !== "string") return false;
+  }
+  const answers = app["answers"];
+  if (!isObject(answers) || Object.values(answers).some((answer) => typeof answer !== "string"))
+    return false;
+  // The plan is only carried: whoever uses it compiles the package again to check it.
+  return app["plan"] === null || isObject(app["plan"]);
+}
+
+const EXPOSURES: readonly unknown[] = ["local", "lan", "internet"];
+
+function isDesired(desired: unknown): boolean {
+  if (!isObject(desired)) return false;
+  const { apps, repositories, settings } = desired;
+  if (!Array.isArray(apps) || !Array.isArray(repositories) || !isObject(settings)) return false;
+  const appsValid = (apps as unknown[]).every(
+    (app) =>
+      isApp(app) &&
+      typeof app["running"] === "boolean" &&
+      isObject(app["exposures"]) &&
+      Object.values(app["exposures"]).every((level) => EXPOSURES.includes(level)),
+  );
+  const repositoriesValid = (repositories as unknown[]).every(
+    (repository) =>
+      isObject(repository) &&
+      typeof repository["name"] === "string" &&
+      typeof repository["url"] === "string" &&
+      typeof repository["credentials"] === "boolean",
+  );
+  const settingsValid = Object.values(settings).every((setting) =>
+    ["string", "number", "boolean"].includes(typeof setting),
+  );
+  return appsValid && repositoriesValid && settingsValid;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
