@@ -38,7 +38,8 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "run me as root (Podman runs rootful containers for Town OS)"
 
 # --- 1. packages -----------------------------------------------------------
-debian_packages=(podman runc busybox-static netavark aardvark-dns)
+# netavark sets up container networks through iptables (its nft backend on Debian 12), only recommended by it.
+debian_packages=(podman runc busybox-static netavark aardvark-dns iptables)
 # shellcheck source=lib/debian-packages.sh
 source "$(dirname "$0")/lib/debian-packages.sh"
 install_debian_packages --no-install-recommends
