@@ -3,8 +3,10 @@
  * files, apps in the real Podman, a package repository over smart HTTP,
  * a local restic repository and a directory target. A backup restores in
  * place (what it replaced kept as a restore point), retention keeps what the
- * policy says on both sides, a target that vanished fails and says so, and
- * a new daemon on a fresh data directory brings the app back from restic.
+ * policy says on both sides, a target that vanished fails and says so, a
+ * new daemon on a fresh data directory brings the app back from restic, and
+ * a backup of the whole box brings back its repository, settings, people's
+ * volumes and apps (stopped where they were) on a box that has none of them.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -66,21 +68,27 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
   let server: GitServer | undefined;
   /** Every daemon started, with its data directory. */
   const daemons = new Map<RunningDaemon, string>();
+  /** Each daemon's administrator. */
+  const admins = new Map<RunningDaemon, TownClient>();
   let daemon: RunningDaemon;
   let admin: TownClient;
   let resticPassword: string;
   /** A second btrfs, standing in for a USB disk. */
   let usb: LoopBtrfs | undefined;
 
-  /** Starts a daemon on its own data directory and btrfs loop file, signed in, with the repository added. */
-  async function boxAt(dir: string): Promise<{ daemon: RunningDaemon; admin: TownClient }> {
+  /** Starts a daemon on its own data directory and btrfs loop file, signed in, with the repository added (unless told not to). */
+  async function boxAt(
+    dir: string,
+    withRepository = true,
+  ): Promise<{ daemon: RunningDaemon; admin: TownClient }> {
     assert.ok(test && server);
     const started = await startPodmanDaemon(join(scratch, dir), test.podman, {
       apps: { storageLoopBytes: 512 * MiB, resyncMs: 5_000 },
     });
     daemons.set(started, join(scratch, dir, "data"));
     const client = await setupAdmin(started);
-    await client.addRepository({ name: repo, url: server.url("notes.git") });
+    admins.set(started, client);
+    if (withRepository) await client.addRepository({ name: repo, url: server.url("notes.git") });
     await untilAppsAvailable(client);
     return { daemon: started, admin: client };
   }
@@ -399,5 +407,78 @@ describe("backups with real btrfs, restic and Podman", { skip, timeout: 240_000 
       await readFile(join(dataVolume(fresh.daemon).path, "note.txt"), "utf8"),
       "the original note\n",
     );
+  });
+
+  it("backs up the whole box and restores it onto a fresh box: repository, settings, a person's volume and the app as it was", async () => {
+    const current = [...daemons.keys()].at(-1);
+    assert.ok(current);
+    const client = admins.get(current);
+    assert.ok(client);
+    await client.createVolume({ name: "photos", quota: "8mb" });
+    const photos = volumePath(storageRoot(current), "user.photos");
+    await mkdir(join(photos, "2026"));
+    await writeFile(join(photos, "2026", "beach.txt"), "a day at the beach\n");
+    await client.setSetting("uploads.unpack_timeout", 600);
+    await client.changeApp({ action: "stop", repo, name: "notes" }, () => undefined);
+    await writeFile(join(dataVolume(current).path, "note.txt"), "the note of the whole box\n");
+    await mkdir(join(scratch, "whole"));
+    await client.addBackupTarget({ name: "whole", kind: "path", location: join(scratch, "whole") });
+    const [run] = await runAndWait(client, { subject: "box", target: "whole" });
+    assert.equal(run?.state, "ok", run?.error ?? "");
+    const [held] = await client.targetBackups("whole");
+    assert.equal(held?.subject, "box");
+    assert.deepEqual([...held.volumes].sort(), [dataVolume(current).name, "user.photos"].sort());
+
+    // One app of the box comes back from it alone too, in place.
+    await writeFile(join(dataVolume(current).path, "note.txt"), "changed after\n");
+    const one = await client.restoreBackup({ app, target: "whole" });
+    assert.equal(one.backup.id, held.id);
+    assert.ok(one.kept);
+    assert.equal(
+      await readFile(join(dataVolume(current).path, "note.txt"), "utf8"),
+      "the note of the whole box\n",
+    );
+
+    await client.uninstallApp(repo, "notes", { purge: true });
+    await current.stop();
+    const fresh = await boxAt("c", false);
+    await fresh.admin.addBackupTarget({
+      name: "whole",
+      kind: "path",
+      location: join(scratch, "whole"),
+    });
+    const restored = await fresh.admin.restoreBox({ target: "whole" });
+    assert.equal(restored.backup.id, held.id);
+    assert.deepEqual(restored.repositories, [
+      { name: repo, url: server?.url("notes.git"), state: "added", error: null },
+    ]);
+    assert.deepEqual(restored.settings, [{ key: "uploads.unpack_timeout", ok: true, error: null }]);
+    assert.deepEqual(restored.volumes, [{ volume: "user.photos", state: "restored", error: null }]);
+    assert.deepEqual(restored.apps, [
+      { app, version: "1.0", state: "restored", kept: null, error: null },
+    ]);
+    assert.equal(
+      await readFile(join(dataVolume(fresh.daemon).path, "note.txt"), "utf8"),
+      "the note of the whole box\n",
+    );
+    const freshPhotos = volumePath(storageRoot(fresh.daemon), "user.photos");
+    assert.equal(
+      await readFile(join(freshPhotos, "2026", "beach.txt"), "utf8"),
+      "a day at the beach\n",
+    );
+    assert.equal((await fresh.admin.volume("user.photos")).quota, 8 * MiB);
+    const setting = (await fresh.admin.settings()).items.find(
+      (item) => item.key === "uploads.unpack_timeout",
+    );
+    assert.equal(setting?.value, 600);
+    const view = await fresh.admin.app(repo, "notes");
+    assert.equal(view.running, false, "stopped, as it was on the old box");
+
+    // Again over itself: everything is there, the app is restored in place.
+    const again = await fresh.admin.restoreBox({ target: "whole" });
+    assert.equal(again.repositories[0]?.state, "present");
+    assert.equal(again.volumes[0]?.state, "present");
+    assert.equal(again.apps[0]?.state, "restored");
+    assert.ok(again.apps[0].kept);
   });
 });

@@ -49,6 +49,36 @@ describe("backup manifests", () => {
     });
   });
 
+  it("carry a whole box's desired state, its repositories without credentials", async () => {
+    const app = point.app;
+    assert.ok(app);
+    const box: RestorePointRecord = {
+      ...point,
+      subject: "box",
+      app: null,
+      volumes: [],
+      box: {
+        apps: [{ ...app, running: true, exposures: {} }],
+        repositories: [
+          { name: "main", url: "https://ann:hunter22@git.example/pkgs.git", credentials: true },
+        ],
+        settings: { "dns.tld": "lan" },
+      },
+    };
+    const manifest = await buildManifest(box, {
+      box: "0a1b2c",
+      storage: { attributes: () => Promise.resolve(undefined) },
+      repositoryUrl: () => undefined,
+    });
+    assert.deepEqual(manifest.desired, {
+      apps: box.box?.apps,
+      repositories: [{ name: "main", url: "https://git.example/pkgs.git", credentials: true }],
+      settings: { "dns.tld": "lan" },
+    });
+    assert.equal(manifest.app, null);
+    assert.doesNotMatch(JSON.stringify(manifest), /hunter22/);
+  });
+
   it("refuses a restore point whose volume is gone", async () => {
     await assert.rejects(
       buildManifest(point, {

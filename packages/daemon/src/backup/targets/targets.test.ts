@@ -91,6 +91,53 @@ describe("stored backups", () => {
     assert.equal(parseStored(`"${"x".repeat(5 * 1024 * 1024)}"`), undefined);
   });
 
+  it("reads back a whole box's desired state, which may come without volumes, and refuses a malformed one", () => {
+    const desired: NonNullable<BackupManifest["desired"]> = {
+      apps: [
+        {
+          ...{ repo: "default", name: "wiki", version: "1.0.0", definitionHash: "abc" },
+          answers: {},
+          plan: null,
+          running: false,
+          exposures: { "8080": "lan" },
+        },
+      ],
+      repositories: [{ name: "default", url: "https://git.example/r.git", credentials: false }],
+      settings: { "dns.tld": "lan", "uploads.max_size": 1024 },
+    };
+    const box = { ...manifest, subject: "box", app: null, desired, volumes: [] };
+    const stored = { manifest: box, bytes: 0, incremental: false };
+    assert.deepEqual(parseStored(encodeStored(stored)), stored);
+    const withDesired = (change: (copy: Record<string, unknown>) => void) => {
+      const copy = structuredClone(desired) as unknown as Record<string, unknown>;
+      change(copy);
+      return parseStored(encodeStored({ ...stored, manifest: { ...box, desired: copy as never } }));
+    };
+    const [app] = desired.apps;
+    assert.ok(app);
+    assert.equal(
+      withDesired((copy) => (copy["apps"] = [{ ...app, exposures: { "80": "world" } }])),
+      undefined,
+    );
+    assert.equal(
+      withDesired((copy) => (copy["apps"] = [{ ...app, running: "yes" }])),
+      undefined,
+    );
+    assert.equal(
+      withDesired((copy) => (copy["repositories"] = [{ name: "default" }])),
+      undefined,
+    );
+    assert.equal(
+      withDesired((copy) => (copy["settings"] = { "dns.tld": { nested: true } })),
+      undefined,
+    );
+    // Without its desired state, a backup with no volume is nothing.
+    assert.equal(
+      parseStored(encodeStored({ ...stored, manifest: { ...manifest, volumes: [] } })),
+      undefined,
+    );
+  });
+
   it("checks that the sources are the manifest's volumes and snapshot", () => {
     const source = {
       volume: "pkg.default.wiki.data",
