@@ -8,6 +8,8 @@ import { after, before, describe, it } from "node:test";
 import type {
   BackupOverview,
   BackupRunView,
+  BackupView,
+  RestoreBoxResult,
   RestorePointView,
   RollbackResult,
 } from "@townos/client";
@@ -17,6 +19,8 @@ import { readPasswordFile, targetRequest, type TargetFlags } from "./backup-comm
 import {
   agoText,
   backupTable,
+  boxRestoreFailures,
+  boxRestoreText,
   keepText,
   localTime,
   overviewText,
@@ -44,6 +48,61 @@ const POINT: RestorePointView = {
   quiesce: "stop",
   createdAt: NOW - 2 * HOUR,
   volumes: [DATA, DB],
+};
+
+const BOX_BACKUP: BackupView = {
+  id: "20261203T030000Z-schedule",
+  target: "disk",
+  subject: "box",
+  app: null,
+  createdAt: NOW - 19 * HOUR,
+  volumes: ["pkg.main.wiki.data", "pkg.main.wiki.db", "user.ann.photos"],
+  bytes: 8192,
+  incremental: false,
+};
+
+/** A whole-box restore where one part of each kind went wrong. */
+const BOX_RESULT: RestoreBoxResult = {
+  backup: BOX_BACKUP,
+  repositories: [
+    { name: "main", url: "https://example.org/main.git", state: "present", error: null },
+    { name: "extra", url: "https://example.org/extra.git", state: "added", error: null },
+    {
+      name: "private",
+      url: "https://example.org/p.git",
+      state: "failed",
+      error: "401\nunauthorized",
+    },
+  ],
+  settings: [
+    { key: "net.hostname", ok: true, error: null },
+    { key: "mail.relay", ok: false, error: "not a host" },
+  ],
+  volumes: [
+    { volume: "user.ann.photos", state: "restored", error: null },
+    { volume: "user.bob.music", state: "present", error: null },
+    { volume: "user.cy.notes", state: "failed", error: "quota exceeded" },
+  ],
+  apps: [
+    {
+      app: "main/wiki",
+      version: "1.2.0",
+      state: "restored",
+      kept: "20261203T215900Z-restore",
+      error: null,
+    },
+    { app: "main/blog", version: "2.0.0", state: "restored", kept: null, error: null },
+    { app: "extra/chat", version: "0.3.0", state: "failed", kept: null, error: "image not found" },
+  ],
+};
+
+/** The same restore with every part done. */
+const BOX_DONE: RestoreBoxResult = {
+  ...BOX_RESULT,
+  repositories: BOX_RESULT.repositories.filter((r) => r.state !== "failed"),
+  settings: BOX_RESULT.settings.filter((s) => s.ok),
+  volumes: [],
+  apps: BOX_RESULT.apps.filter((a) => a.state !== "failed"),
 };
 
 function run(extra: Partial<BackupRunView>): BackupRunView {
@@ -272,6 +331,41 @@ describe("restore points and backups as town prints them", () => {
     );
     assert.match(lines[2] ?? "", /^a .* +– +full$/);
   });
+
+  it("says a box backup is of the whole box, with how many volumes it holds", () => {
+    const lines = backupTable([BOX_BACKUP], NOW).split("\n");
+    assert.match(
+      lines[1] ?? "",
+      /^20261203T030000Z-schedule +box \(whole box\) +- +.*\(19 h ago\) +3 +8\.0 KiB +full$/,
+    );
+  });
+
+  it("shows a whole-box restore part by part, failures with why, and counts them", () => {
+    const text = boxRestoreText(BOX_RESULT, NOW);
+    assert.match(
+      text,
+      /^the whole box from backup 20261203T030000Z-schedule, taken .* \(19 h ago\), on disk:\n/,
+    );
+    assert.match(text, /^REPOSITORIES\nNAME +URL +STATE\nmain +\S+ +present \(kept as it is\)$/m);
+    assert.match(text, /^extra +https:\/\/example\.org\/extra\.git +added$/m);
+    assert.match(text, /^private +\S+ +failed: 401 unauthorized$/m);
+    assert.match(
+      text,
+      /^SETTINGS\nKEY +STATE\nnet\.hostname +set\nmail\.relay +failed: not a host$/m,
+    );
+    assert.match(text, /^user\.ann\.photos +restored$/m);
+    assert.match(text, /^user\.bob\.music +present \(left as it is\)$/m);
+    assert.match(text, /^user\.cy\.notes +failed: quota exceeded$/m);
+    assert.match(
+      text,
+      /^main\/wiki +1\.2\.0 +restored; what it replaced is kept as 20261203T215900Z-restore$/m,
+    );
+    assert.match(text, /^main\/blog +2\.0\.0 +restored$/m);
+    assert.match(text, /^extra\/chat +0\.3\.0 +failed: image not found$/m);
+    assert.equal(boxRestoreFailures(BOX_RESULT), 4);
+    assert.equal(boxRestoreFailures(BOX_DONE), 0);
+    assert.match(boxRestoreText(BOX_DONE, NOW), /^VOLUMES\nnone$/m);
+  });
 });
 
 describe("town app rollback and town backup run against a daemon", () => {
@@ -361,6 +455,54 @@ describe("town app rollback and town backup run against a daemon", () => {
     );
     assert.match(waited.stdout, /^7 +main\/wiki +disk +manual .* failed: target gone$/m);
     assert.equal(waited.code, 1);
+  });
+
+  it("refuses to restore the whole box without --yes when there is no terminal to ask on", async () => {
+    requests = [];
+    answers = {};
+    const refused = await town("backup", "restore", "box", "--from", "disk");
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /^town: Restore the whole box from its backup \(the newest\) on disk: add the repositories missing here, .*: confirm with --yes/,
+    );
+    assert.deepEqual(requests, []);
+    const asNew = await town("backup", "restore", "box", "--from", "disk", "--as-new", "--yes");
+    assert.equal(asNew.code, 2);
+    assert.match(asNew.stderr, /--as-new is for an app, not the whole box/);
+    assert.deepEqual(requests, []);
+  });
+
+  it("restores the whole box with --yes, printing each part, and exits 1 when a part failed", async () => {
+    requests = [];
+    answers = { "POST /api/v1/backups/restore-box": [BOX_RESULT] };
+    const restored = await town(
+      "backup",
+      "restore",
+      "box",
+      "--from",
+      "disk",
+      "--at",
+      BOX_BACKUP.id,
+      "--yes",
+    );
+    assert.deepEqual(requests, [
+      `POST /api/v1/backups/restore-box {"target":"disk","at":"${BOX_BACKUP.id}"}`,
+    ]);
+    assert.match(restored.stdout, /^private +\S+ +failed: 401 unauthorized$/m);
+    assert.match(restored.stdout, /^extra\/chat +0\.3\.0 +failed: image not found$/m);
+    assert.match(restored.stderr, /town: 4 part\(s\) of the restore failed/);
+    assert.equal(restored.code, 1);
+  });
+
+  it("exits 0 when every part of the whole box came back, --json printing the result", async () => {
+    requests = [];
+    answers = { "POST /api/v1/backups/restore-box": [BOX_DONE] };
+    const restored = await town("backup", "restore", "box", "--from", "disk", "--yes", "--json");
+    assert.deepEqual(requests, ['POST /api/v1/backups/restore-box {"target":"disk"}']);
+    assert.deepEqual(JSON.parse(restored.stdout), BOX_DONE);
+    assert.doesNotMatch(restored.stderr, /failed/);
+    assert.equal(restored.code, 0);
   });
 
   it("sets a policy from the text form of --keep", async () => {

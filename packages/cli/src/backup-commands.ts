@@ -4,7 +4,10 @@ import type { Command } from "commander";
 import type { AddBackupTargetBody, BackupRunView, TownClient } from "@townos/client";
 import { collect } from "./answers.js";
 import {
+  BOX,
   backupTable,
+  boxRestoreFailures,
+  boxRestoreText,
   keepText,
   overviewText,
   parseEnv,
@@ -165,9 +168,12 @@ export function registerBackupCommands(
   policy
     .command("set")
     .description(
-      "restore points of an app or a volume on a schedule, kept by a policy, and sent to targets",
+      "restore points of an app, a volume or the whole box on a schedule, kept by a policy, and sent to targets",
     )
-    .argument("<subject>", "REPO/NAME of an app, or a volume's name")
+    .argument(
+      "<subject>",
+      "REPO/NAME of an app, a volume's name, or box: the whole box (repositories, changed settings, people's volumes, every app)",
+    )
     .requiredOption("--schedule <cron>", "five-field cron, in UTC, e.g. '0 * * * *' (hourly)")
     .requiredOption(
       "--keep <policy>",
@@ -216,7 +222,10 @@ export function registerBackupCommands(
   backup
     .command("run")
     .description("back up now: one subject, or every one with a policy")
-    .argument("[subject]", "REPO/NAME or a volume (default: every subject with a policy)")
+    .argument(
+      "[subject]",
+      "REPO/NAME, a volume, or box for the whole box (default: every subject with a policy)",
+    )
     .option("--target <name>", "send to this target (default: the policy's)")
     .option("--wait", "follow the runs to their end; exit 1 when one failed")
     .option("--json")
@@ -258,11 +267,14 @@ export function registerBackupCommands(
   backup
     .command("restore")
     .description(
-      "bring an app (version, answers and data) back from a target, in place (what it replaces is kept as a restore point) or onto a box without it",
+      "bring an app (version, answers and data) back from a target, in place (what it replaces is kept as a restore point) or onto a box without it; or, given box, the whole box: missing repositories added, settings set, missing volumes made and every app restored in place",
     )
-    .argument("<app>", "REPO/NAME")
+    .argument("<app>", "REPO/NAME, or box for the whole box")
     .requiredOption("--from <target>", "the target holding the backup")
-    .option("--at <id>", "the backup (default: the app's newest on the target)")
+    .option(
+      "--at <id>",
+      "the backup: an app's or the whole box's (default: the newest of the app, or of the box, on the target)",
+    )
     .option(
       "--as-new",
       "install it beside the app as NAME-restored (the daemon refuses this for now: an app is installed under its package's name)",
@@ -274,6 +286,10 @@ export function registerBackupCommands(
         spec: string,
         flags: JsonFlag & { from: string; at?: string; asNew?: boolean; yes?: boolean },
       ) => {
+        if (spec === BOX) {
+          await restoreBox(flags);
+          return;
+        }
         const { repo, name } = appSpec(spec);
         if (flags.asNew !== true) {
           await confirm(
@@ -297,6 +313,29 @@ export function registerBackupCommands(
         }
       },
     );
+
+  /** `town backup restore box`: every part is tried; any that failed makes the exit 1. */
+  async function restoreBox(
+    flags: JsonFlag & { from: string; at?: string; asNew?: boolean; yes?: boolean },
+  ): Promise<void> {
+    if (flags.asNew === true) throw new UsageError("--as-new is for an app, not the whole box");
+    await confirm(
+      io,
+      `Restore the whole box from its backup ${flags.at ?? "(the newest)"} on ${flags.from}: add the repositories missing here, set the backed-up settings, make the missing volumes and restore every app in place (what each replaces is kept as a restore point first)`,
+      flags.yes,
+    );
+    io.stderr("… restoring the whole box: this can take minutes\n");
+    const result = await (
+      await client()
+    ).restoreBox({ target: flags.from, ...(flags.at === undefined ? {} : { at: flags.at }) });
+    if (flags.json) json(result);
+    else print(boxRestoreText(result, Date.now()));
+    const failed = boxRestoreFailures(result);
+    if (failed > 0) {
+      io.stderr(`town: ${failed} part(s) of the restore failed (see above); the others are done\n`);
+      setExit(1);
+    }
+  }
 }
 
 /** Waits for the started runs to end, showing each new step on stderr; their last views. */

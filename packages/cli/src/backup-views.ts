@@ -1,10 +1,12 @@
 import type {
+  BOX_SUBJECT,
   BackupOverview,
   BackupPolicyView,
   BackupRunView,
   BackupTargetView,
   BackupView,
   KeepPolicy,
+  RestoreBoxResult,
   RestorePointView,
   RollbackResult,
 } from "@townos/client";
@@ -14,6 +16,14 @@ import { formatBytes, table, oneLine } from "./text.js";
 import { UsageError } from "./usage.js";
 
 // Restore points and backups as `town app snapshots` and `town backup` print them.
+
+/** The subject naming the whole box (its type ties it to the API's constant). */
+export const BOX: typeof BOX_SUBJECT = "box";
+
+/** A subject as a table shows it: the whole box said so. */
+function subjectText(subject: string): string {
+  return subject === BOX ? "box (whole box)" : subject;
+}
 
 /** The daemon's own parsers, their refusals made usage errors (exit 2) naming the flag. */
 function asUsage<T>(flag: string, parse: () => T): T {
@@ -216,7 +226,7 @@ export function backupTable(backups: readonly BackupView[], now: number): string
       .sort((a, b) => b.createdAt - a.createdAt)
       .map((backup) => [
         backup.id,
-        backup.subject,
+        subjectText(backup.subject),
         backup.app?.version ?? "-",
         whenText(backup.createdAt, now),
         String(backup.volumes.length),
@@ -224,4 +234,61 @@ export function backupTable(backups: readonly BackupView[], now: number): string
         backup.incremental ? "incremental" : "full",
       ]),
   );
+}
+
+/** A part's state, with why it failed. */
+function partState(state: string, error: string | null): string {
+  return state === "failed" ? `failed: ${oneLine(error ?? "unknown error")}` : state;
+}
+
+/** How many parts of a whole-box restore failed (each part is tried whatever the others did). */
+export function boxRestoreFailures(result: RestoreBoxResult): number {
+  return [
+    ...result.repositories.map((r) => r.state === "failed"),
+    ...result.settings.map((s) => !s.ok),
+    ...result.volumes.map((v) => v.state === "failed"),
+    ...result.apps.map((a) => a.state === "failed"),
+  ].filter(Boolean).length;
+}
+
+/** `town backup restore box`: what happened to each repository, setting, volume and app. */
+export function boxRestoreText(result: RestoreBoxResult, now: number): string {
+  const section = (title: string, header: string[], rows: string[][]): string =>
+    `${title}\n${rows.length === 0 ? "none" : table(header, rows)}`;
+  return [
+    `the whole box from backup ${result.backup.id}, taken ${whenText(result.backup.createdAt, now)}, on ${result.backup.target}:`,
+    section(
+      "REPOSITORIES",
+      ["NAME", "URL", "STATE"],
+      result.repositories.map((r) => [
+        r.name,
+        r.url,
+        r.state === "present" ? "present (kept as it is)" : partState(r.state, r.error),
+      ]),
+    ),
+    section(
+      "SETTINGS",
+      ["KEY", "STATE"],
+      result.settings.map((s) => [s.key, s.ok ? "set" : partState("failed", s.error)]),
+    ),
+    section(
+      "VOLUMES",
+      ["VOLUME", "STATE"],
+      result.volumes.map((v) => [
+        v.volume,
+        v.state === "present" ? "present (left as it is)" : partState(v.state, v.error),
+      ]),
+    ),
+    section(
+      "APPS",
+      ["APP", "VERSION", "STATE"],
+      result.apps.map((a) => [
+        a.app,
+        a.version,
+        a.state === "restored" && a.kept !== null
+          ? `restored; what it replaced is kept as ${a.kept}`
+          : partState(a.state, a.error),
+      ]),
+    ),
+  ].join("\n\n");
 }
