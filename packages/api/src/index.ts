@@ -23,3 +23,4 @@ export * from "./system.js";
 export * from "./undeclared.js";
 export * from "./vm-images.js";
 export * from "./volumes.js";
+export * from "./state.js";

@@ -79,6 +79,11 @@ import type {
   RestoreBackupResult,
   RestoreBoxBody,
   RestoreBoxResult,
+  SetStateBody,
+  StateExport,
+  StateHook,
+  StateSecrets,
+  StateStatus,
   RestorePointView,
   RollbackResult,
   RunBackupBody,
@@ -715,6 +720,49 @@ export class TownClient {
   /** Restores the whole box from a target: repositories, settings, people's volumes and every app. */
   restoreBox(input: RestoreBoxBody): Promise<RestoreBoxResult> {
     return this.request("POST", "/backups/restore-box", { body: input });
+  }
+
+  /** The state repository (GitOps): its setting, the commit the box is on, what it manages, its history. */
+  stateStatus(): Promise<StateStatus> {
+    return this.request("GET", "/state");
+  }
+
+  /** Points the box at a state repository; it syncs at once and then every interval. */
+  setState(input: SetStateBody): Promise<StateStatus> {
+    return this.request("PUT", "/state", { body: input });
+  }
+
+  /** Stops following the state repository; what it made stays, managed by hand from now on. */
+  unsetState(): Promise<void> {
+    return this.request("DELETE", "/state");
+  }
+
+  /** Syncs now and answers once the sync ended. */
+  syncState(): Promise<StateStatus> {
+    return this.request("POST", "/state/sync");
+  }
+
+  /** The webhook URL (with its secret token) a git host calls on a push. */
+  stateHook(): Promise<StateHook> {
+    return this.request("GET", "/state/hook");
+  }
+
+  /** The box as a state repository's files. */
+  exportState(): Promise<StateExport> {
+    return this.request("GET", "/state/export");
+  }
+
+  /** The names of the secrets `secretRef` answers can use (values are never shown). */
+  stateSecrets(): Promise<StateSecrets> {
+    return this.request("GET", "/state/secrets");
+  }
+
+  setStateSecret(name: string, value: string): Promise<void> {
+    return this.request("PUT", `/state/secrets/${encodeURIComponent(name)}`, { body: { value } });
+  }
+
+  removeStateSecret(name: string): Promise<void> {
+    return this.request("DELETE", `/state/secrets/${encodeURIComponent(name)}`);
   }
 
   /** State of the HTTPS ingress, DNS, mDNS and UPnP (`state: "off"` without networking). */
