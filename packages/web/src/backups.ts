@@ -1,14 +1,24 @@
 import type {
   AddBackupTargetBody,
+  BOX_SUBJECT,
   BackupRunView,
   BackupTargetKind,
   KeepPolicy,
+  RestoreBoxResult,
   RestorePointView,
   SetBackupPolicyBody,
 } from "@townos/client";
 import { formatBytes, t, type MessageKey } from "./messages.js";
 
 // Restore points and backups in words for the Backups screen and an app's timeline, and their forms as the API's bodies.
+
+/** The subject naming the whole box (its type ties it to the API's constant). */
+export const BOX: typeof BOX_SUBJECT = "box";
+
+/** A policy's, run's or backup's subject in words: the box as "Whole box". */
+export function subjectWords(subject: string): string {
+  return subject === BOX ? t("backups.wholeBox") : subject;
+}
 
 const KEEP_KINDS = ["last", "hourly", "daily", "weekly", "monthly"] as const;
 type KeepKind = (typeof KEEP_KINDS)[number];
@@ -190,4 +200,49 @@ export function runStatus(run: BackupRunView): {
         detail: run.bytes === null ? null : formatBytes(run.bytes),
       };
   }
+}
+
+/** One repository, setting, volume or app of a whole-box restore, as its result lists it. */
+export interface BoxRestorePart {
+  part: "repository" | "setting" | "volume" | "app";
+  name: string;
+  failed: boolean;
+  /** What was done, or why it failed. */
+  words: string;
+}
+
+/** A whole-box restore part by part, in the order the daemon did them. */
+export function boxRestoreParts(result: RestoreBoxResult): BoxRestorePart[] {
+  const failure = (error: string | null): string => error ?? t("backups.box.unknownError");
+  return [
+    ...result.repositories.map((r) => ({
+      part: "repository" as const,
+      name: `${r.name} (${r.url})`,
+      failed: r.state === "failed",
+      words: r.state === "failed" ? failure(r.error) : t(`backups.box.repository.${r.state}`),
+    })),
+    ...result.settings.map((s) => ({
+      part: "setting" as const,
+      name: s.key,
+      failed: !s.ok,
+      words: s.ok ? t("backups.box.setting.set") : failure(s.error),
+    })),
+    ...result.volumes.map((v) => ({
+      part: "volume" as const,
+      name: v.volume,
+      failed: v.state === "failed",
+      words: v.state === "failed" ? failure(v.error) : t(`backups.box.volume.${v.state}`),
+    })),
+    ...result.apps.map((a) => ({
+      part: "app" as const,
+      name: a.app,
+      failed: a.state === "failed",
+      words:
+        a.state === "failed"
+          ? failure(a.error)
+          : a.kept === null
+            ? t("backups.box.app.restored", { version: a.version })
+            : t("backups.box.app.restoredKept", { version: a.version, kept: a.kept }),
+    })),
+  ];
 }

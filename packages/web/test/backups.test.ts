@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { BackupRunView, RestorePointView } from "@townos/client";
+import type { BackupRunView, RestoreBoxResult, RestorePointView } from "@townos/client";
 import {
   agoText,
+  BOX,
+  boxRestoreParts,
   EMPTY_TARGET_FORM,
   KEEP_PRESETS,
   keepPresetIndex,
@@ -12,6 +14,7 @@ import {
   restorePointSizeText,
   rollbackPoint,
   runStatus,
+  subjectWords,
   targetBody,
 } from "../src/backups.js";
 
@@ -171,5 +174,77 @@ describe("restore points and runs in words", () => {
       detail: "2 KB",
     });
     assert.equal(runStatus({ ...run, state: "failed", error: "gone" }).detail, "gone");
+  });
+});
+
+describe("the whole box", () => {
+  it("is named in words wherever a subject is shown, other subjects as they are", () => {
+    assert.equal(subjectWords(BOX), "Whole box");
+    assert.equal(subjectWords("main/wiki"), "main/wiki");
+    assert.equal(subjectWords("user.ann.photos"), "user.ann.photos");
+  });
+
+  it("is a policy's subject the dialog can send", () => {
+    const form = policyForm(BOX, "0 3 * * *", { daily: 7 }, ["usb"]);
+    assert.deepEqual(policyBody(form), {
+      subject: "box",
+      schedule: "0 3 * * *",
+      keep: { daily: 7 },
+      targets: ["usb"],
+    });
+  });
+
+  it("lists a restore part by part, failures marked with why", () => {
+    const result: RestoreBoxResult = {
+      backup: {
+        id: "20261203T030000Z-schedule",
+        target: "usb",
+        subject: BOX,
+        app: null,
+        createdAt: NOW,
+        volumes: ["user.ann.photos"],
+        bytes: null,
+        incremental: false,
+      },
+      repositories: [
+        { name: "main", url: "https://example.org/main.git", state: "present", error: null },
+        { name: "p", url: "https://example.org/p.git", state: "failed", error: "401" },
+      ],
+      settings: [{ key: "mail.relay", ok: false, error: null }],
+      volumes: [
+        { volume: "user.ann.photos", state: "restored", error: null },
+        { volume: "user.bob.music", state: "present", error: null },
+      ],
+      apps: [
+        { app: "main/wiki", version: "1.2.0", state: "restored", kept: "k", error: null },
+        { app: "main/blog", version: "2.0.0", state: "restored", kept: null, error: null },
+        { app: "extra/chat", version: "0.3.0", state: "failed", kept: null, error: "no image" },
+      ],
+    };
+    assert.deepEqual(boxRestoreParts(result), [
+      {
+        part: "repository",
+        name: "main (https://example.org/main.git)",
+        failed: false,
+        words: "already here, kept as it is",
+      },
+      { part: "repository", name: "p (https://example.org/p.git)", failed: true, words: "401" },
+      { part: "setting", name: "mail.relay", failed: true, words: "unknown error" },
+      { part: "volume", name: "user.ann.photos", failed: false, words: "restored" },
+      {
+        part: "volume",
+        name: "user.bob.music",
+        failed: false,
+        words: "already here, left as it is",
+      },
+      {
+        part: "app",
+        name: "main/wiki",
+        failed: false,
+        words: "restored at 1.2.0; what it replaced is kept as k",
+      },
+      { part: "app", name: "main/blog", failed: false, words: "restored at 2.0.0" },
+      { part: "app", name: "extra/chat", failed: true, words: "no image" },
+    ]);
   });
 });

@@ -4,6 +4,7 @@ import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Modal, SecretValue, TextField } from "../components.js";
 import { t, type MessageKey } from "../messages.js";
 import {
+  BOX,
   EMPTY_TARGET_FORM,
   KEEP_FIELDS,
   KEEP_PRESETS,
@@ -12,6 +13,7 @@ import {
   policyBody,
   policyForm,
   SCHEDULE_PRESETS,
+  subjectWords,
   targetBody,
   type PolicyForm,
   type TargetForm,
@@ -153,12 +155,14 @@ export function PolicyDialog({
       : policyForm("", SCHEDULE_PRESETS[0]?.cron ?? "", KEEP_PRESETS[0]?.keep ?? {}, []),
   );
   const [missing, setMissing] = useState<MessageKey>();
+  // Apart from the typed subject, so that the typing is kept when the choice changes back.
+  const [wholeBox, setWholeBox] = useState(false);
   const { problem, busy, act } = useAction(saved);
   // Apps to pick from; a volume's name is typed.
   const apps = useLoad(() => client.apps({ limit: 500 }), "apps");
   const submit = async (event: SyntheticEvent): Promise<void> => {
     event.preventDefault();
-    const body = policyBody(form);
+    const body = policyBody(wholeBox ? { ...form, subject: BOX } : form);
     setMissing("missing" in body ? body.missing : undefined);
     if ("missing" in body) return;
     if (await act(() => client.setBackupPolicy(body))) onClose();
@@ -168,13 +172,42 @@ export function PolicyDialog({
   return (
     <Modal
       title={
-        policy ? t("backups.policyTitle", { subject: policy.subject }) : t("backups.newPolicyTitle")
+        policy
+          ? t("backups.policyTitle", { subject: subjectWords(policy.subject) })
+          : t("backups.newPolicyTitle")
       }
       onClose={onClose}
       locked={busy}
     >
       <form className="form" noValidate onSubmit={(event) => void submit(event)}>
         {policy === null && (
+          <fieldset>
+            <legend>{t("backups.subjectKind")}</legend>
+            <label className="choice">
+              <input
+                type="radio"
+                name="policy-subject-kind"
+                checked={!wholeBox}
+                onChange={() => {
+                  setWholeBox(false);
+                }}
+              />
+              {t("backups.subjectKind.one")}
+            </label>
+            <label className="choice">
+              <input
+                type="radio"
+                name="policy-subject-kind"
+                checked={wholeBox}
+                onChange={() => {
+                  setWholeBox(true);
+                }}
+              />
+              {t("backups.subjectKind.box")}
+            </label>
+          </fieldset>
+        )}
+        {policy === null && !wholeBox && (
           <>
             <TextField
               label={t("backups.subject")}

@@ -2,14 +2,14 @@
  * Backups (administrators): targets off the box with their last check,
  * schedules with retention and their last and next run, the recent runs with
  * the step under way (read every 2 s while one runs), "Back up now", and each
- * target's backups, each restorable in place.
+ * target's backups, each restorable in place: an app's, or the whole box's.
  */
 import { useEffect, useState } from "react";
 import type { BackupOverview, BackupPolicyView, BackupTargetView } from "@townos/client";
 import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner } from "../components.js";
 import { formatTime, t } from "../messages.js";
-import { agoText, keepWords, runStatus } from "../backups.js";
+import { agoText, keepWords, runStatus, subjectWords } from "../backups.js";
 import { AddTarget, PolicyDialog } from "./BackupDialogs.js";
 import { TargetBackups } from "./TargetBackups.js";
 
@@ -175,7 +175,7 @@ function Policies({ overview, changed }: { overview: BackupOverview; changed: ()
             <tbody>
               {overview.policies.map((policy) => (
                 <tr key={policy.subject} className={policy.lastRun?.ok === false ? "danger" : ""}>
-                  <td className="break">{policy.subject}</td>
+                  <td className="break">{subjectWords(policy.subject)}</td>
                   <td>
                     <code>{policy.schedule}</code>
                   </td>
@@ -280,7 +280,7 @@ function Runs({ overview }: { overview: BackupOverview }) {
                 const status = runStatus(run);
                 return (
                   <tr key={run.id} className={run.state === "failed" ? "danger" : ""}>
-                    <td className="break">{run.subject}</td>
+                    <td className="break">{subjectWords(run.subject)}</td>
                     <td>{run.target ?? "—"}</td>
                     <td className="nowrap" title={formatTime(run.startedAt)}>
                       {agoText(run.startedAt, now)}
