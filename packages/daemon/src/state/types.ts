@@ -56,7 +56,7 @@ export interface CurrentState {
     name: string;
     version: string;
     answers: Record<string, string>;
-    /** Host port → exposure where it differs from the default. */
+    /** Every published host port → who may reach it now (defaults included). */
     exposures: Record<string, "local" | "lan" | "internet">;
   }[];
   /** People's volumes, by their person's name; quota in bytes, null: none. */
@@ -65,10 +65,15 @@ export interface CurrentState {
     name: string;
     file: StatePageFile;
   }[];
-  /** Settings changed from their defaults. */
-  settings: Record<string, string | number | boolean>;
+  /** Every setting's value now, with its default. */
+  settings: Record<
+    string,
+    { value: string | number | boolean; default: string | number | boolean }
+  >;
   /** What the last applied commit declared. */
   managed: ManagedObject[];
+  /** Apps (`repo/name`) whose file in the last applied commit said `purge`: removed with their data. */
+  purgeOnRemoval: ReadonlySet<string>;
 }
 
 /**
