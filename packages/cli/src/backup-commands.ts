@@ -279,7 +279,7 @@ export function registerBackupCommands(
       "--as-new",
       "install it beside the app as NAME-restored (the daemon refuses this for now: an app is installed under its package's name)",
     )
-    .option("--yes", "do not ask before replacing the app")
+    .option("--yes", "do not ask before replacing the app (or the whole box)")
     .option("--json")
     .action(
       async (
