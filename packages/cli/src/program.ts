@@ -12,6 +12,7 @@ import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
 import { registerPageCommands } from "./page-commands.js";
 import { registerRepoCommands } from "./repo-commands.js";
+import { registerStateCommands } from "./state-commands.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
 import { registerVmImageCommands } from "./vm-image-commands.js";
@@ -48,6 +49,9 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
     exitCode = code;
   });
   registerBackupCommands(program, io, (code) => {
+    exitCode = code;
+  });
+  registerStateCommands(program, io, (code) => {
     exitCode = code;
   });
   try {

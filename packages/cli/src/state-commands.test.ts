@@ -1,0 +1,371 @@
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import type { StateApplyView, StateStatus } from "@townos/client";
+import { runTownCaptured, type TownRun } from "../test/run-town.js";
+import { localTime } from "./backup-views.js";
+import {
+  exportPathProblem,
+  intervalText,
+  readSecretText,
+  referencedSecrets,
+  statusText,
+  syncText,
+} from "./state-commands.js";
+
+const NOW = Date.UTC(2026, 11, 4, 12, 0, 0);
+const HOUR = 3_600_000;
+const OLD = "0123456789abcdef0123456789abcdef01234567";
+const NEW = "fedcba9876543210fedcba9876543210fedcba98";
+
+function entry(extra: Partial<StateApplyView>): StateApplyView {
+  return {
+    commit: NEW,
+    author: "Ann <ann@example.org>",
+    message: "add the wiki",
+    result: "applied",
+    error: null,
+    changes: ["install main/wiki 1.2.0", "expose main/wiki 8080 lan"],
+    at: NOW - HOUR,
+    ...extra,
+  };
+}
+
+const STATUS: StateStatus = {
+  configured: true,
+  url: "https://git.example.org/box.git",
+  branch: "main",
+  intervalSeconds: 300,
+  commit: NEW,
+  appliedAt: NOW - HOUR,
+  step: null,
+  error: null,
+  lastSyncAt: NOW - 60_000,
+  managed: [
+    { kind: "app", name: "main/wiki" },
+    { kind: "page", name: "blog" },
+    { kind: "app", name: "main/chat" },
+    { kind: "setting", name: "net.hostname" },
+  ],
+  history: [
+    entry({}),
+    entry({
+      commit: "badbadbadbadbadbadbadbadbadbadbadbadbadb",
+      result: "refused",
+      error: "apps/main/x.yaml: answers.port:\nnot a number",
+      changes: [],
+      at: NOW - 2 * HOUR,
+    }),
+    ...[3, 4, 5, 6].map((hours) =>
+      entry({ commit: `${hours}`.repeat(40), changes: [], at: NOW - hours * HOUR }),
+    ),
+  ],
+};
+
+describe("town state as it prints", () => {
+  it("shows the setting, the commit, what git manages by kind, and the last five commits", () => {
+    const text = statusText(STATUS, NOW);
+    assert.match(
+      text,
+      /^repository: https:\/\/git\.example\.org\/box\.git \(branch main\), checked every 5 min$/m,
+    );
+    assert.match(
+      text,
+      new RegExp(`^commit: fedcba9, applied ${localTime(NOW - HOUR)} \\(1 h ago\\)$`, "m"),
+    );
+    assert.match(text, /^last sync: .*\(1 min ago\), ok$/m);
+    assert.match(
+      text,
+      /^managed from git:\n {2}settings: net\.hostname\n {2}apps: main\/chat, main\/wiki\n {2}pages: blog$/m,
+    );
+    assert.match(text, /^COMMIT +AUTHOR +WHEN +RESULT +WHAT$/m);
+    assert.match(
+      text,
+      /^fedcba9 +Ann <ann@example\.org> +.*\(1 h ago\) +applied +install main\/wiki 1\.2\.0; expose main\/wiki 8080 lan$/m,
+    );
+    assert.match(text, /^badbadb .* refused +apps\/main\/x\.yaml: answers\.port: not a number$/m);
+    assert.match(text, /^5555555 .* no changes$/m);
+    assert.doesNotMatch(text, /6666666/);
+  });
+
+  it("says when nothing is set, a sync failed or one is running", () => {
+    assert.match(
+      statusText({ ...STATUS, configured: false, url: null }, NOW),
+      /^no state repository is set: everything on this box is managed by hand/,
+    );
+    const text = statusText(
+      {
+        ...STATUS,
+        branch: null,
+        intervalSeconds: 45,
+        commit: null,
+        appliedAt: null,
+        step: "installing main/wiki",
+        error: "could not fetch: 401",
+        managed: [],
+        history: [],
+      },
+      NOW,
+    );
+    assert.match(text, /\(the remote's default branch\), checked every 45 s$/m);
+    assert.match(text, /^commit: none applied yet$/m);
+    assert.match(text, /^last sync: .*, failed: could not fetch: 401$/m);
+    assert.match(text, /^syncing now: installing main\/wiki$/m);
+    assert.match(text, /^managed from git: nothing yet$/m);
+    assert.doesNotMatch(text, /HISTORY/);
+    assert.equal(intervalText(7200), "2 h");
+  });
+
+  it("says what a sync applied, that the box was already there, or why it refused", () => {
+    const before = { ...STATUS, commit: OLD };
+    assert.deepEqual(syncText(before, STATUS), {
+      failed: false,
+      text: "applied fedcba9 by Ann <ann@example.org>: add the wiki\n  install main/wiki 1.2.0\n  expose main/wiki 8080 lan",
+    });
+    assert.deepEqual(syncText(STATUS, STATUS), { failed: false, text: "already on fedcba9" });
+    assert.deepEqual(syncText(STATUS, { ...STATUS, error: "commit badbadb refused:\nbad yaml" }), {
+      failed: true,
+      text: "commit badbadb refused: bad yaml; the box stays on fedcba9",
+    });
+  });
+
+  it("refuses exported paths that would land outside the directory or in .git", () => {
+    assert.equal(exportPathProblem("apps/main/wiki.yaml"), null);
+    assert.equal(exportPathProblem("../x"), "has an empty, . or .. part");
+    assert.equal(exportPathProblem("apps/../../x"), "has an empty, . or .. part");
+    assert.equal(exportPathProblem("apps//x"), "has an empty, . or .. part");
+    assert.equal(exportPathProblem("/etc/passwd"), "is absolute");
+    assert.equal(exportPathProblem("a\nb"), "holds control characters");
+    assert.equal(exportPathProblem("a\\..\\b"), "holds a backslash");
+    assert.equal(exportPathProblem(".git/hooks/post-checkout"), "is inside .git");
+  });
+
+  it("finds the secrets an export's answers name", () => {
+    assert.deepEqual(
+      referencedSecrets([
+        { path: "apps/main/wiki.yaml", text: "answers:\n  db: { secretRef: wiki-db }\n" },
+        { path: "apps/main/chat.yaml", text: 'answers:\n  key:\n    "secretRef": "chat.key"\n' },
+        { path: "settings.yaml", text: "net.hostname: box\n" },
+      ]),
+      ["chat.key", "wiki-db"],
+    );
+  });
+
+  it("reads a secret from a pipe without its newline, refusing an empty or huge one", async () => {
+    assert.equal(await readSecretText(Readable.from(["s3cr", "et\n"]), "Password"), "s3cret");
+    await assert.rejects(
+      readSecretText(Readable.from(["\n"]), "Password"),
+      /Password on stdin is empty/,
+    );
+    await assert.rejects(
+      readSecretText(Readable.from([Buffer.alloc(70_000, 97)]), "Password"),
+      /larger than 65536 bytes/,
+    );
+  });
+});
+
+describe("town state against a daemon", () => {
+  let server: ReturnType<typeof createServer>;
+  let dir: string;
+  let requests: string[] = [];
+  let answers: Record<string, unknown[]> = {};
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "town-state-cli-"));
+    server = createServer((request: IncomingMessage, response: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        const key = `${request.method ?? ""} ${request.url ?? ""}`;
+        requests.push(`${key} ${Buffer.concat(chunks).toString()}`.trim());
+        const queue = answers[key] ?? [];
+        const body = queue.length > 1 ? queue.shift() : queue[0];
+        if (body === undefined) {
+          response.writeHead(204);
+          response.end();
+          return;
+        }
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(body));
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  });
+
+  after(async () => {
+    await new Promise((done) => server.close(done));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const town = (...argv: string[]): Promise<TownRun> => {
+    const { port } = server.address() as AddressInfo;
+    return runTownCaptured(["--server", `http://127.0.0.1:${port}`, ...argv], {
+      cwd: dir,
+      env: { TOWN_TOKEN: "t" },
+    });
+  };
+
+  it("sets the repository with the password from a file, never from the command line", async () => {
+    await writeFile(join(dir, "token"), "ghp_s3cret\n", { mode: 0o600 });
+    requests = [];
+    answers = { "PUT /api/v1/state": [STATUS] };
+    const set = await town(
+      "state",
+      "set",
+      "https://git.example.org/box.git",
+      "--branch",
+      "main",
+      "--username",
+      "ann",
+      "--password-file",
+      "token",
+      "--interval",
+      "5m",
+    );
+    assert.equal(set.code, 0, set.stderr);
+    assert.deepEqual(requests, [
+      'PUT /api/v1/state {"url":"https://git.example.org/box.git","branch":"main","username":"ann","password":"ghp_s3cret","interval":"5m"}',
+    ]);
+    assert.match(set.stdout, /^repository: https:\/\/git\.example\.org\/box\.git \(branch main\)/);
+
+    requests = [];
+    const inline = await town("state", "set", "https://git.example.org/box.git", "--password", "x");
+    assert.equal(inline.code, 1);
+    assert.match(inline.stderr, /unknown option '--password'/);
+    const inUrl = await town("state", "set", "https://ann:x@git.example.org/box.git");
+    assert.equal(inUrl.code, 2);
+    assert.match(inUrl.stderr, /the URL holds a password: give it with --password-file/);
+    const both = await town("state", "set", "u", "--password-file", "token", "--password-stdin");
+    assert.equal(both.code, 2);
+    assert.deepEqual(requests, []);
+  });
+
+  it("prints the status, or it as JSON", async () => {
+    answers = { "GET /api/v1/state": [STATUS] };
+    const shown = await town("state", "status");
+    assert.equal(shown.code, 0);
+    assert.match(shown.stdout, /^ {2}apps: main\/chat, main\/wiki$/m);
+    const raw = await town("state", "status", "--json");
+    assert.deepEqual(JSON.parse(raw.stdout), STATUS);
+  });
+
+  it("syncs, printing what was applied, and exits 1 when the commit was refused", async () => {
+    answers = {
+      "GET /api/v1/state": [{ ...STATUS, commit: OLD }],
+      "POST /api/v1/state/sync": [STATUS],
+    };
+    const applied = await town("state", "sync");
+    assert.equal(applied.code, 0);
+    assert.match(
+      applied.stdout,
+      /^applied fedcba9 by Ann <ann@example\.org>: add the wiki\n {2}install main\/wiki 1\.2\.0\n/,
+    );
+
+    answers = {
+      "GET /api/v1/state": [STATUS],
+      "POST /api/v1/state/sync": [
+        { ...STATUS, error: "commit badbadb refused: apps/main/x.yaml: bad" },
+      ],
+    };
+    const refused = await town("state", "sync");
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stdout, "");
+    assert.match(
+      refused.stderr,
+      /^town: commit badbadb refused: apps\/main\/x\.yaml: bad; the box stays on fedcba9$/m,
+    );
+  });
+
+  it("asks before unsetting, and says what stays", async () => {
+    requests = [];
+    answers = { "GET /api/v1/state": [STATUS] };
+    const refused = await town("state", "unset");
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /Stop following https:\/\/git\.example\.org\/box\.git .*: confirm with --yes/,
+    );
+    assert.ok(!requests.some((line) => line.startsWith("DELETE")));
+    const done = await town("state", "unset", "--yes");
+    assert.equal(done.code, 0);
+    assert.ok(requests.includes("DELETE /api/v1/state"));
+    assert.match(done.stdout, /what it made stays and is managed by hand from now on/);
+  });
+
+  it("exports into a new directory, naming the secrets stored on the box", async () => {
+    answers = {
+      "GET /api/v1/state/export": [
+        {
+          files: [
+            { path: "repositories.yaml", text: "- name: main\n  url: https://x\n" },
+            { path: "apps/main/wiki.yaml", text: "answers:\n  db:\n    secretRef: wiki-db\n" },
+          ],
+        },
+      ],
+    };
+    const exported = await town("state", "export", "box");
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.equal(
+      await readFile(join(dir, "box", "apps", "main", "wiki.yaml"), "utf8"),
+      "answers:\n  db:\n    secretRef: wiki-db\n",
+    );
+    assert.match(
+      exported.stdout,
+      /^wrote 2 file\(s\) to .*box:\n {2}repositories\.yaml\n {2}apps\/main\/wiki\.yaml\n/,
+    );
+    assert.match(
+      exported.stdout,
+      /secrets \(wiki-db\): their values are stored on this box already/,
+    );
+
+    const again = await town("state", "export", "box");
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /box is not empty/);
+  });
+
+  it("refuses an export with a path leaving the directory, writing nothing", async () => {
+    answers = {
+      "GET /api/v1/state/export": [
+        {
+          files: [
+            { path: "settings.yaml", text: "a: 1\n" },
+            { path: "../x", text: "escaped\n" },
+          ],
+        },
+      ],
+    };
+    const refused = await town("state", "export", "evil");
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /names "\.\.\/x", which has an empty, \. or \.\. part: nothing was written/,
+    );
+    await assert.rejects(readdir(join(dir, "evil")), /ENOENT/);
+    await assert.rejects(readFile(join(dir, "x")), /ENOENT/);
+  });
+
+  it("prints the hook and manages secrets from a file", async () => {
+    await mkdir(join(dir, "s"), { recursive: true });
+    await writeFile(join(dir, "s", "db"), "hunter2\n", { mode: 0o600 });
+    requests = [];
+    answers = {
+      "GET /api/v1/state/hook": [{ url: "https://box.example.org/api/v1/state/hook/tok" }],
+      "GET /api/v1/state/secrets": [{ names: ["wiki-db"] }],
+    };
+    assert.equal(
+      (await town("state", "hook")).stdout,
+      "https://box.example.org/api/v1/state/hook/tok\n",
+    );
+    const set = await town("state", "secret", "set", "wiki-db", "--value-file", "s/db");
+    assert.equal(set.code, 0, set.stderr);
+    assert.ok(requests.includes('PUT /api/v1/state/secrets/wiki-db {"value":"hunter2"}'));
+    assert.equal((await town("state", "secret", "ls")).stdout, "wiki-db\n");
+    await town("state", "secret", "rm", "wiki-db");
+    assert.ok(requests.includes("DELETE /api/v1/state/secrets/wiki-db"));
+  });
+});

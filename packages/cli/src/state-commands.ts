@@ -1,0 +1,399 @@
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import type { Command } from "commander";
+import type { StateApplyView, StateFile, StateObjectKind, StateStatus } from "@townos/client";
+import { TownError } from "@townos/format";
+import { readPasswordFile } from "./backup-commands.js";
+import { whenText } from "./backup-views.js";
+import { clientKit, type JsonFlag } from "./client-kit.js";
+import { confirm } from "./confirm.js";
+import type { Io } from "./io.js";
+import { oneLine, table } from "./text.js";
+import { UsageError } from "./usage.js";
+
+/** As much as the API takes for a secret's value. */
+const MAX_SECRET_BYTES = 65_536;
+/** The history `town state status` shows; the daemon keeps 20. */
+const SHOWN_HISTORY = 5;
+
+/** The kinds of managed objects, in the order the daemon applies them, as headings. */
+const KIND_HEADINGS: Record<StateObjectKind, string> = {
+  repository: "repositories",
+  setting: "settings",
+  volume: "volumes",
+  app: "apps",
+  page: "pages",
+};
+
+/** A commit as git shortens it. */
+export function shortCommit(commit: string): string {
+  return commit.slice(0, 7);
+}
+
+/** 300 → "5 min", 3600 → "1 h", 45 → "45 s". */
+export function intervalText(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+function historyRow(entry: StateApplyView, now: number): string[] {
+  const what =
+    entry.error !== null
+      ? oneLine(entry.error)
+      : entry.changes.length === 0
+        ? "no changes"
+        : entry.changes.join("; ");
+  return [
+    shortCommit(entry.commit),
+    entry.author ?? "-",
+    whenText(entry.at, now),
+    entry.result,
+    what,
+  ];
+}
+
+/** `town state status`: the setting, where the box is, what git manages, the last commits. */
+export function statusText(status: StateStatus, now: number): string {
+  if (!status.configured) {
+    return "no state repository is set: everything on this box is managed by hand (town state set URL)";
+  }
+  const branch = status.branch === null ? "the remote's default branch" : `branch ${status.branch}`;
+  const interval =
+    status.intervalSeconds === null
+      ? ""
+      : `, checked every ${intervalText(status.intervalSeconds)}`;
+  const lines = [`repository: ${status.url ?? "-"} (${branch})${interval}`];
+  lines.push(
+    status.commit === null
+      ? "commit: none applied yet"
+      : `commit: ${shortCommit(status.commit)}${status.appliedAt === null ? "" : `, applied ${whenText(status.appliedAt, now)}`}`,
+  );
+  if (status.lastSyncAt !== null || status.error !== null) {
+    const when = status.lastSyncAt === null ? "" : `${whenText(status.lastSyncAt, now)}, `;
+    lines.push(
+      `last sync: ${when}${status.error === null ? "ok" : `failed: ${oneLine(status.error)}`}`,
+    );
+  }
+  if (status.step !== null) lines.push(`syncing now: ${status.step}`);
+  if (status.managed.length === 0) lines.push("managed from git: nothing yet");
+  else {
+    lines.push("managed from git:");
+    for (const [kind, heading] of Object.entries(KIND_HEADINGS)) {
+      const names = status.managed.filter((object) => object.kind === kind).map((o) => o.name);
+      if (names.length > 0) lines.push(`  ${heading}: ${names.sort().join(", ")}`);
+    }
+  }
+  if (status.history.length > 0) {
+    lines.push(
+      "",
+      "HISTORY",
+      table(
+        ["COMMIT", "AUTHOR", "WHEN", "RESULT", "WHAT"],
+        status.history.slice(0, SHOWN_HISTORY).map((entry) => historyRow(entry, now)),
+      ),
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * What `town state sync` says, given the status before and after: the commit
+ * applied with its changes, that the box was already there, or (failed:
+ * true, printed on stderr) why the sync did not apply.
+ */
+export function syncText(
+  before: StateStatus,
+  after: StateStatus,
+): { failed: boolean; text: string } {
+  const on = after.commit === null ? "no commit yet" : shortCommit(after.commit);
+  if (after.error !== null) {
+    return { failed: true, text: `${oneLine(after.error)}; the box stays on ${on}` };
+  }
+  if (after.commit === before.commit) return { failed: false, text: `already on ${on}` };
+  const entry = after.history.find((h) => h.commit === after.commit && h.result === "applied");
+  const by = entry?.author == null ? "" : ` by ${entry.author}`;
+  const message = entry?.message == null ? "" : `: ${entry.message}`;
+  const changes =
+    entry === undefined || entry.changes.length === 0 ? ["no changes"] : entry.changes;
+  return {
+    failed: false,
+    text: [`applied ${on}${by}${message}`, ...changes.map((change) => `  ${change}`)].join("\n"),
+  };
+}
+
+/**
+ * Why a path the daemon exported may not be written under the target
+ * directory, or null: only plain relative paths, never into `.git` (its
+ * hooks run code).
+ */
+export function exportPathProblem(path: string): string | null {
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
+  if (/[\u0000-\u001f\u007f]/.test(path)) return "holds control characters";
+  if (path.includes("\\")) return "holds a backslash";
+  if (isAbsolute(path)) return "is absolute";
+  const parts = path.split("/");
+  if (parts.some((part) => part === "" || part === "." || part === "..")) {
+    return "has an empty, . or .. part";
+  }
+  if (parts.includes(".git")) return "is inside .git";
+  return null;
+}
+
+/** The secrets the exported files' answers name (`secretRef: NAME`), sorted. */
+export function referencedSecrets(files: readonly StateFile[]): string[] {
+  const names = new Set<string>();
+  for (const file of files) {
+    for (const match of file.text.matchAll(/secretRef["']?\s*:\s*["']?([A-Za-z0-9][\w.-]*)/g)) {
+      if (match[1] !== undefined) names.add(match[1]);
+    }
+  }
+  return [...names].sort();
+}
+
+/**
+ * Writes an export into `dir`, which must be missing or empty; every path is
+ * checked before anything is written, and no file is overwritten.
+ */
+export async function writeExport(dir: string, files: readonly StateFile[]): Promise<void> {
+  const seen = new Set<string>();
+  for (const file of files) {
+    const problem = exportPathProblem(file.path);
+    if (problem !== null) {
+      throw new TownError(
+        "invalid_argument",
+        `the daemon's export names ${JSON.stringify(file.path)}, which ${problem}: nothing was written`,
+      );
+    }
+    if (seen.has(file.path)) {
+      throw new TownError(
+        "invalid_argument",
+        `the daemon's export names ${file.path} twice: nothing was written`,
+      );
+    }
+    seen.add(file.path);
+  }
+  const entries = await readdir(dir).catch((error: unknown) => {
+    const code = error instanceof Error && "code" in error ? error.code : undefined;
+    if (code === "ENOENT") return [];
+    if (code === "ENOTDIR") throw new UsageError(`${dir} is not a directory`);
+    throw error;
+  });
+  if (entries.length > 0) throw new UsageError(`${dir} is not empty: export into a new directory`);
+  for (const file of files) {
+    const path = join(dir, ...file.path.split("/"));
+    await mkdir(dirname(path), { recursive: true });
+    // "wx": never replace or write through what is already there.
+    await writeFile(path, file.text, { flag: "wx", mode: 0o644 });
+  }
+}
+
+/** A secret from a pipe: at most as much as the API takes, one trailing newline dropped. */
+export async function readSecretText(
+  input: AsyncIterable<Buffer | string>,
+  what: string,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of input) {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    size += bytes.length;
+    if (size > MAX_SECRET_BYTES) {
+      throw new UsageError(`${what} on stdin is larger than ${MAX_SECRET_BYTES} bytes`);
+    }
+    chunks.push(bytes);
+  }
+  const text = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+  if (text === "") throw new UsageError(`${what} on stdin is empty`);
+  return text;
+}
+
+interface SetFlags extends JsonFlag {
+  branch?: string;
+  username?: string;
+  passwordFile?: string;
+  passwordStdin?: boolean;
+  interval?: string;
+}
+
+/** A URL's own password would be in the process list and shell history like a flag's. */
+function refuseUrlPassword(url: string): void {
+  let password = "";
+  try {
+    password = new URL(url).password;
+  } catch {
+    // scp-like `git@host:path` is no URL, and holds no password.
+  }
+  if (password !== "") {
+    throw new UsageError(
+      "the URL holds a password: give it with --password-file or --password-stdin instead",
+    );
+  }
+}
+
+/** `town state …`: the git repository that declares the box (GitOps). */
+export function registerStateCommands(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+): void {
+  const { client, print, json } = clientKit(program, io);
+  const state = program
+    .command("state")
+    .description("GitOps: a git repository declares the box's apps, pages, volumes and settings");
+
+  /** A secret typed on a terminal (not echoed), else read from stdin. */
+  async function secretFromStdin(what: string): Promise<string> {
+    if (!io.interactive) return readSecretText(process.stdin, what);
+    const answer = await io.ask(`${what}: `, true);
+    if (answer === "") throw new UsageError(`${what} is empty`);
+    return answer;
+  }
+
+  state
+    .command("set")
+    .description(
+      "follow a state repository: the box syncs now, then every interval and on its webhook",
+    )
+    .argument("<url>", "the repository (https://…, or a path or ssh URL git understands)")
+    .option("--branch <branch>", "default: the remote's default branch")
+    .option("--username <name>", "for a repository that needs signing in")
+    .option("--password-file <file>", "the password or token, from a file only you can read")
+    .option("--password-stdin", "the password or token, from stdin (asked for on a terminal)")
+    .option("--interval <duration>", "how often to look for new commits, e.g. 5m (at least 30s)")
+    .option("--json")
+    .action(async (url: string, flags: SetFlags) => {
+      refuseUrlPassword(url);
+      if (flags.passwordFile !== undefined && flags.passwordStdin === true) {
+        throw new UsageError("give --password-file or --password-stdin, not both");
+      }
+      const password =
+        flags.passwordFile !== undefined
+          ? await readPasswordFile(resolve(io.cwd, flags.passwordFile))
+          : flags.passwordStdin === true
+            ? await secretFromStdin("Password")
+            : undefined;
+      const status = await (
+        await client()
+      ).setState({
+        url,
+        ...(flags.branch === undefined ? {} : { branch: flags.branch }),
+        ...(flags.username === undefined ? {} : { username: flags.username }),
+        ...(password === undefined ? {} : { password }),
+        ...(flags.interval === undefined ? {} : { interval: flags.interval }),
+      });
+      if (flags.json) json(status);
+      else print(statusText(status, Date.now()));
+    });
+
+  state
+    .command("status")
+    .description("the repository, the commit the box is on, what git manages, the last commits")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const status = await (await client()).stateStatus();
+      if (flags.json) json(status);
+      else print(statusText(status, Date.now()));
+    });
+
+  state
+    .command("sync")
+    .description("look for a new commit now and apply it; exit 1 when it is refused or fails")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const api = await client();
+      const before = await api.stateStatus();
+      io.stderr("… syncing with the state repository\n");
+      const after = await api.syncState();
+      const result = syncText(before, after);
+      if (flags.json) json(after);
+      else if (!result.failed) print(result.text);
+      if (result.failed) {
+        io.stderr(`town: ${result.text}\n`);
+        setExit(1);
+      }
+    });
+
+  state
+    .command("unset")
+    .description("stop following the state repository (what it made stays, managed by hand)")
+    .option("--yes", "do not ask first")
+    .action(async (flags: { yes?: boolean }) => {
+      const api = await client();
+      const { configured, url } = await api.stateStatus();
+      if (!configured) {
+        print("no state repository is set: there is nothing to stop following");
+        return;
+      }
+      await confirm(
+        io,
+        `Stop following ${url ?? "the state repository"} (the apps, pages, volumes, repositories and settings it made stay, managed by hand from now on)`,
+        flags.yes,
+      );
+      await api.unsetState();
+      print(
+        "stopped following the state repository; what it made stays and is managed by hand from now on",
+      );
+    });
+
+  state
+    .command("hook")
+    .description("the webhook URL to give the git host: a push makes the box sync at once")
+    .action(async () => {
+      print((await (await client()).stateHook()).url);
+    });
+
+  state
+    .command("export")
+    .description("write the box as a state repository's files, to start one from what it has")
+    .argument("<dir>", "a new or empty directory")
+    .action(async (dir: string) => {
+      const target = resolve(io.cwd, dir);
+      const { files } = await (await client()).exportState();
+      await writeExport(target, files);
+      print(`wrote ${files.length} file(s) to ${target}:`);
+      for (const file of files) print(`  ${file.path}`);
+      const secrets = referencedSecrets(files);
+      if (secrets.length > 0) {
+        print(
+          `the answers name secrets (${secrets.join(", ")}): their values are stored on this box already and are not in the files; another box needs them set with town state secret set NAME`,
+        );
+      }
+    });
+
+  const secret = state
+    .command("secret")
+    .description("values that answers name with secretRef, kept on the box instead of in git");
+  secret
+    .command("set")
+    .description("store a secret (from stdin, asked for on a terminal, or from --value-file)")
+    .argument("<name>")
+    .option("--value-file <file>", "the value, from a file only you can read")
+    .action(async (name: string, flags: { valueFile?: string }) => {
+      const value =
+        flags.valueFile !== undefined
+          ? await readPasswordFile(resolve(io.cwd, flags.valueFile))
+          : await secretFromStdin(`Value of ${name}`);
+      await (await client()).setStateSecret(name, value);
+      print(`stored secret ${name}; answers use it as {secretRef: ${name}}`);
+    });
+  secret
+    .command("rm")
+    .description("forget a secret")
+    .argument("<name>")
+    .action(async (name: string) => {
+      await (await client()).removeStateSecret(name);
+      print(`removed secret ${name}`);
+    });
+  secret
+    .command("ls")
+    .description("the secrets' names (their values are never shown)")
+    .option("--json")
+    .action(async (flags: JsonFlag) => {
+      const { names } = await (await client()).stateSecrets();
+      if (flags.json) json(names);
+      else print(names.length === 0 ? "no secrets" : names.join("\n"));
+    });
+}
