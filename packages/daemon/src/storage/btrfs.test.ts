@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { TownError } from "@townos/format";
-import { parseQgroupShow } from "./btrfs.js";
+import { parseBtrfsTime, parseCreationTime, parseQgroupShow, parseSnapshotList } from "./btrfs.js";
 
 describe("parseQgroupShow", () => {
   it("reads btrfs-progs 6.x output with limits and paths", () => {
@@ -80,5 +80,70 @@ describe("parseQgroupShow", () => {
         text,
       );
     }
+  });
+});
+
+describe("btrfs times", () => {
+  it("reads times with their offset, and as UTC without one", () => {
+    assert.equal(
+      parseBtrfsTime("2026-12-04 15:40:12 +0000")?.toISOString(),
+      "2026-12-04T15:40:12.000Z",
+    );
+    assert.equal(
+      parseBtrfsTime("2026-12-04 15:40:12 +0130")?.toISOString(),
+      "2026-12-04T14:10:12.000Z",
+    );
+    assert.equal(
+      parseBtrfsTime("2026-12-04 15:40:12 -0500")?.toISOString(),
+      "2026-12-04T20:40:12.000Z",
+    );
+    assert.equal(
+      parseBtrfsTime(" 2026-12-04 15:40:12\n")?.toISOString(),
+      "2026-12-04T15:40:12.000Z",
+    );
+    for (const text of ["-", "", "2026-12-04", "2026-13-04 15:40:12", "2026-12-04 15:40:12 UTC"]) {
+      assert.equal(parseBtrfsTime(text), undefined, text);
+    }
+  });
+
+  it("reads the snapshots `subvolume list -s` prints, paths with spaces whole", () => {
+    const text = [
+      "ID 257 gen 9 cgen 9 top level 5 otime 2026-12-04 15:34:04 path snapshots/vol/s1",
+      "ID 261 gen 12 cgen 12 top level 260 otime 2026-12-04 15:34:48 path sv/my otime x path/snapshots/v/a",
+      "",
+    ].join("\n");
+    assert.deepEqual(parseSnapshotList(text), [
+      { path: "snapshots/vol/s1", createdAt: new Date("2026-12-04T15:34:04Z") },
+      {
+        path: "sv/my otime x path/snapshots/v/a",
+        createdAt: new Date("2026-12-04T15:34:48Z"),
+      },
+    ]);
+    assert.deepEqual(parseSnapshotList(""), []);
+    for (const text of [
+      "ID 257 gen 9 top level 5 path snapshots/vol/s1",
+      "ID 257 gen 9 cgen 9 top level 5 otime - path snapshots/vol/s1",
+      "ERROR: can't access 'x'",
+    ]) {
+      assert.throws(
+        () => parseSnapshotList(text),
+        (error: unknown) => error instanceof TownError && error.code === "io",
+        text,
+      );
+    }
+  });
+
+  it("reads the creation time `subvolume show` prints", () => {
+    const text = [
+      "storage/snapshots/vol/s1",
+      "\tName: \t\t\ts1",
+      "\tCreation time: \t\t2026-12-04 16:34:04 +0100",
+      "\tSend time: \t\t2026-12-04 17:00:00 +0100",
+    ].join("\n");
+    assert.equal(parseCreationTime(text).toISOString(), "2026-12-04T15:34:04.000Z");
+    assert.throws(
+      () => parseCreationTime("\tCreation time: \t\t-\n"),
+      (error: unknown) => error instanceof TownError && error.code === "io",
+    );
   });
 });

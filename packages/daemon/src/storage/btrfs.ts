@@ -8,7 +8,9 @@
  *   snapshot starts with its source's qgroup limit (btrfs copies it); being
  *   read-only, that limit never matters. Restoring one makes a writable
  *   snapshot of it in `<root>/tmp`, gives it the volume's limit and swaps it
- *   in (`layout.ts`).
+ *   in (`layout.ts`). A snapshot's root directory keeps the birth time of
+ *   the volume it was taken from: when it was taken is the subvolume's own
+ *   creation time (otime), which btrfs keeps to the second.
  * - Usage comes from `btrfs qgroup show --raw`: the figures of the last
  *   committed transaction (up to 30 s old) unless a sync is asked for.
  * - Deleting a subvolume returns at once; btrfs frees its space in the
@@ -16,11 +18,12 @@
  *   (older kernels keep it as "stale" for good; that costs nothing).
  * - Quotas need root (CAP_SYS_ADMIN), so does `open`.
  */
-import { mkdir, rm, statfs } from "node:fs/promises";
+import { lstat, mkdir, rm, statfs } from "node:fs/promises";
 import { TownError } from "@townos/format";
 import { run, requireProgram } from "./exec.js";
 import { LayoutDriver, type Accounting } from "./layout.js";
 import type { StorageCapabilities } from "./driver.js";
+import { snapshotPath, snapshotsDir, SNAPSHOTS_DIR } from "./names.js";
 import { lstatOrUndefined } from "./safe-fs.js";
 import { walk } from "./tree.js";
 
@@ -69,13 +72,13 @@ export function parseQgroupShow(text: string): QgroupRow[] {
   const lines = text.split("\n");
   const headerIndex = lines.findIndex((line) => /^\s*qgroupid\s/i.test(line));
   const headerLine = lines[headerIndex];
-  if (headerLine === undefined) throw unexpected("no header line");
+  if (headerLine === undefined) throw unexpected("qgroup show", "no header line");
   // New names hold a space ("Max referenced"); old ones ("max_rfer") may sit one space apart.
   const header = (headerLine.match(/max referenced|max exclusive|\S+/gi) ?? []).map(
     (name) => COLUMNS[name.toLowerCase()],
   );
   if (header[0] !== "qgroupid" || !header.includes("referenced") || !header.includes("exclusive")) {
-    throw unexpected(`header "${headerLine.trim()}"`);
+    throw unexpected("qgroup show", `header "${headerLine.trim()}"`);
   }
   const rows: QgroupRow[] = [];
   for (const line of lines.slice(headerIndex + 1)) {
@@ -99,7 +102,7 @@ export function parseQgroupShow(text: string): QgroupRow[] {
       maxReferenced === undefined ||
       maxExclusive === undefined
     ) {
-      throw unexpected(`line "${line.trim()}"`);
+      throw unexpected("qgroup show", `line "${line.trim()}"`);
     }
     rows.push({
       level: Number(id[1]),
@@ -111,6 +114,58 @@ export function parseQgroupShow(text: string): QgroupRow[] {
     });
   }
   return rows;
+}
+
+const BTRFS_TIME =
+  /^(?<day>\d{4}-\d{2}-\d{2}) (?<time>\d{2}:\d{2}:\d{2})(?: (?<sign>[+-])(?<hours>\d{2})(?<minutes>\d{2}))?$/;
+
+/**
+ * Parses a time as btrfs prints it: "2026-12-04 15:40:12 +0100", or without
+ * the offset in the zone it ran in, which `run` makes UTC. Undefined for
+ * anything else ("-" for none included).
+ */
+export function parseBtrfsTime(text: string): Date | undefined {
+  const groups = BTRFS_TIME.exec(text.trim())?.groups;
+  if (!groups) return undefined;
+  const { day, time, sign, hours, minutes } = groups;
+  const zone = sign ? `${sign}${hours}:${minutes}` : "Z";
+  const date = new Date(`${day}T${time}${zone}`);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+export interface SnapshotRow {
+  /** From the file system's top level (with `-o`). */
+  path: string;
+  createdAt: Date;
+}
+
+const SNAPSHOT_LINE = /^ID \d+ .*? otime (?<otime>\S+ \S+) path (?<path>.+)$/;
+
+/**
+ * Parses `btrfs subvolume list -s` output, a snapshot a line: "ID 257 gen 9
+ * cgen 9 top level 5 otime 2026-12-04 15:34:04 path snapshots/v/s". The path
+ * is the rest of the line.
+ * @throws TownError `io` for a line it does not understand.
+ */
+export function parseSnapshotList(text: string): SnapshotRow[] {
+  const rows: SnapshotRow[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const groups = SNAPSHOT_LINE.exec(line)?.groups;
+    const createdAt = groups?.["otime"] === undefined ? undefined : parseBtrfsTime(groups["otime"]);
+    const path = groups?.["path"];
+    if (!createdAt || path === undefined) throw unexpected("subvolume list", `line "${line}"`);
+    rows.push({ path, createdAt });
+  }
+  return rows;
+}
+
+/** The "Creation time" of `btrfs subvolume show` output. @throws TownError `io` without one. */
+export function parseCreationTime(text: string): Date {
+  const value = /^\s*Creation time:(.*)$/m.exec(text)?.[1];
+  const createdAt = value === undefined ? undefined : parseBtrfsTime(value);
+  if (!createdAt) throw unexpected("subvolume show", "no creation time");
+  return createdAt;
 }
 
 export class BtrfsDriver extends LayoutDriver {
@@ -196,7 +251,7 @@ export class BtrfsDriver extends LayoutDriver {
     );
     const row = rows[0];
     if (rows.length !== 1 || !row)
-      throw unexpected(`${rows.length} level-0 quota groups for ${path}`);
+      throw unexpected("qgroup show", `${rows.length} level-0 quota groups for ${path}`);
     return {
       quota: row.maxReferenced,
       usage: { usedBytes: row.referenced, exclusiveBytes: row.exclusive, partial: false },
@@ -214,6 +269,45 @@ export class BtrfsDriver extends LayoutDriver {
     await run(this.btrfs, ["subvolume", "snapshot", "-r", source, target], "btrfs: snapshot");
   }
 
+  /**
+   * The subvolumes' creation times: one `btrfs subvolume list` for all of
+   * `names`. A name it leaves ambiguous (another storage root in the same
+   * subvolume holding the same names) costs a `btrfs subvolume show`; a plain
+   * directory (a copy the directory driver made) has its birth time.
+   */
+  protected override async snapshotTimes(
+    volume: string,
+    names: readonly string[],
+  ): Promise<Map<string, Date>> {
+    // -o: the subvolumes right in the one holding the directory, their paths from the top level.
+    const listed = parseSnapshotList(
+      await run(
+        this.btrfs,
+        ["subvolume", "list", "-s", "-o", snapshotsDir(this.root, volume)],
+        "btrfs: list snapshots",
+      ),
+    );
+    const times = new Map<string, Date>();
+    for (const name of names) {
+      // Ours is among these (it sits in that subvolume): a single one is ours.
+      const tail = `${SNAPSHOTS_DIR}/${volume}/${name}`;
+      const [row, ...others] = listed.filter(
+        (entry) => entry.path === tail || entry.path.endsWith(`/${tail}`),
+      );
+      const path = snapshotPath(this.root, volume, name);
+      if (row && others.length === 0) {
+        times.set(name, row.createdAt);
+      } else if ((await lstat(path)).ino === SUBVOLUME_ROOT_INO) {
+        const shown = await run(this.btrfs, ["subvolume", "show", path], "btrfs: show snapshot");
+        times.set(name, parseCreationTime(shown));
+      } else {
+        const [time] = (await super.snapshotTimes(volume, [name])).values();
+        if (time) times.set(name, time);
+      }
+    }
+    return times;
+  }
+
   protected async makeWritableCopy(snapshot: string, target: string): Promise<void> {
     await this.mustBeSubvolume(snapshot);
     await run(this.btrfs, ["subvolume", "snapshot", snapshot, target], "btrfs: writable snapshot");
@@ -228,6 +322,6 @@ export class BtrfsDriver extends LayoutDriver {
   }
 }
 
-function unexpected(what: string): TownError {
-  return new TownError("io", `btrfs: unexpected "qgroup show" output: ${what}`);
+function unexpected(command: string, what: string): TownError {
+  return new TownError("io", `btrfs: unexpected "${command}" output: ${what}`);
 }

@@ -72,6 +72,7 @@ export interface SnapshotInfo {
   volume: string;
   name: string;
   path: string;
+  /** When it was taken (btrfs: to the second). */
   createdAt: Date;
 }
 
@@ -144,7 +145,10 @@ export interface StorageDriver {
    */
   snapshot(name: string, snapshot: string): Promise<{ created: boolean; snapshot: SnapshotInfo }>;
 
-  /** The volume's snapshots, sorted by name; empty for an absent volume. Cheap. */
+  /**
+   * The volume's snapshots, sorted by name; empty for an absent volume.
+   * Cheap (btrfs: one `btrfs subvolume list`).
+   */
   listSnapshots(name: string): Promise<SnapshotInfo[]>;
 
   /** False when there was no such snapshot. */

@@ -121,6 +121,24 @@ function contract(open: () => Promise<StorageDriver>) {
     await expectTownError(driver.snapshotUsage(music, "../x"), "invalid_argument", /snapshot name/);
   });
 
+  it("dates a snapshot when it was taken, not when its volume was made", async () => {
+    const driver = await open();
+    const name = userVolumeName("dated");
+    await driver.create(name);
+    const volumeMade = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const { snapshot } = await driver.snapshot(name, "later");
+    const taken = snapshot.createdAt.getTime();
+    // btrfs keeps whole seconds: 1.1 s later is still past the volume's moment.
+    assert.ok(taken > volumeMade, `${snapshot.createdAt.toISOString()} after the volume`);
+    assert.ok(Math.abs(Date.now() - taken) < 5000, `${snapshot.createdAt.toISOString()} is now`);
+    assert.deepEqual(
+      (await driver.listSnapshots(name)).map((listed) => listed.createdAt),
+      [snapshot.createdAt],
+    );
+    await driver.remove(name);
+  });
+
   it("restores a snapshot: content as it was, snapshots, quota and owner kept", async () => {
     const driver = await open();
     const name = userVolumeName("photos");
@@ -304,6 +322,44 @@ describe("BtrfsDriver", { skip: skipBtrfs ?? false }, () => {
     assert.equal((await stat(driver.path(name))).ino, 256);
     const { snapshot } = await driver.snapshot(name, "ro");
     await assert.rejects(writeFile(join(snapshot.path, "x"), "x"), /EROFS/);
+    await driver.remove(name);
+  });
+
+  it("dates each snapshot right when another storage root holds the same names", async () => {
+    const driver = await open();
+    const other = await BtrfsDriver.open(join(loop.mountPoint, "other", "storage"));
+    const name = userVolumeName("twin");
+    await other.create(name);
+    const { snapshot: earlier } = await other.snapshot(name, "same");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await driver.create(name);
+    const { snapshot: later } = await driver.snapshot(name, "same");
+    assert.ok(later.createdAt > earlier.createdAt, later.createdAt.toISOString());
+    assert.deepEqual(
+      (await other.listSnapshots(name)).map((listed) => listed.createdAt),
+      [earlier.createdAt],
+    );
+    assert.deepEqual(
+      (await driver.listSnapshots(name)).map((listed) => listed.createdAt),
+      [later.createdAt],
+    );
+    await other.remove(name);
+    await driver.remove(name);
+  });
+
+  it("dates a plain directory among the snapshots by its birth", async () => {
+    const driver = await open();
+    const name = userVolumeName("copied");
+    await driver.create(name);
+    await mkdir(join(driver.root, "snapshots", name, "copy"), { recursive: true });
+    const listed = await driver.listSnapshots(name);
+    assert.deepEqual(
+      listed.map((snapshot) => snapshot.name),
+      ["copy"],
+    );
+    assert.ok(
+      listed.every((snapshot) => Math.abs(Date.now() - snapshot.createdAt.getTime()) < 5000),
+    );
     await driver.remove(name);
   });
 

@@ -1,8 +1,9 @@
 /**
  * Running the system's storage programs (`btrfs`, `mkfs.btrfs`, `mount`):
  * always `execFile` with an argument array (never a shell), a time limit, a
- * bounded output and the C locale (their output is parsed). Failures become
- * TownError `io` with the program's own last words.
+ * bounded output, the C locale and UTC (their output is parsed, and btrfs
+ * prints some times without their zone). Failures become TownError `io` with
+ * the program's own last words.
  */
 import { execFile } from "node:child_process";
 import { access, constants } from "node:fs/promises";
@@ -37,7 +38,8 @@ export function run(
         timeout: options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
         killSignal: "SIGKILL",
         maxBuffer: MAX_OUTPUT_BYTES,
-        env: { ...process.env, LC_ALL: "C", LANG: "C" },
+        // "UTC0" is POSIX: it needs no zoneinfo files.
+        env: { ...process.env, LC_ALL: "C", LANG: "C", TZ: "UTC0" },
         encoding: "utf8",
       },
       (error, stdout, stderr) => {

@@ -260,14 +260,9 @@ export abstract class LayoutDriver implements StorageDriver {
 
   async listSnapshots(name: string): Promise<SnapshotInfo[]> {
     const dir = snapshotsDir(this.root, name);
-    return this.locked([name], `list snapshots of ${name}`, async () => {
-      const snapshots: SnapshotInfo[] = [];
-      for (const entry of await this.snapshotNames(dir)) {
-        const info = await this.snapshotInfo(name, entry);
-        if (info) snapshots.push(info);
-      }
-      return snapshots;
-    });
+    return this.locked([name], `list snapshots of ${name}`, async () =>
+      this.snapshotInfos(name, await this.snapshotNames(dir)),
+    );
   }
 
   async removeSnapshot(name: string, snapshot: string): Promise<boolean> {
@@ -402,14 +397,40 @@ export abstract class LayoutDriver implements StorageDriver {
     return names.sort();
   }
 
+  /**
+   * When each of the volume's snapshots `names` (present) was taken, by name:
+   * here for snapshots that are copies, their birth time where the file system
+   * records it (ext4, xfs), else their last change.
+   */
+  protected async snapshotTimes(
+    volume: string,
+    names: readonly string[],
+  ): Promise<Map<string, Date>> {
+    const times = new Map<string, Date>();
+    for (const name of names) {
+      const stats = await lstat(snapshotPath(this.root, volume, name));
+      times.set(name, stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime);
+    }
+    return times;
+  }
+
   private async snapshotInfo(volume: string, name: string): Promise<SnapshotInfo | undefined> {
     checkSnapshotName(name);
     const path = snapshotPath(this.root, volume, name);
-    const stats = await lstatOrUndefined(path);
-    if (!stats?.isDirectory()) return undefined;
-    // Birth time where the file system records it (btrfs, ext4), else the last change.
-    const createdAt = stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime;
-    return { volume, name, path, createdAt };
+    if (!(await lstatOrUndefined(path))?.isDirectory()) return undefined;
+    const [info] = await this.snapshotInfos(volume, [name]);
+    return info;
+  }
+
+  /** The volume's snapshots `names` (present), in that order. */
+  private async snapshotInfos(volume: string, names: readonly string[]): Promise<SnapshotInfo[]> {
+    if (names.length === 0) return [];
+    const times = await this.snapshotTimes(volume, names);
+    return names.map((name) => {
+      const createdAt = times.get(name);
+      if (!createdAt) throw new TownError("io", `no creation time for snapshot ${name}`);
+      return { volume, name, path: snapshotPath(this.root, volume, name), createdAt };
+    });
   }
 
   private async removeSnapshots(name: string): Promise<void> {
