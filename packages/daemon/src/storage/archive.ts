@@ -22,6 +22,10 @@
  * - Owners in the archive are ignored: everything belongs to `owner` when
  *   given, else to the daemon. Modes are kept without set-id bits; file
  *   modification times are kept.
+ * - `asBackedUp` (a backup's own archive, `packVolume` with `owners`) keeps
+ *   the archive's owners (`owner` for entries without one) and links
+ *   whatever they point at: a link is data, never followed, and nothing is
+ *   written through one. The rest of the above holds.
  *
  * `packVolume` streams a directory (or chosen paths in it) out as tar.gz or
  * tar.xz, links stored as links, read through handles (`pack.ts`). Pack a
@@ -95,6 +99,8 @@ export interface UnpackOptions {
   /** Default `DEFAULT_UNPACK_TIMEOUT_MS`. */
   timeoutMs?: number;
   owner?: Owner;
+  /** Owners and links as the archive has them (see the module comment). */
+  asBackedUp?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: UnpackProgress) => void;
 }
@@ -219,7 +225,7 @@ export async function unpackArchive(
     const extraction = new Extraction(
       staging.tree,
       limits,
-      options.owner,
+      { owner: options.owner, asBackedUp: options.asBackedUp === true },
       controller.signal,
       progress,
     );
@@ -260,6 +266,8 @@ export interface PackOptions {
   format: PackFormat;
   /** Paths inside `dir` to pack (relative, `/`-separated); default: everything. */
   paths?: readonly string[];
+  /** Records each entry's numeric owner (a backup); default: none (portable). */
+  owners?: boolean;
 }
 
 /**
@@ -302,7 +310,7 @@ export async function packVolume(dir: string, options: PackOptions): Promise<Rea
     }
   }
   const xz = options.format === "tar.xz" ? await requireProgram("xz", "archive") : undefined;
-  const tar = packTree(root, paths);
+  const tar = packTree(root, paths, { owners: options.owners === true });
   if (xz) return Readable.from(throughProgram(tar, xz, ["-zc", "-T1"], "io"));
   return Readable.from(throughTransform(tar, createGzip()));
 }

@@ -4,7 +4,10 @@
  * so that later entries are judged against it: links may only point inside,
  * hard links only at files unpacked before, nothing may be made inside a
  * refused entry, a file or a link. Every refusal is recorded with its reason;
- * going past a limit throws.
+ * going past a limit throws. Restoring a backup (`asBackedUp`), links may
+ * point anywhere and entries keep their archived owners: what is made is
+ * still judged by the paths of what was made before, never by following a
+ * link, so nothing lands outside the tree.
  */
 import { chmod, lchown, link, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,8 +15,9 @@ import type * as yauzl from "yauzl";
 import { getFileNameLowLevel } from "yauzl";
 import { TownError } from "@townos/format";
 import { printable } from "./names.js";
-import { checkEntryPath, symlinkTargetProblem } from "./paths.js";
+import { checkEntryPath, MAX_PATH_BYTES, symlinkTargetProblem } from "./paths.js";
 import {
+  checkOwner,
   createFileInside,
   ensureDirs,
   MAX_REPORTED,
@@ -35,6 +39,13 @@ export interface ExtractionLimits {
 
 type Made = "directory" | "file" | "link";
 
+export interface Ownership {
+  /** Owner of what is made (of entries without one of their own, `asBackedUp`); default the daemon. */
+  owner: Owner | undefined;
+  /** A backup restored: archived owners kept, links kept wherever they point. */
+  asBackedUp: boolean;
+}
+
 /** Writes entries into a private tree, refusing what is not safe, and remembers what it made. */
 export class Extraction {
   entries = 0;
@@ -45,27 +56,33 @@ export class Extraction {
   private readonly refusedPaths = new Set<string>();
   private readonly directoryModes = new Map<string, number>();
   private readonly known = new Set<string>();
+  private readonly owner: Owner | undefined;
+  private readonly asBackedUp: boolean;
 
   constructor(
     private readonly root: string,
     readonly limits: ExtractionLimits,
-    private readonly owner: Owner | undefined,
+    ownership: Ownership,
     private readonly signal: AbortSignal,
     private readonly onWrite: () => void,
-  ) {}
+  ) {
+    this.owner = ownership.owner;
+    this.asBackedUp = ownership.asBackedUp;
+  }
 
   async tarEntry(entry: TarEntry, body: AsyncIterable<Buffer>): Promise<void> {
     this.count();
     const mode = entry.mode & 0o1777;
+    const owner = this.ownerOf(entry);
     switch (entry.type) {
       case "File":
       case "OldFile":
       case "ContiguousFile":
-        return this.file(entry.path, mode, entry.mtime, entry.size, () => body);
+        return this.file(entry.path, mode, entry.mtime, entry.size, () => body, owner);
       case "Directory":
-        return this.directory(entry.path, mode);
+        return this.directory(entry.path, mode, owner);
       case "SymbolicLink":
-        return this.symlink(entry.path, entry.linkpath);
+        return this.symlink(entry.path, entry.linkpath, owner);
       case "Link":
         return this.hardlink(entry.path, entry.linkpath);
       case "CharacterDevice":
@@ -92,7 +109,7 @@ export class Extraction {
     const unixMode = entry.versionMadeBy >> 8 === 3 ? entry.externalFileAttributes >>> 16 : 0;
     const type = unixMode & 0o170000;
     if (name.endsWith("/") || type === 0o040000) {
-      return this.directory(name, unixMode & 0o1777 || 0o755);
+      return this.directory(name, unixMode & 0o1777 || 0o755, this.owner);
     }
     if (type !== 0 && type !== 0o100000 && type !== 0o120000) {
       this.refuse(name, type === 0o010000 ? "FIFO" : type === 0o140000 ? "socket" : "device file");
@@ -114,6 +131,7 @@ export class Extraction {
         entry.getLastModDate(),
         entry.uncompressedSize,
         open,
+        this.owner,
       );
     }
     // A link's target is its data.
@@ -123,7 +141,7 @@ export class Extraction {
     }
     const chunks: Buffer[] = [];
     for await (const chunk of await open()) chunks.push(chunk);
-    return this.symlink(name, Buffer.concat(chunks).toString("utf8"));
+    return this.symlink(name, Buffer.concat(chunks).toString("utf8"), this.owner);
   }
 
   /** Directory modes last: read-only directories would have stopped the unpack. */
@@ -132,6 +150,18 @@ export class Extraction {
       ([a], [b]) => b.split("/").length - a.split("/").length,
     );
     for (const [path, mode] of deepestFirst) await chmod(join(this.root, path), mode);
+  }
+
+  /** The archived owner when restoring a backup and the entry has a valid one, else `owner`. */
+  private ownerOf(entry: TarEntry): Owner | undefined {
+    if (!this.asBackedUp || entry.uid === undefined || entry.gid === undefined) return this.owner;
+    const archived = { uid: entry.uid, gid: entry.gid };
+    try {
+      checkOwner(archived);
+    } catch {
+      return this.owner;
+    }
+    return archived;
   }
 
   private count(): void {
@@ -159,6 +189,7 @@ export class Extraction {
     mtime: Date | undefined,
     size: number,
     open: () => Promise<AsyncIterable<Buffer>> | AsyncIterable<Buffer>,
+    owner: Owner | undefined,
   ): Promise<void> {
     const parts = await this.place(name, "file");
     if (!parts) return;
@@ -176,7 +207,7 @@ export class Extraction {
         this.onWrite();
       }
       await handle.chmod(mode);
-      if (this.owner) await handle.chown(this.owner.uid, this.owner.gid);
+      if (owner) await handle.chown(owner.uid, owner.gid);
       if (mtime && !Number.isNaN(mtime.getTime())) await handle.utimes(mtime, mtime);
     } finally {
       await handle.close();
@@ -184,25 +215,31 @@ export class Extraction {
     this.made.set(parts.join("/"), "file");
   }
 
-  private async directory(name: string, mode: number): Promise<void> {
+  private async directory(name: string, mode: number, owner: Owner | undefined): Promise<void> {
     const check = checkEntryPath(name);
     // The archive's root ("./"): the target itself, left as it is.
     if ("parts" in check && check.parts.length === 0) return;
     const parts = await this.place(name, "directory");
     if (!parts) return;
     await ensureDirs(this.root, parts, { mode: 0o700, owner: this.owner, known: this.known });
+    // Its own owner even when an entry inside it came first and made it with the default one.
+    if (owner && owner !== this.owner)
+      await lchown(join(this.root, ...parts), owner.uid, owner.gid);
     this.made.set(parts.join("/"), "directory");
     this.directoryModes.set(parts.join("/"), mode);
   }
 
-  private async symlink(name: string, target: string): Promise<void> {
-    const parts = await this.place(name, "link", (linkParts) =>
-      symlinkTargetProblem(linkParts, target),
-    );
+  private async symlink(name: string, target: string, owner: Owner | undefined): Promise<void> {
+    const parts = await this.place(name, "link", (linkParts) => {
+      if (!this.asBackedUp) return symlinkTargetProblem(linkParts, target);
+      if (target === "") return "empty link target";
+      if (Buffer.byteLength(target) > MAX_PATH_BYTES) return "link target too long";
+      return undefined;
+    });
     if (!parts) return;
     const path = join(this.root, ...parts);
     await symlink(target, path);
-    if (this.owner) await lchown(path, this.owner.uid, this.owner.gid);
+    if (owner) await lchown(path, owner.uid, owner.gid);
     this.made.set(parts.join("/"), "link");
   }
 

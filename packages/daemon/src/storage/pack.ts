@@ -3,7 +3,8 @@
  * app that swaps a directory for a link while its volume is read cannot make
  * the daemon read anything outside it. Links are stored as links, files
  * linked twice as a hard link to the first, directories with their content;
- * devices, FIFOs and sockets are left out, and so are owners (portable). A
+ * devices, FIFOs and sockets are left out, and so are owners (portable)
+ * unless asked for (a backup, restored as it was). A
  * file that changes while read keeps the size it had when opened (cut or
  * padded with zeros), as tar needs.
  */
@@ -28,14 +29,16 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 /**
  * The entries at `paths` (checked component lists, at least one component
  * each) below `root`, each with everything in it, as an uncompressed tar
- * archive with its end marker.
+ * archive with its end marker; with `owners`, each entry's numeric owner.
  * @throws PathRefused (before anything is produced) when a path's parent
  *   goes through a link or a non-directory.
  */
 export async function* packTree(
   root: string,
   paths: readonly (readonly string[])[],
+  options: { owners?: boolean } = {},
 ): AsyncGenerator<Buffer> {
+  const owners = options.owners === true;
   const hardLinks = new Map<string, string>();
   for (const parts of paths) {
     const name = parts[parts.length - 1] ?? "";
@@ -45,13 +48,13 @@ export async function* packTree(
       const stats = await lstatAt(parent, name);
       if (!stats) continue;
       const path = parts.join("/");
-      yield* entry(at(parent, name), path, stats, hardLinks);
+      yield* entry(at(parent, name), path, stats, hardLinks, owners);
       if (!stats.isDirectory()) continue;
       const dir = await openDirectoryOrUndefined(at(parent, name));
       if (!dir) continue; // swapped for something else meanwhile
       try {
         for await (const inner of walk(dir)) {
-          yield* entry(inner.at, `${path}/${inner.relative}`, inner.stats, hardLinks);
+          yield* entry(inner.at, `${path}/${inner.relative}`, inner.stats, hardLinks, owners);
         }
       } finally {
         await dir.close();
@@ -68,8 +71,13 @@ async function* entry(
   path: string,
   stats: Stats,
   hardLinks: Map<string, string>,
+  owners: boolean,
 ): AsyncGenerator<Buffer> {
-  const base = { mode: stats.mode & 0o7777, mtime: stats.mtime };
+  const base = {
+    mode: stats.mode & 0o7777,
+    mtime: stats.mtime,
+    ...(owners ? { uid: stats.uid, gid: stats.gid } : {}),
+  };
   if (stats.isDirectory()) {
     yield header({ ...base, path: `${path}/`, type: "Directory", size: 0 });
   } else if (stats.isSymbolicLink()) {

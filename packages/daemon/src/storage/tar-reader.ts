@@ -19,6 +19,9 @@ export interface TarEntry {
   mode: number;
   mtime: Date | undefined;
   linkpath: string;
+  /** Numeric owner; undefined when the archive does not record one. */
+  uid: number | undefined;
+  gid: number | undefined;
 }
 
 /** Pulls exact byte counts out of a stream of chunks without copying more than a header. */
@@ -177,6 +180,8 @@ export async function readTar(
       mode: header.mode ?? 0,
       mtime: header.mtime,
       linkpath: extended?.linkpath ?? header.linkpath ?? "",
+      uid: header.uid,
+      gid: header.gid,
     };
     extended = undefined;
     let consumed = 0;

@@ -9,12 +9,16 @@
  * A backup directory without `manifest.json` is a run that stopped: not
  * listed, deleted by the next `put` or `remove`. Always full.
  *
- * Restores go through `unpackArchive`, which treats the archive as hostile
- * (anyone with the disk may have replaced it). What that costs: every file
- * belongs to the owner the manifest gives the volume's root (archives keep
- * no owners), set-id bits are dropped, and links pointing outside the
- * volume (absolute ones included) are refused, so they are missing after a
- * restore. The `btrfs` and `restic` kinds keep all of these.
+ * Archives keep each entry's numeric owner, and restores go through
+ * `unpackArchive` as a backup (`asBackedUp`): owners, modes and links come
+ * back as they were, links pointing outside the volume included (data, never
+ * followed). The archive is still treated as hostile (anyone with the disk
+ * may have replaced it): entries that would land outside the volume or
+ * through a link, device files and FIFOs are left out, and how many were is
+ * reported as a progress step. What it costs against the `btrfs` and
+ * `restic` kinds: set-id bits are dropped, and extended attributes are not
+ * kept. Archives written before owners were kept restore with the volume
+ * root's owner throughout.
  */
 import { constants, createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, open, rm, stat } from "node:fs/promises";
@@ -25,6 +29,7 @@ import { pipeline } from "node:stream/promises";
 import { TownError } from "@townos/format";
 import { packVolume, unpackArchive } from "../../storage/archive.js";
 import { checkSnapshotName, checkVolumeName } from "../../storage/names.js";
+import type { RefusedEntry } from "../../storage/safe-fs.js";
 import {
   MAX_MANIFEST_BYTES,
   type BackupManifest,
@@ -172,12 +177,13 @@ export class PathTarget implements BackupTargetDriver {
         }
         try {
           const totalBytes = (await file.stat()).size;
-          await unpackArchive(createReadStream("", { fd: file }), "tar.gz", into, {
+          const result = await unpackArchive(createReadStream("", { fd: file }), "tar.gz", into, {
             stagingRoot: staging,
             maxBytes: RESTORE_MAX_BYTES,
             maxEntries: RESTORE_MAX_ENTRIES,
             timeoutMs: RESTORE_TIMEOUT_MS,
             owner: entry.owner,
+            asBackedUp: true,
             ...(options.signal ? { signal: options.signal } : {}),
             onProgress: (progress) => {
               options.progress?.({
@@ -187,6 +193,13 @@ export class PathTarget implements BackupTargetDriver {
               });
             },
           });
+          if (result.refusedCount > 0) {
+            options.progress?.({
+              step: `restored ${volume}, leaving out ${String(result.refusedCount)} unsafe entries (${refusedReasons(result.refused)})`,
+              bytes: totalBytes,
+              totalBytes,
+            });
+          }
         } finally {
           if (scratch) await rm(scratch, { recursive: true, force: true });
         }
@@ -240,7 +253,7 @@ export class PathTarget implements BackupTargetDriver {
     options: TargetCallOptions,
   ): Promise<number> {
     const path = join(dir, `${source.volume}${ARCHIVE_SUFFIX}`);
-    const archive = await packVolume(source.path, { format: "tar.gz" });
+    const archive = await packVolume(source.path, { format: "tar.gz", owners: true });
     let written = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
@@ -259,4 +272,9 @@ export class PathTarget implements BackupTargetDriver {
     }
     return (await stat(path)).size;
   }
+}
+
+/** "device file, '..' in path": the distinct reasons, a few of them. */
+function refusedReasons(refused: readonly RefusedEntry[]): string {
+  return [...new Set(refused.map((entry) => entry.reason))].slice(0, 3).join(", ");
 }

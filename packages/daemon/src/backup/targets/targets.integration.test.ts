@@ -23,6 +23,8 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { Header, type HeaderData } from "tar";
 import { TownError } from "@townos/format";
 import type { BackupTargetKind } from "@townos/api";
 import {
@@ -122,14 +124,18 @@ async function describeTree(dir: string, prefix = ""): Promise<Map<string, strin
   return found;
 }
 
-/** What a `path` target brings back: no owners (all the volume's), no links pointing outside. */
-function asPathRestores(tree: Map<string, string>): Map<string, string> {
-  const result = new Map<string, string>();
-  for (const [path, what] of tree) {
-    if (/^link .* -> \//.test(what)) continue;
-    result.set(path, what.replace(/ \d+:\d+/, ` ${owner.uid}:${owner.gid}`));
+/** An uncompressed tar archive of `entries` as written (paths and all): what a hostile disk may hold. */
+function tarOf(entries: (HeaderData & { body?: string })[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const { body = "", ...data } of entries) {
+    const content = Buffer.from(body);
+    const header = new Header({ mode: 0o644, mtime: new Date(0), size: content.length, ...data });
+    header.encode();
+    assert.ok(header.block);
+    blocks.push(header.block, content, Buffer.alloc((512 - (content.length % 512)) % 512));
   }
-  return result;
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
 }
 
 /** A fresh storage root on the other disk, with the volume made empty in it, as a restore onto a new box does. */
@@ -190,11 +196,13 @@ describe("backup targets", { skip }, () => {
     await lchown(join(root, "a.txt"), 1000, 1001);
     await mkdir(join(root, "sub"));
     await chmod(join(root, "sub"), 0o750);
+    await lchown(join(root, "sub"), 1002, 1003);
     await writeRandom(join(root, "sub", "big.bin"), 8 * MiB);
     await lchown(join(root, "sub", "big.bin"), 33, 33);
     await symlink("/etc/passwd", join(root, "outside"));
     await symlink("sub/big.bin", join(root, "inside"));
     await lchown(join(root, "inside"), 1000, 1001);
+    await symlink("../../beyond", join(root, "sub", "up"));
     await snapshot(S1);
     await writeFile(join(root, "a.txt"), "second\n");
     await snapshot(S2);
@@ -247,15 +255,13 @@ describe("backup targets", { skip }, () => {
         [S2],
       );
 
-      const expected = await describeTree((await sources(S2))[0]?.path ?? "");
-      assert.match(expected.get("outside") ?? "", /-> \/etc\/passwd$/);
+      const backedUp = await describeTree((await sources(S2))[0]?.path ?? "");
+      assert.equal(backedUp.get("outside"), "link 0:0 -> /etc/passwd");
+      assert.equal(backedUp.get("sub/up"), "link 0:0 -> ../../beyond");
       const fresh = await freshVolume();
       // Restored as the service does: staged in the new storage root's own tmp/.
       await open(kind, PASSWORD, fresh.driver.stagingRoot).restoreVolume(S2, volume, fresh.path);
-      assert.deepEqual(
-        await describeTree(fresh.path),
-        kind === "path" ? asPathRestores(expected) : expected,
-      );
+      assert.deepEqual(await describeTree(fresh.path), backedUp);
       assert.equal(await readFile(join(fresh.path, "a.txt"), "utf8"), "second\n");
       const top = await lstat(fresh.path);
       assert.deepEqual([top.uid, top.gid, top.mode & 0o7777], [owner.uid, owner.gid, 0o755]);
@@ -268,6 +274,55 @@ describe("backup targets", { skip }, () => {
       await expectTownError(target.restoreVolume(S1, volume, empty), "not_found", /no backup/);
     });
   }
+
+  it("path: a hostile archive on the disk restores inside the volume only, its links kept as links", async () => {
+    const archive = join(disk.mountPoint, "archives", "town-backups", S2, `${volume}.tar.gz`);
+    const original = await readFile(archive);
+    const outside = await mkdtemp(join(disk.mountPoint, "outside-"));
+    try {
+      await writeFile(
+        archive,
+        gzipSync(
+          tarOf([
+            { path: "fine.txt", type: "File", uid: 77, gid: 88, mode: 0o600, body: "ok\n" },
+            { path: "escape", type: "SymbolicLink", linkpath: outside, uid: 1000, gid: 1001 },
+            { path: "escape/planted", type: "File", body: "through the link\n" },
+            { path: "../climbed", type: "File", body: "up\n" },
+            { path: `${outside}/absolute`, type: "File", body: "absolute\n" },
+            { path: "hard", type: "Link", linkpath: "escape" },
+            { path: "null", type: "CharacterDevice", devmaj: 1, devmin: 3 },
+            { path: "sub/", type: "Directory", uid: 5, gid: 6, mode: 0o750 },
+            { path: "sub/up", type: "SymbolicLink", linkpath: "../../../etc", uid: 5, gid: 6 },
+          ]),
+        ),
+      );
+      const fresh = await freshVolume();
+      const steps: string[] = [];
+      await open("path", PASSWORD, fresh.driver.stagingRoot).restoreVolume(S2, volume, fresh.path, {
+        progress: (progress) => steps.push(progress.step),
+      });
+      assert.deepEqual(await readdir(outside), []);
+      for (const beside of [dirname(fresh.path), fresh.driver.stagingRoot]) {
+        await assert.rejects(lstat(join(beside, "climbed")), { code: "ENOENT" });
+      }
+      const ok = createHash("sha256").update("ok\n").digest("hex");
+      assert.deepEqual(
+        await describeTree(fresh.path),
+        new Map([
+          ["escape", `link 1000:1001 -> ${outside}`],
+          ["fine.txt", `file 600 77:88 ${ok}`],
+          ["sub", "dir 750 5:6"],
+          ["sub/up", "link 5:6 -> ../../../etc"],
+        ]),
+      );
+      assert.ok(
+        steps.some((step) => step.startsWith(`restored ${volume}, leaving out 5 unsafe entries (`)),
+        steps.join("; "),
+      );
+    } finally {
+      await writeFile(archive, original);
+    }
+  });
 
   it("path and btrfs: a disk pulled out mid-run fails the run, and leaves the earlier backups whole", async () => {
     const root = storage.path(volume);
