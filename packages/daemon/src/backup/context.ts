@@ -67,7 +67,3 @@ export class BackupContext {
 export function targetSecrets(config: BackupTargetConfig): string[] {
   return [...(config.password === null ? [] : [config.password]), ...Object.values(config.env)];
 }
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -13,7 +13,8 @@ import { BOX_SUBJECT, type RestoreBoxBody, type RestoreBoxResult } from "@townos
 import { TownError } from "@townos/format";
 import { parseVolumeName } from "../storage/names.js";
 import type { Settings } from "../store/settings.js";
-import { errorText, type BackupContext } from "./context.js";
+import { type BackupContext } from "./context.js";
+import { errorText } from "../error-text.js";
 import { appManifestOf, type AppRestorer } from "./restore-app.js";
 import type {
   BackupManifest,

@@ -10,7 +10,8 @@
 import type { KeepPolicy, RestorePointReason } from "@townos/api";
 import { redactText } from "../redact.js";
 import type { RestorePointRecord } from "../store/restore-points.js";
-import { errorText, targetSecrets, type BackupContext } from "./context.js";
+import { targetSecrets, type BackupContext } from "./context.js";
+import { errorText } from "../error-text.js";
 import { selectKept } from "./keep.js";
 import { buildManifest } from "./manifest.js";
 import type { TargetProgress } from "./types.js";

@@ -12,7 +12,7 @@
  * refreshed on a schedule and by their webhook, and an unchanged commit does
  * nothing.
  */
-import { timingSafeEqual } from "node:crypto";
+import { tokensMatch } from "../auth/tokens.js";
 import type { Readable } from "node:stream";
 import type {
   CreatePageBody,
@@ -207,9 +207,7 @@ export class Pages {
   /** The webhook: a token that is not the page's (or no page) is `not_found`, saying nothing more. */
   hook(name: string, token: string): void {
     const page = this.options.store.get(name);
-    const expected = Buffer.from(page?.hookToken ?? "");
-    const given = Buffer.from(token);
-    if (page === undefined || given.length !== expected.length || !timingSafeEqual(given, expected))
+    if (page === undefined || !tokensMatch(token, page.hookToken))
       throw new TownError("not_found", "no such hook");
     // Calls while one waits its turn coalesce: a flood of pushes is one deploy.
     if (page.source.type !== "archive") this.refresh(name);

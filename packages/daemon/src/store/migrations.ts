@@ -244,4 +244,44 @@ export const migrations: readonly string[] = [
   -- was taken with: every app, the package repositories and the settings (JSON).
   ALTER TABLE restore_points ADD COLUMN box TEXT;
   `,
+  `
+  -- GitOps: the state repository followed (desired state; one row at most).
+  CREATE TABLE state_source (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    url TEXT NOT NULL,
+    branch TEXT,
+    username TEXT,
+    password TEXT,
+    interval_seconds INTEGER NOT NULL,
+    hook_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  -- Every commit the box saw, applied or refused (observed facts, newest kept).
+  CREATE TABLE state_commits (
+    id INTEGER PRIMARY KEY,
+    commit_id TEXT NOT NULL,
+    author TEXT,
+    message TEXT,
+    result TEXT NOT NULL CHECK (result IN ('applied', 'refused', 'failed')),
+    error TEXT,
+    changes TEXT NOT NULL DEFAULT '[]',
+    at INTEGER NOT NULL
+  );
+
+  -- What the last applied commit declares: changed only through git.
+  CREATE TABLE state_managed (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    purge INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, name)
+  );
+
+  -- Values that secretRef answers name; never shown again.
+  CREATE TABLE state_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  `,
 ];
