@@ -15,6 +15,7 @@
  * a full snapshot on its own (sharing extents with its parent), so deleting
  * any of them never breaks another.
  */
+import { randomBytes } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform } from "node:stream";
@@ -37,7 +38,9 @@ import {
   namesIn,
   prepareRoot,
   readSmallFile,
+  removeSpecialFiles,
   requireEmptyDirectory,
+  SPECIAL_FILES,
   requireRoot,
   targetContext,
   withTargetLock,
@@ -171,15 +174,37 @@ export class BtrfsTarget implements BackupTargetDriver {
         }
         await requireEmptyDirectory(this.name, into);
         options.progress?.({ step: `restoring ${volume}`, bytes: 0 });
-        // A plain copy, not a send back: the new volume exists already (made
-        // with its quota by the storage driver), and a received subvolume
-        // could only be swapped in, not filled in. `cp -a` keeps owners,
-        // modes, times, hard and symbolic links (never followed) and xattrs.
-        await runChild("cp", ["-a", "--reflink=auto", "--", `${received}/.`, `${into}/`], {
-          context: `${this.context}: restore ${volume}`,
-          timeoutMs: TRANSFER_TIMEOUT_MS,
+        const btrfs = await requireProgram("btrfs", this.context);
+        // Special files an app made (device nodes above all) are not
+        // restored: they go from a writable snapshot of the backup, here on
+        // the target's disk, so none is ever made on the box. A stopped
+        // restore's snapshot is deleted by the next `put` or `remove`.
+        const work = join(root, `${TEMP_PREFIX}restore-${randomBytes(8).toString("hex")}`);
+        await runChild(btrfs, ["subvolume", "snapshot", "--", received, work], {
+          context: `${this.context}: btrfs subvolume snapshot`,
+          timeoutMs: COMMAND_TIMEOUT_MS,
           signal: options.signal,
         });
+        try {
+          const left = await removeSpecialFiles(this.context, work, options.signal);
+          // A plain copy, not a send back: the new volume exists already (made
+          // with its quota by the storage driver), and a received subvolume
+          // could only be swapped in, not filled in. `cp -a` keeps owners,
+          // modes, times, hard and symbolic links (never followed) and xattrs.
+          await runChild("cp", ["-a", "--reflink=auto", "--", `${work}/.`, `${into}/`], {
+            context: `${this.context}: restore ${volume}`,
+            timeoutMs: TRANSFER_TIMEOUT_MS,
+            signal: options.signal,
+          });
+          if (left > 0) {
+            options.progress?.({
+              step: `restored ${volume}, leaving out ${String(left)} ${SPECIAL_FILES}`,
+              bytes: 0,
+            });
+          }
+        } finally {
+          await this.deleteEntry(btrfs, work);
+        }
       },
       options.signal,
     );

@@ -1,7 +1,8 @@
 /**
  * File work shared by the directory-based targets (`path`, `btrfs`): their
  * root `<location>/town-backups`, records written durably (temporary name,
- * fsync, rename) and read back with a bound and without following links.
+ * fsync, rename) and read back with a bound and without following links;
+ * and, for every kind, special files taken out of what a restore wrote.
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
@@ -10,6 +11,11 @@ import { join } from "node:path";
 import { TownError } from "@townos/format";
 import { errnoCode, ioError, lstatOrUndefined } from "../../storage/safe-fs.js";
 import { KeyedLock } from "../../system/mutex.js";
+import { runChild } from "./child.js";
+
+/** What `removeSpecialFiles` takes out. */
+export const SPECIAL_FILES = "device files, FIFOs and sockets";
+const SPECIAL_TIMEOUT_MS = 3600_000;
 
 /** The directory of Town OS's backups inside a target's location. */
 export const BACKUPS_DIR = "town-backups";
@@ -162,4 +168,29 @@ export async function requireEmptyDirectory(name: string, path: string): Promise
       `${targetContext(name)}: restore needs an empty directory, and ${path} is not one`,
     );
   }
+}
+
+/**
+ * Deletes every device file, FIFO and socket below `dir` (a volume's
+ * content as an app left it: through a device node there, its container
+ * could open the device) and returns how many there were. `find -P` never
+ * follows a link and goes to any depth; `-delete` unlinks each through its
+ * parent's handle.
+ */
+export async function removeSpecialFiles(
+  context: string,
+  dir: string,
+  signal?: AbortSignal,
+): Promise<number> {
+  const deleted = await runChild(
+    "find",
+    ["-P", dir, "-type", "b,c,p,s", "-printf", "x", "-delete"],
+    {
+      context: `${context}: removing ${SPECIAL_FILES}`,
+      timeoutMs: SPECIAL_TIMEOUT_MS,
+      signal,
+      stdout: "collect",
+    },
+  );
+  return deleted.length;
 }

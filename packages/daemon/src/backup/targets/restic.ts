@@ -33,7 +33,13 @@ import {
   type TargetCallOptions,
 } from "../types.js";
 import { startChild, type ChildOptions } from "./child.js";
-import { requireEmptyDirectory, targetContext, withTargetLock } from "./files.js";
+import {
+  removeSpecialFiles,
+  requireEmptyDirectory,
+  SPECIAL_FILES,
+  targetContext,
+  withTargetLock,
+} from "./files.js";
 import { redactLocation } from "./location.js";
 import { checkPut, parseManifest, valid, oldestFirst } from "./stored.js";
 
@@ -194,6 +200,16 @@ export class ResticTarget implements BackupTargetDriver {
       await this.restic(["restore", found.snapshot.id, "--target", into], options, {
         timeoutMs: TRANSFER_TIMEOUT_MS,
       });
+      // It makes device files and FIFOs too (it cannot be told not to): an
+      // app's device node would give its container the device. Taken out
+      // before the volume is anyone's.
+      const left = await removeSpecialFiles(this.context, into, options.signal);
+      if (left > 0) {
+        options.progress?.({
+          step: `restored ${volume}, leaving out ${String(left)} ${SPECIAL_FILES}`,
+          bytes: 0,
+        });
+      }
     }, options.signal);
   }
 

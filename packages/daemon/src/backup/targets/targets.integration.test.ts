@@ -102,7 +102,7 @@ async function snapshot(id: string): Promise<void> {
   createdAt.set(id, createdAt.size + 1);
 }
 
-/** Every entry below `dir`: type, mode, owner and content (or link target). */
+/** Every entry below `dir`: type, mode, owner and content (or link target; special files by type only). */
 async function describeTree(dir: string, prefix = ""): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   for (const name of (await readdir(join(dir, prefix))).sort()) {
@@ -114,6 +114,9 @@ async function describeTree(dir: string, prefix = ""): Promise<Map<string, strin
     } else if (stats.isDirectory()) {
       found.set(path, `dir ${(stats.mode & 0o7777).toString(8)} ${who}`);
       for (const [inner, what] of await describeTree(dir, path)) found.set(inner, what);
+    } else if (!stats.isFile()) {
+      const type = stats.isFIFO() ? "fifo" : stats.isSocket() ? "socket" : "device";
+      found.set(path, `${type} ${(stats.mode & 0o7777).toString(8)} ${who}`);
     } else {
       const hash = createHash("sha256")
         .update(await readFile(join(dir, path)))
@@ -122,6 +125,11 @@ async function describeTree(dir: string, prefix = ""): Promise<Map<string, strin
     }
   }
   return found;
+}
+
+/** What every restore brings back: everything but device files, FIFOs and sockets. */
+function withoutSpecialFiles(tree: Map<string, string>): Map<string, string> {
+  return new Map([...tree].filter(([, what]) => /^(dir|file|link) /.test(what)));
 }
 
 /** An uncompressed tar archive of `entries` as written (paths and all): what a hostile disk may hold. */
@@ -203,6 +211,10 @@ describe("backup targets", { skip }, () => {
     await symlink("sub/big.bin", join(root, "inside"));
     await lchown(join(root, "inside"), 1000, 1001);
     await symlink("../../beyond", join(root, "sub", "up"));
+    // What a hostile container can plant: restores must not make these.
+    await sh("mknod", [join(root, "null"), "c", "1", "3"]);
+    await sh("mknod", [join(root, "sub", "loop"), "b", "7", "0"]);
+    await sh("mkfifo", [join(root, "pipe")]);
     await snapshot(S1);
     await writeFile(join(root, "a.txt"), "second\n");
     await snapshot(S2);
@@ -258,10 +270,28 @@ describe("backup targets", { skip }, () => {
       const backedUp = await describeTree((await sources(S2))[0]?.path ?? "");
       assert.equal(backedUp.get("outside"), "link 0:0 -> /etc/passwd");
       assert.equal(backedUp.get("sub/up"), "link 0:0 -> ../../beyond");
+      assert.equal(backedUp.get("null"), "device 644 0:0");
       const fresh = await freshVolume();
+      const steps: string[] = [];
       // Restored as the service does: staged in the new storage root's own tmp/.
-      await open(kind, PASSWORD, fresh.driver.stagingRoot).restoreVolume(S2, volume, fresh.path);
-      assert.deepEqual(await describeTree(fresh.path), backedUp);
+      await open(kind, PASSWORD, fresh.driver.stagingRoot).restoreVolume(S2, volume, fresh.path, {
+        progress: (progress) => steps.push(progress.step),
+      });
+      assert.deepEqual(await describeTree(fresh.path), withoutSpecialFiles(backedUp));
+      if (kind !== "path") {
+        // A path target's archives never hold them: nothing to leave out there.
+        assert.ok(
+          steps.includes(`restored ${volume}, leaving out 3 device files, FIFOs and sockets`),
+          steps.join("; "),
+        );
+      }
+      if (kind === "btrfs") {
+        // The writable snapshot the restore copied from is gone.
+        assert.deepEqual(
+          (await readdir(join(disk.mountPoint, "received", "town-backups"))).sort(),
+          ["manifests", volume],
+        );
+      }
       assert.equal(await readFile(join(fresh.path, "a.txt"), "utf8"), "second\n");
       const top = await lstat(fresh.path);
       assert.deepEqual([top.uid, top.gid, top.mode & 0o7777], [owner.uid, owner.gid, 0o755]);
