@@ -267,7 +267,10 @@ describe("parseCheckout: the files' contents", () => {
       onlyProblem("volumes/v.yaml", "quota: 10 gigs\n"),
       'quota: "10 gigs" is not a size such as 10gb',
     );
-    assert.equal(onlyProblem("volumes/v.yaml", "quota: -1\n"), "quota: must not be negative");
+    assert.equal(
+      onlyProblem("volumes/v.yaml", "quota: -1\n"),
+      "quota: -1 is not a size such as 10gb",
+    );
   });
 
   it("refuses a repository named twice", () => {

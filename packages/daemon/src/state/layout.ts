@@ -169,14 +169,16 @@ function exposureProblems(file: StateAppFile): string[] {
     .map((port) => `exposure.${port}: not a port number (1-65535)`);
 }
 
+/** A volume file's quota as bytes (null: none); undefined when it is not a size. */
+export function quotaBytes(quota: number | string | null): number | null | undefined {
+  if (typeof quota === "string") return parseByteSize(quota);
+  return quota !== null && quota < 0 ? undefined : quota;
+}
+
 /** Why a volume file's quota cannot be applied (the schema lets any short string through). */
-function quotaProblem(file: StateVolumeFile): string | undefined {
-  const { quota } = file;
-  if (typeof quota === "string" && parseByteSize(quota) === undefined) {
-    return `quota: "${quota}" is not a size such as 10gb`;
-  }
-  if (typeof quota === "number" && quota < 0) return "quota: must not be negative";
-  return undefined;
+function quotaProblem({ quota }: StateVolumeFile): string | undefined {
+  if (quota === undefined || quotaBytes(quota) !== undefined) return undefined;
+  return `quota: ${JSON.stringify(quota)} is not a size such as 10gb`;
 }
 
 function duplicateNames(repositories: StateRepositoriesFile): string[] {
