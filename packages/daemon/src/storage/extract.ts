@@ -5,9 +5,9 @@
  * hard links only at files unpacked before, nothing may be made inside a
  * refused entry, a file or a link. Every refusal is recorded with its reason;
  * going past a limit throws. Restoring a backup (`asBackedUp`), links may
- * point anywhere and entries keep their archived owners: what is made is
- * still judged by the paths of what was made before, never by following a
- * link, so nothing lands outside the tree.
+ * point anywhere, names may hold control characters and entries keep their
+ * archived owners: what is made is still judged by the paths of what was
+ * made before, never by following a link, so nothing lands outside the tree.
  */
 import { chmod, lchown, link, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import type * as yauzl from "yauzl";
 import { getFileNameLowLevel } from "yauzl";
 import { TownError } from "@townos/format";
 import { printable } from "./names.js";
-import { checkEntryPath, MAX_PATH_BYTES, symlinkTargetProblem } from "./paths.js";
+import { checkEntryPath, MAX_PATH_BYTES, symlinkTargetProblem, type PathCheck } from "./paths.js";
 import {
   checkOwner,
   createFileInside,
@@ -152,6 +152,10 @@ export class Extraction {
     for (const [path, mode] of deepestFirst) await chmod(join(this.root, path), mode);
   }
 
+  private checkPath(name: string): PathCheck {
+    return checkEntryPath(name, { anyCharacters: this.asBackedUp });
+  }
+
   /** The archived owner when restoring a backup and the entry has a valid one, else `owner`. */
   private ownerOf(entry: TarEntry): Owner | undefined {
     if (!this.asBackedUp || entry.uid === undefined || entry.gid === undefined) return this.owner;
@@ -216,7 +220,7 @@ export class Extraction {
   }
 
   private async directory(name: string, mode: number, owner: Owner | undefined): Promise<void> {
-    const check = checkEntryPath(name);
+    const check = this.checkPath(name);
     // The archive's root ("./"): the target itself, left as it is.
     if ("parts" in check && check.parts.length === 0) return;
     const parts = await this.place(name, "directory");
@@ -233,6 +237,7 @@ export class Extraction {
     const parts = await this.place(name, "link", (linkParts) => {
       if (!this.asBackedUp) return symlinkTargetProblem(linkParts, target);
       if (target === "") return "empty link target";
+      if (target.includes("\0")) return "NUL in link target";
       if (Buffer.byteLength(target) > MAX_PATH_BYTES) return "link target too long";
       return undefined;
     });
@@ -244,7 +249,7 @@ export class Extraction {
   }
 
   private async hardlink(name: string, target: string): Promise<void> {
-    const targetCheck = checkEntryPath(target);
+    const targetCheck = this.checkPath(target);
     const targetPath = "parts" in targetCheck ? targetCheck.parts.join("/") : "";
     const parts = await this.place(name, "file", (linkParts) => {
       if ("reason" in targetCheck) return `hard link target: ${targetCheck.reason}`;
@@ -270,7 +275,7 @@ export class Extraction {
     kind: Made,
     problem?: (parts: string[]) => string | undefined,
   ): Promise<string[] | undefined> {
-    const check = checkEntryPath(name);
+    const check = this.checkPath(name);
     if ("reason" in check) {
       this.refuse(name, check.reason);
       return;
@@ -335,7 +340,7 @@ export class Extraction {
     this.refusedCount++;
     if (this.refused.length < MAX_REPORTED)
       this.refused.push({ path: printable(name, 300), reason });
-    const check = checkEntryPath(name);
+    const check = this.checkPath(name);
     if ("parts" in check && check.parts.length > 0) this.refusedPaths.add(check.parts.join("/"));
   }
 }

@@ -27,13 +27,17 @@ export type PathCheck = { parts: string[] } | { reason: string };
  * An archive entry name: relative, `/`-separated, where leading `./`,
  * repeated slashes and a trailing `/` are tolerated (tar writes them) and the
  * empty result means the archive's root. Absolute names, `..` anywhere,
- * control characters and over-long names are refused.
+ * control characters and over-long names are refused. `anyCharacters`
+ * (names a volume had, restored from its backup) lets control characters
+ * other than NUL through: Linux takes them, and they are only ever printed
+ * through `printable`.
  */
-export function checkEntryPath(name: string): PathCheck {
+export function checkEntryPath(name: string, options: { anyCharacters?: boolean } = {}): PathCheck {
   if (name.startsWith("/")) return { reason: "absolute path" };
   return checkParts(
     name.split("/").filter((part) => part !== "" && part !== "."),
     name,
+    options.anyCharacters === true,
   );
 }
 
@@ -48,7 +52,7 @@ export function checkRelativePath(path: string): PathCheck {
   if (parts.some((part) => part === "" || part === ".")) {
     return { reason: "empty or '.' path component" };
   }
-  return checkParts(parts, path);
+  return checkParts(parts, path, false);
 }
 
 /**
@@ -82,9 +86,11 @@ export function hasControl(text: string): boolean {
   return /[\u0000-\u001f\u007f-\u009f]/.test(text);
 }
 
-function checkParts(parts: string[], original: string): PathCheck {
+function checkParts(parts: string[], original: string, anyCharacters: boolean): PathCheck {
   if (Buffer.byteLength(original) > MAX_PATH_BYTES) return { reason: "path too long" };
-  if (hasControl(original)) return { reason: "control character in name" };
+  if (anyCharacters ? original.includes("\0") : hasControl(original)) {
+    return { reason: "control character in name" };
+  }
   if (parts.includes("..")) return { reason: "'..' in path" };
   if (parts.length > MAX_DEPTH) return { reason: `nested deeper than ${MAX_DEPTH} levels` };
   if (parts.some((part) => Buffer.byteLength(part) > MAX_COMPONENT_BYTES)) {

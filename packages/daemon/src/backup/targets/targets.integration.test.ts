@@ -211,6 +211,7 @@ describe("backup targets", { skip }, () => {
     await symlink("sub/big.bin", join(root, "inside"));
     await lchown(join(root, "inside"), 1000, 1001);
     await symlink("../../beyond", join(root, "sub", "up"));
+    await writeFile(join(root, "odd\nname\u0007"), "any byte but / and NUL\n");
     // What a hostile container can plant: restores must not make these.
     await sh("mknod", [join(root, "null"), "c", "1", "3"]);
     await sh("mknod", [join(root, "sub", "loop"), "b", "7", "0"]);
