@@ -26,7 +26,8 @@ import { Metrics } from "./api/metrics.js";
 import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
-import { attachPages, createPages, schedulePageRefreshes } from "./pages/setup.js";
+import { attachPages, createPages } from "./pages/setup.js";
+import { pruneAudit, startBackgroundWork } from "./background-work.js";
 import { appEndpoints } from "./monitoring/app-endpoints.js";
 import { AppMetrics } from "./monitoring/app-metrics.js";
 import { grafanaNetworkApp } from "./monitoring/grafana-runner.js";
@@ -46,6 +47,7 @@ import type { Services } from "./services.js";
 import { volumeUsers, Volumes } from "./volumes/volumes.js";
 import { createRestorePoints } from "./backup/restore-points-setup.js";
 import { createBackups } from "./backup/setup.js";
+import { createState } from "./state/setup.js";
 
 export interface DaemonConfig {
   dataDir: string;
@@ -215,6 +217,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await boot.services?.monitoring.close();
       await stopNetwork();
       await boot.services?.backups.stop();
+      await boot.services?.state.stop();
       await stopApps();
       await app.close();
       await boot.services?.catalog.settle();
@@ -288,12 +291,13 @@ function createServices(
     apps,
     volumes,
   });
+  const audit = new AuditLog(db, clock);
   return {
     accounts,
     sessions: new Sessions(db, accounts, clock),
     throttle: new LoginThrottle({ maxFailures: 5, windowMs: 60_000 }, clock),
     setupCode: new SetupCode(join(config.dataDir, SETUP_CODE_FILE)),
-    audit: new AuditLog(db, clock),
+    audit,
     settings,
     repositories,
     installs,
@@ -316,6 +320,23 @@ function createServices(
       volumes,
       restorePoints: points.restorePoints,
       manager,
+      log: (message, fields) => {
+        log.warn(fields, message);
+      },
+    }),
+    state: createState({
+      db,
+      clock,
+      dataDir: config.dataDir,
+      repositories,
+      catalog,
+      settings,
+      installs,
+      apps,
+      volumes,
+      pages,
+      manager,
+      audit,
       log: (message, fields) => {
         log.warn(fields, message);
       },
@@ -492,6 +513,10 @@ function startApps(
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       });
       startPages(services, config, clock, runtime, app);
+      // The state repository's apps are checked against the catalog: it is read first.
+      void services.catalog.settle().then(() => {
+        if (!stopping.signal.aborted) services.state.start();
+      });
       const grafana = grafanaRunner(config.monitoring, {
         runtime,
         box: services.apps.box,
@@ -627,56 +652,6 @@ function addDefaultRepository(db: Db, repositories: Repositories, url: string): 
 }
 
 /** Drops audit rows past the retention setting and the row cap; logs what it dropped. */
-function pruneAudit(services: Services, app: FastifyInstance): void {
-  const dropped = services.audit.prune(services.settings.number("audit.retention") * 1000);
-  if (dropped > 0) app.log.info({ dropped }, "audit: old entries dropped");
-}
-
-/**
- * Repository refreshes on the configured interval, session sweeps, and audit
- * pruning (which also writes the summaries of anonymous requests not recorded
- * one by one). Returns a stop function.
- */
-function startBackgroundWork(services: Services, app: FastifyInstance): () => void {
-  let stopped = false;
-  let refreshTimer: NodeJS.Timeout | undefined;
-  const scheduleRefresh = (delayMs: number): void => {
-    refreshTimer = setTimeout(() => {
-      const interval = services.settings.number("repositories.refresh_interval");
-      const run = interval > 0 ? services.catalog.refreshAll() : Promise.resolve([]);
-      void run
-        .then((outcomes) => {
-          for (const outcome of outcomes.filter((o) => !o.ok)) {
-            app.log.warn(
-              { repository: outcome.name, error: outcome.error },
-              "repository refresh failed",
-            );
-          }
-        })
-        .finally(() => {
-          // A zero interval is looked at again each minute, in case it is turned on.
-          if (!stopped) scheduleRefresh(Math.max(interval, 60) * 1000);
-        });
-    }, delayMs);
-    refreshTimer.unref();
-  };
-  scheduleRefresh(1000);
-  const stopPageRefreshes = schedulePageRefreshes(services.pages, services.settings);
-  const sweep = setInterval(() => services.sessions.sweep(), 3600_000);
-  sweep.unref();
-  const audit = setInterval(() => {
-    pruneAudit(services, app);
-  }, 60_000);
-  audit.unref();
-  return () => {
-    stopped = true;
-    stopPageRefreshes();
-    clearTimeout(refreshTimer);
-    clearInterval(sweep);
-    clearInterval(audit);
-  };
-}
-
 /** The box's own names and addresses: browser requests naming anything else are refused. */
 function boxHosts(config: DaemonConfig): ReadonlySet<string> {
   const names = new Set([

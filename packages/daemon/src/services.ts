@@ -14,6 +14,7 @@ import type { Monitoring } from "./monitoring/service.js";
 import type { AuditLog } from "./store/audit.js";
 import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
+import type { StateService } from "./state/service.js";
 import type { Settings } from "./store/settings.js";
 import type { Volumes } from "./volumes/volumes.js";
 import type { RollbackResult } from "@townos/api";
@@ -49,6 +50,8 @@ export interface Services {
   rollback: (repo: string, name: string, to?: string) => Promise<RollbackResult>;
   /** Backup targets, policies, runs and restores; runs and restores answer `unavailable` until storage is set up. */
   backups: Backups;
+  /** GitOps: the state repository the box follows, what it manages, its secrets. */
+  state: StateService;
   /** Static websites served by the ingress; answers `unavailable` without networking. */
   pages: Pages;
   /** Prometheus, Node Exporter and Grafana: status, queries, alerts; answers `unavailable` when off. */

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from "fastify";
+import type { ManagedObject } from "@townos/api";
 import { TownError } from "@townos/format";
 import type { Authenticated } from "../auth/sessions.js";
+import { dashboardHost } from "../net/plan.js";
 import type { Services } from "../services.js";
 import type { BooleanSettingKey } from "../store/settings.js";
 import type { Metrics } from "./metrics.js";
@@ -34,6 +36,11 @@ declare module "fastify" {
     duringBoot?: boolean;
     /** A file of the dashboard's build: public, no session looked at. */
     web?: boolean;
+    /**
+     * The object the route changes, from its path: refused (409) while the
+     * state repository declares it, as git would undo the change.
+     */
+    managed?: (request: FastifyRequest) => ManagedObject;
   }
   interface FastifyRequest {
     auth: Authenticated | undefined;
@@ -66,4 +73,13 @@ export interface ApiOptions {
 export function services(options: ApiOptions): Services {
   if (!options.boot.services) throw new TownError("booting", "Town OS is starting");
   return options.boot.services;
+}
+
+/** Where the box's API is reached from the home network: the dashboard's HTTPS name when networking is on. */
+export function dashboardOrigin(options: ApiOptions, request: FastifyRequest): string {
+  const { network, settings } = services(options);
+  const url = network?.status().dashboardUrl;
+  if (url !== undefined && url !== null) return url.replace(/\/$/, "");
+  const host = request.headers.host ?? dashboardHost(settings.string("dns.tld"));
+  return `${request.protocol}://${host}`;
 }

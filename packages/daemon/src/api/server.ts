@@ -24,6 +24,7 @@ import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerMonitoringRoutes } from "./routes/monitoring.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerPageRoutes } from "./routes/pages.js";
+import { registerStateRoutes } from "./routes/state.js";
 import { registerRestorePointRoutes } from "./routes/restore-points.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
 import { registerVmImageRoutes } from "./routes/vm-images.js";
@@ -185,6 +186,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (access === "admin" && request.auth?.account.role !== "admin") {
       throw new TownError("forbidden", "only administrators may do this");
     }
+    const managed = config.managed?.(request);
+    if (managed && options.boot.services?.state.isManaged(managed.kind, managed.name)) {
+      throw new TownError(
+        "conflict",
+        `${managed.kind} ${managed.name} is declared in the state repository: change it there (a change made here would be undone by the next sync)`,
+      );
+    }
   });
 
   if (options.checkResponses === true) checkResponses(app);
@@ -227,6 +235,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       registerBackupRoutes(api, options);
       registerVmImageRoutes(api, options);
       registerPageRoutes(api, options);
+      registerStateRoutes(api, options);
       registerMonitoringRoutes(api, options);
       registerNetRoutes(api, options);
       registerOAuthRoutes(api, options);

@@ -18,8 +18,8 @@ import {
   type PageLog,
   type PageParams,
 } from "@townos/api";
-import { dashboardHost } from "../../net/plan.js";
-import { type ApiOptions, services } from "../context.js";
+import { type ApiOptions, dashboardOrigin, services } from "../context.js";
+import { managedAs } from "../managed.js";
 import { HEARTBEAT_MS, SSE_HEADERS, sseStream } from "../sse.js";
 import { acceptArchiveBodies, consumeUpload } from "../upload-body.js";
 
@@ -27,6 +27,7 @@ import { acceptArchiveBodies, consumeUpload } from "../upload-body.js";
 // except the webhook, which a git host calls with the page's secret token.
 
 const pageTarget = (request: FastifyRequest): string => (request.params as PageParams).name;
+const managedPage = managedAs("page", pageTarget);
 
 export function registerPageRoutes(api: FastifyInstance, options: ApiOptions): void {
   const pages = () => services(options).pages;
@@ -76,7 +77,11 @@ export function registerPageRoutes(api: FastifyInstance, options: ApiOptions): v
   api.delete<{ Params: PageParams }>(
     "/pages/:name",
     {
-      config: { access: "admin", audit: { action: "page.remove", target: pageTarget } },
+      config: {
+        access: "admin",
+        managed: managedPage,
+        audit: { action: "page.remove", target: pageTarget },
+      },
       schema: { summary: "Stop serving a page and delete its content", params: PageParamsSchema },
     },
     async (request, reply) => {
@@ -117,6 +122,7 @@ export function registerPageRoutes(api: FastifyInstance, options: ApiOptions): v
     {
       config: {
         access: "admin",
+        managed: managedPage,
         audit: {
           action: "page.domain.add",
           target: pageTarget,
@@ -137,6 +143,7 @@ export function registerPageRoutes(api: FastifyInstance, options: ApiOptions): v
     {
       config: {
         access: "admin",
+        managed: managedPage,
         audit: {
           action: "page.domain.remove",
           target: pageTarget,
@@ -249,12 +256,4 @@ export function registerPageRoutes(api: FastifyInstance, options: ApiOptions): v
         ),
     );
   });
-}
-/** Where the box's API is reached from the home network: the dashboard's HTTPS name when networking is on. */
-function dashboardOrigin(options: ApiOptions, request: FastifyRequest): string {
-  const { network, settings } = services(options);
-  const url = network?.status().dashboardUrl;
-  if (url !== undefined && url !== null) return url.replace(/\/$/, "");
-  const host = request.headers.host ?? dashboardHost(settings.string("dns.tld"));
-  return `${request.protocol}://${host}`;
 }
