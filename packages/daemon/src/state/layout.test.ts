@@ -179,8 +179,9 @@ describe("parseCheckout: the layout", () => {
     assert.match(onlyProblem("volumes/_x.yaml", ""), /volume name "_x"/);
     assert.match(onlyProblem(`volumes/${"v".repeat(65)}.yaml`, ""), /longer than 64/);
     // Pages are DNS labels (`<page>.<tld>`).
-    assert.match(onlyProblem("pages/My_Blog.yaml", ""), /"My_Blog" is not a valid name/);
-    assert.match(onlyProblem(`pages/${"p".repeat(64)}.yaml`, ""), /longer than 63/);
+    assert.match(onlyProblem("pages/My_Blog.yaml", ""), /"My_Blog" is not a page name/);
+    assert.match(onlyProblem(`pages/${"p".repeat(64)}.yaml`, ""), /is not a page name/);
+    assert.match(onlyProblem("pages/town.yaml", ""), /a name of the box itself/);
   });
 
   it("reports a path given twice", () => {

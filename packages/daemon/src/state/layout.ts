@@ -7,7 +7,6 @@
 import type { TSchema } from "@sinclair/typebox";
 import {
   NameParam,
-  PageNameParam,
   StateAppFileSchema,
   StatePageFileSchema,
   StateRepositoriesFileSchema,
@@ -23,7 +22,8 @@ import {
 } from "@townos/api";
 import { parseByteSize, TownError } from "@townos/format";
 import { isNode, isScalar, parseAllDocuments, visit } from "yaml";
-import { userVolumeName } from "../storage/names.js";
+import { checkPageName } from "../pages/names.js";
+import { printable, userVolumeName } from "../storage/names.js";
 import { schemaProblems } from "./schema-check.js";
 import type { DesiredApp, DesiredState, ParsedCheckout } from "./types.js";
 
@@ -37,7 +37,7 @@ const MAX_ALIASES = 16;
 const MAX_YAML_ERRORS = 3;
 
 const NAME = new RegExp(NameParam.pattern ?? "");
-const PAGE_NAME = new RegExp(PageNameParam.pattern ?? "");
+const MAX_NAME = NameParam.maxLength ?? 64;
 const YAML_FILE = /\.ya?ml$/i;
 
 type Place =
@@ -47,15 +47,16 @@ type Place =
   | { kind: "ignored" }
   | { kind: "wrong"; message: string };
 
-function nameProblem(name: string, rule: RegExp, max: number): string | undefined {
-  if (name.length > max) return `"${name}" is longer than ${max} characters`;
-  if (!rule.test(name)) return `"${name}" is not a valid name (${String(rule)})`;
+function nameProblem(name: string): string | undefined {
+  if (name.length > MAX_NAME) return `"${printable(name)}" is longer than ${MAX_NAME} characters`;
+  if (!NAME.test(name)) return `"${printable(name)}" is not a valid name (${String(NAME)})`;
   return undefined;
 }
 
-function volumeNameProblem(name: string): string | undefined {
+/** The message of the TownError a name check throws; undefined when it passes. */
+function checkProblem(check: () => void): string | undefined {
   try {
-    userVolumeName(name);
+    check();
     return undefined;
   } catch (error) {
     if (error instanceof TownError) return error.message.replace(/^storage: /, "");
@@ -93,10 +94,13 @@ function placeOf(path: string): Place {
   const name = file.slice(0, -".yaml".length);
   if (top === "apps") {
     const repo = rest[0] ?? "";
-    const problem = nameProblem(repo, NAME, 64) ?? nameProblem(name, NAME, 64);
+    const problem = nameProblem(repo) ?? nameProblem(name);
     return problem ? { kind: "wrong", message: problem } : { kind: "app", repo, name };
   }
-  const problem = top === "pages" ? nameProblem(name, PAGE_NAME, 63) : volumeNameProblem(name);
+  const problem = checkProblem(() => {
+    if (top === "pages") checkPageName(name);
+    else userVolumeName(name);
+  });
   if (problem) return { kind: "wrong", message: problem };
   return { kind: top === "pages" ? "page" : "volume", name };
 }
