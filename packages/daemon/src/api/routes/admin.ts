@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   AuditEntrySchema,
   AuditQuerySchema,
@@ -17,12 +17,15 @@ import {
 import type { SettingView } from "../../store/settings.js";
 import { pageOf, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
+import { managedAs } from "../managed.js";
 
 const settingSortable: Sortable<SettingView> = {
   defaultSort: "key",
   fields: { key: (setting) => setting.key },
   text: (setting) => `${setting.key} ${setting.description}`,
 };
+
+const settingTarget = (request: FastifyRequest): string => (request.params as { key: string }).key;
 
 export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): void {
   api.get<{ Querystring: AuditQuery; Reply: Page<AuditEntry> }>(
@@ -70,7 +73,8 @@ export function registerAdminRoutes(api: FastifyInstance, options: ApiOptions): 
     {
       config: {
         access: "admin",
-        audit: { action: "setting.set", target: (r) => (r.params as { key: string }).key },
+        managed: managedAs("setting", settingTarget),
+        audit: { action: "setting.set", target: settingTarget },
       },
       schema: {
         summary: "Change a setting (sizes and durations may carry units: 20gb, 1h)",

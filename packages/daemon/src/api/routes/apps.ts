@@ -29,6 +29,7 @@ import type { InstallRequest } from "../../apps/planner.js";
 import type { Apps } from "../../apps/service.js";
 import { pageOf, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
+import { managedAs } from "../managed.js";
 import { SSE_HEADERS, sseStream } from "../sse.js";
 import { notesFor } from "../../apps/notes.js";
 
@@ -146,6 +147,8 @@ export const appTarget = (request: FastifyRequest): string => {
   return `${repo}/${name}`;
 };
 
+const managedApp = managedAs("app", appTarget);
+
 export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): void {
   api.get<{ Querystring: PageQuery; Reply: Page<AppView> }>(
     "/apps",
@@ -258,6 +261,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     {
       config: {
         access: "admin",
+        managed: managedApp,
         audit: {
           action: "app.upgrade",
           target: appTarget,
@@ -307,6 +311,7 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
     {
       config: {
         access: "admin",
+        managed: managedApp,
         audit: {
           action: "app.expose",
           target: appTarget,
@@ -406,7 +411,11 @@ export function registerAppRoutes(api: FastifyInstance, options: ApiOptions): vo
   api.delete<{ Params: AppParams; Querystring: { purge?: boolean } }>(
     "/apps/:repo/:name",
     {
-      config: { access: "admin", audit: { action: "app.uninstall", target: appTarget } },
+      config: {
+        access: "admin",
+        managed: managedApp,
+        audit: { action: "app.uninstall", target: appTarget },
+      },
       schema: {
         summary:
           "Uninstall an app: its volumes are moved aside, or deleted with purge=true (204 when done, 202 while it goes on)",

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   AddRepositoryBodySchema,
   CatalogQuerySchema,
@@ -34,6 +34,7 @@ import type { RepositoryConfig } from "../../store/repositories.js";
 import type { PackageSummary, UpgradeOffer } from "../../catalog/catalog.js";
 import { pageOf, type Sortable } from "../paging.js";
 import { type ApiOptions, services } from "../context.js";
+import { managedAs } from "../managed.js";
 
 /** Names sort alphabetically, equal names in repository order: the order "latest" uses for ties. */
 const packageSortable: Sortable<PackageSummary> = {
@@ -60,6 +61,10 @@ const repositorySortable: Sortable<Repository> = {
   fields: { position: (r) => r.position, name: (r) => r.name },
   text: (r) => `${r.name} ${r.url}`,
 };
+
+const repositoryTarget = (request: FastifyRequest): string =>
+  (request.params as { name: string }).name;
+const managedRepository = managedAs("repository", repositoryTarget);
 
 export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions): void {
   const view = (config: RepositoryConfig) => repositoryView(services(options), config);
@@ -111,7 +116,8 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     {
       config: {
         access: "admin",
-        audit: { action: "repository.remove", target: (r) => (r.params as { name: string }).name },
+        managed: managedRepository,
+        audit: { action: "repository.remove", target: repositoryTarget },
       },
       schema: {
         summary: "Remove a repository",
@@ -131,7 +137,8 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     {
       config: {
         access: "admin",
-        audit: { action: "repository.move", target: (r) => (r.params as { name: string }).name },
+        managed: managedRepository,
+        audit: { action: "repository.move", target: repositoryTarget },
       },
       schema: {
         summary:
@@ -150,7 +157,7 @@ export function registerCatalogRoutes(api: FastifyInstance, options: ApiOptions)
     {
       config: {
         access: "admin",
-        audit: { action: "repository.refresh", target: (r) => (r.params as { name: string }).name },
+        audit: { action: "repository.refresh", target: repositoryTarget },
       },
       schema: {
         summary: "Fetch a repository now",

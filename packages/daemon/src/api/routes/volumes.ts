@@ -29,6 +29,8 @@ import {
 import { pageOf, type Sortable } from "../paging.js";
 import { acceptArchiveBodies, consumeUpload } from "../upload-body.js";
 import { type ApiOptions, services } from "../context.js";
+import { managedAs } from "../managed.js";
+import { parseVolumeName } from "../../storage/names.js";
 
 const volumeSortable: Sortable<VolumeView> = {
   defaultSort: "name",
@@ -42,6 +44,15 @@ const volumeSortable: Sortable<VolumeView> = {
 };
 
 const volumeTarget = (request: FastifyRequest): string => (request.params as VolumeParams).name;
+/**
+ * Only a person's volume can be declared, by its name without `user.`. Other
+ * names are kept whole: their reserved prefixes (`pkg.`, …) are in no declared name.
+ */
+const managedVolume = managedAs("volume", (request) => {
+  const name = volumeTarget(request);
+  const parsed = parseVolumeName(name);
+  return parsed?.kind === "user" ? parsed.name : name;
+});
 
 export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions): void {
   const volumes = () => services(options).volumes;
@@ -110,7 +121,11 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
   api.delete<{ Params: VolumeParams }>(
     "/volumes/:name",
     {
-      config: { access: "admin", audit: { action: "volume.remove", target: volumeTarget } },
+      config: {
+        access: "admin",
+        managed: managedVolume,
+        audit: { action: "volume.remove", target: volumeTarget },
+      },
       schema: {
         summary:
           "Delete a volume and its snapshots; a package volume of an installed app is refused (409)",
@@ -126,7 +141,11 @@ export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions):
   api.put<{ Params: VolumeParams; Body: { quota: number | string | null }; Reply: VolumeView }>(
     "/volumes/:name/quota",
     {
-      config: { access: "admin", audit: { action: "volume.quota", target: volumeTarget } },
+      config: {
+        access: "admin",
+        managed: managedVolume,
+        audit: { action: "volume.quota", target: volumeTarget },
+      },
       schema: {
         summary: "Set a volume's quota (bytes or e.g. 10gb), or lift it with null",
         params: VolumeParamsSchema,
