@@ -125,6 +125,127 @@ function exposeSteps(
   return steps;
 }
 
+/** What every kind's planning reads and adds to. */
+interface Planning {
+  current: CurrentState;
+  problems: StateProblem[];
+  managed: ManagedObject[];
+}
+
+function wasManaged({ current }: Planning, kind: StateObjectKind, name: string): boolean {
+  return current.managed.some((object) => object.kind === kind && object.name === name);
+}
+
+/** Repositories: added first, removed last (after the apps that came from them). */
+function planRepositories(declared: DesiredState["repositories"], planning: Planning) {
+  const add: StateStep[] = [];
+  const remove: StateStep[] = [];
+  if (declared === null) return { add, remove };
+  const existing = byName(planning.current.repositories);
+  for (const { name, url } of declared) {
+    planning.managed.push({ kind: "repository", name });
+    const repository = existing.get(name);
+    if (!repository) {
+      add.push({ kind: "repository.add", name, url });
+    } else if (repository.url !== url) {
+      planning.problems.push({
+        path: "repositories.yaml",
+        message: `repository ${name} is ${redactUrl(repository.url)} on the box, not ${redactUrl(url)}: remove it by hand first, or give this one another name`,
+      });
+    }
+  }
+  const names = new Set(declared.map(({ name }) => name));
+  for (const { name } of planning.current.repositories) {
+    if (!names.has(name) && wasManaged(planning, "repository", name)) {
+      remove.push({ kind: "repository.remove", name });
+    }
+  }
+  return { add, remove };
+}
+
+function planSettings(declared: DesiredState["settings"], planning: Planning): StateStep[] {
+  const steps: StateStep[] = [];
+  const { current, problems } = planning;
+  for (const [key, value] of Object.entries(declared ?? {})) {
+    planning.managed.push({ kind: "setting", name: key });
+    const setting = Object.hasOwn(current.settings, key) ? current.settings[key] : undefined;
+    if (!setting) {
+      problems.push({ path: "settings.yaml", message: `there is no setting ${key}` });
+    } else if (!fitsSetting(value, setting.default)) {
+      const expected =
+        typeof setting.default === "boolean" ? "true or false" : `a ${typeof setting.default}`;
+      problems.push({ path: "settings.yaml", message: `${key}: expected ${expected}` });
+    } else if (!sameSetting(value, setting.value)) {
+      steps.push({ kind: "setting.set", key, value });
+    }
+  }
+  return steps;
+}
+
+/** Volumes: made or resized, never deleted because their file went away. */
+function planVolumes(declared: DesiredState["volumes"], planning: Planning): StateStep[] {
+  const steps: StateStep[] = [];
+  const volumes = byName(planning.current.volumes);
+  for (const [name, { quota }] of sorted(declared)) {
+    planning.managed.push({ kind: "volume", name });
+    const bytes = quota === undefined ? undefined : quotaBytes(quota);
+    if (quota !== undefined && bytes === undefined) {
+      planning.problems.push({
+        path: `volumes/${name}.yaml`,
+        message: `quota ${String(quota)} is not a size such as 10gb`,
+      });
+      continue;
+    }
+    const volume = volumes.get(name);
+    if (!volume) steps.push({ kind: "volume.create", name, quota });
+    else if (quota !== undefined && bytes !== volume.quota) {
+      steps.push({ kind: "volume.quota", name, quota });
+    }
+  }
+  return steps;
+}
+
+function planApps(declared: DesiredState["apps"], planning: Planning, options: PlanOptions) {
+  const { current } = planning;
+  const installed = new Map(current.apps.map((app) => [`${app.repo}/${app.name}`, app]));
+  const uninstall: StateStep[] = [];
+  for (const [key, app] of installed) {
+    if (!declared.has(key) && wasManaged(planning, "app", key)) {
+      const purge = current.purgeOnRemoval.has(key);
+      uninstall.push({ kind: "app.uninstall", repo: app.repo, name: app.name, purge });
+    }
+  }
+  const install: StateStep[] = [];
+  const expose: StateStep[] = [];
+  for (const [key, app] of sorted(declared)) {
+    planning.managed.push({ kind: "app", name: key });
+    const answers = resolveAnswers(app, options, planning.problems);
+    const step = appStep(app, installed.get(key), answers, options);
+    if (step) install.push(step);
+    expose.push(...exposeSteps(app, installed.get(key), planning.problems));
+  }
+  return { uninstall, install, expose };
+}
+
+/** Pages: a changed file makes the page anew (remove, then create). */
+function planPages(declared: DesiredState["pages"], planning: Planning): StateStep[] {
+  const steps: StateStep[] = [];
+  for (const { name } of planning.current.pages) {
+    if (!declared.has(name) && wasManaged(planning, "page", name)) {
+      steps.push({ kind: "page.remove", name });
+    }
+  }
+  const pages = byName(planning.current.pages);
+  for (const [name, file] of sorted(declared)) {
+    planning.managed.push({ kind: "page", name });
+    const page = pages.get(name);
+    if (page && canonicalJson(page.file) === canonicalJson(file)) continue;
+    if (page) steps.push({ kind: "page.remove", name });
+    steps.push({ kind: "page.create", name, file });
+  }
+  return steps;
+}
+
 /**
  * The steps from `current` to `desired`, in the order they are applied
  * (see `StateStep`). Any problem refuses the commit whole: the steps are
@@ -135,124 +256,23 @@ export function planChanges(
   current: CurrentState,
   options: PlanOptions,
 ): StatePlan {
-  const problems: StateProblem[] = [];
-  const managed: ManagedObject[] = [];
-  const wasManaged = (kind: StateObjectKind, name: string) =>
-    current.managed.some((object) => object.kind === kind && object.name === name);
-
-  // Repositories: added first, removed last (after the apps that came from them).
-  const addRepositories: StateStep[] = [];
-  const removeRepositories: StateStep[] = [];
-  if (desired.repositories !== null) {
-    const existing = byName(current.repositories);
-    const declared = new Set<string>();
-    for (const { name, url } of desired.repositories) {
-      declared.add(name);
-      managed.push({ kind: "repository", name });
-      const repository = existing.get(name);
-      if (!repository) {
-        addRepositories.push({ kind: "repository.add", name, url });
-      } else if (repository.url !== url) {
-        problems.push({
-          path: "repositories.yaml",
-          message: `repository ${name} is ${redactUrl(repository.url)} on the box, not ${redactUrl(url)}: remove it by hand first, or give this one another name`,
-        });
-      }
-    }
-    for (const { name } of current.repositories) {
-      if (!declared.has(name) && wasManaged("repository", name)) {
-        removeRepositories.push({ kind: "repository.remove", name });
-      }
-    }
-  }
-
-  const settingSteps: StateStep[] = [];
-  for (const [key, value] of Object.entries(desired.settings ?? {})) {
-    managed.push({ kind: "setting", name: key });
-    const setting = Object.hasOwn(current.settings, key) ? current.settings[key] : undefined;
-    if (!setting) {
-      problems.push({ path: "settings.yaml", message: `there is no setting ${key}` });
-      continue;
-    }
-    if (!fitsSetting(value, setting.default)) {
-      problems.push({
-        path: "settings.yaml",
-        message: `${key}: expected ${typeof setting.default === "boolean" ? "true or false" : `a ${typeof setting.default}`}`,
-      });
-    } else if (!sameSetting(value, setting.value)) {
-      settingSteps.push({ kind: "setting.set", key, value });
-    }
-  }
-
-  // Volumes: made or resized, never deleted because their file went away.
-  const volumeSteps: StateStep[] = [];
-  const volumes = byName(current.volumes);
-  for (const [name, file] of sorted(desired.volumes)) {
-    managed.push({ kind: "volume", name });
-    const bytes = file.quota === undefined ? undefined : quotaBytes(file.quota);
-    if (file.quota !== undefined && bytes === undefined) {
-      problems.push({
-        path: `volumes/${name}.yaml`,
-        message: `quota ${String(file.quota)} is not a size such as 10gb`,
-      });
-      continue;
-    }
-    const volume = volumes.get(name);
-    if (!volume) volumeSteps.push({ kind: "volume.create", name, quota: file.quota });
-    else if (file.quota !== undefined && bytes !== volume.quota) {
-      volumeSteps.push({ kind: "volume.quota", name, quota: file.quota });
-    }
-  }
-
-  const installed = new Map(current.apps.map((app) => [`${app.repo}/${app.name}`, app]));
-  const uninstallSteps: StateStep[] = [];
-  for (const [key, app] of installed) {
-    if (!desired.apps.has(key) && wasManaged("app", key)) {
-      uninstallSteps.push({
-        kind: "app.uninstall",
-        repo: app.repo,
-        name: app.name,
-        purge: current.purgeOnRemoval.has(key),
-      });
-    }
-  }
-  const appSteps: StateStep[] = [];
-  const exposureSteps: StateStep[] = [];
-  for (const [key, app] of sorted(desired.apps)) {
-    managed.push({ kind: "app", name: key });
-    const answers = resolveAnswers(app, options, problems);
-    const step = appStep(app, installed.get(key), answers, options);
-    if (step) appSteps.push(step);
-    exposureSteps.push(...exposeSteps(app, installed.get(key), problems));
-  }
-
-  // Pages: a changed file makes the page anew (remove, then create).
-  const pageSteps: StateStep[] = [];
-  const pages = byName(current.pages);
-  for (const { name } of current.pages) {
-    if (!desired.pages.has(name) && wasManaged("page", name)) {
-      pageSteps.push({ kind: "page.remove", name });
-    }
-  }
-  for (const [name, file] of sorted(desired.pages)) {
-    managed.push({ kind: "page", name });
-    const page = pages.get(name);
-    if (page && canonicalJson(page.file) === canonicalJson(file)) continue;
-    if (page) pageSteps.push({ kind: "page.remove", name });
-    pageSteps.push({ kind: "page.create", name, file });
-  }
-
+  const planning: Planning = { current, problems: [], managed: [] };
+  const repositories = planRepositories(desired.repositories, planning);
+  const settings = planSettings(desired.settings, planning);
+  const volumes = planVolumes(desired.volumes, planning);
+  const apps = planApps(desired.apps, planning, options);
+  const pages = planPages(desired.pages, planning);
   const steps = [
-    ...addRepositories,
-    ...settingSteps,
-    ...volumeSteps,
-    ...uninstallSteps,
-    ...appSteps,
-    ...exposureSteps,
-    ...pageSteps,
-    ...removeRepositories,
+    ...repositories.add,
+    ...settings,
+    ...volumes,
+    ...apps.uninstall,
+    ...apps.install,
+    ...apps.expose,
+    ...pages,
+    ...repositories.remove,
   ];
-  return { steps, managed, problems };
+  return { steps, managed: planning.managed, problems: planning.problems };
 }
 
 const quotaText = (quota: number | string | null | undefined) =>
