@@ -28,16 +28,26 @@ export const SecretRefSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** An answer encrypted to the box's public key (`town state key`): an armored age file. */
+export const EncryptedAnswerSchema = Type.Object(
+  { age: Type.String({ minLength: 1, maxLength: 65536 }) },
+  { additionalProperties: false },
+);
+
+/** The box's public key: answers encrypted to it can be committed. */
+export const StateKeySchema = Type.Object({ publicKey: Type.String() });
+export type StateKey = Static<typeof StateKeySchema>;
+
 /** `apps/<repo>/<name>.yaml`. */
 export const StateAppFileSchema = Type.Object(
   {
     /** Absent: the newest version the repository offers. */
     version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    /** Question → answer, or a reference to a secret kept on the box. */
+    /** Question → answer, a reference to a secret kept on the box, or an answer encrypted to the box's key. */
     answers: Type.Optional(
       Type.Record(
         Type.String({ minLength: 1, maxLength: 128 }),
-        Type.Union([Type.String({ maxLength: 65536 }), SecretRefSchema]),
+        Type.Union([Type.String({ maxLength: 65536 }), SecretRefSchema, EncryptedAnswerSchema]),
       ),
     ),
     /** Host port → who may reach it; ports not named keep their default. */
