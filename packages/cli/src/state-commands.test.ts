@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { localTime } from "./backup-views.js";
 import {
   exportPathProblem,
   intervalText,
+  readCheckout,
   readSecretText,
   referencedSecrets,
   statusText,
@@ -367,5 +368,40 @@ describe("town state against a daemon", () => {
     assert.equal((await town("state", "secret", "ls")).stdout, "wiki-db\n");
     await town("state", "secret", "rm", "wiki-db");
     assert.ok(requests.includes("DELETE /api/v1/state/secrets/wiki-db"));
+  });
+
+  it("lints a checkout as the box reads it: .git left out, links and big files refused", async () => {
+    const checkout = join(dir, "checkout");
+    await mkdir(join(checkout, "apps", "main"), { recursive: true });
+    await mkdir(join(checkout, ".git"), { recursive: true });
+    await writeFile(join(checkout, "repositories.yaml"), "- name: main\n  url: https://x\n");
+    await writeFile(join(checkout, "apps", "main", "wiki.yaml"), 'version: "1.2.0"\n');
+    await writeFile(join(checkout, ".git", "config.yaml"), "not: [valid\n");
+    await writeFile(join(checkout, "README.md"), "# my box\n");
+    const good = await town("state", "lint", "checkout");
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.match(
+      good.stdout,
+      /checkout is a valid state repository: 1 repositories, 0 volumes, 1 apps, 0 pages$/m,
+    );
+
+    await writeFile(join(checkout, "apps", "main", "chat.yaml"), "colour: red\n");
+    await writeFile(join(checkout, "apps", "main", "big.yaml"), `# ${"x".repeat(70_000)}\n`);
+    await symlink("/etc/hostname", join(checkout, "settings.yaml"));
+    const read = await readCheckout(checkout);
+    assert.deepEqual(
+      read.files.map((file) => file.path),
+      ["apps/main/chat.yaml", "apps/main/wiki.yaml", "repositories.yaml"],
+    );
+    const bad = await town("state", "lint", "checkout");
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /^apps\/main\/big\.yaml: larger than 65536 bytes/m);
+    assert.match(bad.stdout, /^apps\/main\/chat\.yaml: .*colour/m);
+    assert.match(
+      bad.stdout,
+      /^settings\.yaml: must be a regular file \(links are not followed\)$/m,
+    );
+    assert.doesNotMatch(bad.stdout, /\.git/);
+    assert.match(bad.stderr, /town: 3 problem\(s\): the box would refuse this commit whole/);
   });
 });

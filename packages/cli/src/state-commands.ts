@@ -1,7 +1,14 @@
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { constants, mkdir, open, readdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Command } from "commander";
-import type { StateApplyView, StateFile, StateObjectKind, StateStatus } from "@townos/client";
+import type {
+  StateApplyView,
+  StateFile,
+  StateObjectKind,
+  StateProblem,
+  StateStatus,
+} from "@townos/client";
+import { parseCheckout } from "@townos/daemon";
 import { TownError } from "@townos/format";
 import { readPasswordFile } from "./backup-commands.js";
 import { whenText } from "./backup-views.js";
@@ -13,6 +20,9 @@ import { UsageError } from "./usage.js";
 
 /** As much as the API takes for a secret's value. */
 const MAX_SECRET_BYTES = 65_536;
+/** The most a state file may hold and how many the box reads from a commit, as the daemon has them. */
+const MAX_STATE_FILE_BYTES = 64 * 1024;
+const MAX_STATE_FILES = 2000;
 /** The history `town state status` shows; the daemon keeps 20. */
 const SHOWN_HISTORY = 5;
 
@@ -210,6 +220,74 @@ export async function readSecretText(
   return text;
 }
 
+/** The contents of a file, or null when it is larger than `max` bytes; a link is not opened. */
+async function readBounded(path: string, max: number): Promise<string | null> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buffer = Buffer.alloc(max + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > max) return null;
+    }
+    return buffer.toString("utf8", 0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A checkout's YAML files as the daemon would read them from git, without
+ * `.git`: links are not followed (a YAML one is a problem, as the daemon
+ * says; the others are listed in `skipped`), files past the daemon's size
+ * limit are problems, and past its count the reading stops.
+ */
+export async function readCheckout(root: string): Promise<{
+  files: StateFile[];
+  problems: StateProblem[];
+  skipped: string[];
+}> {
+  const files: StateFile[] = [];
+  const problems: StateProblem[] = [];
+  const skipped: string[] = [];
+  const walk = async (parts: string[]): Promise<void> => {
+    const entries = await readdir(join(root, ...parts), { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const path = [...parts, entry.name].join("/");
+      const yaml = /\.ya?ml$/i.test(entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== ".git") await walk([...parts, entry.name]);
+        continue;
+      }
+      if (!yaml) {
+        if (entry.isSymbolicLink()) skipped.push(path);
+        continue;
+      }
+      if (files.length + problems.length >= MAX_STATE_FILES) {
+        throw new UsageError(
+          `${root} holds more than ${MAX_STATE_FILES} YAML files, more than the box reads`,
+        );
+      }
+      if (!entry.isFile()) {
+        problems.push({ path, message: "must be a regular file (links are not followed)" });
+        continue;
+      }
+      const text = await readBounded(join(root, ...parts, entry.name), MAX_STATE_FILE_BYTES);
+      if (text === null) {
+        problems.push({
+          path,
+          message: `larger than ${MAX_STATE_FILE_BYTES} bytes, the most a file here may have`,
+        });
+      } else files.push({ path, text });
+    }
+  };
+  await walk([]);
+  return { files, problems, skipped };
+}
+
 interface SetFlags extends JsonFlag {
   branch?: string;
   username?: string;
@@ -361,6 +439,34 @@ export function registerStateCommands(
           `the answers name secrets (${secrets.join(", ")}): their values are stored on this box already and are not in the files; another box needs them set with town state secret set NAME`,
         );
       }
+    });
+
+  state
+    .command("lint")
+    .description("check a checkout of a state repository as the box would; exit 1 on problems")
+    .argument("<dir>", "the checkout")
+    .action(async (dir: string) => {
+      const root = resolve(io.cwd, dir);
+      const read = await readCheckout(root);
+      for (const path of read.skipped) io.stderr(`town: skipped ${path}: a link, not followed\n`);
+      const { desired, problems } = parseCheckout(read.files);
+      const all = [...read.problems, ...problems].sort((a, b) =>
+        a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+      );
+      if (all.length > 0) {
+        for (const problem of all) print(`${problem.path}: ${problem.message}`);
+        io.stderr(`town: ${all.length} problem(s): the box would refuse this commit whole\n`);
+        setExit(1);
+        return;
+      }
+      const declared = [
+        desired.repositories === null ? "" : `${desired.repositories.length} repositories`,
+        desired.settings === null ? "" : `${Object.keys(desired.settings).length} settings`,
+        `${desired.volumes.size} volumes`,
+        `${desired.apps.size} apps`,
+        `${desired.pages.size} pages`,
+      ].filter((part) => part !== "");
+      print(`${root} is a valid state repository: ${declared.join(", ")}`);
     });
 
   const secret = state
