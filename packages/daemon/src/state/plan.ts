@@ -51,7 +51,11 @@ function sorted<T>(map: ReadonlyMap<string, T>): [string, T][] {
   return [...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** Answers with their secret references looked up; problems for secrets not set. */
+/**
+ * Answers with their secret references looked up; problems for secrets not
+ * set. Encrypted answers are decrypted before planning (`decryptAnswers`):
+ * one still encrypted here is a problem, never an answer.
+ */
 function resolveAnswers(
   app: DesiredApp,
   options: PlanOptions,
@@ -61,6 +65,10 @@ function resolveAnswers(
   for (const [question, answer] of Object.entries(app.answers ?? {})) {
     if (typeof answer === "string") {
       answers.push([question, answer]);
+      continue;
+    }
+    if (!("secretRef" in answer)) {
+      problems.push({ path: appPath(app), message: `answer ${question}: was not decrypted` });
       continue;
     }
     const value = options.secret(answer.secretRef);
