@@ -20,9 +20,8 @@
  *   reached (a missing disk, a refused connection), `not_found` for a backup
  *   or volume it does not hold, `io` for the rest, each with the target's name.
  */
-import type { CompiledPackage } from "@townos/format";
 import type { BackupTargetKind, RestorePointReason } from "@townos/api";
-import type { BoxApp, RestorePointRecord } from "../store/restore-points.js";
+import type { BoxApp, PointApp, RestorePointRecord } from "../store/restore-points.js";
 import type { Owner } from "../storage/driver.js";
 
 export const MANIFEST_FORMAT = 1;
@@ -48,16 +47,12 @@ export interface BackupManifest {
   box: string;
   /** `repo/name` of an app, or a volume's name. */
   subject: string;
-  app: {
-    repo: string;
-    name: string;
-    version: string;
-    definitionHash: string;
-    answers: Record<string, string>;
-    plan: CompiledPackage | null;
-    /** The package repository's URL (credentials left out), to say what to add before a restore. */
-    repoUrl: string | null;
-  } | null;
+  app:
+    | (PointApp & {
+        /** The package repository's URL (credentials left out), to say what to add before a restore. */
+        repoUrl: string | null;
+      })
+    | null;
   /** Only in a whole-box backup (subject `box`): the box's desired state then. */
   desired?: BackupManifestBox;
   volumes: BackupManifestVolume[];
