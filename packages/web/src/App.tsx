@@ -21,6 +21,7 @@ import { VmImages } from "./screens/VmImages.js";
 import { Pages } from "./screens/Pages.js";
 import { Monitoring } from "./screens/Monitoring.js";
 import { Backups } from "./screens/Backups.js";
+import { State } from "./screens/State.js";
 
 type Phase =
   | { kind: "loading" }
@@ -170,6 +171,7 @@ const NAV: NavItem[] = [
   { to: "/pages", label: "nav.pages", admin: true },
   { to: "/monitoring", label: "nav.monitoring" },
   { to: "/backups", label: "nav.backups", admin: true },
+  { to: "/state", label: "nav.state", admin: true },
   { to: "/repositories", label: "nav.repositories" },
   { to: "/users", label: "nav.users", admin: true },
   { to: "/audit", label: "nav.audit", admin: true },
@@ -259,6 +261,7 @@ function Routes({ path }: { path: string }) {
   if (path === "/pages") return <Pages />;
   if (path === "/monitoring") return <Monitoring />;
   if (path === "/backups") return <Backups />;
+  if (path === "/state") return <State />;
   if (path === "/users") return <Users />;
   if (path === "/audit") return <Audit />;
   if (path === "/settings") return <Settings />;

@@ -3,6 +3,7 @@
  * data change. `{name}` placeholders are filled from the params of `t`.
  */
 import { backupMessages } from "./messages-backups.js";
+import { stateMessages } from "./messages-state.js";
 
 const en = {
   "app.name": "Town OS",
@@ -20,6 +21,7 @@ const en = {
   "nav.pages": "Pages",
   "nav.monitoring": "Monitoring",
   "nav.backups": "Backups",
+  "nav.state": "State repository",
   "nav.skip": "Skip to content",
   "user.menu": "Signed in as {name}",
   "user.admin": "administrator",
@@ -428,6 +430,7 @@ const en = {
   "home.alert.critical": "Critical",
 
   ...backupMessages,
+  ...stateMessages,
 
   "users.title": "Users",
   "users.create": "Add a user",

@@ -17,6 +17,7 @@ import { ProgressList } from "./InstallDialog.js";
 import { Logs } from "./Logs.js";
 import { RestorePoints } from "./RestorePoints.js";
 import { vmFactRows } from "../vm.js";
+import { isManaged } from "../state.js";
 
 const REFRESH_MS = 5000;
 const EXPOSURES = ["local", "lan", "internet"] as const;
@@ -30,6 +31,11 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
   const session = useSession();
   const app = useLoad(() => client.app(repo, name), `app:${repo}/${name}`, REFRESH_MS);
   const upgrades = useLoad(() => client.upgrades({ limit: 500 }), "upgrades");
+  // Only administrators may read the state repository's status; nobody else changes apps anyway.
+  const state = useLoad(
+    () => (session.isAdmin ? client.stateStatus() : Promise.resolve(undefined)),
+    "state",
+  );
   const [progress, setProgress] = useState<AppProgress[]>([]);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<Problem>();
@@ -40,6 +46,8 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
   }
   const view = app.data;
   const status = appStatus(view);
+  /** Declared in the state repository: what it declares is changed there (the daemon refuses it here). */
+  const managed = isManaged(state.data, "app", `${repo}/${name}`);
   const offer = upgrades.data?.items.find(
     (o) => o.repo === repo && o.name === name && !o.dismissed,
   );
@@ -87,11 +95,13 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
         <h1>{view.name}</h1>
         <StatusBadge status={status} />
         {!view.enabled && <span className="badge">{t("status.disabled")}</span>}
+        {managed && <span className="badge">{t("state.managedBadge")}</span>}
       </div>
       <p className="muted">
         {view.repo} · {t("app.version", { version: view.version })} ·{" "}
         {view.enabled ? t("app.enabledHint") : t("app.disabledHint")}
       </p>
+      {managed && <p className="muted">{t("state.managedApp")}</p>}
       {app.error && <ErrorBox problem={app.error} onRetry={app.reload} />}
       {view.lastError !== null && (
         <div className="error-box" role="alert">
@@ -111,7 +121,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
               <button
                 type="button"
                 className="primary"
-                disabled={busy}
+                disabled={busy || managed}
                 onClick={() => void act("upgrade")}
               >
                 {t("app.upgrade", { version: offer.offerVersion })}
@@ -120,7 +130,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
             <button
               type="button"
               className="danger"
-              disabled={busy}
+              disabled={busy || managed}
               onClick={() => {
                 setUninstalling(true);
               }}
@@ -148,7 +158,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
                       </span>
                       <select
                         value={port.exposure}
-                        disabled={!session.isAdmin || busy}
+                        disabled={!session.isAdmin || busy || managed}
                         onChange={(e) =>
                           void run({
                             action: "expose",
