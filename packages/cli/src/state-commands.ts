@@ -8,7 +8,7 @@ import type {
   StateProblem,
   StateStatus,
 } from "@townos/client";
-import { parseCheckout } from "@townos/daemon";
+import { MAX_STATE_FILE_BYTES, MAX_STATE_FILES, parseCheckout } from "@townos/daemon";
 import { TownError } from "@townos/format";
 import { readPasswordFile } from "./backup-commands.js";
 import { whenText } from "./backup-views.js";
@@ -20,9 +20,6 @@ import { UsageError } from "./usage.js";
 
 /** As much as the API takes for a secret's value. */
 const MAX_SECRET_BYTES = 65_536;
-/** The most a state file may hold and how many the box reads from a commit, as the daemon has them. */
-const MAX_STATE_FILE_BYTES = 64 * 1024;
-const MAX_STATE_FILES = 2000;
 /** The history `town state status` shows; the daemon keeps 20. */
 const SHOWN_HISTORY = 5;
 

@@ -14,4 +14,4 @@ export type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js"
 // The written forms the CLI reads and shows: one parser, the daemon's.
 export { formatKeepPolicy, parseKeepPolicy } from "./backup/keep.js";
 export { checkSchedule } from "./backup/schedule.js";
-export { parseCheckout } from "./state/layout.js";
+export { MAX_STATE_FILE_BYTES, MAX_STATE_FILES, parseCheckout } from "./state/layout.js";

@@ -16,11 +16,8 @@ import { ObjectReader } from "../git/objects.js";
 import { checkBranchName, parseRemoteUrl } from "../git/remote.js";
 import { deadline } from "../git/transport.js";
 import { gitError } from "../git/errors.js";
+import { MAX_STATE_FILE_BYTES, MAX_STATE_FILES } from "./layout.js";
 
-/** Largest state file read. */
-export const MAX_STATE_FILE_BYTES = 64 * 1024;
-/** Most state files in a repository. */
-export const MAX_STATE_FILES = 2000;
 /** Directories holding state files, and how deep their files are. */
 const STATE_DIRS: ReadonlyMap<string, number> = new Map([
   ["apps", 2],
