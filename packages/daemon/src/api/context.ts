@@ -37,10 +37,11 @@ declare module "fastify" {
     /** A file of the dashboard's build: public, no session looked at. */
     web?: boolean;
     /**
-     * The object the route changes, from its path: refused (409) while the
-     * state repository declares it, as git would undo the change.
+     * The object the route changes, from its path (undefined: none that git
+     * can declare): refused (409) while the state repository declares it, as
+     * git would undo the change.
      */
-    managed?: (request: FastifyRequest) => ManagedObject;
+    managed?: (request: FastifyRequest) => ManagedObject | undefined;
   }
   interface FastifyRequest {
     auth: Authenticated | undefined;

@@ -44,14 +44,10 @@ const volumeSortable: Sortable<VolumeView> = {
 };
 
 const volumeTarget = (request: FastifyRequest): string => (request.params as VolumeParams).name;
-/**
- * Only a person's volume can be declared, by its name without `user.`. Other
- * names are kept whole: their reserved prefixes (`pkg.`, …) are in no declared name.
- */
+/** Only a person's volume can be declared, by its name without `user.`. */
 const managedVolume = managedAs("volume", (request) => {
-  const name = volumeTarget(request);
-  const parsed = parseVolumeName(name);
-  return parsed?.kind === "user" ? parsed.name : name;
+  const parsed = parseVolumeName(volumeTarget(request));
+  return parsed?.kind === "user" ? parsed.name : undefined;
 });
 
 export function registerVolumeRoutes(api: FastifyInstance, options: ApiOptions): void {
