@@ -82,6 +82,7 @@ import type {
   SetStateBody,
   StateExport,
   StateHook,
+  StateKey,
   StateSecrets,
   StateStatus,
   RestorePointView,
@@ -745,6 +746,11 @@ export class TownClient {
   /** The webhook URL (with its secret token) a git host calls on a push. */
   stateHook(): Promise<StateHook> {
     return this.request("GET", "/state/hook");
+  }
+
+  /** The box's age public key: answers encrypted to it (`{age: …}`) can be committed. */
+  stateKey(): Promise<StateKey> {
+    return this.request("GET", "/state/key");
   }
 
   /** The box as a state repository's files. */

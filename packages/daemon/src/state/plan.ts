@@ -27,7 +27,8 @@ export interface StatePlan {
 type Exposure = "local" | "lan" | "internet";
 type CurrentApp = CurrentState["apps"][number];
 
-const appPath = (app: { repo: string; name: string }) => `apps/${app.repo}/${app.name}.yaml`;
+/** The file that declares an app. */
+export const appPath = (app: { repo: string; name: string }) => `apps/${app.repo}/${app.name}.yaml`;
 
 /** Sizes and durations may be written `20gb` or `5m`: they equal the number they stand for. */
 function sameSetting(wanted: string | number | boolean, now: string | number | boolean): boolean {
@@ -53,7 +54,7 @@ function sorted<T>(map: ReadonlyMap<string, T>): [string, T][] {
 
 /**
  * Answers with their secret references looked up; problems for secrets not
- * set. Encrypted answers are decrypted before planning (`decryptAnswers`):
+ * set. Encrypted answers are decrypted before planning (`age-key.ts`):
  * one still encrypted here is a problem, never an answer.
  */
 function resolveAnswers(

@@ -16,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import type {
   SetStateBody,
   StateExport,
+  StateKey,
   StateObjectKind,
   StateProblem,
   StateStatus,
@@ -30,6 +31,7 @@ import type { ReconcileResult } from "../reconcile/queue.js";
 import type { Manager } from "../reconcile/manager.js";
 import type { AuditLog } from "../store/audit.js";
 import type { StateRecords, StateSource } from "../store/state.js";
+import { decryptAnswers, type BoxIdentity } from "./age-key.js";
 import { applyStep, readCurrentState, type BoxServices } from "./box.js";
 import { exportState } from "./export.js";
 import type { FetchedState, StateRemote } from "./fetch.js";
@@ -58,6 +60,8 @@ export interface StateServiceOptions {
   latest: (repo: string, name: string) => string | undefined;
   /** The questions of an installed app whose answers are secrets (export writes them as secretRefs). */
   secretQuestions: (repo: string, name: string) => readonly string[];
+  /** The box's age identity, which decrypts `{age}` answers. */
+  identity: () => Promise<BoxIdentity>;
   manager: Manager;
   audit: Pick<AuditLog, "record">;
   clock: Clock;
@@ -190,6 +194,11 @@ export class StateService {
     }
   }
 
+  /** The key answers are encrypted to. */
+  async publicKey(): Promise<StateKey> {
+    return { publicKey: (await this.options.identity()).publicKey };
+  }
+
   /** Whether the state repository declares the object: then only git changes it. */
   isManaged(kind: StateObjectKind, name: string): boolean {
     return this.options.records.isManaged(kind, name);
@@ -226,13 +235,18 @@ export class StateService {
     const parsed = parseCheckout(fetched.files);
     const fileProblems = [...fetched.problems, ...parsed.problems];
     if (fileProblems.length > 0) this.refuse(fetched, fileProblems);
+    const { desired, problems } = await decryptAnswers(
+      parsed.desired,
+      async () => (await this.options.identity()).identity,
+    );
     const current = await readCurrentState(box);
-    const plan = planChanges(parsed.desired, current, {
+    const plan = planChanges(desired, current, {
       secret: (name) => records.secret(name),
       latest: this.options.latest,
     });
-    if (plan.problems.length > 0) this.refuse(fetched, plan.problems);
-    const purge = purgedOnRemoval(parsed.desired);
+    problems.push(...plan.problems);
+    if (problems.length > 0) this.refuse(fetched, problems);
+    const purge = purgedOnRemoval(desired);
     if (plan.steps.length === 0) {
       if (records.lastApplied()?.commit !== fetched.commit)
         this.record(fetched, "applied", [], null);

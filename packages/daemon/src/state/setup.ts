@@ -16,11 +16,14 @@ import type { Repositories } from "../store/repositories.js";
 import type { Settings } from "../store/settings.js";
 import { StateRecords } from "../store/state.js";
 import type { Volumes } from "../volumes/volumes.js";
+import { loadOrCreateIdentity, type BoxIdentity } from "./age-key.js";
 import { fetchState } from "./fetch.js";
 import { StateService } from "./service.js";
 
 /** Where a sync clones the state repository, under the data directory. */
 const SCRATCH_DIR = "state-scratch";
+/** Where the box's age identity is kept, under the data directory. */
+const KEY_DIR = "state";
 
 export function createState(options: {
   db: Db;
@@ -39,6 +42,15 @@ export function createState(options: {
 }): StateService {
   const { catalog, installs, apps } = options;
   const records = new StateRecords(options.db, options.clock);
+  // Read (or made) once, when first needed; a failure is tried again next time.
+  let identity: Promise<BoxIdentity> | undefined;
+  const boxIdentity = () => {
+    identity ??= loadOrCreateIdentity(join(options.dataDir, KEY_DIR)).catch((error: unknown) => {
+      identity = undefined;
+      throw error;
+    });
+    return identity;
+  };
   return new StateService({
     records,
     box: {
@@ -62,6 +74,7 @@ export function createState(options: {
         .filter(([, question]) => isSecretQuestion(question))
         .map(([key]) => key);
     },
+    identity: boxIdentity,
     manager: options.manager,
     audit: options.audit,
     clock: options.clock,

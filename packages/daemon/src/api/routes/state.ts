@@ -5,6 +5,7 @@ import {
   SetStateSecretBodySchema,
   StateExportSchema,
   StateHookSchema,
+  StateKeySchema,
   StateSecretParamsSchema,
   StateSecretsSchema,
   StateStatusSchema,
@@ -12,6 +13,7 @@ import {
   type SetStateSecretBody,
   type StateExport,
   type StateHook,
+  type StateKey,
   type StateSecrets,
   type StateStatus,
 } from "@townos/api";
@@ -110,6 +112,18 @@ export function registerStateRoutes(api: FastifyInstance, options: ApiOptions): 
       state().hook(request.params.token);
       return reply.code(202).send();
     },
+  );
+
+  api.get<{ Reply: StateKey }>(
+    "/state/key",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary: "The box's age public key: answers encrypted to it can be committed",
+        response: { 200: StateKeySchema },
+      },
+    },
+    async () => state().publicKey(),
   );
 
   api.get<{ Reply: StateExport }>(
