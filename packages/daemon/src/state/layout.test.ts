@@ -208,7 +208,7 @@ describe("parseCheckout: the files' contents", () => {
     assert.equal(onlyProblem("apps/main/wiki.yaml", "version: [1]\n"), "version: expected string");
     assert.equal(
       onlyProblem("apps/main/wiki.yaml", "answers:\n  port: 8080\n"),
-      "answers.port: expected a string or {secretRef} (put it in quotes)",
+      "answers.port: expected a string or {secretRef} or {age} (put it in quotes)",
     );
     assert.equal(
       onlyProblem("apps/main/wiki.yaml", "exposure:\n  '80': world\n"),
@@ -240,11 +240,17 @@ describe("parseCheckout: the files' contents", () => {
     );
   });
 
-  it("refuses a secretRef that is not a name, and a secretRef with more", () => {
-    for (const answer of ["{ secretRef: 'a b' }", "{ secretRef: x, other: y }", "{ secret: x }"]) {
+  it("refuses a secretRef that is not a name, an empty {age}, and either with more", () => {
+    for (const answer of [
+      "{ secretRef: 'a b' }",
+      "{ secretRef: x, other: y }",
+      "{ secret: x }",
+      "{ age: '' }",
+      "{ age: x, secretRef: y }",
+    ]) {
       assert.equal(
         onlyProblem("apps/main/wiki.yaml", `answers:\n  pw: ${answer}\n`),
-        "answers.pw: expected a string or {secretRef}",
+        "answers.pw: expected a string or {secretRef} or {age}",
         answer,
       );
     }
