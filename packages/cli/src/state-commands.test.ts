@@ -7,9 +7,13 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { StateApplyView, StateStatus } from "@townos/client";
+import { parseCheckout } from "@townos/daemon";
+// To check what the box would decrypt (the daemon's dependency; the CLI encrypts through the daemon's package).
+import { armor, Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { runTownCaptured, type TownRun } from "../test/run-town.js";
 import { localTime } from "./backup-views.js";
 import {
+  encryptedAnswerYaml,
   exportPathProblem,
   intervalText,
   readCheckout,
@@ -154,6 +158,15 @@ describe("town state as it prints", () => {
         { path: "settings.yaml", text: "net.hostname: box\n" },
       ]),
       ["chat.key", "wiki-db"],
+    );
+  });
+
+  it("writes an encrypted answer as a YAML block under age", () => {
+    assert.equal(
+      encryptedAnswerYaml(
+        "-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n",
+      ),
+      "age: |\n  -----BEGIN AGE ENCRYPTED FILE-----\n  YWdl\n  -----END AGE ENCRYPTED FILE-----",
     );
   });
 
@@ -368,6 +381,50 @@ describe("town state against a daemon", () => {
     assert.equal((await town("state", "secret", "ls")).stdout, "wiki-db\n");
     await town("state", "secret", "rm", "wiki-db");
     assert.ok(requests.includes("DELETE /api/v1/state/secrets/wiki-db"));
+  });
+
+  it("prints the box's key, and encrypts an answer to it here as YAML the box decrypts", async () => {
+    const identity = await generateX25519Identity();
+    const publicKey = await identityToRecipient(identity);
+    await mkdir(join(dir, "s"), { recursive: true });
+    await writeFile(join(dir, "s", "wiki-pw"), "hunter2\n", { mode: 0o600 });
+    requests = [];
+    answers = { "GET /api/v1/state/key": [{ publicKey }] };
+    assert.equal((await town("state", "key")).stdout, `${publicKey}\n`);
+    const encrypted = await town("state", "encrypt", "--value-file", "s/wiki-pw");
+    assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.deepEqual(requests, ["GET /api/v1/state/key", "GET /api/v1/state/key"]);
+    assert.doesNotMatch(encrypted.stdout + encrypted.stderr, /hunter2/);
+    // Pasted under a question, indented, it is the answer the box decrypts.
+    const indented = encrypted.stdout
+      .trimEnd()
+      .split("\n")
+      .map((line) => `    ${line}`)
+      .join("\n");
+    const { desired, problems } = parseCheckout([
+      { path: "apps/main/wiki.yaml", text: `answers:\n  password:\n${indented}\n` },
+    ]);
+    assert.deepEqual(problems, []);
+    const answer = desired.apps.get("main/wiki")?.answers?.password;
+    assert.ok(typeof answer === "object" && "age" in answer, JSON.stringify(answer));
+    const decrypter = new Decrypter();
+    decrypter.addIdentity(identity);
+    assert.equal(await decrypter.decrypt(armor.decode(answer.age), "text"), "hunter2");
+
+    requests = [];
+    const offline = await town("state", "encrypt", "--key", publicKey, "--value-file", "s/wiki-pw");
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.deepEqual(requests, []);
+    const wrong = await town(
+      "state",
+      "encrypt",
+      "--key",
+      "ssh-ed25519 AAAA",
+      "--value-file",
+      "s/wiki-pw",
+    );
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /ssh-ed25519 AAAA is not an age public key/);
   });
 
   it("lints a checkout as the box reads it: .git left out, links and big files refused", async () => {

@@ -8,7 +8,12 @@ import type {
   StateProblem,
   StateStatus,
 } from "@townos/client";
-import { MAX_STATE_FILE_BYTES, MAX_STATE_FILES, parseCheckout } from "@townos/daemon";
+import {
+  encryptAnswer,
+  MAX_STATE_FILE_BYTES,
+  MAX_STATE_FILES,
+  parseCheckout,
+} from "@townos/daemon";
 import { TownError } from "@townos/format";
 import { readPasswordFile } from "./backup-commands.js";
 import { whenText } from "./backup-views.js";
@@ -215,6 +220,18 @@ export async function readSecretText(
     .replace(/\r?\n$/, "");
   if (text === "") throw new UsageError(`${what} on stdin is empty`);
   return text;
+}
+
+/**
+ * An armored age file as the YAML of an answer, to paste under the
+ * question's name in an app file's `answers`, indented.
+ */
+export function encryptedAnswerYaml(armored: string): string {
+  const lines = armored
+    .trimEnd()
+    .split(/\r?\n/)
+    .map((line) => `  ${line}`);
+  return ["age: |", ...lines].join("\n");
 }
 
 /** The contents of a file, or null when it is larger than `max` bytes; a link is not opened. */
@@ -464,6 +481,31 @@ export function registerStateCommands(
         `${desired.pages.size} pages`,
       ].filter((part) => part !== "");
       print(`${root} is a valid state repository: ${declared.join(", ")}`);
+    });
+
+  state
+    .command("key")
+    .description("the box's public key (age1…): answers encrypted to it can be committed")
+    .action(async () => {
+      print((await (await client()).stateKey()).publicKey);
+    });
+
+  state
+    .command("encrypt")
+    .description(
+      "encrypt an answer to the box's key, here, and print it as YAML for an app file's answers",
+    )
+    .option("--key <recipient>", "the box's public key (town state key), instead of asking the box")
+    .option("--value-file <file>", "the value, from a file only you can read (default: stdin)")
+    .action(async (flags: { key?: string; valueFile?: string }) => {
+      // The key first: a value typed in is not asked for when the box cannot be reached.
+      const recipient = flags.key ?? (await (await client()).stateKey()).publicKey;
+      const value =
+        flags.valueFile !== undefined
+          ? await readPasswordFile(resolve(io.cwd, flags.valueFile))
+          : await secretFromStdin("Value");
+      print(encryptedAnswerYaml(await encryptAnswer(value, recipient)));
+      io.stderr("town: put this under the question's name in the app file's answers, indented\n");
     });
 
   const secret = state

@@ -15,3 +15,5 @@ export type { FetchedRepository, RepositoryFetcher } from "./catalog/catalog.js"
 export { formatKeepPolicy, parseKeepPolicy } from "./backup/keep.js";
 export { checkSchedule } from "./backup/schedule.js";
 export { MAX_STATE_FILE_BYTES, MAX_STATE_FILES, parseCheckout } from "./state/layout.js";
+// `town state encrypt` encrypts answers as the box decrypts them.
+export { encryptAnswer } from "./state/age-key.js";
