@@ -56,6 +56,7 @@ export const stateMessages = {
   "state.missing.url": "Enter the repository's URL.",
   "state.missing.username": "A password needs a username.",
   "state.managedBadge": "Managed from git",
+  "state.managedHint": "Declared in the state repository: it is changed there, not here.",
   "state.managedApp":
     "This app is declared in the state repository: upgrade, uninstall and exposure are changed there.",
 } as const;

@@ -1,6 +1,6 @@
 /**
- * The State repository screen's and an app page's view of GitOps: what the
- * box follows, what it manages, what each commit did, and the form that sets it.
+ * The State repository screen's and the other screens' view of GitOps: what
+ * the box follows, what it manages, what each commit did, and the form that sets it.
  */
 import type {
   ManagedObject,
@@ -8,6 +8,7 @@ import type {
   StateApplyView,
   StateObjectKind,
   StateStatus,
+  VolumeView,
 } from "@townos/client";
 import { t, type MessageKey } from "./messages.js";
 
@@ -18,6 +19,11 @@ export function isManaged(
   name: string,
 ): boolean {
   return status?.managed.some((object) => object.kind === kind && object.name === name) ?? false;
+}
+
+/** The name git declares a volume by: a person's volume without `user.`; other volumes cannot be declared. */
+export function declaredVolumeName(volume: Pick<VolumeView, "name" | "kind">): string | undefined {
+  return volume.kind === "user" ? volume.name.slice("user.".length) : undefined;
 }
 
 /** Each kind's heading, in the order a sync applies them. */

@@ -9,6 +9,7 @@ import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
+import { ManagedBadge, useManaged } from "../managed.js";
 
 export function Users() {
   const accounts = useLoad(() => client.accounts({ limit: 500 }), "accounts");
@@ -206,6 +207,7 @@ export function Settings() {
   const session = useSession();
   const settings = useLoad(() => client.settings({ limit: 500 }), "settings");
   const { problem, busy, act } = useAction(settings.reload);
+  const isManaged = useManaged();
   return (
     <>
       <div className="page-header">
@@ -223,6 +225,7 @@ export function Settings() {
             <SettingRow
               setting={setting}
               editable={session.isAdmin}
+              managed={isManaged("setting", setting.key)}
               busy={busy}
               save={(value) => void act(() => client.setSetting(setting.key, value))}
             />
@@ -274,11 +277,14 @@ function Sessions() {
 function SettingRow({
   setting,
   editable,
+  managed,
   busy,
   save,
 }: {
   setting: Setting;
   editable: boolean;
+  /** Declared in the state repository: the daemon refuses setting it by hand. */
+  managed: boolean;
   busy: boolean;
   save: (value: string | number | boolean) => void;
 }) {
@@ -303,7 +309,7 @@ function SettingRow({
           <select
             id={id}
             value={value}
-            disabled={!editable}
+            disabled={!editable || managed}
             onChange={(e) => {
               setValue(e.target.value);
             }}
@@ -315,17 +321,18 @@ function SettingRow({
           <input
             id={id}
             value={value}
-            disabled={!editable}
+            disabled={!editable || managed}
             onChange={(e) => {
               setValue(e.target.value);
             }}
           />
         )}
         {editable && (
-          <button type="submit" disabled={busy || value === initial}>
+          <button type="submit" disabled={busy || managed || value === initial}>
             {t("common.save")}
           </button>
         )}
+        {managed && <ManagedBadge />}
       </span>
     </form>
   );

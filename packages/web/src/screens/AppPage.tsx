@@ -17,7 +17,7 @@ import { ProgressList } from "./InstallDialog.js";
 import { Logs } from "./Logs.js";
 import { RestorePoints } from "./RestorePoints.js";
 import { vmFactRows } from "../vm.js";
-import { isManaged } from "../state.js";
+import { ManagedBadge, useManaged } from "../managed.js";
 
 const REFRESH_MS = 5000;
 const EXPOSURES = ["local", "lan", "internet"] as const;
@@ -31,11 +31,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
   const session = useSession();
   const app = useLoad(() => client.app(repo, name), `app:${repo}/${name}`, REFRESH_MS);
   const upgrades = useLoad(() => client.upgrades({ limit: 500 }), "upgrades");
-  // Only administrators may read the state repository's status; nobody else changes apps anyway.
-  const state = useLoad(
-    () => (session.isAdmin ? client.stateStatus() : Promise.resolve(undefined)),
-    "state",
-  );
+  const isManaged = useManaged();
   const [progress, setProgress] = useState<AppProgress[]>([]);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<Problem>();
@@ -47,7 +43,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
   const view = app.data;
   const status = appStatus(view);
   /** Declared in the state repository: what it declares is changed there (the daemon refuses it here). */
-  const managed = isManaged(state.data, "app", `${repo}/${name}`);
+  const managed = isManaged("app", `${repo}/${name}`);
   const offer = upgrades.data?.items.find(
     (o) => o.repo === repo && o.name === name && !o.dismissed,
   );
@@ -95,7 +91,7 @@ export function AppPage({ repo, name }: { repo: string; name: string }) {
         <h1>{view.name}</h1>
         <StatusBadge status={status} />
         {!view.enabled && <span className="badge">{t("status.disabled")}</span>}
-        {managed && <span className="badge">{t("state.managedBadge")}</span>}
+        {managed && <ManagedBadge />}
       </div>
       <p className="muted">
         {view.repo} · {t("app.version", { version: view.version })} ·{" "}

@@ -18,6 +18,7 @@ import {
   type PageForm,
 } from "../pages.js";
 import { uploadWithProgress } from "../upload.js";
+import { ManagedBadge, useManaged } from "../managed.js";
 
 /** How often the list is read while a page deploys, and otherwise. */
 const FAST_MS = 2000;
@@ -30,6 +31,7 @@ export function Pages() {
   const [deploying, setDeploying] = useState(false);
   const [creating, setCreating] = useState(false);
   const list = useLoad(() => client.pages(), "pages", deploying ? FAST_MS : SLOW_MS);
+  const isManaged = useManaged();
   useEffect(() => {
     setDeploying(list.data?.items.some((page) => page.state === "deploying") ?? false);
   }, [list.data]);
@@ -54,7 +56,7 @@ export function Pages() {
       <ul className="stack">
         {list.data?.items.map((page) => (
           <li key={page.name}>
-            <PageCard page={page} changed={list.reload} />
+            <PageCard page={page} managed={isManaged("page", page.name)} changed={list.reload} />
           </li>
         ))}
       </ul>
@@ -94,7 +96,15 @@ function UploadProgress({ sent, label }: { sent: { sent: number; total: number }
   );
 }
 
-function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
+/** What a page's card and its domains section show. */
+interface PageProps {
+  page: PageInfo;
+  /** Declared in the state repository: the daemon refuses deleting it or changing its domains by hand. */
+  managed: boolean;
+  changed: () => void;
+}
+
+function PageCard({ page, managed, changed }: PageProps) {
   const { problem, busy, act } = useAction(changed);
   const [file, setFile] = useState<File>();
   const [sent, setSent] = useState<{ sent: number; total: number }>();
@@ -137,8 +147,11 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
         <h3 id={id} className="break">
           {page.name}
         </h3>
-        <span className={status.badge === "empty" ? "badge" : `badge badge-${status.badge}`}>
-          {status.label}
+        <span className="inline">
+          {managed && <ManagedBadge />}
+          <span className={status.badge === "empty" ? "badge" : `badge badge-${status.badge}`}>
+            {status.label}
+          </span>
         </span>
       </div>
       {deploying && (
@@ -179,7 +192,7 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
           </div>
         ))}
       </dl>
-      <Domains page={page} changed={changed} />
+      <Domains page={page} managed={managed} changed={changed} />
       {page.source.type === "git" && <Hook name={page.name} />}
       {page.source.type === "archive" && (
         <form className="inline" onSubmit={(event) => void upload(event)}>
@@ -216,7 +229,7 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
         >
           {t("pages.rollback")}
         </button>
-        <button type="button" className="danger" disabled={busy} onClick={remove}>
+        <button type="button" className="danger" disabled={busy || managed} onClick={remove}>
           {t("pages.delete")}
         </button>
       </div>
@@ -235,7 +248,7 @@ function PageCard({ page, changed }: { page: PageInfo; changed: () => void }) {
   );
 }
 
-function Domains({ page, changed }: { page: PageInfo; changed: () => void }) {
+function Domains({ page, managed, changed }: PageProps) {
   const [domain, setDomain] = useState("");
   const { problem, busy, act } = useAction(changed);
   const add = async (event: SyntheticEvent): Promise<void> => {
@@ -256,7 +269,7 @@ function Domains({ page, changed }: { page: PageInfo; changed: () => void }) {
                 type="button"
                 className="small"
                 aria-label={t("pages.removeDomain", { domain: name })}
-                disabled={busy}
+                disabled={busy || managed}
                 onClick={() => void act(() => client.removePageDomain(page.name, name))}
               >
                 {t("common.remove")}
@@ -277,7 +290,7 @@ function Domains({ page, changed }: { page: PageInfo; changed: () => void }) {
             setDomain(e.target.value);
           }}
         />
-        <button type="submit" disabled={busy || domain.trim() === ""}>
+        <button type="submit" disabled={busy || managed || domain.trim() === ""}>
           {t("pages.addDomain")}
         </button>
       </form>

@@ -3,11 +3,13 @@ import { client, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t } from "../messages.js";
 import { useSession } from "../session.js";
+import { ManagedBadge, useManaged } from "../managed.js";
 
 export function Repositories() {
   const session = useSession();
   const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
   const { problem, busy, act } = useAction(repos.reload);
+  const isManaged = useManaged();
 
   return (
     <>
@@ -19,61 +21,68 @@ export function Repositories() {
       {!repos.data && !repos.error && <Spinner />}
       {repos.data?.items.length === 0 && <p className="card empty">{t("repos.empty")}</p>}
       <ul className="stack">
-        {repos.data?.items.map((repo, index, all) => (
-          <li key={repo.name} className={`card${repo.status.error !== null ? " danger" : ""}`}>
-            <div className="card-header">
-              <h2>{repo.name}</h2>
-              {session.isAdmin && (
-                <div className="toolbar">
-                  <button
-                    type="button"
-                    aria-label={t("repos.up", { name: repo.name })}
-                    disabled={busy || index === 0}
-                    onClick={() => void act(() => client.moveRepository(repo.name, index - 1))}
-                  >
-                    ↑
-                  </button>
-                  <button
-                    type="button"
-                    aria-label={t("repos.down", { name: repo.name })}
-                    disabled={busy || index === all.length - 1}
-                    onClick={() => void act(() => client.moveRepository(repo.name, index + 1))}
-                  >
-                    ↓
-                  </button>
-                  <button
-                    type="button"
-                    disabled={busy}
-                    onClick={() => void act(() => client.refreshRepository(repo.name))}
-                  >
-                    {t("common.refresh")}
-                  </button>
-                  <button
-                    type="button"
-                    className="danger"
-                    disabled={busy}
-                    onClick={() => void act(() => client.removeRepository(repo.name))}
-                  >
-                    {t("common.remove")}
-                  </button>
+        {repos.data?.items.map((repo, index, all) => {
+          // Declared in the state repository: the daemon refuses removing or moving it by hand.
+          const managed = isManaged("repository", repo.name);
+          return (
+            <li key={repo.name} className={`card${repo.status.error !== null ? " danger" : ""}`}>
+              <div className="card-header">
+                <div className="inline">
+                  <h2>{repo.name}</h2>
+                  {managed && <ManagedBadge />}
                 </div>
-              )}
-            </div>
-            <p className="muted break">{repo.url}</p>
-            {index === 0 && all.length > 1 && <p className="muted">{t("repos.first")}</p>}
-            <p>
-              {repo.status.loading
-                ? t("repos.loading")
-                : t("repos.packages", { count: repo.status.packages })}{" "}
-              ·{" "}
-              {repo.status.commit === null
-                ? t("repos.never")
-                : t("repos.commit", { commit: repo.status.commit.slice(0, 10) })}
-              {repo.status.refreshedAt !== null && ` · ${formatTime(repo.status.refreshedAt)}`}
-            </p>
-            {repo.status.error !== null && <p className="field-error">{repo.status.error}</p>}
-          </li>
-        ))}
+                {session.isAdmin && (
+                  <div className="toolbar">
+                    <button
+                      type="button"
+                      aria-label={t("repos.up", { name: repo.name })}
+                      disabled={busy || managed || index === 0}
+                      onClick={() => void act(() => client.moveRepository(repo.name, index - 1))}
+                    >
+                      ↑
+                    </button>
+                    <button
+                      type="button"
+                      aria-label={t("repos.down", { name: repo.name })}
+                      disabled={busy || managed || index === all.length - 1}
+                      onClick={() => void act(() => client.moveRepository(repo.name, index + 1))}
+                    >
+                      ↓
+                    </button>
+                    <button
+                      type="button"
+                      disabled={busy}
+                      onClick={() => void act(() => client.refreshRepository(repo.name))}
+                    >
+                      {t("common.refresh")}
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      disabled={busy || managed}
+                      onClick={() => void act(() => client.removeRepository(repo.name))}
+                    >
+                      {t("common.remove")}
+                    </button>
+                  </div>
+                )}
+              </div>
+              <p className="muted break">{repo.url}</p>
+              {index === 0 && all.length > 1 && <p className="muted">{t("repos.first")}</p>}
+              <p>
+                {repo.status.loading
+                  ? t("repos.loading")
+                  : t("repos.packages", { count: repo.status.packages })}{" "}
+                ·{" "}
+                {repo.status.commit === null
+                  ? t("repos.never")
+                  : t("repos.commit", { commit: repo.status.commit.slice(0, 10) })}
+                {repo.status.refreshedAt !== null && ` · ${formatTime(repo.status.refreshedAt)}`}
+              </p>
+              {repo.status.error !== null && <p className="field-error">{repo.status.error}</p>}
+            </li>
+          );
+        })}
       </ul>
       {session.isAdmin && <AddRepository onAdded={repos.reload} />}
     </>

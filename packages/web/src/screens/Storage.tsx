@@ -11,11 +11,19 @@ import { client, problemOf, useAction, useLoad } from "../api.js";
 import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatBytes, formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
+import { ManagedBadge, useManaged } from "../managed.js";
+import { declaredVolumeName } from "../state.js";
 
 export function Storage() {
   const session = useSession();
   const storage = useLoad(() => client.storage(), "storage");
   const volumes = useLoad(() => client.volumes({ limit: 500 }), "volumes");
+  const isManaged = useManaged();
+  /** Declared in the state repository: the daemon refuses deleting it or setting its quota by hand. */
+  const managed = (volume: VolumeView): boolean => {
+    const declared = declaredVolumeName(volume);
+    return declared !== undefined && isManaged("volume", declared);
+  };
   return (
     <>
       <div className="page-header">
@@ -43,6 +51,7 @@ export function Storage() {
               volume={volume}
               storage={storage.data}
               admin={session.isAdmin}
+              managed={managed(volume)}
               changed={volumes.reload}
             />
           </li>
@@ -57,11 +66,13 @@ function VolumeCard({
   volume,
   storage,
   admin,
+  managed,
   changed,
 }: {
   volume: VolumeView;
   storage: StorageView | undefined;
   admin: boolean;
+  managed: boolean;
   changed: () => void;
 }) {
   const [busy, setBusy] = useState<MessageKey>();
@@ -115,7 +126,10 @@ function VolumeCard({
         <h3 id={id} className="break">
           {volume.name}
         </h3>
-        <span className="badge">{t(`storage.kind.${volume.kind}` as MessageKey)}</span>
+        <span className="inline">
+          {managed && <ManagedBadge />}
+          <span className="badge">{t(`storage.kind.${volume.kind}` as MessageKey)}</span>
+        </span>
       </div>
       {volume.usedBy !== null && (
         <p className="muted">{t("storage.usedBy", { app: volume.usedBy })}</p>
@@ -195,11 +209,12 @@ function VolumeCard({
                   id={`${id}-quota`}
                   placeholder={t("storage.quotaPlaceholder")}
                   value={quota}
+                  disabled={managed}
                   onChange={(e) => {
                     setQuota(e.target.value);
                   }}
                 />
-                <button type="submit" disabled={busy !== undefined}>
+                <button type="submit" disabled={busy !== undefined || managed}>
                   {t("storage.setQuota")}
                 </button>
               </form>
@@ -208,7 +223,7 @@ function VolumeCard({
               <button
                 type="button"
                 className="danger"
-                disabled={busy !== undefined}
+                disabled={busy !== undefined || managed}
                 onClick={remove}
               >
                 {t("storage.delete")}
