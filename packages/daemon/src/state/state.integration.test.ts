@@ -3,12 +3,14 @@
  * repository served over git's smart HTTP. The box is exported into the
  * repository; a pushed app file and the webhook install it; a changed
  * answer reconfigures; a removed file uninstalls keeping the data; a broken
- * commit is refused whole; a force-push back to an older commit converges;
- * what git declares cannot be changed through the API.
+ * commit is refused whole; what git declares cannot be changed through the
+ * API; an answer encrypted to the box's key is installed decrypted (and one
+ * encrypted to another key refused); a force-push back to an older commit
+ * converges.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { lstat, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, type TownClient } from "@townos/client";
@@ -32,8 +34,10 @@ import {
   type TestPodman,
 } from "../../test/runtime/podman-host.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import type { RunningDaemon } from "../daemon.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
+import { encryptAnswer, IDENTITY_FILE } from "./age-key.js";
 
 const MiB = 1024 * 1024;
 const btrfsSkip = await btrfsUnavailable();
@@ -210,6 +214,38 @@ describe("a box following a state repository", { skip, timeout: 300_000 }, () =>
       assert.equal(error.problem.status, 409);
       assert.match(error.problem.detail, /declared in the state repository/);
     }
+  });
+
+  it("installs an answer encrypted to the box's key as its plaintext, never showing it", async () => {
+    const { publicKey } = await admin.stateKey();
+    const elsewhere = await identityToRecipient(await generateX25519Identity());
+    const encryptedFile = async (recipient: string) =>
+      `answers:\n  motto: ${JSON.stringify({ age: await encryptAnswer("s3cret motto", recipient) })}\n`;
+    await commitFiles(
+      stateDir,
+      { [`apps/${repo}/notes.yaml`]: await encryptedFile(elsewhere) },
+      "motto for another box",
+    );
+    const refused = await sync();
+    assert.match(refused.error ?? "", /refused/);
+    assert.match(
+      refused.error ?? "",
+      new RegExp(`apps/${repo}/notes.yaml: answer motto: .*another key`),
+    );
+    assert.equal(answersOf("notes")?.["motto"], "two");
+
+    await commitFiles(
+      stateDir,
+      { [`apps/${repo}/notes.yaml`]: await encryptedFile(publicKey) },
+      "secret motto",
+    );
+    const status = await sync();
+    assert.equal(status.error, null);
+    assert.equal(answersOf("notes")?.["motto"], "s3cret motto");
+    assert.deepEqual(status.history[0]?.changes, [`update ${repo}/notes to 1.0`]);
+    assert.doesNotMatch(JSON.stringify(status), /s3cret/);
+    const identity = await lstat(join(scratch, "box", "data", "state", IDENTITY_FILE));
+    assert.equal(identity.mode & 0o777, 0o600);
   });
 
   it("converges back when the branch is force-pushed to an older commit", async () => {
