@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, type TownClient } from "@townos/client";
 import type { StateStatus } from "@townos/api";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import {
   commitFiles,
   createRepo,
@@ -34,7 +35,6 @@ import {
   type TestPodman,
 } from "../../test/runtime/podman-host.js";
 import { btrfsUnavailable } from "../../test/storage/loop-btrfs.js";
-import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import type { RunningDaemon } from "../daemon.js";
 import { mountedAt, storageLocations, unmount } from "../storage/setup.js";
 import { encryptAnswer, IDENTITY_FILE } from "./age-key.js";
@@ -157,7 +157,13 @@ describe("a box following a state repository", { skip, timeout: 300_000 }, () =>
       (seen) => seen.containers.length > 0 && seen.containers.every((c) => c.state === "running"),
     );
     assert.equal(view.version, "1.0");
-    const status = await admin.stateStatus();
+    // The app may run before the sync has done its last steps and recorded the commit.
+    const status = await until(
+      "the sync to record the commit",
+      20_000,
+      () => admin.stateStatus(),
+      (seen) => seen.step === null,
+    );
     assert.equal(status.commit, bothApps);
     assert.equal(status.history[0]?.author, "Town Test <test@town.invalid>");
     assert.equal(status.history[0].message, "add extra");
