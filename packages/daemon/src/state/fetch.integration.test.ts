@@ -28,6 +28,7 @@ describe("fetching a state repository", () => {
       "apps/main/wiki.yaml": "answers:\n  title: Our wiki\n",
       "apps/main/big.yaml": `# ${"x".repeat(MAX_STATE_FILE_BYTES)}\n`,
       "apps/README.md": "not a state file, ignored\n",
+      "apps/stray.yaml": "answers: {}\n",
       "docs/notes.yaml": "outside the layout, ignored\n",
     });
     await symlink("/etc/passwd", join(dir, "settings.yaml"));
@@ -75,6 +76,7 @@ describe("fetching a state repository", () => {
     assert.match(problems.get("apps/main/big.yaml") ?? "", /more than the \d+ allowed/);
     assert.match(problems.get("volumes/photos.yaml") ?? "", /regular file/);
     assert.match(problems.get("pages/site.yaml") ?? "", /regular file/);
+    assert.match(problems.get("apps/stray.yaml") ?? "", /not where a state file goes/);
     assert.deepEqual(await readdir(scratchRoot), [], "the clone is removed");
   });
 
