@@ -224,7 +224,7 @@ describe("town state against a daemon", () => {
     });
   };
 
-  it("sets the repository with the password from a file, never from the command line", async () => {
+  it("sets the repository with the password from a file, or from the command line with a warning", async () => {
     await writeFile(join(dir, "token"), "ghp_s3cret\n", { mode: 0o600 });
     requests = [];
     answers = { "PUT /api/v1/state": [STATUS] };
@@ -248,9 +248,22 @@ describe("town state against a daemon", () => {
     assert.match(set.stdout, /^repository: https:\/\/git\.example\.org\/box\.git \(branch main\)/);
 
     requests = [];
-    const inline = await town("state", "set", "https://git.example.org/box.git", "--password", "x");
-    assert.equal(inline.code, 1);
-    assert.match(inline.stderr, /unknown option '--password'/);
+    answers = { "PUT /api/v1/state": [STATUS] };
+    const inline = await town(
+      "state",
+      "set",
+      "https://git.example.org/box.git",
+      "--username",
+      "ann",
+      "--password",
+      "x",
+    );
+    assert.equal(inline.code, 0, inline.stderr);
+    assert.match(inline.stderr, /warning: a password on the command line is seen by other users/);
+    assert.deepEqual(requests, [
+      'PUT /api/v1/state {"url":"https://git.example.org/box.git","username":"ann","password":"x"}',
+    ]);
+    requests = [];
     const inUrl = await town("state", "set", "https://ann:x@git.example.org/box.git");
     assert.equal(inUrl.code, 2);
     assert.match(inUrl.stderr, /the URL holds a password: give it with --password-file/);

@@ -305,6 +305,7 @@ export async function readCheckout(root: string): Promise<{
 interface SetFlags extends JsonFlag {
   branch?: string;
   username?: string;
+  password?: string;
   passwordFile?: string;
   passwordStdin?: boolean;
   interval?: string;
@@ -352,21 +353,34 @@ export function registerStateCommands(
     .argument("<url>", "the repository (https://…, or a path or ssh URL git understands)")
     .option("--branch <branch>", "default: the remote's default branch")
     .option("--username <name>", "for a repository that needs signing in")
+    .option(
+      "--password <password>",
+      "the password or token (seen by other users in the process list: prefer the next two)",
+    )
     .option("--password-file <file>", "the password or token, from a file only you can read")
     .option("--password-stdin", "the password or token, from stdin (asked for on a terminal)")
     .option("--interval <duration>", "how often to look for new commits, e.g. 5m (at least 30s)")
     .option("--json")
     .action(async (url: string, flags: SetFlags) => {
       refuseUrlPassword(url);
-      if (flags.passwordFile !== undefined && flags.passwordStdin === true) {
-        throw new UsageError("give --password-file or --password-stdin, not both");
+      const given = [flags.password, flags.passwordFile, flags.passwordStdin].filter(
+        (option) => option !== undefined,
+      );
+      if (given.length > 1) {
+        throw new UsageError("give one of --password, --password-file and --password-stdin");
+      }
+      if (flags.password !== undefined) {
+        io.stderr(
+          "town: warning: a password on the command line is seen by other users of this machine in its process list and stays in the shell's history; --password-file or --password-stdin keep it out\n",
+        );
       }
       const password =
-        flags.passwordFile !== undefined
+        flags.password ??
+        (flags.passwordFile !== undefined
           ? await readPasswordFile(resolve(io.cwd, flags.passwordFile))
           : flags.passwordStdin === true
             ? await secretFromStdin("Password")
-            : undefined;
+            : undefined);
       const status = await (
         await client()
       ).setState({
