@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Builds the Town OS stick image, dist/town-os.img, as root on Debian 12:
+#   1. the project (daemon, web, CLI) and its production node_modules;
+#   2. a Debian bookworm root file system (mmdebstrap, minbase) with the
+#      system programs the daemon runs, Node.js 20, the project and os/rootfs;
+#   3. its squashfs (TOWN_OS_SQUASHFS_COMP: xz, the default, or zstd);
+#   4. a GPT disk image with one FAT partition, made without mounting
+#      anything (mkfs.vfat on a file, mtools): syslinux boots it with BIOS,
+#      GRUB with UEFI; /live holds the kernel, the initramfs and the squashfs,
+#      which live-boot copies into RAM (boot=live toram).
+# Prints each stage's time and the sizes of the root file system, squashfs and
+# image. Work files are in dist/os-work (kept for inspection).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+readonly repo=$PWD
+readonly work=$repo/dist/os-work
+readonly out=$repo/dist/town-os.img
+readonly comp=${TOWN_OS_SQUASHFS_COMP:-xz}
+readonly mirror=http://deb.debian.org/debian
+readonly security_mirror=http://deb.debian.org/debian-security
+readonly nodesource=https://deb.nodesource.com/node_20.x
+# What the daemon runs (Podman with runc, netavark and aardvark-dns; Caddy,
+# dnsmasq, Prometheus, Node Exporter, QEMU, btrfs, restic), what boots the
+# image into RAM (kernel, live-boot), and what the OS layer itself uses
+# (systemd-networkd and resolved, the console's curl, free and ip).
+packages=(linux-image-amd64 initramfs-tools live-boot systemd-sysv systemd-resolved dbus udev kmod
+  podman runc netavark aardvark-dns iptables conmon caddy dnsmasq-base prometheus
+  prometheus-node-exporter qemu-system-x86 qemu-utils btrfs-progs restic
+  ca-certificates libstdc++6 xz-utils bzip2 zstd curl iproute2 procps util-linux)
+# The kernel's boot command line; a box's owner adds town.data=/dev/DISK once
+# to make a blank disk the data pool (see os/rootfs/usr/local/sbin/town-os-data).
+readonly cmdline="boot=live toram console=ttyS0,115200 console=tty0"
+
+[ "$(id -u)" -eq 0 ] || { echo "build: run me as root (mmdebstrap, chroot)" >&2; exit 1; }
+case "$comp" in xz | zstd) ;; *) echo "build: TOWN_OS_SQUASHFS_COMP is xz or zstd" >&2; exit 1 ;; esac
+bash os/setup-build.sh
+
+started=$SECONDS
+stage() {
+  echo "build: $1: $((SECONDS - started)) s"
+  started=$SECONDS
+}
+mib() { echo $(($(du -sb "$1" | cut -f1) / 1024 / 1024)); }
+
+# --- 1. the project, with only its production dependencies -----------------
+npm run --silent build
+app=$work/app
+rm -rf "$app"
+mkdir -p "$app/packages"
+cp -a package.json package-lock.json town "$app/"
+for package in packages/*/; do
+  mkdir -p "$app/$package"
+  cp -a "$package/package.json" "$package/dist" "$app/$package"
+  [ ! -d "$package/node_modules" ] || cp -a "$package/node_modules" "$app/$package"
+done
+# The checkout's node_modules, pruned offline: the native modules
+# (better-sqlite3, argon2) stay the ones built and tested here.
+cp -a node_modules "$app/"
+(cd "$app" && npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error)
+stage "project (build, production node_modules: $(mib "$app") MB)"
+
+# --- 2. the root file system --------------------------------------------------
+# Node.js 20 from NodeSource's apt repository (where this machine's comes
+# from) when it answers; else this machine's own node binary is copied in.
+sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main"
+  "deb $security_mirror bookworm-security main")
+if curl -fsS --max-time 10 -o /dev/null "$nodesource/dists/nodistro/Release"; then
+  node_from=nodesource
+  sources+=("deb [signed-by=/usr/share/keyrings/nodesource.gpg] $nodesource nodistro main")
+  packages+=(nodejs)
+else
+  node_from="host ($(command -v node), $(node --version))"
+  echo "build: $nodesource does not answer: copying this machine's node into the image"
+fi
+rootfs=$work/rootfs
+rm -rf "$rootfs"
+hooks=(--customize-hook="bash '$repo/os/customize.sh' \"\$1\" '$app'")
+[ "$node_from" = nodesource ] || hooks+=(--customize-hook="install -m 755 '$(command -v node)' \"\$1/usr/bin/node\"")
+# [ "$node_from" = nodesource ] needs its key inside the chroot for apt's later runs.
+[ "$node_from" != nodesource ] || hooks=(--setup-hook="mkdir -p \"\$1/usr/share/keyrings\" && cp /usr/share/keyrings/nodesource.gpg \"\$1/usr/share/keyrings/\"" "${hooks[@]}")
+mmdebstrap --mode=root --variant=minbase --components=main \
+  --include="$(IFS=,; echo "${packages[*]}")" \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+  "${hooks[@]}" \
+  bookworm "$rootfs" "${sources[@]}"
+# mmdebstrap leaves its own /etc/hostname and /etc/resolv.conf out of the
+# image: these are the box's.
+cp os/rootfs/etc/hostname os/rootfs/etc/hosts "$rootfs/etc/"
+ln -sf /run/systemd/resolve/resolv.conf "$rootfs/etc/resolv.conf"
+stage "root file system (mmdebstrap, Node.js from $node_from)"
+
+# --- 3. squashfs --------------------------------------------------------------
+squashfs=$work/filesystem.squashfs
+rm -f "$squashfs"
+# The kernel and initramfs boot from the FAT partition: not copied twice.
+mksquashfs "$rootfs" "$squashfs" -comp "$comp" -noappend -quiet -no-progress \
+  -wildcards -e 'boot/vmlinuz*' 'boot/initrd.img*'
+stage "squashfs ($comp)"
+
+# --- 4. the stick image -------------------------------------------------------
+kernel=$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)
+initrd=$rootfs/boot/initrd.img-${kernel##*/vmlinuz-}
+efi=$work/BOOTX64.EFI
+cat >"$work/grub-embedded.cfg" <<'CFG'
+search --no-floppy --set=root --file /live/filesystem.squashfs
+set prefix=($root)/boot/grub
+configfile ($root)/boot/grub/grub.cfg
+CFG
+grub-mkstandalone -O x86_64-efi -o "$efi" --modules="part_gpt part_msdos fat search configfile linux normal" \
+  --locales= --themes= --fonts= "boot/grub/grub.cfg=$work/grub-embedded.cfg"
+cat >"$work/grub.cfg" <<CFG
+set timeout=1
+menuentry "Town OS" {
+  linux /live/vmlinuz $cmdline
+  initrd /live/initrd.img
+}
+CFG
+cat >"$work/syslinux.cfg" <<CFG
+DEFAULT townos
+TIMEOUT 10
+LABEL townos
+  LINUX /live/vmlinuz
+  INITRD /live/initrd.img
+  APPEND $cmdline
+CFG
+# The FAT partition: its payload plus room for an image update and slack.
+payload_mib=$((($(du -cb "$kernel" "$initrd" "$squashfs" "$efi" | tail -1 | cut -f1) >> 20) + 1))
+fat_mib=$((payload_mib + payload_mib / 10 + 16))
+fat=$work/fat.img
+rm -f "$fat"
+# Hidden sectors = the partition's start (1 MiB), which syslinux reads to find itself.
+mkfs.vfat -F 32 -n TOWNOS -h 2048 -C "$fat" $((fat_mib * 1024)) >/dev/null
+export MTOOLS_SKIP_CHECK=1
+mmd -i "$fat" ::/live ::/syslinux ::/boot ::/boot/grub ::/EFI ::/EFI/BOOT
+mcopy -i "$fat" "$kernel" ::/live/vmlinuz
+mcopy -i "$fat" "$initrd" ::/live/initrd.img
+mcopy -i "$fat" "$squashfs" ::/live/filesystem.squashfs
+mcopy -i "$fat" "$work/syslinux.cfg" ::/syslinux/syslinux.cfg
+mcopy -i "$fat" "$work/grub.cfg" ::/boot/grub/grub.cfg
+mcopy -i "$fat" "$efi" ::/EFI/BOOT/BOOTX64.EFI
+syslinux --directory /syslinux --install "$fat"
+# GPT: the FAT partition is the EFI system partition, and bootable for
+# syslinux's GPT MBR (legacy BIOS bootable attribute).
+mkdir -p dist
+rm -f "$out"
+truncate -s $(((fat_mib + 2) * 1024 * 1024)) "$out"
+sfdisk --quiet "$out" <<PART
+label: gpt
+start=2048, size=$((fat_mib * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="TOWNOS", attrs="LegacyBIOSBootable"
+PART
+dd if=/usr/lib/syslinux/mbr/gptmbr.bin of="$out" bs=440 count=1 conv=notrunc status=none
+dd if="$fat" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+rm -f "$fat"
+stage "image (FAT, syslinux, GRUB)"
+
+echo "rootfs: $(mib "$rootfs") MB"
+echo "squashfs: $(mib "$squashfs") MB ($comp)"
+echo "image: $(mib "$out") MB ($out)"

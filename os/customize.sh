@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# mmdebstrap's customize hook for os/build.sh: puts the project and the OS
+# layer (os/rootfs) into the root file system $1 and chooses its services.
+# $2: the staged project (dist/os-work/app).
+set -euo pipefail
+readonly root=$1 app=$2
+here=$(dirname "$(readlink -f "$0")")
+
+cp -a "$here/rootfs/." "$root/"
+mkdir -p "$root/opt"
+cp -a "$app" "$root/opt/town"
+ln -sf /opt/town/town "$root/usr/local/bin/town"
+
+chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman.socket \
+  town-os-data.service town-os.service town-os-console.service
+# The daemon runs Caddy, Prometheus and Node Exporter itself (its config,
+# loopback ports, supervised); Debian's services would take the same ports.
+# apt's timers would download package lists into RAM on a box that never
+# installs packages.
+chroot "$root" systemctl disable --quiet caddy.service prometheus.service \
+  prometheus-node-exporter.service apt-daily.timer apt-daily-upgrade.timer
+# A fresh machine id on every boot, not the build machine's.
+: >"$root/etc/machine-id"

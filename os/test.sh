@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Boots dist/town-os.img (os/build.sh) under QEMU without KVM (TCG), with BIOS
+# (SeaBIOS) and then UEFI (OVMF), each time with a blank data disk and the
+# owner's consent to use it (town.data=/dev/vdb added to the boot menus of a
+# copy of the image, as an owner would at the boot prompt). Waits until the
+# dashboard's API answers `GET /api/v1/status` with state ready through a
+# forwarded port, and prints per boot:
+#   boot-to-ready: N s   from QEMU's start to the first ready answer
+#   ram-used: N MB       MemTotal - MemAvailable in the guest when it was ready
+#                        (the RAM copy of the OS included), from the status
+#                        line town-os-console prints on the serial port
+# then `squashfs: N MB`, `bios: ok`, `uefi: ok`. Exits non-zero on a failure,
+# with the end of the guest's serial console.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+readonly image=dist/town-os.img
+readonly work=dist/os-work/test
+readonly port=${TOWN_OS_TEST_PORT:-15309}
+readonly ready_timeout=${TOWN_OS_READY_TIMEOUT:-600}
+readonly memory_mib=${TOWN_OS_TEST_MEMORY:-2048}
+readonly fat_offset=$((1024 * 1024))
+readonly ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
+readonly ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+
+[ -f "$image" ] || { echo "test: $image is missing; run os/build.sh first" >&2; exit 1; }
+bash os/setup-build.sh
+mkdir -p "$work"
+export MTOOLS_SKIP_CHECK=1
+
+# The stick as the owner boots it the first time: with town.data=/dev/vdb.
+stick=$work/stick.img
+cp --sparse=always "$image" "$stick"
+consent() {
+  mtype -i "$stick@@$fat_offset" "::$1" | sed "s|boot=live|boot=live town.data=/dev/vdb|" >"$work/boot.cfg"
+  grep -q "town.data=/dev/vdb" "$work/boot.cfg" || { echo "test: no boot=live line in $1" >&2; exit 1; }
+  mcopy -o -i "$stick@@$fat_offset" "$work/boot.cfg" "::$1"
+}
+consent /syslinux/syslinux.cfg
+consent /boot/grub/grub.cfg
+
+qemu_pid=
+stop_qemu() {
+  [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
+  [ -z "$qemu_pid" ] || wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=
+}
+trap stop_qemu EXIT
+
+# boot NAME [QEMU OPTIONS...]: one boot with a blank data disk until ready.
+boot() {
+  local name=$1 serial=$work/$1-serial.log started state ram
+  shift
+  qemu-img create -q -f qcow2 "$work/data.qcow2" 8G
+  : >"$serial"
+  started=$(date +%s.%N)
+  qemu-system-x86_64 -accel tcg -machine q35 -smp 2 -m "$memory_mib" -display none -no-reboot \
+    -drive "file=$stick,format=raw,if=virtio" -drive "file=$work/data.qcow2,format=qcow2,if=virtio" \
+    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:5309" -device virtio-net-pci,netdev=net0 \
+    -serial "file:$serial" "$@" &
+  qemu_pid=$!
+  state=
+  while [ "$state" != ready ]; do
+    if ! kill -0 "$qemu_pid" 2>/dev/null || [ "$(elapsed "$started")" -gt "$ready_timeout" ]; then
+      echo "test: $name: not ready after $(elapsed "$started") s; the serial console ends with:" >&2
+      tail -40 "$serial" >&2
+      exit 1
+    fi
+    sleep 1
+    state=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/api/v1/status" 2>/dev/null |
+      sed -n 's/.*"state":"\([a-z]*\)".*/\1/p') || state=
+  done
+  echo "$name: boot-to-ready: $(elapsed "$started") s"
+  # town-os-console prints its status line within 2 s of the daemon being ready.
+  for _ in $(seq 30); do
+    ram=$(sed -n 's/.*town-os-status: ready ram-used-mb=\([0-9]*\).*/\1/p' "$serial" | head -1)
+    [ -z "$ram" ] || break
+    sleep 1
+  done
+  echo "$name: ram-used: ${ram:-unknown} MB"
+  grep -q "^disk /dev/vdb" <(sed -n 's/.*Data: \(disk [^ ]*\).*/\1/p' "$serial") ||
+    { echo "test: $name: the blank data disk did not become the pool" >&2; tail -40 "$serial" >&2; exit 1; }
+  stop_qemu
+  echo "$name: ok"
+}
+elapsed() { echo $(($(date +%s) - ${1%.*})); }
+
+boot bios
+cp "$ovmf_vars" "$work/OVMF_VARS.fd"
+boot uefi -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
+  -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
+echo "squashfs: $(($(mtype -i "$stick@@$fat_offset" ::/live/filesystem.squashfs | wc -c) / 1024 / 1024)) MB"
