@@ -125,11 +125,12 @@ describe("the State repository screen", { skip: missing, timeout: 240_000 }, () 
     await source.getByText("1h", { exact: true }).waitFor();
     await source.getByText(new RegExp(`^${await short()}, applied `)).waitFor();
     const managed = section("Managed from git");
-    for (const [kind, names] of [
+    const declared: [kind: string, names: string][] = [
       ["Repositories", "family"],
       ["Settings", "uploads.max_size"],
       ["Volumes", "photos"],
-    ]) {
+    ];
+    for (const [kind, names] of declared) {
       await managed.getByRole("definition").filter({ hasText: names }).waitFor();
       await managed.getByRole("term").filter({ hasText: kind }).waitFor();
     }
