@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import type { AppView, Problem } from "@townos/client";
+import { useAction } from "./api.js";
 import { t, type MessageKey } from "./messages.js";
 
 /** A failure as the API described it: title and detail, never a blank page. */
@@ -90,6 +91,46 @@ export function SecretValue({ value }: { value: string }) {
       </button>{" "}
       <CopyButton text={value} />
     </span>
+  );
+}
+
+/**
+ * A webhook URL, fetched only when asked for: it holds a secret token. `load`
+ * reads it; `show` labels the button, `hint` says what to do with it.
+ */
+export function HookUrl({
+  load,
+  show,
+  hint,
+}: {
+  load: () => Promise<{ url: string }>;
+  show: string;
+  hint: string;
+}) {
+  const [url, setUrl] = useState<string>();
+  const { problem, busy, act } = useAction();
+  return (
+    <div>
+      {url === undefined ? (
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() =>
+            void act(async () => {
+              setUrl((await load()).url);
+            })
+          }
+        >
+          {show}
+        </button>
+      ) : (
+        <>
+          <p className="muted">{hint}</p>
+          <SecretValue value={url} />
+        </>
+      )}
+      {problem && <ErrorBox problem={problem} />}
+    </div>
   );
 }
 

@@ -8,7 +8,7 @@
 import { useEffect, useLayoutEffect, useRef, useState, type SyntheticEvent } from "react";
 import type { PageInfo, PageLogLine, PageSourceType, Problem } from "@townos/client";
 import { client, problemOf, useAction, useLoad } from "../api.js";
-import { ErrorBox, Modal, SecretValue, Spinner, TextField } from "../components.js";
+import { ErrorBox, HookUrl, Modal, Spinner, TextField } from "../components.js";
 import { formatBytes, formatTime, t, type MessageKey } from "../messages.js";
 import {
   createPageBody,
@@ -193,7 +193,13 @@ function PageCard({ page, managed, changed }: PageProps) {
         ))}
       </dl>
       <Domains page={page} managed={managed} changed={changed} />
-      {page.source.type === "git" && <Hook name={page.name} />}
+      {page.source.type === "git" && (
+        <HookUrl
+          load={() => client.pageHook(page.name)}
+          show={t("pages.hookShow")}
+          hint={t("pages.hookHint")}
+        />
+      )}
       {page.source.type === "archive" && (
         <form className="inline" onSubmit={(event) => void upload(event)}>
           <label className="visually-hidden" htmlFor={`${id}-file`}>
@@ -296,35 +302,6 @@ function Domains({ page, managed, changed }: PageProps) {
       </form>
       {problem && <ErrorBox problem={problem} />}
     </details>
-  );
-}
-
-/** The webhook URL, fetched when asked for: it holds the page's secret token. */
-function Hook({ name }: { name: string }) {
-  const [url, setUrl] = useState<string>();
-  const { problem, busy, act } = useAction();
-  return (
-    <div>
-      {url === undefined ? (
-        <button
-          type="button"
-          disabled={busy}
-          onClick={() =>
-            void act(async () => {
-              setUrl((await client.pageHook(name)).url);
-            })
-          }
-        >
-          {t("pages.hookShow")}
-        </button>
-      ) : (
-        <>
-          <p className="muted">{t("pages.hookHint")}</p>
-          <SecretValue value={url} />
-        </>
-      )}
-      {problem && <ErrorBox problem={problem} />}
-    </div>
   );
 }
 

@@ -7,7 +7,7 @@
 import { useEffect, useState, type SyntheticEvent } from "react";
 import type { StateStatus } from "@townos/client";
 import { client, useAction, useLoad } from "../api.js";
-import { ErrorBox, Modal, SecretValue, Section, Spinner, TextField } from "../components.js";
+import { ErrorBox, HookUrl, Modal, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t, type MessageKey } from "../messages.js";
 import { agoText } from "../backups.js";
 import {
@@ -151,37 +151,12 @@ function Source({ status }: { status: StateStatus }) {
           </div>
         ))}
       </dl>
-      <Webhook />
+      <HookUrl
+        load={() => client.stateHook()}
+        show={t("state.webhookShow")}
+        hint={t("state.webhookHint")}
+      />
     </Section>
-  );
-}
-
-/** The webhook URL, fetched when asked for: it holds the secret token. */
-function Webhook() {
-  const [url, setUrl] = useState<string>();
-  const { problem, busy, act } = useAction();
-  return (
-    <div>
-      {url === undefined ? (
-        <button
-          type="button"
-          disabled={busy}
-          onClick={() =>
-            void act(async () => {
-              setUrl((await client.stateHook()).url);
-            })
-          }
-        >
-          {t("state.webhookShow")}
-        </button>
-      ) : (
-        <>
-          <p className="muted">{t("state.webhookHint")}</p>
-          <SecretValue value={url} />
-        </>
-      )}
-      {problem && <ErrorBox problem={problem} />}
-    </div>
   );
 }
 
