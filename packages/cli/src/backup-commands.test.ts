@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type {
   BackupOverview,
   BackupRunView,
@@ -13,7 +11,7 @@ import type {
   RestorePointView,
   RollbackResult,
 } from "@townos/client";
-import { runTownCaptured, type TownRun } from "../test/run-town.js";
+import { answerJson, fakeDaemon } from "../test/run-town.js";
 import { UsageError } from "./usage.js";
 import { readPasswordFile, targetRequest, type TargetFlags } from "./backup-commands.js";
 import {
@@ -369,40 +367,14 @@ describe("restore points and backups as town prints them", () => {
 });
 
 describe("town app rollback and town backup run against a daemon", () => {
-  let server: ReturnType<typeof createServer>;
-  let dir: string;
   let requests: string[] = [];
   let answers: Record<string, unknown[]> = {};
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "town-backup-cli-"));
-    server = createServer((request: IncomingMessage, response: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      request.on("data", (chunk: Buffer) => chunks.push(chunk));
-      request.on("end", () => {
-        const key = `${request.method ?? ""} ${request.url ?? ""}`;
-        requests.push(`${key} ${Buffer.concat(chunks).toString()}`.trim());
-        const queue = answers[key] ?? [];
-        const body = queue.length > 1 ? queue.shift() : queue[0];
-        response.writeHead(200, { "content-type": "application/json" });
-        response.end(JSON.stringify(body ?? null));
-      });
-    });
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { town } = fakeDaemon("town-backup-cli-", ({ key, body }, response) => {
+    requests.push(`${key} ${body}`.trim());
+    const queue = answers[key] ?? [];
+    const next = queue.length > 1 ? queue.shift() : queue[0];
+    answerJson(response, next ?? null);
   });
-
-  after(async () => {
-    await new Promise((done) => server.close(done));
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  const town = (...argv: string[]): Promise<TownRun> => {
-    const { port } = server.address() as AddressInfo;
-    return runTownCaptured(["--server", `http://127.0.0.1:${port}`, ...argv], {
-      cwd: dir,
-      env: { TOWN_TOKEN: "t" },
-    });
-  };
 
   it("refuses to roll back without --yes when there is no terminal to ask on", async () => {
     requests = [];

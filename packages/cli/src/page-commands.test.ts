@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { PageInfo } from "@townos/client";
-import { runTownCaptured, type TownRun } from "../test/run-town.js";
+import { answerJson, fakeDaemon } from "../test/run-town.js";
 import { createRequest, hasCredentials, type CreateFlags } from "./page-commands.js";
 import { pageLines, pageTable, sourceText, stateText } from "./page-views.js";
 
@@ -196,52 +193,22 @@ describe("pages as town page prints them", () => {
  * answers with scripted page states: what it sends, how it waits, its exit code.
  */
 describe("town page against a daemon", () => {
-  let server: ReturnType<typeof createServer>;
-  let dir: string;
   let requests: string[] = [];
   let script: unknown[] = [];
   let events: unknown[] = [];
-
-  const answer = (response: ServerResponse, status: number, body: unknown): void => {
-    response.writeHead(status, { "content-type": "application/json" });
-    response.end(JSON.stringify(body));
-  };
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "town-page-cli-"));
-    server = createServer((request: IncomingMessage, response: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      request.on("data", (chunk: Buffer) => chunks.push(chunk));
-      request.on("end", () => {
-        const body = Buffer.concat(chunks).toString();
-        requests.push(`${request.method ?? ""} ${request.url ?? ""} ${body}`.trim());
-        if (request.url?.endsWith("/logs/stream") === true) {
-          response.writeHead(200, { "content-type": "text/event-stream" });
-          response.end(events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join(""));
-          return;
-        }
-        const next = script.length > 1 ? script.shift() : script[0];
-        answer(response, 200, next);
-      });
-    });
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const daemon = fakeDaemon("town-page-cli-", ({ key, body }, response) => {
+    requests.push(`${key} ${body}`.trim());
+    if (key.endsWith("/logs/stream")) {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.end(events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join(""));
+      return;
+    }
+    answerJson(response, script.length > 1 ? script.shift() : script[0]);
   });
-
-  after(async () => {
-    await new Promise((done) => server.close(done));
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  const town = (...argv: string[]): Promise<TownRun> => {
-    const { port } = server.address() as AddressInfo;
-    return runTownCaptured(["--server", `http://127.0.0.1:${port}`, ...argv], {
-      cwd: dir,
-      env: { TOWN_TOKEN: "t" },
-    });
-  };
+  const { town } = daemon;
 
   it("creates an archive page, then streams the file, and prints it online", async () => {
-    await writeFile(join(dir, "site.tar"), "archive bytes");
+    await writeFile(join(daemon.dir, "site.tar"), "archive bytes");
     requests = [];
     script = [ARCHIVE_EMPTY, { ...ARCHIVE_EMPTY, state: "online" }];
     const run = await town("page", "create", "docs", "--archive", "site.tar");

@@ -1,16 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { StateApplyView, StateStatus } from "@townos/client";
 import { parseCheckout } from "@townos/daemon";
 // To check what the box would decrypt (the daemon's dependency; the CLI encrypts through the daemon's package).
 import { armor, Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
-import { runTownCaptured, type TownRun } from "../test/run-town.js";
+import { answerJson, fakeDaemon } from "../test/run-town.js";
 import { localTime } from "./backup-views.js";
 import {
   encryptedAnswerYaml,
@@ -184,48 +181,23 @@ describe("town state as it prints", () => {
 });
 
 describe("town state against a daemon", () => {
-  let server: ReturnType<typeof createServer>;
-  let dir: string;
   let requests: string[] = [];
   let answers: Record<string, unknown[]> = {};
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "town-state-cli-"));
-    server = createServer((request: IncomingMessage, response: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      request.on("data", (chunk: Buffer) => chunks.push(chunk));
-      request.on("end", () => {
-        const key = `${request.method ?? ""} ${request.url ?? ""}`;
-        requests.push(`${key} ${Buffer.concat(chunks).toString()}`.trim());
-        const queue = answers[key] ?? [];
-        const body = queue.length > 1 ? queue.shift() : queue[0];
-        if (body === undefined) {
-          response.writeHead(204);
-          response.end();
-          return;
-        }
-        response.writeHead(200, { "content-type": "application/json" });
-        response.end(JSON.stringify(body));
-      });
-    });
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const daemon = fakeDaemon("town-state-cli-", ({ key, body }, response) => {
+    requests.push(`${key} ${body}`.trim());
+    const queue = answers[key] ?? [];
+    const next = queue.length > 1 ? queue.shift() : queue[0];
+    if (next === undefined) {
+      response.writeHead(204);
+      response.end();
+      return;
+    }
+    answerJson(response, next);
   });
-
-  after(async () => {
-    await new Promise((done) => server.close(done));
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  const town = (...argv: string[]): Promise<TownRun> => {
-    const { port } = server.address() as AddressInfo;
-    return runTownCaptured(["--server", `http://127.0.0.1:${port}`, ...argv], {
-      cwd: dir,
-      env: { TOWN_TOKEN: "t" },
-    });
-  };
+  const { town } = daemon;
 
   it("sets the repository with the password from a file, or from the command line with a warning", async () => {
-    await writeFile(join(dir, "token"), "ghp_s3cret\n", { mode: 0o600 });
+    await writeFile(join(daemon.dir, "token"), "ghp_s3cret\n", { mode: 0o600 });
     requests = [];
     answers = { "PUT /api/v1/state": [STATUS] };
     const set = await town(
@@ -338,7 +310,7 @@ describe("town state against a daemon", () => {
     const exported = await town("state", "export", "box");
     assert.equal(exported.code, 0, exported.stderr);
     assert.equal(
-      await readFile(join(dir, "box", "apps", "main", "wiki.yaml"), "utf8"),
+      await readFile(join(daemon.dir, "box", "apps", "main", "wiki.yaml"), "utf8"),
       "answers:\n  db:\n    secretRef: wiki-db\n",
     );
     assert.match(
@@ -372,13 +344,13 @@ describe("town state against a daemon", () => {
       refused.stderr,
       /names "\.\.\/x", which has an empty, \. or \.\. part: nothing was written/,
     );
-    await assert.rejects(readdir(join(dir, "evil")), /ENOENT/);
-    await assert.rejects(readFile(join(dir, "x")), /ENOENT/);
+    await assert.rejects(readdir(join(daemon.dir, "evil")), /ENOENT/);
+    await assert.rejects(readFile(join(daemon.dir, "x")), /ENOENT/);
   });
 
   it("prints the hook and manages secrets from a file", async () => {
-    await mkdir(join(dir, "s"), { recursive: true });
-    await writeFile(join(dir, "s", "db"), "hunter2\n", { mode: 0o600 });
+    await mkdir(join(daemon.dir, "s"), { recursive: true });
+    await writeFile(join(daemon.dir, "s", "db"), "hunter2\n", { mode: 0o600 });
     requests = [];
     answers = {
       "GET /api/v1/state/hook": [{ url: "https://box.example.org/api/v1/state/hook/tok" }],
@@ -399,8 +371,8 @@ describe("town state against a daemon", () => {
   it("prints the box's key, and encrypts an answer to it here as YAML the box decrypts", async () => {
     const identity = await generateX25519Identity();
     const publicKey = await identityToRecipient(identity);
-    await mkdir(join(dir, "s"), { recursive: true });
-    await writeFile(join(dir, "s", "wiki-pw"), "hunter2\n", { mode: 0o600 });
+    await mkdir(join(daemon.dir, "s"), { recursive: true });
+    await writeFile(join(daemon.dir, "s", "wiki-pw"), "hunter2\n", { mode: 0o600 });
     requests = [];
     answers = { "GET /api/v1/state/key": [{ publicKey }] };
     assert.equal((await town("state", "key")).stdout, `${publicKey}\n`);
@@ -441,7 +413,7 @@ describe("town state against a daemon", () => {
   });
 
   it("lints a checkout as the box reads it: .git left out, links and big files refused", async () => {
-    const checkout = join(dir, "checkout");
+    const checkout = join(daemon.dir, "checkout");
     await mkdir(join(checkout, "apps", "main"), { recursive: true });
     await mkdir(join(checkout, ".git"), { recursive: true });
     await writeFile(join(checkout, "repositories.yaml"), "- name: main\n  url: https://x\n");
