@@ -5,7 +5,7 @@
  * the metrics server the daemon always asks for), nginx and HAProxy, for two
  * answers: a 19-byte hello (the proxy's cost alone) and a 12 KB HTML page.
  * Also the same 12 KB as a file of a page (static site) served by Caddy
- * itself, and each proxy's CPU time per request.
+ * itself, and each proxy's CPU time and context switches per request.
  * Target (issue 19): ours ≥ 0.9× the faster of nginx and HAProxy, p99 within
  * 1.5× of the lower of theirs.
  *
@@ -26,7 +26,7 @@
  * Run: npm run bench (or node --conditions=source --import tsx packages/daemon/bench/ingress.bench.ts).
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -124,7 +124,9 @@ try {
   console.log(
     `ingress: ${CONNECTIONS} connections, ${SECONDS} s per run (wrk, keep-alive; load, proxy and upstream (${upstream.kind}) share ${CPUS} CPUs; load average ${loadavg()[0]?.toFixed(1) ?? "?"})`,
   );
-  console.log(`                                   requests/s    p50 ms    p99 ms   CPU µs/req`);
+  console.log(
+    `                                   requests/s    p50 ms    p99 ms   CPU µs/req switches/req`,
+  );
   for (const [label, path] of [
     ["hello (19 B)", "/"],
     ["page (12 KB)", "/page"],
@@ -187,14 +189,21 @@ interface LoadResult {
   p99: number;
   /** The proxy's CPU time per request, µs (NaN: not measured). */
   cpuMicroseconds: number;
+  /** The proxy's context switches (its threads sleeping and being woken) per request. */
+  switches: number;
 }
 
-/** A wrk run through `proxy`, with the CPU time its processes spent. */
+/** A wrk run through `proxy`, with the CPU time and context switches its processes spent. */
 async function measured(proxy: Proxy, url: string, host = HOST): Promise<LoadResult> {
-  const cpuBefore = proxy.pid === null ? NaN : await treeCpuSeconds(proxy.pid);
+  if (proxy.pid === null) return wrk(url, SECONDS, host);
+  const before = await treeUsage(proxy.pid);
   const result = await wrk(url, SECONDS, host);
-  const cpu = proxy.pid === null ? NaN : (await treeCpuSeconds(proxy.pid)) - cpuBefore;
-  return { ...result, cpuMicroseconds: (cpu / result.requests) * 1e6 };
+  const after = await treeUsage(proxy.pid);
+  return {
+    ...result,
+    cpuMicroseconds: ((after.cpuSeconds - before.cpuSeconds) / result.requests) * 1e6,
+    switches: (after.switches - before.switches) / result.requests,
+  };
 }
 
 async function wrk(url: string, seconds: number, host = HOST): Promise<LoadResult> {
@@ -220,25 +229,39 @@ async function wrk(url: string, seconds: number, host = HOST): Promise<LoadResul
     p50: ms("50%"),
     p99: ms("99%"),
     cpuMicroseconds: NaN,
+    switches: NaN,
   };
 }
 
 function row(label: string, result: LoadResult): string {
   const cpu = Number.isNaN(result.cpuMicroseconds) ? "" : result.cpuMicroseconds.toFixed(0);
-  return `  ${label.padEnd(32)} ${result.rps.toFixed(0).padStart(10)} ${result.p50.toFixed(2).padStart(9)} ${result.p99.toFixed(2).padStart(9)} ${cpu.padStart(12)}`;
+  const switches = Number.isNaN(result.switches) ? "" : result.switches.toFixed(2);
+  return `  ${label.padEnd(32)} ${result.rps.toFixed(0).padStart(10)} ${result.p50.toFixed(2).padStart(9)} ${result.p99.toFixed(2).padStart(9)} ${cpu.padStart(12)} ${switches.padStart(12)}`;
 }
 
-/** User plus system CPU time of a process and its children, from /proc (clock ticks of 1/100 s on Linux). */
-async function treeCpuSeconds(pid: number): Promise<number> {
+/**
+ * User plus system CPU time and context switches of a process and its
+ * children, all threads, from /proc (CPU in clock ticks of 1/100 s on Linux).
+ */
+async function treeUsage(pid: number): Promise<{ cpuSeconds: number; switches: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const own = (Number(fields[11]) + Number(fields[12])) / 100;
+  let cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+  let switches = 0;
+  for (const thread of await readdir(`/proc/${pid}/task`)) {
+    const status = await readFile(`/proc/${pid}/task/${thread}/status`, "utf8");
+    for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm))
+      switches += Number(match[1]);
+  }
   const childPids = (await readFile(`/proc/${pid}/task/${pid}/children`, "utf8"))
     .split(" ")
     .filter((part) => part !== "")
     .map(Number);
-  const theirs = await Promise.all(childPids.map((child) => treeCpuSeconds(child)));
-  return theirs.reduce((sum, seconds) => sum + seconds, own);
+  for (const child of await Promise.all(childPids.map((childPid) => treeUsage(childPid)))) {
+    cpuSeconds += child.cpuSeconds;
+    switches += child.switches;
+  }
+  return { cpuSeconds, switches };
 }
 
 /** Starts `command` as a child of the bench (stopped at its end) and waits for `port` to listen. */
