@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Decrypter, armor, generateX25519Identity } from "age-encryption";
 import { expectTownError } from "../../../format/test/support.js";
+import { emptyBox, noLookups } from "../../test/state.js";
 import { decryptAnswers, encryptAnswer, IDENTITY_FILE, loadOrCreateIdentity } from "./age-key.js";
 import { parseCheckout } from "./layout.js";
 import { planChanges } from "./plan.js";
@@ -147,19 +148,7 @@ describe("encrypted answers", () => {
 
   it("still encrypted when planned are a problem, never an answer", async () => {
     const desired = checkout({ password: { age: await encryptAnswer("hunter2", publicKey) } });
-    const plan = planChanges(
-      desired,
-      {
-        repositories: [],
-        apps: [],
-        volumes: [],
-        pages: [],
-        settings: {},
-        managed: [],
-        purgeOnRemoval: new Set(),
-      },
-      { secret: () => undefined, latest: () => undefined },
-    );
+    const plan = planChanges(desired, emptyBox(), noLookups);
     assert.deepEqual(plan.problems, [
       { path: "apps/main/wiki.yaml", message: "answer password: was not decrypted" },
     ]);

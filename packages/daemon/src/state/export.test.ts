@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NameParam } from "@townos/api";
 import { parse } from "yaml";
+import { emptyBox, noLookups } from "../../test/state.js";
 import { exportState } from "./export.js";
 import { parseCheckout } from "./layout.js";
 import { planChanges } from "./plan.js";
@@ -197,21 +198,10 @@ describe("exportState → parseCheckout → planChanges", () => {
   });
 
   it("changes nothing on an empty box either", () => {
-    const current: CurrentState = {
-      repositories: [],
-      apps: [],
-      volumes: [],
-      pages: [],
-      settings: {},
-      managed: [],
-      purgeOnRemoval: new Set(),
-    };
+    const current = emptyBox();
     const parsed = parseCheckout(exportState(current, { secretQuestions }).files);
     assert.deepEqual(parsed.problems, []);
-    const plan = planChanges(parsed.desired, current, {
-      secret: () => undefined,
-      latest: () => undefined,
-    });
+    const plan = planChanges(parsed.desired, current, noLookups);
     assert.deepEqual(plan, { steps: [], managed: [], problems: [] });
   });
 });
