@@ -27,7 +27,7 @@ import {
   TEST_IMAGE,
   type TestPodman,
 } from "../../daemon/test/runtime/podman-host.js";
-import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
+import { chromiumMissing, ensureBuilt, launchChromium, signedInPage, webDir } from "./browser.js";
 
 const shotsDir = join(webDir, "../../docs/screenshots");
 const missing: string | false = chromiumMissing || podmanMissing;
@@ -80,8 +80,7 @@ describe(
       context = await launchChromium(join(scratch, "chromium"), {
         viewport: { width: 1280, height: 800 },
       });
-      await context.addCookies([{ name: "town_session", value: admin.token, url: daemon.url }]);
-      page = context.pages()[0] ?? (await context.newPage());
+      page = await signedInPage(context, daemon.url, admin.token);
     });
 
     after(async () => {

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { chromium, type BrowserContext } from "playwright-core";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 const run = promisify(execFile);
 export const webDir = join(import.meta.dirname, "..");
@@ -61,4 +61,14 @@ export async function launchChromium(
   });
   context.setDefaultTimeout(30_000);
   return context;
+}
+
+/** The context's first tab, signed in to the daemon at `url` with the session `token`. */
+export async function signedInPage(
+  context: BrowserContext,
+  url: string,
+  token: string,
+): Promise<Page> {
+  await context.addCookies([{ name: "town_session", value: token, url }]);
+  return context.pages()[0] ?? (await context.newPage());
 }

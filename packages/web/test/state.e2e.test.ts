@@ -34,7 +34,7 @@ import {
   TEST_IMAGE,
   type TestPodman,
 } from "../../daemon/test/runtime/podman-host.js";
-import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
+import { chromiumMissing, ensureBuilt, launchChromium, signedInPage, webDir } from "./browser.js";
 
 const shotsDir = join(webDir, "../../docs/screenshots");
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
@@ -92,8 +92,7 @@ describe("the State repository screen", { skip: missing, timeout: 240_000 }, () 
     admin = await setupAdmin(daemon, "admin-password-5e1a");
     await untilAppsAvailable(admin);
     context = await launchChromium(join(scratch, "chromium"), { viewport: SIZES.desktop });
-    await context.addCookies([{ name: "town_session", value: admin.token, url: daemon.url }]);
-    page = context.pages()[0] ?? (await context.newPage());
+    page = await signedInPage(context, daemon.url, admin.token);
   });
 
   after(async () => {
