@@ -265,8 +265,13 @@ async function treeUsage(pid: number): Promise<{ cpuSeconds: number; switches: n
 }
 
 /** Starts `command` as a child of the bench (stopped at its end) and waits for `port` to listen. */
-async function started(command: string, args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
+async function started(
+  command: string,
+  args: string[],
+  port: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ChildProcess> {
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"], env });
   children.push(child);
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null) break;
@@ -345,12 +350,11 @@ const server = require("node:http").createServer((request, response) => {
 });
 server.keepAliveTimeout = 120000;
 server.listen(${port}, "127.0.0.1");`;
-  const child = spawn(process.execPath, ["-e", source], {
-    stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, HELLO, PAGE_FILE: join(scratch, "page.html") },
+  await started(process.execPath, ["-e", source], port, {
+    ...process.env,
+    HELLO,
+    PAGE_FILE: join(scratch, "page.html"),
   });
-  children.push(child);
-  for (let attempt = 0; attempt < 100 && !(await listening(port)); attempt++) await sleep(50);
   return { port, kind: "Node, one process" };
 }
 
