@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what `npm run bench` needs beyond the tests (Debian 12, as root):
-# wrk (the load), and nginx and HAProxy, which the ingress bench runs as its
-# own child processes, with its own config files, to compare our ingress with.
+# Installs what `npm run bench` needs (Debian 12, as root): wrk (the load;
+# setup-tests.sh installs it too), and nginx and HAProxy, which the ingress
+# bench runs as its own child processes, with its own config files, to compare
+# our ingress with.
 # They are programs for the bench only: their system services are left
 # neither running nor enabled (Debian starts and enables them on install).
 # Idempotent.
