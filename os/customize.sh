@@ -19,5 +19,7 @@ chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman
 # installs packages.
 chroot "$root" systemctl disable --quiet caddy.service prometheus.service \
   prometheus-node-exporter.service apt-daily.timer apt-daily-upgrade.timer
+# No display manager: the console's text screen is the box's local display.
+chroot "$root" systemctl set-default --quiet multi-user.target
 # A fresh machine id on every boot, not the build machine's.
 : >"$root/etc/machine-id"
