@@ -12,7 +12,9 @@
 # and QEMU's CPU time to ready (wall time depends on what else runs here),
 # then a summary: the BIOS boot's `boot-to-ready` and `ram-used`,
 # `squashfs: N MB`, `bios: ok`, `uefi: ok`. TOWN_OS_IMAGE boots another image;
-# TOWN_OS_BIOS_ONLY=1 skips the UEFI boot. Exits non-zero on a failure,
+# TOWN_OS_BIOS_ONLY=1 skips the UEFI boot; TOWN_OS_BOOT_OPTIONS adds kernel
+# options (e.g. "systemd.log_target=kmsg printk.devkmsg=on" puts systemd's
+# timed log on the serial console). Exits non-zero on a failure,
 # with the end of the guest's serial console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,8 @@ export MTOOLS_SKIP_CHECK=1
 stick=$work/stick.img
 cp --sparse=always "$image" "$stick"
 consent() {
-  mtype -i "$stick@@$fat_offset" "::$1" | sed "s|boot=live|boot=live town.data=/dev/vdb|" >"$work/boot.cfg"
+  mtype -i "$stick@@$fat_offset" "::$1" |
+    sed "s|boot=live|boot=live town.data=/dev/vdb ${TOWN_OS_BOOT_OPTIONS:-}|" >"$work/boot.cfg"
   grep -q "town.data=/dev/vdb" "$work/boot.cfg" || { echo "test: no boot=live line in $1" >&2; exit 1; }
   mcopy -o -i "$stick@@$fat_offset" "$work/boot.cfg" "::$1"
 }
