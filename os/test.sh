@@ -2,7 +2,9 @@
 # Boots dist/town-os.img (os/build.sh) under QEMU without KVM (TCG), with BIOS
 # (SeaBIOS) and then UEFI (OVMF), each time with a blank data disk and the
 # owner's consent to use it (town.data=/dev/vdb added to the boot menus of a
-# copy of the image, as an owner would at the boot prompt). Waits until the
+# copy of the image, as an owner would at the boot prompt); then once more
+# with a disk holding an ext4 file system, which must be left as it was while
+# the box runs from RAM. Waits until the
 # dashboard's API answers `GET /api/v1/status` with state ready through a
 # forwarded port, and prints per boot:
 #   boot-to-ready: N s   from QEMU's start to the first ready answer
@@ -52,15 +54,15 @@ stop_qemu() {
 }
 trap stop_qemu EXIT
 
-# boot NAME [QEMU OPTIONS...]: one boot with a blank data disk until ready.
+# boot NAME DISK DATA [QEMU OPTIONS...]: one boot with DISK (a qcow2 or raw
+# file) as /dev/vdb until ready; the status screen must then say `Data: DATA`.
 boot() {
-  local name=$1 serial=$work/$1-serial.log started state ram
-  shift
-  qemu-img create -q -f qcow2 "$work/data.qcow2" 8G
+  local name=$1 disk=$2 data=$3 serial=$work/$1-serial.log started state ram
+  shift 3
   : >"$serial"
   started=$(date +%s.%N)
   qemu-system-x86_64 -accel tcg -machine q35 -smp 2 -m "$memory_mib" -display none -no-reboot \
-    -drive "file=$stick,format=raw,if=virtio" -drive "file=$work/data.qcow2,format=qcow2,if=virtio" \
+    -drive "file=$stick,format=raw,if=virtio" -drive "file=$disk,format=${disk##*.},if=virtio" \
     -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:5309" -device virtio-net-pci,netdev=net0 \
     -serial "file:$serial" "$@" &
   qemu_pid=$!
@@ -86,8 +88,8 @@ boot() {
   done
   echo "$name: ram-used: ${ram:-unknown} MB"
   [ "$name" != bios ] || { bios_ready_s=$ready_s bios_ram=${ram:-unknown}; }
-  grep -q "^disk /dev/vdb" <(sed -n 's/.*Data: \(disk [^ ]*\).*/\1/p' "$serial") ||
-    { echo "test: $name: the blank data disk did not become the pool" >&2; tail -40 "$serial" >&2; exit 1; }
+  grep -q "Data: $data" "$serial" ||
+    { echo "test: $name: the data is not on \"$data\"" >&2; tail -40 "$serial" >&2; exit 1; }
   stop_qemu
   results+=("$name: ok")
 }
@@ -96,10 +98,27 @@ elapsed() { echo $(($(date +%s) - ${1%.*})); }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) / hz) }' "/proc/$1/stat"; }
 results=()
 
-boot bios
-cp "$ovmf_vars" "$work/OVMF_VARS.fd"
-[ -n "${TOWN_OS_BIOS_ONLY:-}" ] || boot uefi -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
-  -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
+blank_disk() {
+  rm -f "$work/blank.qcow2"
+  qemu-img create -q -f qcow2 "$work/blank.qcow2" 8G
+}
+blank_disk
+boot bios "$work/blank.qcow2" "disk /dev/vdb"
+if [ -z "${TOWN_OS_BIOS_ONLY:-}" ]; then
+  blank_disk
+  cp "$ovmf_vars" "$work/OVMF_VARS.fd"
+  boot uefi "$work/blank.qcow2" "disk /dev/vdb" -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
+    -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
+  # Consent names a disk that holds someone's file system: it must stay as it was.
+  rm -f "$work/used.raw"
+  truncate -s 1G "$work/used.raw"
+  mkfs.ext4 -q -F -L family-photos "$work/used.raw"
+  before=$(blkid -p -o export "$work/used.raw" | grep -E '^(UUID|LABEL|TYPE)=')
+  boot used-disk "$work/used.raw" "ram"
+  [ "$(blkid -p -o export "$work/used.raw" | grep -E '^(UUID|LABEL|TYPE)=')" = "$before" ] ||
+    { echo "test: the used disk's file system changed" >&2; exit 1; }
+  results+=("used disk: untouched")
+fi
 echo "boot-to-ready: $bios_ready_s s"
 echo "ram-used: $bios_ram MB"
 echo "squashfs: $(($(mtype -i "$stick@@$fat_offset" ::/live/filesystem.squashfs | wc -c) / 1024 / 1024)) MB"
