@@ -6,7 +6,7 @@
 # with a disk holding an ext4 file system, which must be left as it was while
 # the box runs from RAM. Waits until the
 # dashboard's API answers `GET /api/v1/status` with state ready through a
-# forwarded port, and prints per boot:
+# forwarded port and the dashboard's page and script load, and prints per boot:
 #   boot-to-ready: N s   from QEMU's start to the first ready answer
 #   ram-used: N MB       MemTotal - MemAvailable in the guest when it was ready
 #                        (the RAM copy of the OS included), from the status
@@ -88,10 +88,20 @@ boot() {
   done
   echo "$name: ram-used: ${ram:-unknown} MB"
   [ "$name" != bios ] || { bios_ready_s=$ready_s bios_ram=${ram:-unknown}; }
+  dashboard "$name"
   grep -q "Data: $data" "$serial" ||
     { echo "test: $name: the data is not on \"$data\"" >&2; tail -40 "$serial" >&2; exit 1; }
   stop_qemu
   results+=("$name: ok")
+}
+# The dashboard's page and its script come through the forwarded port.
+dashboard() {
+  local page script
+  page=$(curl -fsS --max-time 10 "http://127.0.0.1:$port/") || { echo "test: $1: no dashboard page" >&2; exit 1; }
+  script=$(grep -o '/assets/[^"]*\.js' <<<"$page" | head -1)
+  grep -q "<title>Town OS</title>" <<<"$page" && [ -n "$script" ] &&
+    curl -fsS --max-time 30 -o /dev/null "http://127.0.0.1:$port$script" ||
+    { echo "test: $1: the dashboard page or its script ($script) is missing" >&2; exit 1; }
 }
 elapsed() { echo $(($(date +%s) - ${1%.*})); }
 # User and system time of a process, from /proc/PID/stat (fields 14 and 15, in clock ticks).
