@@ -2,8 +2,9 @@
 # Boots dist/town-os.img (os/build.sh) under QEMU without KVM (TCG), with BIOS
 # (SeaBIOS) and then UEFI (OVMF), each time with a blank data disk and the
 # owner's consent to use it (town.data=/dev/vdb added to the boot menus of a
-# copy of the image, as an owner would at the boot prompt); then once more
-# with a disk holding an ext4 file system, which must be left as it was while
+# copy of the image, as an owner would at the boot prompt); then the image as
+# built, which must find the pool the UEFI boot made by its label; then once
+# more with a disk holding an ext4 file system, which must be left as it was while
 # the box runs from RAM. Waits until the
 # dashboard's API answers `GET /api/v1/status` with state ready through a
 # forwarded port and the dashboard's page and script load, and prints per boot:
@@ -14,7 +15,7 @@
 # and QEMU's CPU time to ready (wall time depends on what else runs here),
 # then a summary: the BIOS boot's `boot-to-ready` and `ram-used`,
 # `squashfs: N MB`, `bios: ok`, `uefi: ok`. TOWN_OS_IMAGE boots another image;
-# TOWN_OS_BIOS_ONLY=1 skips the UEFI boot; TOWN_OS_BOOT_OPTIONS adds kernel
+# TOWN_OS_BIOS_ONLY=1 boots only the first (BIOS); TOWN_OS_BOOT_OPTIONS adds kernel
 # options (e.g. "systemd.log_target=kmsg printk.devkmsg=on" puts systemd's
 # timed log on the serial console). Exits non-zero on a failure,
 # with the end of the guest's serial console.
@@ -45,6 +46,7 @@ consent() {
 }
 consent /syslinux/syslinux.cfg
 consent /boot/grub/grub.cfg
+booted_stick=$stick
 
 qemu_pid=
 stop_qemu() {
@@ -62,7 +64,7 @@ boot() {
   : >"$serial"
   started=$(date +%s.%N)
   qemu-system-x86_64 -accel tcg -machine q35 -smp 2 -m "$memory_mib" -display none -no-reboot \
-    -drive "file=$stick,format=raw,if=virtio" -drive "file=$disk,format=${disk##*.},if=virtio" \
+    -drive "file=$booted_stick,format=raw,if=virtio" -drive "file=$disk,format=${disk##*.},if=virtio" \
     -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:5309" -device virtio-net-pci,netdev=net0 \
     -serial "file:$serial" "$@" &
   qemu_pid=$!
@@ -119,6 +121,11 @@ if [ -z "${TOWN_OS_BIOS_ONLY:-}" ]; then
   cp "$ovmf_vars" "$work/OVMF_VARS.fd"
   boot uefi "$work/blank.qcow2" "disk /dev/vdb" -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
     -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
+  # The next boot, without the option: the pool made by the UEFI boot is found by its label.
+  booted_stick=$work/plain.img
+  cp --sparse=always "$image" "$booted_stick"
+  boot pool-again "$work/blank.qcow2" "disk /dev/vdb"
+  booted_stick=$stick
   # Consent names a disk that holds someone's file system: it must stay as it was.
   rm -f "$work/used.raw"
   truncate -s 1G "$work/used.raw"
