@@ -4,7 +4,7 @@
 # could owe to a step a fresh machine does not have. Reads apt's history
 # (packages asked for, not their dependencies) from the image's creation on
 # (/.dockerenv's time, else the system's first boot: /etc/machine-id), and the
-# `debian_packages=(…)` lists of scripts/*.sh. Prints; never fails the run.
+# `debian_packages=(…)` lists of scripts/*.sh and os/*.sh. Prints; never fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ since=$(stat -c %Y /.dockerenv 2>/dev/null || stat -c %Y /etc/machine-id 2>/dev/
 project=$(awk '
   /^[ \t]*debian_packages=\(/ { collecting = 1; sub(/^[^(]*\(/, "") }
   collecting { line = $0; done = sub(/\).*/, "", line); gsub(/#.*/, "", line); print line; if (done) collecting = 0 }
-' scripts/*.sh | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
+' scripts/*.sh os/*.sh | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
 
 # Packages asked for by name in apt runs since then (apt marks dependencies "automatic").
 asked=$(
