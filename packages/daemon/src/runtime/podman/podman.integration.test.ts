@@ -267,8 +267,9 @@ describe("podman driver against real Podman", { skip: podmanMissing }, () => {
     const time = lines[0]?.time?.getTime() ?? 0;
     assert.ok(Math.abs(time - begin) < 60_000, `a timestamp near now, not ${String(time)}`);
     const last = await collect(await podman.logs(spec.name, { tail: 1, stderr: false }));
-    assert.equal(last.length, 1);
-    assert.match(last[0]?.text ?? "", /^tick \d+$/);
+    // Podman reads on to the end of the log after taking its tail: a tick written meanwhile comes too.
+    assert.ok(last.length === 1 || last.length === 2, `${String(last.length)} lines for tail 1`);
+    for (const line of last) assert.match(line.text, /^tick \d+$/);
     const future = new Date(Date.now() + 60_000);
     assert.deepEqual(await collect(await podman.logs(spec.name, { since: future })), []);
     const past = new Date(begin - 60_000);
