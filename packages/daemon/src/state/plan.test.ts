@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StatePageFile } from "@townos/api";
+import { noLookups } from "../../test/state.js";
 import { parseCheckout } from "./layout.js";
 import { planChanges, stepText, type PlanOptions } from "./plan.js";
 import type { CurrentState, StateStep } from "./types.js";
@@ -39,8 +40,6 @@ function wiki(state: Partial<CurrentState["apps"][number]> = {}): CurrentState["
     ...state,
   };
 }
-
-const noLookups: PlanOptions = { secret: () => undefined, latest: () => undefined };
 
 /** The plan from a checkout given as `path → YAML` to a box. */
 function plan(files: Record<string, string>, current: CurrentState, options = noLookups) {
