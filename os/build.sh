@@ -24,7 +24,7 @@ readonly nodesource=https://deb.nodesource.com/node_20.x
 # image into RAM (kernel, live-boot), and what the OS layer itself uses
 # (systemd-networkd and resolved, the console's curl, free and ip).
 packages=(linux-image-amd64 initramfs-tools live-boot systemd-sysv systemd-resolved dbus udev kmod
-  podman runc netavark aardvark-dns iptables conmon caddy dnsmasq-base prometheus
+  podman runc netavark aardvark-dns iptables conmon haproxy caddy dnsmasq-base prometheus
   prometheus-node-exporter qemu-system-x86 qemu-utils btrfs-progs restic
   ca-certificates libstdc++6 xz-utils bzip2 zstd curl iproute2 procps util-linux)
 # Left out of the image: Prometheus's web pages' time zone data (218 MB; the

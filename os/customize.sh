@@ -18,7 +18,7 @@ chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman
 # apt's timers would download package lists into RAM on a box that never
 # installs packages; the daemon decides when apps' images change, not Podman's
 # auto-update timer.
-chroot "$root" systemctl disable --quiet caddy.service prometheus.service \
+chroot "$root" systemctl disable --quiet haproxy.service caddy.service prometheus.service \
   prometheus-node-exporter.service apt-daily.timer apt-daily-upgrade.timer podman-auto-update.timer
 # No display manager: the console's text screen is the box's local display.
 chroot "$root" systemctl set-default --quiet multi-user.target

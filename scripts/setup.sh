@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 need_node_major=20
 # Debian packages: a C++ toolchain to build better-sqlite3 when npm has no
 # prebuilt binary; btrfs-progs, xz-utils and bzip2 for storage (volumes,
-# quotas, archives); caddy (HTTPS ingress) and dnsmasq-base (DNS). What only
-# the tests need is installed by scripts/setup-tests.sh.
-debian_packages=(python3 make g++ ca-certificates btrfs-progs xz-utils bzip2 caddy dnsmasq-base)
+# quotas, archives); haproxy and caddy (HTTPS ingress: HAProxy serves, Caddy
+# keeps the certificates) and dnsmasq-base (DNS). What only the tests need is
+# installed by scripts/setup-tests.sh.
+debian_packages=(python3 make g++ ca-certificates btrfs-progs xz-utils bzip2 haproxy caddy dnsmasq-base)
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 # shellcheck source=lib/debian-packages.sh
 source scripts/lib/debian-packages.sh
@@ -18,10 +19,10 @@ install_debian_packages
 # Exporter), and backups (restic); without the recommends, which add a desktop's GUI libraries.
 debian_packages=(qemu-system-x86 qemu-utils prometheus prometheus-node-exporter restic)
 install_debian_packages --no-install-recommends
-# The daemon runs Prometheus and Node Exporter itself (its config, loopback
-# ports, supervised): Debian's own services would take the same ports.
+# The daemon runs HAProxy, Prometheus and Node Exporter itself (its config,
+# its ports, supervised): Debian's own services would take the same ports.
 if [ -d /run/systemd/system ]; then
-  systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
+  systemctl disable --now haproxy.service prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
 fi
 
 if [ "$(node_major)" -lt "$need_node_major" ]; then

@@ -53,6 +53,8 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         `  TOWN_PROMETHEUS_PORT, TOWN_NODE_EXPORTER_PORT   their loopback ports (default ${DEFAULT_MONITORING.prometheusPort}, ${DEFAULT_MONITORING.nodeExporterPort})`,
         "  TOWN_MONITORING=off          no Prometheus or Node Exporter",
         "  TOWN_INGRESS_METRICS_PORT    the loopback port of Caddy's metrics for Prometheus (default 9180)",
+        "  TOWN_INGRESS_SITES_PORT      the loopback port of Caddy's static sites, behind HAProxy (default 9181)",
+        "  TOWN_INGRESS_ACME_PORT       the loopback port of Caddy's ACME HTTP-01 solver (default 9182)",
       ].join("\n"),
     )
     .action(async (flags: DaemonFlags) => {
@@ -119,6 +121,8 @@ function networkConfig(
     httpPort: port(flags.httpPort ?? env["TOWN_HTTP_PORT"], "--http-port", 80),
     dnsPort: port(flags.dnsPort ?? env["TOWN_DNS_PORT"], "--dns-port", 53),
     metricsPort: port(env["TOWN_INGRESS_METRICS_PORT"], "TOWN_INGRESS_METRICS_PORT", 9180),
+    sitesPort: port(env["TOWN_INGRESS_SITES_PORT"], "TOWN_INGRESS_SITES_PORT", 9181),
+    acmeChallengePort: port(env["TOWN_INGRESS_ACME_PORT"], "TOWN_INGRESS_ACME_PORT", 9182),
     ...(gatewayUrl ? { gatewayUrl } : {}),
   };
 }

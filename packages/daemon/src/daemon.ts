@@ -83,6 +83,9 @@ export interface NetworkConfig {
   httpsPort: number;
   httpPort: number;
   dnsPort: number;
+  /** Loopback ports of Caddy's static sites server and ACME solver, behind HAProxy. */
+  sitesPort: number;
+  acmeChallengePort: number;
   /** Caddy's Prometheus metrics on this loopback port; absent: none. */
   metricsPort?: number;
   /** The router's UPnP description URL; absent: found by SSDP. */
@@ -374,6 +377,8 @@ function createNetwork(
     httpsPort: network.httpsPort,
     httpPort: network.httpPort,
     dnsPort: network.dnsPort,
+    sitesPort: network.sitesPort,
+    acmeChallengePort: network.acmeChallengePort,
     ...(network.metricsPort === undefined ? {} : { metricsPort: network.metricsPort }),
     ...(network.gatewayUrl === undefined ? {} : { gatewayUrl: network.gatewayUrl }),
     lanAddresses: lanAddresses === undefined ? hostLanAddresses : () => [...lanAddresses],

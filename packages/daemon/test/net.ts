@@ -95,23 +95,29 @@ export async function scratchDir(prefix: string): Promise<string> {
   return dir;
 }
 
-/** Free high ports for the ingress (HTTPS and HTTP) and DNS of a test's network. */
-export async function freeNetworkPorts(): Promise<{
+export interface NetworkPorts {
   httpsPort: number;
   httpPort: number;
   dnsPort: number;
-}> {
-  return { httpsPort: await freePort(), httpPort: await freePort(), dnsPort: await freePort() };
+  sitesPort: number;
+  acmeChallengePort: number;
+}
+
+/** Free high ports for the ingress (HTTPS, HTTP and Caddy's loopback ones) and DNS of a test's network. */
+export async function freeNetworkPorts(): Promise<NetworkPorts> {
+  return {
+    httpsPort: await freePort(),
+    httpPort: await freePort(),
+    dnsPort: await freePort(),
+    sitesPort: await freePort(),
+    acmeChallengePort: await freePort(),
+  };
 }
 
 /** A daemon's `network` on free ports with its DNS files in `scratch`, answering for loopback only. */
-export async function loopbackNetwork(scratch: string): Promise<{
-  httpsPort: number;
-  httpPort: number;
-  dnsPort: number;
-  lanAddresses: string[];
-  dnsDir: string;
-}> {
+export async function loopbackNetwork(
+  scratch: string,
+): Promise<NetworkPorts & { lanAddresses: string[]; dnsDir: string }> {
   return {
     ...(await freeNetworkPorts()),
     lanAddresses: ["127.0.0.1"],

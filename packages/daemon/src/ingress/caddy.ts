@@ -200,7 +200,7 @@ export class CaddyDriver {
    * `lastError`); Caddy keeps serving the previous config.
    */
   async apply(compiled: CompiledIngress): Promise<"unchanged" | "loaded"> {
-    if (this.appliedHash === compiled.hash) return "unchanged";
+    if (this.appliedHash === compiled.caddyHash) return "unchanged";
     try {
       await this.admin.load(compiled.config);
     } catch (error) {
@@ -209,7 +209,7 @@ export class CaddyDriver {
       this.lastError = failure;
       throw failure;
     }
-    this.appliedHash = compiled.hash;
+    this.appliedHash = compiled.caddyHash;
     this.lastAccepted = compiled.config;
     this.lastError = undefined;
     return "loaded";

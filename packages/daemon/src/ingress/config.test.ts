@@ -23,6 +23,9 @@ const base: IngressInput = {
   httpPort: 80,
   adminAddress: "unix//var/lib/town/ingress/admin.sock",
   storageDir: "/var/lib/town/ingress/storage",
+  sitesAddress: "127.0.0.1:9181",
+  acmeChallengeAddress: "127.0.0.1:9182",
+  haproxyDir: "/var/lib/town/ingress/haproxy",
 };
 
 const VERSION = "blog/20261203T101010000Z-ab12";
@@ -56,21 +59,30 @@ function compileFails(input: IngressInput, field: string, pattern: RegExp): void
 }
 
 describe("compileIngress", () => {
-  it("serves every name over HTTPS, sorted by host, with the right issuer", () => {
+  it("has Caddy obtain a certificate for every name from the right issuer, serving no HTTPS itself", () => {
     const { config, localHosts, publicHosts } = compileIngress(base);
     assert.deepEqual(localHosts, ["gitea.default.home", "town.home", "wiki.default.home"]);
     assert.deepEqual(publicHosts, ["git.example.org"]);
-    const routes = path(config, "apps", "http", "servers", "https", "routes") as JsonObject[];
-    assert.deepEqual(
-      routes.slice(0, 4).map((route) => path(route, "match", 0, "host", 0)),
-      ["git.example.org", "gitea.default.home", "town.home", "wiki.default.home"],
-    );
-    assert.deepEqual(path(routes[1] as JsonObject, "handle", 0, "upstreams"), [
-      { dial: "127.0.0.1:10001" },
+    assert.deepEqual(path(config, "apps", "tls", "certificates", "automate"), [
+      ...localHosts,
+      ...publicHosts,
     ]);
     assert.deepEqual(path(config, "apps", "tls", "automation", "policies"), [
       { subjects: localHosts, issuers: [{ module: "internal" }] },
-      { subjects: publicHosts, issuers: [{ module: "acme" }] },
+      {
+        subjects: publicHosts,
+        // HTTP-01 through HAProxy's HTTP port to the loopback solver; TLS-ALPN would need 443.
+        issuers: [
+          {
+            module: "acme",
+            challenges: {
+              bind_host: "127.0.0.1",
+              http: { alternate_port: 9182 },
+              "tls-alpn": { disabled: true },
+            },
+          },
+        ],
+      },
     ]);
     assert.equal(
       path(config, "apps", "pki", "certificate_authorities", "local", "install_trust"),
@@ -81,77 +93,46 @@ describe("compileIngress", () => {
       root: "/var/lib/town/ingress/storage",
     });
     assert.equal(path(config, "admin", "listen"), base.adminAddress);
-    assert.deepEqual(path(config, "apps", "http", "servers", "https", "listen"), [":443"]);
-    assert.deepEqual(
-      path(config, "apps", "http", "servers", "https", "automatic_https", "disable_redirects"),
-      true,
-    );
+    // One server only, plain HTTP on loopback: the sites, behind HAProxy.
+    const servers = path(config, "apps", "http", "servers") as JsonObject;
+    assert.deepEqual(Object.keys(servers), ["sites"]);
+    assert.deepEqual(path(servers, "sites", "listen"), ["127.0.0.1:9181"]);
+    assert.deepEqual(path(servers, "sites", "automatic_https"), { disable: true });
+    assert.deepEqual(path(servers, "sites", "routes"), []);
   });
 
-  it("serves public domains to anybody and local names only to LAN and loopback sources", () => {
-    const { config } = compileIngress(base);
-    const server = path(config, "apps", "http", "servers", "https") as JsonObject;
-    const routes = path(server, "routes") as JsonObject[];
-    const lan = { ranges: [...LAN_SOURCE_RANGES] };
-    // The public route set: host only, any source.
-    assert.deepEqual(path(routes[0] as JsonObject, "match"), [{ host: ["git.example.org"] }]);
-    // The local route set: every local name, the dashboard's too, carries the source restriction.
-    for (const [i, host] of ["gitea.default.home", "town.home", "wiki.default.home"].entries())
-      assert.deepEqual(path(routes[i + 1] as JsonObject, "match"), [
-        { host: [host], remote_ip: lan },
-      ]);
-    // A local name from anywhere else ends at 403, never at an upstream.
-    const refused = routes[4] as JsonObject;
-    assert.deepEqual(path(refused, "match"), [
-      { host: ["gitea.default.home", "town.home", "wiki.default.home"] },
-    ]);
-    assert.equal(path(refused, "handle", 0, "status_code"), 403);
-    assert.equal(routes.length, 5);
-    // The TLS handshake for a local name needs a LAN source too; public names need none.
-    assert.deepEqual(path(server, "tls_connection_policies"), [
-      {
-        match: { sni: ["gitea.default.home", "town.home", "wiki.default.home"], remote_ip: lan },
-      },
-      { match: { sni: ["git.example.org"] } },
-    ]);
+  it("routes every name through HAProxy, local names marked LAN-only", () => {
+    const { haproxy } = compileIngress(base);
+    assert.equal(
+      haproxy["hosts.map"],
+      [
+        "git.example.org up_127.0.0.1:10001",
+        "gitea.default.home up_127.0.0.1:10001",
+        "town.home up_127.0.0.1:5309",
+        "wiki.default.home up_127.0.0.1:10002",
+        "",
+      ].join("\n"),
+    );
+    assert.equal(haproxy["local-hosts.lst"], "gitea.default.home\ntown.home\nwiki.default.home\n");
+    assert.equal(
+      haproxy["lan-sources.lst"],
+      LAN_SOURCE_RANGES.map((range) => `${range}\n`).join(""),
+    );
+    assert.match(
+      haproxy["haproxy.cfg"] ?? "",
+      /^ {4}bind 0\.0\.0\.0:443 ssl crt-list \/var\/lib\/town\/ingress\/haproxy\/certs\.list /m,
+    );
+    // The ACME challenges HAProxy passes on go where Caddy's solver listens.
+    assert.match(
+      haproxy["haproxy.cfg"] ?? "",
+      /^backend acme\n {4}server caddy 127\.0\.0\.1:9182$/m,
+    );
     for (const range of ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"])
       assert.ok(LAN_SOURCE_RANGES.includes(range), range);
     for (const range of ["::1/128", "fc00::/7", "fe80::/10"])
       assert.ok(LAN_SOURCE_RANGES.includes(range), range);
     // Carrier-grade NAT's neighbours are not the home network.
     assert.ok(!LAN_SOURCE_RANGES.includes("100.64.0.0/10"));
-  });
-
-  it("has no public route set when there are no public domains", () => {
-    const { config } = compileIngress({ ...base, publicDomains: [] });
-    const server = path(config, "apps", "http", "servers", "https") as JsonObject;
-    const routes = path(server, "routes") as JsonObject[];
-    assert.ok(routes.every((route) => path(route, "match", 0, "host") !== undefined));
-    assert.ok(routes.slice(0, -1).every((route) => path(route, "match", 0, "remote_ip")));
-    assert.equal((path(server, "tls_connection_policies") as unknown[]).length, 1);
-  });
-
-  it("redirects the HTTP port to HTTPS, naming the port only when it is not 443", () => {
-    const location = (input: IngressInput): unknown =>
-      path(
-        compileIngress(input).config,
-        "apps",
-        "http",
-        "servers",
-        "http",
-        "routes",
-        0,
-        "handle",
-        0,
-        "headers",
-        "Location",
-        0,
-      );
-    assert.equal(location(base), "https://{http.request.host}{http.request.uri}");
-    assert.equal(
-      location({ ...base, httpsPort: 8443, httpPort: 8080 }),
-      "https://{http.request.host}:8443{http.request.uri}",
-    );
   });
 
   it("leaves out the ACME policy when there are no public names", () => {
@@ -164,7 +145,7 @@ describe("compileIngress", () => {
     const reordered = compileIngress({ ...base, routes: [...base.routes].reverse() });
     assert.equal(JSON.stringify(reordered.config), JSON.stringify(first.config));
     assert.equal(reordered.hash, first.hash);
-    assert.equal(configHash(JSON.parse(JSON.stringify(first.config))), first.hash);
+    assert.equal(configHash(JSON.parse(JSON.stringify(first.config))), first.caddyHash);
     const changed = compileIngress({
       ...base,
       routes: [...base.routes, { host: "new.default.home", upstream: "127.0.0.1:10003" }],
@@ -276,16 +257,13 @@ describe("compileIngress with Caddy's metrics", () => {
       Record<string, unknown>
     >;
     delete servers["metrics"];
-    for (const name of ["https", "http"]) {
-      const server = servers[name];
-      assert.ok(server);
-      assert.deepEqual(server["metrics"], {});
-      delete server["metrics"];
-    }
+    const sites = servers["sites"];
+    assert.ok(sites);
+    assert.deepEqual(sites["metrics"], {});
+    delete sites["metrics"];
     assert.deepEqual(withMetrics.config, without.config);
     assert.deepEqual(Object.keys(path(without.config, "apps", "http", "servers") as object), [
-      "https",
-      "http",
+      "sites",
     ]);
     assert.notEqual(
       compileIngress({ ...base, metricsAddress: "127.0.0.1:9180" }).hash,
@@ -293,7 +271,7 @@ describe("compileIngress with Caddy's metrics", () => {
     );
   });
 
-  it("refuses an address that is not 127.0.0.1:PORT, or that takes the HTTP or HTTPS port", () => {
+  it("refuses an address that is not 127.0.0.1:PORT, or that takes another listener's port", () => {
     for (const bad of [
       "0.0.0.0:9180",
       ":9180",
@@ -309,21 +287,31 @@ describe("compileIngress with Caddy's metrics", () => {
     compileFails(
       { ...base, metricsAddress: "127.0.0.1:443" },
       "metricsAddress",
-      /HTTP or HTTPS port/,
+      /port another listener of the ingress has/,
+    );
+    compileFails(
+      { ...base, metricsAddress: "127.0.0.1:9181" },
+      "metricsAddress",
+      /port another listener of the ingress has/,
+    );
+    compileFails({ ...base, sitesAddress: "0.0.0.0:9181" }, "sitesAddress", /127\.0\.0\.1:PORT/);
+    compileFails(
+      { ...base, acmeChallengeAddress: "127.0.0.1:80" },
+      "acmeChallengeAddress",
+      /port another listener/,
     );
   });
 });
 
 describe("compileIngress with static sites", () => {
-  const lan = { ranges: [...LAN_SOURCE_RANGES] };
   const server = (input: IngressInput): JsonObject =>
-    path(compileIngress(input).config, "apps", "http", "servers", "https") as JsonObject;
+    path(compileIngress(input).config, "apps", "http", "servers", "sites") as JsonObject;
 
   it("serves each site's version directory: compressed, revalidated, never sniffed, no listings", () => {
     const routes = path(server(withSites), "routes") as JsonObject[];
     const blog = routes.find((route) => path(route, "match", 0, "host", 0) === "blog.home");
     assert.deepEqual(blog, {
-      match: [{ host: ["blog.home"], remote_ip: lan }],
+      match: [{ host: ["blog.home"] }],
       handle: [
         {
           handler: "encode",
@@ -350,7 +338,7 @@ describe("compileIngress with static sites", () => {
     });
   });
 
-  it("puts local sites with the local names (LAN only, local CA) and public ones with the public", () => {
+  it("serves every site from Caddy behind HAProxy, local ones LAN-only with the local CA", () => {
     const { config, localHosts, publicHosts } = compileIngress(withSites);
     assert.deepEqual(localHosts, [
       "blog.home",
@@ -360,38 +348,28 @@ describe("compileIngress with static sites", () => {
       "wiki.default.home",
     ]);
     assert.deepEqual(publicHosts, ["blog.example.org", "git.example.org"]);
-    const https = server(withSites);
-    const routes = path(https, "routes") as JsonObject[];
+    const routes = path(server(withSites), "routes") as JsonObject[];
+    // Only the sites: HAProxy sends the apps' names straight to the apps.
     assert.deepEqual(
       routes.map((route) => path(route, "match", 0)),
-      [
-        { host: ["blog.example.org"] },
-        { host: ["git.example.org"] },
-        ...localHosts.map((host) => ({ host: [host], remote_ip: lan })),
-        { host: localHosts },
-      ],
+      [{ host: ["blog.example.org"] }, { host: ["blog.home"] }, { host: ["notes.home"] }],
     );
     assert.equal(path(routes[0] as JsonObject, "handle", 2, "handler"), "file_server");
-    assert.equal(path(routes.at(-1) as JsonObject, "handle", 0, "status_code"), 403);
-    assert.deepEqual(path(config, "apps", "tls", "automation", "policies"), [
-      { subjects: localHosts, issuers: [{ module: "internal" }] },
-      { subjects: publicHosts, issuers: [{ module: "acme" }] },
-    ]);
-    assert.deepEqual(path(https, "tls_connection_policies"), [
-      { match: { sni: localHosts, remote_ip: lan } },
-      { match: { sni: publicHosts } },
-    ]);
+    const policies = path(config, "apps", "tls", "automation", "policies") as JsonObject[];
+    assert.deepEqual(path(policies[0] as JsonObject, "subjects"), localHosts);
+    assert.deepEqual(path(policies[1] as JsonObject, "subjects"), publicHosts);
+    const { haproxy } = compileIngress(withSites);
+    assert.match(haproxy["hosts.map"] ?? "", /^blog\.home sites$/m);
+    assert.match(haproxy["hosts.map"] ?? "", /^blog\.example\.org sites$/m);
+    assert.match(haproxy["local-hosts.lst"] ?? "", /^blog\.home$/m);
+    assert.doesNotMatch(haproxy["local-hosts.lst"] ?? "", /^blog\.example\.org$/m);
   });
 
   it("answers a site's 404 with its /404.html when it has one, from the same version", () => {
     const errors = path(server(withSites), "errors", "routes") as JsonObject[];
     assert.deepEqual(
       errors.map((route) => path(route, "match", 0)),
-      [
-        { host: ["blog.example.org"] },
-        { host: ["blog.home"], remote_ip: lan },
-        { host: ["notes.home"], remote_ip: lan },
-      ],
+      [{ host: ["blog.example.org"] }, { host: ["blog.home"] }, { host: ["notes.home"] }],
     );
     const root = `/proc/self/cwd/sites/${VERSION}`;
     assert.deepEqual(path(errors[1] as JsonObject, "handle"), [

@@ -1,34 +1,35 @@
 /**
- * Compiles the ingress (which names go to which upstream) into the complete
- * JSON config of Caddy 2.6, loaded as a whole through its admin API. Pure: no
- * I/O; the same input always gives the same config text and hash, whatever
- * order the routes came in.
+ * Compiles the ingress (which names go to which upstream) into the two
+ * programs that serve it. Pure: no I/O; the same input always gives the same
+ * configs and hash, whatever order the routes came in.
  *
- * Local names get certificates from Caddy's internal PKI (one local CA kept
- * under `storageDir`, never installed into the system trust store); public
- * names get ACME certificates. The HTTP port redirects to HTTPS; Caddy answers
- * ACME HTTP-01 challenges on it before any route runs, so the redirect does
- * not hide them.
+ * HAProxy is the data plane (haproxy-config.ts): it terminates TLS on the
+ * HTTPS port, decides who may ask for which name, routes by name and
+ * redirects plain HTTP. Caddy 2.6 (this file's JSON, loaded through its
+ * admin API) keeps the certificates HAProxy serves and the static sites:
  *
- * A name goes either to an upstream (an app, the dashboard) or to a static
- * site: a directory under `sitesRoot` served by Caddy's file_server, with
- * compression, `Cache-Control: public, max-age=0, must-revalidate` (a new
- * version shows at once; ETag and Last-Modified make the revalidation a cheap
- * 304) and the site's own `/404.html`, when it has one, for what is missing.
- *
- * Two route sets share the HTTPS listener: public domains answer any source;
- * the dashboard and the local names answer only sources on the home network
- * (`LAN_SOURCE_RANGES`), checked twice: the TLS handshake for a local name
- * from elsewhere finds no connection policy (Caddy refuses it before any
- * certificate is shown), and a request that reaches HTTP with a local Host
- * anyway (SNI of a public domain) gets 403 instead of the app. The source is
- * the TCP peer: headers such as X-Forwarded-For are never consulted.
+ * - Local names get certificates from Caddy's internal PKI (one local CA kept
+ *   under `storageDir`, never installed into the system trust store); public
+ *   names get ACME certificates, by HTTP-01 only (HAProxy holds the HTTPS
+ *   port), the challenges passed on by HAProxy to Caddy's solver on
+ *   `acmeChallengeAddress`. Caddy obtains and renews them for every name
+ *   (`certificates.automate`); the supervisor copies them to HAProxy.
+ * - A static site is a directory under `sitesRoot` served by Caddy's
+ *   file_server on `sitesAddress` (loopback, plain HTTP, behind HAProxy),
+ *   with compression, `Cache-Control: public, max-age=0, must-revalidate` (a
+ *   new version shows at once; ETag and Last-Modified make the revalidation
+ *   a cheap 304) and the site's own `/404.html`, when it has one, for what is
+ *   missing.
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { isAbsolute, normalize } from "node:path";
 import { DNS_LABEL, findControlCharacter, TownError, type Issue } from "@townos/format";
 import { canonicalJson } from "../canonical-json.js";
+import { haproxyFiles, type HaproxyFiles } from "./haproxy-config.js";
+import { LAN_SOURCE_RANGES } from "./lan.js";
+
+export { LAN_SOURCE_RANGES };
 
 export interface IngressRoute {
   /** A DNS name, e.g. `gitea.default.home`. */
@@ -55,6 +56,14 @@ export interface IngressInput {
   publicSites: readonly IngressSite[];
   /** The sites directory as Caddy names it (absolute, e.g. `/proc/self/cwd/sites`). */
   sitesRoot: string;
+  /** `127.0.0.1:PORT`: Caddy serves the static sites there, to HAProxy. */
+  sitesAddress: string;
+  /** `127.0.0.1:PORT`: Caddy's ACME HTTP-01 solver, to which HAProxy passes the challenges. */
+  acmeChallengeAddress: string;
+  /** HAProxy's directory (absolute): its config names its maps and lists there. */
+  haproxyDir: string;
+  /** Who HAProxy's workers run as (it starts as root to bind the ports); absent: no change. */
+  haproxyUser?: { name: string; group: string };
   /** The dashboard's own name, `town.<tld>` (local CA). */
   dashboard: IngressRoute;
   httpsPort: number;
@@ -77,8 +86,13 @@ export interface JsonObject {
 }
 
 export interface CompiledIngress {
+  /** Caddy's config: certificates, static sites, metrics. */
   config: JsonObject;
-  /** sha256 (hex) of the canonical JSON of `config`: equal configs, equal hashes. */
+  /** sha256 (hex) of the canonical JSON of `config`: what Caddy reports it runs is compared to it. */
+  caddyHash: string;
+  /** HAProxy's files by name (relative to `haproxyDir`). */
+  haproxy: HaproxyFiles;
+  /** sha256 (hex) of both: equal ingresses, equal hashes. */
   hash: string;
   /** Every name served, sorted: the local CA's and the public ones. */
   localHosts: readonly string[];
@@ -86,25 +100,6 @@ export interface CompiledIngress {
   httpsPort: number;
   httpPort: number;
 }
-
-/**
- * Sources that count as the home network: RFC 1918, loopback, IPv4
- * link-local, IPv6 unique-local (fc00::/7) and link-local. Left out on
- * purpose: 100.64.0.0/10 (RFC 6598 shared address space), which a carrier's
- * NAT puts its other subscribers in, so a router behind it would pass them on
- * as "local". A router port forward keeps the internet client's address
- * (DNAT), so what it forwards falls outside these ranges.
- */
-export const LAN_SOURCE_RANGES: readonly string[] = [
-  "10.0.0.0/8",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "::1/128",
-  "fc00::/7",
-  "fe80::/10",
-];
 
 const MAX_HOST_LENGTH = 253;
 const MAX_ROUTES = 10_000;
@@ -184,13 +179,17 @@ export function compileIngress(input: IngressInput): CompiledIngress {
     if (!isPort(port)) problem(field, `${port} is not a port (1-65535)`);
   }
   if (input.httpsPort === input.httpPort) problem("httpPort", "must differ from httpsPort");
-  if (input.metricsAddress !== undefined) {
-    const metricsProblem = metricsAddressProblem(input.metricsAddress, [
-      input.httpsPort,
-      input.httpPort,
-    ]);
-    if (metricsProblem)
-      problem("metricsAddress", `"${printable(input.metricsAddress)}" ${metricsProblem}`);
+  const loopbackPorts: [string, string][] = [
+    ["sitesAddress", input.sitesAddress],
+    ["acmeChallengeAddress", input.acmeChallengeAddress],
+  ];
+  if (input.metricsAddress !== undefined)
+    loopbackPorts.push(["metricsAddress", input.metricsAddress]);
+  const taken = [input.httpsPort, input.httpPort];
+  for (const [field, address] of loopbackPorts) {
+    const addressProblem = loopbackAddressProblem(address, taken);
+    if (addressProblem) problem(field, `"${printable(address)}" ${addressProblem}`);
+    taken.push(Number(address.split(":")[1]));
   }
   const adminProblem = adminAddressProblem(input.adminAddress);
   if (adminProblem) problem("adminAddress", `"${printable(input.adminAddress)}" ${adminProblem}`);
@@ -198,6 +197,8 @@ export function compileIngress(input: IngressInput): CompiledIngress {
   if (storageProblem) problem("storageDir", `"${printable(input.storageDir)}" ${storageProblem}`);
   const sitesProblem = absolutePathProblem(input.sitesRoot);
   if (sitesProblem) problem("sitesRoot", `"${printable(input.sitesRoot)}" ${sitesProblem}`);
+  const haproxyProblem = absolutePathProblem(input.haproxyDir);
+  if (haproxyProblem) problem("haproxyDir", `"${printable(input.haproxyDir)}" ${haproxyProblem}`);
 
   if (issues.length > 0) {
     const first = issues[0];
@@ -211,14 +212,41 @@ export function compileIngress(input: IngressInput): CompiledIngress {
   const localHosts = local.map((route) => route.host);
   const publicHosts = publicRoutes.map((route) => route.host);
   const config = caddyConfig(input, local, publicRoutes);
+  const haproxy = haproxyFiles({
+    local,
+    publicRoutes,
+    httpsPort: input.httpsPort,
+    httpPort: input.httpPort,
+    sitesAddress: input.sitesAddress,
+    acmeChallengeAddress: input.acmeChallengeAddress,
+    dir: input.haproxyDir,
+    ...(input.haproxyUser === undefined ? {} : { user: input.haproxyUser }),
+  });
+  const caddyHash = configHash(config);
   return {
     config,
-    hash: configHash(config),
+    caddyHash,
+    haproxy,
+    hash: ingressHash(caddyHash, haproxy),
     localHosts,
     publicHosts,
     httpsPort: input.httpsPort,
     httpPort: input.httpPort,
   };
+}
+
+/**
+ * `compiled` with another Caddy config and the hashes to match: for tests and
+ * benches that must change what Caddy does (an issuer, an extra name) but
+ * not HAProxy.
+ */
+export function withCaddyConfig(compiled: CompiledIngress, config: JsonObject): CompiledIngress {
+  const caddyHash = configHash(config);
+  return { ...compiled, config, caddyHash, hash: ingressHash(caddyHash, compiled.haproxy) };
+}
+
+function ingressHash(caddyHash: string, haproxy: HaproxyFiles): string {
+  return configHash({ caddy: caddyHash, haproxy });
 }
 
 /** The hash `compileIngress` gives, for any config (also the one Caddy reports it runs). */
@@ -246,75 +274,66 @@ function caddyConfig(
   const localHosts = local.map((route) => route.host);
   const publicHosts = publicRoutes.map((route) => route.host);
   const policies: JsonObject[] = [{ subjects: [...localHosts], issuers: [{ module: "internal" }] }];
-  // Configuration only: the ACME exchange itself needs a reachable :80/:443 and a real CA.
+  // Configuration only: the ACME exchange itself needs a reachable :80 and a real CA.
   if (publicHosts.length > 0)
-    policies.push({ subjects: [...publicHosts], issuers: [{ module: "acme" }] });
-  const httpsSuffix = input.httpsPort === 443 ? "" : `:${input.httpsPort}`;
-  const lan = { ranges: [...LAN_SOURCE_RANGES] };
-  // A handshake that matches no policy is refused: local names only from the LAN.
-  const connectionPolicies: JsonObject[] = [{ match: { sni: [...localHosts], remote_ip: lan } }];
-  if (publicHosts.length > 0) connectionPolicies.push({ match: { sni: [...publicHosts] } });
-  const route = (served: Served, sources?: JsonObject): JsonObject =>
-    "upstream" in served
-      ? proxyRoute(served, sources)
-      : siteRoute(served, siteDirectory(input.sitesRoot, served), sources);
+    policies.push({
+      subjects: [...publicHosts],
+      issuers: [acmeIssuer(input.acmeChallengeAddress)],
+    });
+  const sites = [...publicRoutes, ...local].filter(
+    (served): served is IngressSite => !("upstream" in served),
+  );
   // Caddy 2.6 counts a server's requests (`caddy_http_*`) only when asked; only with metrics, as above.
   const counted = input.metricsAddress === undefined ? {} : { metrics: {} };
-  const notFoundRoutes = [
-    ...publicRoutes.map((served) => notFoundRoute(served, input.sitesRoot)),
-    ...local.map((served) => notFoundRoute(served, input.sitesRoot, lan)),
-  ].filter((errorRoute) => errorRoute !== undefined);
   return {
     admin: adminSection(input.adminAddress),
     storage: storageSection(input.storageDir),
     logging: loggingSection(),
     apps: {
       pki: { certificate_authorities: { local: { install_trust: false } } },
-      tls: { automation: { policies } },
+      tls: {
+        // Obtained and renewed without any HTTPS server of Caddy's: HAProxy serves them.
+        certificates: { automate: [...localHosts, ...publicHosts] },
+        automation: { policies },
+      },
       http: {
-        http_port: input.httpPort,
-        https_port: input.httpsPort,
+        // No http_port/https_port: Caddy listens on neither (HAProxy does), and its
+        // config stays the same when only they change.
         servers: {
-          https: {
-            listen: [`:${input.httpsPort}`],
-            // Our own HTTP server redirects; Caddy's would take the HTTP port twice.
-            automatic_https: { disable_redirects: true },
-            tls_connection_policies: connectionPolicies,
-            // No read/write body limits: apps stream uploads, downloads and events.
+          sites: {
+            listen: [input.sitesAddress],
+            // Plain HTTP on loopback: HAProxy in front has terminated TLS and checked the source.
+            automatic_https: { disable: true },
             read_header_timeout: "30s",
             idle_timeout: "5m",
-            routes: [
-              ...publicRoutes.map((served) => route(served)),
-              ...local.map((served) => route(served, lan)),
-              localOnlyRoute(localHosts),
-            ],
+            routes: sites.map((site) => siteRoute(site, siteDirectory(input.sitesRoot, site))),
             // Only with sites: the configs of a box without any stay as they were.
-            ...(notFoundRoutes.length > 0 ? { errors: { routes: notFoundRoutes } } : {}),
+            ...(sites.length > 0
+              ? { errors: { routes: sites.map((site) => notFoundRoute(site, input.sitesRoot)) } }
+              : {}),
             ...counted,
-          },
-          http: {
-            listen: [`:${input.httpPort}`],
-            read_header_timeout: "30s",
-            ...counted,
-            routes: [
-              {
-                handle: [
-                  {
-                    handler: "static_response",
-                    status_code: 308,
-                    headers: {
-                      Location: [`https://{http.request.host}${httpsSuffix}{http.request.uri}`],
-                    },
-                  },
-                ],
-              },
-            ],
           },
           ...(input.metricsAddress === undefined
             ? {}
             : { metrics: metricsServer(input.metricsAddress) }),
         },
       },
+    },
+  };
+}
+
+/**
+ * ACME by HTTP-01 only, its solver on loopback where HAProxy's HTTP port
+ * passes the challenges; TLS-ALPN needs the HTTPS port, which is HAProxy's.
+ */
+function acmeIssuer(challengeAddress: string): JsonObject {
+  const [host = "", port = ""] = challengeAddress.split(":");
+  return {
+    module: "acme",
+    challenges: {
+      bind_host: host,
+      http: { alternate_port: Number(port) },
+      "tls-alpn": { disabled: true },
     },
   };
 }
@@ -335,53 +354,14 @@ function metricsServer(address: string): JsonObject {
   };
 }
 
-/** A local name asked for from outside the LAN: refused, whatever the SNI was. */
-function localOnlyRoute(localHosts: readonly string[]): JsonObject {
-  return {
-    match: [{ host: [...localHosts] }],
-    handle: [
-      {
-        handler: "static_response",
-        status_code: 403,
-        body: "This name answers only on the home network.\n",
-        close: true,
-      },
-    ],
-    terminal: true,
-  };
-}
-
-/**
- * Reverse proxy for one name, for the `sources` given (default: any).
- * Caddy sets X-Forwarded-For/-Proto/-Host itself, ignoring the client's.
- */
-function proxyRoute(route: IngressRoute, sources?: JsonObject): JsonObject {
-  return {
-    match: [hostMatch(route.host, sources)],
-    handle: [
-      {
-        handler: "reverse_proxy",
-        upstreams: [{ dial: route.upstream }],
-        transport: {
-          protocol: "http",
-          // A stopped app fails fast with 502 instead of holding the client.
-          dial_timeout: "5s",
-          keep_alive: { enabled: true, idle_timeout: "2m", max_idle_conns_per_host: 64 },
-        },
-      },
-    ],
-    terminal: true,
-  };
-}
-
 /**
  * A static site: its files, compressed when that pays, revalidated at every
  * use (file_server's ETag and Last-Modified make that a 304), never sniffed
  * into another type, no directory listings.
  */
-function siteRoute(site: IngressSite, directory: string, sources?: JsonObject): JsonObject {
+function siteRoute(site: IngressSite, directory: string): JsonObject {
   return {
-    match: [hostMatch(site.host, sources)],
+    match: [{ host: [site.host] }],
     handle: [
       {
         handler: "encode",
@@ -407,18 +387,12 @@ function siteRoute(site: IngressSite, directory: string, sources?: JsonObject): 
 /**
  * A site's 404: its own `/404.html` when it has one (checked per request, so
  * a new version with or without one needs no new config); otherwise
- * nothing handles the error and Caddy's plain 404 stands. Undefined for an
- * upstream, whose 404s are its own.
+ * nothing handles the error and Caddy's plain 404 stands.
  */
-function notFoundRoute(
-  served: Served,
-  sitesRoot: string,
-  sources?: JsonObject,
-): JsonObject | undefined {
-  if ("upstream" in served) return undefined;
-  const directory = siteDirectory(sitesRoot, served);
+function notFoundRoute(site: IngressSite, sitesRoot: string): JsonObject {
+  const directory = siteDirectory(sitesRoot, site);
   return {
-    match: [hostMatch(served.host, sources)],
+    match: [{ host: [site.host] }],
     handle: [
       {
         handler: "subroute",
@@ -446,10 +420,6 @@ function notFoundRoute(
 
 function siteDirectory(sitesRoot: string, site: IngressSite): string {
   return `${sitesRoot}/${site.root}`;
-}
-
-function hostMatch(host: string, sources?: JsonObject): JsonObject {
-  return sources === undefined ? { host: [host] } : { host: [host], remote_ip: sources };
 }
 
 function adminSection(adminAddress: string): JsonObject {
@@ -514,14 +484,14 @@ function adminAddressProblem(address: string): string | undefined {
   return undefined;
 }
 
-/** The metrics tell what the box serves and how much: this machine only, on a port of its own. */
-function metricsAddressProblem(address: string, taken: readonly number[]): string | undefined {
+/** Caddy's plain-HTTP servers (sites, ACME solver, metrics): this machine only, each on a port of its own. */
+function loopbackAddressProblem(address: string, taken: readonly number[]): string | undefined {
   const control = findControlCharacter(address);
   if (control) return `contains the control character ${control}`;
   const match = /^127\.0\.0\.1:([1-9][0-9]{0,4})$/.exec(address);
   const port = Number(match?.[1]);
   if (!match || !isPort(port)) return "is not 127.0.0.1:PORT";
-  if (taken.includes(port)) return "uses the HTTP or HTTPS port";
+  if (taken.includes(port)) return "uses a port another listener of the ingress has";
   return undefined;
 }
 

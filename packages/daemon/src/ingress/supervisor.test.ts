@@ -43,6 +43,9 @@ describe("CaddySupervisor when Caddy cannot start", () => {
         dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
         httpsPort: 8443,
         httpPort: 8080,
+        sitesAddress: "127.0.0.1:9181",
+        acmeChallengeAddress: "127.0.0.1:9182",
+        haproxyDir: join(dir, "haproxy"),
         adminAddress: supervisor.caddyAdminAddress,
         storageDir: supervisor.paths.caddyStorageDir,
       });
@@ -50,7 +53,7 @@ describe("CaddySupervisor when Caddy cannot start", () => {
       for (let i = 0; i < 100 && supervisor.status().state !== "failed"; i++) await sleep(10);
       const status = supervisor.status();
       assert.equal(status.state, "failed");
-      assert.equal(status.desiredHash, compiled.hash);
+      assert.equal(status.desiredHash, compiled.caddyHash);
       assert.equal(status.configCurrent, false);
       assert.equal(status.httpsPort, 8443);
     } finally {
@@ -110,6 +113,9 @@ describe("CaddySupervisor when Caddy cannot start", () => {
       dashboard: { host: "town.home", upstream: "127.0.0.1:5309" },
       httpsPort: 8443,
       httpPort: 8080,
+      sitesAddress: "127.0.0.1:9181",
+      acmeChallengeAddress: "127.0.0.1:9182",
+      haproxyDir: join(dir, "haproxy"),
       adminAddress: "127.0.0.1:2019",
       storageDir: supervisor.paths.caddyStorageDir,
     });

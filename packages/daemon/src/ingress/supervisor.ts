@@ -231,7 +231,7 @@ export class CaddySupervisor {
         `ingress: the config's admin address ${String(admin)} is not the supervisor's ${this.caddyAdminAddress}`,
       );
     return this.mutex.run(async () => {
-      if (this.desired?.hash !== compiled.hash) this.refusedHash = undefined;
+      if (this.desired?.caddyHash !== compiled.caddyHash) this.refusedHash = undefined;
       this.desired = compiled;
       if (this.process.status().state !== "running") return "pending";
       return this.load(compiled);
@@ -239,7 +239,7 @@ export class CaddySupervisor {
   }
 
   status(): IngressStatus {
-    const desiredHash = this.desired?.hash ?? null;
+    const desiredHash = this.desired?.caddyHash ?? null;
     const appliedHash = this.driver.appliedHash ?? null;
     const status = this.process.status();
     const { pid, restarts } = status;
@@ -381,7 +381,11 @@ export class CaddySupervisor {
 
   private async converge(): Promise<void> {
     const desired = this.desired;
-    if (!desired || desired.hash === this.driver.appliedHash || desired.hash === this.refusedHash)
+    if (
+      !desired ||
+      desired.caddyHash === this.driver.appliedHash ||
+      desired.caddyHash === this.refusedHash
+    )
       return;
     try {
       await this.load(desired);
@@ -398,12 +402,12 @@ export class CaddySupervisor {
       this.lastError = null;
       if (result === "loaded") {
         await this.writeConfigFile(compiled.config);
-        this.log.info(`ingress: Caddy loaded config ${compiled.hash.slice(0, 12)}`);
+        this.log.info(`ingress: Caddy loaded config ${compiled.caddyHash.slice(0, 12)}`);
       }
       return result;
     } catch (error) {
       const failure = error instanceof TownError ? error : new TownError("io", String(error));
-      if (failure.code !== "unavailable") this.refusedHash = compiled.hash;
+      if (failure.code !== "unavailable") this.refusedHash = compiled.caddyHash;
       this.recordError(failure);
       throw failure;
     }

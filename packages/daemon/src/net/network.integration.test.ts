@@ -20,6 +20,7 @@ import {
   dig,
   eventually,
   freeNetworkPorts,
+  type NetworkPorts,
   networkMissing,
   scratchDir,
   viaCaddy,
@@ -55,7 +56,7 @@ const quietLog = { info: () => undefined, warn: () => undefined };
 describe("the Network service with the real Caddy and dnsmasq", { skip: missing }, () => {
   let scratch = "";
   let app: { server: http.Server; port: number };
-  let ports: { httpsPort: number; httpPort: number; dnsPort: number };
+  let ports: NetworkPorts;
   let routerPort = 0;
   const networks: Network[] = [];
   let caFile = "";
@@ -191,7 +192,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
 describe("networking in a real daemon", { skip: missing }, () => {
   let scratch = "";
   let daemon: RunningDaemon;
-  let ports: { httpsPort: number; httpPort: number; dnsPort: number };
+  let ports: NetworkPorts;
   let app: { server: http.Server; port: number };
   let caFile = "";
   let admin: TownClient;

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import type { Manager } from "../reconcile/manager.js";
 import { DnsmasqSupervisor, hostUpstreams, type DnsStatus } from "../dns/dnsmasq.js";
 import { MdnsResponder, type MdnsStatus } from "../dns/mdns.js";
-import { CaddySupervisor, type IngressStatus } from "../ingress/supervisor.js";
+import { Ingress, type IngressServiceStatus } from "../ingress/ingress.js";
 import { PortMappingManager, type UpnpStatus } from "../upnp/mappings.js";
 import { discoverGateway } from "../upnp/ssdp.js";
 import {
@@ -49,6 +49,9 @@ export interface NetworkOptions {
   httpsPort: number;
   httpPort: number;
   dnsPort: number;
+  /** Loopback ports of Caddy's static sites server and ACME solver, behind HAProxy. */
+  sitesPort: number;
+  acmeChallengePort: number;
   /** Caddy's Prometheus metrics on `127.0.0.1:<port>`; absent: none. */
   metricsPort?: number;
   /** Announced by mDNS; default `town-os.local`. */
@@ -65,7 +68,7 @@ export interface NetworkOptions {
 export interface NetworkStatus {
   /** `off` when this daemon runs without networking; the parts are null then. */
   state: "on" | "off";
-  ingress: IngressStatus | null;
+  ingress: IngressServiceStatus | null;
   dns: DnsStatus | null;
   mdns: MdnsStatus | null;
   upnp: UpnpStatus | null;
@@ -115,7 +118,7 @@ interface Applied {
 export class Network {
   /** Where the pages' versions live (the ingress serves them from there); exists once `start()` ran. */
   readonly sitesDir: string;
-  private readonly caddy: CaddySupervisor;
+  private readonly ingress: Ingress;
   private readonly dns: DnsmasqSupervisor;
   private readonly dnsDir: string;
   private readonly upnp: PortMappingManager;
@@ -129,8 +132,8 @@ export class Network {
 
   constructor(private readonly options: NetworkOptions) {
     const log = options.log;
-    this.caddy = new CaddySupervisor({ dataDir: join(options.dataDir, "ingress"), log });
-    this.sitesDir = this.caddy.paths.sitesDir;
+    this.ingress = new Ingress({ dataDir: join(options.dataDir, "ingress"), log });
+    this.sitesDir = this.ingress.paths.sitesDir;
     this.dnsDir = options.dnsDir ?? DEFAULT_DNS_DIR;
     this.dns = new DnsmasqSupervisor({ dir: this.dnsDir });
     this.upnp = new PortMappingManager({
@@ -175,7 +178,7 @@ export class Network {
     const mdns = this.mdns?.status() ?? null;
     return {
       state: "on",
-      ingress: this.caddy.status(),
+      ingress: this.ingress.status(),
       dns: this.dns.status(),
       mdns,
       upnp: this.upnp.status(),
@@ -196,13 +199,13 @@ export class Network {
    * @throws TownError `unavailable` while Caddy has not made its CA yet.
    */
   rootCertificate(): Promise<string> {
-    return this.caddy.rootCertificate();
+    return this.ingress.rootCertificate();
   }
 
   /** Leaves Caddy and dnsmasq serving; stops mDNS and the UPnP passes (mappings stay until their lease ends). */
   async close(): Promise<void> {
     await this.quiesce();
-    this.caddy.close();
+    this.ingress.close();
     this.dns.detach();
     await this.upnp.stop();
     await this.mdns?.stop();
@@ -211,12 +214,12 @@ export class Network {
   /** Tests only: `close()`, and stops Caddy and dnsmasq too, waiting until they are gone. */
   async stopForTests(): Promise<void> {
     await this.close();
-    await this.caddy.stop();
+    await this.ingress.stop();
     await this.dns.stop();
   }
 
   private async startParts(): Promise<void> {
-    await this.caddy.start().catch((error: unknown) => {
+    await this.ingress.start().catch((error: unknown) => {
       // Caddy's own failures are in its status; this is the directory or the like.
       this.options.log.warn(`network: ingress: ${message(error)}`);
     });
@@ -255,9 +258,9 @@ export class Network {
       httpPort: this.options.httpPort,
       dnsPort: this.options.dnsPort,
       lanAddresses,
-      adminAddress: this.caddy.caddyAdminAddress,
-      storageDir: this.caddy.paths.caddyStorageDir,
-      sitesRoot: this.caddy.paths.caddySitesDir,
+      sitesPort: this.options.sitesPort,
+      acmeChallengePort: this.options.acmeChallengePort,
+      ...this.ingress.locations(),
       ...(this.options.metricsPort === undefined ? {} : { metricsPort: this.options.metricsPort }),
     });
     const problems = [...plan.problems];
@@ -265,8 +268,8 @@ export class Network {
     try {
       const { compiled, problems: leftOut } = compileIngressLeniently(plan.ingress);
       problems.push(...leftOut);
-      // A refusal by Caddy is in the ingress status (lastError); the old config keeps serving.
-      await this.caddy.apply(compiled).catch(() => undefined);
+      // A refusal is in the ingress status (lastError); the old config keeps serving.
+      await this.ingress.apply(compiled).catch(() => undefined);
     } catch (error) {
       problems.push(`ingress: ${message(error)}`);
     }

@@ -21,6 +21,9 @@ const context: NetworkContext = {
   adminAddress: "unix//var/lib/town/network/ingress/admin.sock",
   storageDir: "/var/lib/town/network/ingress/storage",
   sitesRoot: "/proc/self/cwd/sites",
+  haproxyDir: "/var/lib/town/network/ingress/haproxy",
+  sitesPort: 9181,
+  acmeChallengePort: 9182,
 };
 
 function app(overrides: Partial<NetworkApp> & Pick<NetworkApp, "name">): NetworkApp {
@@ -86,6 +89,9 @@ describe("planNetwork", () => {
       httpPort: 80,
       adminAddress: context.adminAddress,
       storageDir: context.storageDir,
+      sitesAddress: "127.0.0.1:9181",
+      acmeChallengeAddress: "127.0.0.1:9182",
+      haproxyDir: context.haproxyDir,
     });
     assert.equal(plan.dashboardUrl, "https://town.home/");
     assert.deepEqual(plan.apps, [

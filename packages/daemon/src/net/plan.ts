@@ -60,11 +60,16 @@ export interface NetworkContext {
   dnsPort: number;
   /** The box's LAN addresses now; the first IPv4 one is the router's internal client. */
   lanAddresses: readonly string[];
-  /** Caddy's admin address and storage, from its supervisor. */
+  /** Where the ingress's programs keep their files (`Ingress.locations()`). */
   adminAddress: string;
   storageDir: string;
   /** The sites directory as Caddy names it (the supervisor's `caddySitesDir`). */
   sitesRoot: string;
+  haproxyDir: string;
+  haproxyUser?: { name: string; group: string };
+  /** Loopback ports of Caddy's static sites server and ACME solver (`IngressInput`). */
+  sitesPort: number;
+  acmeChallengePort: number;
   /** Loopback port Caddy serves its Prometheus metrics on (`IngressInput.metricsAddress`); absent: none. */
   metricsPort?: number;
 }
@@ -230,6 +235,10 @@ export function planNetwork(inputs: NetworkInputs, context: NetworkContext): Net
       httpPort: context.httpPort,
       adminAddress: context.adminAddress,
       storageDir: context.storageDir,
+      sitesAddress: `127.0.0.1:${context.sitesPort}`,
+      acmeChallengeAddress: `127.0.0.1:${context.acmeChallengePort}`,
+      haproxyDir: context.haproxyDir,
+      ...(context.haproxyUser === undefined ? {} : { haproxyUser: context.haproxyUser }),
       ...(context.metricsPort === undefined
         ? {}
         : { metricsAddress: `127.0.0.1:${context.metricsPort}` }),
