@@ -85,7 +85,9 @@ try {
   );
   await writeFile(join(scratch, "page.html"), PAGE);
   const upstream = hasNginx ? await nginxUpstream() : await nodeUpstream();
-  const httpsPort = await freePort();
+  // Each is free only until bound: five calls of freePort could give one port twice.
+  const [httpsPort = 0, httpPort = 0, sitesPort = 0, acmePort = 0, metricsPort = 0] =
+    await freePorts(5);
   const compiled = compileIngress({
     routes: [{ host: HOST, upstream: `127.0.0.1:${upstream.port}` }],
     publicDomains: [],
@@ -93,11 +95,11 @@ try {
     publicSites: [],
     dashboard: { host: "town.home", upstream: `127.0.0.1:${upstream.port}` },
     httpsPort,
-    httpPort: await freePort(),
-    sitesAddress: `127.0.0.1:${await freePort()}`,
-    acmeChallengeAddress: `127.0.0.1:${await freePort()}`,
+    httpPort,
+    sitesAddress: `127.0.0.1:${sitesPort}`,
+    acmeChallengeAddress: `127.0.0.1:${acmePort}`,
     // As the daemon runs it (TOWN_INGRESS_METRICS_PORT, default 9180).
-    metricsAddress: `127.0.0.1:${await freePort()}`,
+    metricsAddress: `127.0.0.1:${metricsPort}`,
     ...ingress.locations(),
   });
   await ingress.start();
@@ -294,6 +296,13 @@ async function treeUsage(pid: number): Promise<{ cpuSeconds: number; switches: n
     switches += child.switches;
   }
   return { cpuSeconds, switches };
+}
+
+/** `count` different free ports. */
+async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
 }
 
 /** Starts `command` as a child of the bench (stopped at its end) and waits for `port` to listen. */
