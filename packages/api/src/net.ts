@@ -7,21 +7,43 @@ const open = <T extends TProperties>(properties: T) =>
   Type.Object(properties, { additionalProperties: true });
 const part = <T extends TProperties>(properties: T) => Nullable(open(properties));
 
+const ProcessStateSchema = StringEnum([
+  "starting",
+  "running",
+  "adopted",
+  "restarting",
+  "failed",
+  "stopped",
+]);
+
+// The ingress: HAProxy serves (state, pid, user: its data plane), Caddy keeps the certificates.
 const IngressStatusSchema = part({
-  state: StringEnum(["starting", "running", "adopted", "restarting", "failed", "stopped"]),
+  /** The worse of HAProxy's and Caddy's states. */
+  state: ProcessStateSchema,
+  /** HAProxy's master process. */
   pid: Nullable(Type.Integer()),
-  /** The user the watched Caddy runs as. */
+  /** The user HAProxy's workers run as. */
   user: Nullable(Type.String()),
   adminAddress: Type.String(),
   httpsPort: Nullable(Type.Integer()),
   httpPort: Nullable(Type.Integer()),
-  /** Caddy runs the desired config (false while none is set). */
+  /** HAProxy and Caddy run the desired config (false while none is set). */
   configCurrent: Type.Boolean(),
   desiredHash: Nullable(Type.String()),
   appliedHash: Nullable(Type.String()),
   /** Restarts after a crash since the daemon started. */
   restarts: Type.Integer(),
   lastError: Nullable(open({ code: Type.String(), message: Type.String(), at: Type.Integer() })),
+  /** Caddy: the local CA, ACME, the static sites. */
+  certificates: Type.Optional(
+    open({
+      state: ProcessStateSchema,
+      pid: Nullable(Type.Integer()),
+      user: Nullable(Type.String()),
+      /** Names HAProxy has a certificate for. */
+      served: Type.Integer(),
+    }),
+  ),
 });
 
 const ListenSchema = open({ addresses: Type.Array(Type.String()), port: Type.Integer() });

@@ -52,6 +52,15 @@ function statusLines(status: NetworkStatus): string[] {
         (ports.length > 0 ? `, ${ports.join(", ")}` : "") +
         `, config ${ingress.configCurrent ? "current" : "not applied"}`,
     );
+    const { certificates } = ingress;
+    if (certificates)
+      lines.push(
+        `  certificates: ${certificates.state}` +
+          (certificates.pid === null
+            ? ""
+            : ` (pid ${certificates.pid}${certificates.user === null ? "" : `, user ${certificates.user}`})`) +
+          `, ${certificates.served} ${certificates.served === 1 ? "name" : "names"} served`,
+      );
     if (ingress.lastError) lines.push(`  last error: ${ingress.lastError.message}`);
   }
   if (dns) {

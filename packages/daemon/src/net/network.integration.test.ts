@@ -97,7 +97,7 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
 
   after(async () => {
     for (const network of networks) await network.stopForTests();
-    assert.deepEqual(await processesMentioning(scratch), [], "Caddy and dnsmasq are gone");
+    assert.deepEqual(await processesMentioning(scratch), [], "Caddy, HAProxy and dnsmasq are gone");
     await new Promise((resolve) => app.server.close(resolve));
     await rm(scratch, { recursive: true, force: true });
   });
@@ -114,7 +114,11 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
     assert.equal(status.dns.records, 3);
     assert.equal(status.mdns?.state, "running", status.mdns?.error);
     assert.deepEqual(status.problems, []);
-    assert.equal((await processesMentioning(scratch)).length, 2, "one Caddy, one dnsmasq");
+    assert.equal(
+      (await processesMentioning(scratch)).length,
+      4,
+      "one Caddy, one HAProxy (master and worker), one dnsmasq",
+    );
     assert.deepEqual(status.apps, [
       { repo: "default", name: "wiki", urls: [`https://wiki.default.home:${ports.httpsPort}/`] },
     ]);
@@ -239,7 +243,7 @@ describe("networking in a real daemon", { skip: missing }, () => {
     const running = daemon.boot.services?.network;
     await daemon.stop();
     await running?.stopForTests();
-    assert.deepEqual(await processesMentioning(scratch), [], "Caddy and dnsmasq are gone");
+    assert.deepEqual(await processesMentioning(scratch), [], "Caddy, HAProxy and dnsmasq are gone");
     await new Promise((resolve) => app.server.close(resolve));
     await rm(scratch, { recursive: true, force: true });
   });
@@ -295,8 +299,12 @@ describe("networking in a real daemon", { skip: missing }, () => {
     assert.equal(status.code, 0, status.stderr);
     assert.match(
       status.stdout,
-      // Caddy never runs as root: the daemon (root here) starts it as Debian's caddy user.
-      /^ingress: running \(pid \d+, user caddy\), https :\d+, http :\d+, config current$/m,
+      // HAProxy's workers and Caddy never run as root: the daemon (root here) runs them as Debian's users.
+      /^ingress: running \(pid \d+, user haproxy\), https :\d+, http :\d+, config current$/m,
+    );
+    assert.match(
+      status.stdout,
+      /^ {2}certificates: running \(pid \d+, user caddy\), 1 name served$/m,
     );
     assert.match(status.stdout, /^dns: running on 127\.0\.0\.1 port \d+, 1 records$/m);
     assert.match(status.stdout, /^mdns: town-os\.local running$/m);
