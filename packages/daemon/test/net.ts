@@ -8,7 +8,7 @@ import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { freePort } from "./runtime/podman-host.js";
+import { freePorts } from "./runtime/podman-host.js";
 
 const run = promisify(execFile);
 
@@ -105,13 +105,9 @@ export interface NetworkPorts {
 
 /** Free high ports for the ingress (HTTPS, HTTP and Caddy's loopback ones) and DNS of a test's network. */
 export async function freeNetworkPorts(): Promise<NetworkPorts> {
-  return {
-    httpsPort: await freePort(),
-    httpPort: await freePort(),
-    dnsPort: await freePort(),
-    sitesPort: await freePort(),
-    acmeChallengePort: await freePort(),
-  };
+  const [httpsPort = 0, httpPort = 0, dnsPort = 0, sitesPort = 0, acmeChallengePort = 0] =
+    await freePorts(5);
+  return { httpsPort, httpPort, dnsPort, sitesPort, acmeChallengePort };
 }
 
 /** A daemon's `network` on free ports with its DNS files in `scratch`, answering for loopback only. */

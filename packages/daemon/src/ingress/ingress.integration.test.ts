@@ -20,7 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import { TownError } from "@townos/format";
 import { eventually } from "../../test/net.js";
-import { freePort } from "../../test/runtime/podman-host.js";
+import { freePorts } from "../../test/runtime/podman-host.js";
 import { bootstrapConfig, compileIngress, type IngressInput } from "./config.js";
 import { Ingress, type IngressServiceStatus } from "./ingress.js";
 import { CaddySupervisor } from "./supervisor.js";
@@ -154,6 +154,7 @@ describe(
     let blocker: http.Server;
     let appPort = 0;
     let blockedPort = 0;
+    let metricsPort = 0;
     let input: IngressInput;
     let supervisor: Ingress;
     let rootPem = "";
@@ -191,16 +192,19 @@ describe(
         certificateCheckMs: 200,
         backoffInitialMs: 200,
       });
+      const [httpsPort = 0, httpPort = 0, sitesPort = 0, acmePort = 0, metrics = 0] =
+        await freePorts(5);
+      metricsPort = metrics;
       input = {
         routes: [{ host, upstream: `127.0.0.1:${appPort}` }],
         publicDomains: [],
         sites: [],
         publicSites: [],
         dashboard: { host: "town.home", upstream: `127.0.0.1:${appPort}` },
-        httpsPort: await freePort(),
-        httpPort: await freePort(),
-        sitesAddress: `127.0.0.1:${await freePort()}`,
-        acmeChallengeAddress: `127.0.0.1:${await freePort()}`,
+        httpsPort,
+        httpPort,
+        sitesAddress: `127.0.0.1:${sitesPort}`,
+        acmeChallengeAddress: `127.0.0.1:${acmePort}`,
         ...supervisor.locations(),
       };
     });
@@ -491,7 +495,7 @@ describe(
     });
 
     it("serves Caddy's metrics on a loopback port for Prometheus", async () => {
-      const metricsAddress = `127.0.0.1:${await freePort()}`;
+      const metricsAddress = `127.0.0.1:${metricsPort}`;
       // A site (its files from the sites test): Caddy serves those, and counts them.
       const sites = [{ host: "plain.home", root: "plain/v1" }];
       assert.equal(

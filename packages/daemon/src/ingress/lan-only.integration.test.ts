@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { eventually } from "../../test/net.js";
 import { createTestNetns, netnsMissing, type TestNetns } from "../../test/netns.js";
-import { freePort } from "../../test/runtime/podman-host.js";
+import { freePorts } from "../../test/runtime/podman-host.js";
 import { compileIngress, withCaddyConfig, type JsonObject } from "./config.js";
 import { Ingress } from "./ingress.js";
 
@@ -95,7 +95,8 @@ describe(
       await netns.exec(["ip", "addr", "add", `${outside(2)}/30`, "dev", netns.namespaceInterface]);
 
       supervisor = new Ingress({ dataDir: join(dir, "ingress"), pollIntervalMs: 200 });
-      httpsPort = await freePort();
+      const [https = 0, httpPort = 0, sitesPort = 0, acmePort = 0] = await freePorts(4);
+      httpsPort = https;
       const compiled = compileIngress({
         routes: [{ host: "wiki.default.home", upstream }],
         publicDomains: [{ host: "pub.example.org", upstream }],
@@ -103,9 +104,9 @@ describe(
         publicSites: [],
         dashboard: { host: "town.home", upstream },
         httpsPort,
-        httpPort: await freePort(),
-        sitesAddress: `127.0.0.1:${await freePort()}`,
-        acmeChallengeAddress: `127.0.0.1:${await freePort()}`,
+        httpPort,
+        sitesAddress: `127.0.0.1:${sitesPort}`,
+        acmeChallengeAddress: `127.0.0.1:${acmePort}`,
         ...supervisor.locations(),
       });
       // No public CA here: the public name's certificate comes from the local CA too.

@@ -58,6 +58,13 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** `count` different free ports (the kernel may hand one out twice in a row). */
+export async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
 /** A Podman client and the service of the test's own it started on `scratch/podman.sock`. */
 export interface TestPodman {
   podman: Podman;
