@@ -28,22 +28,10 @@ import { DNS_LABEL, findControlCharacter, TownError, type Issue } from "@townos/
 import { canonicalJson } from "../canonical-json.js";
 import { haproxyFiles, type HaproxyFiles } from "./haproxy-config.js";
 import { LAN_SOURCE_RANGES } from "./lan.js";
+import type { IngressRoute, IngressSite } from "./routes.js";
 
 export { LAN_SOURCE_RANGES };
-
-export interface IngressRoute {
-  /** A DNS name, e.g. `gitea.default.home`. */
-  host: string;
-  /** Plain HTTP upstream, `127.0.0.1:PORT` (an IP, `[IPv6]` or DNS name, and a port). */
-  upstream: string;
-}
-
-export interface IngressSite {
-  /** A DNS name, e.g. `blog.home`. */
-  host: string;
-  /** The version directory relative to the sites root, `<page>/<version>`. */
-  root: string;
-}
+export type { IngressRoute, IngressSite };
 
 export interface IngressInput {
   /** Apps under the local TLD: certificates from the local CA. */

@@ -26,7 +26,7 @@
  */
 import { TownError } from "@townos/format";
 import { printable } from "../storage/names.js";
-import type { IngressRoute, IngressSite } from "./config.js";
+import type { IngressRoute, IngressSite } from "./routes.js";
 import { LAN_SOURCE_RANGES } from "./lan.js";
 
 export interface HaproxyInput {
