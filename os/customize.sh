@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # mmdebstrap's customize hook for os/build.sh: puts the project and the OS
 # layer (os/rootfs) into the root file system $1 and chooses its services.
-# $2: the staged project (dist/os-work/app).
+# $2: the staged project (dist/os-work/app); $3: the image's version.
 set -euo pipefail
-readonly root=$1 app=$2
+readonly root=$1 app=$2 version=$3
 here=$(dirname "$(readlink -f "$0")")
 
 cp -a "$here/rootfs/." "$root/"
 mkdir -p "$root/opt"
 cp -a "$app" "$root/opt/town"
 ln -sf /opt/town/town "$root/usr/local/bin/town"
+# What the daemon reports as the running image (system/os-info.ts).
+printf 'TOWN_OS_VERSION=%s\nTOWN_OS_BUILT=%s\n' "$version" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  >"$root/etc/town-os-release"
 
 chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman.socket \
   town-os-data.service town-os.service town-os-console.service

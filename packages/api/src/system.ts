@@ -24,3 +24,15 @@ export const SystemUsageSchema = Type.Object({
   uptimeSeconds: Type.Integer(),
 });
 export type SystemUsage = Static<typeof SystemUsageSchema>;
+
+/** What the Town OS image says about the box; both null off the image. */
+export const OsInfoSchema = Type.Object({
+  /** The running image (`/etc/town-os-release`). */
+  image: Nullable(Type.Object({ version: Type.String(), built: Nullable(Type.String()) })),
+  /**
+   * Where apps and settings are kept, as decided at boot: `disk` (the data
+   * pool, `detail` its device) or `ram` (lost at reboot, `detail` why).
+   */
+  data: Nullable(Type.Object({ storage: StringEnum(["disk", "ram"]), detail: Type.String() })),
+});
+export type OsInfo = Static<typeof OsInfoSchema>;

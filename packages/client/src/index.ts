@@ -43,6 +43,7 @@ import type {
   Status,
   StorageView,
   SystemUsage,
+  OsInfo,
   UpdateAccountBody,
   UpgradeBody,
   UpgradeOffer,
@@ -455,6 +456,11 @@ export class TownClient {
   /** How busy the box is: CPU, load, memory and uptime. */
   systemUsage(): Promise<SystemUsage> {
     return this.request("GET", "/system/usage");
+  }
+
+  /** The running Town OS image, and whether the data is on a disk or in RAM. */
+  osInfo(): Promise<OsInfo> {
+    return this.request("GET", "/system/os");
   }
 
   /** The VM image store: its images, and the downloads under way or failed. */

@@ -30,6 +30,7 @@ import { attachPages, createPages } from "./pages/setup.js";
 import { pruneAudit, startBackgroundWork } from "./background-work.js";
 import { appEndpoints } from "./monitoring/app-endpoints.js";
 import { AppMetrics } from "./monitoring/app-metrics.js";
+import type { OsFiles } from "./system/os-info.js";
 import { grafanaNetworkApp } from "./monitoring/grafana-runner.js";
 import { createMonitoring, grafanaRunner, runMonitoring } from "./monitoring/setup.js";
 import type { MonitoringConfig } from "./monitoring/types.js";
@@ -77,6 +78,8 @@ export interface DaemonConfig {
   oauth?: OAuthConfig;
   /** Tests: an answer with a field its response schema lacks fails (see api/response-check.ts). */
   checkResponses?: boolean;
+  /** Where the Town OS image's files are (tests); default the image's own paths. */
+  osFiles?: OsFiles;
 }
 
 export interface NetworkConfig {
@@ -157,6 +160,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     logger: { level: config.logLevel, ...(config.logStream ? { stream: config.logStream } : {}) },
     ...(config.webRoot === undefined ? {} : { webRoot: config.webRoot }),
     ...(config.checkResponses === true ? { checkResponses: true } : {}),
+    ...(config.osFiles === undefined ? {} : { osFiles: config.osFiles }),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -79,6 +79,11 @@ const en = {
   "tour.dismiss": "Got it",
 
   "home.title": "Home",
+  "home.dataInRam": "Your data is not saved",
+  "home.dataInRamText":
+    "This box found no data disk, so apps, files and settings are kept in memory only and are lost when it restarts. To keep them, connect a blank disk and start the box once with the option town.data=/dev/DISK.",
+  "home.dataInRamReason": "Why: {reason}",
+  "home.image": "Town OS image {version}",
   "home.apps": "Apps",
   "home.noApps": "No apps are installed yet.",
   "home.browse": "Browse the App store",

@@ -6,6 +6,7 @@ import { dashboardHost } from "../net/plan.js";
 import type { Services } from "../services.js";
 import type { BooleanSettingKey } from "../store/settings.js";
 import type { Metrics } from "./metrics.js";
+import type { OsFiles } from "../system/os-info.js";
 
 // What the server and every route share: the options the API is built with,
 // the per-route config, and the services once booted. Its own module so that
@@ -68,6 +69,8 @@ export interface ApiOptions {
   webRoot?: string;
   /** Fail answers with fields their response schema lacks (tests; see response-check.ts). */
   checkResponses?: boolean;
+  /** Where the Town OS image's files are (system/os-info.ts); default the image's paths. */
+  osFiles?: OsFiles;
 }
 
 /** The daemon's services, or "booting" until they are up. */

@@ -20,6 +20,7 @@ export function Home() {
   const usage = useLoad(() => client.systemUsage(), "usage", REFRESH_MS);
   const repos = useLoad(() => client.repositories({ limit: 500 }), "repos");
   const alerts = useLoad(() => client.monitoringAlerts(), "alerts", ALERTS_REFRESH_MS);
+  const os = useLoad(() => client.osInfo(), "os");
   // The tour's steps are the administrator's to take.
   const [showTour, setShowTour] = useState(session.isAdmin && tour.pending());
 
@@ -36,6 +37,7 @@ export function Home() {
           </span>
         )}
       </div>
+      {os.data?.data?.storage === "ram" && <DataInRam reason={os.data.data.detail} />}
       <Alerts alerts={alerts.data} failed={alerts.error !== undefined} />
       {session.isAdmin && <BackupFailures />}
       {showTour && (
@@ -150,7 +152,21 @@ export function Home() {
         </p>
       )}
       {storage.error && <ErrorBox problem={storage.error} />}
+      {os.data?.image && (
+        <p className="muted">{t("home.image", { version: os.data.image.version })}</p>
+      )}
     </>
+  );
+}
+
+/** The box found no data disk: whatever is done on it is lost at the next restart. */
+function DataInRam({ reason }: { reason: string }) {
+  return (
+    <section className="card danger" role="alert" aria-labelledby="data-in-ram-title">
+      <h2 id="data-in-ram-title">{t("home.dataInRam")}</h2>
+      <p>{t("home.dataInRamText")}</p>
+      {reason !== "" && <p className="muted">{t("home.dataInRamReason", { reason })}</p>}
+    </section>
   );
 }
 

@@ -6,7 +6,9 @@ import {
   SignedInSchema,
   StatusSchema,
   SystemUsageSchema,
+  OsInfoSchema,
   type Account as AccountWire,
+  type OsInfo,
   type LoginBody,
   type SetupBody,
   type SignedIn,
@@ -18,6 +20,7 @@ import type { Account } from "../../auth/accounts.js";
 import { SESSION_IDLE_MS } from "../../auth/sessions.js";
 import { type ApiOptions, services, SESSION_COOKIE } from "../context.js";
 import { UsageSampler } from "../../system/usage.js";
+import { readOsInfo } from "../../system/os-info.js";
 import { accountView } from "./accounts.js";
 
 export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions): void {
@@ -32,6 +35,19 @@ export function registerSystemRoutes(api: FastifyInstance, options: ApiOptions):
       },
     },
     async () => usage.sample(),
+  );
+
+  api.get<{ Reply: OsInfo }>(
+    "/system/os",
+    {
+      config: { access: "user" },
+      schema: {
+        summary:
+          "The running Town OS image, and whether the data is on a disk or in RAM (lost at reboot)",
+        response: { 200: OsInfoSchema },
+      },
+    },
+    async () => readOsInfo(options.osFiles),
   );
 
   api.get<{ Reply: Status }>(

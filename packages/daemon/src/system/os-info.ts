@@ -1,0 +1,84 @@
+/**
+ * What the Town OS image tells the daemon about the box (off the image both
+ * files are absent and both answers null): the image's version, written by
+ * the build into `/etc/town-os-release`, and where the data lives, decided
+ * at boot by `town-os-data` into `/run/town-os/data` (`disk DEVICE` or
+ * `ram REASON`). Data in RAM is lost at reboot: the dashboard says so.
+ */
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { findControlCharacter } from "@townos/format";
+import { NO_FOLLOW } from "./proc.js";
+
+export const DEFAULT_OS_FILES = {
+  release: "/etc/town-os-release",
+  data: "/run/town-os/data",
+} as const;
+
+export interface OsFiles {
+  release: string;
+  data: string;
+}
+
+export interface OsInfo {
+  /** The running image; null off the image. */
+  image: { version: string; built: string | null } | null;
+  /** Where apps and settings are kept; null when nothing decided it (off the image). */
+  data: { storage: "disk" | "ram"; detail: string } | null;
+}
+
+/** Both files are a line or a few: anything longer is not theirs. */
+const MAX_FILE_BYTES = 4096;
+const MAX_VALUE_LENGTH = 200;
+
+export async function readOsInfo(files: OsFiles = DEFAULT_OS_FILES): Promise<OsInfo> {
+  const [release, data] = await Promise.all([readSmall(files.release), readSmall(files.data)]);
+  return {
+    image: release === undefined ? null : parseRelease(release),
+    data: data === undefined ? null : parseDataDecision(data),
+  };
+}
+
+/** `KEY=VALUE` lines (os-release style, values optionally double-quoted); needs TOWN_OS_VERSION. */
+export function parseRelease(text: string): OsInfo["image"] {
+  const values = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const match = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (!match) continue;
+    const [, key = "", raw = ""] = match;
+    const value = raw.replace(/^"(.*)"$/, "$1");
+    if (value.length > 0 && value.length <= MAX_VALUE_LENGTH && !findControlCharacter(value))
+      values.set(key, value);
+  }
+  const version = values.get("TOWN_OS_VERSION");
+  if (version === undefined) return null;
+  return { version, built: values.get("TOWN_OS_BUILT") ?? null };
+}
+
+/** `disk DEVICE` or `ram REASON`, one line; anything else decides nothing. */
+export function parseDataDecision(text: string): OsInfo["data"] {
+  const line = text.split("\n")[0]?.trim() ?? "";
+  const match = /^(disk|ram)(?: (.+))?$/.exec(line);
+  if (!match) return null;
+  const [, storage, detail = ""] = match;
+  if (detail.length > MAX_VALUE_LENGTH || findControlCharacter(detail)) return null;
+  return { storage: storage === "disk" ? "disk" : "ram", detail };
+}
+
+/** A regular file's text, bounded, its last component not followed; undefined when absent or unfit. */
+async function readSmall(path: string): Promise<string | undefined> {
+  let file;
+  try {
+    file = await open(path, constants.O_RDONLY | NO_FOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!(await file.stat()).isFile()) return undefined;
+    const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    return bytesRead > MAX_FILE_BYTES ? undefined : buffer.subarray(0, bytesRead).toString("utf8");
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * What the Town OS image tells the dashboard, in Debian's Chromium against a
+ * real daemon reading the image's two files (here in a temp dir): with no
+ * data disk, Home says loudly that nothing is saved and why; once the data
+ * is on a disk, it does not; the running image's version is shown. A
+ * screenshot lands in docs/screenshots for reviewers.
+ */
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { BrowserContext, Page } from "playwright-core";
+import { startDaemon, type RunningDaemon } from "@townos/daemon";
+import { setupAdmin, testDaemonConfig } from "../../daemon/test/daemon.js";
+import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
+
+const shotsDir = join(webDir, "../../docs/screenshots");
+
+if (chromiumMissing) console.log(`# skipping the Town OS image test: ${chromiumMissing}`);
+
+describe("the dashboard on the Town OS image", { skip: chromiumMissing, timeout: 120_000 }, () => {
+  let scratch: string;
+  let daemon: RunningDaemon | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  let dataFile = "";
+
+  before(async () => {
+    await ensureBuilt();
+    await mkdir(shotsDir, { recursive: true });
+    scratch = await mkdtemp(join(tmpdir(), "town-web-os-"));
+    const releaseFile = join(scratch, "town-os-release");
+    dataFile = join(scratch, "town-os-data");
+    await writeFile(
+      releaseFile,
+      "TOWN_OS_VERSION=2026.12.04-test\nTOWN_OS_BUILT=2026-12-04T19:00:00Z\n",
+    );
+    await writeFile(dataFile, "ram no blank disk was named (town.data=/dev/DISK)\n");
+    daemon = await startDaemon(
+      testDaemonConfig(scratch, {
+        webRoot: join(webDir, "dist"),
+        apps: false,
+        network: false,
+        monitoring: false,
+        osFiles: { release: releaseFile, data: dataFile },
+      }),
+    );
+    await daemon.booted;
+    const admin = await setupAdmin(daemon, "admin-password-0s1m");
+    assert.deepEqual(await admin.osInfo(), {
+      image: { version: "2026.12.04-test", built: "2026-12-04T19:00:00Z" },
+      data: { storage: "ram", detail: "no blank disk was named (town.data=/dev/DISK)" },
+    });
+    context = await launchChromium(join(scratch, "chromium"), {
+      viewport: { width: 1280, height: 900 },
+    });
+    await context.addCookies([{ name: "town_session", value: admin.token, url: daemon.url }]);
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+
+  after(async () => {
+    await context?.close();
+    await daemon?.stop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("says on Home that nothing is saved while the data is in RAM, and why", async () => {
+    assert.ok(daemon);
+    await page.goto(`${daemon.url}/`);
+    const banner = page.getByRole("alert").filter({ hasText: "Your data is not saved" });
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /lost when it restarts/);
+    assert.match(await banner.innerText(), /Why: no blank disk was named/);
+    await page.getByText("Town OS image 2026.12.04-test").waitFor();
+    await page.screenshot({ path: join(shotsDir, "home-data-in-ram.png") });
+  });
+
+  it("says nothing of the kind once the data is on a disk", async () => {
+    assert.ok(daemon);
+    await writeFile(dataFile, "disk /dev/vdb\n");
+    await page.reload();
+    await page.getByText("Town OS image 2026.12.04-test").waitFor();
+    assert.equal(await page.getByText("Your data is not saved").count(), 0);
+  });
+});
