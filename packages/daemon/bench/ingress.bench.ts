@@ -46,7 +46,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { compileIngress } from "../src/ingress/config.js";
 import { Ingress } from "../src/ingress/ingress.js";
 import { freePort, freePorts } from "../test/runtime/podman-host.js";
-import { run } from "./support.js";
+import { selfSignedCertificate } from "../test/haproxy.js";
 
 const CONNECTIONS = Number(process.env["BENCH_CLIENTS"] ?? 50);
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10);
@@ -129,7 +129,7 @@ try {
       pids: [status.pid, status.certificates.pid].filter((pid) => pid !== null),
     },
   ];
-  await selfSignedCertificate();
+  await selfSignedCertificate(scratch, [HOST]);
   if (hasNginx) proxies.push(await nginxProxy(upstream.port));
   else console.log("ingress: nginx is not installed, not compared (bash scripts/setup-bench.sh)");
   proxies.push(await haproxyProxy(upstream.port));
@@ -442,34 +442,6 @@ server.listen(${port}, "127.0.0.1");`;
   return { port, kind: "Node, one process" };
 }
 
-async function selfSignedCertificate(): Promise<void> {
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${HOST}`,
-    "-addext",
-    `subjectAltName=DNS:${HOST}`,
-    "-keyout",
-    join(scratch, "key.pem"),
-    "-out",
-    join(scratch, "cert.pem"),
-  ]);
-  // HAProxy takes the certificate and its key in one file.
-  await writeFile(
-    join(scratch, "cert-and-key.pem"),
-    (await readFile(join(scratch, "cert.pem"), "utf8")) +
-      (await readFile(join(scratch, "key.pem"), "utf8")),
-  );
-}
-
 async function nginxProxy(upstreamPort: number): Promise<Proxy> {
   const port = await freePort();
   const child = await nginxRun(
@@ -522,7 +494,7 @@ defaults
   option forwardfor
 
 frontend https
-  bind 127.0.0.1:${port} ssl crt ${scratch}/cert-and-key.pem alpn h2,http/1.1
+  bind 127.0.0.1:${port} ssl crt ${scratch}/server.pem alpn h2,http/1.1
   http-request set-header X-Forwarded-Proto https
   default_backend app
 

@@ -30,14 +30,13 @@ export function haproxyMissing(): string | false {
 }
 
 /**
- * A fresh directory for HAProxy's files, with one self-signed ECDSA
- * certificate for `names` (cert and key in one .pem) listed in the crt-list.
- * `certFile` is the certificate alone, for clients to trust.
+ * A self-signed ECDSA P-256 certificate for `names` (two days) in `dir`:
+ * `cert.pem`, `key.pem`, and both in `server.pem`, the form HAProxy reads.
  */
-export async function haproxyDir(
+export async function selfSignedCertificate(
+  dir: string,
   names: readonly string[],
-): Promise<{ dir: string; certFile: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "town-haproxy-"));
+): Promise<{ certFile: string; keyFile: string; pemFile: string }> {
   const certFile = join(dir, "cert.pem");
   const keyFile = join(dir, "key.pem");
   await run("openssl", [
@@ -59,9 +58,22 @@ export async function haproxyDir(
     "-out",
     certFile,
   ]);
-  const pem = join(dir, "server.pem");
-  await writeFile(pem, (await readFile(certFile, "utf8")) + (await readFile(keyFile, "utf8")));
-  await writeFile(join(dir, CRT_LIST_FILE), `${pem}\n`);
+  const pemFile = join(dir, "server.pem");
+  await writeFile(pemFile, (await readFile(certFile, "utf8")) + (await readFile(keyFile, "utf8")));
+  return { certFile, keyFile, pemFile };
+}
+
+/**
+ * A fresh directory for HAProxy's files, with one self-signed certificate
+ * for `names` listed in the crt-list. `certFile` is the certificate alone,
+ * for clients to trust.
+ */
+export async function haproxyDir(
+  names: readonly string[],
+): Promise<{ dir: string; certFile: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "town-haproxy-"));
+  const { certFile, pemFile } = await selfSignedCertificate(dir, names);
+  await writeFile(join(dir, CRT_LIST_FILE), `${pemFile}\n`);
   return { dir, certFile };
 }
 

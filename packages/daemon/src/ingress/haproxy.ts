@@ -15,7 +15,7 @@
  * later); a change reloads.
  */
 import { constants } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import net from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -32,7 +32,7 @@ import {
   HAPROXY_CONFIG_FILE,
   type HaproxyFiles,
 } from "./haproxy-config.js";
-import { openNoFollow } from "./run-as.js";
+import { openNoFollow, writeFileAnew } from "./run-as.js";
 
 export const DEFAULT_HAPROXY_USER = "haproxy";
 const CERTS_DIR = "certs";
@@ -323,16 +323,17 @@ export class HaproxySupervisor {
     const certsDir = join(this.dir, CERTS_DIR);
     await mkdir(certsDir, { recursive: true, mode: 0o700 });
     const wanted = new Set([...certificates.keys()].map((host) => `${host}.pem`));
-    for (const [host, pem] of certificates) await writeNew(join(certsDir, `${host}.pem`), pem);
+    for (const [host, pem] of certificates)
+      await writeFileAnew(join(certsDir, `${host}.pem`), pem, 0o600);
     for (const name of await readdir(certsDir))
       if (!wanted.has(name)) await rm(join(certsDir, name), { force: true });
     const list = [...certificates.keys()]
       .sort()
       .map((host) => `${join(certsDir, `${host}.pem`)}\n`)
       .join("");
-    await writeNew(join(this.dir, CRT_LIST_FILE), list);
+    await writeFileAnew(join(this.dir, CRT_LIST_FILE), list, 0o600);
     for (const [name, content] of Object.entries(files))
-      await writeNew(join(this.dir, name), content);
+      await writeFileAnew(join(this.dir, name), content, 0o600);
   }
 
   /** After adoption or a daemon restart: what runs is what the files on disk say. */
@@ -386,23 +387,6 @@ function describe(failure: ProcessFailure, program: string): string {
     case "died":
       return `haproxy: HAProxy is down: ${tail(failure.log)}`;
   }
-}
-
-/** Root's file (0600), made anew (O_EXCL) and renamed into place: no planted link is followed. */
-async function writeNew(path: string, content: string): Promise<void> {
-  const temporary = `${path}.tmp`;
-  await rm(temporary, { force: true });
-  const file = await openNoFollow(
-    temporary,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
-    0o600,
-  );
-  try {
-    await file.writeFile(content);
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, path);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -19,7 +19,8 @@
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { chmod, chown, lstat, mkdir, open, type FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
+import { chmod, chown, lstat, mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { promisify } from "node:util";
 import { TownError } from "@townos/format";
 import { NO_FOLLOW } from "../system/proc.js";
@@ -133,6 +134,33 @@ export async function openNoFollow(path: string, flags: number, mode = 0o600): P
     await handle.close();
     throw error;
   }
+}
+
+/**
+ * Writes `path` anew, root's (group `gid` when given): a temporary file made
+ * with O_EXCL beside it, so that no planted link is followed, then renamed
+ * into place.
+ */
+export async function writeFileAnew(
+  path: string,
+  content: string,
+  mode: number,
+  gid?: number,
+): Promise<void> {
+  const temporary = `${path}.tmp`;
+  await rm(temporary, { force: true });
+  const file = await openNoFollow(
+    temporary,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+    mode,
+  );
+  try {
+    if (gid !== undefined) await file.chown(0, gid);
+    await file.writeFile(content);
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
 }
 
 /** The real uid a process runs as, from /proc; null when it is gone. */

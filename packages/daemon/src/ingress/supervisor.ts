@@ -14,8 +14,7 @@
  * `caddy` user, and replaces an adopted Caddy that runs as root (one started
  * by an earlier version) with one that does not.
  */
-import { constants } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
@@ -29,12 +28,12 @@ import {
   DEFAULT_CADDY_USER,
   dropPrivileges,
   lookupUser,
-  openNoFollow,
   prepareOwnDirectory,
   prepareSharedDirectory,
   prepareSitesDirectory,
   processUid,
   type RunAs,
+  writeFileAnew,
 } from "./run-as.js";
 
 /** Where the ingress keeps its files, below its own data directory. */
@@ -470,22 +469,9 @@ export class CaddySupervisor {
     };
   }
 
-  /** Root's file, readable by Caddy's group; made anew (O_EXCL) so that no planted link is followed. */
+  /** Root's file, readable by Caddy's group. */
   private async writeConfigFile(config: unknown): Promise<void> {
-    const temporary = `${this.paths.configFile}.tmp`;
-    await rm(temporary, { force: true });
-    const file = await openNoFollow(
-      temporary,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
-      0o640,
-    );
-    try {
-      if (this.runAs) await file.chown(0, this.runAs.gid);
-      await file.writeFile(JSON.stringify(config));
-    } finally {
-      await file.close();
-    }
-    await rename(temporary, this.paths.configFile);
+    await writeFileAnew(this.paths.configFile, JSON.stringify(config), 0o640, this.runAs?.gid);
   }
 
   private recordError(error: TownError): void {
