@@ -79,7 +79,9 @@ describe("haproxyFiles", () => {
       "up_127.0.0.1:5309 server s 127.0.0.1:5309 init-addr last,libc,none",
     ]);
     assert.ok(
-      text.includes("    use_backend %[var(txn.host),map(/var/lib/town/haproxy/hosts.map)]\n"),
+      text.includes(
+        "    use_backend %[req.hdr(host),lower,field(1,:),map(/var/lib/town/haproxy/hosts.map)]\n",
+      ),
     );
   });
 
@@ -129,7 +131,7 @@ describe("haproxyFiles", () => {
         (line) =>
           line.startsWith("http-request return status 403 ") &&
           line.endsWith(
-            "if !{ src -f /var/lib/town/haproxy/lan-sources.lst } { var(txn.host) -m str -f /var/lib/town/haproxy/local-hosts.lst }",
+            "if !{ src -f /var/lib/town/haproxy/lan-sources.lst } { req.hdr(host),lower,field(1,:) -m str -f /var/lib/town/haproxy/local-hosts.lst }",
           ),
       ),
     );
