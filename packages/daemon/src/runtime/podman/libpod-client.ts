@@ -164,17 +164,20 @@ export function libpodError(status: number, body: unknown, context: string): Tow
       message = fields["message"];
     if (typeof fields["cause"] === "string") cause = fields["cause"];
   }
-  return new TownError(errorCode(status, cause), `podman: ${context}: ${message}`);
+  return new TownError(errorCode(status, cause, message), `podman: ${context}: ${message}`);
 }
 
 /**
  * Libpod 4.3 answers many conflicts and absences with 500, so its `cause`
  * (the Go sentinel error's text) decides as much as the status.
  */
-function errorCode(status: number, cause: string): ErrorCode {
+function errorCode(status: number, cause: string, message: string): ErrorCode {
   if (status === 404 || /^no such |not known$|^no container|^no pod|not found/.test(cause)) {
     return "not_found";
   }
+  // A host port still held (by a removed container's conmon on its way out, or
+  // another program) frees up: retried, where a conflict would wait for a new change.
+  if (/address already in use/.test(`${cause} ${message}`)) return "unavailable";
   if (
     status === 409 ||
     /already in use|already exists|already used|state improper|being used/.test(cause)

@@ -67,6 +67,11 @@ describe("podman driver: errors", () => {
       [400, "bad parameter", "decode(): json: cannot unmarshal"],
       [409, "", "conflict"],
       [500, "network is being used", '"n" has associated containers with it'],
+      [
+        500,
+        "address already in use",
+        "cannot listen on the TCP port: listen tcp4 :35435: bind: address already in use",
+      ],
     ];
     let next = 0;
     const { podman } = await fakePodman((_request, response) => {
@@ -86,6 +91,7 @@ describe("podman driver: errors", () => {
       "invalid_argument",
       "conflict",
       "conflict",
+      "unavailable",
     ]);
   });
 
