@@ -84,7 +84,7 @@ templates:
     content: "${PAGE_TEXT}\\n"
 `;
 
-describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () => {
+describe("apps with real Podman", { skip: podmanMissing, timeout: 180_000 }, () => {
   // A repository name of this run only: container and network names are host-wide.
   const repo = `t${randomBytes(4).toString("hex")}`;
   const appLabel = { [LABEL_APP]: `${repo}/web` };
@@ -189,9 +189,12 @@ describe("apps with real Podman", { skip: podmanMissing, timeout: 90_000 }, () =
     assert.ok(before);
     await podman.removeContainer(before.id, { timeoutSeconds: 0 });
     // The `remove` event enqueues the app; the reconciler makes a new container.
+    // Under CI's load the removed container's host port can stay held for a
+    // while ("address already in use"): the start is retried with backoff
+    // until it frees, which can take longer than a quiet machine needs.
     const back = await until(
       "the container to come back",
-      20_000,
+      60_000,
       () => admin.app(repo, "web"),
       // A reconcile that races the removal may fail once ("no such container");
       // the retry clears it, so wait for a clean pass, not just a running container.
