@@ -7,7 +7,7 @@ import { asVm, compileExample } from "../../test/runtime/examples.js";
 import { LABEL_SPEC_HASH } from "../runtime/workload.js";
 import { openDatabase } from "../store/database.js";
 import { Installs } from "../store/installs.js";
-import type { AppReconciler, VmImageSource } from "./controller.js";
+import { SETTLE_MS, type AppReconciler, type VmImageSource } from "./controller.js";
 import { appKey, LABEL_APP, parseAppKey } from "./labels.js";
 import { appNetworkName } from "./names.js";
 import type { ReconcileProgress } from "./steps.js";
@@ -118,6 +118,36 @@ describe("AppReconciler", () => {
       "create container town-default--guestbook",
       "start container town-default--guestbook",
     ]);
+  });
+
+  it("lets a container stopped by someone else settle before starting it, not one it stopped", async () => {
+    install(compileExample("hello", "1.0"));
+    await reconciler.reconcile("default", "hello");
+    const container = runtime.containers.get("town-default--hello");
+    assert.ok(container);
+    // Someone is removing it: `podman rm -f` kills it first.
+    container.state = "stopping";
+    assert.deepEqual(await reconciler.reconcile("default", "hello"), {
+      mutations: [],
+      requeueAfterMs: SETTLE_MS,
+    });
+    container.state = "exited";
+    container.exitedAt = NOW - 1_000;
+    assert.deepEqual(await reconciler.reconcile("default", "hello"), {
+      mutations: [],
+      requeueAfterMs: SETTLE_MS - 1_000,
+    });
+    container.exitedAt = NOW - SETTLE_MS;
+    assert.deepEqual(await reconciler.reconcile("default", "hello"), {
+      mutations: ["start container town-default--hello"],
+    });
+    // A restart stops it here: it starts again at once.
+    await reconciler.stop("town-default--hello");
+    assert.equal(container.state, "exited");
+    container.exitedAt = NOW;
+    assert.deepEqual(await reconciler.reconcile("default", "hello"), {
+      mutations: ["start container town-default--hello"],
+    });
   });
 
   it("stops the containers of a disabled app", async () => {

@@ -38,7 +38,10 @@ function ownsNetwork(network: { labels?: Record<string, string> }, labels: Recor
 }
 
 /** What the controller reads of a listing of workloads. */
-export type WorkloadList = Pick<WorkloadSummary, "name" | "state" | "labels" | "kind">[];
+export type WorkloadList = Pick<
+  WorkloadSummary,
+  "name" | "state" | "exitedAt" | "labels" | "kind"
+>[];
 
 /** The volume storage as the reconciler uses it; every StorageDriver satisfies it (see driver.ts). */
 export interface AppStorage {
@@ -124,15 +127,36 @@ export interface AppReconcilerOptions {
 export interface ReconcileReport {
   /** Every mutating call made, in order (`create container gitea`): empty when nothing changed. */
   mutations: string[];
+  /** A container was left to settle before being started: look again after this long. */
+  requeueAfterMs?: number;
 }
 
 const VOLUME_CHECK_MS = 10 * 60_000;
 
+/**
+ * How long a container that just stopped is left alone before being started
+ * again. Whoever stopped it may be removing it (`podman rm -f` by hand):
+ * Podman 4.3 lets a start slip in between the kill and the removal, and then
+ * removes the record of a running container, whose orphaned process keeps
+ * serving the old version on the app's port (a later start fails with
+ * "address already in use"). A crashed container is Podman's to restart
+ * (restart policy), so only hand stops and removals wait.
+ */
+export const SETTLE_MS = 5_000;
+
 export class AppReconciler {
   /** Per volume: the quota and owner last seen equal to the plan, and when. */
   private readonly checkedVolumes = new Map<string, { key: string; at: number }>();
+  /** Containers this reconciler stopped and has not started since: they need not settle. */
+  private readonly stoppedHere = new Set<string>();
 
   constructor(private readonly options: AppReconcilerOptions) {}
+
+  /** Stops one of an app's containers now (a restart): the next pass starts it without letting it settle. */
+  async stop(name: string): Promise<void> {
+    this.stoppedHere.add(name);
+    await this.options.runtime.stop(name);
+  }
 
   /**
    * Converges one app. Errors are TownErrors naming the app and the step
@@ -156,23 +180,27 @@ export class AppReconciler {
       known
         ? Promise.resolve(known)
         : steps.look("list containers", () => this.options.runtime.list(labels));
+    let settling: number | undefined;
     try {
       if (install) {
-        await this.apply(install, steps, containers);
+        settling = await this.apply(install, steps, containers);
       } else {
         await this.remove(repo, name, removal, steps, containers);
       }
     } catch (error) {
       throw redactError(error, secrets);
     }
-    return { mutations: steps.mutations };
+    return settling === undefined
+      ? { mutations: steps.mutations }
+      : { mutations: steps.mutations, requeueAfterMs: settling };
   }
 
+  /** Converges an installed app; returns how long to wait when a stopped container must settle first. */
   private async apply(
     install: InstallRecord,
     steps: Steps,
     containers: (labels: Record<string, string>) => Promise<WorkloadList>,
-  ): Promise<void> {
+  ): Promise<number | undefined> {
     const { runtime, storage } = this.options;
     const plan = install.plan;
     if (!plan) {
@@ -208,16 +236,22 @@ export class AppReconciler {
 
     const existing = await containers(appLabel);
     const current = new Map<string, string>();
+    let settling: number | undefined;
     for (const container of existing) {
       const wanted = fingerprints.get(container.name);
       if (wanted !== undefined && container.labels[LABEL_SPEC_HASH] === wanted) {
         current.set(container.name, container.state);
+        const wait = this.stoppedHere.has(container.name)
+          ? 0
+          : settleWait(container, this.options.clock());
+        if (wait > 0) settling = Math.max(settling ?? 0, wait);
         continue;
       }
       // Out of date or no longer part of the app.
       await steps.act(`remove ${noun(container)} ${container.name}`, () =>
         runtime.remove(container.name),
       );
+      this.stoppedHere.delete(container.name);
     }
     // Running containers of this app prove its network exists: skip that call then.
     if (current.size < nodes.length) {
@@ -265,6 +299,8 @@ export class AppReconciler {
     }
 
     const running = install.running && !(this.options.held?.(install.repo, install.name) ?? false);
+    // Nothing starts while one of the app's containers settles: dependencies start first.
+    if (running && settling !== undefined) return settling;
     // Dependencies first on start; the app first on stop (reverse order).
     for (const { workload } of nodes) {
       const { name } = workload;
@@ -274,10 +310,12 @@ export class AppReconciler {
       }
       if (running && current.get(name) !== "running") {
         await steps.act(`start ${noun(workload)} ${name}`, () => runtime.start(name));
+        this.stoppedHere.delete(name);
       }
     }
     for (const { workload } of [...nodes].reverse()) {
       if (!running && current.get(workload.name) === "running") {
+        this.stoppedHere.add(workload.name);
         await steps.act(`stop ${noun(workload)} ${workload.name}`, () =>
           runtime.stop(workload.name),
         );
@@ -299,6 +337,7 @@ export class AppReconciler {
       }
       this.options.desired.finishPostUpdate(install.repo, install.name, plan.hash);
     }
+    return undefined;
   }
 
   /**
@@ -492,6 +531,7 @@ export class AppReconciler {
       await steps.act(`remove ${noun(container)} ${container.name}`, () =>
         runtime.remove(container.name),
       );
+      this.stoppedHere.delete(container.name);
     }
     // Both names: the app may have been installed before names were injective.
     for (const network of [appNetworkName(repo, name), legacyNetworkName(repo, name)]) {
@@ -562,4 +602,13 @@ function noun(workload: { kind?: WorkloadKind }): string {
 
 function volumeKey(quota: number | null, owner: Owner | undefined): string {
   return `${quota ?? "none"}:${owner ? `${owner.uid}:${owner.gid}` : "any"}`;
+}
+
+/** How long `container` must still be left alone before it may be started (see SETTLE_MS). */
+function settleWait(container: WorkloadList[number], now: number): number {
+  // Someone is stopping or removing it right now.
+  if (container.state === "stopping" || container.state === "removing") return SETTLE_MS;
+  if (container.state !== "exited" && container.state !== "stopped") return 0;
+  const exitedAt = container.exitedAt?.getTime();
+  return exitedAt === undefined ? 0 : Math.max(0, exitedAt + SETTLE_MS - now);
 }

@@ -99,7 +99,7 @@ export interface AppsRuntime {
 export const INSTALL_WAIT_MS = 60_000;
 
 export class Apps {
-  private attached: { runtime: HostRuntime; storage: VolumeListing } | undefined;
+  private attached: Pick<AppsRuntime, "runtime" | "storage" | "reconciler"> | undefined;
   /** Why apps cannot run, while no runtime is attached. */
   private unavailableReason = "the container runtime is starting";
   private readonly networkListeners: (() => void)[] = [];
@@ -150,7 +150,7 @@ export class Apps {
         const key = `${APPS}/${id}`;
         const app = parseAppKey(key);
         if (!app) return undefined;
-        await options.reconciler.reconcile(
+        const { requeueAfterMs } = await options.reconciler.reconcile(
           app.repo,
           app.name,
           (progress) => {
@@ -158,7 +158,7 @@ export class Apps {
           },
           this.watch.take(key),
         );
-        return undefined;
+        return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
       },
       onSuccess: (id) => {
         if (this.options.installs.generation !== this.networkGeneration) {
@@ -186,7 +186,11 @@ export class Apps {
         }
       },
     });
-    this.attached = { runtime: options.runtime, storage: options.storage };
+    this.attached = {
+      runtime: options.runtime,
+      storage: options.storage,
+      reconciler: options.reconciler,
+    };
     manager.watch(
       APPS,
       periodic(options.resyncMs ?? 60_000, () => {
@@ -418,7 +422,7 @@ export class Apps {
     const install = this.options.installs.get(repo, name);
     if (!install?.plan) throw new TownError("not_found", `${repo}/${name} is not installed`);
     const nodes = flattenPlan(install.plan);
-    for (const { plan } of [...nodes].reverse()) await attached.runtime.stop(plan.hostname);
+    for (const { plan } of [...nodes].reverse()) await attached.reconciler.stop(plan.hostname);
     const outcome = await this.request(repo, name, waitMs);
     return { app: await this.view(repo, name), settled: outcome !== undefined };
   }

@@ -137,6 +137,8 @@ export interface WorkloadSummary {
   state: string;
   created: Date | null;
   exitCode: number;
+  /** When it last exited; null when it never has, absent when the runtime does not say. */
+  exitedAt?: Date | null;
   labels: Record<string, string>;
 }
 

@@ -46,6 +46,7 @@ export interface FakeWorkload {
   created: number;
   startedAt: number | null;
   exitCode: number;
+  exitedAt: number | null;
   healthcheck: HealthcheckConfig | null;
   health: HealthState | null;
   /** What inspect answers over what the fake derives, when a test scripts it. */
@@ -126,6 +127,7 @@ export class FakeRuntime implements HostRuntime {
       created: this.clock(),
       startedAt: state === "running" ? this.clock() : null,
       exitCode: 0,
+      exitedAt: null,
       healthcheck: null,
       health: null,
       info: {},
@@ -218,6 +220,7 @@ export class FakeRuntime implements HostRuntime {
         state: w.state,
         created: new Date(w.created),
         exitCode: w.exitCode,
+        exitedAt: w.exitedAt === null ? null : new Date(w.exitedAt),
         labels: { ...w.spec.labels },
       }));
   }
@@ -417,6 +420,7 @@ export class FakeRuntime implements HostRuntime {
   private end(workload: FakeWorkload, exitCode: number): void {
     workload.state = "exited";
     workload.exitCode = exitCode;
+    workload.exitedAt = this.clock();
     wake(workload);
     this.emit(workload.spec.name, "died", workload);
   }

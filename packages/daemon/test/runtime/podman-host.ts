@@ -5,7 +5,8 @@
  * Podman service of the test's own, and removing what a test's apps left.
  */
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { randomInt } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -45,20 +46,51 @@ export async function preparePodmanHost(): Promise<void> {
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
+/** The lowest port the kernel hands out by itself (to `listen(0)` and outgoing connections). */
+const ephemeralLow = Number(
+  readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
+);
+/** Where test ports come from: high enough to be no well-known service's. */
+const TEST_PORT_MIN = 20_000;
+
+/**
+ * A TCP port free on every address a moment ago, below the kernel's
+ * ephemeral range: the kernel never gives such a port to another test's
+ * `listen(0)` or outgoing connection, so a port a container lets go of while
+ * it restarts is still free when it comes back (a port from the ephemeral range
+ * can be taken by any program in that gap, and held as long as it likes).
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("no TCP address");
-  return address.port;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = TEST_PORT_MIN + randomInt(Math.max(1, ephemeralLow - TEST_PORT_MIN));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free TCP port from ${TEST_PORT_MIN} to ${ephemeralLow - 1}`);
 }
 
-/** `count` different free ports (the kernel may hand one out twice in a row). */
+function bindable(port: number): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once("error", () => {
+      resolve(false);
+    });
+    server.listen(port, "0.0.0.0", () => {
+      server.close(() => {
+        resolve(true);
+      });
+    });
+  });
+}
+
+/** `count` different free ports. */
+/** Who listens on TCP `port`, as `ss` tells it: for a failing test's message. */
+export async function portListeners(port: number): Promise<string> {
+  const { stdout } = await run("ss", ["-Htlnp", `sport = :${port}`]).catch((error: unknown) => ({
+    stdout: String(error),
+  }));
+  return stdout.trim() || "nobody";
+}
+
 export async function freePorts(count: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < count) ports.add(await freePort());

@@ -1,7 +1,7 @@
 /** Containers: create, start, stop, kill, remove, inspect, list, wait, copy out, healthcheck. */
 import { TownError } from "@townos/format";
 import type { SpecGenerator } from "./container-spec.js";
-import { Decoder, goTime, type JsonObject } from "./decode.js";
+import { Decoder, goTime, unixTime, type JsonObject } from "./decode.js";
 import type { LibpodClient, LibpodRequest } from "./libpod-client.js";
 import { checkName, hasLabels, labelFilters, namePath } from "./params.js";
 import type { HealthState, WorkloadInfo, WorkloadSummary } from "../workload.js";
@@ -207,6 +207,7 @@ export async function listContainers(
         state: d.string(c, "State"),
         created: goTime(d.string(c, "Created")),
         exitCode: d.number(c, "ExitCode"),
+        exitedAt: unixTime(d.number(c, "ExitedAt")),
         labels: d.stringMap(c, "Labels"),
       };
     })

@@ -74,6 +74,11 @@ export class Decoder {
   }
 }
 
+/** Podman's Unix seconds; Go's zero time (far before 1970) means never. */
+export function unixTime(seconds: number): Date | null {
+  return seconds > 0 ? new Date(seconds * 1000) : null;
+}
+
 /** Go's zero time (`0001-01-01T00:00:00Z`) and unparsable text read as null. */
 export function goTime(text: string): Date | null {
   if (text === "" || text.startsWith("0001-01-01")) return null;

@@ -194,6 +194,7 @@ export class QemuRuntime implements WorkloadRuntime {
         state: stateOf(record, pid),
         created: new Date(record.created),
         exitCode: record.exitCode,
+        exitedAt: record.finishedAt === null ? null : new Date(record.finishedAt),
         labels: { ...record.workload.labels },
       });
     }
