@@ -5,7 +5,11 @@
 # copy of the image, as an owner would at the boot prompt); then the image as
 # built, which must find the pool the UEFI boot made by its label; then once
 # more with a disk holding an ext4 file system, which must be left as it was while
-# the box runs from RAM. Waits until the
+# the box runs from RAM; then two blank disks with consent to both
+# (town.data=/dev/vdb,/dev/vdc), which must become one RAID1 pool, and the
+# image as built with one of them gone, which must mount it degraded and say
+# so. TOWN_OS_BOOTS picks groups of boots ("bios uefi used-disk raid1", all by
+# default). Waits until the
 # dashboard's API answers `GET /api/v1/status` with state ready through a
 # forwarded port and the dashboard's page and script load, and prints per boot:
 #   boot-to-ready: N s   from QEMU's start to the first ready answer
@@ -15,7 +19,7 @@
 # and QEMU's CPU time to ready (wall time depends on what else runs here),
 # then a summary: the BIOS boot's `boot-to-ready` and `ram-used`,
 # `squashfs: N MB`, `bios: ok`, `uefi: ok`. TOWN_OS_IMAGE boots another image;
-# TOWN_OS_BIOS_ONLY=1 boots only the first (BIOS); TOWN_OS_BOOT_OPTIONS adds kernel
+# TOWN_OS_BIOS_ONLY=1 is TOWN_OS_BOOTS=bios; TOWN_OS_BOOT_OPTIONS adds kernel
 # options (e.g. "systemd.log_target=kmsg printk.devkmsg=on" puts systemd's
 # timed log on the serial console). Exits non-zero on a failure,
 # with the end of the guest's serial console.
@@ -35,17 +39,20 @@ bash os/setup-build.sh
 mkdir -p "$work"
 export MTOOLS_SKIP_CHECK=1
 
-# The stick as the owner boots it the first time: with town.data=/dev/vdb.
-stick=$work/stick.img
-cp --sparse=always "$image" "$stick"
-consent() {
-  mtype -i "$stick@@$fat_offset" "::$1" |
-    sed "s|boot=live|boot=live town.data=/dev/vdb ${TOWN_OS_BOOT_OPTIONS:-}|" >"$work/boot.cfg"
-  grep -q "town.data=/dev/vdb" "$work/boot.cfg" || { echo "test: no boot=live line in $1" >&2; exit 1; }
-  mcopy -o -i "$stick@@$fat_offset" "$work/boot.cfg" "::$1"
+# consented_stick STICK DISKS: a copy of the image as the owner boots it the
+# first time, with town.data=DISKS added to both boot menus.
+consented_stick() {
+  local cfg
+  cp --sparse=always "$image" "$1"
+  for cfg in /syslinux/syslinux.cfg /boot/grub/grub.cfg; do
+    mtype -i "$1@@$fat_offset" "::$cfg" |
+      sed "s|boot=live|boot=live town.data=$2 ${TOWN_OS_BOOT_OPTIONS:-}|" >"$work/boot.cfg"
+    grep -q "town.data=$2" "$work/boot.cfg" || { echo "test: no boot=live line in $cfg" >&2; exit 1; }
+    mcopy -o -i "$1@@$fat_offset" "$work/boot.cfg" "::$cfg"
+  done
 }
-consent /syslinux/syslinux.cfg
-consent /boot/grub/grub.cfg
+stick=$work/stick.img
+consented_stick "$stick" /dev/vdb
 booted_stick=$stick
 
 qemu_pid=
@@ -110,22 +117,34 @@ elapsed() { echo $(($(date +%s) - ${1%.*})); }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) / hz) }' "/proc/$1/stat"; }
 results=()
 
+# blank_disk [NAME]: a new empty 8 GB disk, dist/os-work/test/NAME.qcow2 (blank.qcow2).
 blank_disk() {
-  rm -f "$work/blank.qcow2"
-  qemu-img create -q -f qcow2 "$work/blank.qcow2" 8G
+  rm -f "$work/${1:-blank}.qcow2"
+  qemu-img create -q -f qcow2 "$work/${1:-blank}.qcow2" 8G
 }
-blank_disk
-boot bios "$work/blank.qcow2" "disk /dev/vdb"
-if [ -z "${TOWN_OS_BIOS_ONLY:-}" ]; then
+# Which boots to run (all by default); each group's boots depend only on each other.
+boots=" ${TOWN_OS_BOOTS:-bios uefi used-disk raid1} "
+[ -z "${TOWN_OS_BIOS_ONLY:-}" ] || boots=" bios "
+readonly boots
+runs() { [[ $boots == *" $1 "* ]]; }
+# The image as built, without consent: finds a pool made on an earlier boot by its label.
+plain=$work/plain.img
+cp --sparse=always "$image" "$plain"
+
+if runs bios; then
+  blank_disk
+  boot bios "$work/blank.qcow2" "disk /dev/vdb"
+fi
+if runs uefi; then
   blank_disk
   cp "$ovmf_vars" "$work/OVMF_VARS.fd"
   boot uefi "$work/blank.qcow2" "disk /dev/vdb" -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
     -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
-  # The next boot, without the option: the pool made by the UEFI boot is found by its label.
-  booted_stick=$work/plain.img
-  cp --sparse=always "$image" "$booted_stick"
+  booted_stick=$plain
   boot pool-again "$work/blank.qcow2" "disk /dev/vdb"
   booted_stick=$stick
+fi
+if runs used-disk; then
   # Consent names a disk that holds someone's file system: it must stay as it was.
   rm -f "$work/used.raw"
   truncate -s 1G "$work/used.raw"
@@ -136,7 +155,20 @@ if [ -z "${TOWN_OS_BIOS_ONLY:-}" ]; then
     { echo "test: the used disk's file system changed" >&2; exit 1; }
   results+=("used disk: untouched")
 fi
-echo "boot-to-ready: $bios_ready_s s"
-echo "ram-used: $bios_ram MB"
+if runs raid1; then
+  # Two blank disks with consent: one pool keeping two copies of everything.
+  booted_stick=$work/raid1.img
+  consented_stick "$booted_stick" /dev/vdb,/dev/vdc
+  blank_disk raid-a
+  blank_disk raid-b
+  boot raid1 "$work/raid-a.qcow2" "disk /dev/vdb /dev/vdc (RAID1)" \
+    -drive "file=$work/raid-b.qcow2,format=qcow2,if=virtio"
+  # One of them gone: the image as built mounts the pool degraded and says so.
+  booted_stick=$plain
+  boot raid1-degraded "$work/raid-a.qcow2" "disk-degraded /dev/vdb"
+  booted_stick=$stick
+fi
+echo "boot-to-ready: ${bios_ready_s:-not measured (no BIOS boot)} s"
+echo "ram-used: ${bios_ram:-unknown} MB"
 echo "squashfs: $(($(mtype -i "$stick@@$fat_offset" ::/live/filesystem.squashfs | wc -c) / 1024 / 1024)) MB"
 printf '%s\n' "${results[@]}"

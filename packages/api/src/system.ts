@@ -31,8 +31,15 @@ export const OsInfoSchema = Type.Object({
   image: Nullable(Type.Object({ version: Type.String(), built: Nullable(Type.String()) })),
   /**
    * Where apps and settings are kept, as decided at boot: `disk` (the data
-   * pool, `detail` its device) or `ram` (lost at reboot, `detail` why).
+   * pool, `detail` its disks; `degraded` when a disk of a RAID1 pool is
+   * missing) or `ram` (lost at reboot, `detail` why).
    */
-  data: Nullable(Type.Object({ storage: StringEnum(["disk", "ram"]), detail: Type.String() })),
+  data: Nullable(
+    Type.Object({
+      storage: StringEnum(["disk", "ram"]),
+      detail: Type.String(),
+      degraded: Type.Boolean(),
+    }),
+  ),
 });
 export type OsInfo = Static<typeof OsInfoSchema>;

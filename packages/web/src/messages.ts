@@ -83,6 +83,10 @@ const en = {
   "home.dataInRamText":
     "This box found no data disk, so apps, files and settings are kept in memory only and are lost when it restarts. To keep them, connect a blank disk and start the box once with the option town.data=/dev/DISK.",
   "home.dataInRamReason": "Why: {reason}",
+  "home.poolDegraded": "A disk of your data pool is missing",
+  "home.poolDegradedText":
+    "Your apps and files are still here, but with one copy only: if another disk fails, they are lost. Put the missing disk back, or replace it, soon.",
+  "home.poolDegradedDisks": "Disks found: {disks}",
   "home.image": "Town OS image {version}",
   "home.apps": "Apps",
   "home.noApps": "No apps are installed yet.",

@@ -50,7 +50,11 @@ describe("the dashboard on the Town OS image", { skip: chromiumMissing, timeout:
     const admin = await setupAdmin(daemon, "admin-password-0s1m");
     assert.deepEqual(await admin.osInfo(), {
       image: { version: "2026.12.04-test", built: "2026-12-04T19:00:00Z" },
-      data: { storage: "ram", detail: "no blank disk was named (town.data=/dev/DISK)" },
+      data: {
+        storage: "ram",
+        detail: "no blank disk was named (town.data=/dev/DISK)",
+        degraded: false,
+      },
     });
     context = await launchChromium(join(scratch, "chromium"), {
       viewport: { width: 1280, height: 900 },
@@ -81,6 +85,21 @@ describe("the dashboard on the Town OS image", { skip: chromiumMissing, timeout:
     await writeFile(dataFile, "disk /dev/vdb\n");
     await page.reload();
     await page.getByText("Town OS image 2026.12.04-test").waitFor();
+    assert.equal(await page.getByText("Your data is not saved").count(), 0);
+    assert.equal(await page.getByText("A disk of your data pool is missing").count(), 0);
+  });
+
+  it("says on Home that a disk of the pool is missing, which disks are left", async () => {
+    assert.ok(daemon);
+    await writeFile(dataFile, "disk-degraded /dev/vdb\n");
+    await page.reload();
+    const banner = page
+      .getByRole("alert")
+      .filter({ hasText: "A disk of your data pool is missing" });
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /one copy only/);
+    assert.match(await banner.innerText(), /Disks found: \/dev\/vdb/);
+    await page.screenshot({ path: join(shotsDir, "home-pool-degraded.png") });
     assert.equal(await page.getByText("Your data is not saved").count(), 0);
   });
 });

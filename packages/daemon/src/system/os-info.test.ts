@@ -24,7 +24,7 @@ describe("the Town OS image's files", () => {
     await writeFile(data, "ram no data disk was found\n");
     assert.deepEqual(await readOsInfo({ release, data }), {
       image: { version: "2026.12.04-1419e90", built: "2026-12-04T19:30:00Z" },
-      data: { storage: "ram", detail: "no data disk was found" },
+      data: { storage: "ram", detail: "no data disk was found", degraded: false },
     });
   });
 
@@ -41,9 +41,24 @@ describe("the Town OS image's files", () => {
   });
 
   it("takes only what the files' formats allow", () => {
-    assert.deepEqual(parseDataDecision("disk /dev/vdb\n"), { storage: "disk", detail: "/dev/vdb" });
-    assert.deepEqual(parseDataDecision("ram\n"), { storage: "ram", detail: "" });
-    for (const bad of ["", "tape /dev/st0", "ram \u001b[31mred", `ram ${"x".repeat(201)}`])
+    assert.deepEqual(parseDataDecision("disk /dev/vdb\n"), {
+      storage: "disk",
+      detail: "/dev/vdb",
+      degraded: false,
+    });
+    assert.deepEqual(parseDataDecision("disk-degraded /dev/vdb\n"), {
+      storage: "disk",
+      detail: "/dev/vdb",
+      degraded: true,
+    });
+    assert.deepEqual(parseDataDecision("ram\n"), { storage: "ram", detail: "", degraded: false });
+    for (const bad of [
+      "",
+      "tape /dev/st0",
+      "ram-degraded x",
+      "ram \u001b[31mred",
+      `ram ${"x".repeat(201)}`,
+    ])
       assert.equal(parseDataDecision(bad), null, JSON.stringify(bad));
     assert.equal(parseRelease("NAME=Debian\n"), null);
     assert.deepEqual(parseRelease("TOWN_OS_VERSION=1\nTOWN_OS_BUILT=\u0007\n"), {

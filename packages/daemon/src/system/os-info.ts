@@ -2,8 +2,9 @@
  * What the Town OS image tells the daemon about the box (off the image both
  * files are absent and both answers null): the image's version, written by
  * the build into `/etc/town-os-release`, and where the data lives, decided
- * at boot by `town-os-data` into `/run/town-os/data` (`disk DEVICE` or
- * `ram REASON`). Data in RAM is lost at reboot: the dashboard says so.
+ * at boot by `town-os-data` into `/run/town-os/data` (`disk DISKS`,
+ * `disk-degraded DISKS` or `ram REASON`). Data in RAM is lost at reboot, and
+ * a degraded pool has one copy left: the dashboard says so.
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
@@ -24,7 +25,7 @@ export interface OsInfo {
   /** The running image; null off the image. */
   image: { version: string; built: string | null } | null;
   /** Where apps and settings are kept; null when nothing decided it (off the image). */
-  data: { storage: "disk" | "ram"; detail: string } | null;
+  data: { storage: "disk" | "ram"; detail: string; degraded: boolean } | null;
 }
 
 /** Both files are a line or a few: anything longer is not theirs. */
@@ -55,14 +56,14 @@ export function parseRelease(text: string): OsInfo["image"] {
   return { version, built: values.get("TOWN_OS_BUILT") ?? null };
 }
 
-/** `disk DEVICE` or `ram REASON`, one line; anything else decides nothing. */
+/** `disk DISKS`, `disk-degraded DISKS` or `ram REASON`, one line; anything else decides nothing. */
 export function parseDataDecision(text: string): OsInfo["data"] {
   const line = text.split("\n")[0]?.trim() ?? "";
-  const match = /^(disk|ram)(?: (.+))?$/.exec(line);
+  const match = /^(disk|disk-degraded|ram)(?: (.+))?$/.exec(line);
   if (!match) return null;
-  const [, storage, detail = ""] = match;
+  const [, kind, detail = ""] = match;
   if (detail.length > MAX_VALUE_LENGTH || findControlCharacter(detail)) return null;
-  return { storage: storage === "disk" ? "disk" : "ram", detail };
+  return { storage: kind === "ram" ? "ram" : "disk", detail, degraded: kind === "disk-degraded" };
 }
 
 /** A regular file's text, bounded, its last component not followed; undefined when absent or unfit. */

@@ -38,6 +38,7 @@ export function Home() {
         )}
       </div>
       {os.data?.data?.storage === "ram" && <DataInRam reason={os.data.data.detail} />}
+      {os.data?.data?.degraded === true && <PoolDegraded disks={os.data.data.detail} />}
       <Alerts alerts={alerts.data} failed={alerts.error !== undefined} />
       {session.isAdmin && <BackupFailures />}
       {showTour && (
@@ -166,6 +167,16 @@ function DataInRam({ reason }: { reason: string }) {
       <h2 id="data-in-ram-title">{t("home.dataInRam")}</h2>
       <p>{t("home.dataInRamText")}</p>
       {reason !== "" && <p className="muted">{t("home.dataInRamReason", { reason })}</p>}
+    </section>
+  );
+}
+
+function PoolDegraded({ disks }: { disks: string }) {
+  return (
+    <section className="card danger" role="alert" aria-labelledby="pool-degraded-title">
+      <h2 id="pool-degraded-title">{t("home.poolDegraded")}</h2>
+      <p>{t("home.poolDegradedText")}</p>
+      {disks !== "" && <p className="muted">{t("home.poolDegradedDisks", { disks })}</p>}
     </section>
   );
 }
