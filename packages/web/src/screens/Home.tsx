@@ -1,5 +1,5 @@
 import { useState } from "react";
-import type { AppView, MonitoringAlerts, UpgradeOffer } from "@townos/client";
+import type { AppView, MonitoringAlerts, OsInfo, UpgradeOffer } from "@townos/client";
 import { client, useLoad } from "../api.js";
 import { appStatus, ErrorBox, Spinner, StatusBadge } from "../components.js";
 import { formatBytes, t } from "../messages.js";
@@ -37,8 +37,7 @@ export function Home() {
           </span>
         )}
       </div>
-      {os.data?.data?.storage === "ram" && <DataInRam reason={os.data.data.detail} />}
-      {os.data?.data?.degraded === true && <PoolDegraded disks={os.data.data.detail} />}
+      {os.data?.data && <DataWarning data={os.data.data} />}
       <Alerts alerts={alerts.data} failed={alerts.error !== undefined} />
       {session.isAdmin && <BackupFailures />}
       {showTour && (
@@ -160,23 +159,28 @@ export function Home() {
   );
 }
 
-/** The box found no data disk: whatever is done on it is lost at the next restart. */
-function DataInRam({ reason }: { reason: string }) {
+/** Where the data is, when it is at risk: in RAM (lost at reboot), or on a pool missing a disk. */
+function DataWarning({ data }: { data: NonNullable<OsInfo["data"]> }) {
+  const inRam = data.storage === "ram";
+  if (!inRam && !data.degraded) return null;
+  const [id, title, text, detail] = inRam
+    ? [
+        "data-in-ram-title",
+        t("home.dataInRam"),
+        t("home.dataInRamText"),
+        t("home.dataInRamReason", { reason: data.detail }),
+      ]
+    : [
+        "pool-degraded-title",
+        t("home.poolDegraded"),
+        t("home.poolDegradedText"),
+        t("home.poolDegradedDisks", { disks: data.detail }),
+      ];
   return (
-    <section className="card danger" role="alert" aria-labelledby="data-in-ram-title">
-      <h2 id="data-in-ram-title">{t("home.dataInRam")}</h2>
-      <p>{t("home.dataInRamText")}</p>
-      {reason !== "" && <p className="muted">{t("home.dataInRamReason", { reason })}</p>}
-    </section>
-  );
-}
-
-function PoolDegraded({ disks }: { disks: string }) {
-  return (
-    <section className="card danger" role="alert" aria-labelledby="pool-degraded-title">
-      <h2 id="pool-degraded-title">{t("home.poolDegraded")}</h2>
-      <p>{t("home.poolDegradedText")}</p>
-      {disks !== "" && <p className="muted">{t("home.poolDegradedDisks", { disks })}</p>}
+    <section className="card danger" role="alert" aria-labelledby={id}>
+      <h2 id={id}>{title}</h2>
+      <p>{text}</p>
+      {data.detail !== "" && <p className="muted">{detail}</p>}
     </section>
   );
 }
