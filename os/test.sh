@@ -165,10 +165,10 @@ if runs raid1; then
     -drive "file=$work/raid-b.qcow2,format=qcow2,if=virtio"
   # One of them gone: the image as built mounts the pool degraded and says so.
   booted_stick=$plain
-  boot raid1-degraded "$work/raid-a.qcow2" "disk-degraded /dev/vdb"
+  boot raid1-degraded "$work/raid-a.qcow2" "disk-degraded /dev/vdb (RAID1)"
   booted_stick=$stick
 fi
-echo "boot-to-ready: ${bios_ready_s:-not measured (no BIOS boot)} s"
-echo "ram-used: ${bios_ram:-unknown} MB"
+echo "boot-to-ready: ${bios_ready_s:-not measured (no BIOS boot)}${bios_ready_s:+ s}"
+echo "ram-used: ${bios_ram:-not measured}${bios_ram:+ MB}"
 echo "squashfs: $(($(mtype -i "$stick@@$fat_offset" ::/live/filesystem.squashfs | wc -c) / 1024 / 1024)) MB"
 printf '%s\n' "${results[@]}"
