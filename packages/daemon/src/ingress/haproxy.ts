@@ -22,6 +22,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
 import { Mutex } from "../system/mutex.js";
+import { Periodic } from "../system/periodic.js";
 import { shownState } from "../system/supervisor-state.js";
 import { ManagedProcess, type ProcessFailure } from "../system/supervisor.js";
 import { readCertificates, type HostCertificate } from "./certificates.js";
@@ -76,7 +77,6 @@ export class HaproxySupervisor {
   private readonly clock: Clock;
   private readonly log: NonNullable<HaproxySupervisorOptions["log"]>;
   private readonly mutex = new Mutex();
-  private readonly certificateCheckMs: number;
 
   private desired: CompiledIngress | undefined;
   /** The files and certificates HAProxy runs (or was started with). */
@@ -85,7 +85,7 @@ export class HaproxySupervisor {
   /** A desired config HAProxy refused is not tried again until it changes. */
   private refusedHash: string | undefined;
   private lastError: HaproxyStatus["lastError"] = null;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly watch: Periodic;
   private watching = false;
 
   constructor(private readonly options: HaproxySupervisorOptions) {
@@ -94,7 +94,9 @@ export class HaproxySupervisor {
     this.logFile = join(this.dir, "haproxy.log");
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? { info: () => undefined, warn: () => undefined };
-    this.certificateCheckMs = options.certificateCheckMs ?? 10_000;
+    this.watch = new Periodic(options.certificateCheckMs ?? 10_000, this.mutex, () =>
+      this.checkCertificates(),
+    );
     const haproxyPath = options.haproxyPath ?? "haproxy";
     this.process = new ManagedProcess({
       name: "haproxy",
@@ -159,7 +161,7 @@ export class HaproxySupervisor {
           await this.process.start();
         }
       });
-      this.schedule();
+      this.watch.start();
     }
     return this.status();
   }
@@ -194,8 +196,7 @@ export class HaproxySupervisor {
   /** Stops watching; HAProxy keeps serving (what the daemon does when it exits). */
   close(): void {
     this.watching = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.watch.stop();
     this.process.detach();
   }
 
@@ -206,26 +207,16 @@ export class HaproxySupervisor {
     await this.process.stop();
   }
 
-  private schedule(): void {
-    if (!this.watching) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      void this.mutex
-        .run(async () => {
-          const desired = this.desired;
-          if (desired === undefined || desired.hash === this.refusedHash) return;
-          const certificates = await readCertificates(
-            this.options.certificateStorage,
-            hostsOf(desired),
-            this.clock(),
-          );
-          await this.converge(desired, certificates).catch(() => undefined);
-        })
-        .finally(() => {
-          this.schedule();
-        });
-    }, this.certificateCheckMs);
-    this.timer.unref();
+  /** A renewed or late certificate in Caddy's storage reloads HAProxy with it. */
+  private async checkCertificates(): Promise<void> {
+    const desired = this.desired;
+    if (desired === undefined || desired.hash === this.refusedHash) return;
+    const certificates = await readCertificates(
+      this.options.certificateStorage,
+      hostsOf(desired),
+      this.clock(),
+    );
+    await this.converge(desired, certificates).catch(() => undefined);
   }
 
   private async converge(

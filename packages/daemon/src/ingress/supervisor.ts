@@ -19,6 +19,7 @@ import { basename, join } from "node:path";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
 import { Mutex } from "../system/mutex.js";
+import { Periodic } from "../system/periodic.js";
 import { shownState } from "../system/supervisor-state.js";
 import { ManagedProcess, type Launch, type ProcessFailure } from "../system/supervisor.js";
 import { CaddyAdmin, CaddyDriver } from "./caddy.js";
@@ -149,10 +150,10 @@ export class CaddySupervisor {
   private lastError: IngressStatus["lastError"] = null;
   private lastSpawnFailed = false;
   private missedPolls = 0;
-  private timer: NodeJS.Timeout | undefined;
   private watching = false;
   /** Every step that talks to Caddy runs one at a time. */
   private readonly mutex = new Mutex();
+  private readonly watch: Periodic;
 
   constructor(options: SupervisorOptions) {
     this.paths = ingressPaths(options.dataDir);
@@ -162,6 +163,7 @@ export class CaddySupervisor {
     this.caddyPath = options.caddyPath ?? "caddy";
     this.userName = options.user ?? DEFAULT_CADDY_USER;
     this.pollIntervalMs = options.pollIntervalMs ?? 2_000;
+    this.watch = new Periodic(this.pollIntervalMs, this.mutex, () => this.tick());
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? { info: () => undefined, warn: () => undefined };
     this.process = new ManagedProcess({
@@ -212,7 +214,7 @@ export class CaddySupervisor {
       });
       // The config load each start queued.
       await this.mutex.idle();
-      this.schedule();
+      this.watch.start();
     }
     return this.status();
   }
@@ -265,8 +267,7 @@ export class CaddySupervisor {
   /** Stops watching; Caddy keeps running (what the daemon does when it exits). */
   close(): void {
     this.watching = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.watch.stop();
     this.process.detach();
   }
 
@@ -280,20 +281,6 @@ export class CaddySupervisor {
       // Not answering: the signal ends it.
     }
     await this.process.stop();
-  }
-
-  private schedule(): void {
-    if (!this.watching) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      void this.mutex
-        .run(() => this.tick())
-        .finally(() => {
-          this.schedule();
-        });
-    }, this.pollIntervalMs);
-    // The daemon's server keeps the process alive; the watch alone must not.
-    this.timer.unref();
   }
 
   /** One level-based pass: does Caddy answer, does it run the desired config? */
