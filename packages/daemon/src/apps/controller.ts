@@ -315,10 +315,7 @@ export class AppReconciler {
     }
     for (const { workload } of [...nodes].reverse()) {
       if (!running && current.get(workload.name) === "running") {
-        this.stoppedHere.add(workload.name);
-        await steps.act(`stop ${noun(workload)} ${workload.name}`, () =>
-          runtime.stop(workload.name),
-        );
+        await steps.act(`stop ${noun(workload)} ${workload.name}`, () => this.stop(workload.name));
       }
     }
     const main = nodes[nodes.length - 1]?.workload.name;

@@ -82,7 +82,6 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** `count` different free ports. */
 /** Who listens on TCP `port`, as `ss` tells it: for a failing test's message. */
 export async function portListeners(port: number): Promise<string> {
   const { stdout } = await run("ss", ["-Htlnp", `sport = :${port}`]).catch((error: unknown) => ({
@@ -91,6 +90,7 @@ export async function portListeners(port: number): Promise<string> {
   return stdout.trim() || "nobody";
 }
 
+/** `count` different free ports. */
 export async function freePorts(count: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < count) ports.add(await freePort());
