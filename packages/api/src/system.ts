@@ -43,3 +43,27 @@ export const OsInfoSchema = Type.Object({
   ),
 });
 export type OsInfo = Static<typeof OsInfoSchema>;
+
+/** A public key that may log in to the Town OS image as root over SSH. */
+export const SshKeySchema = Type.Object({
+  type: Type.String(),
+  /** As `ssh-keygen -l` shows it (`SHA256:…`). */
+  fingerprint: Type.String(),
+  comment: Type.String(),
+  /** The whole authorized_keys line. */
+  line: Type.String(),
+});
+export type SshKey = Static<typeof SshKeySchema>;
+
+export const SshKeysSchema = Type.Object({
+  keys: Type.Array(SshKeySchema),
+  /** Whether this box runs an SSH server that reads them (the Town OS image). */
+  served: Type.Boolean(),
+});
+export type SshKeys = Static<typeof SshKeysSchema>;
+
+/** The keys, each one authorized_keys line (`TYPE BASE64 [COMMENT]`), replacing all. */
+export const SetSshKeysBodySchema = Type.Object({
+  keys: Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 100 }),
+});
+export type SetSshKeysBody = Static<typeof SetSshKeysBodySchema>;

@@ -12,6 +12,7 @@ import { registerNetCommands } from "./net-commands.js";
 import { registerPackageCommands } from "./package-commands.js";
 import { registerPageCommands } from "./page-commands.js";
 import { registerRepoCommands } from "./repo-commands.js";
+import { registerSshKeyCommands } from "./ssh-key-commands.js";
 import { registerStateCommands } from "./state-commands.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
@@ -36,6 +37,7 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
   registerAdminCommands(program, io);
   registerLogCommands(program, io);
   registerNetCommands(program, io);
+  registerSshKeyCommands(program, io);
   registerVolumeCommands(program, io, (code) => {
     exitCode = code;
   });

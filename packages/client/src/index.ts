@@ -44,6 +44,7 @@ import type {
   StorageView,
   SystemUsage,
   OsInfo,
+  SshKeys,
   UpdateAccountBody,
   UpgradeBody,
   UpgradeOffer,
@@ -461,6 +462,16 @@ export class TownClient {
   /** The running Town OS image, and whether the data is on a disk or in RAM. */
   osInfo(): Promise<OsInfo> {
     return this.request("GET", "/system/os");
+  }
+
+  /** The SSH keys that may log in to the Town OS image as root. */
+  sshKeys(): Promise<SshKeys> {
+    return this.request("GET", "/system/ssh-keys");
+  }
+
+  /** Replaces the SSH keys (one authorized_keys line each). */
+  setSshKeys(keys: readonly string[]): Promise<SshKeys> {
+    return this.request("PUT", "/system/ssh-keys", { body: { keys } });
   }
 
   /** The VM image store: its images, and the downloads under way or failed. */

@@ -13,6 +13,7 @@ import { appReconciler } from "./apps/seeder.js";
 import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
 import { SETUP_CODE_FILE, SetupCode } from "./auth/setup-code.js";
+import { SshKeys } from "./system/ssh-keys.js";
 import { LoginThrottle } from "./auth/throttle.js";
 import { Catalog, type RepositoryFetcher } from "./catalog/catalog.js";
 import { gitFetcher } from "./catalog/git-fetcher.js";
@@ -304,6 +305,7 @@ function createServices(
     sessions: new Sessions(db, accounts, clock),
     throttle: new LoginThrottle({ maxFailures: 5, windowMs: 60_000 }, clock),
     setupCode: new SetupCode(join(config.dataDir, SETUP_CODE_FILE)),
+    sshKeys: new SshKeys(config.dataDir),
     audit,
     settings,
     repositories,

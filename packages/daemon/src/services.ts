@@ -16,6 +16,7 @@ import type { Installs } from "./store/installs.js";
 import type { Repositories } from "./store/repositories.js";
 import type { StateService } from "./state/service.js";
 import type { Settings } from "./store/settings.js";
+import type { SshKeys } from "./system/ssh-keys.js";
 import type { Volumes } from "./volumes/volumes.js";
 import type { RollbackResult } from "@townos/api";
 import type { RestorePointService } from "./backup/restore-points.js";
@@ -52,6 +53,8 @@ export interface Services {
   backups: Backups;
   /** GitOps: the state repository the box follows, what it manages, its secrets. */
   state: StateService;
+  /** Root's SSH keys for the Town OS image, on the data pool. */
+  sshKeys: SshKeys;
   /** Static websites served by the ingress; answers `unavailable` without networking. */
   pages: Pages;
   /** Prometheus, Node Exporter and Grafana: status, queries, alerts; answers `unavailable` when off. */

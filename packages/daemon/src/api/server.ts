@@ -24,6 +24,7 @@ import { registerCaRoute, registerNetRoutes } from "./routes/net.js";
 import { registerMonitoringRoutes } from "./routes/monitoring.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerPageRoutes } from "./routes/pages.js";
+import { registerSshKeyRoutes } from "./routes/ssh-keys.js";
 import { registerStateRoutes } from "./routes/state.js";
 import { registerRestorePointRoutes } from "./routes/restore-points.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
@@ -225,6 +226,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(
     async (api) => {
       registerSystemRoutes(api, options);
+      registerSshKeyRoutes(api, options);
       registerAccountRoutes(api, options);
       registerAdminRoutes(api, options);
       registerCatalogRoutes(api, options);
