@@ -14,7 +14,7 @@ const RSA =
   "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCkDYGQ8e+YHeWZbVu56kiynFUqOBlMCP9xv2/jJtwU07gpCbByyDZbqxug7SH24zJ+qQVkau4ERc8CsCTXHOTFRgQKCPeN8JhcUdvnqasg+hFvQBV9niMKK8nYMlB6EEi9YX9Lrd9gl9K3y010Pa3mgun9BRH5gy/XZncaK3gDEfLvWbnZWmI34G2ugXAcYIh2BJ/UAnUpJFrh5p97QyQtc6gdHJJjY9nyhfj9i/rc04ROjktpSi7ZDZg3iUPr9guzPYnHmiap+FqV24TBASVm/hapUYErcluY/x6V8PjfZzwmYmaC3OG0A7F+N/1oRZoROKc1IiwC50RrB9bB71f3";
 const RSA_FINGERPRINT = "SHA256:84x6uO0Z98CxK39/zpG8LO0uIQyHxBgZujNvfvoqOE0";
 
-const refused = (text: string, message: RegExp) =>
+const refused = (text: string, message: RegExp) => {
   assert.throws(
     () => parseSshKey(text),
     (error) =>
@@ -22,6 +22,7 @@ const refused = (text: string, message: RegExp) =>
       error.code === "invalid_argument" &&
       message.test(error.message),
   );
+};
 
 describe("SSH public keys", () => {
   it("reads a key's type, comment and fingerprint as ssh-keygen shows them", () => {
