@@ -22,10 +22,12 @@ readonly nodesource=https://deb.nodesource.com/node_20.x
 # What the daemon runs (Podman with runc, netavark and aardvark-dns; Caddy,
 # dnsmasq, Prometheus, Node Exporter, QEMU, btrfs, restic), what boots the
 # image into RAM (kernel, live-boot), and what the OS layer itself uses
-# (systemd-networkd and resolved, the console's curl, free and ip).
+# (systemd-networkd and resolved, the console's curl, free and ip; an SSH
+# server for root with the keys an administrator gives, and sftp for scp).
 packages=(linux-image-amd64 initramfs-tools live-boot systemd-sysv systemd-resolved dbus udev kmod
   podman runc netavark aardvark-dns iptables conmon haproxy caddy dnsmasq-base prometheus
   prometheus-node-exporter qemu-system-x86 qemu-utils btrfs-progs restic
+  openssh-server openssh-sftp-server
   ca-certificates libstdc++6 xz-utils bzip2 zstd curl iproute2 procps util-linux)
 # Left out of the image: Prometheus's web pages' time zone data (218 MB; the
 # daemon reads Prometheus's API only), and kernel drivers a home server has no

@@ -15,7 +15,10 @@ printf 'TOWN_OS_VERSION=%s\nTOWN_OS_BUILT=%s\n' "$version" "$(date -u +%Y-%m-%dT
   >"$root/etc/town-os-release"
 
 chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman.socket \
-  town-os-data.service town-os.service town-os-console.service
+  town-os-data.service town-os.service town-os-console.service ssh.service
+# openssh-server's installation made host keys: every box would share them.
+# The box makes its own on the data pool (town-os-ssh-host-key).
+rm -f "$root"/etc/ssh/ssh_host_*
 # The daemon runs Caddy, Prometheus and Node Exporter itself (its config,
 # loopback ports, supervised); Debian's services would take the same ports.
 # apt's timers would download package lists into RAM on a box that never

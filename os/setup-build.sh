@@ -11,6 +11,7 @@ source scripts/lib/debian-packages.sh
 debian_packages=(mmdebstrap squashfs-tools fdisk mtools dosfstools syslinux syslinux-common
   grub-efi-amd64-bin grub-common)
 install_debian_packages --no-install-recommends
-# The test's virtual machine, its disks and its UEFI firmware.
-debian_packages=(qemu-system-x86 qemu-utils ovmf curl)
+# The test's virtual machine, its disks and its UEFI firmware; ssh to log in
+# to it, and a registry that hands it an app's image.
+debian_packages=(qemu-system-x86 qemu-utils ovmf curl openssh-client docker-registry)
 install_debian_packages --no-install-recommends

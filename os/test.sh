@@ -28,6 +28,7 @@ cd "$(dirname "$0")/.."
 readonly image=${TOWN_OS_IMAGE:-dist/town-os.img}
 readonly work=dist/os-work/test
 readonly port=${TOWN_OS_TEST_PORT:-15309}
+readonly ssh_port=${TOWN_OS_TEST_SSH_PORT:-15322}
 readonly ready_timeout=${TOWN_OS_READY_TIMEOUT:-600}
 readonly memory_mib=${TOWN_OS_TEST_MEMORY:-2048}
 readonly fat_offset=$((1024 * 1024))
@@ -61,10 +62,21 @@ stop_qemu() {
   [ -z "$qemu_pid" ] || wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=
 }
-trap stop_qemu EXIT
+serve_pid=
+stop_all() {
+  stop_qemu
+  [ -z "$serve_pid" ] || kill "$serve_pid" 2>/dev/null || true
+}
+trap stop_all EXIT
+fail() {
+  echo "test: $*" >&2
+  [ -z "${serial:-}" ] || { echo "test: the serial console ends with:" >&2; tail -40 "$serial" >&2; }
+  exit 1
+}
 
 # boot NAME DISK DATA [QEMU OPTIONS...]: one boot with DISK (a qcow2 or raw
 # file) as /dev/vdb until ready; the status screen must then say `Data: DATA`.
+# Then $on_ready runs when set (a function name), before QEMU is stopped.
 boot() {
   local name=$1 disk=$2 data=$3 serial=$work/$1-serial.log started state ram
   shift 3
@@ -72,7 +84,8 @@ boot() {
   started=$(date +%s.%N)
   qemu-system-x86_64 -accel tcg -machine q35 -smp 2 -m "$memory_mib" -display none -no-reboot \
     -drive "file=$booted_stick,format=raw,if=virtio" -drive "file=$disk,format=${disk##*.},if=virtio" \
-    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:5309" -device virtio-net-pci,netdev=net0 \
+    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:5309,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
+    -device virtio-net-pci,netdev=net0 \
     -serial "file:$serial" "$@" &
   qemu_pid=$!
   state=
@@ -98,8 +111,8 @@ boot() {
   echo "$name: ram-used: ${ram:-unknown} MB"
   [ "$name" != bios ] || { bios_ready_s=$ready_s bios_ram=${ram:-unknown}; }
   dashboard "$name"
-  grep -q "Data: $data" "$serial" ||
-    { echo "test: $name: the data is not on \"$data\"" >&2; tail -40 "$serial" >&2; exit 1; }
+  grep -q "Data: $data" "$serial" || fail "$name: the data is not on \"$data\""
+  [ -z "${on_ready:-}" ] || "$on_ready"
   stop_qemu
   results+=("$name: ok")
 }
@@ -122,6 +135,87 @@ blank_disk() {
   rm -f "$work/${1:-blank}.qcow2"
   qemu-img create -q -f qcow2 "$work/${1:-blank}.qcow2" 8G
 }
+# The persistence test. The host serves a package repository and a registry
+# holding its app's image (packages/daemon/test/image-repository.ts), which
+# the guest reaches at 10.0.2.2; the `town` command and ssh talk to the guest
+# through the forwarded ports, as an owner on the home network would.
+serve_repository() {
+  rm -rf "$work/served"
+  node --conditions=source --import tsx packages/daemon/test/image-repository.ts "$work/served" \
+    >"$work/served.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 300); do
+    [ ! -f "$work/served/served.env" ] || break
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$work/served.log" >&2; fail "the package repository did not start"; }
+    sleep 1
+  done
+  # shellcheck source=/dev/null
+  source "$work/served/served.env" || fail "the package repository did not start in time"
+}
+town() {
+  XDG_CONFIG_HOME=$work/config node --conditions=source --import tsx packages/cli/src/main.ts \
+    --server "http://127.0.0.1:$port" "$@"
+}
+# guest COMMAND: runs COMMAND as root on the guest over SSH, with the key the
+# owner gave; the guest's host key must be the one seen first.
+guest() {
+  ssh -i "$work/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=30 \
+    -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking="${host_key_check:-yes}" \
+    -o LogLevel=ERROR root@127.0.0.1 "$@"
+}
+# The token the app printed at its last start (the one in its volume).
+app_token() { town app logs served/notebook --tail 20 2>/dev/null | sed -n 's/.*token=\([0-9a-f]*\).*/\1/p' | tail -1; }
+
+# First boot: claim the box with the setup code on its console, give root an
+# SSH key, install the app, write a file on the root file system, reboot.
+persist_first() {
+  local code
+  code=$(sed -n 's/.*the setup code \([A-Z0-9-]*\).*/\1/p' "$serial" | tail -1)
+  [ -n "$code" ] || fail "the console shows no setup code"
+  rm -rf "$work/config" "$work/known_hosts" "$work/id_ed25519" "$work/id_ed25519.pub"
+  town setup --username owner --password "image-test-$RANDOM$RANDOM" --code "$code" >/dev/null ||
+    fail "first-run setup with the console's code failed"
+  ssh-keygen -q -t ed25519 -N '' -C image-test -f "$work/id_ed25519"
+  town ssh-key add --file "$work/id_ed25519.pub" >/dev/null || fail "giving root an SSH key failed"
+  host_key_check=accept-new guest 'echo "written before the reboot" >/root/written-to-root && cat /etc/machine-id' \
+    >"$work/machine-id" || fail "root cannot log in over SSH with the key"
+  town settings set registries.insecure "$REGISTRY" >/dev/null
+  town repo add served "$REPOSITORY" >/dev/null || fail "adding the package repository failed"
+  town app install served/notebook >"$work/install.log" 2>&1 ||
+    { cat "$work/install.log" >&2; fail "installing served/notebook failed"; }
+  token=$(app_token)
+  [ -n "$token" ] || fail "the app printed no token"
+  echo "persistence: app served/notebook installed and running (token $token); rebooting"
+  # QEMU runs with -no-reboot: the guest's reboot ends it, as it shuts down cleanly.
+  guest systemctl reboot || true
+  for _ in $(seq 180); do
+    kill -0 "$qemu_pid" 2>/dev/null || break
+    sleep 1
+  done
+  ! kill -0 "$qemu_pid" 2>/dev/null || fail "the guest did not shut down for its reboot"
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=
+}
+# After the reboot: the same host key and root's key (from the pool), the app
+# running again with the token from its volume, the file on / gone.
+persist_check() {
+  local health again=
+  guest 'test ! -e /root/written-to-root && cat /etc/machine-id' >"$work/machine-id-after" ||
+    fail "after the reboot, root cannot log in, the host key changed, or /root/written-to-root is still there"
+  ! cmp -s "$work/machine-id" "$work/machine-id-after" || fail "the machine id survived the reboot: / was not reset"
+  for _ in $(seq 180); do
+    health=$(town app health served/notebook 2>/dev/null) || health=
+    if grep -q running <<<"$health"; then
+      again=$(app_token)
+      [ -z "$again" ] || break
+    fi
+    sleep 1
+  done
+  [ -n "$again" ] || fail "after the reboot the app is not running: $health"
+  [ "$again" = "$token" ] || fail "after the reboot the app has a new token ($again, was $token): its volume was lost"
+  results+=("persistence: ok")
+}
+
 # Which boots to run (all by default); each group's boots depend only on each other.
 boots=" ${TOWN_OS_BOOTS:-bios uefi used-disk raid1} "
 [ -z "${TOWN_OS_BIOS_ONLY:-}" ] || boots=" bios "
@@ -132,17 +226,21 @@ plain=$work/plain.img
 cp --sparse=always "$image" "$plain"
 
 if runs bios; then
+  # The first boot with the owner's consent, then the image as built, as the
+  # stick boots after its first time.
+  serve_repository
   blank_disk
-  boot bios "$work/blank.qcow2" "disk /dev/vdb"
+  on_ready=persist_first boot bios "$work/blank.qcow2" "disk /dev/vdb"
+  booted_stick=$plain
+  on_ready=persist_check boot rebooted "$work/blank.qcow2" "disk /dev/vdb"
+  booted_stick=$stick
+  kill "$serve_pid"
 fi
 if runs uefi; then
   blank_disk
   cp "$ovmf_vars" "$work/OVMF_VARS.fd"
   boot uefi "$work/blank.qcow2" "disk /dev/vdb" -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
     -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
-  booted_stick=$plain
-  boot pool-again "$work/blank.qcow2" "disk /dev/vdb"
-  booted_stick=$stick
 fi
 if runs used-disk; then
   # Consent names a disk that holds someone's file system: it must stay as it was.

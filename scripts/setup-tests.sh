@@ -11,6 +11,7 @@
 # - syslinux, syslinux-common, mtools and dosfstools: the VM tests' boot disk,
 #   a FAT file system made and filled without mounting it; busybox-static
 #   (setup-podman.sh installs it too): the guest's userland, and depmod here.
+# - openssh-client: ssh-keygen makes the keys the SSH key tests give the daemon.
 # - wrk: the load generator of `npm run bench` (the ingress and API figures).
 # Then fetches (not installs) the kernel package linux-image-amd64 points at,
 # unpacked into /var/cache/town-tests/kernel: the VM tests' guest boots it.
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 debian_packages=(git miniupnpd nftables dnsutils curl iproute2 chromium fonts-dejavu-core
   docker-registry redis-tools postgresql-15 syslinux syslinux-common mtools dosfstools
-  busybox-static wrk)
+  busybox-static openssh-client wrk)
 readonly kernel_cache=/var/cache/town-tests/kernel
 # Only the PostgreSQL programs are wanted: no "main" cluster running on the host.
 if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "ok installed"; then

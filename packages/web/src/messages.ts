@@ -468,6 +468,15 @@ const en = {
   "sessions.current": "this browser",
   "sessions.seen": "last seen {time} from {source}",
   "sessions.revoke": "Sign out there",
+  "sshKeys.title": "SSH keys",
+  "sshKeys.about":
+    "Whoever holds one of these keys can log in to the box as root over SSH (port 22), for rescue or expert work. They are kept on the data disk.",
+  "sshKeys.unused":
+    "These keys let root log in over SSH on the Town OS image; this box does not run it, so they are kept but unused.",
+  "sshKeys.none": "No keys: nobody can log in over SSH.",
+  "sshKeys.paste": "Public key (the contents of a file such as ~/.ssh/id_ed25519.pub)",
+  "sshKeys.add": "Add key",
+  "sshKeys.remove": "Remove",
 
   "network.title": "Network",
   "network.ca": "The box's certificate",

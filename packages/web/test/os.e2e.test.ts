@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
+import { TownClient } from "@townos/client";
 import { startDaemon, type RunningDaemon } from "@townos/daemon";
 import { setupAdmin, testDaemonConfig } from "../../daemon/test/daemon.js";
 import { chromiumMissing, ensureBuilt, launchChromium, webDir } from "./browser.js";
@@ -25,6 +26,7 @@ describe("the dashboard on the Town OS image", { skip: chromiumMissing, timeout:
   let context: BrowserContext | undefined;
   let page: Page;
   let dataFile = "";
+  let adminToken = "";
 
   before(async () => {
     await ensureBuilt();
@@ -48,6 +50,7 @@ describe("the dashboard on the Town OS image", { skip: chromiumMissing, timeout:
     );
     await daemon.booted;
     const admin = await setupAdmin(daemon, "admin-password-0s1m");
+    adminToken = admin.token;
     assert.deepEqual(await admin.osInfo(), {
       image: { version: "2026.12.04-test", built: "2026-12-04T19:00:00Z" },
       data: {
@@ -101,5 +104,32 @@ describe("the dashboard on the Town OS image", { skip: chromiumMissing, timeout:
     assert.match(await banner.innerText(), /Disks found: \/dev\/vdb/);
     await page.screenshot({ path: join(shotsDir, "home-pool-degraded.png") });
     assert.equal(await page.getByText("Your data is not saved").count(), 0);
+  });
+
+  it("lets an administrator give root an SSH key and take it back", async () => {
+    assert.ok(daemon);
+    const key =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBzoKgnJgqbt9H6G2pZUa3vM3/jDippBAPlEL68knkOG ada@laptop";
+    await page.goto(`${daemon.url}/settings`);
+    const section = page.locator("section").filter({ hasText: "SSH keys" });
+    await section.getByText("No keys: nobody can log in over SSH.").waitFor();
+    const field = section.getByLabel(/Public key/);
+    await field.fill("ssh-ed25519 not-a-key");
+    await section.getByRole("button", { name: "Add key" }).click();
+    await section.getByRole("alert").filter({ hasText: "its key is not base64" }).waitFor();
+    await field.fill(key);
+    await section.getByRole("button", { name: "Add key" }).click();
+    // As `ssh-keygen -l` names that key.
+    await section.getByText("SHA256:bzNJigRUn1+I2fYKdBiUb29MUuNIYqVg1R0bCN8UXZs").waitFor();
+    assert.equal(await field.inputValue(), "");
+    await section.screenshot({ path: join(shotsDir, "settings-ssh-keys.png") });
+    assert.deepEqual(
+      (await new TownClient({ baseUrl: daemon.url, token: adminToken }).sshKeys()).keys.map(
+        (k) => k.line,
+      ),
+      [key],
+    );
+    await section.getByRole("button", { name: "Remove" }).click();
+    await section.getByText("No keys: nobody can log in over SSH.").waitFor();
   });
 });

@@ -5,18 +5,18 @@
  * progress and the app runs from the pulled image.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { runTownCaptured } from "../../../cli/test/run-town.js";
-import { setupAdmin, startPodmanDaemon, until, untilAppsAvailable } from "../../test/daemon.js";
+import { registryMissing, startRegistry, type Registry } from "../../test/registry.js";
+import { setupAdmin, startPodmanDaemon, untilAppsAvailable } from "../../test/daemon.js";
 import { createRepo, startGitServer, type GitServer } from "../../test/git-server.js";
 import {
-  freePort,
   podmanMissing,
   preparePodmanHost,
   startTestPodman,
@@ -24,23 +24,19 @@ import {
   TEST_IMAGE,
 } from "../../test/runtime/podman-host.js";
 import type { RunningDaemon } from "../daemon.js";
-import { findProgram } from "../storage/exec.js";
 import type { Podman } from "../runtime/podman/client.js";
 import type { ServiceState } from "../runtime/podman/service.js";
 import { appLabels } from "./labels.js";
 
 const run = promisify(execFile);
-const registryProgram = await findProgram("docker-registry");
-const skip =
-  podmanMissing ||
-  (registryProgram ? false : "docker-registry is not installed (apt: docker-registry)");
+const skip = podmanMissing || registryMissing;
 if (skip) console.log(`# skipping the pull integration test: ${skip}`);
 
 describe("pulling an image from a registry on the home network", { skip, timeout: 120_000 }, () => {
   const repo = `p${randomBytes(4).toString("hex")}`;
   const tag = randomBytes(4).toString("hex");
   let scratch: string;
-  let registry: ChildProcess | undefined;
+  let registry: Registry | undefined;
   let registryAddress: string;
   let image: string;
   let server: GitServer | undefined;
@@ -51,25 +47,9 @@ describe("pulling an image from a registry on the home network", { skip, timeout
   before(async () => {
     await preparePodmanHost();
     scratch = await mkdtemp(join(tmpdir(), "town-pull-"));
-    registryAddress = `127.0.0.1:${await freePort()}`;
+    registry = await startRegistry(scratch);
+    registryAddress = registry.address;
     image = `${registryAddress}/town/pulltest:${tag}`;
-    await writeFile(
-      join(scratch, "registry.yml"),
-      `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${join(scratch, "registry")}\nhttp:\n  addr: ${registryAddress}\n`,
-    );
-    registry = spawn(
-      registryProgram ?? "docker-registry",
-      ["serve", join(scratch, "registry.yml")],
-      {
-        stdio: "ignore",
-      },
-    );
-    await until(
-      "the registry",
-      10_000,
-      () => fetch(`http://${registryAddress}/v2/`),
-      (r) => r.ok,
-    );
     // The test image goes into the registry, and its name under the registry leaves this host.
     await run("podman", ["push", "--tls-verify=false", TEST_IMAGE, image]);
     await run("podman", ["rmi", image]).catch(() => undefined);
@@ -100,7 +80,7 @@ describe("pulling an image from a registry on the home network", { skip, timeout
       await run("podman", ["network", "rm", "-f", `town-${repo}--pulled`]).catch(() => undefined);
       await run("podman", ["rmi", "-f", image]).catch(() => undefined);
     } finally {
-      registry?.kill();
+      registry?.close();
       stopTestPodman({ podman, service });
       await rm(scratch, { recursive: true, force: true });
     }

@@ -10,6 +10,7 @@ import { ErrorBox, Section, Spinner, TextField } from "../components.js";
 import { formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
 import { ManagedBadge, useManaged } from "../managed.js";
+import { SshKeys } from "./SshKeys.js";
 
 export function Users() {
   const accounts = useLoad(() => client.accounts({ limit: 500 }), "accounts");
@@ -218,6 +219,7 @@ export function Settings() {
       {!settings.data && !settings.error && <Spinner />}
       {settings.data?.items.length === 0 && <p className="card empty">{t("settings.empty")}</p>}
       <Sessions />
+      {session.isAdmin && <SshKeys />}
       <h2>{t("settings.title")}</h2>
       <ul className="stack">
         {settings.data?.items.map((setting) => (
