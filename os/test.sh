@@ -1,28 +1,37 @@
 #!/usr/bin/env bash
-# Boots dist/town-os.img (os/build.sh) under QEMU without KVM (TCG), with BIOS
-# (SeaBIOS) and then UEFI (OVMF), each time with a blank data disk and the
-# owner's consent to use it (town.data=/dev/vdb added to the boot menus of a
-# copy of the image, as an owner would at the boot prompt); then the image as
-# built, which must find the pool the UEFI boot made by its label; then once
-# more with a disk holding an ext4 file system, which must be left as it was while
-# the box runs from RAM; then two blank disks with consent to both
-# (town.data=/dev/vdb,/dev/vdc), which must become one RAID1 pool, and the
-# image as built with one of them gone, which must mount it degraded and say
-# so. TOWN_OS_BOOTS picks groups of boots ("bios uefi used-disk raid1", all by
-# default). Waits until the
-# dashboard's API answers `GET /api/v1/status` with state ready through a
-# forwarded port and the dashboard's page and script load, and prints per boot:
+# Boots dist/town-os.img (os/build.sh) under QEMU without KVM (TCG):
+#   bios      BIOS (SeaBIOS) with a blank data disk and the owner's consent to
+#             use it (town.data=/dev/vdb added to the boot menus of a copy of
+#             the image, as an owner would at the boot prompt). The persistence
+#             test then claims the box with the setup code its console shows,
+#             gives root an SSH key, installs an app from a package repository
+#             and a registry this host serves (packages/daemon/test/
+#             image-repository.ts), writes a file on / over SSH, and reboots;
+#             the image as built (no consent) must find the pool by its label,
+#             keep the SSH host key and root's key, and run the app again with
+#             the token its volume holds, while the file on / and the machine
+#             id are gone.
+#   uefi      UEFI (OVMF) with a blank disk and consent.
+#   used-disk consent naming a disk with an ext4 file system, which must be
+#             left as it was while the box runs from RAM.
+#   raid1     two blank disks with consent to both (town.data=/dev/vdb,/dev/vdc),
+#             which must become one RAID1 pool; then the image as built with
+#             one of them gone, which must mount it degraded and say so.
+# TOWN_OS_BOOTS picks groups ("bios uefi used-disk raid1", all by default).
+# Each boot waits until the dashboard's API answers `GET /api/v1/status` with
+# state ready through a forwarded port and the dashboard's page and script
+# load, and prints:
 #   boot-to-ready: N s   from QEMU's start to the first ready answer
 #   ram-used: N MB       MemTotal - MemAvailable in the guest when it was ready
 #                        (the RAM copy of the OS included), from the status
 #                        line town-os-console prints on the serial port
 # and QEMU's CPU time to ready (wall time depends on what else runs here),
 # then a summary: the BIOS boot's `boot-to-ready` and `ram-used`,
-# `squashfs: N MB`, `bios: ok`, `uefi: ok`. TOWN_OS_IMAGE boots another image;
-# TOWN_OS_BIOS_ONLY=1 is TOWN_OS_BOOTS=bios; TOWN_OS_BOOT_OPTIONS adds kernel
-# options (e.g. "systemd.log_target=kmsg printk.devkmsg=on" puts systemd's
-# timed log on the serial console). Exits non-zero on a failure,
-# with the end of the guest's serial console.
+# `squashfs: N MB`, `bios: ok`, `persistence: ok`, `uefi: ok`…
+# TOWN_OS_IMAGE boots another image; TOWN_OS_BIOS_ONLY=1 is TOWN_OS_BOOTS=bios;
+# TOWN_OS_BOOT_OPTIONS adds kernel options (e.g. "systemd.log_target=kmsg
+# printk.devkmsg=on" puts systemd's timed log on the serial console). Exits
+# non-zero on a failure, with the end of the guest's serial console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readonly image=${TOWN_OS_IMAGE:-dist/town-os.img}
@@ -173,7 +182,8 @@ persist_first() {
   code=$(sed -n 's/.*the setup code \([A-Z0-9-]*\).*/\1/p' "$serial" | tail -1)
   [ -n "$code" ] || fail "the console shows no setup code"
   rm -rf "$work/config" "$work/known_hosts" "$work/id_ed25519" "$work/id_ed25519.pub"
-  town setup --username owner --password "image-test-$RANDOM$RANDOM" --code "$code" >/dev/null ||
+  owner_password=image-test-$RANDOM$RANDOM
+  TOWN_PASSWORD=$owner_password town setup --username owner --code "$code" >/dev/null ||
     fail "first-run setup with the console's code failed"
   ssh-keygen -q -t ed25519 -N '' -C image-test -f "$work/id_ed25519"
   town ssh-key add --file "$work/id_ed25519.pub" >/dev/null || fail "giving root an SSH key failed"
@@ -196,20 +206,25 @@ persist_first() {
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=
 }
-# After the reboot: the same host key and root's key (from the pool), the app
-# running again with the token from its volume, the file on / gone.
+# After the reboot: the owner's account, the same host key and root's key
+# (from the pool), the app running again with the token from its volume, the
+# file on / gone.
 persist_check() {
   local health again=
+  # A restart of the daemon signs everybody out (auth/sessions.ts).
+  TOWN_PASSWORD=$owner_password town login --username owner >/dev/null ||
+    fail "after the reboot the owner cannot sign in"
   guest 'test ! -e /root/written-to-root && cat /etc/machine-id' >"$work/machine-id-after" ||
     fail "after the reboot, root cannot log in, the host key changed, or /root/written-to-root is still there"
   ! cmp -s "$work/machine-id" "$work/machine-id-after" || fail "the machine id survived the reboot: / was not reset"
-  for _ in $(seq 180); do
-    health=$(town app health served/notebook 2>/dev/null) || health=
+  local deadline=$((SECONDS + 180))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    health=$(town app health served/notebook 2>&1) || health=
     if grep -q running <<<"$health"; then
       again=$(app_token)
       [ -z "$again" ] || break
     fi
-    sleep 1
+    sleep 2
   done
   [ -n "$again" ] || fail "after the reboot the app is not running: $health"
   [ "$again" = "$token" ] || fail "after the reboot the app has a new token ($again, was $token): its volume was lost"
