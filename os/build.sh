@@ -3,7 +3,8 @@
 #   1. the project (daemon, web, CLI) and its production node_modules;
 #   2. a Debian bookworm root file system (mmdebstrap, minbase) with the
 #      system programs the daemon runs, Node.js 20, the project and os/rootfs;
-#   3. its squashfs (TOWN_OS_SQUASHFS_COMP: xz, the default, or zstd);
+#   3. its squashfs (TOWN_OS_SQUASHFS_COMP: zstd, the default, at level
+#      TOWN_OS_ZSTD_LEVEL (15), or xz);
 #   4. a GPT disk image with one FAT partition, made without mounting
 #      anything (mkfs.vfat on a file, mtools): syslinux boots it with BIOS,
 #      GRUB with UEFI; /live holds the kernel, the initramfs and the squashfs,
@@ -15,7 +16,8 @@ cd "$(dirname "$0")/.."
 readonly repo=$PWD
 readonly work=$repo/dist/os-work
 readonly out=$repo/dist/town-os.img
-readonly comp=${TOWN_OS_SQUASHFS_COMP:-xz}
+readonly comp=${TOWN_OS_SQUASHFS_COMP:-zstd}
+readonly zstd_level=${TOWN_OS_ZSTD_LEVEL:-15}
 readonly mirror=http://deb.debian.org/debian
 readonly security_mirror=http://deb.debian.org/debian-security
 readonly nodesource=https://deb.nodesource.com/node_20.x
@@ -37,7 +39,9 @@ module_excludes=('sound/*' 'drivers/media/*' 'drivers/net/wireless/*' 'net/bluet
   'drivers/infiniband/*' 'drivers/iio/*' 'drivers/staging/*')
 # The kernel's boot command line; a box's owner adds town.data=/dev/DISK once
 # to make a blank disk the data pool (see os/rootfs/usr/local/sbin/town-os-data).
-readonly cmdline="boot=live toram console=ttyS0,115200 console=tty0"
+# `quiet`: the kernel's messages would go out of the serial port at 115200
+# baud, and the boot waits for them; errors still show.
+readonly cmdline="boot=live toram quiet console=ttyS0,115200 console=tty0"
 
 [ "$(id -u)" -eq 0 ] || { echo "build: run me as root (mmdebstrap, chroot)" >&2; exit 1; }
 case "$comp" in xz | zstd) ;; *) echo "build: TOWN_OS_SQUASHFS_COMP is xz or zstd" >&2; exit 1 ;; esac
@@ -117,7 +121,9 @@ stage "root file system (mmdebstrap, Node.js from $node_from)"
 squashfs=$work/filesystem.squashfs
 rm -f "$squashfs"
 # The kernel and initramfs boot from the FAT partition: not copied twice.
-mksquashfs "$rootfs" "$squashfs" -comp "$comp" -noappend -quiet -no-progress \
+comp_options=()
+[ "$comp" != zstd ] || comp_options=(-Xcompression-level "$zstd_level")
+mksquashfs "$rootfs" "$squashfs" -comp "$comp" "${comp_options[@]}" -noappend -quiet -no-progress \
   -wildcards -e 'boot/vmlinuz*' 'boot/initrd.img*'
 stage "squashfs ($comp)"
 

@@ -21,11 +21,22 @@ chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman
 rm -f "$root"/etc/ssh/ssh_host_*
 # The daemon runs Caddy, Prometheus and Node Exporter itself (its config,
 # loopback ports, supervised); Debian's services would take the same ports.
-# apt's timers would download package lists into RAM on a box that never
-# installs packages; the daemon decides when apps' images change, not Podman's
-# auto-update timer.
+# apt's and dpkg's timers would work on package lists in RAM on a box that
+# never installs packages; the daemon decides when apps' images change and
+# which apps start at boot, not Podman's auto-update and restart services
+# (which would also compete with the daemon's start for the CPU); Podman's API
+# service starts when the daemon first connects to its socket. ext4 scrubbing
+# has nothing to do here.
 chroot "$root" systemctl disable --quiet haproxy.service caddy.service prometheus.service \
-  prometheus-node-exporter.service apt-daily.timer apt-daily-upgrade.timer podman-auto-update.timer
+  prometheus-node-exporter.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+  podman.service podman-auto-update.timer podman-auto-update.service podman-restart.service \
+  e2scrub_reap.service e2scrub_all.timer
+# Modules systemd loads early for setups a home server does not have (device
+# mapper, FUSE, EFI crash records, a DRM console before the GPU's own driver):
+# each costs seconds of a slow machine's boot. Anything that needs one still
+# loads it on demand.
+chroot "$root" systemctl mask --quiet modprobe@dm_mod.service modprobe@fuse.service \
+  modprobe@efi_pstore.service modprobe@drm.service
 # No display manager: the console's text screen is the box's local display.
 chroot "$root" systemctl set-default --quiet multi-user.target
 # A fresh machine id on every boot, not the build machine's.
