@@ -229,6 +229,30 @@ persist_check() {
   [ -n "$again" ] || fail "after the reboot the app is not running: $health"
   [ "$again" = "$token" ] || fail "after the reboot the app has a new token ($again, was $token): its volume was lost"
   results+=("persistence: ok")
+  helper_units
+}
+# The daemon runs its helpers as systemd units of their own, which keep
+# serving while it restarts and which it then adopts (the same processes).
+helper_units() {
+  local units=(town-haproxy.service town-caddy.service town-dnsmasq.service
+    town-prometheus.service town-node-exporter.service) before after state
+  guest systemctl is-active --quiet "${units[@]}" ||
+    fail "not every helper runs as its unit: $(guest systemctl is-active "${units[@]}" | tr '\n' ' ')"
+  before=$(guest systemctl show --property=MainPID --value "${units[@]}" | tr '\n' ' ')
+  guest systemctl restart town-os.service
+  state=
+  for _ in $(seq 120); do
+    state=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/api/v1/status" 2>/dev/null |
+      sed -n 's/.*"state":"\([a-z]*\)".*/\1/p') || state=
+    [ "$state" != ready ] || break
+    sleep 1
+  done
+  [ "$state" = ready ] || fail "the daemon is not ready again after its restart"
+  after=$(guest systemctl show --property=MainPID --value "${units[@]}" | tr '\n' ' ')
+  [ "$before" = "$after" ] || fail "a daemon restart replaced its helpers (pids $before, then $after)"
+  guest journalctl -u town-os.service -b --no-pager | grep -q "adopted" ||
+    fail "the restarted daemon does not say it adopted its helpers"
+  results+=("helpers: systemd units, adopted across a daemon restart")
 }
 
 # Which boots to run (all by default); each group's boots depend only on each other.

@@ -90,6 +90,7 @@ export class DnsmasqSupervisor {
     const pidFile = this.pidFile;
     this.process = new ManagedProcess({
       name: "dnsmasq",
+      unit: "dnsmasq",
       pidFile,
       programWritesPidFile: true,
       // Its own log in a file rather than a pipe: it outlives the daemon.

@@ -100,6 +100,7 @@ export class HaproxySupervisor {
     const haproxyPath = options.haproxyPath ?? "haproxy";
     this.process = new ManagedProcess({
       name: "haproxy",
+      unit: "haproxy",
       pidFile: join(this.dir, "haproxy.pid"),
       programWritesPidFile: true,
       log: { path: this.logFile, mode: 0o600 },

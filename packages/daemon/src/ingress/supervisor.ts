@@ -168,6 +168,7 @@ export class CaddySupervisor {
     this.log = options.log ?? { info: () => undefined, warn: () => undefined };
     this.process = new ManagedProcess({
       name: "caddy",
+      unit: "caddy",
       pidFile: this.paths.pidFile,
       // `--pidfile`: Caddy writes it once it runs.
       programWritesPidFile: true,

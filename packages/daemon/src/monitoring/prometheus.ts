@@ -129,6 +129,7 @@ export class MonitoringProcesses {
     const log = this.log;
     this.prometheus = new ManagedProcess({
       name: "prometheus",
+      unit: "prometheus",
       pidFile: join(this.dir, "prometheus.pid"),
       log: { path: join(this.dir, "prometheus.log"), truncate: true },
       launch: () => this.launchPrometheus(prometheusListen),
@@ -155,6 +156,7 @@ export class MonitoringProcesses {
     });
     this.nodeExporter = new ManagedProcess({
       name: "node exporter",
+      unit: "node-exporter",
       pidFile: join(this.dir, "node-exporter.pid"),
       log: { path: join(this.dir, "node-exporter.log"), truncate: true },
       launch: () => this.launchNodeExporter(nodeExporterListen),

@@ -7,6 +7,8 @@
  * - starts it detached (its own process group, output to a log file rather
  *   than a pipe) so that it keeps serving while the daemon exits or
  *   restarts, and waits until the owner's readiness probe says it serves;
+ *   when the daemon is a systemd service and the owner names a unit, it is
+ *   started as that systemd unit instead (systemd-unit.ts);
  * - restarts it with backoff when it exits without being asked to (a child
  *   of ours reports its exit; an adopted one is polled);
  * - stops it: a signal, a timeout, then SIGKILL.
@@ -19,6 +21,7 @@ import { rename, rm } from "node:fs/promises";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
 import { Mutex } from "./mutex.js";
+import { runsUnderSystemd, startUnit, unitName } from "./systemd-unit.js";
 import { commandLine, NO_FOLLOW, readLogTail, readPidFile, signalProcess } from "./proc.js";
 import {
   initialStatus,
@@ -55,6 +58,11 @@ export interface ManagedProcessOptions {
   /** Where stdout and stderr go (appended; truncated at each start with `truncate`). */
   log?: { path: string; truncate?: boolean; mode?: number; stdout?: boolean };
   launch: () => Launch | Promise<Launch>;
+  /**
+   * Run as the systemd unit `town-<unit>.service` when the daemon is a
+   * systemd service (else spawned as everywhere).
+   */
+  unit?: string;
   /** Whether a live process's command line is this program (with our files): may it be adopted or signalled? */
   isOurs: (argv: readonly string[]) => boolean;
   /** Does the started process serve yet? Exceptions count as no. */
@@ -87,7 +95,8 @@ const STOP_TIMEOUT_MS = 5_000;
 interface Current {
   pid: number;
   argv: readonly string[];
-  /** Present when we spawned it: its exit event comes from here. */
+  origin: "started" | "adopted";
+  /** Present when we spawned it: its exit event comes from here (else it is polled). */
   child?: ChildProcess;
 }
 
@@ -102,11 +111,15 @@ export class ManagedProcess {
   private watching = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  /** The systemd unit it runs as, when it does. */
+  private readonly unit: string | undefined;
 
   constructor(options: ManagedProcessOptions) {
     this.options = options;
     this.policy = { ...DEFAULT_POLICY, ...options.restart };
     this.clock = options.clock ?? systemClock;
+    this.unit =
+      options.unit !== undefined && runsUnderSystemd() ? unitName(options.unit) : undefined;
   }
 
   status(): ProcessStatus {
@@ -133,8 +146,8 @@ export class ManagedProcess {
           await this.spawnLocked(false);
         }
       } else if (current.child === undefined) {
-        // Watched again after `detach`: an adopted process is polled anew.
-        this.pollAdopted(current);
+        // Watched again after `detach`: a process that is not our child is polled anew.
+        this.pollExit(current);
       }
       return this.state;
     });
@@ -201,15 +214,19 @@ export class ManagedProcess {
     if (pid === undefined) return false;
     const argv = await commandLine(pid);
     if (argv === undefined || !this.options.isOurs(argv)) return false;
-    this.current = { pid, argv };
-    this.apply({ type: "started", pid, origin: "adopted", at: this.clock() });
-    this.pollAdopted(this.current);
-    this.options.onStarted?.(pid, "adopted");
+    const current: Current = { pid, argv, origin: "adopted" };
+    this.current = current;
+    this.pollExit(current);
+    this.started(current);
     return true;
   }
 
   /** Starts the process and waits until it is ready; a failure is recorded and a restart scheduled. */
   private async spawnLocked(restart: boolean): Promise<void> {
+    if (this.unit !== undefined) {
+      await this.startUnitLocked(this.unit, restart);
+      return;
+    }
     let child: ChildProcess;
     let argv: readonly string[];
     try {
@@ -241,26 +258,70 @@ export class ManagedProcess {
       this.failed(failure);
       return;
     }
-    const current: Current = { pid, argv, child };
+    const current: Current = { pid, argv, origin: "started", child };
     this.current = current;
     child.removeAllListeners("exit");
     child.once("exit", (code, signal) => {
       this.exited(current, { code, signal, at: this.clock() });
     });
-    this.apply({ type: "started", pid, origin: "started", at: this.clock() });
-    this.options.onStarted?.(pid, "started");
+    this.started(current);
+  }
+
+  /** As spawnLocked, as a systemd unit: not our child, so its end is seen by polling. */
+  private async startUnitLocked(unit: string, restart: boolean): Promise<void> {
+    let pid: number;
+    let argv: readonly string[];
+    try {
+      const launch = await this.options.launch();
+      argv = launch.argv;
+      if (this.options.pidFile !== undefined) await rm(this.options.pidFile, { force: true });
+      const log = this.options.log;
+      // systemd opens the log as root: it is made here first, never through a link.
+      if (log !== undefined) closeSync(openLog(log, this.options.name));
+      pid = await startUnit(
+        unit,
+        launch,
+        log === undefined
+          ? undefined
+          : { path: log.path, ...(log.stdout === undefined ? {} : { stdout: log.stdout }) },
+      );
+    } catch (error) {
+      const cause = error instanceof Error ? error : new Error(String(error));
+      this.failed({ kind: "launch", error: cause, restart });
+      return;
+    }
+    if (this.options.pidFile !== undefined && this.options.programWritesPidFile !== true)
+      await writePidFile(this.options.pidFile, pid);
+    const gone = async (): Promise<ProcessExit | undefined> =>
+      (await commandLine(pid)) === undefined
+        ? { code: null, signal: null, at: this.clock() }
+        : undefined;
+    const failure = await this.untilReady(pid, gone, restart);
+    if (failure !== undefined) {
+      this.failed(failure);
+      return;
+    }
+    const current: Current = { pid, argv, origin: "started" };
+    this.current = current;
+    this.pollExit(current);
+    this.started(current);
+  }
+
+  private started(current: Current): void {
+    this.apply({ type: "started", pid: current.pid, origin: current.origin, at: this.clock() });
+    this.options.onStarted?.(current.pid, current.origin);
   }
 
   /** Polls the readiness probe; the failure when the process exits first or takes too long. */
   private async untilReady(
     pid: number,
-    early: () => ProcessExit | Error | undefined,
+    early: () => ProcessExit | Error | undefined | Promise<ProcessExit | undefined>,
     restart: boolean,
   ): Promise<ProcessFailure | undefined> {
     const ms = this.options.startTimeoutMs ?? 15_000;
     const deadline = this.clock() + ms;
     for (;;) {
-      const exit = early();
+      const exit = await early();
       if (exit instanceof Error) return { kind: "launch", error: exit, restart };
       if (exit !== undefined) return { kind: "exited-early", exit, log: await this.logTail() };
       if (await this.options.ready(pid).catch(() => false)) return undefined;
@@ -276,20 +337,8 @@ export class ManagedProcess {
     const [program, ...args] = launch.argv;
     const log = this.options.log;
     // Opened and closed synchronously around the spawn; the child keeps its copy.
-    const fd =
-      log === undefined
-        ? undefined
-        : openSync(
-            log.path,
-            constants.O_WRONLY |
-              constants.O_CREAT |
-              (log.truncate === true ? constants.O_TRUNC : constants.O_APPEND) |
-              NO_FOLLOW,
-            log.mode ?? 0o600,
-          );
+    const fd = log === undefined ? undefined : openLog(log, this.options.name);
     try {
-      if (fd !== undefined && !fstatSync(fd).isFile())
-        throw new TownError("io", `${this.options.name}: ${log?.path} is not a file`);
       const out = fd ?? "ignore";
       const child = spawn(program, args, {
         // Its own process group: signals to the daemon's group do not reach it.
@@ -305,8 +354,8 @@ export class ManagedProcess {
     }
   }
 
-  /** An adopted process is not our child: poll whether it still lives (and is still ours). */
-  private pollAdopted(current: Current): void {
+  /** A process that is not our child (adopted, or a unit's): poll whether it still lives (and is still ours). */
+  private pollExit(current: Current): void {
     clearInterval(this.pollTimer);
     this.pollTimer = setInterval(() => {
       void commandLine(current.pid).then((argv) => {
@@ -326,9 +375,13 @@ export class ManagedProcess {
       this.apply({ type: "stopped" });
       return;
     }
-    const origin = current.child === undefined ? "adopted" : "started";
     void this.mutex.run(async () => {
-      const failure: ProcessFailure = { kind: "died", exit, origin, log: await this.logTail() };
+      const failure: ProcessFailure = {
+        kind: "died",
+        exit,
+        origin: current.origin,
+        log: await this.logTail(),
+      };
       const message = this.describe(failure);
       this.schedule(this.apply({ type: "exited", exit, message }));
       this.options.onFailure?.(failure, message);
@@ -388,6 +441,23 @@ export class ManagedProcess {
   private describe(failure: ProcessFailure): string {
     return this.options.describe?.(failure) ?? `${this.options.name} ${describeFailure(failure)}`;
   }
+}
+
+/** The log file, made (mode as given) or truncated as asked, else appended to; never through a link. */
+function openLog(log: NonNullable<ManagedProcessOptions["log"]>, name: string): number {
+  const fd = openSync(
+    log.path,
+    constants.O_WRONLY |
+      constants.O_CREAT |
+      (log.truncate === true ? constants.O_TRUNC : constants.O_APPEND) |
+      NO_FOLLOW,
+    log.mode ?? 0o600,
+  );
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new TownError("io", `${name}: ${log.path} is not a file`);
+  }
+  return fd;
 }
 
 /** Written anew (O_EXCL, links not followed) and renamed into place. */

@@ -95,6 +95,7 @@ export class Vm {
     this.console = new ConsoleLog(this.paths.dir);
     this.process = new ManagedProcess({
       name: `vm ${name}`,
+      unit: `vm-${name}`,
       pidFile: this.paths.pidFile,
       log: { path: this.paths.qemuLog, truncate: true, mode: 0o600 },
       launch: () => this.launch(),
