@@ -230,13 +230,11 @@ export class ManagedProcess {
     let child: ChildProcess;
     let argv: readonly string[];
     try {
-      const launch = await this.options.launch();
+      const launch = await this.prepareLaunch();
       argv = launch.argv;
-      if (this.options.pidFile !== undefined) await rm(this.options.pidFile, { force: true });
       child = this.spawnDetached(launch);
     } catch (error) {
-      const cause = error instanceof Error ? error : new Error(String(error));
-      this.failed({ kind: "launch", error: cause, restart });
+      this.launchFailed(error, restart);
       return;
     }
     // Listened to at once: a quick exit must not go by unheard.
@@ -251,8 +249,7 @@ export class ManagedProcess {
       this.failed({ kind: "launch", error, restart });
       return;
     }
-    if (this.options.pidFile !== undefined && this.options.programWritesPidFile !== true)
-      await writePidFile(this.options.pidFile, pid);
+    await this.recordPid(pid);
     const failure = await this.untilReady(pid, () => early, restart);
     if (failure !== undefined) {
       this.failed(failure);
@@ -272,9 +269,8 @@ export class ManagedProcess {
     let pid: number;
     let argv: readonly string[];
     try {
-      const launch = await this.options.launch();
+      const launch = await this.prepareLaunch();
       argv = launch.argv;
-      if (this.options.pidFile !== undefined) await rm(this.options.pidFile, { force: true });
       const log = this.options.log;
       // systemd opens the log as root: it is made here first, never through a link.
       if (log !== undefined) closeSync(openLog(log, this.options.name));
@@ -286,12 +282,10 @@ export class ManagedProcess {
           : { path: log.path, ...(log.stdout === undefined ? {} : { stdout: log.stdout }) },
       );
     } catch (error) {
-      const cause = error instanceof Error ? error : new Error(String(error));
-      this.failed({ kind: "launch", error: cause, restart });
+      this.launchFailed(error, restart);
       return;
     }
-    if (this.options.pidFile !== undefined && this.options.programWritesPidFile !== true)
-      await writePidFile(this.options.pidFile, pid);
+    await this.recordPid(pid);
     const gone = async (): Promise<ProcessExit | undefined> =>
       (await commandLine(pid)) === undefined
         ? { code: null, signal: null, at: this.clock() }
@@ -305,6 +299,24 @@ export class ManagedProcess {
     this.current = current;
     this.pollExit(current);
     this.started(current);
+  }
+
+  /** The owner's launch, with the last pid file gone: a new one names the new process. */
+  private async prepareLaunch(): Promise<Launch> {
+    const launch = await this.options.launch();
+    if (this.options.pidFile !== undefined) await rm(this.options.pidFile, { force: true });
+    return launch;
+  }
+
+  private launchFailed(error: unknown, restart: boolean): void {
+    const cause = error instanceof Error ? error : new Error(String(error));
+    this.failed({ kind: "launch", error: cause, restart });
+  }
+
+  /** Writes the pid file, unless the program writes its own. */
+  private async recordPid(pid: number): Promise<void> {
+    if (this.options.pidFile !== undefined && this.options.programWritesPidFile !== true)
+      await writePidFile(this.options.pidFile, pid);
   }
 
   private started(current: Current): void {
