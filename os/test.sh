@@ -13,7 +13,8 @@
 #             id are gone.
 #   uefi      UEFI (OVMF) with a blank disk and consent.
 #   used-disk consent naming a disk with an ext4 file system, which must be
-#             left as it was while the box runs from RAM.
+#             left as it was while the box runs from RAM; then the same with
+#             town.wipe naming it too, which must make it the pool.
 #   raid1     two blank disks with consent to both (town.data=/dev/vdb,/dev/vdc),
 #             which must become one RAID1 pool; then the image as built with
 #             one of them gone, which must mount it degraded and say so.
@@ -49,14 +50,15 @@ bash os/setup-build.sh
 mkdir -p "$work"
 export MTOOLS_SKIP_CHECK=1
 
-# consented_stick STICK DISKS: a copy of the image as the owner boots it the
-# first time, with town.data=DISKS added to both boot menus.
+# consented_stick STICK DISKS [OPTIONS]: a copy of the image as the owner
+# boots it the first time, with town.data=DISKS (and OPTIONS) added to both
+# boot menus.
 consented_stick() {
   local cfg
   cp --sparse=always "$image" "$1"
   for cfg in /syslinux/syslinux.cfg /boot/grub/grub.cfg; do
     mtype -i "$1@@$fat_offset" "::$cfg" |
-      sed "s|boot=live|boot=live town.data=$2 ${TOWN_OS_BOOT_OPTIONS:-}|" >"$work/boot.cfg"
+      sed "s|boot=live|boot=live town.data=$2 ${3:-} ${TOWN_OS_BOOT_OPTIONS:-}|" >"$work/boot.cfg"
     grep -q "town.data=$2" "$work/boot.cfg" || { echo "test: no boot=live line in $cfg" >&2; exit 1; }
     mcopy -o -i "$1@@$fat_offset" "$work/boot.cfg" "::$cfg"
   done
@@ -291,6 +293,12 @@ if runs used-disk; then
   [ "$(blkid -p -o export "$work/used.raw" | grep -E '^(UUID|LABEL|TYPE)=')" = "$before" ] ||
     { echo "test: the used disk's file system changed" >&2; exit 1; }
   results+=("used disk: untouched")
+  # The owner names it a second time, in town.wipe: then it becomes the pool.
+  booted_stick=$work/wipe.img
+  consented_stick "$booted_stick" /dev/vdb town.wipe=/dev/vdb
+  boot used-disk-wiped "$work/used.raw" "disk /dev/vdb"
+  blkid -p -o export "$work/used.raw" | grep -qx "LABEL=town-data" || fail "the wiped disk is not the pool"
+  booted_stick=$stick
 fi
 if runs raid1; then
   # Two blank disks with consent: one pool keeping two copies of everything.

@@ -21,7 +21,7 @@ import { rename, rm } from "node:fs/promises";
 import { TownError } from "@townos/format";
 import { systemClock, type Clock } from "../clock.js";
 import { Mutex } from "./mutex.js";
-import { runsUnderSystemd, startUnit, unitName } from "./systemd-unit.js";
+import { runsUnderSystemd, startUnit, unitName, type Launch } from "./systemd-unit.js";
 import { commandLine, NO_FOLLOW, readLogTail, readPidFile, signalProcess } from "./proc.js";
 import {
   initialStatus,
@@ -32,13 +32,7 @@ import {
   type RestartPolicy,
 } from "./supervisor-state.js";
 
-/** How to run the process, asked anew before every start. */
-export interface Launch {
-  argv: readonly [string, ...string[]];
-  /** Default: the daemon's environment. */
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
-}
+export type { Launch };
 
 /** Why a start or a running process failed, for the owner to put in words (`describe`). */
 export type ProcessFailure =

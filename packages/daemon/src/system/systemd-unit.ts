@@ -10,9 +10,16 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import { TownError } from "@townos/format";
-import type { Launch } from "./supervisor.js";
 
 const run = promisify(execFile);
+
+/** How to run a managed process, asked anew before every start (supervisor.ts). */
+export interface Launch {
+  argv: readonly [string, ...string[]];
+  /** Default: the daemon's environment. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
 const SYSTEMCTL_TIMEOUT_MS = 30_000;
 
 /**
