@@ -23,6 +23,7 @@ import {
   type RepositoryJobLimits,
 } from "./catalog/repository-jobs.js";
 import { systemClock, type Clock } from "./clock.js";
+import { ownHostsReader, readOwnHosts } from "./net/own-hosts.js";
 import { Metrics } from "./api/metrics.js";
 import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
@@ -149,14 +150,15 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const clock = config.clock ?? systemClock;
   const boot: BootState = { state: "booting", step: "starting", error: null, services: undefined };
   const metrics = new Metrics();
-  const ownHosts = boxHosts(config);
+  // Read again every few seconds: a new DHCP lease's address is the box's own without a restart.
+  const ownHosts = ownHostsReader(() => readOwnHosts(config.extraHosts), clock);
   const app = await buildApi({
     version: config.version,
     boot,
     metrics,
     // The dashboard's name follows the TLD setting, which may change at any time.
     isAllowedHost: (host) =>
-      ownHosts.has(host) ||
+      ownHosts().has(host) ||
       (boot.services !== undefined && host === `town.${boot.services.settings.string("dns.tld")}`),
     logger: { level: config.logLevel, ...(config.logStream ? { stream: config.logStream } : {}) },
     ...(config.webRoot === undefined ? {} : { webRoot: config.webRoot }),
@@ -660,24 +662,4 @@ function addDefaultRepository(db: Db, repositories: Repositories, url: string): 
   if (done) return;
   if (url !== "") repositories.add({ name: DEFAULT_REPOSITORY.name, url });
   sql(db, "INSERT INTO meta (key, value) VALUES ('default_repository_added', '1')").run();
-}
-
-/** Drops audit rows past the retention setting and the row cap; logs what it dropped. */
-/** The box's own names and addresses: browser requests naming anything else are refused. */
-function boxHosts(config: DaemonConfig): ReadonlySet<string> {
-  const names = new Set([
-    "localhost",
-    "127.0.0.1",
-    "[::1]",
-    hostname().toLowerCase(),
-    `${hostname().toLowerCase()}.local`,
-  ]);
-  names.add("town-os.local");
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      names.add(address.family === "IPv6" ? `[${address.address.toLowerCase()}]` : address.address);
-    }
-  }
-  for (const extra of config.extraHosts) names.add(extra.toLowerCase());
-  return names;
 }
