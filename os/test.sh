@@ -6,19 +6,20 @@
 #             test then claims the box with the setup code its console shows,
 #             gives root an SSH key, installs an app from a package repository
 #             and a registry this host serves (packages/daemon/test/
-#             image-repository.ts), writes a file on / over SSH, and reboots;
-#             the image as built (no consent) must find the pool by its label,
-#             keep the SSH host key and root's key, and run the app again with
-#             the token its volume holds, while the file on / and the machine
-#             id are gone.
-#   uefi      UEFI (OVMF) with a blank disk and consent.
+#             image-repository.ts), writes a file on / over SSH, and reboots
+#             into UEFI (OVMF): the image as built (no consent) must find the
+#             pool by its label, keep the SSH host key and root's key, and run
+#             the app again with the token its volume holds, while the file on
+#             / and the machine id are gone; its helpers must be systemd units
+#             that a daemon restart leaves running and the daemon adopts.
+#   uefi-first  UEFI with a blank disk and consent.
 #   used-disk consent naming a disk with an ext4 file system, which must be
 #             left as it was while the box runs from RAM; then the same with
 #             town.wipe naming it too, which must make it the pool.
 #   raid1     two blank disks with consent to both (town.data=/dev/vdb,/dev/vdc),
 #             which must become one RAID1 pool; then the image as built with
 #             one of them gone, which must mount it degraded and say so.
-# TOWN_OS_BOOTS picks groups ("bios uefi used-disk raid1", all by default).
+# TOWN_OS_BOOTS picks groups ("bios uefi-first used-disk raid1", all by default).
 # Each boot waits until the dashboard's API answers `GET /api/v1/status` with
 # state ready through a forwarded port and the dashboard's page and script
 # load, and prints:
@@ -258,7 +259,7 @@ helper_units() {
 }
 
 # Which boots to run (all by default); each group's boots depend only on each other.
-boots=" ${TOWN_OS_BOOTS:-bios uefi used-disk raid1} "
+boots=" ${TOWN_OS_BOOTS:-bios uefi-first used-disk raid1} "
 [ -z "${TOWN_OS_BIOS_ONLY:-}" ] || boots=" bios "
 readonly boots
 runs() { [[ $boots == *" $1 "* ]]; }
@@ -266,22 +267,26 @@ runs() { [[ $boots == *" $1 "* ]]; }
 plain=$work/plain.img
 cp --sparse=always "$image" "$plain"
 
+# UEFI firmware for one boot, with variables of its own.
+uefi=(-drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd")
 if runs bios; then
-  # The first boot with the owner's consent, then the image as built, as the
-  # stick boots after its first time.
+  # The first boot with the owner's consent, with BIOS; then the image as
+  # built, as the stick boots after its first time, with UEFI: one reboot
+  # tests both firmwares.
   serve_repository
   blank_disk
   on_ready=persist_first boot bios "$work/blank.qcow2" "disk /dev/vdb"
   booted_stick=$plain
-  on_ready=persist_check boot rebooted "$work/blank.qcow2" "disk /dev/vdb"
+  cp "$ovmf_vars" "$work/OVMF_VARS.fd"
+  on_ready=persist_check boot uefi "$work/blank.qcow2" "disk /dev/vdb" "${uefi[@]}"
   booted_stick=$stick
   kill "$serve_pid"
 fi
-if runs uefi; then
+if runs uefi-first; then
+  # A first boot with UEFI: a blank disk and consent.
   blank_disk
   cp "$ovmf_vars" "$work/OVMF_VARS.fd"
-  boot uefi "$work/blank.qcow2" "disk /dev/vdb" -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
-    -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
+  boot uefi-first "$work/blank.qcow2" "disk /dev/vdb" "${uefi[@]}"
 fi
 if runs used-disk; then
   # Consent names a disk that holds someone's file system: it must stay as it was.
