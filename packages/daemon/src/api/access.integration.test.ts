@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FetchedRepository, RepositoryFetcher } from "../catalog/catalog.js";
 import { startDaemon, type RunningDaemon } from "../daemon.js";
+import { compileAllSchemas } from "./server.js";
 import { testDaemonConfig } from "../../test/daemon.js";
 
 interface Answer {
@@ -171,6 +172,11 @@ describe("access is decided by the matched route, whatever the request looks lik
   after(async () => {
     await daemon.stop();
     await rm(scratch, { recursive: true, force: true });
+  });
+
+  // The daemon compiles a route's schemas at its first call: none may be broken.
+  it("compiles every route's schemas", () => {
+    compileAllSchemas(daemon.app);
   });
 
   it("declares who may call each route in the API document, admin where nothing is said", () => {

@@ -30,6 +30,7 @@ import { registerRestorePointRoutes } from "./routes/restore-points.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
 import { registerVmImageRoutes } from "./routes/vm-images.js";
 import { registerVolumeRoutes } from "./routes/volumes.js";
+import { lazySchemaCompilers } from "./lazy-schemas.js";
 import { canonicalTarget } from "./request-target.js";
 import { checkResponses } from "./response-check.js";
 import { registerWeb, sendDashboardPage, wantsDashboardPage } from "./web.js";
@@ -47,6 +48,14 @@ export function resolveAccess(
   return settings?.flag(access.usersWhen) === true ? "user" : "admin";
 }
 
+/** Each API's deferred schema compiling (see lazy-schemas.ts). */
+const schemaCompilers = new WeakMap<FastifyInstance, () => void>();
+
+/** Compiles every route's schemas now (tests: a broken schema fails without its route being called). */
+export function compileAllSchemas(app: FastifyInstance): void {
+  schemaCompilers.get(app)?.();
+}
+
 /** The daemon's HTTP API, with every route, hook and error path. */
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const logger =
@@ -62,6 +71,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
             censor: "[redacted]",
           },
         };
+  const schemas = lazySchemaCompilers();
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
@@ -85,6 +95,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     trustProxy: "127.0.0.1",
     // Volume names reach 255 bytes (uninstalled ones are long): the default of 100 would 404 them.
     routerOptions: { maxParamLength: 256 },
+    schemaController: {
+      compilersFactory: {
+        buildValidator: schemas.buildValidator,
+        buildSerializer: schemas.buildSerializer,
+      },
+    },
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -247,6 +263,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   // Outside the API: the address people type or scan to trust the box's CA, and the scrapers' usual path.
   registerCaRoute(app, options);
   registerMetricsRoute(app, options);
+  schemaCompilers.set(app, schemas.compileAll);
   return app;
 }
 

@@ -171,6 +171,34 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
     }
   });
 
+  it("follows a change of the box's addresses without an update (a new DHCP lease)", async () => {
+    const addresses = ["127.0.0.1"];
+    const network = new Network({
+      ...options(),
+      dataDir: join(scratch, "data-addresses"),
+      dnsDir: join(scratch, "dns-addresses"),
+      ...(await freeNetworkPorts()),
+      lanAddresses: () => [...addresses],
+      addressCheckMs: 50,
+    });
+    try {
+      await network.start();
+      await network.update(inputs(app.port));
+      const port = network.status().dns?.listen?.port;
+      assert.ok(port);
+      assert.equal(await dig(port, "town.home"), "127.0.0.1");
+      addresses.push("127.0.0.2");
+      const answer = await eventually("the new address in DNS", async () => {
+        const seen = await dig(port, "town.home");
+        if (!seen.includes("127.0.0.2")) throw new Error(`still ${seen}`);
+        return seen;
+      });
+      assert.deepEqual(answer.split("\n").sort(), ["127.0.0.1", "127.0.0.2"]);
+    } finally {
+      await network.stopForTests();
+    }
+  });
+
   it("leaves Caddy and dnsmasq serving on close; the next Network adopts them", async () => {
     const first = networks[0];
     assert.ok(first);

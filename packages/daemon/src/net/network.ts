@@ -15,7 +15,7 @@ import { mkdir } from "node:fs/promises";
 import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import type { Manager } from "../reconcile/manager.js";
+import { periodic, type Manager } from "../reconcile/manager.js";
 import { DnsmasqSupervisor, hostUpstreams, type DnsStatus } from "../dns/dnsmasq.js";
 import { MdnsResponder, type MdnsStatus } from "../dns/mdns.js";
 import { Ingress, type IngressServiceStatus } from "../ingress/ingress.js";
@@ -60,6 +60,8 @@ export interface NetworkOptions {
   gatewayUrl?: string;
   /** The box's IPv4 LAN addresses, read at every update (they may change). */
   lanAddresses: () => string[];
+  /** How often the addresses are compared with the applied ones; default ADDRESS_CHECK_MS. */
+  addressCheckMs?: number;
   log: NetworkLog;
   /** Runs the `network` kind: the updates, one at a time. */
   manager: Manager;
@@ -100,6 +102,12 @@ export const NETWORK_OFF: NetworkStatus = {
 };
 
 export const DEFAULT_MDNS_NAME = "town-os.local";
+/**
+ * A new DHCP lease (or a daemon started before the network was up: the image
+ * does not wait for it) is applied within this long: DNS answers and
+ * dnsmasq's listening addresses follow the box's address.
+ */
+export const ADDRESS_CHECK_MS = 5_000;
 export const DEFAULT_DNS_DIR = "/run/town/dns";
 
 /** The manager's kind of networking, and the key of its only object (the box). */
@@ -124,10 +132,13 @@ export class Network {
   private readonly upnp: PortMappingManager;
   private mdns: MdnsResponder | undefined;
   private mdnsProblem: string | undefined;
+  private mdnsInterface: string | undefined;
   private started: Promise<void> | undefined;
   private applied: Applied | undefined;
   /** The newest inputs: each reconcile applies them. */
   private desired: NetworkInputs | undefined;
+  /** The LAN addresses the last update applied. */
+  private appliedAddresses: string | undefined;
   private closed = false;
 
   constructor(private readonly options: NetworkOptions) {
@@ -145,6 +156,16 @@ export class Network {
         ),
     });
     options.manager.register(NETWORK, { reconcile: () => this.reconcile() });
+    options.manager.watch(
+      NETWORK,
+      periodic(options.addressCheckMs ?? ADDRESS_CHECK_MS, (enqueue) => {
+        const now = options.lanAddresses().join(" ");
+        if (this.appliedAddresses !== undefined && now !== this.appliedAddresses) {
+          options.log.info(`network: the box's addresses are now ${now || "none"}`);
+          enqueue(NETWORK_KEY);
+        }
+      }),
+    );
   }
 
   /**
@@ -223,8 +244,23 @@ export class Network {
       // Caddy's own failures are in its status; this is the directory or the like.
       this.options.log.warn(`network: ingress: ${message(error)}`);
     });
+    await this.followMdnsInterface();
+    if (!this.closed) this.upnp.start();
+  }
+
+  /**
+   * mDNS joins its group on the box's first IPv4 address: started again when
+   * that address changes (a new lease, or none yet at the first start), and
+   * tried again at each update while it fails.
+   */
+  private async followMdnsInterface(): Promise<void> {
+    const interfaceAddress = this.firstIpv4();
+    const running = this.mdns?.status().state === "running";
+    if (this.closed || (running && this.mdnsInterface === interfaceAddress)) return;
+    await this.mdns?.stop();
+    this.mdnsInterface = interfaceAddress;
+    this.mdnsProblem = undefined;
     try {
-      const interfaceAddress = this.firstIpv4();
       this.mdns = new MdnsResponder({
         name: this.options.mdnsName ?? DEFAULT_MDNS_NAME,
         addresses: () => this.options.lanAddresses(),
@@ -234,7 +270,6 @@ export class Network {
     } catch (error) {
       this.mdnsProblem = `mdns: ${message(error)}`;
     }
-    if (!this.closed) this.upnp.start();
   }
 
   /** The `network/box` reconcile: applies the newest inputs. Never fails. */
@@ -253,6 +288,8 @@ export class Network {
 
   private async apply(inputs: NetworkInputs): Promise<void> {
     const lanAddresses = this.options.lanAddresses();
+    this.appliedAddresses = lanAddresses.join(" ");
+    await this.followMdnsInterface();
     const plan = planNetwork(inputs, {
       httpsPort: this.options.httpsPort,
       httpPort: this.options.httpPort,
