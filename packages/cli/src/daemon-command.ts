@@ -40,6 +40,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         "  TOWN_DATA_DIR, TOWN_LISTEN   as the options above",
         `  TOWN_DEFAULT_REPOSITORY      repository added on first start (default ${DEFAULT_REPOSITORY.url}; empty: none)`,
         "  TOWN_LOG_LEVEL               trace, debug, info (default), warn, error",
+        "  TOWN_DATA_READY_FILE         open the data dir only once this file exists (the image: /run/town-os/data)",
         "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
         "  TOWN_STORAGE_LOOP_BYTES      size of a btrfs loop file for volumes when the data dir is not btrfs",
         "  TOWN_PODMAN_SOCKET           Podman's API socket (default /run/podman/podman.sock; started if silent)",
@@ -84,6 +85,9 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         },
         network: networkConfig(flags, io.env),
         monitoring: monitoringConfig(io.env),
+        ...(io.env["TOWN_DATA_READY_FILE"]
+          ? { dataReadyFile: io.env["TOWN_DATA_READY_FILE"] }
+          : {}),
         ...(io.env["TOWN_EXTRA_CA_FILE"]
           ? { oauth: { trustedCaFile: io.env["TOWN_EXTRA_CA_FILE"] } }
           : {}),

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -63,6 +63,44 @@ describe("the daemon while it boots", () => {
     } finally {
       release();
       await daemon.stop();
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it("opens its data directory only once the data pool's decision exists (dataReadyFile)", async () => {
+    const scratch = await mkdtemp(join(tmpdir(), "town-boot-"));
+    const decision = join(scratch, "run", "data");
+    const daemon = await startDaemon(
+      testDaemonConfig(scratch, { dataReadyFile: decision, apps: false }),
+    );
+    try {
+      const client = new TownClient({ baseUrl: daemon.url });
+      // It answers meanwhile, and says what it waits for.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const waiting = await client.status();
+      assert.deepEqual([waiting.state, waiting.step], ["booting", "waiting for the data disk"]);
+      await assert.rejects(access(join(scratch, "data")), "the data directory is not made yet");
+      await mkdir(join(scratch, "run"));
+      await writeFile(decision, "disk /dev/vdb\n");
+      await daemon.booted;
+      assert.equal((await client.status()).state, "ready");
+      await access(join(scratch, "data", "town.db"));
+    } finally {
+      await daemon.stop();
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it("stops while it waits for the data disk", async () => {
+    const scratch = await mkdtemp(join(tmpdir(), "town-boot-"));
+    const daemon = await startDaemon(
+      testDaemonConfig(scratch, { dataReadyFile: join(scratch, "never"), apps: false }),
+    );
+    try {
+      await daemon.stop();
+      assert.equal(daemon.boot.state, "failed");
+      await assert.rejects(access(join(scratch, "data")));
+    } finally {
       await rm(scratch, { recursive: true, force: true });
     }
   });

@@ -28,6 +28,7 @@ import { Metrics } from "./api/metrics.js";
 import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
+import { waitForFile } from "./system/wait-for-file.js";
 import { attachPages, createPages } from "./pages/setup.js";
 import { pruneAudit, startBackgroundWork } from "./background-work.js";
 import { appEndpoints } from "./monitoring/app-endpoints.js";
@@ -82,6 +83,12 @@ export interface DaemonConfig {
   checkResponses?: boolean;
   /** Where the Town OS image's files are (tests); default the image's own paths. */
   osFiles?: OsFiles;
+  /**
+   * The data directory is opened only once this file exists: on the image,
+   * the data pool's decision (/run/town-os/data), written once the pool (or
+   * RAM) is mounted there. The daemon starts meanwhile. Absent: at once.
+   */
+  dataReadyFile?: string;
 }
 
 export interface NetworkConfig {
@@ -176,8 +183,13 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let stopApps = (): Promise<void> => Promise.resolve();
   let stopNetwork = (): Promise<void> => Promise.resolve();
   let stopMonitoring = (): void => undefined;
+  const stopping = new AbortController();
   const booted = (async () => {
     try {
+      if (config.dataReadyFile !== undefined) {
+        boot.step = "waiting for the data disk";
+        await waitForFile(config.dataReadyFile, stopping.signal);
+      }
       boot.step = "opening the state database";
       await mkdir(config.dataDir, { recursive: true, mode: 0o750 });
       db = openDatabase(join(config.dataDir, "town.db"));
@@ -219,6 +231,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       return boot.services?.setupCode.current;
     },
     async stop() {
+      stopping.abort(new Error("Town OS stopped while it was starting"));
       await booted;
       stopBackgroundWork();
       boot.services?.oauth.close();
