@@ -29,7 +29,7 @@ readonly nodesource=https://deb.nodesource.com/node_20.x
 packages=(linux-image-amd64 initramfs-tools live-boot systemd-sysv systemd-resolved dbus udev kmod
   podman runc netavark aardvark-dns iptables conmon haproxy caddy dnsmasq-base prometheus
   prometheus-node-exporter qemu-system-x86 qemu-utils btrfs-progs restic
-  openssh-server openssh-sftp-server
+  openssh-server openssh-sftp-server mtools
   ca-certificates libstdc++6 xz-utils bzip2 zstd curl iproute2 procps util-linux)
 # Left out of the image: Prometheus's web pages' time zone data (218 MB; the
 # daemon reads Prometheus's API only), and kernel drivers a home server has no
@@ -134,30 +134,22 @@ kernel=$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)
 initrd=$rootfs/boot/initrd.img-${kernel##*/vmlinuz-}
 efi=$work/BOOTX64.EFI
 cat >"$work/grub-embedded.cfg" <<'CFG'
-search --no-floppy --set=root --file /live/filesystem.squashfs
+search --no-floppy --set=root --file /town-os.stick
 set prefix=($root)/boot/grub
 configfile ($root)/boot/grub/grub.cfg
 CFG
 grub-mkstandalone -O x86_64-efi -o "$efi" --modules="part_gpt part_msdos fat search configfile linux normal" \
   --locales= --themes= --fonts= "boot/grub/grub.cfg=$work/grub-embedded.cfg"
-cat >"$work/grub.cfg" <<CFG
-set timeout=1
-menuentry "Town OS" {
-  linux /live/vmlinuz $cmdline
-  initrd /live/initrd.img
-}
-CFG
-cat >"$work/syslinux.cfg" <<CFG
-DEFAULT townos
-TIMEOUT 10
-LABEL townos
-  LINUX /live/vmlinuz
-  INITRD /live/initrd.img
-  APPEND $cmdline
-CFG
-# The FAT partition: its payload plus room for an image update and slack.
-payload_mib=$((($(du -cb "$kernel" "$initrd" "$squashfs" "$efi" | tail -1 | cut -f1) >> 20) + 1))
-fat_mib=$((payload_mib + payload_mib / 10 + 16))
+# The boot menus: this image in the first slot (/live); an update fills the
+# second (/live-b) and makes it the first entry (town-os-update).
+bash os/rootfs/usr/local/sbin/town-os-boot-menu "$work" "$cmdline" live "$version"
+cp "$rootfs/etc/town-os-release" "$work/town-os-release"
+# What GRUB's embedded config finds the stick by; no update touches it.
+echo "Town OS stick: the boot menus and the image slots /live and /live-b" >"$work/town-os.stick"
+# The FAT partition: room for two images (the running one and an update, or
+# the previous one), the size of this one each with a fifth to grow, and slack.
+payload_mib=$((($(du -cb "$kernel" "$initrd" "$squashfs" | tail -1 | cut -f1) >> 20) + 1))
+fat_mib=$((2 * (payload_mib + payload_mib / 5) + 16))
 fat=$work/fat.img
 rm -f "$fat"
 # Hidden sectors = the partition's start (1 MiB), which syslinux reads to find itself.
@@ -167,6 +159,9 @@ mmd -i "$fat" ::/live ::/syslinux ::/boot ::/boot/grub ::/EFI ::/EFI/BOOT
 mcopy -i "$fat" "$kernel" ::/live/vmlinuz
 mcopy -i "$fat" "$initrd" ::/live/initrd.img
 mcopy -i "$fat" "$squashfs" ::/live/filesystem.squashfs
+mcopy -i "$fat" "$work/town-os-release" ::/live/town-os-release
+mcopy -i "$fat" "$work/town-os.stick" ::/town-os.stick
+mcopy -i "$fat" /usr/lib/syslinux/modules/bios/menu.c32 /usr/lib/syslinux/modules/bios/libutil.c32 ::/syslinux/
 mcopy -i "$fat" "$work/syslinux.cfg" ::/syslinux/syslinux.cfg
 mcopy -i "$fat" "$work/grub.cfg" ::/boot/grub/grub.cfg
 mcopy -i "$fat" "$efi" ::/EFI/BOOT/BOOTX64.EFI

@@ -178,9 +178,9 @@ guest() {
 # The token the app printed at its last start (the one in its volume).
 app_token() { town app logs served/notebook --tail 20 2>/dev/null | sed -n 's/.*token=\([0-9a-f]*\).*/\1/p' | tail -1; }
 
-# First boot: claim the box with the setup code on its console, give root an
-# SSH key, install the app, write a file on the root file system, reboot.
-persist_first() {
+# claim: the owner claims the box with the setup code on its console and
+# gives root an SSH key, as the first thing after a first boot.
+claim() {
   local code
   code=$(sed -n 's/.*the setup code \([A-Z0-9-]*\).*/\1/p' "$serial" | tail -1)
   [ -n "$code" ] || fail "the console shows no setup code"
@@ -190,6 +190,22 @@ persist_first() {
     fail "first-run setup with the console's code failed"
   ssh-keygen -q -t ed25519 -N '' -C image-test -f "$work/id_ed25519"
   town ssh-key add --file "$work/id_ed25519.pub" >/dev/null || fail "giving root an SSH key failed"
+}
+# reboot_guest: a clean reboot; QEMU runs with -no-reboot, so it ends.
+reboot_guest() {
+  guest systemctl reboot || true
+  for _ in $(seq 180); do
+    kill -0 "$qemu_pid" 2>/dev/null || break
+    sleep 1
+  done
+  ! kill -0 "$qemu_pid" 2>/dev/null || fail "the guest did not shut down for its reboot"
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=
+}
+# First boot: claim the box, write a file on the root file system, install
+# the app, reboot.
+persist_first() {
+  claim
   host_key_check=accept-new guest 'echo "written before the reboot" >/root/written-to-root && cat /etc/machine-id' \
     >"$work/machine-id" || fail "root cannot log in over SSH with the key"
   town settings set registries.insecure "$REGISTRY" >/dev/null
@@ -199,15 +215,7 @@ persist_first() {
   token=$(app_token)
   [ -n "$token" ] || fail "the app printed no token"
   echo "persistence: app served/notebook installed and running (token $token); rebooting"
-  # QEMU runs with -no-reboot: the guest's reboot ends it, as it shuts down cleanly.
-  guest systemctl reboot || true
-  for _ in $(seq 180); do
-    kill -0 "$qemu_pid" 2>/dev/null || break
-    sleep 1
-  done
-  ! kill -0 "$qemu_pid" 2>/dev/null || fail "the guest did not shut down for its reboot"
-  wait "$qemu_pid" 2>/dev/null || true
-  qemu_pid=
+  reboot_guest
 }
 # After the reboot: the owner's account, the same host key and root's key
 # (from the pool), the app running again with the token from its volume, the
@@ -258,8 +266,45 @@ helper_units() {
   results+=("helpers: systemd units, adopted across a daemon restart")
 }
 
+# An update: the owner installs a newer image on the running box over SSH
+# (town-os-update), which fills the stick's second slot and puts it first in
+# the boot menus; the next boot runs it, with the data, while the image it
+# replaced stays in the menus as "previous". The newer image is this one with
+# another version on its stick (the squashfs is the same).
+update_first() {
+  claim
+  host_key_check=accept-new guest true || fail "root cannot log in over SSH with the key"
+  local newer=$work/newer.img started
+  cp --sparse=always "$image" "$newer"
+  mtype -i "$newer@@$fat_offset" ::/live/town-os-release | sed 's/^TOWN_OS_VERSION=.*/&-newer/' >"$work/release"
+  mcopy -o -i "$newer@@$fat_offset" "$work/release" ::/live/town-os-release
+  newer_version=$(sed -n 's/^TOWN_OS_VERSION=//p' "$work/release")
+  started=$(date +%s)
+  zstd -q -c "$newer" | guest 'zstd -q -d -o /var/lib/town/newer.img' || fail "sending the newer image failed"
+  echo "update: the image sent in $(elapsed "$started") s"
+  started=$(date +%s)
+  guest 'town-os-update /var/lib/town/newer.img && rm /var/lib/town/newer.img' >"$work/update.log" 2>&1 ||
+    { cat "$work/update.log" >&2; fail "town-os-update failed"; }
+  echo "update: installed in $(elapsed "$started") s: $(tail -1 "$work/update.log")"
+  reboot_guest
+}
+update_check() {
+  local cmdline menu
+  cmdline=$(guest cat /proc/cmdline)
+  [[ $cmdline == *"live-media-path=/live-b"* && $cmdline != *town.data=* ]] ||
+    fail "after the update the box did not boot the second slot with the newer image's options: $cmdline"
+  for menu in /syslinux/syslinux.cfg /boot/grub/grub.cfg; do
+    mtype -i "$booted_stick@@$fat_offset" "::$menu" >"$work/menu"
+    grep -m1 "Town OS " "$work/menu" | grep -qF "Town OS $newer_version" ||
+      fail "$menu does not put the newer image first: $(cat "$work/menu")"
+    grep -q "(previous)" "$work/menu" && grep -q "live-media-path=/live$" "$work/menu" ||
+      fail "$menu does not keep the previous image: $(cat "$work/menu")"
+  done
+  results+=("update: ok (second slot booted, previous image in the menus)")
+}
+
 # Which boots to run (all by default); each group's boots depend only on each other.
-boots=" ${TOWN_OS_BOOTS:-bios uefi-first used-disk raid1} "
+boots=" ${TOWN_OS_BOOTS:-bios uefi-first used-disk raid1 update} "
 [ -z "${TOWN_OS_BIOS_ONLY:-}" ] || boots=" bios "
 readonly boots
 runs() { [[ $boots == *" $1 "* ]]; }
@@ -316,6 +361,14 @@ if runs raid1; then
   # One of them gone: the image as built mounts the pool degraded and says so.
   booted_stick=$plain
   boot raid1-degraded "$work/raid-a.qcow2" "disk-degraded /dev/vdb (RAID1)"
+  booted_stick=$stick
+fi
+if runs update; then
+  booted_stick=$work/update-stick.img
+  consented_stick "$booted_stick" /dev/vdb
+  blank_disk
+  on_ready=update_first boot update "$work/blank.qcow2" "disk /dev/vdb"
+  on_ready=update_check boot updated "$work/blank.qcow2" "disk /dev/vdb"
   booted_stick=$stick
 fi
 echo "boot-to-ready: ${bios_ready_s:-not measured (no BIOS boot)}${bios_ready_s:+ s}"
