@@ -199,6 +199,33 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
     }
   });
 
+  it("starts mDNS again once the box has a usable address (started before DHCP)", async () => {
+    // 192.0.2.10 (TEST-NET-1) is no address of this host: joining the group on it fails.
+    const addresses = ["192.0.2.10"];
+    const network = new Network({
+      ...options(),
+      dataDir: join(scratch, "data-mdns"),
+      dnsDir: join(scratch, "dns-mdns"),
+      ...(await freeNetworkPorts()),
+      lanAddresses: () => [...addresses],
+      addressCheckMs: 50,
+    });
+    try {
+      await network.start();
+      await network.update(inputs(app.port));
+      assert.equal(network.status().mdns?.state, "failed");
+      addresses.splice(0, 1, "127.0.0.1");
+      await eventually("mDNS on the new address", () => {
+        const state = network.status().mdns?.state;
+        return state === "running"
+          ? Promise.resolve(state)
+          : Promise.reject(new Error(`mdns ${state}`));
+      });
+    } finally {
+      await network.stopForTests();
+    }
+  });
+
   it("leaves Caddy and dnsmasq serving on close; the next Network adopts them", async () => {
     const first = networks[0];
     assert.ok(first);
