@@ -40,8 +40,10 @@ module_excludes=('sound/*' 'drivers/media/*' 'drivers/net/wireless/*' 'net/bluet
 # The kernel's boot command line; a box's owner adds town.data=/dev/DISK once
 # to make a blank disk the data pool (see os/rootfs/usr/local/sbin/town-os-data).
 # `quiet`: the kernel's messages would go out of the serial port at 115200
-# baud, and the boot waits for them; errors still show.
-readonly cmdline="boot=live toram quiet console=ttyS0,115200 console=tty0"
+# baud, and the boot waits for them; errors still show. `toram=FILE`: only
+# the running slot's squashfs is copied into RAM (plain `toram` copies the
+# whole stick, both slots, boot loaders and all).
+readonly cmdline="boot=live toram=filesystem.squashfs quiet console=ttyS0,115200 console=tty0"
 
 [ "$(id -u)" -eq 0 ] || { echo "build: run me as root (mmdebstrap, chroot)" >&2; exit 1; }
 case "$comp" in xz | zstd) ;; *) echo "build: TOWN_OS_SQUASHFS_COMP is xz or zstd" >&2; exit 1 ;; esac

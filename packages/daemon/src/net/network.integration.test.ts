@@ -171,19 +171,25 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
     }
   });
 
-  it("follows a change of the box's addresses without an update (a new DHCP lease)", async () => {
-    const addresses = ["127.0.0.1"];
+  /** A Network of its own that reads `addresses` (changed by the test) every 50 ms, started and updated once. */
+  const updatedNetworkOn = async (addresses: string[], name: string): Promise<Network> => {
     const network = new Network({
       ...options(),
-      dataDir: join(scratch, "data-addresses"),
-      dnsDir: join(scratch, "dns-addresses"),
+      dataDir: join(scratch, `data-${name}`),
+      dnsDir: join(scratch, `dns-${name}`),
       ...(await freeNetworkPorts()),
       lanAddresses: () => [...addresses],
       addressCheckMs: 50,
     });
+    await network.start();
+    await network.update(inputs(app.port));
+    return network;
+  };
+
+  it("follows a change of the box's addresses without an update (a new DHCP lease)", async () => {
+    const addresses = ["127.0.0.1"];
+    const network = await updatedNetworkOn(addresses, "addresses");
     try {
-      await network.start();
-      await network.update(inputs(app.port));
       const port = network.status().dns?.listen?.port;
       assert.ok(port);
       assert.equal(await dig(port, "town.home"), "127.0.0.1");
@@ -202,17 +208,8 @@ describe("the Network service with the real Caddy and dnsmasq", { skip: missing 
   it("starts mDNS again once the box has a usable address (started before DHCP)", async () => {
     // 192.0.2.10 (TEST-NET-1) is no address of this host: joining the group on it fails.
     const addresses = ["192.0.2.10"];
-    const network = new Network({
-      ...options(),
-      dataDir: join(scratch, "data-mdns"),
-      dnsDir: join(scratch, "dns-mdns"),
-      ...(await freeNetworkPorts()),
-      lanAddresses: () => [...addresses],
-      addressCheckMs: 50,
-    });
+    const network = await updatedNetworkOn(addresses, "mdns");
     try {
-      await network.start();
-      await network.update(inputs(app.port));
       assert.equal(network.status().mdns?.state, "failed");
       addresses.splice(0, 1, "127.0.0.1");
       await eventually("mDNS on the new address", () => {
