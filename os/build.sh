@@ -8,7 +8,7 @@
 #   4. a GPT disk image with one FAT partition, made without mounting
 #      anything (mkfs.vfat on a file, mtools): syslinux boots it with BIOS,
 #      GRUB with UEFI; /live holds the kernel, the initramfs and the squashfs,
-#      which live-boot copies into RAM (boot=live toram).
+#      which live-boot mounts and town-os-to-ram then moves into RAM.
 # Prints each stage's time and the sizes of the root file system, squashfs and
 # image. Work files are in dist/os-work (kept for inspection).
 set -euo pipefail
@@ -40,10 +40,10 @@ module_excludes=('sound/*' 'drivers/media/*' 'drivers/net/wireless/*' 'net/bluet
 # The kernel's boot command line; a box's owner adds town.data=/dev/DISK once
 # to make a blank disk the data pool (see os/rootfs/usr/local/sbin/town-os-data).
 # `quiet`: the kernel's messages would go out of the serial port at 115200
-# baud, and the boot waits for them; errors still show. `toram=FILE`: only
-# the running slot's squashfs is copied into RAM (plain `toram` copies the
-# whole stick, both slots, boot loaders and all).
-readonly cmdline="boot=live toram=filesystem.squashfs quiet console=ttyS0,115200 console=tty0"
+# baud, and the boot waits for them; errors still show. No `toram`: live-boot
+# would copy the squashfs into RAM before anything else starts;
+# town-os-to-ram.service copies it while the box boots.
+readonly cmdline="boot=live quiet console=ttyS0,115200 console=tty0"
 
 [ "$(id -u)" -eq 0 ] || { echo "build: run me as root (mmdebstrap, chroot)" >&2; exit 1; }
 case "$comp" in xz | zstd) ;; *) echo "build: TOWN_OS_SQUASHFS_COMP is xz or zstd" >&2; exit 1 ;; esac

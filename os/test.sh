@@ -93,7 +93,7 @@ fail() {
 # file) as /dev/vdb until ready; the status screen must then say `Data: DATA`.
 # Then $on_ready runs when set (a function name), before QEMU is stopped.
 boot() {
-  local name=$1 disk=$2 data=$3 serial=$work/$1-serial.log started state ram
+  local name=$1 disk=$2 data=$3 serial=$work/$1-serial.log started state ram line
   shift 3
   : >"$serial"
   started=$(date +%s.%N)
@@ -117,14 +117,18 @@ boot() {
   ready_s=$(elapsed "$started")
   # QEMU's CPU time until then: what the boot costs, whatever else this machine runs.
   echo "$name: boot-to-ready: $ready_s s (QEMU used $(cpu_seconds "$qemu_pid") CPU-s; host load $(cut -d' ' -f1 /proc/loadavg))"
-  # town-os-console prints its status line within 2 s of the daemon being ready.
-  for _ in $(seq 30); do
-    ram=$(sed -n 's/.*town-os-status: ready ram-used-mb=\([0-9]*\).*/\1/p' "$serial" | head -1)
-    [ -z "$ram" ] || break
+  # town-os-console prints its status line within 2 s of a change: RAM is
+  # counted once the daemon is ready and the OS is in RAM (town-os-to-ram).
+  for _ in $(seq 90); do
+    line=$(grep -m1 'town-os-status: ready .* os=ram' "$serial" || true)
+    [ -z "$line" ] || break
     sleep 1
   done
-  echo "$name: ram-used: ${ram:-unknown} MB"
-  [ "$name" != bios ] || { bios_ready_s=$ready_s bios_ram=${ram:-unknown}; }
+  [ -n "$line" ] || fail "$name: the OS did not move into RAM: $(grep -o 'town-os-status: .*' "$serial" | tail -1)"
+  ram=$(sed -n 's/.*ram-used-mb=\([0-9]*\).*/\1/p' <<<"$line")
+  echo "$name: ram-used: $ram MB (the OS was in RAM at $(grep -m1 'town-os-status: .* os=ram' "$serial" |
+    sed -n 's/.*uptime-s=\([0-9]*\).*/\1/p') s of uptime)"
+  [ "$name" != bios ] || { bios_ready_s=$ready_s bios_ram=$ram; }
   dashboard "$name"
   grep -q "Data: $data" "$serial" || fail "$name: the data is not on \"$data\""
   [ -z "${on_ready:-}" ] || "$on_ready"
@@ -207,10 +211,46 @@ reboot_guest() {
 }
 # First boot: claim the box, write a file on the root file system, install
 # the app, reboot.
+readonly console_password='rescue at the box'
+# console_login_check WHEN: root's shadow entry opens with the console password.
+console_login_check() {
+  guest "hash=\$(getent shadow root | cut -d: -f2) &&
+    perl -e 'exit(crypt(\$ARGV[0], \$ARGV[1]) eq \$ARGV[1] ? 0 : 1)' '$console_password' \"\$hash\"" ||
+    fail "root's console password is not the one set ($1)"
+}
+# fixed_address_check WHEN: the interface runs on the daemon's networkd file, without DHCP.
+fixed_address_check() {
+  local status
+  for _ in $(seq 30); do
+    status=$(guest "networkctl status $iface") || status=
+    grep -q "Network File: /run/systemd/network/10-town-os.network" <<<"$status" &&
+      grep -q "10.0.2.15" <<<"$status" && ! grep -qi "DHCP4" <<<"$status" && return 0
+    sleep 1
+  done
+  fail "the fixed address is not in use ($1): $status"
+}
 persist_first() {
   claim
   host_key_check=accept-new guest 'echo "written before the reboot" >/root/written-to-root && cat /etc/machine-id' \
     >"$work/machine-id" || fail "root cannot log in over SSH with the key"
+  # Where this boot's time went, for os/README.md.
+  guest 'systemd-analyze; systemd-analyze critical-chain town-os.service town-os-to-ram.service' \
+    >"$work/bios-boot-analysis.txt" 2>&1 || true
+  # The OS's squashfs is read from RAM, and the stick is free.
+  guest 'grep -qx /run/live/ram/filesystem.squashfs /sys/block/loop*/loop/backing_file &&
+    test -z "$(findmnt --noheadings --types vfat)"' ||
+    fail "the OS does not run from RAM: $(guest 'cat /run/town-os/os-in-ram; findmnt --types vfat' 2>&1)"
+  [ "$(guest 'getent shadow root | cut -d: -f2')" = '*' ] || fail "root has a password on a fresh box"
+  # Root's console password: applied at once, and again at every boot.
+  printf '%s\n' "$console_password" | town console-password set >/dev/null ||
+    fail "setting root's console password failed"
+  console_login_check "as it was set"
+  # A fixed address (QEMU's own, 10.0.2.15, which its port forwarding needs),
+  # applied by systemd-networkd at once and again at every boot.
+  iface=$(guest "ip -4 -o route show default | awk '{ print \$5; exit }'")
+  town network static --interface "$iface" --address 10.0.2.15/24 --gateway 10.0.2.2 --dns 10.0.2.3 >/dev/null ||
+    fail "setting a fixed address failed"
+  fixed_address_check "as it was set"
   town settings set registries.insecure "$REGISTRY" >/dev/null
   town repo add served "$REPOSITORY" >/dev/null || fail "adding the package repository failed"
   town app install served/notebook >"$work/install.log" 2>&1 ||
@@ -232,6 +272,8 @@ persist_check() {
   guest 'test ! -e /root/written-to-root && cat /etc/machine-id' >"$work/machine-id-after" ||
     fail "after the reboot, root cannot log in, the host key changed, or /root/written-to-root is still there"
   ! cmp -s "$work/machine-id" "$work/machine-id-after" || fail "the machine id survived the reboot: / was not reset"
+  console_login_check "after the reboot"
+  fixed_address_check "after the reboot"
   local deadline=$((SECONDS + 180))
   while [ "$SECONDS" -lt "$deadline" ]; do
     health=$(town app health served/notebook 2>&1) || health=

@@ -14,6 +14,7 @@ export * from "./logs.js";
 export * from "./monitoring.js";
 export * from "./monitoring-queries.js";
 export * from "./net.js";
+export * from "./network-settings.js";
 export * from "./oauth.js";
 export * from "./pages.js";
 export * from "./paging.js";

@@ -67,3 +67,17 @@ export const SetSshKeysBodySchema = Type.Object({
   keys: Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 100 }),
 });
 export type SetSshKeysBody = Static<typeof SetSshKeysBodySchema>;
+
+/** Root's password for the box's own screen and keyboard (never SSH): only whether there is one. */
+export const ConsolePasswordSchema = Type.Object({
+  set: Type.Boolean(),
+  /** Whether this box is the Town OS image, whose console login uses it. */
+  served: Type.Boolean(),
+});
+export type ConsolePassword = Static<typeof ConsolePasswordSchema>;
+
+/** Kept as a hash only. The daemon wants 8 to 256 characters (not UTF-16 units), no control characters. */
+export const SetConsolePasswordBodySchema = Type.Object({
+  password: Type.String({ maxLength: 1024 }),
+});
+export type SetConsolePasswordBody = Static<typeof SetConsolePasswordBodySchema>;

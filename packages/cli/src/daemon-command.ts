@@ -41,6 +41,8 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         `  TOWN_DEFAULT_REPOSITORY      repository added on first start (default ${DEFAULT_REPOSITORY.url}; empty: none)`,
         "  TOWN_LOG_LEVEL               trace, debug, info (default), warn, error",
         "  TOWN_DATA_READY_FILE         open the data dir only once this file exists (the image: /run/town-os/data)",
+        "  TOWN_NETWORKD_DIR            apply the saved network settings there (the image: /run/systemd/network)",
+        "  TOWN_CONSOLE_LOGIN_ROOT      apply root's console password to ROOT/etc/shadow (the image: /; unset: never)",
         "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
         "  TOWN_STORAGE_LOOP_BYTES      size of a btrfs loop file for volumes when the data dir is not btrfs",
         "  TOWN_PODMAN_SOCKET           Podman's API socket (default /run/podman/podman.sock; started if silent)",
@@ -88,6 +90,8 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         ...(io.env["TOWN_DATA_READY_FILE"]
           ? { dataReadyFile: io.env["TOWN_DATA_READY_FILE"] }
           : {}),
+        ...(io.env["TOWN_NETWORKD_DIR"] ? { networkdDir: io.env["TOWN_NETWORKD_DIR"] } : {}),
+        ...consoleLoginRoot(io.env["TOWN_CONSOLE_LOGIN_ROOT"]),
         ...(io.env["TOWN_EXTRA_CA_FILE"]
           ? { oauth: { trustedCaFile: io.env["TOWN_EXTRA_CA_FILE"] } }
           : {}),
@@ -163,6 +167,15 @@ function loopBytes(text: string | undefined): { storageLoopBytes?: number } {
     throw new UsageError(`TOWN_STORAGE_LOOP_BYTES must be a whole number of bytes, not "${text}"`);
   }
   return { storageLoopBytes: Number(text) };
+}
+
+function consoleLoginRoot(dir: string | undefined): { consoleLoginRoot?: string } {
+  if (dir === undefined || dir === "") return {};
+  // chpasswd -R wants an absolute directory; anything else would be a mistake in the image.
+  if (!dir.startsWith("/")) {
+    throw new UsageError(`TOWN_CONSOLE_LOGIN_ROOT must be an absolute directory, not "${dir}"`);
+  }
+  return { consoleLoginRoot: dir };
 }
 
 function packageVersion(): string {

@@ -13,6 +13,8 @@ import { registerPackageCommands } from "./package-commands.js";
 import { registerPageCommands } from "./page-commands.js";
 import { registerRepoCommands } from "./repo-commands.js";
 import { registerSshKeyCommands } from "./ssh-key-commands.js";
+import { registerNetworkCommands } from "./network-commands.js";
+import { registerConsolePasswordCommands } from "./console-password-commands.js";
 import { registerStateCommands } from "./state-commands.js";
 import type { Io } from "./io.js";
 import { UsageError } from "./usage.js";
@@ -38,6 +40,8 @@ export async function runTown(argv: readonly string[], io: Io): Promise<number> 
   registerLogCommands(program, io);
   registerNetCommands(program, io);
   registerSshKeyCommands(program, io);
+  registerNetworkCommands(program, io);
+  registerConsolePasswordCommands(program, io);
   registerVolumeCommands(program, io, (code) => {
     exitCode = code;
   });

@@ -27,11 +27,12 @@ import type {
   LogStreamQuery,
   LoginBody,
   NetworkStatus,
+  NetworkSettingsStatus,
+  SetNetworkSettingsBody,
   OAuthFlow,
   PackageDetail,
   Page,
   PageQuery,
-  Problem,
   Repository,
   SessionInfo,
   Setting,
@@ -45,6 +46,7 @@ import type {
   SystemUsage,
   OsInfo,
   SshKeys,
+  ConsolePassword,
   UpdateAccountBody,
   UpgradeBody,
   UpgradeOffer,
@@ -92,7 +94,7 @@ import type {
   RunBackupBody,
   SetBackupPolicyBody,
 } from "@townos/api";
-import { ApiError } from "./errors.js";
+import { ApiError, failure, unreachable } from "./errors.js";
 import { readEvents } from "./events.js";
 
 export type * from "@townos/api";
@@ -190,30 +192,10 @@ export class TownClient {
     try {
       response = await this.fetchImpl(url, init);
     } catch (error) {
-      throw new ApiError({
-        type: "urn:town-os:problem:unreachable",
-        title: "Cannot reach Town OS",
-        status: 0,
-        detail: `${url.origin}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`,
-        code: "unreachable",
-      });
+      throw unreachable(url, error);
     }
     if (response.ok) return response;
-    const text = await response.text();
-    let problem: Partial<Problem> | undefined;
-    try {
-      problem = text === "" ? undefined : (JSON.parse(text) as Partial<Problem>);
-    } catch {
-      problem = undefined;
-    }
-    throw new ApiError({
-      type: problem?.type ?? "about:blank",
-      title: problem?.title ?? response.statusText,
-      status: response.status,
-      detail: problem?.detail ?? text,
-      code: problem?.code ?? "unknown",
-      ...(problem?.issues ? { issues: problem.issues } : {}),
-    });
+    throw await failure(response);
   }
 
   status(): Promise<Status> {
@@ -472,6 +454,31 @@ export class TownClient {
   /** Replaces the SSH keys (one authorized_keys line each). */
   setSshKeys(keys: readonly string[]): Promise<SshKeys> {
     return this.request("PUT", "/system/ssh-keys", { body: { keys } });
+  }
+
+  /** The box's network settings (DHCP or a fixed address), its wired interfaces and whether they apply. */
+  networkSettings(): Promise<NetworkSettingsStatus> {
+    return this.request("GET", "/system/network");
+  }
+
+  /** Saves new network settings; the box applies them just after answering. */
+  setNetworkSettings(settings: SetNetworkSettingsBody): Promise<NetworkSettingsStatus> {
+    return this.request("PUT", "/system/network", { body: settings });
+  }
+
+  /** Whether root has a password for the box's own screen and keyboard. */
+  consolePassword(): Promise<ConsolePassword> {
+    return this.request("GET", "/system/console-password");
+  }
+
+  /** Sets root's console password (kept as a hash; SSH stays key-only). */
+  setConsolePassword(password: string): Promise<ConsolePassword> {
+    return this.request("PUT", "/system/console-password", { body: { password } });
+  }
+
+  /** Removes root's console password: root is locked again. */
+  clearConsolePassword(): Promise<ConsolePassword> {
+    return this.request("DELETE", "/system/console-password");
   }
 
   /** The VM image store: its images, and the downloads under way or failed. */

@@ -12,13 +12,29 @@ export function pruneAudit(services: Services, app: FastifyInstance): void {
   if (dropped > 0) app.log.info({ dropped }, "audit: old entries dropped");
 }
 
+/** Root's console password into /etc/shadow at boot; when that fails, root stays as the image left it (locked). */
+export async function applyConsolePassword(
+  services: Services,
+  app: FastifyInstance,
+): Promise<void> {
+  try {
+    await services.consolePassword.apply();
+  } catch (error) {
+    app.log.warn({ err: error }, "console login: root's password is not applied");
+  }
+}
+
 /**
  * Repository refreshes on the configured interval, session sweeps, and audit
  * pruning (which also writes the summaries of anonymous requests not recorded
- * one by one). Returns a stop function.
+ * one by one); once, the saved network settings. Returns a stop function.
  */
 export function startBackgroundWork(services: Services, app: FastifyInstance): () => void {
   let stopped = false;
+  // networkctl may be slow, and a failure is shown in the settings: the boot goes on.
+  services.osNetwork.apply().catch((error: unknown) => {
+    app.log.error({ err: error }, "network: the saved settings are not applied");
+  });
   let refreshTimer: NodeJS.Timeout | undefined;
   const scheduleRefresh = (delayMs: number): void => {
     refreshTimer = setTimeout(() => {

@@ -14,6 +14,8 @@ import { Accounts } from "./auth/accounts.js";
 import { Sessions } from "./auth/sessions.js";
 import { SETUP_CODE_FILE, SetupCode } from "./auth/setup-code.js";
 import { SshKeys } from "./system/ssh-keys.js";
+import { OsNetwork, type OsNetworkHost } from "./system/os-network.js";
+import { ConsolePassword } from "./system/console-password.js";
 import { LoginThrottle } from "./auth/throttle.js";
 import { Catalog, type RepositoryFetcher } from "./catalog/catalog.js";
 import { gitFetcher } from "./catalog/git-fetcher.js";
@@ -30,7 +32,7 @@ import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
 import { waitForFile } from "./system/wait-for-file.js";
 import { attachPages, createPages } from "./pages/setup.js";
-import { pruneAudit, startBackgroundWork } from "./background-work.js";
+import { applyConsolePassword, pruneAudit, startBackgroundWork } from "./background-work.js";
 import { appEndpoints } from "./monitoring/app-endpoints.js";
 import { AppMetrics } from "./monitoring/app-metrics.js";
 import type { OsFiles } from "./system/os-info.js";
@@ -89,6 +91,18 @@ export interface DaemonConfig {
    * RAM) is mounted there. The daemon starts meanwhile. Absent: at once.
    */
   dataReadyFile?: string;
+  /**
+   * systemd-networkd's runtime directory (the image: /run/systemd/network),
+   * where the saved network settings are applied. Absent: never.
+   */
+  networkdDir?: string;
+  /** Where the kernel command line, the interfaces and networkctl are (tests); default the real ones. */
+  osNetworkHost?: Partial<OsNetworkHost>;
+  /**
+   * The root directory whose /etc/shadow gets root's console password: `/`
+   * on the image. Absent: the password is kept but no host's root changes.
+   */
+  consoleLoginRoot?: string;
 }
 
 export interface NetworkConfig {
@@ -196,6 +210,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       const services = createServices(db, clock, config, app.log, port);
       addDefaultRepository(db, services.repositories, config.defaultRepositoryUrl);
       pruneAudit(services, app);
+      await applyConsolePassword(services, app);
       const setupCode = await services.setupCode.prepare(services.accounts.setupNeeded);
       if (setupCode !== undefined) {
         app.log.info(
@@ -234,6 +249,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       stopping.abort(new Error("Town OS stopped while it was starting"));
       await booted;
       stopBackgroundWork();
+      await boot.services?.osNetwork.idle();
       boot.services?.oauth.close();
       await boot.services?.pages.stop();
       stopMonitoring();
@@ -321,6 +337,8 @@ function createServices(
     throttle: new LoginThrottle({ maxFailures: 5, windowMs: 60_000 }, clock),
     setupCode: new SetupCode(join(config.dataDir, SETUP_CODE_FILE)),
     sshKeys: new SshKeys(config.dataDir),
+    osNetwork: new OsNetwork(config.dataDir, config.networkdDir, config.osNetworkHost),
+    consolePassword: new ConsolePassword(config.dataDir, config.consoleLoginRoot),
     audit,
     settings,
     repositories,

@@ -17,6 +17,8 @@ import type { Repositories } from "./store/repositories.js";
 import type { StateService } from "./state/service.js";
 import type { Settings } from "./store/settings.js";
 import type { SshKeys } from "./system/ssh-keys.js";
+import type { OsNetwork } from "./system/os-network.js";
+import type { ConsolePassword } from "./system/console-password.js";
 import type { Volumes } from "./volumes/volumes.js";
 import type { RollbackResult } from "@townos/api";
 import type { RestorePointService } from "./backup/restore-points.js";
@@ -55,6 +57,10 @@ export interface Services {
   state: StateService;
   /** Root's SSH keys for the Town OS image, on the data pool. */
   sshKeys: SshKeys;
+  /** The box's own address (DHCP or fixed) for the Town OS image, on the data pool. */
+  osNetwork: OsNetwork;
+  /** Root's console password (a hash on the data pool), applied to /etc/shadow on the image. */
+  consolePassword: ConsolePassword;
   /** Static websites served by the ingress; answers `unavailable` without networking. */
   pages: Pages;
   /** Prometheus, Node Exporter and Grafana: status, queries, alerts; answers `unavailable` when off. */

@@ -477,6 +477,39 @@ const en = {
   "sshKeys.paste": "Public key (the contents of a file such as ~/.ssh/id_ed25519.pub)",
   "sshKeys.add": "Add key",
   "sshKeys.remove": "Remove",
+  "osNetwork.title": "Network",
+  "osNetwork.about":
+    "How the box gets its address on your home network: from the router (DHCP), or always the same one. Kept on the data disk.",
+  "osNetwork.unused":
+    "These settings set the address of a box running the Town OS image; this box does not run it, so they are kept but unused.",
+  "osNetwork.overridden":
+    "The box was started with town.network=dhcp: it takes its address by DHCP until the next restart, whatever is saved here.",
+  "osNetwork.failed": "The settings could not be applied: {error}",
+  "osNetwork.mode": "Address",
+  "osNetwork.dhcp": "From the router (DHCP)",
+  "osNetwork.static": "Fixed address",
+  "osNetwork.interface": "Network port",
+  "osNetwork.now": "now",
+  "osNetwork.address": "Address with prefix length (e.g. 192.168.1.50/24)",
+  "osNetwork.gateway": "Gateway (your router)",
+  "osNetwork.dns": "DNS servers (optional, separated by commas; none: the gateway)",
+  "osNetwork.warning":
+    "After saving, the box moves to the new address at once: this page stops answering here, and the dashboard is at http://NEW-ADDRESS:{port}/. If that address does not work, restart the box with town.network=dhcp added to its boot line (in the boot menu) to get back in.",
+  "osNetwork.moved": "Saved. The dashboard moves to",
+  "osNetwork.save": "Save",
+  "consolePassword.title": "Console login",
+  "consolePassword.about":
+    "With a console password, root can log in on the box's own screen and keyboard (press Alt+F2) when the network fails. It is never accepted over the network: SSH takes keys only. Only a hash of it is kept, on the data disk.",
+  "consolePassword.unused":
+    "This password lets root log in on the Town OS image's own screen and keyboard; this box does not run it, so the password is kept but unused.",
+  "consolePassword.none": "No console password: nobody can log in at the box itself.",
+  "consolePassword.isSet": "Root has a console password.",
+  "consolePassword.password":
+    "New console password (8 to 256 characters, typeable on the box's keyboard)",
+  "consolePassword.repeat": "The same again",
+  "consolePassword.set": "Set password",
+  "consolePassword.change": "Change password",
+  "consolePassword.remove": "Remove password",
 
   "network.title": "Network",
   "network.ca": "The box's certificate",

@@ -25,6 +25,8 @@ import { registerMonitoringRoutes } from "./routes/monitoring.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerPageRoutes } from "./routes/pages.js";
 import { registerSshKeyRoutes } from "./routes/ssh-keys.js";
+import { registerNetworkSettingsRoutes } from "./routes/network-settings.js";
+import { registerConsolePasswordRoutes } from "./routes/console-password.js";
 import { registerStateRoutes } from "./routes/state.js";
 import { registerRestorePointRoutes } from "./routes/restore-points.js";
 import { registerMetricsRoute, registerSystemRoutes } from "./routes/system.js";
@@ -243,6 +245,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     async (api) => {
       registerSystemRoutes(api, options);
       registerSshKeyRoutes(api, options);
+      registerNetworkSettingsRoutes(api, options);
+      registerConsolePasswordRoutes(api, options);
       registerAccountRoutes(api, options);
       registerAdminRoutes(api, options);
       registerCatalogRoutes(api, options);

@@ -18,6 +18,8 @@ const SBIN_DIRS = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
 export interface RunOptions {
   timeoutMs?: number;
+  /** Written to the program's standard input: secrets go this way, never on argv. */
+  input?: string;
 }
 
 /**
@@ -31,7 +33,7 @@ export function run(
   options: RunOptions = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       program,
       args,
       {
@@ -50,6 +52,11 @@ export function run(
         reject(new TownError("io", `${context}: ${describeFailure(program, error, stderr)}`));
       },
     );
+    if (options.input !== undefined) {
+      // A program that exits without reading its input fails with its own words, not EPIPE.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(options.input);
+    }
   });
 }
 

@@ -66,8 +66,11 @@ export function parseDataDecision(text: string): OsInfo["data"] {
   return { storage: kind === "ram" ? "ram" : "disk", detail, degraded: kind === "disk-degraded" };
 }
 
-/** A regular file's text, bounded, its last component not followed; undefined when absent or unfit. */
-async function readSmall(path: string): Promise<string | undefined> {
+/**
+ * A regular file's text, bounded, its last component not followed; undefined
+ * when absent or unfit. Reads /proc files too, whose size says 0.
+ */
+export async function readSmall(path: string): Promise<string | undefined> {
   let file;
   try {
     file = await open(path, constants.O_RDONLY | NO_FOLLOW);

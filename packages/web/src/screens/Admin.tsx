@@ -11,6 +11,8 @@ import { formatTime, t, type MessageKey } from "../messages.js";
 import { useSession } from "../session.js";
 import { ManagedBadge, useManaged } from "../managed.js";
 import { SshKeys } from "./SshKeys.js";
+import { NetworkSettings } from "./NetworkSettings.js";
+import { ConsolePassword } from "./ConsolePassword.js";
 
 export function Users() {
   const accounts = useLoad(() => client.accounts({ limit: 500 }), "accounts");
@@ -220,6 +222,8 @@ export function Settings() {
       {settings.data?.items.length === 0 && <p className="card empty">{t("settings.empty")}</p>}
       <Sessions />
       {session.isAdmin && <SshKeys />}
+      {session.isAdmin && <NetworkSettings />}
+      {session.isAdmin && <ConsolePassword />}
       <h2>{t("settings.title")}</h2>
       <ul className="stack">
         {settings.data?.items.map((setting) => (

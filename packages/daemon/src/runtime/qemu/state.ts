@@ -114,12 +114,12 @@ export async function readRecord(path: string): Promise<VmRecord | undefined> {
 }
 
 /** Written to a new file and renamed over the old: a crash leaves one or the other. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(path: string, text: string, mode = 0o600): Promise<void> {
   const temporary = `${path}.${randomBytes(4).toString("hex")}.tmp`;
   const file = await open(
     temporary,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW,
-    0o600,
+    mode,
   );
   try {
     await file.writeFile(text);
