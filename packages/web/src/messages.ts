@@ -494,7 +494,7 @@ const en = {
   "osNetwork.gateway": "Gateway (your router)",
   "osNetwork.dns": "DNS servers (optional, separated by commas; none: the gateway)",
   "osNetwork.warning":
-    "After saving, the box moves to the new address at once: this page stops answering here, and the dashboard is at http://NEW-ADDRESS:{port}/. If that address does not work, restart the box with town.network=dhcp added to its boot line (in the boot menu) to get back in.",
+    'After saving, the box moves to the new address at once: this page stops answering here, and the dashboard is at http://NEW-ADDRESS:{port}/. If that address does not work, restart the box and pick "network by DHCP (rescue)" in its boot menu to get back in.',
   "osNetwork.moved": "Saved. The dashboard moves to",
   "osNetwork.save": "Save",
   "consolePassword.title": "Console login",
