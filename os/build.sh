@@ -42,8 +42,13 @@ module_excludes=('sound/*' 'drivers/media/*' 'drivers/net/wireless/*' 'net/bluet
 # `quiet`: the kernel's messages would go out of the serial port at 115200
 # baud, and the boot waits for them; errors still show. No `toram`: live-boot
 # would copy the squashfs into RAM before anything else starts;
-# town-os-to-ram.service copies it while the box boots.
-readonly cmdline="boot=live quiet console=ttyS0,115200 console=tty0"
+# town-os-to-ram.service copies it while the box boots. `live-media`: the
+# stick by its label, so live-boot does not probe every drive (CD drives
+# included) and mount the owner's disks looking for it. Transparent huge
+# pages on request (`madvise`, not Debian's `always`): a 2 MB page zeroed and
+# held for each large mapping a program touches costs a small box RAM, and
+# databases run in containers advise against it.
+readonly cmdline="boot=live live-media=/dev/disk/by-label/TOWNOS transparent_hugepage=madvise quiet console=ttyS0,115200 console=tty0"
 
 [ "$(id -u)" -eq 0 ] || { echo "build: run me as root (mmdebstrap, chroot)" >&2; exit 1; }
 case "$comp" in xz | zstd) ;; *) echo "build: TOWN_OS_SQUASHFS_COMP is xz or zstd" >&2; exit 1 ;; esac
