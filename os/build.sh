@@ -79,12 +79,20 @@ cp -a node_modules "$app/"
 # The command line and daemon as one file (and the repository worker, which
 # the daemon starts from beside itself): Node loads one file instead of about
 # a thousand modules, half the start-up CPU time, and much more under QEMU
-# without KVM. The native modules stay in node_modules; require() is given to
-# the CommonJS dependencies bundled into ES module output.
-node_modules/.bin/esbuild packages/cli/dist/main.js packages/daemon/dist/catalog/repository-worker.js \
-  --bundle --platform=node --format=esm --target=node20 --outdir="$app/packages/cli/dist" \
-  --entry-names='[name]' --allow-overwrite --external:better-sqlite3 --external:@node-rs/argon2 \
-  --log-level=warning --banner:js="import { createRequire as bundleCreateRequire } from 'node:module'; const require = bundleCreateRequire(import.meta.url);"
+# without KVM. The command line and daemon are CommonJS (town.cjs), run by
+# packages/cli/src/code-cache-main.ts as main.js with V8's code cache (made in
+# the image's root file system by os/customize.sh, with its own Node); the worker
+# stays an ES module. The native modules stay in node_modules; require() is
+# given to the CommonJS dependencies bundled into the worker.
+bundle=(--bundle --platform=node --target=node20 --outdir="$app/packages/cli/dist" --allow-overwrite
+  --external:better-sqlite3 --external:@node-rs/argon2 --log-level=warning)
+node_modules/.bin/esbuild packages/cli/dist/main.js "${bundle[@]}" --format=cjs --entry-names=town \
+  --out-extension:.js=.cjs --define:import.meta.url=bundleUrl \
+  --banner:js="const bundleUrl = require('node:url').pathToFileURL(__filename).href;" \
+  --log-override:empty-import-meta=silent
+node_modules/.bin/esbuild packages/daemon/dist/catalog/repository-worker.js "${bundle[@]}" --format=esm \
+  --banner:js="import { createRequire as bundleCreateRequire } from 'node:module'; const require = bundleCreateRequire(import.meta.url);"
+cp packages/cli/dist/code-cache-main.js "$app/packages/cli/dist/main.js"
 stage "project (build, production node_modules: $(mib "$app") MB)"
 
 # --- 2. the root file system --------------------------------------------------

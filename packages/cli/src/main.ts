@@ -4,4 +4,7 @@
 import { processIo } from "./io.js";
 import { runTown } from "./program.js";
 
-process.exitCode = await runTown(process.argv.slice(2), processIo());
+// No top-level await: the image bundles this file as CommonJS (os/build.sh).
+void runTown(process.argv.slice(2), processIo()).then((code) => {
+  process.exitCode = code;
+});
