@@ -114,9 +114,10 @@ rm -rf "$rootfs"
 version="$(date -u +%Y.%m.%d)-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "build: image version $version"
 # The initramfs settings go in before the kernel's package makes the initramfs.
-hooks=(--essential-hook="cp -a '$repo/os/rootfs/etc/initramfs-tools' \"\$1/etc/\""
-  --customize-hook="bash '$repo/os/customize.sh' \"\$1\" '$app' '$version'")
+hooks=(--essential-hook="cp -a '$repo/os/rootfs/etc/initramfs-tools' \"\$1/etc/\"")
+# Node first: os/customize.sh runs it in the root file system (the code cache).
 [ "$node_from" = nodesource ] || hooks+=(--customize-hook="install -m 755 '$(command -v node)' \"\$1/usr/bin/node\"")
+hooks+=(--customize-hook="bash '$repo/os/customize.sh' \"\$1\" '$app' '$version'")
 # [ "$node_from" = nodesource ] needs its key inside the chroot for apt's later runs.
 [ "$node_from" != nodesource ] || hooks=(--setup-hook="mkdir -p \"\$1/usr/share/keyrings\" && cp /usr/share/keyrings/nodesource.gpg \"\$1/usr/share/keyrings/\"" "${hooks[@]}")
 mmdebstrap --mode=root --variant=minbase --components=main \
