@@ -22,12 +22,13 @@ describe("the image's main.js: the CommonJS bundle with V8's code cache", () => 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "town-code-cache-"));
     await copyFile(fileURLToPath(new URL("./code-cache-main.ts", import.meta.url)), main());
-    // A bundle needing what Node gives a CommonJS module: require from its
-    // own directory, __filename, and the process's arguments.
+    // A bundle needing what Node gives a CommonJS module: its `#!` line dropped,
+    // require from its own directory, __filename, and the process's arguments.
     await writeFile(join(dir, "helper.cjs"), "module.exports = (words) => words.join('+');\n");
     await writeFile(
       join(dir, "town.cjs"),
-      "const join = require('./helper.cjs');\n" +
+      "#!/usr/bin/env node\n" +
+        "const join = require('./helper.cjs');\n" +
         "function greet(name) { return 'ran ' + require('node:path').basename(__filename) + ' ' + name; }\n" +
         "console.log(greet(join(process.argv.slice(2))));\n",
     );

@@ -29,7 +29,9 @@ try {
 } catch {
   // No cache: V8 compiles the bundle as usual.
 }
-const script = new Script(Module.wrap(readFileSync(bundle, "utf8")), {
+// The entry's `#!` line, which Node's own loader drops, is no JavaScript inside the wrapper.
+const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "");
+const script = new Script(Module.wrap(source), {
   filename: bundle,
   ...(cachedData === undefined ? {} : { cachedData }),
 });
