@@ -21,7 +21,7 @@ import {
   generateX25519Identity,
   identityToRecipient,
 } from "age-encryption";
-import { writeFileAtomic } from "../runtime/qemu/state.js";
+import { writeFileAtomic } from "../system/small-files.js";
 import { errnoCode } from "../storage/safe-fs.js";
 import { NO_FOLLOW } from "../system/proc.js";
 import { appPath } from "./plan.js";

@@ -9,8 +9,7 @@ import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findControlCharacter, TownError } from "@townos/format";
-import { writeFileAtomic } from "../runtime/qemu/state.js";
-import { readSmallFile } from "../backup/targets/files.js";
+import { readSmallFile, writeFileAtomic } from "./small-files.js";
 import { lstatOrUndefined } from "../storage/safe-fs.js";
 import { requireProgram, run } from "../storage/exec.js";
 import { Mutex } from "./mutex.js";

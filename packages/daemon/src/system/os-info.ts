@@ -6,10 +6,8 @@
  * `disk-degraded DISKS` or `ram REASON`). Data in RAM is lost at reboot, and
  * a degraded pool has one copy left: the dashboard says so.
  */
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
 import { findControlCharacter } from "@townos/format";
-import { NO_FOLLOW } from "./proc.js";
+import { readSmallFile } from "./small-files.js";
 
 export const DEFAULT_OS_FILES = {
   release: "/etc/town-os-release",
@@ -33,7 +31,10 @@ const MAX_FILE_BYTES = 4096;
 const MAX_VALUE_LENGTH = 200;
 
 export async function readOsInfo(files: OsFiles = DEFAULT_OS_FILES): Promise<OsInfo> {
-  const [release, data] = await Promise.all([readSmall(files.release), readSmall(files.data)]);
+  const [release, data] = await Promise.all([
+    readSmallFile(files.release, MAX_FILE_BYTES),
+    readSmallFile(files.data, MAX_FILE_BYTES),
+  ]);
   return {
     image: release === undefined ? null : parseRelease(release),
     data: data === undefined ? null : parseDataDecision(data),
@@ -64,25 +65,4 @@ export function parseDataDecision(text: string): OsInfo["data"] {
   const [, kind, detail = ""] = match;
   if (detail.length > MAX_VALUE_LENGTH || findControlCharacter(detail)) return null;
   return { storage: kind === "ram" ? "ram" : "disk", detail, degraded: kind === "disk-degraded" };
-}
-
-/**
- * A regular file's text, bounded, its last component not followed; undefined
- * when absent or unfit. Reads /proc files too, whose size says 0.
- */
-export async function readSmall(path: string): Promise<string | undefined> {
-  let file;
-  try {
-    file = await open(path, constants.O_RDONLY | NO_FOLLOW);
-  } catch {
-    return undefined;
-  }
-  try {
-    if (!(await file.stat()).isFile()) return undefined;
-    const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-    return bytesRead > MAX_FILE_BYTES ? undefined : buffer.subarray(0, bytesRead).toString("utf8");
-  } finally {
-    await file.close();
-  }
 }

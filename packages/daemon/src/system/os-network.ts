@@ -8,8 +8,7 @@
 import { lstat, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { TownError } from "@townos/format";
-import { readSmallFile } from "../backup/targets/files.js";
-import { writeFileAtomic } from "../runtime/qemu/state.js";
+import { readSmallFile, writeFileAtomic } from "./small-files.js";
 import { run } from "../storage/exec.js";
 import { lstatOrUndefined } from "../storage/safe-fs.js";
 import { Mutex } from "./mutex.js";
@@ -21,7 +20,6 @@ import {
   parseNetworkSettings,
   type NetworkSettings,
 } from "./network-settings.js";
-import { readSmall } from "./os-info.js";
 import { SYS_CLASS_NET, wiredInterfaces, type WiredInterface } from "./wired-interfaces.js";
 
 export const NETWORK_DIR = join("os", "network");
@@ -29,6 +27,8 @@ export const SETTINGS_FILE = "settings.json";
 /** Sorts before the image's `80-town-os-dhcp.network`: networkd uses the first file that matches. */
 export const NETWORKD_FILE = "10-town-os.network";
 const MAX_SETTINGS_BYTES = 4096;
+/** The kernel allows 2 KB on x86 (COMMAND_LINE_SIZE). */
+const MAX_CMDLINE_BYTES = 4096;
 const NETWORKCTL_TIMEOUT_MS = 30_000;
 
 /** Where the OS's files and programs are; tests give their own. */
@@ -181,6 +181,6 @@ export class OsNetwork {
 
   private async overridden(): Promise<boolean> {
     if (this.networkdDir === undefined) return false;
-    return dhcpForced((await readSmall(this.host.cmdlineFile)) ?? "");
+    return dhcpForced((await readSmallFile(this.host.cmdlineFile, MAX_CMDLINE_BYTES)) ?? "");
   }
 }

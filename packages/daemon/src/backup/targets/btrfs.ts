@@ -37,7 +37,6 @@ import { runChild, startChild } from "./child.js";
 import {
   namesIn,
   prepareRoot,
-  readSmallFile,
   removeSpecialFiles,
   requireEmptyDirectory,
   SPECIAL_FILES,
@@ -47,6 +46,7 @@ import {
   TEMP_PREFIX,
   writeDurably,
 } from "./files.js";
+import { readSmallFile } from "../../system/small-files.js";
 import { checkPut, encodeStored, parseStored, oldestFirst } from "./stored.js";
 
 const MANIFESTS_DIR = "manifests";

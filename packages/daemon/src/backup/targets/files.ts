@@ -100,27 +100,6 @@ export async function requireRoot(name: string, location: string): Promise<strin
   return root;
 }
 
-/** A small regular file's text; undefined when absent, a link, not a file or larger than `max`. */
-export async function readSmallFile(path: string, max: number): Promise<string | undefined> {
-  let file;
-  try {
-    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    const code = errnoCode(error);
-    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") return undefined;
-    throw error;
-  }
-  try {
-    const stats = await file.stat();
-    if (!stats.isFile() || stats.size > max) return undefined;
-    const buffer = Buffer.alloc(stats.size);
-    const { bytesRead } = await file.read(buffer, 0, stats.size, 0);
-    return buffer.subarray(0, bytesRead).toString("utf8");
-  } finally {
-    await file.close();
-  }
-}
-
 /** Writes `dir/name` whole or not at all, and durably: a temporary file, fsync, rename, fsync of the directory. */
 export async function writeDurably(dir: string, name: string, content: string): Promise<void> {
   const temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}`);

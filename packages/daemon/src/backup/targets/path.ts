@@ -41,7 +41,6 @@ import {
 import {
   namesIn,
   prepareRoot,
-  readSmallFile,
   requireEmptyDirectory,
   requireRoot,
   syncDirectory,
@@ -49,6 +48,7 @@ import {
   TEMP_PREFIX,
   writeDurably,
 } from "./files.js";
+import { readSmallFile } from "../../system/small-files.js";
 import { checkPut, encodeStored, parseStored, oldestFirst } from "./stored.js";
 
 const MANIFEST_FILE = "manifest.json";

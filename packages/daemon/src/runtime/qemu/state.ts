@@ -9,10 +9,11 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { open, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TownError } from "@townos/format";
 import { NO_FOLLOW } from "../../system/proc.js";
+import { writeFileAtomic } from "../../system/small-files.js";
 import type { Workload } from "../workload.js";
 import type { Accelerator, QemuPaths } from "./qemu-args.js";
 
@@ -111,27 +112,6 @@ export async function readRecord(path: string): Promise<VmRecord | undefined> {
   )
     throw new TownError("io", `${path} is not a VM record`);
   return record as VmRecord;
-}
-
-/** Written to a new file and renamed over the old: a crash leaves one or the other. */
-export async function writeFileAtomic(path: string, text: string, mode = 0o600): Promise<void> {
-  const temporary = `${path}.${randomBytes(4).toString("hex")}.tmp`;
-  const file = await open(
-    temporary,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW,
-    mode,
-  );
-  try {
-    await file.writeFile(text);
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
 }
 
 export function writeRecord(paths: VmPaths, record: VmRecord): Promise<void> {

@@ -27,15 +27,9 @@ import {
   qemuArgs,
   type Accelerator,
 } from "./qemu-args.js";
+import { writeFileAtomic } from "../../system/small-files.js";
 import { QmpClient } from "./qmp.js";
-import {
-  readRecord,
-  vmPaths,
-  writeFileAtomic,
-  writeRecord,
-  type VmPaths,
-  type VmRecord,
-} from "./state.js";
+import { readRecord, vmPaths, writeRecord, type VmPaths, type VmRecord } from "./state.js";
 
 /** The VM image store as far as this runtime needs it. */
 export interface VmImages {
