@@ -33,16 +33,22 @@ packages=(linux-image-amd64 initramfs-tools live-boot systemd-sysv systemd-resol
   ca-certificates libstdc++6 xz-utils bzip2 zstd curl iproute2 procps util-linux)
 # Left out of the image: Prometheus's web pages' time zone data (218 MB; the
 # daemon reads Prometheus's API only), and kernel drivers a home server has no
-# use for (sound, TV and cameras, Wi-Fi without its non-free firmware,
-# Bluetooth, InfiniBand, industrial sensors, staging).
-module_excludes=('sound/*' 'drivers/media/*' 'drivers/net/wireless/*' 'net/bluetooth/*' 'drivers/bluetooth/*'
-  'drivers/infiniband/*' 'drivers/iio/*' 'drivers/staging/*')
+# use for (sound, TV and cameras, Wi-Fi and its stack, Bluetooth, InfiniBand,
+# industrial sensors, staging). dpkg sees the kernel's modules under
+# /lib/modules. Kept from those trees: what the kept drivers need (graphics
+# drivers use the HDMI-CEC and remote-control cores, some laptops' ACPI
+# drivers the sound core and industrial I/O); os/customize.sh checks that no
+# display, network, disk or file system driver lost a dependency.
+module_excludes=('sound/*' 'drivers/media/*' 'drivers/net/wireless/*' 'net/wireless/*' 'net/mac80211/*'
+  'net/bluetooth/*' 'drivers/bluetooth/*' 'drivers/infiniband/*' 'drivers/iio/*' 'drivers/staging/*')
+module_includes=('sound/core/*' 'sound/soundcore.ko' 'drivers/media/cec/*' 'drivers/media/rc/rc-core.ko'
+  'drivers/iio/industrialio.ko')
 # The kernel's boot command line; a box's owner adds town.data=/dev/DISK once
 # to make a blank disk the data pool (see os/rootfs/usr/local/sbin/town-os-data).
 # `quiet`: the kernel's messages would go out of the serial port at 115200
 # baud, and the boot waits for them; errors still show. No `toram`: live-boot
 # would copy the squashfs into RAM before anything else starts;
-# town-os-to-ram.service copies it while the box boots. `live-media`: the
+# town-os-to-ram.service copies it once the daemon is up. `live-media`: the
 # stick by its label, so live-boot does not probe every drive (CD drives
 # included) and mount the owner's disks looking for it. Transparent huge
 # pages on request (`madvise`, not Debian's `always`): a 2 MB page zeroed and
@@ -126,7 +132,8 @@ mmdebstrap --mode=root --variant=minbase --components=main \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --dpkgopt='path-exclude=/usr/share/javascript/moment-timezone/*' \
-  "${module_excludes[@]/#/--dpkgopt=path-exclude=/usr/lib/modules/*/kernel/}" \
+  "${module_excludes[@]/#/--dpkgopt=path-exclude=/lib/modules/*/kernel/}" \
+  "${module_includes[@]/#/--dpkgopt=path-include=/lib/modules/*/kernel/}" \
   "${hooks[@]}" \
   bookworm "$rootfs" "${sources[@]}"
 # mmdebstrap leaves its own /etc/hostname and /etc/resolv.conf out of the

@@ -19,12 +19,28 @@ rejected=$(chroot "$root" /opt/town/town --help 2>&1 >/dev/null)
   echo "customize: no usable code cache: $rejected" >&2
   exit 1
 }
+# The drivers os/build.sh leaves out must not be ones that a display,
+# network, disk or file system driver needs, InfiniBand's RDMA transports
+# aside (each module names what it depends on in its modinfo; Debian's
+# System.map is a placeholder).
+broken=$(chroot "$root" bash -c '
+  cd /usr/lib/modules/* && present=" $(find kernel -name "*.ko*" -printf "%f\n" | sed "s/\.ko.*//; s/-/_/g" | tr "\n" " ")"
+  find kernel/drivers/{gpu,net/ethernet,ata,nvme,scsi,md,block,usb/host,usb/storage,virtio} kernel/fs -name "*.ko*" ! -name "*rdma*" |
+    while read -r module; do
+      for dependency in $(modinfo -F depends "$PWD/$module" | tr ",-" " _"); do
+        [[ $present == *" $dependency "* ]] || echo "$module needs $dependency"
+      done
+    done')
+[ -z "$broken" ] || {
+  echo "customize: a driver the image needs lost a dependency: $broken" >&2
+  exit 1
+}
 # What the daemon reports as the running image (system/os-info.ts).
 printf 'TOWN_OS_VERSION=%s\nTOWN_OS_BUILT=%s\n' "$version" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   >"$root/etc/town-os-release"
 
 chroot "$root" systemctl enable --quiet systemd-networkd systemd-resolved podman.socket \
-  town-os-data.service town-os.service town-os-console.service town-os-to-ram.service ssh.service
+  town-os-data.service town-os.service town-os-console.service town-os-to-ram.path town-os-to-ram.timer ssh.service
 # openssh-server's installation made host keys: every box would share them.
 # The box makes its own on the data pool (town-os-ssh-host-key).
 rm -f "$root"/etc/ssh/ssh_host_*

@@ -45,28 +45,15 @@ readonly port=${TOWN_OS_TEST_PORT:-15309}
 readonly ssh_port=${TOWN_OS_TEST_SSH_PORT:-15322}
 readonly ready_timeout=${TOWN_OS_READY_TIMEOUT:-600}
 readonly memory_mib=${TOWN_OS_TEST_MEMORY:-2048}
-readonly fat_offset=$((1024 * 1024))
 readonly ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 readonly ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 
 [ -f "$image" ] || { echo "test: $image is missing; run os/build.sh first" >&2; exit 1; }
 bash os/setup-build.sh
 mkdir -p "$work"
-export MTOOLS_SKIP_CHECK=1
+# shellcheck source=os/lib/stick.sh
+source os/lib/stick.sh
 
-# consented_stick STICK DISKS [OPTIONS]: a copy of the image as the owner
-# boots it the first time, with town.data=DISKS (and OPTIONS) added to both
-# boot menus.
-consented_stick() {
-  local cfg
-  cp --sparse=always "$image" "$1"
-  for cfg in /syslinux/syslinux.cfg /boot/grub/grub.cfg; do
-    mtype -i "$1@@$fat_offset" "::$cfg" |
-      sed "s|boot=live|boot=live town.data=$2 ${3:-} ${TOWN_OS_BOOT_OPTIONS:-}|" >"$work/boot.cfg"
-    grep -q "town.data=$2" "$work/boot.cfg" || { echo "test: no boot=live line in $cfg" >&2; exit 1; }
-    mcopy -o -i "$1@@$fat_offset" "$work/boot.cfg" "::$cfg"
-  done
-}
 stick=$work/stick.img
 consented_stick "$stick" /dev/vdb
 booted_stick=$stick
@@ -97,11 +84,7 @@ boot() {
   shift 3
   : >"$serial"
   started=$(date +%s.%N)
-  qemu-system-x86_64 -accel tcg -machine q35 -smp 2 -m "$memory_mib" -display none -no-reboot \
-    -drive "file=$booted_stick,format=raw,if=virtio" -drive "file=$disk,format=${disk##*.},if=virtio" \
-    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:5309,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
-    -device virtio-net-pci,netdev=net0 \
-    -serial "file:$serial" "$@" &
+  qemu_tcg "$booted_stick" "$disk" "$port" "$ssh_port" "$serial" "$@" &
   qemu_pid=$!
   state=
   while [ "$state" != ready ]; do
@@ -111,8 +94,7 @@ boot() {
       exit 1
     fi
     sleep 1
-    state=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/api/v1/status" 2>/dev/null |
-      sed -n 's/.*"state":"\([a-z]*\)".*/\1/p') || state=
+    state=$(ready_state "$port")
   done
   ready_s=$(elapsed "$started")
   # QEMU's CPU time until then: what the boot costs, whatever else this machine runs.
@@ -145,15 +127,8 @@ dashboard() {
     { echo "test: $1: the dashboard page or its script ($script) is missing" >&2; exit 1; }
 }
 elapsed() { echo $(($(date +%s) - ${1%.*})); }
-# User and system time of a process, from /proc/PID/stat (fields 14 and 15, in clock ticks).
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) / hz) }' "/proc/$1/stat"; }
 results=()
 
-# blank_disk [NAME]: a new empty 8 GB disk, dist/os-work/test/NAME.qcow2 (blank.qcow2).
-blank_disk() {
-  rm -f "$work/${1:-blank}.qcow2"
-  qemu-img create -q -f qcow2 "$work/${1:-blank}.qcow2" 8G
-}
 # The persistence test. The host serves a package repository and a registry
 # holding its app's image (packages/daemon/test/image-repository.ts), which
 # the guest reaches at 10.0.2.2; the `town` command and ssh talk to the guest

@@ -41,6 +41,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         `  TOWN_DEFAULT_REPOSITORY      repository added on first start (default ${DEFAULT_REPOSITORY.url}; empty: none)`,
         "  TOWN_LOG_LEVEL               trace, debug, info (default), warn, error",
         "  TOWN_DATA_READY_FILE         open the data dir only once this file exists (the image: /run/town-os/data)",
+        "  TOWN_BOOTED_FILE             write ready or failed there once booting ends (the image: /run/town-os/daemon)",
         "  TOWN_NETWORKD_DIR            apply the saved network settings there (the image: /run/systemd/network)",
         "  TOWN_CONSOLE_LOGIN_ROOT      apply root's console password to ROOT/etc/shadow (the image: /; unset: never)",
         "  TOWN_EXTRA_HOSTS             more host names browsers may use, comma-separated",
@@ -90,6 +91,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
         ...(io.env["TOWN_DATA_READY_FILE"]
           ? { dataReadyFile: io.env["TOWN_DATA_READY_FILE"] }
           : {}),
+        ...(io.env["TOWN_BOOTED_FILE"] ? { bootedFile: io.env["TOWN_BOOTED_FILE"] } : {}),
         ...(io.env["TOWN_NETWORKD_DIR"] ? { networkdDir: io.env["TOWN_NETWORKD_DIR"] } : {}),
         ...consoleLoginRoot(io.env["TOWN_CONSOLE_LOGIN_ROOT"]),
         ...(io.env["TOWN_EXTRA_CA_FILE"]

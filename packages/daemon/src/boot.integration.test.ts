@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -67,11 +67,12 @@ describe("the daemon while it boots", () => {
     }
   });
 
-  it("opens its data directory only once the data pool's decision exists (dataReadyFile)", async () => {
+  it("opens its data directory only once the data pool's decision exists (dataReadyFile), then says it booted (bootedFile)", async () => {
     const scratch = await mkdtemp(join(tmpdir(), "town-boot-"));
     const decision = join(scratch, "run", "data");
+    const booted = join(scratch, "run", "daemon");
     const daemon = await startDaemon(
-      testDaemonConfig(scratch, { dataReadyFile: decision, apps: false }),
+      testDaemonConfig(scratch, { dataReadyFile: decision, bootedFile: booted, apps: false }),
     );
     try {
       const client = new TownClient({ baseUrl: daemon.url });
@@ -81,24 +82,32 @@ describe("the daemon while it boots", () => {
       assert.deepEqual([waiting.state, waiting.step], ["booting", "waiting for the data disk"]);
       await assert.rejects(access(join(scratch, "data")), "the data directory is not made yet");
       await mkdir(join(scratch, "run"));
+      await assert.rejects(access(booted), "not booted yet");
       await writeFile(decision, "disk /dev/vdb\n");
       await daemon.booted;
       assert.equal((await client.status()).state, "ready");
       await access(join(scratch, "data", "town.db"));
+      assert.equal(await readFile(booted, "utf8"), "ready\n");
     } finally {
       await daemon.stop();
       await rm(scratch, { recursive: true, force: true });
     }
   });
 
-  it("stops while it waits for the data disk", async () => {
+  it("stops while it waits for the data disk, and says the boot failed (bootedFile)", async () => {
     const scratch = await mkdtemp(join(tmpdir(), "town-boot-"));
+    const booted = join(scratch, "daemon");
     const daemon = await startDaemon(
-      testDaemonConfig(scratch, { dataReadyFile: join(scratch, "never"), apps: false }),
+      testDaemonConfig(scratch, {
+        dataReadyFile: join(scratch, "never"),
+        bootedFile: booted,
+        apps: false,
+      }),
     );
     try {
       await daemon.stop();
       assert.equal(daemon.boot.state, "failed");
+      assert.equal(await readFile(booted, "utf8"), "failed\n");
       await assert.rejects(access(join(scratch, "data")));
     } finally {
       await rm(scratch, { recursive: true, force: true });

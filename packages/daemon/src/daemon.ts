@@ -3,7 +3,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { TownError, type SystemInfo } from "@townos/format";
+import type { SystemInfo } from "@townos/format";
 import { Apps } from "./apps/service.js";
 import { AppMonitor } from "./apps/monitor.js";
 import { appDomainOwners } from "./apps/domains.js";
@@ -31,6 +31,7 @@ import type { BootState } from "./api/context.js";
 import { buildApi } from "./api/server.js";
 import { hostLanAddresses, Network, NETWORK } from "./net/network.js";
 import { waitForFile } from "./system/wait-for-file.js";
+import { writeBootedFile } from "./system/booted-file.js";
 import { attachPages, createPages } from "./pages/setup.js";
 import { applyConsolePassword, pruneAudit, startBackgroundWork } from "./background-work.js";
 import { appEndpoints } from "./monitoring/app-endpoints.js";
@@ -91,6 +92,8 @@ export interface DaemonConfig {
    * RAM) is mounted there. The daemon starts meanwhile. Absent: at once.
    */
   dataReadyFile?: string;
+  /** Gets the boot's outcome once booting ends (the image: /run/town-os/daemon, see town-os-to-ram.path). */
+  bootedFile?: string;
   /**
    * systemd-networkd's runtime directory (the image: /run/systemd/network),
    * where the saved network settings are applied. Absent: never.
@@ -139,18 +142,6 @@ export const DEFAULT_DATA_DIR = "/var/lib/town";
 /** Below the data directory: the VM image store, and the VMs' own state (pid, QMP socket, console). */
 const VM_IMAGES_DIR = "vm-images";
 const VM_STATE_DIR = "vms";
-export const DEFAULT_LISTEN = "0.0.0.0:5309";
-
-/** `host:port`, `[v6]:port` or `:port`. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(listen.trim());
-  const port = Number(match?.[3]);
-  if (!match || port < 0 || port > 65535) {
-    throw new TownError("invalid_argument", `"${listen}" is not HOST:PORT`);
-  }
-  return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
-}
-
 export interface RunningDaemon {
   app: FastifyInstance;
   boot: BootState;
@@ -235,6 +226,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       boot.error = error instanceof Error ? error.message : String(error);
       app.log.error({ err: error }, "Town OS failed to start");
     }
+    if (config.bootedFile !== undefined)
+      await writeBootedFile(config.bootedFile, boot.state, app.log);
   })();
 
   return {
