@@ -13,7 +13,31 @@ ln -sf /opt/town/town "$root/usr/local/bin/town"
 # V8's code cache for the command line and daemon bundle (cli/src/code-cache-main.ts),
 # made by the image's own Node with the flags the `town` launcher gives it, then
 # checked: a cache V8 rejects would only cost seconds at every start.
-chroot "$root" env TOWN_WRITE_CODE_CACHE=1 /opt/town/town --help >/dev/null
+# It is written by a start of the daemon, which is the boot's critical path:
+# the cache then also holds what compiles on the way to listening (the command
+# line, the API's routes; 5-12% faster to listen under QEMU than a cache made
+# by --help). The daemon waits for a data disk that never comes and is stopped.
+scratch=$(mktemp -d "$root/tmp/code-cache-XXXXXX")
+chroot "$root" env TOWN_WRITE_CODE_CACHE=1 TOWN_DATA_DIR="${scratch#"$root"}/data" \
+  TOWN_DATA_READY_FILE="${scratch#"$root"}/never" TOWN_LISTEN=127.0.0.1:0 TOWN_NETWORK=off \
+  TOWN_MONITORING=off TOWN_VMS=off /opt/town/town daemon >"$scratch/log" 2>&1 &
+daemon=$!
+for _ in $(seq 600); do
+  grep -q "Server listening" "$scratch/log" || ! kill -0 "$daemon" 2>/dev/null && break
+  sleep 0.1
+done
+kill -TERM "$daemon" 2>/dev/null || true
+wait "$daemon" || {
+  echo "customize: the daemon's start for the code cache failed:" >&2
+  cat "$scratch/log" >&2
+  exit 1
+}
+grep -q "Server listening" "$scratch/log" || {
+  echo "customize: the daemon never listened for the code cache:" >&2
+  cat "$scratch/log" >&2
+  exit 1
+}
+rm -rf "$scratch"
 rejected=$(chroot "$root" /opt/town/town --help 2>&1 >/dev/null)
 [ -z "$rejected" ] && [ -s "$root/opt/town/packages/cli/dist/town.cjs.cache" ] || {
   echo "customize: no usable code cache: $rejected" >&2

@@ -102,6 +102,15 @@ export function registerDaemonCommand(program: Command, io: Io): void {
       process.on("unhandledRejection", (reason) => {
         daemon.app.log.error({ err: reason }, "unhandled rejection; Town OS keeps serving");
       });
+      // Stopped as cleanly while it still waits for its data disk as after its boot:
+      // the process then ends on its own (exit handlers run), not killed by the signal.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void daemon.stop().then(resolve);
+        };
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
       await daemon.booted;
       if (daemon.setupCode !== undefined) {
         // Plain and on its own lines, so whoever started the box sees it among the JSON log lines.
@@ -109,13 +118,7 @@ export function registerDaemonCommand(program: Command, io: Io): void {
           `\nFirst-run setup code: ${daemon.setupCode}\n  the dashboard's first page and "town setup" ask for it (on this box, town setup reads it itself)\n\n`,
         );
       }
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          void daemon.stop().then(resolve);
-        };
-        process.once("SIGTERM", stop);
-        process.once("SIGINT", stop);
-      });
+      await stopped;
     });
 }
 
