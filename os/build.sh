@@ -53,8 +53,11 @@ module_includes=('sound/core/*' 'sound/soundcore.ko' 'drivers/media/cec/*' 'driv
 # included) and mount the owner's disks looking for it. Transparent huge
 # pages on request (`madvise`, not Debian's `always`): a 2 MB page zeroed and
 # held for each large mapping a program touches costs a small box RAM, and
-# databases run in containers advise against it.
-readonly cmdline="boot=live live-media=/dev/disk/by-label/TOWNOS transparent_hugepage=madvise quiet console=ttyS0,115200 console=tty0"
+# databases run in containers advise against it. `nonetworking`: live-boot
+# neither writes an ifupdown configuration (systemd-networkd runs the
+# network) nor, with it, triggers every device's udev events again and waits
+# for them, 2-3 s of a boot under QEMU without KVM.
+readonly cmdline="boot=live live-media=/dev/disk/by-label/TOWNOS nonetworking transparent_hugepage=madvise quiet console=ttyS0,115200 console=tty0"
 
 [ "$(id -u)" -eq 0 ] || { echo "build: run me as root (mmdebstrap, chroot)" >&2; exit 1; }
 case "$comp" in xz | zstd) ;; *) echo "build: TOWN_OS_SQUASHFS_COMP is xz or zstd" >&2; exit 1 ;; esac
