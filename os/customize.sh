@@ -27,16 +27,11 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 kill -TERM "$daemon" 2>/dev/null || true
-wait "$daemon" || {
-  echo "customize: the daemon's start for the code cache failed:" >&2
+if ! wait "$daemon" || ! grep -q "Server listening" "$scratch/log"; then
+  echo "customize: the daemon did not listen and stop cleanly for the code cache:" >&2
   cat "$scratch/log" >&2
   exit 1
-}
-grep -q "Server listening" "$scratch/log" || {
-  echo "customize: the daemon never listened for the code cache:" >&2
-  cat "$scratch/log" >&2
-  exit 1
-}
+fi
 rm -rf "$scratch"
 rejected=$(chroot "$root" /opt/town/town --help 2>&1 >/dev/null)
 [ -z "$rejected" ] && [ -s "$root/opt/town/packages/cli/dist/town.cjs.cache" ] || {
